@@ -1,0 +1,37 @@
+#![doc = include_str!("../README.md")]
+
+pub mod assignment;
+pub mod ids;
+pub mod model;
+pub mod order;
+pub mod secret;
+pub mod states;
+pub mod value;
+pub mod workflow;
+
+pub use assignment::{
+    AssignedResourceNavigation, AssignedResourceScalar, AssignedResourceType, AssignmentStatus,
+    Period,
+};
+pub use ids::{
+    AssignmentId, ConnectionId, EntityTypeId, OrderId, OwnerId, PackageId, RequestId, ResourceId,
+    ResourceTypeId, RoleId, StableId,
+};
+pub use model::{
+    EntityType, Owner, PropertyDefinition, PropertyKind, Resource, ResourceType,
+    ResourceTypeError, Thresholds,
+};
+pub use order::{
+    ChangeType, Changes, EntityTypeRef, NavigationChange, OrderFileError, PropertyChange,
+    ProvisioningOrder, ProvisioningOrdersList, ProvisioningResult, ProvisioningResultsList,
+    ResourceTypeRef,
+};
+pub use secret::{SECRET_MASK, Secret};
+pub use states::{
+    ConnectionMode, IllegalTransition, ProvisioningEvent, ProvisioningState, WorkflowState,
+};
+pub use value::{PropertyValue, Reference, ScalarValue};
+pub use workflow::{
+    ApprovalWorkflowType, AssignmentRequest, RequestError, RequestKind, RequestState,
+    RequestedAssignment,
+};

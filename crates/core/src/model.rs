@@ -1,0 +1,527 @@
+//! Entity types, resource types, resources and owners (SPEC §2).
+
+use crate::ids::{ConnectionId, EntityTypeId, OwnerId, ResourceId, ResourceTypeId, StableId};
+use crate::value::{PropertyValue, json_kind};
+use crate::workflow::ApprovalWorkflowType;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The kind of a property of an entity type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum PropertyKind {
+    /// Text.
+    String,
+    /// Signed integer.
+    Integer,
+    /// Boolean.
+    Bool,
+    /// Date-time, UTC.
+    DateTime,
+    /// Raw bytes.
+    Binary,
+    /// Write-only secret (password).
+    Secret,
+    /// Mono-valued navigation (e.g. `manager`, `parentdn`).
+    MonoReference {
+        /// The entity type referenced.
+        target: EntityTypeId,
+    },
+    /// Multi-valued navigation (e.g. `memberOf`).
+    MultiReference {
+        /// The entity type referenced.
+        target: EntityTypeId,
+    },
+}
+
+impl PropertyKind {
+    /// Whether the property is a navigation.
+    pub fn is_navigation(&self) -> bool {
+        matches!(self, Self::MonoReference { .. } | Self::MultiReference { .. })
+    }
+}
+
+/// A property of an entity type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PropertyDefinition {
+    /// The property's kind.
+    pub kind: PropertyKind,
+    /// Whether a created resource must have it.
+    #[serde(default)]
+    pub required: bool,
+    /// Whether the value must be unique among resources of the entity type (e.g.
+    /// `sAMAccountName`).
+    #[serde(default)]
+    pub unique: bool,
+}
+
+impl PropertyDefinition {
+    /// A property of the given kind, optional and not unique.
+    pub fn new(kind: PropertyKind) -> Self {
+        Self {
+            kind,
+            required: false,
+            unique: false,
+        }
+    }
+
+    /// Marks the property required.
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// Marks the property unique.
+    pub fn unique(mut self) -> Self {
+        self.unique = true;
+        self
+    }
+}
+
+/// A kind of resource, such as `Directory_User` or `AD_Entry`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EntityType {
+    /// Its id.
+    pub id: EntityTypeId,
+    /// Its readable identifier.
+    pub identifier: String,
+    /// Its properties by name.
+    #[serde(default)]
+    pub properties: BTreeMap<String, PropertyDefinition>,
+}
+
+impl EntityType {
+    /// An entity type with no property yet.
+    pub fn new(id: impl Into<EntityTypeId>, identifier: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            identifier: identifier.into(),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a property.
+    pub fn with_property(mut self, name: impl Into<String>, def: PropertyDefinition) -> Self {
+        self.properties.insert(name.into(), def);
+        self
+    }
+}
+
+/// Limits on how many orders of one kind a generation may hold for a resource type before it
+/// is blocked (SPEC §2 `MaximumInsert/Update/Delete` and the `...Percent` variants).
+///
+/// `None` means no limit. Percentages are of the resource type's existing targets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Thresholds {
+    /// At most this many Added orders.
+    #[serde(default)]
+    pub maximum_insert: Option<u32>,
+    /// At most this many Modified orders.
+    #[serde(default)]
+    pub maximum_update: Option<u32>,
+    /// At most this many Deleted orders.
+    #[serde(default)]
+    pub maximum_delete: Option<u32>,
+    /// At most this percentage of existing targets as Added orders.
+    #[serde(default)]
+    pub maximum_insert_percent: Option<u8>,
+    /// At most this percentage of existing targets as Modified orders.
+    #[serde(default)]
+    pub maximum_update_percent: Option<u8>,
+    /// At most this percentage of existing targets as Deleted orders.
+    #[serde(default)]
+    pub maximum_delete_percent: Option<u8>,
+}
+
+/// "An owner of source type S owns one resource of target type T in managed system C"
+/// (SPEC §2), with every setting and its default.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResourceType {
+    /// Its id.
+    pub id: ResourceTypeId,
+    /// Its readable identifier, e.g. `AD_Entry_NominativeUser`.
+    pub identifier: String,
+    /// The owners' entity type (e.g. `Directory_User`).
+    pub source_entity_type: EntityTypeId,
+    /// The targets' entity type (e.g. `AD_Entry`).
+    pub target_entity_type: EntityTypeId,
+    /// The connection that holds the targets.
+    pub connection: ConnectionId,
+    /// May create targets automatically. Default: true.
+    #[serde(default = "yes")]
+    pub allow_add: bool,
+    /// May deprovision targets automatically. Default: true.
+    #[serde(default = "yes")]
+    pub allow_remove: bool,
+    /// Deletes targets that have no owner. Default: false; needs `allow_remove`.
+    #[serde(default)]
+    pub remove_orphans: bool,
+    /// Every order for this type waits in provisioning review (`BlockProvisioning`).
+    /// Default: false.
+    #[serde(default)]
+    pub require_provisioning_review: bool,
+    /// Another resource type that must be provisioned (Verified or Executed) first.
+    #[serde(default)]
+    pub depends_on: Option<ResourceTypeId>,
+    /// An owner property that must be non-empty before a target is created.
+    #[serde(default)]
+    pub depends_on_owner_property: Option<String>,
+    /// Orders for an assignment that starts in the future are generated this many hours ahead.
+    /// Default: 0.
+    #[serde(default)]
+    pub fulfill_hours_ahead_of_time: u32,
+    /// How long an Executed/Transmitted item may stay unverified before it becomes Errored.
+    /// Default: 7 days. Serialized as whole seconds.
+    #[serde(default = "default_validity", with = "duration_secs")]
+    pub transmitted_state_validity_period: Duration,
+    /// Generation thresholds. Default: none.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// Drops manual assignments of this type at evaluation. Default: false.
+    #[serde(default)]
+    pub discard_manual_assignments: bool,
+    /// Approval steps for manual requests of this type. Default: none (0 steps).
+    #[serde(default)]
+    pub approval_workflow_type: ApprovalWorkflowType,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_validity() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+mod duration_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// A resource-type setting that contradicts another.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResourceTypeError {
+    /// `RemoveOrphans` without `AllowRemove`.
+    #[error("resource type {resource_type}: RemoveOrphans needs AllowRemove")]
+    RemoveOrphansWithoutAllowRemove {
+        /// The resource type.
+        resource_type: ResourceTypeId,
+    },
+    /// A percentage above 100.
+    #[error("resource type {resource_type}: {setting} is {value}%, above 100%")]
+    PercentOutOfRange {
+        /// The resource type.
+        resource_type: ResourceTypeId,
+        /// The setting.
+        setting: &'static str,
+        /// Its value.
+        value: u8,
+    },
+    /// `DependsOn` names the type itself.
+    #[error("resource type {resource_type}: DependsOn names the type itself")]
+    DependsOnItself {
+        /// The resource type.
+        resource_type: ResourceTypeId,
+    },
+}
+
+impl ResourceType {
+    /// A resource type with every setting at its default.
+    pub fn new(
+        id: impl Into<ResourceTypeId>,
+        identifier: impl Into<String>,
+        source_entity_type: impl Into<EntityTypeId>,
+        target_entity_type: impl Into<EntityTypeId>,
+        connection: impl Into<ConnectionId>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            identifier: identifier.into(),
+            source_entity_type: source_entity_type.into(),
+            target_entity_type: target_entity_type.into(),
+            connection: connection.into(),
+            allow_add: true,
+            allow_remove: true,
+            remove_orphans: false,
+            require_provisioning_review: false,
+            depends_on: None,
+            depends_on_owner_property: None,
+            fulfill_hours_ahead_of_time: 0,
+            transmitted_state_validity_period: default_validity(),
+            thresholds: Thresholds::default(),
+            discard_manual_assignments: false,
+            approval_workflow_type: ApprovalWorkflowType::default(),
+        }
+    }
+
+    /// Checks that the settings agree with each other.
+    pub fn validate(&self) -> Result<(), ResourceTypeError> {
+        if self.remove_orphans && !self.allow_remove {
+            return Err(ResourceTypeError::RemoveOrphansWithoutAllowRemove {
+                resource_type: self.id.clone(),
+            });
+        }
+        if self.depends_on.as_ref() == Some(&self.id) {
+            return Err(ResourceTypeError::DependsOnItself {
+                resource_type: self.id.clone(),
+            });
+        }
+        let t = &self.thresholds;
+        for (setting, value) in [
+            ("MaximumInsertPercent", t.maximum_insert_percent),
+            ("MaximumUpdatePercent", t.maximum_update_percent),
+            ("MaximumDeletePercent", t.maximum_delete_percent),
+        ] {
+            if let Some(value) = value.filter(|v| *v > 100) {
+                return Err(ResourceTypeError::PercentOutOfRange {
+                    resource_type: self.id.clone(),
+                    setting,
+                    value,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One object of an entity type, with its property values.
+///
+/// JSON: `{"Id": ..., "EntityType": ..., "StableId": ..., <property>: <value>, ...}`; the
+/// property values follow the mapping of [`crate::value`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    /// autoprov's id of the resource (for targets: the connector's key, e.g. the DN).
+    pub id: ResourceId,
+    /// Its entity type, when known.
+    pub entity_type: Option<EntityTypeId>,
+    /// The managed system's stable id (e.g. `objectGUID`), when known.
+    pub stable_id: Option<StableId>,
+    /// Its property values by name.
+    pub values: BTreeMap<String, PropertyValue>,
+}
+
+impl Resource {
+    /// A resource with no value yet.
+    pub fn new(id: impl Into<ResourceId>) -> Self {
+        Self {
+            id: id.into(),
+            entity_type: None,
+            stable_id: None,
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the entity type.
+    pub fn with_entity_type(mut self, entity_type: impl Into<EntityTypeId>) -> Self {
+        self.entity_type = Some(entity_type.into());
+        self
+    }
+
+    /// Sets a value.
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<PropertyValue>) -> Self {
+        self.values.insert(name.into(), value.into());
+        self
+    }
+
+    /// A value by name.
+    pub fn get(&self, name: &str) -> Option<&PropertyValue> {
+        self.values.get(name)
+    }
+}
+
+impl Serialize for Resource {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serde_json::Map::new();
+        map.insert("Id".into(), self.id.as_str().into());
+        if let Some(e) = &self.entity_type {
+            map.insert("EntityType".into(), e.as_str().into());
+        }
+        if let Some(s) = &self.stable_id {
+            map.insert("StableId".into(), s.as_str().into());
+        }
+        for (k, v) in &self.values {
+            map.insert(k.clone(), v.to_json());
+        }
+        map.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Resource {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut map = serde_json::Map::deserialize(deserializer)?;
+        let id = take_string(&mut map, "Id")?.ok_or_else(|| D::Error::missing_field("Id"))?;
+        let entity_type = take_string(&mut map, "EntityType")?.map(EntityTypeId::from);
+        let stable_id = take_string(&mut map, "StableId")?.map(StableId::from);
+        let values = values_from_map(map)?;
+        Ok(Self {
+            id: ResourceId::from(id),
+            entity_type,
+            stable_id,
+            values,
+        })
+    }
+}
+
+fn take_string<E: serde::de::Error>(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Result<Option<String>, E> {
+    match map.remove(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(E::custom(format!(
+            "`{key}`: expected a string, found {}",
+            json_kind(&other)
+        ))),
+    }
+}
+
+fn values_from_map<E: serde::de::Error>(
+    map: serde_json::Map<String, serde_json::Value>,
+) -> Result<BTreeMap<String, PropertyValue>, E> {
+    let mut values = BTreeMap::new();
+    for (k, v) in map {
+        if v.is_null() {
+            continue;
+        }
+        let value = PropertyValue::from_json(v).map_err(|e| E::custom(format!("`{k}`: {e}")))?;
+        values.insert(k, value);
+    }
+    Ok(values)
+}
+
+/// The source resource (usually an identity) that owns target resources.
+///
+/// JSON: `{"Id": ..., "Identifier": ..., "EntityType": ..., <property>: <value>, ...}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// Its id.
+    pub id: OwnerId,
+    /// Its readable identifier (e.g. a login or employee number).
+    pub identifier: String,
+    /// Its entity type, when known.
+    pub entity_type: Option<EntityTypeId>,
+    /// Its properties (dimensions such as department, dates, names).
+    pub properties: BTreeMap<String, PropertyValue>,
+}
+
+impl Owner {
+    /// An owner with no property yet.
+    pub fn new(id: impl Into<OwnerId>, identifier: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            identifier: identifier.into(),
+            entity_type: None,
+            properties: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the entity type.
+    pub fn with_entity_type(mut self, entity_type: impl Into<EntityTypeId>) -> Self {
+        self.entity_type = Some(entity_type.into());
+        self
+    }
+
+    /// Sets a property.
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<PropertyValue>) -> Self {
+        self.properties.insert(name.into(), value.into());
+        self
+    }
+
+    /// A property by name.
+    pub fn get(&self, name: &str) -> Option<&PropertyValue> {
+        self.properties.get(name)
+    }
+}
+
+impl Serialize for Owner {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serde_json::Map::new();
+        map.insert("Id".into(), self.id.as_str().into());
+        map.insert("Identifier".into(), self.identifier.clone().into());
+        if let Some(e) = &self.entity_type {
+            map.insert("EntityType".into(), e.as_str().into());
+        }
+        for (k, v) in &self.properties {
+            map.insert(k.clone(), v.to_json());
+        }
+        map.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Owner {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut map = serde_json::Map::deserialize(deserializer)?;
+        let id = take_string(&mut map, "Id")?.ok_or_else(|| D::Error::missing_field("Id"))?;
+        let identifier = take_string(&mut map, "Identifier")?.unwrap_or_default();
+        let entity_type = take_string(&mut map, "EntityType")?.map(EntityTypeId::from);
+        let properties = values_from_map(map)?;
+        Ok(Self {
+            id: OwnerId::from(id),
+            identifier,
+            entity_type,
+            properties,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Reference;
+
+    #[test]
+    fn resource_type_defaults_follow_the_spec() {
+        let rt = ResourceType::new("rt-1", "AD_Entry_NominativeUser", "Directory_User", "AD_Entry", "ad");
+        assert!(rt.allow_add && rt.allow_remove);
+        assert!(!rt.remove_orphans && !rt.require_provisioning_review);
+        assert_eq!(rt.approval_workflow_type, ApprovalWorkflowType::None);
+        rt.validate().unwrap();
+        let json = r#"{"Id":"rt-1","Identifier":"x","SourceEntityType":"s","TargetEntityType":"t","Connection":"c"}"#;
+        let parsed: ResourceType = serde_json::from_str(json).unwrap();
+        assert_eq!(parsed.allow_add, true);
+        assert_eq!(parsed.transmitted_state_validity_period, Duration::from_secs(604_800));
+    }
+
+    #[test]
+    fn contradictory_settings_are_rejected() {
+        let mut rt = ResourceType::new("rt-1", "x", "s", "t", "c");
+        rt.allow_remove = false;
+        rt.remove_orphans = true;
+        assert!(matches!(
+            rt.validate(),
+            Err(ResourceTypeError::RemoveOrphansWithoutAllowRemove { .. })
+        ));
+        let mut rt = ResourceType::new("rt-1", "x", "s", "t", "c");
+        rt.thresholds.maximum_delete_percent = Some(150);
+        let err = rt.validate().unwrap_err();
+        assert!(err.to_string().contains("MaximumDeletePercent"), "{err}");
+    }
+
+    #[test]
+    fn resource_json_is_flat() {
+        let r = Resource::new("CN=jdoe,OU=Sales,DC=example,DC=test")
+            .with("sAMAccountName", "jdoe")
+            .with("parentdn", Reference::dn("OU=Sales,DC=example,DC=test"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["sAMAccountName"], "jdoe");
+        assert_eq!(json["parentdn"]["dn"], "OU=Sales,DC=example,DC=test");
+        let back: Resource = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -1,0 +1,534 @@
+//! Provisioning orders and results, and their interchange JSON (SPEC §6).
+//!
+//! The JSON is the reference system's: PascalCase keys, a `ProvisioningOrdersList` root,
+//! `Changes` as one flat object where multi-valued navigations are written as `<nav>_add` /
+//! `<nav>_remove` lists (value-level deltas, never a full replacement). autoprov adds its own
+//! fields: `OrderId` (unique; the idempotency key), `DependsOn` (order ids) and `NotBefore`.
+//! A file without `OrderId`s gets ids derived from `AssignedResourceTypeId` and `ChangeType`.
+
+use crate::ids::{AssignmentId, ConnectionId, EntityTypeId, OrderId, OwnerId, ResourceId, ResourceTypeId, StableId};
+use crate::model::{Owner, Resource, ResourceType};
+use crate::states::ProvisioningState;
+use crate::value::{PropertyValue, Reference, ScalarValue};
+use chrono::{DateTime, Utc};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+/// What an order does to its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ChangeType {
+    /// Create the target.
+    Added,
+    /// Change the target.
+    Modified,
+    /// Remove (or disable, when configured) the target.
+    Deleted,
+}
+
+impl fmt::Display for ChangeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Added => "Added",
+            Self::Modified => "Modified",
+            Self::Deleted => "Deleted",
+        })
+    }
+}
+
+/// A change to one mono-valued property.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PropertyChange {
+    /// Set a scalar value.
+    Set(ScalarValue),
+    /// Set a mono-valued navigation (e.g. `parentdn`, `manager`).
+    SetReference(Reference),
+    /// Clear the property (JSON `null`).
+    Clear,
+}
+
+/// Value-level changes to one multi-valued navigation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NavigationChange {
+    /// References to add.
+    pub add: BTreeSet<Reference>,
+    /// References to remove.
+    pub remove: BTreeSet<Reference>,
+}
+
+impl NavigationChange {
+    /// Whether nothing is added or removed.
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// The typed `Changes` of an order.
+///
+/// ```
+/// use autoprov_core::{Changes, Reference};
+/// let mut c = Changes::default();
+/// c.set("sAMAccountName", "jdoe");
+/// c.set_reference("parentdn", Reference::dn("OU=Sales,DC=example,DC=test"));
+/// c.add_reference("memberOf", Reference::dn("CN=Sales,OU=Groups,DC=example,DC=test"));
+/// let json = serde_json::to_value(&c).unwrap();
+/// assert_eq!(json["memberOf_add"][0]["dn"], "CN=Sales,OU=Groups,DC=example,DC=test");
+/// assert_eq!(json["memberOf_remove"], serde_json::json!([]));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Mono-valued properties (scalars and mono-valued navigations).
+    pub properties: BTreeMap<String, PropertyChange>,
+    /// Multi-valued navigations as deltas.
+    pub navigations: BTreeMap<String, NavigationChange>,
+}
+
+impl Changes {
+    /// Sets a scalar.
+    pub fn set(&mut self, property: impl Into<String>, value: impl Into<ScalarValue>) -> &mut Self {
+        self.properties
+            .insert(property.into(), PropertyChange::Set(value.into()));
+        self
+    }
+
+    /// Sets a mono-valued navigation.
+    pub fn set_reference(&mut self, property: impl Into<String>, value: Reference) -> &mut Self {
+        self.properties
+            .insert(property.into(), PropertyChange::SetReference(value));
+        self
+    }
+
+    /// Clears a property.
+    pub fn clear(&mut self, property: impl Into<String>) -> &mut Self {
+        self.properties.insert(property.into(), PropertyChange::Clear);
+        self
+    }
+
+    /// Adds a reference to a multi-valued navigation.
+    pub fn add_reference(&mut self, property: impl Into<String>, value: Reference) -> &mut Self {
+        self.navigations
+            .entry(property.into())
+            .or_default()
+            .add
+            .insert(value);
+        self
+    }
+
+    /// Removes a reference from a multi-valued navigation.
+    pub fn remove_reference(&mut self, property: impl Into<String>, value: Reference) -> &mut Self {
+        self.navigations
+            .entry(property.into())
+            .or_default()
+            .remove
+            .insert(value);
+        self
+    }
+
+    /// The scalar set for a property, if any.
+    pub fn scalar(&self, property: &str) -> Option<&ScalarValue> {
+        match self.properties.get(property) {
+            Some(PropertyChange::Set(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The reference set for a mono-valued navigation, if any.
+    pub fn reference(&self, property: &str) -> Option<&Reference> {
+        match self.properties.get(property) {
+            Some(PropertyChange::SetReference(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Whether there is no change at all.
+    pub fn is_empty(&self) -> bool {
+        self.properties.is_empty() && self.navigations.values().all(NavigationChange::is_empty)
+    }
+}
+
+impl Serialize for Changes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serde_json::Map::new();
+        for (k, v) in &self.properties {
+            let json = match v {
+                PropertyChange::Set(s) => PropertyValue::Scalar(s.clone()).to_json(),
+                PropertyChange::SetReference(r) => PropertyValue::Reference(r.clone()).to_json(),
+                PropertyChange::Clear => serde_json::Value::Null,
+            };
+            map.insert(k.clone(), json);
+        }
+        for (k, v) in &self.navigations {
+            let list = |set: &BTreeSet<Reference>| {
+                serde_json::Value::Array(
+                    set.iter()
+                        .map(|r| PropertyValue::Reference(r.clone()).to_json())
+                        .collect(),
+                )
+            };
+            map.insert(format!("{k}_add"), list(&v.add));
+            map.insert(format!("{k}_remove"), list(&v.remove));
+        }
+        map.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Changes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::deserialize(deserializer)?;
+        let mut changes = Changes::default();
+        for (key, value) in map {
+            let delta = key
+                .strip_suffix("_add")
+                .map(|p| (p, true))
+                .or_else(|| key.strip_suffix("_remove").map(|p| (p, false)));
+            if let Some((property, is_add)) = delta {
+                let refs = match PropertyValue::from_json(value) {
+                    Ok(PropertyValue::References(refs)) => refs,
+                    Ok(other) => {
+                        return Err(D::Error::custom(format!(
+                            "`{key}`: expected an array of references, found {}",
+                            other.kind_name()
+                        )));
+                    }
+                    Err(e) => return Err(D::Error::custom(format!("`{key}`: {e}"))),
+                };
+                let entry = changes.navigations.entry(property.to_owned()).or_default();
+                if is_add {
+                    entry.add = refs;
+                } else {
+                    entry.remove = refs;
+                }
+                continue;
+            }
+            let change = match value {
+                serde_json::Value::Null => PropertyChange::Clear,
+                serde_json::Value::Array(_) => {
+                    return Err(D::Error::custom(format!(
+                        "`{key}`: a multi-valued navigation is changed through `{key}_add` / \
+                         `{key}_remove`, never replaced whole"
+                    )));
+                }
+                other => match PropertyValue::from_json(other) {
+                    Ok(PropertyValue::Scalar(s)) => PropertyChange::Set(s),
+                    Ok(PropertyValue::Reference(r)) => PropertyChange::SetReference(r),
+                    Ok(other) => {
+                        return Err(D::Error::custom(format!(
+                            "`{key}`: unexpected {}",
+                            other.kind_name()
+                        )));
+                    }
+                    Err(e) => return Err(D::Error::custom(format!("`{key}`: {e}"))),
+                },
+            };
+            changes.properties.insert(key, change);
+        }
+        Ok(changes)
+    }
+}
+
+/// An entity type as named in an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EntityTypeRef {
+    /// Its id.
+    pub id: EntityTypeId,
+    /// Its identifier.
+    #[serde(default)]
+    pub identifier: String,
+}
+
+/// A resource type as named in an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResourceTypeRef {
+    /// Its id.
+    pub id: ResourceTypeId,
+    /// Its identifier, e.g. `AD_Entry_NominativeUser`.
+    #[serde(default)]
+    pub identifier: String,
+    /// The owners' entity type.
+    pub source_entity_type: EntityTypeRef,
+    /// The targets' entity type.
+    pub target_entity_type: EntityTypeRef,
+}
+
+impl ResourceTypeRef {
+    /// The reference to a resource type (entity type identifiers are their ids).
+    pub fn of(rt: &ResourceType) -> Self {
+        Self {
+            id: rt.id.clone(),
+            identifier: rt.identifier.clone(),
+            source_entity_type: EntityTypeRef {
+                id: rt.source_entity_type.clone(),
+                identifier: rt.source_entity_type.to_string(),
+            },
+            target_entity_type: EntityTypeRef {
+                id: rt.target_entity_type.clone(),
+                identifier: rt.target_entity_type.to_string(),
+            },
+        }
+    }
+}
+
+/// One provisioning order: what a connector must do to one target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProvisioningOrder {
+    /// Unique id; the idempotency key of the order.
+    pub order_id: OrderId,
+    /// The `AssignedResourceType` the order fulfils (none for orphan deletions).
+    #[serde(default)]
+    pub assigned_resource_type_id: Option<AssignmentId>,
+    /// Added, Modified or Deleted.
+    pub change_type: ChangeType,
+    /// The workflow instance that produced it, if any.
+    #[serde(default)]
+    pub workflow_instance_id: Option<String>,
+    /// The owner (none for orphans).
+    #[serde(default)]
+    pub owner: Option<Owner>,
+    /// The resource type.
+    pub resource_type: ResourceTypeRef,
+    /// The connection that must fulfil it.
+    #[serde(default)]
+    pub connection: Option<ConnectionId>,
+    /// What to change.
+    #[serde(default)]
+    pub changes: Changes,
+    /// The current values of the existing target (Modified and Deleted).
+    #[serde(default)]
+    pub resource: Option<Resource>,
+    /// Orders that must succeed first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<OrderId>,
+    /// Not to be sent before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+impl ProvisioningOrder {
+    /// The owner id, if any.
+    pub fn owner_id(&self) -> Option<&OwnerId> {
+        self.owner.as_ref().map(|o| &o.id)
+    }
+
+    /// A short human label: order id, change type, owner and target, for messages.
+    pub fn label(&self) -> String {
+        let owner = self
+            .owner
+            .as_ref()
+            .map(|o| format!("{} ({})", o.id, o.identifier))
+            .unwrap_or_else(|| "no owner".into());
+        let target = self
+            .resource
+            .as_ref()
+            .map(|r| r.id.to_string())
+            .unwrap_or_else(|| "new target".into());
+        format!(
+            "order {} ({} {}) for owner {owner}, target {target}",
+            self.order_id, self.change_type, self.resource_type.identifier
+        )
+    }
+
+    /// Checks the order's own consistency.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.change_type {
+            ChangeType::Modified | ChangeType::Deleted if self.resource.is_none() => Err(format!(
+                "a {} order needs `Resource` (the existing target)",
+                self.change_type
+            )),
+            ChangeType::Added if self.owner.is_none() => {
+                Err("an Added order needs `Owner`".into())
+            }
+            _ if self.depends_on.contains(&self.order_id) => {
+                Err("`DependsOn` names the order itself".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A malformed orders file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrderFileError {
+    /// The JSON does not have the expected shape.
+    #[error("malformed orders file at `{path}`: {message}")]
+    Malformed {
+        /// The JSON path (e.g. `ProvisioningOrdersList[3].Changes`).
+        path: String,
+        /// What was expected.
+        message: String,
+    },
+    /// Two orders share an id.
+    #[error("duplicate order id {order_id} at ProvisioningOrdersList[{first}] and [{second}]")]
+    DuplicateOrderId {
+        /// The id.
+        order_id: OrderId,
+        /// Index of the first occurrence.
+        first: usize,
+        /// Index of the second occurrence.
+        second: usize,
+    },
+    /// An order is inconsistent.
+    #[error("invalid order {order_id} at ProvisioningOrdersList[{index}]: {reason}")]
+    InvalidOrder {
+        /// Its index.
+        index: usize,
+        /// Its id.
+        order_id: OrderId,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The root of an orders file: `{"ProvisioningOrdersList": [...]}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProvisioningOrdersList {
+    /// The orders.
+    pub provisioning_orders_list: Vec<ProvisioningOrder>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct RawOrdersList {
+    provisioning_orders_list: Vec<RawOrder>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawOrder {
+    #[serde(default)]
+    order_id: Option<OrderId>,
+    #[serde(default)]
+    assigned_resource_type_id: Option<AssignmentId>,
+    change_type: ChangeType,
+    #[serde(default)]
+    workflow_instance_id: Option<String>,
+    #[serde(default)]
+    owner: Option<Owner>,
+    resource_type: ResourceTypeRef,
+    #[serde(default)]
+    connection: Option<ConnectionId>,
+    #[serde(default)]
+    changes: Changes,
+    #[serde(default)]
+    resource: Option<Resource>,
+    #[serde(default)]
+    depends_on: Vec<OrderId>,
+    #[serde(default)]
+    not_before: Option<DateTime<Utc>>,
+}
+
+impl ProvisioningOrdersList {
+    /// Parses an orders file, checking its shape, that order ids are unique and that each order
+    /// is consistent. Never panics on bad input.
+    ///
+    /// ```
+    /// use autoprov_core::{OrderFileError, ProvisioningOrdersList};
+    /// let err = ProvisioningOrdersList::from_json(
+    ///     r#"{"ProvisioningOrdersList":[{"ChangeType":"Renamed"}]}"#).unwrap_err();
+    /// assert!(matches!(err, OrderFileError::Malformed { .. }));
+    /// assert!(err.to_string().contains("ProvisioningOrdersList[0]"), "{err}");
+    /// ```
+    pub fn from_json(text: &str) -> Result<Self, OrderFileError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let raw: RawOrdersList =
+            serde_path_to_error::deserialize(de).map_err(|e| OrderFileError::Malformed {
+                path: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
+        let mut seen: HashMap<OrderId, usize> = HashMap::new();
+        let mut orders = Vec::with_capacity(raw.provisioning_orders_list.len());
+        for (index, raw) in raw.provisioning_orders_list.into_iter().enumerate() {
+            let order_id = match (raw.order_id, &raw.assigned_resource_type_id) {
+                (Some(id), _) => id,
+                (None, Some(art)) => OrderId::new(format!("{art}:{}", raw.change_type)),
+                (None, None) => {
+                    return Err(OrderFileError::Malformed {
+                        path: format!("ProvisioningOrdersList[{index}]"),
+                        message: "expected `OrderId` or `AssignedResourceTypeId`".into(),
+                    });
+                }
+            };
+            if let Some(first) = seen.insert(order_id.clone(), index) {
+                return Err(OrderFileError::DuplicateOrderId {
+                    order_id,
+                    first,
+                    second: index,
+                });
+            }
+            let order = ProvisioningOrder {
+                order_id,
+                assigned_resource_type_id: raw.assigned_resource_type_id,
+                change_type: raw.change_type,
+                workflow_instance_id: raw.workflow_instance_id,
+                owner: raw.owner,
+                resource_type: raw.resource_type,
+                connection: raw.connection,
+                changes: raw.changes,
+                resource: raw.resource,
+                depends_on: raw.depends_on,
+                not_before: raw.not_before,
+            };
+            order.validate().map_err(|reason| OrderFileError::InvalidOrder {
+                index,
+                order_id: order.order_id.clone(),
+                reason,
+            })?;
+            orders.push(order);
+        }
+        Ok(Self {
+            provisioning_orders_list: orders,
+        })
+    }
+
+    /// Writes the file as pretty JSON. Secrets are masked.
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// What became of one order (SPEC §6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProvisioningResult {
+    /// The order.
+    pub order_id: OrderId,
+    /// The assignment the order fulfilled.
+    #[serde(default)]
+    pub assignment_id: Option<AssignmentId>,
+    /// Executed, Transmitted or Errored.
+    pub provisioning_state: ProvisioningState,
+    /// A readable message (the error, for Errored).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The order's change type.
+    pub change_type: ChangeType,
+    /// The owner.
+    #[serde(default)]
+    pub owner_id: Option<OwnerId>,
+    /// The owner's entity type.
+    #[serde(default)]
+    pub owner_type: Option<EntityTypeId>,
+    /// The target's key after the order (e.g. its DN after a create, move or rename).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<ResourceId>,
+    /// The target's stable id (e.g. `objectGUID` of a created object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_id: Option<StableId>,
+    /// The ticket reference, for orders handed to a human.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+}
+
+/// The root of a results file: `{"ProvisioningResultsList": [...]}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProvisioningResultsList {
+    /// The results.
+    pub provisioning_results_list: Vec<ProvisioningResult>,
+}
+

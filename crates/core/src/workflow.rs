@@ -1,0 +1,352 @@
+//! Assignment requests and their approval workflow (SPEC §2, §3).
+//!
+//! A request moves through `Requested → PendingApproval (x of n) → Approved | Declined`. The
+//! approver names the step they approve, so a skipped or repeated step is caught.
+
+use crate::ids::{OwnerId, RequestId, ResourceTypeId};
+use crate::states::WorkflowState;
+use crate::value::{Reference, ScalarValue};
+use serde::{Deserialize, Serialize};
+
+/// How many approval steps a manual request needs (`ApprovalWorkflowType`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ApprovalWorkflowType {
+    /// No approval: the request is approved when submitted.
+    #[default]
+    None,
+    /// One approval.
+    One,
+    /// Two approvals, in order.
+    Two,
+    /// Three approvals, in order.
+    Three,
+}
+
+impl ApprovalWorkflowType {
+    /// The number of steps.
+    pub fn steps(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::One => 1,
+            Self::Two => 2,
+            Self::Three => 3,
+        }
+    }
+
+    /// The workflow state that waits for `step` (1-based).
+    fn pending_state(self, step: u8) -> WorkflowState {
+        match (self, step) {
+            (Self::One, _) => WorkflowState::PendingApproval,
+            (Self::Two, 1) => WorkflowState::PendingApproval1Of2,
+            (Self::Two, _) => WorkflowState::PendingApproval2Of2,
+            (Self::Three, 1) => WorkflowState::PendingApproval1Of3,
+            (Self::Three, 2) => WorkflowState::PendingApproval2Of3,
+            (Self::Three, _) => WorkflowState::PendingApproval3Of3,
+            (Self::None, _) => WorkflowState::Approved,
+        }
+    }
+}
+
+/// Whether a request adds or removes an assignment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RequestKind {
+    /// Give the owner the assignment.
+    Add,
+    /// Take the assignment away.
+    Remove,
+}
+
+/// What is requested: a resource type, optionally with one scalar value or one navigation
+/// (e.g. a group membership).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RequestedAssignment {
+    /// The resource type.
+    pub resource_type: ResourceTypeId,
+    /// A scalar property and its value, for `AssignedResourceScalar` requests.
+    #[serde(default)]
+    pub scalar: Option<(String, ScalarValue)>,
+    /// A navigation property and its reference, for `AssignedResourceNavigation` requests.
+    #[serde(default)]
+    pub navigation: Option<(String, Reference)>,
+}
+
+/// The state of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestState {
+    /// Created, not submitted.
+    Requested,
+    /// Waiting for approval `step` of `of`.
+    PendingApproval {
+        /// 1-based step waited for.
+        step: u8,
+        /// Number of steps.
+        of: u8,
+    },
+    /// Every step approved.
+    Approved,
+    /// A step declined it.
+    Declined,
+}
+
+/// A refused request operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The request was already decided.
+    #[error("request {request} for owner {owner} is already {state:?}: cannot {operation}")]
+    AlreadyDecided {
+        /// The request.
+        request: RequestId,
+        /// Its owner.
+        owner: OwnerId,
+        /// Its state.
+        state: RequestState,
+        /// What was attempted.
+        operation: &'static str,
+    },
+    /// The approver named another step than the one waited for.
+    #[error("request {request} for owner {owner}: approval step {given} given, step {expected} is waited for")]
+    WrongStep {
+        /// The request.
+        request: RequestId,
+        /// Its owner.
+        owner: OwnerId,
+        /// The step waited for.
+        expected: u8,
+        /// The step given.
+        given: u8,
+    },
+    /// An approval or decline before submission.
+    #[error("request {request} for owner {owner} was not submitted: cannot {operation}")]
+    NotSubmitted {
+        /// The request.
+        request: RequestId,
+        /// Its owner.
+        owner: OwnerId,
+        /// What was attempted.
+        operation: &'static str,
+    },
+    /// Submitted twice.
+    #[error("request {request} for owner {owner} was already submitted")]
+    AlreadySubmitted {
+        /// The request.
+        request: RequestId,
+        /// Its owner.
+        owner: OwnerId,
+    },
+}
+
+/// A person's request to add or remove an assignment for an owner.
+///
+/// ```
+/// use autoprov_core::{ApprovalWorkflowType, AssignmentRequest, RequestKind, RequestedAssignment, WorkflowState};
+/// let mut r = AssignmentRequest::new(
+///     "req-1", "u-7", RequestKind::Add,
+///     RequestedAssignment { resource_type: "rt-ad".into(), scalar: None, navigation: None },
+///     ApprovalWorkflowType::Two,
+/// );
+/// r.submit().unwrap();
+/// assert_eq!(r.workflow_state(), WorkflowState::PendingApproval1Of2);
+/// assert!(r.approve(2).is_err()); // skipping step 1 is refused
+/// r.approve(1).unwrap();
+/// r.approve(2).unwrap();
+/// assert_eq!(r.workflow_state(), WorkflowState::Approved);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AssignmentRequest {
+    /// Its id.
+    pub id: RequestId,
+    /// The owner the request is for.
+    pub owner: OwnerId,
+    /// Add or remove.
+    pub kind: RequestKind,
+    /// What is requested.
+    pub assignment: RequestedAssignment,
+    /// The approval steps.
+    pub approval: ApprovalWorkflowType,
+    state: RequestState,
+}
+
+impl AssignmentRequest {
+    /// A new request in state Requested.
+    pub fn new(
+        id: impl Into<RequestId>,
+        owner: impl Into<OwnerId>,
+        kind: RequestKind,
+        assignment: RequestedAssignment,
+        approval: ApprovalWorkflowType,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            owner: owner.into(),
+            kind,
+            assignment,
+            approval,
+            state: RequestState::Requested,
+        }
+    }
+
+    /// Its state.
+    pub fn state(&self) -> RequestState {
+        self.state
+    }
+
+    /// Its workflow state code (SPEC §3). An approved removal is `Cancellation`.
+    pub fn workflow_state(&self) -> WorkflowState {
+        match self.state {
+            RequestState::Requested => WorkflowState::Requested,
+            RequestState::PendingApproval { step, .. } => self.approval.pending_state(step),
+            RequestState::Approved => match self.kind {
+                RequestKind::Add => WorkflowState::Approved,
+                RequestKind::Remove => WorkflowState::Cancellation,
+            },
+            RequestState::Declined => WorkflowState::Declined,
+        }
+    }
+
+    /// Whether the request is approved.
+    pub fn is_approved(&self) -> bool {
+        self.state == RequestState::Approved
+    }
+
+    /// Submits the request: with no approval step it is approved at once.
+    pub fn submit(&mut self) -> Result<RequestState, RequestError> {
+        match self.state {
+            RequestState::Requested => {
+                self.state = match self.approval.steps() {
+                    0 => RequestState::Approved,
+                    n => RequestState::PendingApproval { step: 1, of: n },
+                };
+                Ok(self.state)
+            }
+            RequestState::PendingApproval { .. } => Err(RequestError::AlreadySubmitted {
+                request: self.id.clone(),
+                owner: self.owner.clone(),
+            }),
+            state => Err(self.decided(state, "submit")),
+        }
+    }
+
+    /// Approves `step` (1-based). It must be the step waited for.
+    pub fn approve(&mut self, step: u8) -> Result<RequestState, RequestError> {
+        match self.state {
+            RequestState::PendingApproval { step: expected, of } => {
+                if step != expected {
+                    return Err(RequestError::WrongStep {
+                        request: self.id.clone(),
+                        owner: self.owner.clone(),
+                        expected,
+                        given: step,
+                    });
+                }
+                self.state = if step == of {
+                    RequestState::Approved
+                } else {
+                    RequestState::PendingApproval { step: step + 1, of }
+                };
+                Ok(self.state)
+            }
+            RequestState::Requested => Err(RequestError::NotSubmitted {
+                request: self.id.clone(),
+                owner: self.owner.clone(),
+                operation: "approve",
+            }),
+            state => Err(self.decided(state, "approve")),
+        }
+    }
+
+    /// Declines the request at the step waited for.
+    pub fn decline(&mut self) -> Result<RequestState, RequestError> {
+        match self.state {
+            RequestState::PendingApproval { .. } => {
+                self.state = RequestState::Declined;
+                Ok(self.state)
+            }
+            RequestState::Requested => Err(RequestError::NotSubmitted {
+                request: self.id.clone(),
+                owner: self.owner.clone(),
+                operation: "decline",
+            }),
+            state => Err(self.decided(state, "decline")),
+        }
+    }
+
+    fn decided(&self, state: RequestState, operation: &'static str) -> RequestError {
+        RequestError::AlreadyDecided {
+            request: self.id.clone(),
+            owner: self.owner.clone(),
+            state,
+            operation,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(approval: ApprovalWorkflowType) -> AssignmentRequest {
+        AssignmentRequest::new(
+            "req-1",
+            "u-1",
+            RequestKind::Add,
+            RequestedAssignment {
+                resource_type: "rt".into(),
+                scalar: None,
+                navigation: Some(("memberOf".into(), Reference::dn("CN=G"))),
+            },
+            approval,
+        )
+    }
+
+    #[test]
+    fn zero_steps_approve_on_submit() {
+        let mut r = request(ApprovalWorkflowType::None);
+        assert_eq!(r.workflow_state(), WorkflowState::Requested);
+        assert_eq!(r.submit(), Ok(RequestState::Approved));
+        assert!(r.is_approved());
+        assert!(matches!(r.approve(1), Err(RequestError::AlreadyDecided { .. })));
+    }
+
+    #[test]
+    fn three_steps_walk_the_codes() {
+        let mut r = request(ApprovalWorkflowType::Three);
+        r.submit().unwrap();
+        assert_eq!(r.workflow_state().code(), 11);
+        r.approve(1).unwrap();
+        assert_eq!(r.workflow_state().code(), 12);
+        assert!(matches!(
+            r.approve(3),
+            Err(RequestError::WrongStep { expected: 2, given: 3, .. })
+        ));
+        assert_eq!(r.workflow_state().code(), 12, "a refused step changes nothing");
+        r.approve(2).unwrap();
+        assert_eq!(r.workflow_state().code(), 13);
+        r.approve(3).unwrap();
+        assert_eq!(r.workflow_state(), WorkflowState::Approved);
+    }
+
+    #[test]
+    fn declined_requests_cannot_be_approved() {
+        let mut r = request(ApprovalWorkflowType::One);
+        assert!(matches!(r.approve(1), Err(RequestError::NotSubmitted { .. })));
+        r.submit().unwrap();
+        assert_eq!(r.workflow_state(), WorkflowState::PendingApproval);
+        r.decline().unwrap();
+        assert_eq!(r.workflow_state(), WorkflowState::Declined);
+        let err = r.approve(1).unwrap_err();
+        assert!(err.to_string().contains("req-1") && err.to_string().contains("u-1"), "{err}");
+        assert!(r.decline().is_err());
+        assert!(r.submit().is_err());
+    }
+
+    #[test]
+    fn approved_removal_is_a_cancellation() {
+        let mut r = request(ApprovalWorkflowType::None);
+        r.kind = RequestKind::Remove;
+        r.submit().unwrap();
+        assert_eq!(r.workflow_state(), WorkflowState::Cancellation);
+    }
+}

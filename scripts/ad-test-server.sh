@@ -1,0 +1,539 @@
+#!/usr/bin/env bash
+# ad-test-server.sh — a real Active Directory (Samba AD DC) on loopback for the test suite.
+#
+# Usage: scripts/ad-test-server.sh {start|stop|status|reset|env}
+#
+#   start   Install the Debian packages if missing, provision the throwaway domain EXAMPLE.TEST
+#           once (kept as a pristine copy), restore a clean working copy from it, start Samba
+#           and wait until LDAPS answers. If our Samba is already running it is re-used as it
+#           is (no restart, no restore). Prints the env file (export lines) on stdout, so
+#               eval "$(scripts/ad-test-server.sh start)"
+#           works; all messages go to stderr.
+#   stop    Stop the Samba started by this script (by the PID in its pidfile only).
+#   status  Say whether it runs and answers; exit 0 if so, 3 if not running, 1 if not answering.
+#   reset   stop + restore the pristine domain + start (a clean domain in a few seconds).
+#   env     Print the env file written by start.
+#
+# Environment:
+#   AUTOPROV_AD_STATE_DIR        state dir (default /var/tmp/autoprov-ad); logs live there too
+#   AUTOPROV_AD_ADMIN_PASSWORD   Administrator password used when provisioning (default below)
+#   AUTOPROV_AD_START_TIMEOUT    seconds to wait for readiness (default 60)
+#
+# The Administrator password is a FIXED, PUBLIC test value (Autoprov-Test-Passw0rd! unless
+# overridden at provisioning time). That is deliberate: the domain is throwaway, listens on
+# loopback only and exists only for the tests. Never reuse this script or password for anything
+# real. The password the pristine copy was provisioned with is stored in <state>/admin-password.
+#
+# Facts behind the choices here: shared/docs/AD-TEST-SERVER.md.
+# Needs root (Samba binds the privileged ports 389/636/3268/3269) and Debian 12 (apt).
+
+set -euo pipefail
+
+readonly PROG="ad-test-server"
+readonly STATE_DIR="${AUTOPROV_AD_STATE_DIR:-/var/tmp/autoprov-ad}"
+readonly DEFAULT_ADMIN_PASSWORD='Autoprov-Test-Passw0rd!'
+readonly START_TIMEOUT="${AUTOPROV_AD_START_TIMEOUT:-60}"
+readonly STOP_TIMEOUT=10
+
+readonly REALM="EXAMPLE.TEST"
+readonly DOMAIN="EXAMPLE"
+readonly HOST_NAME="dc1"
+readonly HOST_IP="127.0.0.1"
+readonly BASE_DN="DC=example,DC=test"
+readonly LDAPS_URL="ldaps://127.0.0.1:636"
+readonly LDAP_URL="ldap://127.0.0.1:389"
+
+readonly WORK_DIR="$STATE_DIR/work"          # the live domain (restored from pristine)
+readonly PRISTINE_DIR="$STATE_DIR/pristine"  # the freshly provisioned domain, never started
+readonly PRISTINE_MARK="$PRISTINE_DIR/.autoprov-pristine-complete"
+readonly TLS_DIR="$STATE_DIR/tls"
+readonly LOG_DIR="$STATE_DIR/logs"
+readonly CA_FILE="$TLS_DIR/ca.pem"
+readonly SMB_CONF="$WORK_DIR/etc/smb.conf"
+readonly PID_FILE="$STATE_DIR/samba.pid"
+readonly SAMBA_LOG="$LOG_DIR/samba.log"
+readonly ENV_FILE="$STATE_DIR/env"
+readonly PASSWORD_FILE="$STATE_DIR/admin-password"
+readonly LOCK_FILE="$STATE_DIR/lock"
+
+readonly PACKAGES=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind ldap-utils
+                   ldb-tools openssl)
+readonly AD_PORTS=(389 636 3268 3269)
+
+say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+now_ms() { date +%s%3N; }
+elapsed() { local ms=$(( $(now_ms) - $1 )); printf '%d.%03ds' $((ms / 1000)) $((ms % 1000)); }
+
+# Print the last lines of a log file to stderr, prefixed, to explain a failure.
+log_tail() {
+    local file=$1 n=${2:-40}
+    [[ -f $file ]] || return 0
+    say "---- last $n lines of $file ----"
+    tail -n "$n" "$file" | sed "s/^/$PROG:   /" >&2 || true
+    say "---- end of $file ----"
+}
+
+need_root() {
+    [[ $(id -u) -eq 0 ]] || die "must run as root (Samba needs the privileged LDAP ports)"
+}
+
+# Serialise concurrent invocations (e.g. several test binaries calling start at once).
+take_lock() {
+    mkdir -p "$STATE_DIR"
+    exec {LOCK_FD}>"$LOCK_FILE"
+    if ! flock -w 300 "$LOCK_FD"; then
+        die "could not get the lock $LOCK_FILE within 300 s (another invocation stuck?)"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Packages
+# ---------------------------------------------------------------------------------------------
+
+missing_packages() {
+    local p status
+    for p in "${PACKAGES[@]}"; do
+        status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        [[ $status == "install ok installed" ]] || printf '%s\n' "$p"
+    done
+}
+
+POLICY_RC_D_OURS=0
+remove_policy_rc_d() {
+    if [[ $POLICY_RC_D_OURS -eq 1 ]]; then
+        rm -f /usr/sbin/policy-rc.d
+        POLICY_RC_D_OURS=0
+    fi
+}
+
+install_packages() {
+    local missing
+    mapfile -t missing < <(missing_packages)
+    [[ ${#missing[@]} -gt 0 ]] || return 0
+    command -v apt-get >/dev/null || die "apt-get not found: this script expects Debian 12"
+
+    local log="$LOG_DIR/install.log" t0
+    t0=$(now_ms)
+    say "installing packages: ${missing[*]} (log: $log)"
+
+    # Keep the package scripts from starting Samba with the system's config.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\n# temporary, from scripts/ad-test-server.sh\nexit 101\n' \
+            >/usr/sbin/policy-rc.d
+        chmod 0755 /usr/sbin/policy-rc.d
+        POLICY_RC_D_OURS=1
+    fi
+
+    local rc=0
+    {
+        DEBIAN_FRONTEND=noninteractive apt-get update &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+            "${missing[@]}"
+    } >"$log" 2>&1 || rc=$?
+    remove_policy_rc_d
+
+    if [[ $rc -ne 0 ]]; then
+        log_tail "$log"
+        die "package installation failed (exit $rc)"
+    fi
+    mapfile -t missing < <(missing_packages)
+    [[ ${#missing[@]} -eq 0 ]] || die "still missing after install: ${missing[*]}"
+    say "packages installed in $(elapsed "$t0")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# TLS: own CA + server certificate with SANs (Samba's self-signed one has none)
+# ---------------------------------------------------------------------------------------------
+
+make_tls() {
+    if [[ -s $CA_FILE && -s $TLS_DIR/server.pem && -s $TLS_DIR/server.key ]]; then
+        return 0
+    fi
+    say "generating test CA and server certificate in $TLS_DIR"
+    rm -rf "$TLS_DIR"
+    mkdir -p "$TLS_DIR"
+    chmod 0700 "$TLS_DIR"
+    local log="$LOG_DIR/tls.log"
+    (
+        set -e
+        umask 077
+        cd "$TLS_DIR"
+        openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+            -keyout ca.key -out ca.pem \
+            -subj "/O=autoprov tests/CN=autoprov AD test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" \
+            -addext "subjectKeyIdentifier=hash"
+        openssl req -new -newkey rsa:2048 -nodes -sha256 \
+            -keyout server.key -out server.csr \
+            -subj "/O=autoprov tests/CN=dc1.example.test"
+        cat >server.ext <<'EOF'
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost,DNS:dc1.example.test
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+        openssl x509 -req -sha256 -days 3650 -in server.csr \
+            -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -extfile server.ext -out server.pem
+        rm -f server.csr
+        chmod 0600 server.key ca.key   # Samba refuses a key file readable by others
+        chmod 0644 ca.pem server.pem
+    ) >"$log" 2>&1 || { log_tail "$log"; rm -rf "$TLS_DIR"; die "certificate generation failed"; }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Provisioning (once) and the pristine copy
+# ---------------------------------------------------------------------------------------------
+
+write_smb_conf() {
+    local d=$WORK_DIR
+    mkdir -p "$d/etc" "$d/private" "$d/lock" "$d/state" "$d/cache" "$d/bind-dns" \
+             "$d/run" "$d/run/ncalrpc" "$d/run/winbindd" "$d/run/ntp_signd" "$LOG_DIR"
+    cat >"$SMB_CONF" <<EOF
+# Written by scripts/ad-test-server.sh — throwaway test domain on loopback. Do not edit:
+# it is part of the pristine copy and restored on every start.
+[global]
+	netbios name = DC1
+	realm = $REALM
+	workgroup = $DOMAIN
+	server role = active directory domain controller
+	server services = ldap, cldap
+	interfaces = lo
+	bind interfaces only = yes
+	idmap_ldb:use rfc2307 = yes
+
+	private dir = $d/private
+	lock directory = $d/lock
+	state directory = $d/state
+	cache directory = $d/cache
+	binddns dir = $d/bind-dns
+	pid directory = $d/run
+	ncalrpc dir = $d/run/ncalrpc
+	winbindd socket directory = $d/run/winbindd
+	ntp signd socket directory = $d/run/ntp_signd
+	log file = $LOG_DIR/samba.%m.log
+	log level = 1
+
+	tls enabled = yes
+	tls keyfile = $TLS_DIR/server.key
+	tls certfile = $TLS_DIR/server.pem
+	tls cafile = $CA_FILE
+
+	# Tests only: no fsync (~3x faster writes) and simple binds allowed on plain ldap://.
+	ldb:nosync = true
+	ldap server require strong auth = no
+
+[sysvol]
+	path = $d/state/sysvol
+	read only = No
+
+[netlogon]
+	path = $d/state/sysvol/${REALM,,}/scripts
+	read only = No
+EOF
+}
+
+provision_once() {
+    if [[ -f $PRISTINE_MARK ]]; then
+        return 0
+    fi
+    local t0 log="$LOG_DIR/provision.log" password
+    t0=$(now_ms)
+    password="${AUTOPROV_AD_ADMIN_PASSWORD:-$DEFAULT_ADMIN_PASSWORD}"
+
+    say "provisioning throwaway domain $REALM into $PRISTINE_DIR (once; log: $log)"
+    rm -rf "$PRISTINE_DIR" "$PRISTINE_DIR.tmp" "$WORK_DIR"
+    mkdir -p "$WORK_DIR"
+    # An EMPTY config file: otherwise samba-tool reads the distribution's /etc/samba/smb.conf.
+    : >"$STATE_DIR/empty.conf"
+
+    local rc=0
+    {
+        samba-tool domain provision \
+            --configfile="$STATE_DIR/empty.conf" \
+            --targetdir="$WORK_DIR" \
+            --realm="$REALM" --domain="$DOMAIN" \
+            --server-role=dc --dns-backend=NONE --use-rfc2307 \
+            --host-name="$HOST_NAME" --host-ip="$HOST_IP" \
+            --adminpass="$password"
+    } >"$log" 2>&1 || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        log_tail "$log"
+        rm -rf "$WORK_DIR"
+        die "samba-tool domain provision failed (exit $rc)"
+    fi
+
+    write_smb_conf
+
+    # Relax the password policy offline so tests can set and change passwords freely.
+    # Complexity stays on (as on a real AD), minimum length stays 7.
+    rc=0
+    samba-tool domain passwordsettings set \
+        --configfile="$SMB_CONF" -H "$WORK_DIR/private/sam.ldb" \
+        --min-pwd-age=0 --history-length=0 >>"$log" 2>&1 || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        log_tail "$log"
+        rm -rf "$WORK_DIR"
+        die "relaxing the password policy failed (exit $rc)"
+    fi
+
+    printf '%s\n' "$password" >"$PASSWORD_FILE"
+    chmod 0600 "$PASSWORD_FILE"
+
+    cp -a "$WORK_DIR" "$PRISTINE_DIR.tmp"
+    touch "$PRISTINE_DIR.tmp/$(basename "$PRISTINE_MARK")"
+    mv "$PRISTINE_DIR.tmp" "$PRISTINE_DIR"
+    say "provisioned in $(elapsed "$t0")"
+}
+
+restore_pristine() {
+    [[ -f $PRISTINE_MARK ]] || die "no pristine domain in $PRISTINE_DIR (run start first)"
+    rm -rf "$WORK_DIR"
+    cp -a "$PRISTINE_DIR" "$WORK_DIR"
+    rm -f "$WORK_DIR/$(basename "$PRISTINE_MARK")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Process handling: only ever the PID in our pidfile
+# ---------------------------------------------------------------------------------------------
+
+# Is PID a live samba process?
+is_samba_pid() {
+    local pid=$1 exe
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+    exe=${exe% (deleted)}
+    [[ ${exe##*/} == samba ]]
+}
+
+# Prints the PID of our running samba, or fails. Cleans up a stale pidfile.
+running_pid() {
+    local pid
+    [[ -f $PID_FILE ]] || return 1
+    pid=$(<"$PID_FILE")
+    if is_samba_pid "$pid"; then
+        printf '%s\n' "$pid"
+        return 0
+    fi
+    rm -f "$PID_FILE"
+    return 1
+}
+
+# Lists "port" for each AD port something is listening on (IPv4 or IPv6), from /proc.
+bound_ports() {
+    local port hex
+    for port in "${AD_PORTS[@]}"; do
+        printf -v hex '%04X' "$port"
+        if awk -v p=":$hex" 'NR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
+                             END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+            printf '%s\n' "$port"
+        fi
+    done
+}
+
+ldap_rootdse() {  # url [extra ldapsearch args...]
+    local url=$1; shift
+    LDAPTLS_CACERT="$CA_FILE" LDAPTLS_REQCERT=demand \
+        timeout 10 ldapsearch -H "$url" -x -o nettimeout=5 -LLL -b "" -s base "$@" \
+        dnsHostName defaultNamingContext
+}
+
+admin_password() {
+    if [[ -s $PASSWORD_FILE ]]; then
+        head -n 1 "$PASSWORD_FILE"
+    else
+        printf '%s\n' "${AUTOPROV_AD_ADMIN_PASSWORD:-$DEFAULT_ADMIN_PASSWORD}"
+    fi
+}
+
+start_samba() {
+    local busy
+    mapfile -t busy < <(bound_ports)
+    if [[ ${#busy[@]} -gt 0 ]]; then
+        say "port(s) ${busy[*]} already in use by something that is not our Samba:"
+        if command -v ss >/dev/null; then
+            ss -ltnp 2>/dev/null | grep -E ':(389|636|3268|3269)\b' | sed "s/^/$PROG:   /" >&2 || true
+        fi
+        die "cannot start the test AD: stop whatever holds port 636/389 first"
+    fi
+
+    mkdir -p "$LOG_DIR"
+    [[ -f $SAMBA_LOG ]] && mv -f "$SAMBA_LOG" "$SAMBA_LOG.old"
+    local t0 pid
+    t0=$(now_ms)
+    # Foreground (-F) under setsid: the PID is samba's root process and leads its own process
+    # group, so stop can signal exactly this tree.
+    setsid samba -F --debug-stdout -s "$SMB_CONF" </dev/null >"$SAMBA_LOG" 2>&1 &
+    pid=$!
+    printf '%s\n' "$pid" >"$PID_FILE"
+
+    local deadline=$(( $(date +%s) + START_TIMEOUT ))
+    while :; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$PID_FILE"
+            log_tail "$SAMBA_LOG"
+            die "samba exited during startup (log: $SAMBA_LOG)"
+        fi
+        if ldap_rootdse "$LDAPS_URL" >/dev/null 2>&1; then
+            break
+        fi
+        if (( $(date +%s) >= deadline )); then
+            log_tail "$SAMBA_LOG"
+            say "samba (pid $pid) did not answer on $LDAPS_URL within ${START_TIMEOUT}s; stopping it"
+            stop_samba || true
+            exit 1
+        fi
+        sleep 0.2
+    done
+    say "samba (pid $pid) answers on $LDAPS_URL after $(elapsed "$t0")"
+}
+
+check_admin_bind() {
+    local out rc=0
+    out=$(ldap_rootdse "$LDAPS_URL" -D "Administrator@$REALM" -w "$(admin_password)" 2>&1) || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        printf '%s\n' "$out" | sed "s/^/$PROG:   /" >&2
+        die "Administrator bind over LDAPS failed (ldapsearch exit $rc)"
+    fi
+}
+
+stop_samba() {
+    local pid
+    if ! pid=$(running_pid); then
+        say "not running"
+        rm -f "$PID_FILE"
+        return 0
+    fi
+    say "stopping samba (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local i
+    for (( i = 0; i < STOP_TIMEOUT * 10; i++ )); do
+        # Wait for the whole process group (pgid == pid thanks to setsid) to be gone.
+        if ! kill -0 -- "-$pid" 2>/dev/null && ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$PID_FILE"
+            say "stopped"
+            return 0
+        fi
+        sleep 0.1
+    done
+    say "samba (pid $pid) still there after ${STOP_TIMEOUT}s; sending SIGKILL to its process group"
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    for (( i = 0; i < 50; i++ )); do
+        kill -0 -- "-$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    rm -f "$PID_FILE"
+    say "killed"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Env file
+# ---------------------------------------------------------------------------------------------
+
+shq() {  # single-quote for a shell
+    local s=${1//\'/\'\\\'\'}
+    printf "'%s'" "$s"
+}
+
+write_env() {
+    local tmp="$ENV_FILE.tmp"
+    {
+        printf '# Written by scripts/ad-test-server.sh: source it, or eval "$(scripts/ad-test-server.sh env)".\n'
+        printf '# Throwaway Samba AD on loopback; the password is a fixed public test value.\n'
+        printf 'export AUTOPROV_AD_URL=%s\n' "$(shq "$LDAPS_URL")"
+        printf 'export AUTOPROV_AD_PLAIN_URL=%s\n' "$(shq "$LDAP_URL")"
+        printf 'export AUTOPROV_AD_STARTTLS_URL=%s\n' "$(shq "$LDAP_URL")"
+        printf 'export AUTOPROV_AD_BASE_DN=%s\n' "$(shq "$BASE_DN")"
+        printf 'export AUTOPROV_AD_BIND_DN=%s\n' "$(shq "Administrator@$REALM")"
+        printf 'export AUTOPROV_AD_BIND_DN_FULL=%s\n' "$(shq "CN=Administrator,CN=Users,$BASE_DN")"
+        printf 'export AUTOPROV_AD_PASSWORD=%s\n' "$(shq "$(admin_password)")"
+        printf 'export AUTOPROV_AD_CA_FILE=%s\n' "$(shq "$CA_FILE")"
+    } >"$tmp"
+    mv -f "$tmp" "$ENV_FILE"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
+
+cmd_start() {
+    local fresh=${1:-0} pid
+    need_root
+    take_lock
+    mkdir -p "$LOG_DIR"
+
+    if [[ $fresh -eq 0 ]] && pid=$(running_pid); then
+        say "already running (pid $pid); re-using it (use 'reset' for a clean domain)"
+        if ! ldap_rootdse "$LDAPS_URL" >/dev/null 2>&1; then
+            log_tail "$SAMBA_LOG"
+            die "samba (pid $pid) runs but does not answer on $LDAPS_URL; try 'reset'"
+        fi
+    else
+        [[ $fresh -eq 1 ]] && stop_samba
+        install_packages
+        make_tls
+        provision_once
+        local t0
+        t0=$(now_ms)
+        restore_pristine
+        say "restored clean domain from pristine copy in $(elapsed "$t0")"
+        start_samba
+    fi
+    check_admin_bind
+    write_env
+    say "ready; env file: $ENV_FILE"
+    cat "$ENV_FILE"
+}
+
+cmd_stop() {
+    need_root
+    take_lock
+    stop_samba
+}
+
+cmd_status() {
+    local pid
+    if ! pid=$(running_pid); then
+        say "not running"
+        return 3
+    fi
+    if ldap_rootdse "$LDAPS_URL" >/dev/null 2>&1; then
+        say "running (pid $pid), answering on $LDAPS_URL; env file: $ENV_FILE"
+        return 0
+    fi
+    say "running (pid $pid) but NOT answering on $LDAPS_URL (log: $SAMBA_LOG)"
+    return 1
+}
+
+cmd_env() {
+    [[ -f $ENV_FILE ]] || die "no env file at $ENV_FILE (run start first)"
+    running_pid >/dev/null || say "warning: the test AD is not running (run start)"
+    cat "$ENV_FILE"
+}
+
+usage() {
+    sed -n '2,/^$/s/^# \{0,1\}//p' "$0" >&2
+}
+
+main() {
+    local cmd=${1:-}
+    case $cmd in
+        start) cmd_start 0 ;;
+        reset) cmd_start 1 ;;
+        stop) cmd_stop ;;
+        status) cmd_status ;;
+        env) cmd_env ;;
+        -h|--help|help) usage ;;
+        *) usage; exit 2 ;;
+    esac
+}
+
+trap remove_policy_rc_d EXIT
+main "$@"

@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+
+pub use autoprov_core as core;
+
+#[cfg(feature = "connector")]
+pub use autoprov_connector as connector;
+
+#[cfg(feature = "ad")]
+pub use autoprov_ad as ad;
+
+#[cfg(feature = "orchestrator")]
+pub use autoprov_orchestrator as orchestrator;
