@@ -1,0 +1,309 @@
+//! The [`Connector`] trait and the types of its calls.
+
+use crate::capability::Capabilities;
+use crate::error::{ConnectorError, ErrorKind, Operation};
+use async_trait::async_trait;
+use autoprov_core::{ConnectionId, EntityTypeId, PackageId, ProvisioningOrder, Resource, ResourceId, StableId};
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+/// What a connection is: its package, its id and its declared capabilities.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorInfo {
+    /// The package (implementation), e.g. `autoprov.memory`, `autoprov.ad`.
+    pub package: PackageId,
+    /// The connection (configured instance).
+    pub connection: ConnectionId,
+    /// What it can do.
+    pub capabilities: Capabilities,
+}
+
+impl ConnectorInfo {
+    /// Describes a connection.
+    pub fn new(
+        package: impl Into<PackageId>,
+        connection: impl Into<ConnectionId>,
+        capabilities: Capabilities,
+    ) -> Self {
+        Self {
+            package: package.into(),
+            connection: connection.into(),
+            capabilities,
+        }
+    }
+}
+
+/// What fulfilling an order achieved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Fulfillment {
+    /// The connector applied the order.
+    Executed(Executed),
+    /// The order was handed to a human (manual connection); they will confirm or report.
+    Transmitted {
+        /// The ticket reference in the human queue.
+        ticket: String,
+    },
+}
+
+impl Fulfillment {
+    /// The executed outcome, if the order was applied.
+    pub fn executed(&self) -> Option<&Executed> {
+        match self {
+            Self::Executed(e) => Some(e),
+            Self::Transmitted { .. } => None,
+        }
+    }
+}
+
+/// The outcome of an applied order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Executed {
+    /// The target's key after the order (its DN after a create, rename or move). For a delete,
+    /// the key it had.
+    pub resource_id: ResourceId,
+    /// The target's stable id, when known (always for creates and adoptions).
+    pub stable_id: Option<StableId>,
+    /// The properties the connector actually wrote. Empty when the managed system already held
+    /// everything (an idempotent re-apply).
+    pub changed: BTreeSet<String>,
+    /// An Added order found an existing identical target and adopted it.
+    pub adopted: bool,
+}
+
+impl Executed {
+    /// An outcome for the target `resource_id` with nothing written yet.
+    pub fn new(resource_id: impl Into<ResourceId>) -> Self {
+        Self {
+            resource_id: resource_id.into(),
+            stable_id: None,
+            changed: BTreeSet::new(),
+            adopted: false,
+        }
+    }
+
+    /// Whether nothing was written.
+    pub fn is_noop(&self) -> bool {
+        self.changed.is_empty()
+    }
+}
+
+/// An opaque export cookie: where an incremental export resumes.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ExportCookie(pub String);
+
+impl fmt::Debug for ExportCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ExportCookie({:?})", self.0)
+    }
+}
+
+/// Complete or incremental export.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExportMode {
+    /// Every resource.
+    Complete,
+    /// Only what changed since the cookie (created, changed, deleted).
+    Incremental(ExportCookie),
+}
+
+/// What to export.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRequest {
+    /// Complete or incremental.
+    pub mode: ExportMode,
+    /// Only these entity types; empty means every type the connection holds.
+    pub entity_types: Vec<EntityTypeId>,
+    /// Only resources below this container (a DN, or the connector's own container key).
+    pub scope: Option<String>,
+}
+
+impl ExportRequest {
+    /// A complete export of everything.
+    pub fn complete() -> Self {
+        Self {
+            mode: ExportMode::Complete,
+            entity_types: Vec::new(),
+            scope: None,
+        }
+    }
+
+    /// An incremental export of everything since `cookie`.
+    pub fn incremental(cookie: ExportCookie) -> Self {
+        Self {
+            mode: ExportMode::Incremental(cookie),
+            entity_types: Vec::new(),
+            scope: None,
+        }
+    }
+
+    /// Restricts the export to some entity types.
+    pub fn of_types(mut self, types: impl IntoIterator<Item = EntityTypeId>) -> Self {
+        self.entity_types = types.into_iter().collect();
+        self
+    }
+
+    /// Restricts the export to a container.
+    pub fn within(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+}
+
+/// One item of an export stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExportItem {
+    /// A resource as the managed system holds it now (never with a password).
+    Resource(Resource),
+    /// A resource that was deleted since the cookie (incremental exports only).
+    Deleted {
+        /// Its key.
+        id: ResourceId,
+        /// Its stable id, when known.
+        stable_id: Option<StableId>,
+    },
+    /// The export finished; resume the next incremental export from this cookie. Always the
+    /// last item of a stream that ran to its end.
+    Complete {
+        /// The cookie to store.
+        cookie: ExportCookie,
+    },
+}
+
+/// A stream of export items. It is never buffered whole by the connector.
+pub type ExportStream = BoxStream<'static, Result<ExportItem, ConnectorError>>;
+
+/// A connector package's connection to one managed system.
+///
+/// Dyn-compatible: hosts hold connections as `Arc<dyn Connector>`. Forwarded for `Arc<T>` and
+/// `Box<T>`. The behaviours listed under each method are what the conformance kit
+/// (`testkit` feature) checks.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait Connector: Send + Sync + fmt::Debug + 'static {
+    /// Package id, connection id and capabilities.
+    ///
+    /// Behaviour:
+    /// - MUST return the same value for the life of the connection.
+    fn info(&self) -> &ConnectorInfo;
+
+    /// Checks that the managed system answers and the credentials work.
+    ///
+    /// Behaviour:
+    /// - MUST NOT write anything.
+    /// - MUST return `Unauthenticated` for refused credentials and `Unavailable`/`Timeout`
+    ///   (temporary) when the system cannot be reached.
+    async fn check(&self) -> Result<(), ConnectorError>;
+
+    /// Applies one order (automated) or hands it to a human (manual).
+    ///
+    /// Behaviour:
+    /// - An Added order creates the target with its scalars, password and initial memberships
+    ///   (`memberOf_add`), and returns its key and stable id.
+    /// - An Added order whose target already exists as the same account (same key) MUST adopt
+    ///   it, converge its attributes, and report `adopted`; a different object holding the name
+    ///   is `AlreadyExists`.
+    /// - A Modified order writes only the given properties; membership changes are value-level
+    ///   adds and removes on the groups, never a replacement; adding a present member or
+    ///   removing an absent one succeeds. A changed name or parent renames/moves the target and
+    ///   keeps its stable id.
+    /// - A Deleted order of a missing target succeeds.
+    /// - Modified and Deleted orders find the target by `order.resource`'s stable id first,
+    ///   then by its key.
+    /// - An order the connector cannot apply as given (missing required attribute, unknown
+    ///   property, a reference to a missing object, a value of the wrong kind) MUST fail with
+    ///   a permanent `InvalidOrder` error and MUST NOT write anything.
+    /// - Re-applying an order already applied MUST succeed and change nothing (`changed` empty).
+    /// - A password is written and never exported; it never appears in an error or log.
+    /// - Errors name the order, owner and target ([`ConnectorError::for_order`]).
+    /// - A manual connection returns [`Fulfillment::Transmitted`] with a ticket.
+    async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError>;
+
+    /// Exports resources as a stream.
+    ///
+    /// Behaviour:
+    /// - A complete export yields every resource of the requested types (in scope), then one
+    ///   [`ExportItem::Complete`] with a cookie.
+    /// - An incremental export yields only resources created or changed since the cookie,
+    ///   [`ExportItem::Deleted`] for deleted ones, then a new cookie.
+    /// - An unusable cookie (expired, foreign) is a `Conflict` error; the caller runs a
+    ///   complete export.
+    /// - Exported resources carry the stable id, the key as `id`, `parentdn` and `memberOf`
+    ///   navigations where the system has them, and never a password.
+    /// - MUST NOT buffer the whole system in memory.
+    async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError>;
+}
+
+macro_rules! forward_connector {
+    ($ptr:ident) => {
+        #[async_trait]
+        impl<T: Connector + ?Sized> Connector for $ptr<T> {
+            fn info(&self) -> &ConnectorInfo {
+                (**self).info()
+            }
+
+            async fn check(&self) -> Result<(), ConnectorError> {
+                (**self).check().await
+            }
+
+            async fn fulfill(
+                &self,
+                order: &ProvisioningOrder,
+            ) -> Result<Fulfillment, ConnectorError> {
+                (**self).fulfill(order).await
+            }
+
+            async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
+                (**self).export(request).await
+            }
+        }
+    };
+}
+
+forward_connector!(Arc);
+forward_connector!(Box);
+
+/// An export read to its end.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportBatch {
+    /// The resources.
+    pub resources: Vec<Resource>,
+    /// The deletions (incremental exports).
+    pub deleted: Vec<(ResourceId, Option<StableId>)>,
+    /// The cookie for the next incremental export.
+    pub cookie: Option<ExportCookie>,
+}
+
+/// Conveniences on every connector.
+#[async_trait]
+pub trait ConnectorExt: Connector {
+    /// Runs an export and collects it. For tests and small systems; hosts should consume the
+    /// stream.
+    async fn export_all(&self, request: ExportRequest) -> Result<ExportBatch, ConnectorError> {
+        let mut stream = self.export(request).await?;
+        let mut batch = ExportBatch::default();
+        while let Some(item) = stream.next().await {
+            match item? {
+                ExportItem::Resource(r) => batch.resources.push(r),
+                ExportItem::Deleted { id, stable_id } => batch.deleted.push((id, stable_id)),
+                ExportItem::Complete { cookie } => batch.cookie = Some(cookie),
+            }
+        }
+        if batch.cookie.is_none() {
+            return Err(ConnectorError::new(
+                ErrorKind::Unexpected,
+                Operation::Export,
+                "the export stream ended without its Complete item",
+            ));
+        }
+        Ok(batch)
+    }
+}
+
+impl<T: Connector + ?Sized> ConnectorExt for T {}
