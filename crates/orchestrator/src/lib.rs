@@ -1,1 +1,19 @@
 #![doc = include_str!("../README.md")]
+
+pub mod compare;
+pub mod error;
+pub mod plan;
+pub mod policy;
+mod store;
+
+pub use compare::ComparisonType;
+pub use error::{ConfigError, EvaluationError, PlanError};
+pub use plan::{
+    CorrelationKey, GenerationStatus, KeptAssignment, KeptValue, LimitKind, OrderCounts, OwnerPlan,
+    Plan, PlanDelta, PlanOptions, PlannedItem, Planner, PlannerConfig, ThresholdBreach, WaitReason,
+};
+pub use policy::{
+    CompositeRole, ComputeFn, Criteria, Multiplicity, NavigationRule, OwnerPeriod, QueryRule,
+    RoleModel, RoleRule, RuleKind, ScalarBinding, ScalarRule, SingleRole, TimeOffset,
+    TimeOffsetReference, TryComputeFn, TypeRule,
+};

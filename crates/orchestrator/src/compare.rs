@@ -1,0 +1,181 @@
+//! How an expected value is compared with the actual one (`ComparisonType`, SPEC §2).
+
+use autoprov_core::ScalarValue;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// How two text values are compared when the planner decides whether a target already holds
+/// the expected value, and when correlation keys and query rules match values.
+///
+/// Non-text values (integers, booleans, dates, binaries) are always compared exactly. Secrets
+/// are never equal to anything: they are write-only.
+///
+/// ```
+/// use autoprov_orchestrator::ComparisonType;
+/// assert!(ComparisonType::IgnoreCase.text_equals("JDoe", "jdoe"));
+/// assert!(!ComparisonType::CaseSensitive.text_equals("JDoe", "jdoe"));
+/// assert!(ComparisonType::Approximate.text_equals(" Hélène  Dupont", "helene dupont"));
+/// ```
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[non_exhaustive]
+pub enum ComparisonType {
+    /// Exact text (the default).
+    #[default]
+    CaseSensitive,
+    /// Text equal when lower-cased (Unicode lower case).
+    IgnoreCase,
+    /// Text equal once leading/trailing whitespace is trimmed and inner runs of whitespace are
+    /// collapsed to one space; case matters.
+    IgnoreWhitespace,
+    /// Ignore case, whitespace as in `IgnoreWhitespace`, and the common Latin diacritics
+    /// (`é` = `e`, `ß` = `ss`, ...).
+    Approximate,
+}
+
+impl ComparisonType {
+    /// The canonical form of a text under this comparison: two texts are equal exactly when
+    /// their canonical forms are. Borrowed when nothing changes.
+    pub fn normalize(self, text: &str) -> Cow<'_, str> {
+        match self {
+            Self::CaseSensitive => Cow::Borrowed(text),
+            Self::IgnoreCase => {
+                if text.chars().any(char::is_uppercase) {
+                    Cow::Owned(text.to_lowercase())
+                } else {
+                    Cow::Borrowed(text)
+                }
+            }
+            Self::IgnoreWhitespace => collapse_whitespace(text),
+            Self::Approximate => {
+                let collapsed = collapse_whitespace(text);
+                let mut out = String::with_capacity(collapsed.len());
+                for c in collapsed.chars() {
+                    for lower in c.to_lowercase() {
+                        match fold_diacritic(lower) {
+                            Some(folded) => out.push_str(folded),
+                            None => out.push(lower),
+                        }
+                    }
+                }
+                if out == text {
+                    Cow::Borrowed(text)
+                } else {
+                    Cow::Owned(out)
+                }
+            }
+        }
+    }
+
+    /// Whether two texts are equal under this comparison.
+    pub fn text_equals(self, a: &str, b: &str) -> bool {
+        match self {
+            Self::CaseSensitive => a == b,
+            _ => self.normalize(a) == self.normalize(b),
+        }
+    }
+
+    /// Whether two scalar values are equal under this comparison. Secrets are never equal.
+    pub fn scalar_equals(self, a: &ScalarValue, b: &ScalarValue) -> bool {
+        match (a, b) {
+            (ScalarValue::Secret(_), _) | (_, ScalarValue::Secret(_)) => false,
+            (ScalarValue::String(a), ScalarValue::String(b)) => self.text_equals(a, b),
+            (a, b) => a == b,
+        }
+    }
+
+    /// The canonical text of a scalar used as a key (correlation, query rules): strings are
+    /// normalized, other values use their display form. Secrets have no key.
+    pub fn key_of(self, value: &ScalarValue) -> Option<String> {
+        match value {
+            ScalarValue::Secret(_) => None,
+            ScalarValue::String(s) => Some(self.normalize(s).into_owned()),
+            other => Some(other.to_string()),
+        }
+    }
+}
+
+fn collapse_whitespace(text: &str) -> Cow<'_, str> {
+    let trimmed = text.trim();
+    let needs_work = trimmed.len() != text.len()
+        || trimmed
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0].is_ascii_whitespace() && w[1].is_ascii_whitespace())
+        || trimmed.chars().any(|c| c.is_whitespace() && c != ' ');
+    if !needs_work {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(trimmed.len());
+    let mut in_space = false;
+    for c in trimmed.chars() {
+        if c.is_whitespace() {
+            if !in_space {
+                out.push(' ');
+            }
+            in_space = true;
+        } else {
+            out.push(c);
+            in_space = false;
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Folds the Latin-1 / Latin Extended-A letters people type in names; enough for identity data
+/// without pulling a Unicode normalization table.
+fn fold_diacritic(c: char) -> Option<&'static str> {
+    Some(match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
+        'æ' => "ae",
+        'ç' | 'ć' | 'č' | 'ĉ' | 'ċ' => "c",
+        'ď' | 'đ' => "d",
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => "e",
+        'ĝ' | 'ğ' | 'ġ' | 'ģ' => "g",
+        'ì' | 'í' | 'î' | 'ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' | 'ı' => "i",
+        'ñ' | 'ń' | 'ņ' | 'ň' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ŏ' | 'ő' => "o",
+        'œ' => "oe",
+        'ŕ' | 'ř' => "r",
+        'ś' | 'ş' | 'š' | 'ŝ' => "s",
+        'ß' => "ss",
+        'ţ' | 'ť' => "t",
+        'ù' | 'ú' | 'û' | 'ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => "u",
+        'ý' | 'ÿ' => "y",
+        'ź' | 'ż' | 'ž' => "z",
+        'ł' => "l",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autoprov_core::Secret;
+
+    #[test]
+    fn comparisons_follow_their_names() {
+        use ComparisonType::*;
+        assert!(CaseSensitive.text_equals("a b", "a b"));
+        assert!(!CaseSensitive.text_equals("A", "a"));
+        assert!(IgnoreCase.text_equals("ÉLODIE", "élodie"));
+        assert!(!IgnoreCase.text_equals("elodie", "élodie"));
+        assert!(IgnoreWhitespace.text_equals("  a \t b ", "a b"));
+        assert!(!IgnoreWhitespace.text_equals("A b", "a b"));
+        assert!(Approximate.text_equals("Straße  Œuvre", "strasse oeuvre"));
+    }
+
+    #[test]
+    fn secrets_are_never_equal_and_non_text_is_exact() {
+        let s = ScalarValue::Secret(Secret::new("x"));
+        assert!(!ComparisonType::CaseSensitive.scalar_equals(&s, &s));
+        assert!(ComparisonType::IgnoreCase.scalar_equals(&1i64.into(), &1i64.into()));
+        assert!(!ComparisonType::IgnoreCase.scalar_equals(&1i64.into(), &"1".into()));
+        assert_eq!(ComparisonType::IgnoreCase.key_of(&s), None);
+        assert_eq!(
+            ComparisonType::IgnoreCase.key_of(&"AbC".into()).as_deref(),
+            Some("abc")
+        );
+    }
+}
