@@ -80,6 +80,7 @@ need_root() {
 }
 
 # Serialise concurrent invocations (e.g. several test binaries calling start at once).
+LOCK_FD=
 take_lock() {
     mkdir -p "$STATE_DIR"
     exec {LOCK_FD}>"$LOCK_FILE"
@@ -303,6 +304,14 @@ restore_pristine() {
 # Process handling: only ever the PID in our pidfile
 # ---------------------------------------------------------------------------------------------
 
+# Does PID exist and is it not a zombie?
+pid_alive() {
+    local stat rest
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    rest=${stat##*) }
+    [[ ${rest:0:1} != Z ]]
+}
+
 # Is PID a live samba process?
 is_samba_pid() {
     local pid=$1 exe
@@ -313,7 +322,7 @@ is_samba_pid() {
     [[ ${exe##*/} == samba ]]
 }
 
-# Prints the PID of our running samba, or fails. Cleans up a stale pidfile.
+# Prints the PID of our running samba (its root process), or fails.
 running_pid() {
     local pid
     [[ -f $PID_FILE ]] || return 1
@@ -322,8 +331,7 @@ running_pid() {
         printf '%s\n' "$pid"
         return 0
     fi
-    rm -f "$PID_FILE"
-    return 1
+    return 1   # the pidfile stays: stop_samba cleans up what the dead root may have left
 }
 
 # Lists "port" for each AD port something is listening on (IPv4 or IPv6), from /proc.
@@ -353,32 +361,42 @@ admin_password() {
     fi
 }
 
-start_samba() {
-    local busy
+# Called when our pidfile shows nothing running: any listener on the AD ports is not ours.
+check_ports_free() {
+    local busy pid
     mapfile -t busy < <(bound_ports)
-    if [[ ${#busy[@]} -gt 0 ]]; then
-        say "port(s) ${busy[*]} already in use by something that is not our Samba:"
-        if command -v ss >/dev/null; then
-            ss -ltnp 2>/dev/null | grep -E ':(389|636|3268|3269)\b' | sed "s/^/$PROG:   /" >&2 || true
-        fi
-        die "cannot start the test AD: stop whatever holds port 636/389 first"
+    [[ ${#busy[@]} -eq 0 ]] && return 0
+    say "port(s) ${busy[*]} already in use by something that is not our (pidfile-tracked) Samba:"
+    if command -v ss >/dev/null; then
+        ss -ltnp 2>/dev/null | grep -E ':(389|636|3268|3269)\b' | sed "s/^/$PROG:   /" >&2 || true
     fi
+    # Samba's own pid file: a Samba from this state dir whose pidfile (ours) was lost?
+    pid=$(cat "$WORK_DIR/run/samba.pid" 2>/dev/null || true)
+    pid=${pid//[^0-9]/}
+    if [[ -n $pid ]] && is_samba_pid "$pid"; then
+        say "hint: samba pid $pid looks like one started from $STATE_DIR whose pidfile" \
+            "$PID_FILE was lost; stop it with: kill $pid"
+    fi
+    die "cannot start the test AD: stop whatever holds port 636/389 first"
+}
 
+start_samba() {
     mkdir -p "$LOG_DIR"
     [[ -f $SAMBA_LOG ]] && mv -f "$SAMBA_LOG" "$SAMBA_LOG.old"
     local t0 pid
     t0=$(now_ms)
     # Foreground (-F) under setsid: the PID is samba's root process and leads its own process
     # group, so stop can signal exactly this tree.
-    setsid samba -F --debug-stdout -s "$SMB_CONF" </dev/null >"$SAMBA_LOG" 2>&1 &
+    # The lock fd must not be inherited: samba would hold the lock for its whole life.
+    setsid samba -F --debug-stdout -s "$SMB_CONF" </dev/null >"$SAMBA_LOG" 2>&1 {LOCK_FD}>&- &
     pid=$!
     printf '%s\n' "$pid" >"$PID_FILE"
 
     local deadline=$(( $(date +%s) + START_TIMEOUT ))
     while :; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            rm -f "$PID_FILE"
+        if ! pid_alive "$pid"; then
             log_tail "$SAMBA_LOG"
+            stop_samba 1   # its children may outlive it (seen: the ldap pre-fork master)
             die "samba exited during startup (log: $SAMBA_LOG)"
         fi
         if ldap_rootdse "$LDAPS_URL" >/dev/null 2>&1; then
@@ -404,31 +422,67 @@ check_admin_bind() {
     fi
 }
 
+# PIDs of the live samba processes in process group $1. Our samba is started under setsid, so
+# its root PID is also its process group ID; children that outlive the root stay in that group.
+SAMBA_BIN=
+samba_group_pids() {
+    local pgid=$1 f stat rest grp p
+    [[ -n $SAMBA_BIN ]] || SAMBA_BIN=$(command -v samba 2>/dev/null || true)
+    for f in /proc/[0-9]*/stat; do
+        read -r stat 2>/dev/null <"$f" || continue
+        rest=${stat##*) }           # the fields after "pid (comm) "
+        read -r _ _ grp _ <<<"$rest"  # state ppid pgrp ...
+        [[ $grp == "$pgid" ]] || continue
+        p=${f#/proc/}
+        p=${p%/stat}
+        # Fast builtin check first (no fork); zombies have no exe and count as gone.
+        if [[ -n $SAMBA_BIN && /proc/$p/exe -ef $SAMBA_BIN ]] || is_samba_pid "$p"; then
+            printf '%s\n' "$p"
+        fi
+    done
+}
+
+# Stop the samba recorded in our pidfile, and anything it left in its process group.
+# Signals only samba processes of that group; never by name. $1=1: no "not running" message.
 stop_samba() {
-    local pid
-    if ! pid=$(running_pid); then
-        say "not running"
+    local quiet=${1:-0} pid members
+    pid=$(cat "$PID_FILE" 2>/dev/null || true)
+    pid=${pid//[^0-9]/}
+    members=()
+    [[ -n $pid ]] && mapfile -t members < <(samba_group_pids "$pid")
+    if [[ ${#members[@]} -eq 0 ]]; then
+        [[ $quiet -eq 1 ]] || say "not running"
         rm -f "$PID_FILE"
         return 0
     fi
-    say "stopping samba (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for (( i = 0; i < STOP_TIMEOUT * 10; i++ )); do
-        # Wait for the whole process group (pgid == pid thanks to setsid) to be gone.
-        if ! kill -0 -- "-$pid" 2>/dev/null && ! kill -0 "$pid" 2>/dev/null; then
+    if is_samba_pid "$pid"; then
+        say "stopping samba (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+    else
+        say "samba (pid $pid) is gone but left ${#members[@]} process(es) behind: ${members[*]}; stopping them"
+        kill -TERM "${members[@]}" 2>/dev/null || true
+    fi
+    local deadline=$(( SECONDS + STOP_TIMEOUT ))
+    while (( SECONDS < deadline )); do
+        mapfile -t members < <(samba_group_pids "$pid")
+        if [[ ${#members[@]} -eq 0 ]]; then
             rm -f "$PID_FILE"
             say "stopped"
             return 0
         fi
         sleep 0.1
     done
-    say "samba (pid $pid) still there after ${STOP_TIMEOUT}s; sending SIGKILL to its process group"
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    for (( i = 0; i < 50; i++ )); do
-        kill -0 -- "-$pid" 2>/dev/null || break
+    say "still there after ${STOP_TIMEOUT}s: ${members[*]}; sending SIGKILL"
+    kill -KILL "${members[@]}" 2>/dev/null || true
+    deadline=$(( SECONDS + 5 ))
+    while (( SECONDS < deadline )); do
+        mapfile -t members < <(samba_group_pids "$pid")
+        [[ ${#members[@]} -gt 0 ]] || break
         sleep 0.1
     done
+    if [[ ${#members[@]} -gt 0 ]]; then
+        die "could not kill samba process(es) ${members[*]}"
+    fi
     rm -f "$PID_FILE"
     say "killed"
 }
@@ -445,6 +499,7 @@ shq() {  # single-quote for a shell
 write_env() {
     local tmp="$ENV_FILE.tmp"
     {
+        # shellcheck disable=SC2016  # literal text
         printf '# Written by scripts/ad-test-server.sh: source it, or eval "$(scripts/ad-test-server.sh env)".\n'
         printf '# Throwaway Samba AD on loopback; the password is a fixed public test value.\n'
         printf 'export AUTOPROV_AD_URL=%s\n' "$(shq "$LDAPS_URL")"
@@ -476,10 +531,12 @@ cmd_start() {
             die "samba (pid $pid) runs but does not answer on $LDAPS_URL; try 'reset'"
         fi
     else
-        [[ $fresh -eq 1 ]] && stop_samba
+        # reset: stop ours; start: clean up anything a dead samba of ours left behind.
+        stop_samba 1
         install_packages
         make_tls
         provision_once
+        check_ports_free
         local t0
         t0=$(now_ms)
         restore_pristine
