@@ -4,7 +4,9 @@ pub mod compare;
 pub mod error;
 pub mod plan;
 pub mod policy;
+pub mod simulation;
 mod store;
+pub mod synthetic;
 
 pub use compare::ComparisonType;
 pub use error::{ConfigError, EvaluationError, PlanError};

@@ -1,0 +1,394 @@
+//! A synthetic organization for benchmarks and load tests: `N` identities, one AD-like account
+//! each with ~9 scalar properties (one a write-only initial password), ~10 group memberships
+//! and a `parentdn` found by a query rule, and a configurable drift between what the role model
+//! expects and what the targets hold.
+//!
+//! Everything is derived from `(seed, index)` by a counter-based hash, so any identity or
+//! target can be regenerated alone (no state, no randomness source), and loading streams the
+//! targets one by one instead of materializing the whole organization.
+//!
+//! ```
+//! use autoprov_orchestrator::synthetic::SyntheticOrg;
+//! use autoprov_orchestrator::PlanOptions;
+//! let org = SyntheticOrg::new(200);
+//! let mut planner = org.planner();
+//! let plan = planner.plan_full(org.now(), PlanOptions::default());
+//! let orders = plan.orders().count();
+//! assert!(orders > 0 && orders < 40, "about 5% drift: {orders}");
+//! ```
+
+use crate::compare::ComparisonType;
+use crate::plan::{CorrelationKey, Planner, PlannerConfig};
+use crate::policy::{
+    Criteria, NavigationRule, QueryRule, RoleModel, ScalarBinding, ScalarRule, TypeRule,
+};
+use autoprov_core::{
+    Owner, OwnerId, PropertyValue, Reference, Resource, ResourceType, ResourceTypeId, ScalarValue,
+    Secret,
+};
+use chrono::{DateTime, TimeZone, Utc};
+use std::collections::BTreeSet;
+
+/// The resource type of the synthetic accounts.
+pub const ACCOUNT_TYPE: &str = "AD_Entry_NominativeUser";
+/// The entity type of the synthetic OUs (query-rule lookups).
+pub const OU_TYPE: &str = "AD_OrganizationalUnit";
+
+/// What kind of drift a target has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Drift {
+    /// The target holds exactly what is expected.
+    None,
+    /// The `title` differs.
+    Title,
+    /// One expected group is missing and one unexpected group is present.
+    Membership,
+    /// The account does not exist yet (a joiner).
+    Missing,
+    /// The `displayName` differs only in case (equal under its comparison) and `mail` differs.
+    MailAndCase,
+}
+
+/// A synthetic organization.
+#[derive(Clone, Debug)]
+pub struct SyntheticOrg {
+    /// Number of identities.
+    pub identities: usize,
+    /// Departments (each has 4 groups and one OU).
+    pub departments: usize,
+    /// Sites (each has 3 groups).
+    pub sites: usize,
+    /// Titles (each has 2 groups).
+    pub titles: usize,
+    /// Percentage of identities whose target drifts from the expected state.
+    pub drift_percent: u8,
+    /// Number of targets without owner (orphans).
+    pub orphans: usize,
+    /// Seed of the derivation.
+    pub seed: u64,
+}
+
+impl SyntheticOrg {
+    /// An organization of `identities` with 5% drift and the default shape (50 departments,
+    /// 20 sites, 30 titles ⇒ 4 + 3 + 2 + 1 = 10 groups per identity).
+    pub fn new(identities: usize) -> Self {
+        Self {
+            identities,
+            departments: 50,
+            sites: 20,
+            titles: 30,
+            drift_percent: 5,
+            orphans: 0,
+            seed: 0x5eed,
+        }
+    }
+
+    /// The evaluation time used by the generated data.
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn rand(&self, i: usize, stream: u64) -> u64 {
+        splitmix64(
+            self.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream.rotate_left(32),
+        )
+    }
+
+    fn department(&self, i: usize) -> usize {
+        (self.rand(i, 1) % self.departments as u64) as usize
+    }
+
+    fn site(&self, i: usize) -> usize {
+        (self.rand(i, 2) % self.sites as u64) as usize
+    }
+
+    fn title(&self, i: usize) -> usize {
+        (self.rand(i, 3) % self.titles as u64) as usize
+    }
+
+    /// The owner id of identity `i`.
+    pub fn owner_id(&self, i: usize) -> OwnerId {
+        OwnerId::new(format!("u{i:07}"))
+    }
+
+    /// The login of identity `i`.
+    pub fn login(&self, i: usize) -> String {
+        format!("user{i:07}")
+    }
+
+    /// Identity `i` (8 properties).
+    pub fn owner(&self, i: usize) -> Owner {
+        let given = GIVEN[(self.rand(i, 4) % GIVEN.len() as u64) as usize];
+        let sn = SURNAMES[(self.rand(i, 5) % SURNAMES.len() as u64) as usize];
+        Owner::new(self.owner_id(i), self.login(i))
+            .with_entity_type("Directory_User")
+            .with("login", self.login(i))
+            .with("employeeId", format!("E{i:08}"))
+            .with("givenName", given)
+            .with("lastName", sn)
+            .with("department", format!("D{:03}", self.department(i)))
+            .with("site", format!("S{:02}", self.site(i)))
+            .with("title", format!("T{:02}", self.title(i)))
+            .with("costCenter", format!("CC{:04}", self.rand(i, 6) % 1000))
+    }
+
+    /// The drift of identity `i`'s target.
+    pub fn drift(&self, i: usize) -> Drift {
+        if self.rand(i, 7) % 100 >= u64::from(self.drift_percent) {
+            return Drift::None;
+        }
+        match self.rand(i, 8) % 4 {
+            0 => Drift::Title,
+            1 => Drift::Membership,
+            2 => Drift::Missing,
+            _ => Drift::MailAndCase,
+        }
+    }
+
+    fn ou_dn(department: &str) -> String {
+        format!("OU={department},DC=example,DC=test")
+    }
+
+    fn group_dn(name: &str) -> Reference {
+        Reference::dn(format!("CN={name},OU=Groups,DC=example,DC=test"))
+    }
+
+    /// The groups identity `i` is expected to be a member of.
+    pub fn expected_groups(&self, i: usize) -> BTreeSet<Reference> {
+        let d = self.department(i);
+        let s = self.site(i);
+        let t = self.title(i);
+        let mut groups = BTreeSet::new();
+        for g in 0..4 {
+            groups.insert(Self::group_dn(&format!("D{d:03}-G{g}")));
+        }
+        for g in 0..3 {
+            groups.insert(Self::group_dn(&format!("S{s:02}-G{g}")));
+        }
+        for g in 0..2 {
+            groups.insert(Self::group_dn(&format!("T{t:02}-G{g}")));
+        }
+        groups.insert(Self::group_dn("AllStaff"));
+        groups
+    }
+
+    /// What the role model expects for identity `i` (mapped values only).
+    pub fn desired_target(&self, i: usize) -> Resource {
+        let owner = self.owner(i);
+        let text = |p: &str| match owner.get(p) {
+            Some(PropertyValue::Scalar(s)) => s.to_string(),
+            _ => String::new(),
+        };
+        let login = self.login(i);
+        let department = text("department");
+        Resource::new(format!("CN={login},{}", Self::ou_dn(&department)))
+            .with_entity_type("AD_Entry")
+            .with("sAMAccountName", login.clone())
+            .with("employeeID", text("employeeId"))
+            .with("givenName", text("givenName"))
+            .with("sn", text("lastName"))
+            .with(
+                "displayName",
+                format!("{} {}", text("givenName"), text("lastName")),
+            )
+            .with("mail", format!("{login}@example.test"))
+            .with("title", text("title"))
+            .with("department", department.clone())
+            .with("parentdn", Reference::dn(Self::ou_dn(&department)))
+            .with("memberOf", self.expected_groups(i))
+    }
+
+    /// What the managed system holds for identity `i`, with its drift; `None` for a joiner.
+    pub fn actual_target(&self, i: usize) -> Option<Resource> {
+        let mut r = self.desired_target(i);
+        match self.drift(i) {
+            Drift::None => {}
+            Drift::Title => {
+                r.values.insert("title".into(), "Former title".into());
+            }
+            Drift::Membership => {
+                if let Some(PropertyValue::References(groups)) = r.values.get_mut("memberOf") {
+                    let first = groups.iter().next().cloned();
+                    if let Some(first) = first {
+                        groups.remove(&first);
+                    }
+                    groups.insert(Self::group_dn("Legacy-Unmanaged"));
+                }
+            }
+            Drift::Missing => return None,
+            Drift::MailAndCase => {
+                let upper = match r.get("displayName") {
+                    Some(PropertyValue::Scalar(ScalarValue::String(s))) => s.to_uppercase(),
+                    _ => String::new(),
+                };
+                r.values.insert("displayName".into(), upper.into());
+                r.values.insert(
+                    "mail".into(),
+                    format!("old.{}@example.test", self.login(i)).into(),
+                );
+            }
+        }
+        Some(r)
+    }
+
+    /// Orphan target `k` (an account whose identity left the source).
+    pub fn orphan_target(&self, k: usize) -> Resource {
+        let login = format!("gone{k:06}");
+        Resource::new(format!("CN={login},OU=Leavers,DC=example,DC=test"))
+            .with_entity_type("AD_Entry")
+            .with("sAMAccountName", login)
+            .with("employeeID", format!("X{k:08}"))
+    }
+
+    /// The OUs (lookup resources of the `parentdn` query rule).
+    pub fn ous(&self) -> Vec<Resource> {
+        (0..self.departments)
+            .map(|d| {
+                let name = format!("D{d:03}");
+                Resource::new(Self::ou_dn(&name))
+                    .with_entity_type(OU_TYPE)
+                    .with("ou", name)
+            })
+            .collect()
+    }
+
+    /// The account resource type.
+    pub fn resource_type(&self) -> ResourceType {
+        ResourceType::new(
+            ACCOUNT_TYPE,
+            ACCOUNT_TYPE,
+            "Directory_User",
+            "AD_Entry",
+            "ad-main",
+        )
+    }
+
+    /// The role model: 1 type rule, 9 scalar rules, 4·departments + 3·sites + 2·titles + 1
+    /// navigation rules, 1 query rule.
+    pub fn role_model(&self) -> RoleModel {
+        let rt = ACCOUNT_TYPE;
+        let mut m = RoleModel::new()
+            .type_rule(TypeRule::new(rt, Criteria::always()))
+            .scalar_rule(
+                ScalarRule::from_owner(rt, "sAMAccountName", "login")
+                    .comparison(ComparisonType::IgnoreCase),
+            )
+            .scalar_rule(ScalarRule::from_owner(rt, "employeeID", "employeeId"))
+            .scalar_rule(ScalarRule::from_owner(rt, "givenName", "givenName"))
+            .scalar_rule(ScalarRule::from_owner(rt, "sn", "lastName"))
+            .scalar_rule(
+                ScalarRule::computed(rt, "displayName", |o| {
+                    let g = o.get("givenName")?.as_scalar()?.as_str()?;
+                    let s = o.get("lastName")?.as_scalar()?.as_str()?;
+                    Some(format!("{g} {s}").into())
+                })
+                .comparison(ComparisonType::IgnoreCase),
+            )
+            .scalar_rule(ScalarRule::computed(rt, "mail", |o| {
+                let login = o.get("login")?.as_scalar()?.as_str()?;
+                Some(format!("{login}@example.test").into())
+            }))
+            .scalar_rule(ScalarRule::from_owner(rt, "title", "title"))
+            .scalar_rule(ScalarRule::from_owner(rt, "department", "department"))
+            .scalar_rule(
+                ScalarRule::computed(rt, "userPassword", |o| {
+                    Some(Secret::new(format!("Init-{}!", o.identifier)).into())
+                })
+                .write_only(),
+            )
+            .query_rule(QueryRule::new(
+                rt,
+                "parentdn",
+                ScalarBinding::OwnerProperty("department".into()),
+                OU_TYPE,
+                "ou",
+            ))
+            .navigation_rule(NavigationRule::new(
+                rt,
+                "memberOf",
+                Self::group_dn("AllStaff"),
+            ));
+        for d in 0..self.departments {
+            for g in 0..4 {
+                m = m.navigation_rule(
+                    NavigationRule::new(rt, "memberOf", Self::group_dn(&format!("D{d:03}-G{g}")))
+                        .when(Criteria::always().dimension("department", format!("D{d:03}"))),
+                );
+            }
+        }
+        for s in 0..self.sites {
+            for g in 0..3 {
+                m = m.navigation_rule(
+                    NavigationRule::new(rt, "memberOf", Self::group_dn(&format!("S{s:02}-G{g}")))
+                        .when(Criteria::always().dimension("site", format!("S{s:02}"))),
+                );
+            }
+        }
+        for t in 0..self.titles {
+            for g in 0..2 {
+                m = m.navigation_rule(
+                    NavigationRule::new(rt, "memberOf", Self::group_dn(&format!("T{t:02}-G{g}")))
+                        .when(Criteria::always().dimension("title", format!("T{t:02}"))),
+                );
+            }
+        }
+        m
+    }
+
+    /// The planner configuration: the resource type, the role model, correlation
+    /// `employeeId` ⇄ `employeeID`.
+    pub fn config(&self) -> PlannerConfig {
+        PlannerConfig::new(vec![self.resource_type()], self.role_model()).correlate(
+            ACCOUNT_TYPE,
+            CorrelationKey::new("employeeId", "employeeID"),
+        )
+    }
+
+    /// Loads lookups, owners and targets into a planner, streaming the targets.
+    pub fn load(&self, planner: &mut Planner) {
+        for ou in self.ous() {
+            planner.upsert_lookup(OU_TYPE, ou);
+        }
+        let rt = ResourceTypeId::new(ACCOUNT_TYPE);
+        for i in 0..self.identities {
+            planner.upsert_owner(self.owner(i));
+            if let Some(t) = self.actual_target(i) {
+                // The resource type is configured by `config`, so this cannot fail.
+                let _ = planner.upsert_target(&rt, &t);
+            }
+        }
+        for k in 0..self.orphans {
+            let _ = planner.upsert_target(&rt, &self.orphan_target(k));
+        }
+    }
+
+    /// A planner built from [`SyntheticOrg::config`] and loaded with the organization.
+    pub fn planner(&self) -> Planner {
+        let mut planner = match Planner::new(self.config()) {
+            Ok(p) => p,
+            Err(e) => unreachable!("the synthetic configuration is valid: {e}"),
+        };
+        self.load(&mut planner);
+        planner
+    }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+const GIVEN: &[&str] = &[
+    "Alice", "Bruno", "Chloé", "David", "Élodie", "Farid", "Greta", "Hugo", "Inès", "Jonas",
+    "Karim", "Léa", "Mateo", "Nora", "Oscar", "Paula",
+];
+
+const SURNAMES: &[&str] = &[
+    "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy",
+    "Moreau", "Simon", "Laurent", "Lefèvre", "Michel", "Garcia", "Müller",
+];

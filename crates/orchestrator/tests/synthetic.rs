@@ -1,0 +1,68 @@
+//! The synthetic organization agrees with its own role model: no drift ⇒ no order; each
+//! drifted identity ⇒ exactly one order of the expected kind.
+
+use autoprov_core::ChangeType;
+use autoprov_orchestrator::synthetic::{Drift, SyntheticOrg};
+use autoprov_orchestrator::{PlanOptions, simulation};
+
+#[test]
+fn no_drift_means_no_order() {
+    let mut org = SyntheticOrg::new(500);
+    org.drift_percent = 0;
+    let mut planner = org.planner();
+    let plan = planner.plan_full(org.now(), PlanOptions::default());
+    assert!(plan.has_no_orders(), "{}", simulation::render(&plan));
+    assert!(plan.owners.is_empty());
+}
+
+#[test]
+fn each_drift_gives_one_order_of_its_kind() {
+    let mut org = SyntheticOrg::new(2_000);
+    org.drift_percent = 20;
+    org.orphans = 3;
+    let mut planner = org.planner();
+    let plan = planner.plan_full(org.now(), PlanOptions::default());
+    let mut expected = 0;
+    for i in 0..org.identities {
+        let drift = org.drift(i);
+        let fragment = plan.owners.iter().find(|o| o.owner == org.owner_id(i));
+        if drift == Drift::None {
+            assert!(fragment.is_none(), "identity {i}: {fragment:?}");
+            continue;
+        }
+        expected += 1;
+        let fragment = fragment.unwrap_or_else(|| panic!("identity {i} drifted ({drift:?})"));
+        assert_eq!(fragment.items.len(), 1);
+        let order = fragment.items[0].order.as_ref().unwrap();
+        match drift {
+            Drift::Missing => {
+                assert_eq!(order.change_type, ChangeType::Added);
+                assert_eq!(order.changes.navigations["memberOf"].add.len(), 10);
+                assert!(order.changes.scalar("userPassword").unwrap().is_secret());
+                assert!(order.changes.reference("parentdn").is_some());
+            }
+            Drift::Title => {
+                assert_eq!(order.change_type, ChangeType::Modified);
+                assert_eq!(order.changes.properties.len(), 1, "{:?}", order.changes);
+                assert!(order.changes.scalar("title").is_some());
+            }
+            Drift::Membership => {
+                let delta = &order.changes.navigations["memberOf"];
+                assert_eq!((delta.add.len(), delta.remove.len()), (1, 1));
+                assert!(order.changes.properties.is_empty());
+            }
+            Drift::MailAndCase => {
+                // displayName differs only in case and is compared ignoring case.
+                assert_eq!(
+                    order.changes.properties.keys().collect::<Vec<_>>(),
+                    ["mail"]
+                );
+            }
+            _ => unreachable!(),
+        }
+    }
+    assert_eq!(plan.orders().count(), expected);
+    // Orphans are kept (RemoveOrphans is off by default) and reported.
+    assert_eq!(plan.orphans.len(), 3);
+    assert!(plan.orphans.iter().all(|o| o.order.is_none()));
+}
