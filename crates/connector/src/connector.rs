@@ -3,7 +3,9 @@
 use crate::capability::Capabilities;
 use crate::error::{ConnectorError, ErrorKind, Operation};
 use async_trait::async_trait;
-use autoprov_core::{ConnectionId, EntityTypeId, PackageId, ProvisioningOrder, Resource, ResourceId, StableId};
+use autoprov_core::{
+    ConnectionId, EntityTypeId, PackageId, ProvisioningOrder, Resource, ResourceId, StableId,
+};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};

@@ -383,7 +383,11 @@ mod tests {
         assert!(ConnectorError::new(ErrorKind::Timeout, Operation::Create, "x").is_temporary());
         assert!(!ConnectorError::new(ErrorKind::NotFound, Operation::Create, "x").is_temporary());
         let e = ConnectorError::new(ErrorKind::NotFound, Operation::Create, "x").persistent();
-        assert_eq!(e.status(), ErrorStatus::Permanent, "only temporary becomes persistent");
+        assert_eq!(
+            e.status(),
+            ErrorStatus::Permanent,
+            "only temporary becomes persistent"
+        );
         let e = ConnectorError::new(ErrorKind::Unavailable, Operation::Create, "x").persistent();
         assert_eq!(e.status(), ErrorStatus::Persistent);
     }
@@ -391,7 +395,8 @@ mod tests {
     #[test]
     fn clone_keeps_source_text() {
         let io = std::io::Error::other("socket closed");
-        let e = ConnectorError::new(ErrorKind::Unavailable, Operation::Export, "lost").with_source(io);
+        let e =
+            ConnectorError::new(ErrorKind::Unavailable, Operation::Export, "lost").with_source(io);
         let c = e.clone();
         assert!(c.to_string().contains("socket closed"));
         assert!(std::error::Error::source(&c).is_some());

@@ -2,7 +2,9 @@
 
 pub mod capability;
 pub mod connector;
+pub mod dn;
 pub mod error;
+pub mod memory;
 pub mod registry;
 pub mod schema;
 
@@ -10,8 +12,9 @@ pub use capability::Capabilities;
 #[cfg(feature = "mock")]
 pub use connector::MockConnector;
 pub use connector::{
-    Connector, ConnectorExt, ConnectorInfo, ExportBatch, ExportCookie, ExportItem, ExportMode,
-    ExportRequest, ExportStream, Executed, Fulfillment,
+    Connector, ConnectorExt, ConnectorInfo, Executed, ExportBatch, ExportCookie, ExportItem,
+    ExportMode, ExportRequest, ExportStream, Fulfillment,
 };
 pub use error::{ConnectorError, ErrorKind, ErrorStatus, Operation};
+pub use memory::{InMemoryConnector, MemoryPackage};
 pub use registry::{ConnectionConfig, Package, PackageRegistry};

@@ -115,7 +115,10 @@ impl PackageRegistry {
                 return Err(ConnectorError::new(
                     ErrorKind::InvalidConfiguration,
                     Operation::Configure,
-                    format!("connections file: connection {} is configured twice", config.id),
+                    format!(
+                        "connections file: connection {} is configured twice",
+                        config.id
+                    ),
                 ));
             }
             out.insert(config.id.clone(), self.connect(config).await?);
