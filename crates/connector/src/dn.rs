@@ -7,7 +7,7 @@
 //! ```
 //! use autoprov_connector::dn::{Dn, Rdn, escape_rdn_value};
 //! assert_eq!(escape_rdn_value("Smith, John"), r"Smith\, John");
-//! assert_eq!(escape_rdn_value(" #x "), r"\ \#x\ ");
+//! assert_eq!(escape_rdn_value("#x "), r"\#x\ ");
 //! let dn = Dn::parse(r"CN=Smith\, John,OU=Sales,DC=example,DC=test").unwrap();
 //! assert_eq!(dn.rdns()[0], Rdn::new("CN", "Smith, John"));
 //! assert_eq!(dn.parent().unwrap().to_string(), "OU=Sales,DC=example,DC=test");

@@ -4,9 +4,11 @@ pub mod capability;
 pub mod connector;
 pub mod dn;
 pub mod error;
+pub mod manual;
 pub mod memory;
 pub mod registry;
 pub mod schema;
+pub mod wrappers;
 
 pub use capability::Capabilities;
 #[cfg(feature = "mock")]

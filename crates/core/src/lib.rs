@@ -18,8 +18,8 @@ pub use ids::{
     ResourceTypeId, RoleId, StableId,
 };
 pub use model::{
-    EntityType, Owner, PropertyDefinition, PropertyKind, Resource, ResourceType,
-    ResourceTypeError, Thresholds,
+    EntityType, Owner, PropertyDefinition, PropertyKind, Resource, ResourceType, ResourceTypeError,
+    Thresholds,
 };
 pub use order::{
     ChangeType, Changes, EntityTypeRef, NavigationChange, OrderFileError, PropertyChange,

@@ -4,6 +4,7 @@ use crate::ids::{ConnectionId, EntityTypeId, OwnerId, ResourceId, ResourceTypeId
 use crate::value::{PropertyValue, json_kind};
 use crate::workflow::ApprovalWorkflowType;
 use serde::de::Error as _;
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -39,7 +40,10 @@ pub enum PropertyKind {
 impl PropertyKind {
     /// Whether the property is a navigation.
     pub fn is_navigation(&self) -> bool {
-        matches!(self, Self::MonoReference { .. } | Self::MultiReference { .. })
+        matches!(
+            self,
+            Self::MonoReference { .. } | Self::MultiReference { .. }
+        )
     }
 }
 
@@ -302,7 +306,9 @@ impl ResourceType {
 /// One object of an entity type, with its property values.
 ///
 /// JSON: `{"Id": ..., "EntityType": ..., "StableId": ..., <property>: <value>, ...}`; the
-/// property values follow the mapping of [`crate::value`].
+/// property values follow the mapping of [`crate::value`]. The fields come first, then the
+/// properties by name. A property cannot be named like a field (`Id`, `EntityType`,
+/// `StableId`): the flat object has room for one of them, and the field wins.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resource {
     /// autoprov's id of the resource (for targets: the connector's key, e.g. the DN).
@@ -344,21 +350,37 @@ impl Resource {
     }
 }
 
+const RESOURCE_FIELDS: [&str; 3] = ["Id", "EntityType", "StableId"];
+
+// Written entry by entry, not through `serde_json::Map`: that map's order depends on whether
+// any crate in the build enables serde_json's `preserve_order`, and files must come out the
+// same byte for byte whatever else is linked in.
 impl Serialize for Resource {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serde_json::Map::new();
-        map.insert("Id".into(), self.id.as_str().into());
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("Id", self.id.as_str())?;
         if let Some(e) = &self.entity_type {
-            map.insert("EntityType".into(), e.as_str().into());
+            map.serialize_entry("EntityType", e.as_str())?;
         }
         if let Some(s) = &self.stable_id {
-            map.insert("StableId".into(), s.as_str().into());
+            map.serialize_entry("StableId", s.as_str())?;
         }
-        for (k, v) in &self.values {
-            map.insert(k.clone(), v.to_json());
-        }
-        map.serialize(serializer)
+        serialize_properties(&mut map, &self.values, &RESOURCE_FIELDS)?;
+        map.end()
     }
+}
+
+fn serialize_properties<M: SerializeMap>(
+    map: &mut M,
+    properties: &BTreeMap<String, PropertyValue>,
+    fields: &[&str],
+) -> Result<(), M::Error> {
+    for (k, v) in properties {
+        if !fields.contains(&k.as_str()) {
+            map.serialize_entry(k, v)?;
+        }
+    }
+    Ok(())
 }
 
 impl<'de> Deserialize<'de> for Resource {
@@ -407,7 +429,9 @@ fn values_from_map<E: serde::de::Error>(
 
 /// The source resource (usually an identity) that owns target resources.
 ///
-/// JSON: `{"Id": ..., "Identifier": ..., "EntityType": ..., <property>: <value>, ...}`.
+/// JSON: `{"Id": ..., "Identifier": ..., "EntityType": ..., <property>: <value>, ...}`. The fields
+/// come first, then the properties by name. A property cannot be named like a field (`Id`,
+/// `Identifier`, `EntityType`): the flat object has room for one of them, and the field wins.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner {
     /// Its id.
@@ -449,18 +473,18 @@ impl Owner {
     }
 }
 
+const OWNER_FIELDS: [&str; 3] = ["Id", "Identifier", "EntityType"];
+
 impl Serialize for Owner {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serde_json::Map::new();
-        map.insert("Id".into(), self.id.as_str().into());
-        map.insert("Identifier".into(), self.identifier.clone().into());
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("Id", self.id.as_str())?;
+        map.serialize_entry("Identifier", &self.identifier)?;
         if let Some(e) = &self.entity_type {
-            map.insert("EntityType".into(), e.as_str().into());
+            map.serialize_entry("EntityType", e.as_str())?;
         }
-        for (k, v) in &self.properties {
-            map.insert(k.clone(), v.to_json());
-        }
-        map.serialize(serializer)
+        serialize_properties(&mut map, &self.properties, &OWNER_FIELDS)?;
+        map.end()
     }
 }
 
@@ -487,15 +511,24 @@ mod tests {
 
     #[test]
     fn resource_type_defaults_follow_the_spec() {
-        let rt = ResourceType::new("rt-1", "AD_Entry_NominativeUser", "Directory_User", "AD_Entry", "ad");
+        let rt = ResourceType::new(
+            "rt-1",
+            "AD_Entry_NominativeUser",
+            "Directory_User",
+            "AD_Entry",
+            "ad",
+        );
         assert!(rt.allow_add && rt.allow_remove);
         assert!(!rt.remove_orphans && !rt.require_provisioning_review);
         assert_eq!(rt.approval_workflow_type, ApprovalWorkflowType::None);
         rt.validate().unwrap();
         let json = r#"{"Id":"rt-1","Identifier":"x","SourceEntityType":"s","TargetEntityType":"t","Connection":"c"}"#;
         let parsed: ResourceType = serde_json::from_str(json).unwrap();
-        assert_eq!(parsed.allow_add, true);
-        assert_eq!(parsed.transmitted_state_validity_period, Duration::from_secs(604_800));
+        assert!(parsed.allow_add);
+        assert_eq!(
+            parsed.transmitted_state_validity_period,
+            Duration::from_secs(604_800)
+        );
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! fields: `OrderId` (unique; the idempotency key), `DependsOn` (order ids) and `NotBefore`.
 //! A file without `OrderId`s gets ids derived from `AssignedResourceTypeId` and `ChangeType`.
 
-use crate::ids::{AssignmentId, ConnectionId, EntityTypeId, OrderId, OwnerId, ResourceId, ResourceTypeId, StableId};
+use crate::ids::{
+    AssignmentId, ConnectionId, EntityTypeId, OrderId, OwnerId, ResourceId, ResourceTypeId,
+    StableId,
+};
 use crate::model::{Owner, Resource, ResourceType};
 use crate::states::ProvisioningState;
 use crate::value::{PropertyValue, Reference, ScalarValue};
@@ -101,7 +104,8 @@ impl Changes {
 
     /// Clears a property.
     pub fn clear(&mut self, property: impl Into<String>) -> &mut Self {
-        self.properties.insert(property.into(), PropertyChange::Clear);
+        self.properties
+            .insert(property.into(), PropertyChange::Clear);
         self
     }
 
@@ -147,9 +151,15 @@ impl Changes {
     }
 }
 
+// Collected in a `BTreeMap`, not a `serde_json::Map`: that map's order depends on whether any
+// crate in the build enables serde_json's `preserve_order`, and files must come out the same
+// byte for byte whatever else is linked in. Keys are written sorted, so `<nav>_add` and
+// `<nav>_remove` sit next to each other. A mono-valued property named `<nav>_add` or
+// `<nav>_remove` cannot be written (the flat object reserves those names for deltas): the
+// navigation wins.
 impl Serialize for Changes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serde_json::Map::new();
+        let mut map = BTreeMap::new();
         for (k, v) in &self.properties {
             let json = match v {
                 PropertyChange::Set(s) => PropertyValue::Scalar(s.clone()).to_json(),
@@ -338,9 +348,7 @@ impl ProvisioningOrder {
                 "a {} order needs `Resource` (the existing target)",
                 self.change_type
             )),
-            ChangeType::Added if self.owner.is_none() => {
-                Err("an Added order needs `Owner`".into())
-            }
+            ChangeType::Added if self.owner.is_none() => Err("an Added order needs `Owner`".into()),
             _ if self.depends_on.contains(&self.order_id) => {
                 Err("`DependsOn` names the order itself".into())
             }
@@ -391,14 +399,51 @@ pub struct ProvisioningOrdersList {
     pub provisioning_orders_list: Vec<ProvisioningOrder>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+const ROOT_KEY: &str = "ProvisioningOrdersList";
+
 struct RawOrdersList {
     provisioning_orders_list: Vec<RawOrder>,
 }
 
+// Hand-written rather than derived: a derived struct also accepts a JSON array (serde's
+// positional form), so `[[...]]` would pass for an orders file. The root must be the object
+// of SPEC §6.
+impl<'de> Deserialize<'de> for RawOrdersList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Root;
+        impl<'de> serde::de::Visitor<'de> for Root {
+            type Value = RawOrdersList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "an object `{{\"{ROOT_KEY}\": [...]}}`")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawOrdersList, A::Error> {
+                let mut list = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != ROOT_KEY {
+                        return Err(A::Error::unknown_field(&key, &[ROOT_KEY]));
+                    }
+                    if list.is_some() {
+                        return Err(A::Error::duplicate_field(ROOT_KEY));
+                    }
+                    list = Some(map.next_value()?);
+                }
+                Ok(RawOrdersList {
+                    provisioning_orders_list: list
+                        .ok_or_else(|| A::Error::missing_field(ROOT_KEY))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(Root)
+    }
+}
+
 #[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", expecting = "an order object")]
 struct RawOrder {
     #[serde(default)]
     order_id: Option<OrderId>,
@@ -436,10 +481,16 @@ impl ProvisioningOrdersList {
     pub fn from_json(text: &str) -> Result<Self, OrderFileError> {
         let de = &mut serde_json::Deserializer::from_str(text);
         let raw: RawOrdersList =
-            serde_path_to_error::deserialize(de).map_err(|e| OrderFileError::Malformed {
+            serde_path_to_error::deserialize(&mut *de).map_err(|e| OrderFileError::Malformed {
                 path: e.path().to_string(),
                 message: e.inner().to_string(),
             })?;
+        // Only whitespace may follow the root object: a second document or stray text means
+        // the file is not what it claims to be.
+        de.end().map_err(|e| OrderFileError::Malformed {
+            path: ".".into(),
+            message: e.to_string(),
+        })?;
         let mut seen: HashMap<OrderId, usize> = HashMap::new();
         let mut orders = Vec::with_capacity(raw.provisioning_orders_list.len());
         for (index, raw) in raw.provisioning_orders_list.into_iter().enumerate() {
@@ -473,11 +524,13 @@ impl ProvisioningOrdersList {
                 depends_on: raw.depends_on,
                 not_before: raw.not_before,
             };
-            order.validate().map_err(|reason| OrderFileError::InvalidOrder {
-                index,
-                order_id: order.order_id.clone(),
-                reason,
-            })?;
+            order
+                .validate()
+                .map_err(|reason| OrderFileError::InvalidOrder {
+                    index,
+                    order_id: order.order_id.clone(),
+                    reason,
+                })?;
             orders.push(order);
         }
         Ok(Self {
@@ -531,4 +584,3 @@ pub struct ProvisioningResultsList {
     /// The results.
     pub provisioning_results_list: Vec<ProvisioningResult>,
 }
-

@@ -287,7 +287,11 @@ impl ProvisioningState {
         let next = match (self, event, mode) {
             // Evaluation: a difference opens an item (new, drifted, re-evaluated after an
             // evaluation error, or revived after it became useless).
-            (S::None | S::Verified | S::Error | S::Inactive, E::DifferenceFound { review_required }, _) => {
+            (
+                S::None | S::Verified | S::Error | S::Inactive,
+                E::DifferenceFound { review_required },
+                _,
+            ) => {
                 if review_required {
                     Some(S::AwaitingApproval)
                 } else {
@@ -296,7 +300,12 @@ impl ProvisioningState {
             }
             // Evaluation: the target already holds the value.
             (
-                S::None | S::Pending | S::AwaitingApproval | S::Errored | S::Error | S::Inactive
+                S::None
+                | S::Pending
+                | S::AwaitingApproval
+                | S::Errored
+                | S::Error
+                | S::Inactive
                 | S::Verified,
                 E::FoundEqualAtEvaluation,
                 _,
@@ -320,7 +329,12 @@ impl ProvisioningState {
             // Expiry and evaluation failure.
             (S::Pending | S::AwaitingApproval, E::PeriodPassed, _) => Some(S::Inactive),
             (
-                S::None | S::Pending | S::AwaitingApproval | S::Verified | S::Errored | S::Inactive
+                S::None
+                | S::Pending
+                | S::AwaitingApproval
+                | S::Verified
+                | S::Errored
+                | S::Inactive
                 | S::Error,
                 E::EvaluationFailed,
                 _,
@@ -373,8 +387,12 @@ mod tests {
     /// Every allowed (state, event, mode) triple and its result. Everything not listed must be
     /// an illegal transition.
     fn allowed() -> Vec<(S, E, ConnectionMode, S)> {
-        let diff = E::DifferenceFound { review_required: false };
-        let diff_review = E::DifferenceFound { review_required: true };
+        let diff = E::DifferenceFound {
+            review_required: false,
+        };
+        let diff_review = E::DifferenceFound {
+            review_required: true,
+        };
         let mut table = Vec::new();
         for mode in [Automated, Manual] {
             for from in [S::None, S::Verified, S::Error, S::Inactive] {
@@ -394,7 +412,12 @@ mod tests {
             }
             table.push((S::AwaitingApproval, E::ReviewApproved, mode, S::Pending));
             table.push((S::AwaitingApproval, E::ReviewDeclined, mode, S::Inactive));
-            table.push((S::AwaitingApproval, E::ReviewPostponed, mode, S::AwaitingApproval));
+            table.push((
+                S::AwaitingApproval,
+                E::ReviewPostponed,
+                mode,
+                S::AwaitingApproval,
+            ));
             for from in [S::Executed, S::Transmitted] {
                 table.push((from, E::SynchronizationMatched, mode, S::Verified));
                 table.push((from, E::VerificationTimedOut, mode, S::Errored));
@@ -424,8 +447,12 @@ mod tests {
 
     pub(crate) fn all_events() -> Vec<E> {
         vec![
-            E::DifferenceFound { review_required: false },
-            E::DifferenceFound { review_required: true },
+            E::DifferenceFound {
+                review_required: false,
+            },
+            E::DifferenceFound {
+                review_required: true,
+            },
             E::FoundEqualAtEvaluation,
             E::ReviewApproved,
             E::ReviewDeclined,

@@ -14,7 +14,9 @@
 //! | several references | array of reference objects |
 //!
 //! A string that is exactly a canonical RFC 3339 UTC timestamp (the form autoprov writes) is read
-//! back as a date-time; every other string stays a string.
+//! back as a date-time; every other string stays a string. An object with a `$base64` or
+//! `$secret` key is a binary or secret value and holds no other key; so a mono-valued reference
+//! cannot use those two tags as keys.
 
 use crate::secret::Secret;
 use base64::Engine as _;
@@ -354,6 +356,17 @@ impl PropertyValue {
                 .map(|i| Self::Scalar(ScalarValue::Integer(i)))
                 .ok_or_else(|| format!("expected an integer that fits in 64 bits, found {n}")),
             J::Object(map) => {
+                // A tag stands alone: `{"$base64": "..", "dn": ".."}` is neither a binary value
+                // nor a reference, and reading either would silently drop the rest.
+                for (tag, kind) in [(BINARY_TAG, "binary"), (SECRET_TAG, "secret")] {
+                    if map.contains_key(tag)
+                        && let Some(other) = map.keys().find(|k| k.as_str() != tag)
+                    {
+                        return Err(format!(
+                            "expected only `{tag}` in a {kind} value, found `{other}` too"
+                        ));
+                    }
+                }
                 if let Some(v) = map.get(BINARY_TAG) {
                     let text = v
                         .as_str()
@@ -376,9 +389,7 @@ impl PropertyValue {
                 for (i, item) in items.into_iter().enumerate() {
                     match item {
                         J::Object(map) => {
-                            set.insert(
-                                reference_from_map(map).map_err(|e| format!("[{i}]: {e}"))?,
-                            );
+                            set.insert(reference_from_map(map).map_err(|e| format!("[{i}]: {e}"))?);
                         }
                         other => {
                             return Err(format!(
@@ -488,7 +499,10 @@ mod tests {
             (ScalarValue::Integer(-3), "-3"),
             (ScalarValue::Bool(true), "true"),
             (ScalarValue::DateTime(d), "\"2026-01-31T08:00:00Z\""),
-            (ScalarValue::Binary(vec![1, 2, 255]), "{\"$base64\":\"AQL/\"}"),
+            (
+                ScalarValue::Binary(vec![1, 2, 255]),
+                "{\"$base64\":\"AQL/\"}",
+            ),
         ];
         for (v, json) in cases {
             assert_eq!(serde_json::to_string(&v).unwrap(), json);

@@ -9,7 +9,9 @@ use crate::value::{Reference, ScalarValue};
 use serde::{Deserialize, Serialize};
 
 /// How many approval steps a manual request needs (`ApprovalWorkflowType`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum ApprovalWorkflowType {
     /// No approval: the request is approved when submitted.
     #[default]
@@ -106,7 +108,9 @@ pub enum RequestError {
         operation: &'static str,
     },
     /// The approver named another step than the one waited for.
-    #[error("request {request} for owner {owner}: approval step {given} given, step {expected} is waited for")]
+    #[error(
+        "request {request} for owner {owner}: approval step {given} given, step {expected} is waited for"
+    )]
     WrongStep {
         /// The request.
         request: RequestId,
@@ -154,7 +158,7 @@ pub enum RequestError {
 /// assert_eq!(r.workflow_state(), WorkflowState::Approved);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", try_from = "StoredRequest")]
 pub struct AssignmentRequest {
     /// Its id.
     pub id: RequestId,
@@ -167,6 +171,49 @@ pub struct AssignmentRequest {
     /// The approval steps.
     pub approval: ApprovalWorkflowType,
     state: RequestState,
+}
+
+/// A request as stored, checked before it becomes an [`AssignmentRequest`]: the methods rely on
+/// the state fitting the workflow (a stored `PendingApproval { step: 255, of: 0 }` would make
+/// `approve(255)` overflow).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StoredRequest {
+    id: RequestId,
+    owner: OwnerId,
+    kind: RequestKind,
+    assignment: RequestedAssignment,
+    approval: ApprovalWorkflowType,
+    state: RequestState,
+}
+
+impl TryFrom<StoredRequest> for AssignmentRequest {
+    type Error = String;
+
+    fn try_from(r: StoredRequest) -> Result<Self, String> {
+        let steps = r.approval.steps();
+        match r.state {
+            RequestState::PendingApproval { step, of } if of != steps || step == 0 || step > of => {
+                Err(format!(
+                    "request {} for owner {}: approval step {step} of {of} does not fit its \
+                     {:?} workflow of {steps} step(s)",
+                    r.id, r.owner, r.approval
+                ))
+            }
+            RequestState::Declined if steps == 0 => Err(format!(
+                "request {} for owner {}: declined, but its workflow has no approval step",
+                r.id, r.owner
+            )),
+            state => Ok(Self {
+                id: r.id,
+                owner: r.owner,
+                kind: r.kind,
+                assignment: r.assignment,
+                approval: r.approval,
+                state,
+            }),
+        }
+    }
 }
 
 impl AssignmentRequest {
@@ -307,7 +354,10 @@ mod tests {
         assert_eq!(r.workflow_state(), WorkflowState::Requested);
         assert_eq!(r.submit(), Ok(RequestState::Approved));
         assert!(r.is_approved());
-        assert!(matches!(r.approve(1), Err(RequestError::AlreadyDecided { .. })));
+        assert!(matches!(
+            r.approve(1),
+            Err(RequestError::AlreadyDecided { .. })
+        ));
     }
 
     #[test]
@@ -319,9 +369,17 @@ mod tests {
         assert_eq!(r.workflow_state().code(), 12);
         assert!(matches!(
             r.approve(3),
-            Err(RequestError::WrongStep { expected: 2, given: 3, .. })
+            Err(RequestError::WrongStep {
+                expected: 2,
+                given: 3,
+                ..
+            })
         ));
-        assert_eq!(r.workflow_state().code(), 12, "a refused step changes nothing");
+        assert_eq!(
+            r.workflow_state().code(),
+            12,
+            "a refused step changes nothing"
+        );
         r.approve(2).unwrap();
         assert_eq!(r.workflow_state().code(), 13);
         r.approve(3).unwrap();
@@ -331,13 +389,19 @@ mod tests {
     #[test]
     fn declined_requests_cannot_be_approved() {
         let mut r = request(ApprovalWorkflowType::One);
-        assert!(matches!(r.approve(1), Err(RequestError::NotSubmitted { .. })));
+        assert!(matches!(
+            r.approve(1),
+            Err(RequestError::NotSubmitted { .. })
+        ));
         r.submit().unwrap();
         assert_eq!(r.workflow_state(), WorkflowState::PendingApproval);
         r.decline().unwrap();
         assert_eq!(r.workflow_state(), WorkflowState::Declined);
         let err = r.approve(1).unwrap_err();
-        assert!(err.to_string().contains("req-1") && err.to_string().contains("u-1"), "{err}");
+        assert!(
+            err.to_string().contains("req-1") && err.to_string().contains("u-1"),
+            "{err}"
+        );
         assert!(r.decline().is_err());
         assert!(r.submit().is_err());
     }
