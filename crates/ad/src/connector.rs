@@ -1,0 +1,609 @@
+//! [`AdConnector`]: the `Connector` of the AD package, its builder, and [`AdPackage`].
+
+use crate::dn::Dn;
+use crate::errors::LdapFailure;
+use crate::mapping::EntityMapping;
+use crate::pool::{ConnectSpec, Entry, ServerPool};
+use crate::settings::{
+    AdSettings, BindSettings, CaCertificate, ServerSettings, SettingsError, TlsMode,
+};
+use async_trait::async_trait;
+use autoprov_connector::{
+    Capabilities, Connector, ConnectorError, ConnectorInfo, ErrorKind, ExportRequest, ExportStream,
+    Fulfillment, Operation, Package,
+};
+use autoprov_core::{ChangeType, ConnectionId, PackageId, ProvisioningOrder, Secret};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The package id of the AD package.
+pub const PACKAGE_ID: &str = "autoprov.ad";
+
+/// A connection to one or more Active Directory domains.
+///
+/// Built with [`AdConnector::builder`] (or from JSON settings through [`AdPackage`]). Cheap to
+/// clone: clones share the connection pools.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), autoprov_connector::ConnectorError> {
+/// use autoprov_ad::AdConnector;
+/// use autoprov_connector::Connector;
+/// let ad = AdConnector::builder()
+///     .connection("ad-main")
+///     .server("ldaps://dc1.example.test:636", "DC=example,DC=test")
+///     .bind("svc-autoprov@EXAMPLE.TEST", "secret")
+///     .ca_certificate_file("/etc/autoprov/ad-ca.pem")
+///     .build()
+///     .await?;
+/// ad.check().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AdConnector {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub info: ConnectorInfo,
+    pub settings: AdSettings,
+    pub servers: Vec<Arc<ServerPool>>,
+    /// Lower-case attribute names of each server's schema, loaded on first use.
+    pub schemas: Vec<tokio::sync::OnceCell<Option<HashSet<String>>>>,
+}
+
+impl fmt::Debug for AdConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdConnector")
+            .field("info", &self.inner.info)
+            .field("settings", &self.inner.settings)
+            .finish()
+    }
+}
+
+impl AdConnector {
+    /// Starts a builder.
+    pub fn builder() -> AdConnectorBuilder {
+        AdConnectorBuilder::default()
+    }
+
+    /// The validated settings (the password stays masked in `Debug`).
+    pub fn settings(&self) -> &AdSettings {
+        &self.inner.settings
+    }
+
+    /// The capabilities the AD package declares: everything (create, update, delete, rename,
+    /// move, membership, enable/disable, password, complete and incremental export, special
+    /// characters, containers), automated.
+    pub fn capabilities() -> Capabilities {
+        Capabilities::full()
+    }
+}
+
+/// Builds an [`AdConnector`].
+#[derive(Default)]
+pub struct AdConnectorBuilder {
+    connection: Option<ConnectionId>,
+    settings: Option<AdSettings>,
+    servers: Vec<ServerSettings>,
+    bind: Option<BindSettings>,
+    tls_mode: Option<TlsMode>,
+    ca: Option<CaCertificate>,
+    verify: Option<bool>,
+    allow_plain_for_tests: Option<bool>,
+    connect_timeout: Option<Duration>,
+    request_timeout: Option<Duration>,
+    retry_delay: Option<Duration>,
+    page_size: Option<u32>,
+    connections: Option<usize>,
+    entity_types: BTreeMap<String, EntityMapping>,
+    lazy: bool,
+}
+
+impl fmt::Debug for AdConnectorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdConnectorBuilder")
+            .field("connection", &self.connection)
+            .field("servers", &self.servers)
+            .field("bind", &self.bind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdConnectorBuilder {
+    /// The connection id (default `ad`).
+    pub fn connection(mut self, id: impl Into<ConnectionId>) -> Self {
+        self.connection = Some(id.into());
+        self
+    }
+
+    /// Starts from complete settings; the other builder calls override parts of them.
+    pub fn settings(mut self, settings: AdSettings) -> Self {
+        self.settings = Some(settings);
+        self
+    }
+
+    /// Adds a server (URL and the base DN of its domain).
+    pub fn server(mut self, url: impl Into<String>, base_dn: impl Into<String>) -> Self {
+        self.servers.push(ServerSettings::new(url, base_dn));
+        self
+    }
+
+    /// The service account: a UPN or DN, and its password.
+    pub fn bind(mut self, login: impl Into<String>, password: impl Into<Secret>) -> Self {
+        self.bind = Some(BindSettings::new(login, password));
+        self
+    }
+
+    /// The TLS mode (default Ldaps).
+    pub fn tls_mode(mut self, mode: TlsMode) -> Self {
+        self.tls_mode = Some(mode);
+        self
+    }
+
+    /// Verifies the server with the CA certificates of a PEM file.
+    pub fn ca_certificate_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.ca = Some(CaCertificate::File(path.into()));
+        self
+    }
+
+    /// Verifies the server with inline PEM certificates.
+    pub fn ca_certificate_pem(mut self, pem: impl Into<String>) -> Self {
+        self.ca = Some(CaCertificate::Pem(pem.into()));
+        self
+    }
+
+    /// Turns certificate verification off (needs [`Self::allow_plain_for_tests`]).
+    pub fn verify_certificates(mut self, verify: bool) -> Self {
+        self.verify = Some(verify);
+        self
+    }
+
+    /// Allows `TlsMode::Plain` and unverified TLS. For tests against a throwaway server only.
+    pub fn allow_plain_for_tests(mut self, allow: bool) -> Self {
+        self.allow_plain_for_tests = Some(allow);
+        self
+    }
+
+    /// Deadline of a new connection (TCP, TLS and bind).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Deadline of every LDAP operation.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Minimum delay between reconnection attempts of one pooled connection.
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = Some(delay);
+        self
+    }
+
+    /// Entries per page of paged searches.
+    pub fn page_size(mut self, size: u32) -> Self {
+        self.page_size = Some(size);
+        self
+    }
+
+    /// Connections per server.
+    pub fn connections(mut self, n: usize) -> Self {
+        self.connections = Some(n);
+        self
+    }
+
+    /// Maps (or re-maps) an entity type.
+    pub fn entity_type(mut self, name: impl Into<String>, mapping: EntityMapping) -> Self {
+        self.entity_types.insert(name.into(), mapping);
+        self
+    }
+
+    /// Do not connect in [`Self::build`]: the first operation (or `check`) connects.
+    pub fn connect_lazily(mut self, lazy: bool) -> Self {
+        self.lazy = lazy;
+        self
+    }
+
+    /// Assembles and validates the settings without connecting.
+    pub fn build_settings(self) -> Result<(ConnectionId, AdSettings, bool), SettingsError> {
+        let mut settings = match (self.settings, self.bind) {
+            (Some(mut s), bind) => {
+                if let Some(bind) = bind {
+                    s.bind = bind;
+                }
+                if !self.servers.is_empty() {
+                    s.servers = self.servers;
+                }
+                s
+            }
+            (None, Some(bind)) => {
+                let mut servers = self.servers.into_iter();
+                let first = servers.next().ok_or_else(|| {
+                    SettingsError::new("Servers", "at least one server is required")
+                })?;
+                let mut s = AdSettings::new(first, bind);
+                s.servers.extend(servers);
+                s
+            }
+            (None, None) => {
+                return Err(SettingsError::new(
+                    "Bind",
+                    "the service account is required (builder: .bind(login, password))",
+                ));
+            }
+        };
+        if let Some(mode) = self.tls_mode {
+            settings.tls.mode = mode;
+        }
+        if let Some(ca) = self.ca {
+            settings.tls.ca_certificate = Some(ca);
+        }
+        if let Some(v) = self.verify {
+            settings.tls.verify = v;
+        }
+        if let Some(v) = self.allow_plain_for_tests {
+            settings.tls.allow_plain_for_tests = v;
+        }
+        if let Some(v) = self.connect_timeout {
+            settings.connect_timeout = v;
+        }
+        if let Some(v) = self.request_timeout {
+            settings.request_timeout = v;
+        }
+        if let Some(v) = self.retry_delay {
+            settings.retry_delay = v;
+        }
+        if let Some(v) = self.page_size {
+            settings.page_size = v;
+        }
+        if let Some(v) = self.connections {
+            settings.connections = v;
+        }
+        settings.entity_types.extend(self.entity_types);
+        settings.validate()?;
+        Ok((
+            self.connection.unwrap_or_else(|| ConnectionId::new("ad")),
+            settings,
+            self.lazy,
+        ))
+    }
+
+    /// Validates the settings, reads the CA certificate and, unless lazy, connects and binds
+    /// one connection to every server. Invalid settings are `InvalidConfiguration` naming the
+    /// setting; refused credentials `Unauthenticated`; an unreachable server `Unavailable`.
+    pub async fn build(self) -> Result<AdConnector, ConnectorError> {
+        let (connection, settings, lazy) = self.build_settings().map_err(settings_error)?;
+        AdConnector::from_settings(connection, settings, lazy).await
+    }
+}
+
+pub(crate) fn settings_error(e: SettingsError) -> ConnectorError {
+    ConnectorError::new(
+        ErrorKind::InvalidConfiguration,
+        Operation::Configure,
+        e.to_string(),
+    )
+}
+
+impl AdConnector {
+    /// Builds a connector from validated settings.
+    pub async fn from_settings(
+        connection: ConnectionId,
+        settings: AdSettings,
+        connect_lazily: bool,
+    ) -> Result<Self, ConnectorError> {
+        settings.validate().map_err(settings_error)?;
+        let spec = Arc::new(ConnectSpec::from_settings(&settings).map_err(settings_error)?);
+        let servers: Vec<Arc<ServerPool>> = settings
+            .servers
+            .iter()
+            .map(|s| Arc::new(ServerPool::new(s, spec.clone(), settings.connections)))
+            .collect();
+        let connector = Self {
+            inner: Arc::new(Inner {
+                info: ConnectorInfo::new(
+                    PackageId::new(PACKAGE_ID),
+                    connection,
+                    Self::capabilities(),
+                ),
+                schemas: servers
+                    .iter()
+                    .map(|_| tokio::sync::OnceCell::new())
+                    .collect(),
+                servers,
+                settings,
+            }),
+        };
+        if !connect_lazily {
+            for server in &connector.inner.servers {
+                server
+                    .handle()
+                    .await
+                    .map_err(|f| f.into_error(Operation::Configure, &server.url))?;
+            }
+        }
+        Ok(connector)
+    }
+}
+
+impl Inner {
+    /// The server whose base DN holds `dn` (the most specific one).
+    pub(crate) fn server_for(&self, dn: &Dn) -> Option<(usize, &Arc<ServerPool>)> {
+        self.servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| dn.is_within(&s.base))
+            .max_by_key(|(_, s)| s.base.len())
+    }
+
+    /// The mapping of an order's target entity type.
+    pub(crate) fn mapping_for(
+        &self,
+        order: &ProvisioningOrder,
+    ) -> Result<(&str, &EntityMapping), ConnectorError> {
+        let et = &order.resource_type.target_entity_type;
+        let candidates = [et.id.as_str(), et.identifier.as_str()];
+        for c in candidates {
+            if c.is_empty() {
+                continue;
+            }
+            if let Some((k, m)) = self.settings.entity_types.get_key_value(c) {
+                return Ok((k.as_str(), m));
+            }
+            if let Some((k, m)) = self
+                .settings
+                .entity_types
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(c))
+            {
+                return Ok((k.as_str(), m));
+            }
+        }
+        Err(ConnectorError::invalid_order(
+            operation_of(order.change_type),
+            format!(
+                "entity type `{}` is not mapped by this AD connection (mapped: {})",
+                et.id,
+                self.settings
+                    .entity_types
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
+    }
+
+    /// The lower-case attribute names of a server's schema, or `None` when they cannot be read
+    /// (then attribute names are left to the server to check).
+    pub(crate) async fn schema(&self, server: usize) -> Option<&HashSet<String>> {
+        self.schemas[server]
+            .get_or_init(|| async {
+                let pool = &self.servers[server];
+                let root = pool
+                    .read("", &["subschemaSubentry".to_owned()], &[])
+                    .await
+                    .ok()??;
+                let subschema = root.text("subschemaSubentry")?;
+                let entry = pool
+                    .read(&subschema, &["attributeTypes".to_owned()], &[])
+                    .await
+                    .ok()??;
+                let names: HashSet<String> = entry
+                    .texts("attributeTypes")
+                    .iter()
+                    .flat_map(|def| attribute_type_names(def))
+                    .collect();
+                (!names.is_empty()).then_some(names)
+            })
+            .await
+            .as_ref()
+    }
+
+    /// Reads an entry by stable id (`<GUID=...>`), then by DN.
+    pub(crate) async fn locate(
+        &self,
+        stable_id: Option<&str>,
+        dn: &str,
+        attrs: &[String],
+    ) -> Result<Option<(usize, Entry)>, ConnectorError> {
+        if let Some(guid) = stable_id.filter(|g| crate::dn::guid_from_str(g).is_some()) {
+            let guid_dn = format!("<GUID={guid}>");
+            for (i, server) in self.servers.iter().enumerate() {
+                match server.read(&guid_dn, attrs, &[]).await {
+                    Ok(Some(entry)) => return Ok(Some((i, entry))),
+                    Ok(None) => {}
+                    // A GUID of another domain: the server answers with a referral.
+                    Err(LdapFailure::Result { rc: 10, .. }) => {}
+                    Err(f) => return Err(f.into_error(Operation::Read, dn)),
+                }
+            }
+        }
+        let parsed = Dn::parse(dn).map_err(|e| {
+            ConnectorError::invalid_order(Operation::Read, format!("the target's key: {e}"))
+        })?;
+        let Some((i, server)) = self.server_for(&parsed) else {
+            return Err(ConnectorError::invalid_order(
+                Operation::Read,
+                format!("`{dn}` is outside every configured base DN"),
+            ));
+        };
+        match server.read(dn, attrs, &[]).await {
+            Ok(Some(entry)) => Ok(Some((i, entry))),
+            Ok(None) => Ok(None),
+            Err(f) => Err(f.into_error(Operation::Read, dn)),
+        }
+    }
+}
+
+/// The names of an RFC 4512 attribute type definition: `( 1.2.3 NAME 'cn' ... )` or
+/// `NAME ( 'a' 'b' )`.
+pub(crate) fn attribute_type_names(def: &str) -> Vec<String> {
+    let Some(pos) = def.find(" NAME ") else {
+        return Vec::new();
+    };
+    let rest = def[pos + 6..].trim_start();
+    let list = if let Some(inner) = rest.strip_prefix('(') {
+        inner.split(')').next().unwrap_or_default()
+    } else {
+        rest.split_whitespace().next().unwrap_or_default()
+    };
+    list.split_whitespace()
+        .map(|n| n.trim_matches('\'').to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+pub(crate) fn operation_of(change: ChangeType) -> Operation {
+    match change {
+        ChangeType::Added => Operation::Create,
+        ChangeType::Modified => Operation::Update,
+        ChangeType::Deleted => Operation::Delete,
+    }
+}
+
+#[async_trait]
+impl Connector for AdConnector {
+    fn info(&self) -> &ConnectorInfo {
+        &self.inner.info
+    }
+
+    async fn check(&self) -> Result<(), ConnectorError> {
+        for server in &self.inner.servers {
+            match server.read(&server.base_dn, &["1.1".to_owned()], &[]).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(ConnectorError::new(
+                        ErrorKind::InvalidConfiguration,
+                        Operation::Check,
+                        format!(
+                            "base DN `{}` does not exist on {}",
+                            server.base_dn, server.url
+                        ),
+                    ));
+                }
+                Err(f) => return Err(f.into_error(Operation::Check, &server.url)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
+        let result = async {
+            order
+                .validate()
+                .map_err(|m| ConnectorError::invalid_order(operation_of(order.change_type), m))?;
+            let (entity_type, mapping) = self.inner.mapping_for(order)?;
+            match order.change_type {
+                ChangeType::Added => self.inner.added(order, entity_type, mapping).await,
+                ChangeType::Modified => self.inner.modified(order, mapping).await,
+                ChangeType::Deleted => self.inner.deleted(order, mapping).await,
+            }
+        }
+        .await;
+        match result {
+            Ok(executed) => Ok(Fulfillment::Executed(executed)),
+            Err(e) => {
+                tracing::warn!(order = %order.order_id, "AD fulfilment failed: {e}");
+                Err(e.for_order(order))
+            }
+        }
+    }
+
+    async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
+        crate::export::export(self.inner.clone(), request).await
+    }
+}
+
+/// The AD package (`autoprov.ad`): builds [`AdConnector`]s from JSON settings
+/// ([`AdSettings`]) for a host's [`autoprov_connector::PackageRegistry`].
+///
+/// ```
+/// use autoprov_connector::PackageRegistry;
+/// let mut registry = PackageRegistry::new();
+/// registry.register(autoprov_ad::AdPackage);
+/// assert_eq!(registry.package_ids().next().unwrap().as_str(), "autoprov.ad");
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AdPackage;
+
+#[async_trait]
+impl Package for AdPackage {
+    fn id(&self) -> PackageId {
+        PackageId::new(PACKAGE_ID)
+    }
+
+    async fn connect(
+        &self,
+        connection: ConnectionId,
+        settings: serde_json::Value,
+    ) -> Result<Arc<dyn Connector>, ConnectorError> {
+        let settings = AdSettings::from_json(settings).map_err(|e| {
+            ConnectorError::new(
+                ErrorKind::InvalidConfiguration,
+                Operation::Configure,
+                format!("connection {connection}: {e}"),
+            )
+        })?;
+        let connector = AdConnector::from_settings(connection, settings, true).await?;
+        Ok(Arc::new(connector))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_type_names_are_parsed() {
+        assert_eq!(
+            attribute_type_names("( 2.5.4.3 NAME 'cn' SYNTAX '1.3.6.1.4.1.1466.115.121.1.15' )"),
+            vec!["cn"]
+        );
+        assert_eq!(
+            attribute_type_names("( 1.2 NAME ( 'a' 'bB' ) SUP name )"),
+            vec!["a", "bb"]
+        );
+        assert!(attribute_type_names("( 1.2 SUP name )").is_empty());
+    }
+
+    #[tokio::test]
+    async fn builder_reports_settings_errors() {
+        let e = AdConnector::builder()
+            .server("ldap://127.0.0.1:389", "DC=example,DC=test")
+            .bind("admin@EXAMPLE.TEST", "x")
+            .build()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidConfiguration);
+        assert!(e.to_string().contains("Servers[0].Url"), "{e}");
+        let e = AdConnector::builder()
+            .server("ldaps://127.0.0.1:636", "DC=example,DC=test")
+            .build()
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("Bind"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn lazy_connector_has_the_package_id_and_never_prints_the_password() {
+        let ad = AdConnector::builder()
+            .connection("ad-test")
+            .server("ldaps://127.0.0.1:1", "DC=example,DC=test")
+            .bind("admin@EXAMPLE.TEST", "Do-Not-Print-1")
+            .connect_lazily(true)
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(ad.info().package.as_str(), "autoprov.ad");
+        assert_eq!(ad.info().connection.as_str(), "ad-test");
+        assert!(!format!("{ad:?}").contains("Do-Not-Print-1"));
+        let e = ad.check().await.unwrap_err();
+        assert!(e.is_temporary(), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    }
+}

@@ -1,0 +1,454 @@
+//! The resource-type mapping: how the orders of one entity type become LDAP entries.
+//!
+//! Keyed by entity type id (the order's `ResourceType.TargetEntityType.Id`, falling back to its
+//! `Identifier`). The defaults cover `user`, `group` and `organizationalUnit`:
+//!
+//! | | `user` | `group` | `organizationalUnit` |
+//! |---|---|---|---|
+//! | object classes | `user` | `group` | `organizationalUnit` |
+//! | RDN | `CN` from `cn`, else `sAMAccountName` | `CN` from `cn`, else `sAMAccountName` | `OU` from `ou`, else `name` |
+//! | parent | `parentdn`, default `CN=Users,<base>` | `parentdn`, default `CN=Users,<base>` | `parentdn` (required) |
+//! | `enabled` ⇒ `userAccountControl` | yes | — | — |
+//! | password | `password` from the order, else generated (16: 3 lower, 3 upper, 3 digits, 2 symbols) | — | — |
+//! | membership `memberOf` ⇒ group `member` | yes | yes (nested groups) | — |
+//! | DN-valued properties | `manager` | `managedBy` | `managedBy` |
+//! | delete | delete | delete | tree delete |
+//!
+//! Permissive modify is on everywhere. Property names map to LDAP attributes through
+//! `Attributes` (identity for any property not listed).
+
+use crate::settings::SettingsError;
+use autoprov_connector::schema;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How a property's LDAP text is typed in exports (orders carry typed values already).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ValueKind {
+    /// Text (the default).
+    #[default]
+    String,
+    /// A decimal integer (`userAccountControl`, `pwdLastSet`).
+    Integer,
+    /// `TRUE` / `FALSE`.
+    Bool,
+    /// A GeneralizedTime (`20260131080000.0Z`).
+    DateTime,
+    /// Raw bytes (`objectSid`, `thumbnailPhoto`).
+    Binary,
+}
+
+/// How an initial password is generated when the order carries none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields, default)]
+pub struct PasswordPolicy {
+    /// Total length (at least the sum of the minimums).
+    pub length: usize,
+    /// Minimum count of lower-case letters.
+    pub lower: usize,
+    /// Minimum count of upper-case letters.
+    pub upper: usize,
+    /// Minimum count of digits.
+    pub digits: usize,
+    /// Minimum count of symbols.
+    pub symbols: usize,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            length: 16,
+            lower: 3,
+            upper: 3,
+            digits: 3,
+            symbols: 2,
+        }
+    }
+}
+
+/// Password settings of an entity type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields, default)]
+pub struct PasswordSettings {
+    /// The order property holding the initial password (a `Secret`). Default `password`.
+    pub property: String,
+    /// Generate a password when an Added order carries none. `None`: create without one.
+    pub generate: Option<PasswordPolicy>,
+    /// The order property (bool) saying the user must change the password at first logon.
+    /// Default `mustChangePassword`.
+    pub must_change_property: String,
+    /// Must-change when the order does not say (default `false`). Applies to created accounts.
+    pub must_change_by_default: bool,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        Self {
+            property: schema::PASSWORD.to_owned(),
+            generate: Some(PasswordPolicy::default()),
+            must_change_property: schema::MUST_CHANGE_PASSWORD.to_owned(),
+            must_change_by_default: false,
+        }
+    }
+}
+
+/// Group membership written on the groups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields, default)]
+pub struct MembershipSettings {
+    /// The multi-valued navigation on the account (`memberOf`): its `_add`/`_remove` deltas.
+    pub property: String,
+    /// The attribute written on each group (`member`): value-level add/delete, never replace.
+    pub group_attribute: String,
+}
+
+impl Default for MembershipSettings {
+    fn default() -> Self {
+        Self {
+            property: schema::MEMBER_OF.to_owned(),
+            group_attribute: schema::MEMBERS.to_owned(),
+        }
+    }
+}
+
+/// The mapping of one entity type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct EntityMapping {
+    /// The `objectClass` values written on creation (`["user"]`).
+    pub object_classes: Vec<String>,
+    /// The search filter that selects this type in exports, e.g.
+    /// `(&(objectCategory=person)(objectClass=user))`. From configuration, not from orders.
+    pub filter: String,
+    /// The RDN attribute (`CN`, `OU`).
+    pub rdn_attribute: String,
+    /// The order properties that give the RDN value, first present wins (`["cn",
+    /// "sAMAccountName"]`). A change of the one mapped to the RDN attribute renames the entry.
+    pub rdn_properties: Vec<String>,
+    /// The mono-valued navigation holding the parent DN (`parentdn`).
+    #[serde(default = "default_parent_property")]
+    pub parent_property: String,
+    /// The parent when an Added order gives none: a DN, or a DN relative to the server's base
+    /// DN (`CN=Users`). `None`: the parent is required.
+    #[serde(default)]
+    pub default_parent: Option<String>,
+    /// The bool property that drives `userAccountControl` (`enabled`). `None`: not an account.
+    #[serde(default)]
+    pub enabled_property: Option<String>,
+    /// Password settings. `None`: no password (groups, OUs).
+    #[serde(default)]
+    pub password: Option<PasswordSettings>,
+    /// Membership written on the groups. `None`: no membership.
+    #[serde(default)]
+    pub membership: Option<MembershipSettings>,
+    /// Send AD's permissive-modify control (1.2.840.113556.1.4.1413) with membership changes,
+    /// so adding a present member or removing an absent one succeeds (default `true`).
+    #[serde(default = "yes")]
+    pub permissive_modify: bool,
+    /// Delete with AD's tree-delete control (1.2.840.113556.1.4.805): the entry and everything
+    /// below it (default `false`).
+    #[serde(default)]
+    pub tree_delete: bool,
+    /// A Deleted order disables the account instead of deleting it (default `false`).
+    #[serde(default)]
+    pub disable_instead_of_delete: bool,
+    /// Order property ⇒ LDAP attribute. Properties not listed map to the attribute of the same
+    /// name.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// DN-valued properties, written from a reference's `dn` and exported as references
+    /// (`manager`).
+    #[serde(default)]
+    pub references: BTreeSet<String>,
+    /// The attributes an export reads (default `["*"]`: every user attribute).
+    #[serde(default = "default_export_attributes")]
+    pub export_attributes: Vec<String>,
+    /// The typing of exported values by property (default: text).
+    #[serde(default)]
+    pub kinds: BTreeMap<String, ValueKind>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_parent_property() -> String {
+    schema::PARENT.to_owned()
+}
+
+fn default_export_attributes() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+impl EntityMapping {
+    /// A mapping with the given classes, filter and RDN, and defaults for the rest.
+    pub fn new(
+        object_classes: impl IntoIterator<Item = impl Into<String>>,
+        filter: impl Into<String>,
+        rdn_attribute: impl Into<String>,
+        rdn_properties: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            object_classes: object_classes.into_iter().map(Into::into).collect(),
+            filter: filter.into(),
+            rdn_attribute: rdn_attribute.into(),
+            rdn_properties: rdn_properties.into_iter().map(Into::into).collect(),
+            parent_property: default_parent_property(),
+            default_parent: None,
+            enabled_property: None,
+            password: None,
+            membership: None,
+            permissive_modify: true,
+            tree_delete: false,
+            disable_instead_of_delete: false,
+            attributes: BTreeMap::new(),
+            references: BTreeSet::new(),
+            export_attributes: default_export_attributes(),
+            kinds: BTreeMap::new(),
+        }
+    }
+
+    /// The default mapping of AD user accounts.
+    pub fn user() -> Self {
+        let mut m = Self::new(
+            ["user"],
+            "(&(objectCategory=person)(objectClass=user))",
+            "CN",
+            ["cn", "sAMAccountName"],
+        );
+        m.default_parent = Some("CN=Users".into());
+        m.enabled_property = Some(schema::ENABLED.into());
+        m.password = Some(PasswordSettings::default());
+        m.membership = Some(MembershipSettings::default());
+        m.references = ["manager".to_owned()].into();
+        m.kinds = [
+            ("userAccountControl", ValueKind::Integer),
+            ("pwdLastSet", ValueKind::Integer),
+            ("accountExpires", ValueKind::Integer),
+            ("badPwdCount", ValueKind::Integer),
+            ("logonCount", ValueKind::Integer),
+            ("primaryGroupID", ValueKind::Integer),
+            ("uSNChanged", ValueKind::Integer),
+            ("uSNCreated", ValueKind::Integer),
+            ("objectSid", ValueKind::Binary),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        m
+    }
+
+    /// The default mapping of AD groups.
+    pub fn group() -> Self {
+        let mut m = Self::new(
+            ["group"],
+            "(objectClass=group)",
+            "CN",
+            ["cn", "sAMAccountName"],
+        );
+        m.default_parent = Some("CN=Users".into());
+        m.membership = Some(MembershipSettings::default());
+        m.references = ["managedBy".to_owned()].into();
+        m.kinds = [
+            ("groupType", ValueKind::Integer),
+            ("uSNChanged", ValueKind::Integer),
+            ("uSNCreated", ValueKind::Integer),
+            ("objectSid", ValueKind::Binary),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        m
+    }
+
+    /// The default mapping of organizational units (deleted with tree delete).
+    pub fn organizational_unit() -> Self {
+        let mut m = Self::new(
+            ["organizationalUnit"],
+            "(objectClass=organizationalUnit)",
+            "OU",
+            ["ou", "name"],
+        );
+        m.tree_delete = true;
+        m.references = ["managedBy".to_owned()].into();
+        m.kinds = [
+            ("uSNChanged", ValueKind::Integer),
+            ("uSNCreated", ValueKind::Integer),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        m
+    }
+
+    /// The LDAP attribute of an order property.
+    pub fn attribute_of<'a>(&'a self, property: &'a str) -> &'a str {
+        self.attributes
+            .get(property)
+            .map(String::as_str)
+            .unwrap_or(property)
+    }
+
+    /// The order property of an LDAP attribute (the inverse of [`Self::attribute_of`]).
+    pub fn property_of<'a>(&'a self, attribute: &'a str) -> &'a str {
+        self.attributes
+            .iter()
+            .find(|(_, a)| a.eq_ignore_ascii_case(attribute))
+            .map(|(p, _)| p.as_str())
+            .unwrap_or(attribute)
+    }
+
+    /// Whether a property is DN-valued.
+    pub fn is_reference(&self, property: &str) -> bool {
+        self.references.contains(property)
+    }
+
+    /// The property whose change renames the entry: the first RDN property mapped to the RDN
+    /// attribute.
+    pub fn rename_property(&self) -> Option<&str> {
+        self.rdn_properties
+            .iter()
+            .find(|p| {
+                self.attribute_of(p)
+                    .eq_ignore_ascii_case(&self.rdn_attribute)
+            })
+            .map(String::as_str)
+    }
+
+    /// The export typing of a property.
+    pub fn kind_of(&self, property: &str) -> ValueKind {
+        self.kinds.get(property).copied().unwrap_or_default()
+    }
+
+    pub(crate) fn validate(&self, at: &str) -> Result<(), SettingsError> {
+        let err = |field: &str, msg: &str| SettingsError::new(format!("{at}.{field}"), msg);
+        if self.object_classes.is_empty() || self.object_classes.iter().any(|c| !is_attr_name(c)) {
+            return Err(err(
+                "ObjectClasses",
+                "at least one valid object class is required",
+            ));
+        }
+        let f = self.filter.trim();
+        if !(f.starts_with('(') && f.ends_with(')'))
+            || f.matches('(').count() != f.matches(')').count()
+        {
+            return Err(err("Filter", "expected a parenthesized LDAP filter"));
+        }
+        if !is_attr_name(&self.rdn_attribute) {
+            return Err(err(
+                "RdnAttribute",
+                "expected an attribute name such as CN or OU",
+            ));
+        }
+        if self.rdn_properties.is_empty() {
+            return Err(err("RdnProperties", "at least one property is required"));
+        }
+        if let Some(parent) = &self.default_parent {
+            crate::dn::Dn::parse(parent).map_err(|e| err("DefaultParent", &e.to_string()))?;
+        }
+        if let Some(pw) = &self.password {
+            if let Some(policy) = &pw.generate {
+                let min = policy.lower + policy.upper + policy.digits + policy.symbols;
+                if policy.length == 0 || policy.length > 256 || policy.length < min {
+                    return Err(err(
+                        "Password.Generate.Length",
+                        "must be between 1 and 256 and at least Lower + Upper + Digits + Symbols",
+                    ));
+                }
+            }
+        }
+        if self.disable_instead_of_delete && self.enabled_property.is_none() {
+            return Err(err(
+                "DisableInsteadOfDelete",
+                "needs EnabledProperty (only accounts can be disabled)",
+            ));
+        }
+        for (property, attribute) in &self.attributes {
+            if !is_attr_name(attribute) {
+                return Err(err(
+                    &format!("Attributes.{property}"),
+                    "expected an LDAP attribute name",
+                ));
+            }
+        }
+        if self.export_attributes.is_empty() {
+            return Err(err(
+                "ExportAttributes",
+                "at least one attribute (or `*`) is required",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a name is a plausible attribute name or OID (`sAMAccountName`, `1.2.3`).
+pub(crate) fn is_attr_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ';')
+}
+
+/// The default mapping: `user`, `group` and `organizationalUnit`.
+pub fn default_entity_types() -> BTreeMap<String, EntityMapping> {
+    [
+        ("user".to_owned(), EntityMapping::user()),
+        ("group".to_owned(), EntityMapping::group()),
+        (
+            "organizationalUnit".to_owned(),
+            EntityMapping::organizational_unit(),
+        ),
+    ]
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_round_trip_through_json() {
+        let map = default_entity_types();
+        for (name, m) in &map {
+            m.validate(name).unwrap();
+        }
+        let json = serde_json::to_value(&map).unwrap();
+        let back: BTreeMap<String, EntityMapping> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, map);
+        assert_eq!(map["user"].rename_property(), Some("cn"));
+        assert_eq!(map["organizationalUnit"].rename_property(), Some("ou"));
+    }
+
+    #[test]
+    fn attribute_mapping_is_identity_unless_listed() {
+        let mut m = EntityMapping::user();
+        m.attributes.insert("login".into(), "sAMAccountName".into());
+        assert_eq!(m.attribute_of("login"), "sAMAccountName");
+        assert_eq!(m.attribute_of("mail"), "mail");
+        assert_eq!(m.property_of("samaccountname"), "login");
+        assert_eq!(m.property_of("mail"), "mail");
+    }
+
+    #[test]
+    fn invalid_mappings_name_the_field() {
+        let mut m = EntityMapping::user();
+        m.password.as_mut().unwrap().generate = Some(PasswordPolicy {
+            length: 4,
+            ..PasswordPolicy::default()
+        });
+        let e = m.validate("EntityTypes.user").unwrap_err();
+        assert_eq!(e.setting, "EntityTypes.user.Password.Generate.Length");
+        let mut m = EntityMapping::group();
+        m.disable_instead_of_delete = true;
+        assert_eq!(
+            m.validate("g").unwrap_err().setting,
+            "g.DisableInsteadOfDelete"
+        );
+        let mut m = EntityMapping::group();
+        m.filter = "objectClass=group".into();
+        assert_eq!(m.validate("g").unwrap_err().setting, "g.Filter");
+        let mut m = EntityMapping::group();
+        m.attributes.insert("x".into(), "bad attr)".into());
+        assert_eq!(m.validate("g").unwrap_err().setting, "g.Attributes.x");
+    }
+}

@@ -1,0 +1,513 @@
+//! A small pool of ldap3 connections per server.
+//!
+//! Each pooled connection is an ldap3 handle that multiplexes concurrent operations, so a few
+//! connections serve many concurrent orders. Every operation has a deadline; a connection that
+//! fails at the transport level is dropped and the next use reconnects (no more often than the
+//! retry delay), and the failed operation is tried once more on a fresh connection, which is
+//! safe because every fulfilment step is idempotent.
+
+use crate::dn::Dn;
+use crate::errors::LdapFailure;
+use crate::settings::{AdSettings, ServerSettings, TlsMode};
+use autoprov_core::Secret;
+use futures::future::BoxFuture;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::controls::RawControl;
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// AD's permissive-modify control: adding a present value or removing an absent one succeeds.
+pub(crate) const PERMISSIVE_MODIFY_OID: &str = "1.2.840.113556.1.4.1413";
+/// AD's tree-delete control: delete the entry and its subtree.
+pub(crate) const TREE_DELETE_OID: &str = "1.2.840.113556.1.4.805";
+/// AD's show-deleted control: searches see tombstones.
+pub(crate) const SHOW_DELETED_OID: &str = "1.2.840.113556.1.4.417";
+
+/// A request control (OID, critical, no value).
+pub(crate) fn control(oid: &str) -> RawControl {
+    RawControl {
+        ctype: oid.to_owned(),
+        crit: true,
+        val: None,
+    }
+}
+
+/// One entry of a search result: its DN and its attributes as raw values, by lower-case name.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Entry {
+    pub dn: String,
+    /// lower-case attribute name ⇒ (name as the server spelled it, values)
+    pub attrs: HashMap<String, (String, Vec<Vec<u8>>)>,
+}
+
+impl Entry {
+    pub(crate) fn from_search(e: SearchEntry) -> Self {
+        let mut attrs: HashMap<String, (String, Vec<Vec<u8>>)> = HashMap::new();
+        for (name, values) in e.attrs {
+            attrs
+                .entry(name.to_ascii_lowercase())
+                .or_insert_with(|| (name.clone(), Vec::new()))
+                .1
+                .extend(values.into_iter().map(String::into_bytes));
+        }
+        for (name, values) in e.bin_attrs {
+            attrs
+                .entry(name.to_ascii_lowercase())
+                .or_insert_with(|| (name.clone(), Vec::new()))
+                .1
+                .extend(values);
+        }
+        Self { dn: e.dn, attrs }
+    }
+
+    /// The values of an attribute (case-insensitive name).
+    pub(crate) fn values(&self, name: &str) -> &[Vec<u8>] {
+        self.attrs
+            .get(&name.to_ascii_lowercase())
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The first value as text.
+    pub(crate) fn text(&self, name: &str) -> Option<String> {
+        self.values(name)
+            .first()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// All values as text.
+    pub(crate) fn texts(&self, name: &str) -> Vec<String> {
+        self.values(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+
+    /// The `objectGUID` as text.
+    pub(crate) fn guid(&self) -> Option<String> {
+        self.values("objectGUID")
+            .first()
+            .and_then(|b| crate::dn::guid_to_string(b))
+    }
+}
+
+/// What a connection is made with.
+pub(crate) struct ConnectSpec {
+    pub mode: TlsMode,
+    pub verify: bool,
+    pub login: String,
+    pub password: Secret,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry_delay: Duration,
+    #[cfg(feature = "tls-rustls")]
+    pub rustls: Option<Arc<rustls::ClientConfig>>,
+    #[cfg(feature = "tls-native")]
+    pub native: Option<native_tls::TlsConnector>,
+}
+
+impl ConnectSpec {
+    /// Builds the TLS configuration from the settings (reads the CA certificate).
+    pub(crate) fn from_settings(
+        settings: &AdSettings,
+    ) -> Result<Self, crate::settings::SettingsError> {
+        let ca = match &settings.tls.ca_certificate {
+            Some(ca) if settings.tls.mode.is_encrypted() => Some(ca.pem()?),
+            _ => None,
+        };
+        #[cfg(feature = "tls-rustls")]
+        let rustls = match ca {
+            Some(pem) if settings.tls.verify => Some(rustls_config(&pem)?),
+            _ => None,
+        };
+        #[cfg(feature = "tls-native")]
+        let native = native_connector(ca.as_deref(), settings.tls.verify)?;
+        #[cfg(not(any(feature = "tls-rustls", feature = "tls-native")))]
+        {
+            let _ = ca;
+            if settings.tls.mode.is_encrypted() {
+                return Err(crate::settings::SettingsError::new(
+                    "Tls.Mode",
+                    "this build has no TLS (enable the `tls-rustls` or `tls-native` feature)",
+                ));
+            }
+        }
+        Ok(Self {
+            mode: settings.tls.mode,
+            verify: settings.tls.verify,
+            login: settings.bind.login.clone(),
+            password: settings.bind.password.clone(),
+            connect_timeout: settings.connect_timeout,
+            request_timeout: settings.request_timeout,
+            retry_delay: settings.retry_delay,
+            #[cfg(feature = "tls-rustls")]
+            rustls,
+            #[cfg(feature = "tls-native")]
+            native,
+        })
+    }
+}
+
+#[cfg(feature = "tls-rustls")]
+fn rustls_config(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, crate::settings::SettingsError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let bad = |m: String| crate::settings::SettingsError::new("Tls.CaCertificate", m);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| bad(format!("unreadable PEM: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("holds no certificate".into()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[cfg(feature = "tls-native")]
+fn native_connector(
+    pem: Option<&[u8]>,
+    verify: bool,
+) -> Result<Option<native_tls::TlsConnector>, crate::settings::SettingsError> {
+    let bad = |m: String| crate::settings::SettingsError::new("Tls.CaCertificate", m);
+    let mut builder = native_tls::TlsConnector::builder();
+    if let Some(pem) = pem {
+        let text = String::from_utf8_lossy(pem);
+        let end = "-----END CERTIFICATE-----";
+        for part in text.split_inclusive(end).filter(|p| p.contains(end)) {
+            let cert = native_tls::Certificate::from_pem(part.trim().as_bytes())
+                .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+            builder.add_root_certificate(cert);
+        }
+    }
+    if !verify {
+        builder.danger_accept_invalid_certs(true);
+        builder.danger_accept_invalid_hostnames(true);
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| bad(format!("TLS setup failed: {e}")))
+}
+
+struct SlotState {
+    ldap: Option<Ldap>,
+    last_failure: Option<(Instant, LdapFailure)>,
+}
+
+/// The connections to one server.
+pub(crate) struct ServerPool {
+    pub url: String,
+    pub base: Dn,
+    pub base_dn: String,
+    spec: Arc<ConnectSpec>,
+    slots: Vec<tokio::sync::Mutex<SlotState>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for ServerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerPool")
+            .field("url", &self.url)
+            .field("base_dn", &self.base_dn)
+            .field("connections", &self.slots.len())
+            .finish()
+    }
+}
+
+/// The entries of a search.
+pub(crate) type Entries = Vec<Entry>;
+
+impl ServerPool {
+    pub(crate) fn new(server: &ServerSettings, spec: Arc<ConnectSpec>, connections: usize) -> Self {
+        Self {
+            url: server.url.trim().to_owned(),
+            base: Dn::parse(&server.base_dn).unwrap_or_else(|_| Dn::parse("").expect("root")),
+            base_dn: server.base_dn.clone(),
+            spec,
+            slots: (0..connections)
+                .map(|_| {
+                    tokio::sync::Mutex::new(SlotState {
+                        ldap: None,
+                        last_failure: None,
+                    })
+                })
+                .collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    async fn connect(&self) -> Result<Ldap, LdapFailure> {
+        let spec = &self.spec;
+        let mut settings = LdapConnSettings::new().set_conn_timeout(spec.connect_timeout);
+        if spec.mode == TlsMode::StartTls {
+            settings = settings.set_starttls(true);
+        }
+        if !spec.verify {
+            settings = settings.set_no_tls_verify(true);
+        }
+        #[cfg(feature = "tls-rustls")]
+        if let Some(config) = &spec.rustls {
+            settings = settings.set_config(config.clone());
+        }
+        #[cfg(feature = "tls-native")]
+        if let Some(connector) = &spec.native {
+            settings = settings.set_connector(connector.clone());
+        }
+        let url = self.url.clone();
+        let login = spec.login.clone();
+        let password = spec.password.clone();
+        let timeout = spec.connect_timeout;
+        let attempt = async move {
+            let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.drive().await {
+                    tracing::debug!("LDAP connection ended: {e}");
+                }
+            });
+            ldap.with_timeout(timeout)
+                .simple_bind(&login, password.expose())
+                .await?
+                .success()?;
+            Ok::<_, LdapError>(ldap)
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(ldap)) => Ok(ldap),
+            Ok(Err(e)) => Err(LdapFailure::from(e)),
+            Err(_) => Err(LdapFailure::Timeout(format!(
+                "connecting to {} took longer than {:?}",
+                self.url, timeout
+            ))),
+        }
+    }
+
+    /// A handle of the next connection (round robin), connecting it when needed.
+    pub(crate) async fn handle(&self) -> Result<(usize, Ldap), LdapFailure> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        self.handle_of(index).await
+    }
+
+    async fn handle_of(&self, index: usize) -> Result<(usize, Ldap), LdapFailure> {
+        let mut slot = self.slots[index].lock().await;
+        if let Some(ldap) = slot.ldap.as_mut() {
+            if !ldap.is_closed() {
+                return Ok((index, ldap.clone()));
+            }
+            slot.ldap = None;
+        }
+        if let Some((at, failure)) = &slot.last_failure {
+            if at.elapsed() < self.spec.retry_delay {
+                return Err(failure.clone());
+            }
+        }
+        match self.connect().await {
+            Ok(ldap) => {
+                slot.ldap = Some(ldap.clone());
+                slot.last_failure = None;
+                Ok((index, ldap))
+            }
+            Err(failure) => {
+                // Refused credentials or certificates are not worth a quick retry either.
+                slot.last_failure = Some((Instant::now(), failure.clone()));
+                Err(failure)
+            }
+        }
+    }
+
+    async fn invalidate(&self, index: usize) {
+        let mut slot = self.slots[index].lock().await;
+        slot.ldap = None;
+    }
+
+    /// Runs one LDAP operation with the request deadline; on a transport failure the connection
+    /// is dropped and the operation tried once more on a fresh one.
+    pub(crate) async fn call<'b, T>(
+        &self,
+        mut op: impl FnMut(Ldap) -> BoxFuture<'b, Result<T, LdapError>>,
+    ) -> Result<T, LdapFailure> {
+        let deadline = self.spec.request_timeout + Duration::from_millis(250);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (index, ldap) = self.handle().await?;
+            let result = match tokio::time::timeout(deadline, op(ldap)).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => LdapFailure::from(e),
+                Err(_) => LdapFailure::Timeout(format!(
+                    "no answer from {} within {:?}",
+                    self.url, self.spec.request_timeout
+                )),
+            };
+            if result.breaks_connection() {
+                self.invalidate(index).await;
+                if attempt < 2 && matches!(result, LdapFailure::Transport(_)) {
+                    continue;
+                }
+            }
+            return Err(result);
+        }
+    }
+
+    /// Reads one entry (base search). `Ok(None)` when it does not exist.
+    pub(crate) async fn read(
+        &self,
+        dn: &str,
+        attrs: &[String],
+        controls: &[RawControl],
+    ) -> Result<Option<Entry>, LdapFailure> {
+        let t = self.spec.request_timeout;
+        let found = self
+            .call(|mut ldap| {
+                Box::pin(async move {
+                    if !controls.is_empty() {
+                        ldap.with_controls(controls.to_vec());
+                    }
+                    let res = ldap
+                        .with_timeout(t)
+                        .search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec())
+                        .await?;
+                    Ok(res)
+                })
+            })
+            .await?;
+        let ldap3::SearchResult(entries, res) = found;
+        match res.rc {
+            0 => Ok(entries
+                .into_iter()
+                .find(|e| !e.is_ref() && !e.is_intermediate())
+                .map(|e| Entry::from_search(SearchEntry::construct(e)))),
+            32 => Ok(None),
+            _ => Err(LdapFailure::Result {
+                rc: res.rc,
+                text: res.text,
+                matched: res.matched,
+            }),
+        }
+    }
+
+    /// A paged subtree search, collected (for small result sets such as one lookup).
+    pub(crate) async fn search_paged(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[String],
+        controls: &[RawControl],
+        page_size: u32,
+    ) -> Result<Entries, LdapFailure> {
+        let t = self.spec.request_timeout;
+        self.call(|mut ldap| {
+            Box::pin(async move {
+                let mut out = Vec::new();
+                if !controls.is_empty() {
+                    ldap.with_controls(controls.to_vec());
+                }
+                let adapters: Vec<Box<dyn Adapter<String, Vec<String>>>> = vec![
+                    Box::new(EntriesOnly::new()),
+                    Box::new(PagedResults::new(page_size as i32)),
+                ];
+                let mut stream = ldap
+                    .with_timeout(t)
+                    .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
+                    .await?;
+                while let Some(e) = stream.next().await? {
+                    out.push(Entry::from_search(SearchEntry::construct(e)));
+                }
+                let res = stream.finish().await;
+                if res.rc == 32 {
+                    return Ok(Vec::new());
+                }
+                res.success()?;
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn add(
+        &self,
+        dn: &str,
+        attrs: &[(Vec<u8>, HashSet<Vec<u8>>)],
+    ) -> Result<(), LdapFailure> {
+        let t = self.spec.request_timeout;
+        self.call(|mut ldap| {
+            Box::pin(async move {
+                ldap.with_timeout(t)
+                    .add(dn, attrs.to_vec())
+                    .await?
+                    .success()?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn modify(
+        &self,
+        dn: &str,
+        mods: &[Mod<Vec<u8>>],
+        controls: &[RawControl],
+    ) -> Result<(), LdapFailure> {
+        let t = self.spec.request_timeout;
+        self.call(|mut ldap| {
+            Box::pin(async move {
+                if !controls.is_empty() {
+                    ldap.with_controls(controls.to_vec());
+                }
+                ldap.with_timeout(t)
+                    .modify(dn, mods.to_vec())
+                    .await?
+                    .success()?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn delete(
+        &self,
+        dn: &str,
+        controls: &[RawControl],
+    ) -> Result<(), LdapFailure> {
+        let t = self.spec.request_timeout;
+        self.call(|mut ldap| {
+            Box::pin(async move {
+                if !controls.is_empty() {
+                    ldap.with_controls(controls.to_vec());
+                }
+                ldap.with_timeout(t).delete(dn).await?.success()?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn modify_dn(
+        &self,
+        dn: &str,
+        new_rdn: &str,
+        new_superior: Option<&str>,
+    ) -> Result<(), LdapFailure> {
+        let t = self.spec.request_timeout;
+        self.call(|mut ldap| {
+            Box::pin(async move {
+                ldap.with_timeout(t)
+                    .modifydn(dn, new_rdn, true, new_superior)
+                    .await?
+                    .success()?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
