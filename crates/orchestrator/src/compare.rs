@@ -72,6 +72,12 @@ impl ComparisonType {
     pub fn text_equals(self, a: &str, b: &str) -> bool {
         match self {
             Self::CaseSensitive => a == b,
+            // The hot path of every comparison: no allocation.
+            Self::IgnoreCase if a.is_ascii() && b.is_ascii() => a.eq_ignore_ascii_case(b),
+            Self::IgnoreCase => a
+                .chars()
+                .flat_map(char::to_lowercase)
+                .eq(b.chars().flat_map(char::to_lowercase)),
             _ => self.normalize(a) == self.normalize(b),
         }
     }
@@ -87,11 +93,11 @@ impl ComparisonType {
 
     /// The canonical text of a scalar used as a key (correlation, query rules): strings are
     /// normalized, other values use their display form. Secrets have no key.
-    pub fn key_of(self, value: &ScalarValue) -> Option<String> {
+    pub fn key_of(self, value: &ScalarValue) -> Option<Cow<'_, str>> {
         match value {
             ScalarValue::Secret(_) => None,
-            ScalarValue::String(s) => Some(self.normalize(s).into_owned()),
-            other => Some(other.to_string()),
+            ScalarValue::String(s) => Some(self.normalize(s)),
+            other => Some(Cow::Owned(other.to_string())),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod error;
+mod fxhash;
 pub mod plan;
 pub mod policy;
 pub mod simulation;

@@ -9,6 +9,7 @@
 
 use crate::compare::ComparisonType;
 use crate::error::{ConfigError, EvaluationError, PlanError};
+use crate::fxhash::FxHashMap;
 use crate::policy::{
     CompiledKept, CompiledPolicy, CompiledRequest, KeptTarget, Lookups, OwnerExpectation,
     OwnerExtras, RequestTarget, RoleModel, RtExpectation,
@@ -24,7 +25,9 @@ use autoprov_core::{
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// How an owner is matched with an existing target: the owner property's value equals the
 /// target property's value under `comparison` (e.g. `employeeId` ⇄ `employeeID`).
@@ -337,8 +340,9 @@ impl PlanOptions {
 pub struct Plan {
     /// Threshold verdict.
     pub status: GenerationStatus,
-    /// Owners with something to report, sorted by owner id.
-    pub owners: Vec<OwnerPlan>,
+    /// Owners with something to report, sorted by owner id (shared with the planner, so
+    /// handing out a plan does not copy its orders).
+    pub owners: Vec<Arc<OwnerPlan>>,
     /// Targets without owner that need a decision or an order, sorted by resource type and id.
     pub orphans: Vec<PlannedItem>,
     /// Order counts per resource type.
@@ -427,7 +431,8 @@ struct OwnerSlot {
 
 /// The result of planning one owner, before it is installed.
 struct OwnerOutcome {
-    plan: OwnerPlan,
+    /// `None` when everything is Verified.
+    plan: Option<OwnerPlan>,
     claims: Vec<(usize, TargetIdx)>,
 }
 
@@ -441,14 +446,14 @@ pub struct Planner {
     /// Per resource type: its keys with the target property symbol.
     keys: Vec<Vec<(CorrelationKey, u32)>>,
     /// Per resource type and key: normalized owner key value ⇒ owners holding it.
-    owner_keys: Vec<Vec<HashMap<String, Vec<OwnerId>>>>,
+    owner_keys: Vec<Vec<FxHashMap<String, Vec<OwnerId>>>>,
     targets: Vec<TargetStore>,
     owners: BTreeMap<OwnerId, OwnerSlot>,
     lookup_resources: BTreeMap<EntityTypeId, BTreeMap<ResourceId, Resource>>,
     lookups: Lookups,
-    fragments: BTreeMap<OwnerId, OwnerPlan>,
+    fragments: BTreeMap<OwnerId, Arc<OwnerPlan>>,
     orphans: BTreeMap<(usize, ResourceId), PlannedItem>,
-    order_index: HashMap<OrderId, OrderHome>,
+    order_index: FxHashMap<OrderId, OrderHome>,
     counts: Vec<OrderCounts>,
     dirty: BTreeSet<OwnerId>,
     dirty_targets: BTreeSet<(usize, ResourceId)>,
@@ -498,10 +503,13 @@ impl Planner {
                 })
                 .collect();
         }
-        let owner_keys = keys.iter().map(|k| vec![HashMap::new(); k.len()]).collect();
+        let owner_keys = keys
+            .iter()
+            .map(|k| vec![FxHashMap::default(); k.len()])
+            .collect();
         let targets = keys.iter().map(|k| TargetStore::new(k.len())).collect();
         let lookups = Lookups {
-            per_rule: vec![HashMap::new(); policy.query_rules().len()],
+            per_rule: vec![FxHashMap::default(); policy.query_rules().len()],
         };
         let counts = vec![OrderCounts::default(); policy.rts.len()];
         Ok(Self {
@@ -516,7 +524,7 @@ impl Planner {
             lookups,
             fragments: BTreeMap::new(),
             orphans: BTreeMap::new(),
-            order_index: HashMap::new(),
+            order_index: FxHashMap::default(),
             counts,
             dirty: BTreeSet::new(),
             dirty_targets: BTreeSet::new(),
@@ -558,7 +566,9 @@ impl Planner {
             .map(|keys| {
                 keys.iter()
                     .map(|(k, _)| match owner.get(&k.owner_property) {
-                        Some(PropertyValue::Scalar(s)) => k.comparison.key_of(s),
+                        Some(PropertyValue::Scalar(s)) => {
+                            k.comparison.key_of(s).map(Cow::into_owned)
+                        }
                         _ => None,
                     })
                     .collect()
@@ -572,7 +582,10 @@ impl Planner {
                 if k.target_property == "Id" {
                     return Some(k.comparison.normalize(target.id.as_str()).into_owned());
                 }
-                target.scalar(*sym).and_then(|s| k.comparison.key_of(s))
+                target
+                    .scalar(*sym)
+                    .and_then(|s| k.comparison.key_of(s))
+                    .map(Cow::into_owned)
             })
             .collect()
     }
@@ -752,7 +765,7 @@ impl Planner {
     fn rebuild_lookups(&mut self) {
         let mut per_rule = Vec::new();
         for rule in self.policy.query_rules() {
-            let mut map: HashMap<String, Vec<RefId>> = HashMap::new();
+            let mut map: FxHashMap<String, Vec<RefId>> = FxHashMap::default();
             if let Some(resources) = self.lookup_resources.get(&rule.target_entity_type) {
                 for r in resources.values() {
                     let value = if rule.target_property == "Id" {
@@ -762,7 +775,9 @@ impl Planner {
                             .and_then(PropertyValue::as_scalar)
                             .cloned()
                     };
-                    if let Some(key) = value.and_then(|v| rule.comparison.key_of(&v)) {
+                    if let Some(key) =
+                        value.and_then(|v| rule.comparison.key_of(&v).map(Cow::into_owned))
+                    {
                         let reference = Reference::key(rule.reference_key.clone(), r.id.as_str());
                         map.entry(key)
                             .or_default()
@@ -922,26 +937,81 @@ impl Planner {
     /// Re-evaluates every owner and every target, installs the result and returns the whole
     /// plan. Owners are evaluated in parallel; the result does not depend on scheduling.
     pub fn plan_full(&mut self, now: DateTime<Utc>, options: PlanOptions) -> Plan {
-        let outcomes = self.compute_owners(self.owners.keys(), now);
-        for store in &mut self.targets {
-            store.claimed_by.iter_mut().for_each(|c| *c = None);
-        }
-        for (id, outcome) in outcomes {
-            self.install_outcome(id, outcome);
-        }
-        self.dirty.clear();
-        self.dirty_targets.clear();
-        let all: Vec<(usize, ResourceId)> = self
+        let outcomes = self.compute_all(now);
+        let mut claimed: Vec<Vec<bool>> = self
             .targets
             .iter()
-            .enumerate()
-            .flat_map(|(rt, s)| s.iter().map(move |(_, t)| (rt, t.id.clone())))
+            .map(|s| vec![false; s.claimed_by.len()])
             .collect();
-        let previous: BTreeSet<(usize, ResourceId)> = self.orphans.keys().cloned().collect();
-        for key in previous.into_iter().chain(all) {
-            self.recheck_orphan(key);
+        let mut fragments = BTreeMap::new();
+        let targets = &mut self.targets;
+        for ((id, slot), outcome) in self.owners.iter_mut().zip(outcomes) {
+            for &(rt, idx) in &outcome.claims {
+                claimed[rt][idx as usize] = true;
+                let claim = &mut targets[rt].claimed_by[idx as usize];
+                if claim.as_ref() != Some(id) {
+                    *claim = Some(id.clone());
+                }
+            }
+            slot.claims = outcome.claims;
+            if let Some(plan) = outcome.plan {
+                fragments.insert(id.clone(), Arc::new(plan));
+            }
         }
+        let old_orphans = std::mem::take(&mut self.orphans);
+        let mut orphans = BTreeMap::new();
+        for (rt, store) in self.targets.iter_mut().enumerate() {
+            for (idx, claim) in store.claimed_by.iter_mut().enumerate() {
+                if !claimed[rt][idx] {
+                    *claim = None;
+                }
+            }
+            for (idx, t) in store.iter() {
+                if claimed[rt][idx as usize] {
+                    continue;
+                }
+                let key = (rt, t.id.clone());
+                let prev = old_orphans.get(&key);
+                if let Some(item) =
+                    orphan_item(&self.policy.rts[rt], t, prev, &self.syms, &self.refs)
+                {
+                    orphans.insert(key, item);
+                }
+            }
+        }
+        self.fragments = fragments;
+        self.orphans = orphans;
+        self.reindex();
+        self.dirty.clear();
+        self.dirty_targets.clear();
         self.current_plan(options)
+    }
+
+    /// Rebuilds the order counts and the order index from the installed items.
+    fn reindex(&mut self) {
+        self.order_index.clear();
+        self.counts = vec![OrderCounts::default(); self.policy.rts.len()];
+        for (id, fragment) in &self.fragments {
+            for (i, item) in fragment.items.iter().enumerate() {
+                let rt = self.policy.rt_ids[&item.resource_type];
+                if let Some(c) = item.counts() {
+                    self.counts[rt].add(c, 1);
+                }
+                if let Some(o) = &item.order {
+                    self.order_index
+                        .insert(o.order_id.clone(), OrderHome::Owner(id.clone(), i));
+                }
+            }
+        }
+        for ((rt, id), item) in &self.orphans {
+            if let Some(c) = item.counts() {
+                self.counts[*rt].add(c, 1);
+            }
+            if let Some(o) = &item.order {
+                self.order_index
+                    .insert(o.order_id.clone(), OrderHome::Orphan(*rt, id.clone()));
+            }
+        }
     }
 
     /// Re-evaluates only the dirty owners (and the targets whose owner changed) and returns
@@ -951,7 +1021,11 @@ impl Planner {
         let outcomes = self.compute_owners(dirty.iter(), now);
         let mut owners = Vec::with_capacity(outcomes.len());
         for (id, outcome) in outcomes {
-            let plan = outcome.plan.clone();
+            let plan = outcome.plan.clone().unwrap_or_else(|| OwnerPlan {
+                owner: id.clone(),
+                items: Vec::new(),
+                error: None,
+            });
             self.install_outcome(id, outcome);
             owners.push(plan);
         }
@@ -971,7 +1045,7 @@ impl Planner {
     /// Computes the whole plan without installing anything (a simulation): the planner's state
     /// is left as it was.
     pub fn simulate(&self, now: DateTime<Utc>, options: PlanOptions) -> Plan {
-        let outcomes = self.compute_owners(self.owners.keys(), now);
+        let outcomes = self.compute_all(now);
         let mut claimed: Vec<Vec<bool>> = self
             .targets
             .iter()
@@ -979,25 +1053,26 @@ impl Planner {
             .collect();
         let mut counts = vec![OrderCounts::default(); self.policy.rts.len()];
         let mut owners = Vec::new();
-        for (_, outcome) in outcomes {
+        for outcome in outcomes {
             for (rt, idx) in &outcome.claims {
                 claimed[*rt][*idx as usize] = true;
             }
-            for item in &outcome.plan.items {
+            let Some(plan) = outcome.plan else { continue };
+            for item in &plan.items {
                 if let Some(c) = item.counts() {
                     counts[self.policy.rt_ids[&item.resource_type]].add(c, 1);
                 }
             }
-            if !outcome.plan.is_empty() {
-                owners.push(outcome.plan);
-            }
+            owners.push(Arc::new(plan));
         }
         let mut orphans = Vec::new();
         for (rt, store) in self.targets.iter().enumerate() {
             for (idx, t) in store.iter() {
                 if !claimed[rt][idx as usize] {
                     let prev = self.orphans.get(&(rt, t.id.clone()));
-                    if let Some(item) = self.orphan_item(rt, t, prev) {
+                    if let Some(item) =
+                        orphan_item(&self.policy.rts[rt], t, prev, &self.syms, &self.refs)
+                    {
                         if let Some(c) = item.counts() {
                             counts[rt].add(c, 1);
                         }
@@ -1031,7 +1106,7 @@ impl Planner {
 
     /// The installed fragment of one owner (`None` when everything is Verified).
     pub fn owner_plan(&self, owner: &OwnerId) -> Option<&OwnerPlan> {
-        self.fragments.get(owner)
+        self.fragments.get(owner).map(Arc::as_ref)
     }
 
     fn current_counts(&self) -> Vec<OrderCounts> {
@@ -1120,20 +1195,25 @@ impl Planner {
         ids: impl Iterator<Item = &'a OwnerId>,
         now: DateTime<Utc>,
     ) -> Vec<(OwnerId, OwnerOutcome)> {
-        let slots: Vec<(&OwnerId, &OwnerSlot)> =
-            ids.filter_map(|id| self.owners.get_key_value(id)).collect();
-        let work = |(id, slot): &(&OwnerId, &OwnerSlot)| {
-            (
-                (*id).clone(),
-                self.plan_owner(slot, self.fragments.get(*id), now),
-            )
-        };
-        // Small batches (incremental runs) are not worth a thread hop.
-        if slots.len() < 256 {
-            slots.iter().map(work).collect()
-        } else {
-            slots.par_iter().with_min_len(512).map(work).collect()
-        }
+        ids.filter_map(|id| self.owners.get_key_value(id))
+            .map(|(id, slot)| {
+                let prev = self.fragments.get(id).map(Arc::as_ref);
+                (id.clone(), self.plan_owner(slot, prev, now))
+            })
+            .collect()
+    }
+
+    /// Plans every owner, in parallel; the outcomes are in owner order.
+    fn compute_all(&self, now: DateTime<Utc>) -> Vec<OwnerOutcome> {
+        let slots: Vec<(&OwnerId, &OwnerSlot)> = self.owners.iter().collect();
+        slots
+            .par_iter()
+            .with_min_len(1024)
+            .map(|(id, slot)| {
+                let prev = self.fragments.get(*id).map(Arc::as_ref);
+                self.plan_owner(slot, prev, now)
+            })
+            .collect()
     }
 
     fn install_outcome(&mut self, id: OwnerId, outcome: OwnerOutcome) {
@@ -1157,8 +1237,7 @@ impl Planner {
                 }
             }
         }
-        let plan = (!outcome.plan.is_empty()).then_some(outcome.plan);
-        self.install_fragment(id, plan);
+        self.install_fragment(id, outcome.plan);
     }
 
     fn install_fragment(&mut self, id: OwnerId, plan: Option<OwnerPlan>) {
@@ -1184,7 +1263,7 @@ impl Planner {
                         .insert(o.order_id.clone(), OrderHome::Owner(id.clone(), i));
                 }
             }
-            self.fragments.insert(id, plan);
+            self.fragments.insert(id, Arc::new(plan));
         }
     }
 
@@ -1197,7 +1276,13 @@ impl Planner {
                 return None;
             }
             let t = store.get(idx)?;
-            self.orphan_item(*rt, t, self.orphans.get(&key))
+            orphan_item(
+                &self.policy.rts[*rt],
+                t,
+                self.orphans.get(&key),
+                &self.syms,
+                &self.refs,
+            )
         });
         if let Some(old) = self.orphans.remove(&key) {
             if let Some(c) = old.counts() {
@@ -1218,45 +1303,6 @@ impl Planner {
             self.orphans.insert(key, item.clone());
         }
         item
-    }
-
-    fn orphan_item(
-        &self,
-        rt: usize,
-        t: &Target,
-        prev: Option<&PlannedItem>,
-    ) -> Option<PlannedItem> {
-        let rtype = &self.policy.rts[rt];
-        let mut item = PlannedItem {
-            owner: None,
-            resource_type: rtype.id.clone(),
-            assigned_resource_type_id: None,
-            workflow_state: WorkflowState::None,
-            provisioning_state: ProvisioningState::None,
-            target: Some(t.id.clone()),
-            order: None,
-            waiting: None,
-            error: None,
-        };
-        if !(rtype.remove_orphans && rtype.allow_remove) {
-            item.waiting = Some(WaitReason::OrphanKept);
-            return Some(item);
-        }
-        let order = ProvisioningOrder {
-            order_id: OrderId::new(format!("~orphan/{}/{}/Deleted", rtype.id, t.id)),
-            assigned_resource_type_id: None,
-            change_type: ChangeType::Deleted,
-            workflow_instance_id: None,
-            owner: None,
-            resource_type: ResourceTypeRef::of(rtype),
-            connection: Some(rtype.connection.clone()),
-            changes: Changes::default(),
-            resource: Some(t.to_resource(&self.syms, &self.refs)),
-            depends_on: Vec::new(),
-            not_before: None,
-        };
-        transition_with_order(&mut item, prev, order, rtype.require_provisioning_review);
-        Some(item)
     }
 
     /// Plans one owner: correlation, evaluation, comparison, gating, states. Pure.
@@ -1292,7 +1338,7 @@ impl Planner {
         };
         let plan = match expectation {
             Ok(exp) => self.compare(slot, &exp, &correlated, prev),
-            Err(error) => error_plan(owner, prev, error),
+            Err(error) => Some(error_plan(owner, prev, error)),
         };
         OwnerOutcome { plan, claims }
     }
@@ -1315,7 +1361,7 @@ impl Planner {
                 continue;
             };
             let candidates = store.candidates(k, &value);
-            if let Some(others) = self.owner_keys[rt][k].get(&value)
+            if let Some(others) = self.owner_keys[rt][k].get(value.as_ref())
                 && let Some(other) = others.iter().find(|o| **o != owner.id)
                 && let Some(&first) = candidates.first()
             {
@@ -1361,17 +1407,29 @@ impl Planner {
         exp: &OwnerExpectation,
         correlated: &[Option<TargetIdx>],
         prev: Option<&OwnerPlan>,
-    ) -> OwnerPlan {
+    ) -> Option<OwnerPlan> {
         let owner = &slot.owner;
         let mut items: Vec<PlannedItem> = Vec::new();
         // Orders of this plan per resource type, for DependsOn.
-        let mut added_orders: HashMap<usize, Option<OrderId>> = HashMap::new();
-        let mut deleted_at: HashMap<usize, usize> = HashMap::new();
+        let mut added_orders: FxHashMap<usize, Option<OrderId>> = FxHashMap::default();
+        let mut deleted_at: FxHashMap<usize, usize> = FxHashMap::default();
         for &rt in &self.policy.dependency_order {
             let rtype = &self.policy.rts[rt];
             let expected = exp.rts.iter().find(|e| e.rt == rt);
             let target = correlated[rt].and_then(|i| self.targets[rt].get(i));
             let prev_item = prev.and_then(|p| p.items.iter().find(|i| i.resource_type == rtype.id));
+            // The common case — the target already conforms and nothing was pending — costs no
+            // allocation.
+            let mut diff = match (expected, target) {
+                (Some(e), Some(t)) if e.active() => {
+                    let changes = self.diff(slot, e, t);
+                    if changes.is_empty() && prev_item.is_none() {
+                        continue;
+                    }
+                    Some(changes)
+                }
+                _ => None,
+            };
             let mut item = PlannedItem {
                 owner: Some(owner.id.clone()),
                 resource_type: rtype.id.clone(),
@@ -1388,8 +1446,8 @@ impl Planner {
             };
             let review = rtype.require_provisioning_review;
             match (expected, target) {
-                (Some(e), Some(t)) if e.active() => {
-                    let changes = self.diff(slot, e, t);
+                (Some(_), Some(t)) if diff.is_some() => {
+                    let changes = diff.take().unwrap_or_default();
                     if changes.is_empty() {
                         if verified(&mut item, prev_item) {
                             continue;
@@ -1493,11 +1551,14 @@ impl Planner {
                 order.depends_on.sort();
             }
         }
-        OwnerPlan {
+        if items.is_empty() {
+            return None;
+        }
+        Some(OwnerPlan {
             owner: owner.id.clone(),
             items,
             error: None,
-        }
+        })
     }
 
     /// The Added order's changes: every expected value, memberships as `<nav>_add`.
@@ -1506,7 +1567,7 @@ impl Planner {
         for (sym, v) in &e.scalars {
             changes.properties.insert(
                 self.syms.name(*sym).to_owned(),
-                PropertyChange::Set(v.clone()),
+                PropertyChange::Set(v.as_ref().clone()),
             );
         }
         for (sym, r) in &e.mono {
@@ -1548,13 +1609,13 @@ impl Planner {
                 .peek()
                 .filter(|(s, _)| *s == sym)
                 .map(|(_, v)| v);
-            if !mapped || expected.is_some_and(ScalarValue::is_secret) || scalar_kept(sym) {
+            if !mapped || expected.is_some_and(|v| v.is_secret()) || scalar_kept(sym) {
                 continue;
             }
             let actual = t.scalar(sym);
             let change = match (expected, actual) {
                 (Some(x), Some(a)) if comparison.scalar_equals(x, a) => None,
-                (Some(x), _) => Some(PropertyChange::Set(x.clone())),
+                (Some(x), _) => Some(PropertyChange::Set(x.as_ref().clone())),
                 (None, Some(_)) => Some(PropertyChange::Clear),
                 (None, None) => None,
             };
@@ -1709,7 +1770,7 @@ impl Planner {
                 let item = self
                     .fragments
                     .get_mut(owner)
-                    .and_then(|f| f.items.get_mut(*i))
+                    .and_then(|f| Arc::make_mut(f).items.get_mut(*i))
                     .ok_or_else(|| PlanError::UnknownOrder {
                         order_id: order.clone(),
                     })?;
@@ -1879,4 +1940,45 @@ fn fnv1a<'a>(bytes: impl Iterator<Item = &'a u8>) -> u64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
+}
+
+/// The item of a target without owner: a Deleted order when `RemoveOrphans` allows it, else
+/// a report that waits for an operator.
+fn orphan_item(
+    rtype: &ResourceType,
+    t: &Target,
+    prev: Option<&PlannedItem>,
+    syms: &Symbols,
+    refs: &References,
+) -> Option<PlannedItem> {
+    let mut item = PlannedItem {
+        owner: None,
+        resource_type: rtype.id.clone(),
+        assigned_resource_type_id: None,
+        workflow_state: WorkflowState::None,
+        provisioning_state: ProvisioningState::None,
+        target: Some(t.id.clone()),
+        order: None,
+        waiting: None,
+        error: None,
+    };
+    if !(rtype.remove_orphans && rtype.allow_remove) {
+        item.waiting = Some(WaitReason::OrphanKept);
+        return Some(item);
+    }
+    let order = ProvisioningOrder {
+        order_id: OrderId::new(format!("~orphan/{}/{}/Deleted", rtype.id, t.id)),
+        assigned_resource_type_id: None,
+        change_type: ChangeType::Deleted,
+        workflow_instance_id: None,
+        owner: None,
+        resource_type: ResourceTypeRef::of(rtype),
+        connection: Some(rtype.connection.clone()),
+        changes: Changes::default(),
+        resource: Some(t.to_resource(syms, refs)),
+        depends_on: Vec::new(),
+        not_before: None,
+    };
+    transition_with_order(&mut item, prev, order, rtype.require_provisioning_review);
+    Some(item)
 }

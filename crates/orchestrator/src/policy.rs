@@ -8,6 +8,7 @@
 
 use crate::compare::ComparisonType;
 use crate::error::{ConfigError, EvaluationError};
+use crate::fxhash::FxHashMap;
 use crate::store::{RefId, References, Sym, Symbols};
 use autoprov_core::{
     EntityTypeId, Owner, Period, PropertyValue, Reference, ResourceType, ResourceTypeId, RoleId,
@@ -15,7 +16,7 @@ use autoprov_core::{
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -275,19 +276,24 @@ impl ScalarBinding {
         Self::TryComputed(Arc::new(f))
     }
 
-    fn evaluate(&self, owner: &Owner) -> Result<Option<ScalarValue>, BindingFailure> {
+    fn evaluate<'a>(
+        &'a self,
+        owner: &'a Owner,
+    ) -> Result<Option<Cow<'a, ScalarValue>>, BindingFailure> {
         match self {
             Self::OwnerProperty(p) => match owner.get(p) {
                 None => Ok(None),
-                Some(PropertyValue::Scalar(s)) => Ok(Some(s.clone())),
+                Some(PropertyValue::Scalar(s)) => Ok(Some(Cow::Borrowed(s))),
                 Some(other) => Err(BindingFailure::Kind {
                     property: p.clone(),
                     found: other.kind_name(),
                 }),
             },
-            Self::Literal(v) => Ok(Some(v.clone())),
-            Self::Computed(f) => Ok(f(owner)),
-            Self::TryComputed(f) => f(owner).map_err(BindingFailure::Rule),
+            Self::Literal(v) => Ok(Some(Cow::Borrowed(v))),
+            Self::Computed(f) => Ok(f(owner).map(Cow::Owned)),
+            Self::TryComputed(f) => f(owner)
+                .map(|v| v.map(Cow::Owned))
+                .map_err(BindingFailure::Rule),
         }
     }
 }
@@ -693,7 +699,7 @@ impl RoleModel {
 /// first dimension accepts its value (plus the rules without dimensions).
 #[derive(Debug, Default, Clone)]
 struct CriteriaIndex {
-    by_dimension: Vec<(String, HashMap<String, Vec<u32>>)>,
+    by_dimension: Vec<(String, FxHashMap<String, Vec<u32>>)>,
     unindexed: Vec<u32>,
 }
 
@@ -708,7 +714,7 @@ impl CriteriaIndex {
                     let pos = match index.by_dimension.iter().position(|(d, _)| d == dim) {
                         Some(p) => p,
                         None => {
-                            index.by_dimension.push((dim.clone(), HashMap::new()));
+                            index.by_dimension.push((dim.clone(), FxHashMap::default()));
                             index.by_dimension.len() - 1
                         }
                     };
@@ -810,11 +816,11 @@ impl RtPolicy {
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledPolicy {
     pub(crate) rts: Vec<ResourceType>,
-    pub(crate) rt_ids: HashMap<ResourceTypeId, usize>,
+    pub(crate) rt_ids: FxHashMap<ResourceTypeId, usize>,
     /// Resource types in dependency order (a type after the type it depends on).
     pub(crate) dependency_order: Vec<usize>,
     pub(crate) per_rt: Vec<RtPolicy>,
-    composites: HashMap<RoleId, Vec<RoleId>>,
+    composites: FxHashMap<RoleId, Vec<RoleId>>,
     role_rules: Vec<RoleRule>,
     role_index: CriteriaIndex,
     type_rules: Vec<(usize, TypeRule)>,
@@ -831,7 +837,7 @@ impl CompiledPolicy {
         syms: &mut Symbols,
         refs: &mut References,
     ) -> Result<Self, ConfigError> {
-        let mut rt_ids = HashMap::new();
+        let mut rt_ids = FxHashMap::default();
         for (i, rt) in resource_types.iter().enumerate() {
             rt.validate()?;
             if rt_ids.insert(rt.id.clone(), i).is_some() {
@@ -859,7 +865,7 @@ impl CompiledPolicy {
         // Roles.
         let mut known_roles: BTreeSet<RoleId> =
             model.single_roles.iter().map(|r| r.id.clone()).collect();
-        let mut composites = HashMap::new();
+        let mut composites = FxHashMap::default();
         for c in &model.composite_roles {
             for s in &c.single_roles {
                 if !known_roles.contains(s) {
@@ -1077,13 +1083,13 @@ impl CompiledPolicy {
     }
 
     /// Evaluates the role model for one owner.
-    pub(crate) fn evaluate(
-        &self,
-        owner: &Owner,
-        extras: &OwnerExtras,
+    pub(crate) fn evaluate<'a>(
+        &'a self,
+        owner: &'a Owner,
+        extras: &'a OwnerExtras,
         lookups: &Lookups,
         now: DateTime<Utc>,
-    ) -> Result<OwnerExpectation, EvaluationError> {
+    ) -> Result<OwnerExpectation<'a>, EvaluationError> {
         let mut scratch = Vec::new();
         let roles = self.roles_of(owner, &mut scratch);
         let period = self.owner_period(owner)?;
@@ -1148,7 +1154,7 @@ impl CompiledPolicy {
         }
 
         // Approved manual requests.
-        let mut manual_scalars: Vec<(usize, Sym, Option<ScalarValue>)> = Vec::new();
+        let mut manual_scalars: Vec<(usize, Sym, Option<&'a ScalarValue>)> = Vec::new();
         let mut manual_navs: Vec<(usize, Sym, RefId, bool)> = Vec::new();
         let mut cancelled: BTreeSet<usize> = BTreeSet::new();
         for req in &extras.requests {
@@ -1175,7 +1181,7 @@ impl CompiledPolicy {
             match &req.what {
                 RequestTarget::ResourceType => {}
                 RequestTarget::Scalar(sym, value) => {
-                    manual_scalars.push((req.rt, *sym, req.add.then(|| value.clone())));
+                    manual_scalars.push((req.rt, *sym, req.add.then_some(value)));
                 }
                 RequestTarget::Navigation(sym, r) => manual_navs.push((req.rt, *sym, *r, req.add)),
             }
@@ -1211,7 +1217,7 @@ impl CompiledPolicy {
                     if *mrt == rt {
                         exp.scalars.retain(|(s, _)| s != sym);
                         if let Some(v) = value {
-                            exp.scalars.push((*sym, v.clone()));
+                            exp.scalars.push((*sym, Cow::Borrowed(*v)));
                         }
                     }
                 }
@@ -1268,15 +1274,15 @@ impl CompiledPolicy {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn fill_values(
-        &self,
-        owner: &Owner,
+    fn fill_values<'a>(
+        &'a self,
+        owner: &'a Owner,
         roles: &BTreeSet<RoleId>,
         rt: usize,
         period: Period,
         at: DateTime<Utc>,
         lookups: &Lookups,
-        exp: &mut RtExpectation,
+        exp: &mut RtExpectation<'a>,
     ) -> Result<(), EvaluationError> {
         let policy = &self.per_rt[rt];
         let holds = |offset: &TimeOffset| offset.window(period).is_some_and(|w| w.contains(at));
@@ -1390,7 +1396,7 @@ fn push_multi(multi: &mut Vec<(Sym, Vec<RefId>)>, sym: Sym, r: RefId) {
 
 fn dependency_order(
     rts: &[ResourceType],
-    ids: &HashMap<ResourceTypeId, usize>,
+    ids: &FxHashMap<ResourceTypeId, usize>,
 ) -> Result<Vec<usize>, ConfigError> {
     // Depth-first with colouring; resource types sorted by id for a deterministic order.
     let mut sorted: Vec<usize> = (0..rts.len()).collect();
@@ -1400,7 +1406,7 @@ fn dependency_order(
     fn visit(
         i: usize,
         rts: &[ResourceType],
-        ids: &HashMap<ResourceTypeId, usize>,
+        ids: &FxHashMap<ResourceTypeId, usize>,
         state: &mut [u8],
         order: &mut Vec<usize>,
     ) -> Result<(), ConfigError> {
@@ -1472,7 +1478,7 @@ pub(crate) struct OwnerExtras {
 /// Query-rule lookups: for each query rule, normalized value ⇒ references.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Lookups {
-    pub(crate) per_rule: Vec<HashMap<String, Vec<RefId>>>,
+    pub(crate) per_rule: Vec<FxHashMap<String, Vec<RefId>>>,
 }
 
 impl Lookups {
@@ -1486,21 +1492,21 @@ impl Lookups {
 
 /// What one owner should have in one resource type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RtExpectation {
+pub(crate) struct RtExpectation<'a> {
     pub(crate) rt: usize,
     pub(crate) workflow: WorkflowState,
     pub(crate) window: Period,
     /// A Found/Historic account: never deleted automatically.
     pub(crate) kept_account: bool,
     /// Sorted by symbol.
-    pub(crate) scalars: Vec<(Sym, ScalarValue)>,
+    pub(crate) scalars: Vec<(Sym, Cow<'a, ScalarValue>)>,
     /// Sorted by symbol.
     pub(crate) mono: Vec<(Sym, RefId)>,
     /// Sorted by symbol; each list sorted, without duplicates.
     pub(crate) multi: Vec<(Sym, Vec<RefId>)>,
 }
 
-impl RtExpectation {
+impl RtExpectation<'_> {
     fn normalize(&mut self) {
         self.scalars.sort_by_key(|(s, _)| *s);
         self.mono.sort_by_key(|(s, _)| *s);
@@ -1519,10 +1525,10 @@ impl RtExpectation {
 
 /// The evaluation of one owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OwnerExpectation {
+pub(crate) struct OwnerExpectation<'a> {
     pub(crate) roles: BTreeSet<RoleId>,
     /// Sorted by resource type index.
-    pub(crate) rts: Vec<RtExpectation>,
+    pub(crate) rts: Vec<RtExpectation<'a>>,
     pub(crate) suggested: Vec<usize>,
 }
 

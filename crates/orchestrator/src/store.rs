@@ -5,10 +5,11 @@
 //! so the planner interns property names and references once and keeps targets as sorted
 //! arrays of small ids. `Resource`s are rebuilt only for the targets an order touches.
 
+use crate::fxhash::FxHashMap;
 use autoprov_core::{
     EntityTypeId, PropertyValue, Reference, Resource, ResourceId, ScalarValue, StableId,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// An interned property name.
 pub(crate) type Sym = u32;
@@ -18,7 +19,7 @@ pub(crate) type RefId = u32;
 /// Interned property names.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Symbols {
-    map: HashMap<Box<str>, Sym>,
+    map: FxHashMap<Box<str>, Sym>,
     names: Vec<Box<str>>,
 }
 
@@ -45,7 +46,7 @@ impl Symbols {
 /// Interned references.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct References {
-    map: HashMap<Reference, RefId>,
+    map: FxHashMap<Reference, RefId>,
     list: Vec<Reference>,
 }
 
@@ -178,9 +179,9 @@ pub(crate) type TargetIdx = u32;
 pub(crate) struct TargetStore {
     slots: Vec<Option<Target>>,
     free: Vec<TargetIdx>,
-    by_id: HashMap<ResourceId, TargetIdx>,
+    by_id: FxHashMap<ResourceId, TargetIdx>,
     /// Per correlation key: normalized key value ⇒ targets holding it.
-    key_index: Vec<HashMap<String, Vec<TargetIdx>>>,
+    key_index: Vec<FxHashMap<String, Vec<TargetIdx>>>,
     /// The owner currently correlated with each slot.
     pub(crate) claimed_by: Vec<Option<autoprov_core::OwnerId>>,
     len: usize,
@@ -189,7 +190,7 @@ pub(crate) struct TargetStore {
 impl TargetStore {
     pub(crate) fn new(keys: usize) -> Self {
         Self {
-            key_index: vec![HashMap::new(); keys],
+            key_index: vec![FxHashMap::default(); keys],
             ..Self::default()
         }
     }
