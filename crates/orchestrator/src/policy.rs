@@ -1285,7 +1285,12 @@ impl CompiledPolicy {
         exp: &mut RtExpectation<'a>,
     ) -> Result<(), EvaluationError> {
         let policy = &self.per_rt[rt];
-        let holds = |offset: &TimeOffset| offset.window(period).is_some_and(|w| w.contains(at));
+        // A value rule with the default offset holds as long as the resource type does (its
+        // window may be wider than the period, e.g. an account prepared before arrival).
+        let holds = |offset: &TimeOffset| {
+            offset.reference == TimeOffsetReference::Default
+                || offset.window(period).is_some_and(|w| w.contains(at))
+        };
         for (sym, rules) in &policy.scalar_rules {
             for &i in rules {
                 let rule = &self.scalar_rules[i];

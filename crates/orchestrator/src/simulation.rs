@@ -2,7 +2,7 @@
 //! secrets masked. Nothing is written anywhere; see [`Planner::simulate`](crate::Planner::simulate).
 
 use crate::plan::{GenerationStatus, Plan, PlannedItem};
-use autoprov_core::{ChangeType, PropertyChange, PropertyValue, Resource};
+use autoprov_core::{ChangeType, PropertyChange, PropertyValue, Reference, Resource};
 use std::fmt::Write as _;
 
 const NONE: &str = "(none)";
@@ -105,14 +105,23 @@ fn render_changes(out: &mut String, old: Option<&Resource>, changes: &autoprov_c
             .map_or_else(|| NONE.to_owned(), value_text);
         let after = match change {
             PropertyChange::Set(v) => v.display_text(),
-            PropertyChange::SetReference(r) => r.to_string(),
+            PropertyChange::SetReference(r) => reference_text(r),
             PropertyChange::Clear => NONE.to_owned(),
         };
         let _ = writeln!(out, "    {property}: {before} → {after}");
     }
     for (property, delta) in &changes.navigations {
-        let mut parts: Vec<String> = delta.add.iter().map(|r| format!("+ {r}")).collect();
-        parts.extend(delta.remove.iter().map(|r| format!("- {r}")));
+        let mut parts: Vec<String> = delta
+            .add
+            .iter()
+            .map(|r| format!("+ {}", reference_text(r)))
+            .collect();
+        parts.extend(
+            delta
+                .remove
+                .iter()
+                .map(|r| format!("- {}", reference_text(r))),
+        );
         if !parts.is_empty() {
             let _ = writeln!(out, "    {property}: {}", parts.join("; "));
         }
@@ -122,11 +131,17 @@ fn render_changes(out: &mut String, old: Option<&Resource>, changes: &autoprov_c
 fn value_text(v: &PropertyValue) -> String {
     match v {
         PropertyValue::Scalar(s) => s.display_text(),
-        PropertyValue::Reference(r) => r.to_string(),
-        PropertyValue::References(rs) => rs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "),
+        PropertyValue::Reference(r) => reference_text(r),
+        PropertyValue::References(rs) => {
+            rs.iter().map(reference_text).collect::<Vec<_>>().join("; ")
+        }
+    }
+}
+
+/// A reference with a single key shows its value alone (`CN=...` rather than `dn=CN=...`).
+fn reference_text(r: &Reference) -> String {
+    match r.keys().values().next() {
+        Some(v) if r.keys().len() == 1 => v.clone(),
+        _ => r.to_string(),
     }
 }
