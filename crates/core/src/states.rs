@@ -232,7 +232,8 @@ pub enum ProvisioningEvent {
     ReviewPostponed,
     /// An automated connector applied the order.
     ConnectorSucceeded,
-    /// An automated connector failed permanently, or retries were exhausted.
+    /// The connector failed permanently, or retries were exhausted (for a manual connection:
+    /// the order could not be handed over).
     ConnectorFailed,
     /// A manual connection handed the order to a human.
     HandedToHuman,
@@ -316,7 +317,9 @@ impl ProvisioningState {
             (S::AwaitingApproval, E::ReviewPostponed, _) => Some(S::AwaitingApproval),
             // Fulfilment, automated: Pending ⇒ Executed | Errored, never Transmitted.
             (S::Pending, E::ConnectorSucceeded, Automated) => Some(S::Executed),
-            (S::Pending, E::ConnectorFailed, Automated) => Some(S::Errored),
+            // A connector failure before anything was applied or handed over (for a manual
+            // connection: the ticket system refused the order) errs in either mode.
+            (S::Pending, E::ConnectorFailed, _) => Some(S::Errored),
             // Fulfilment, manual: Pending ⇒ Transmitted ⇒ Executed | Errored.
             (S::Pending, E::HandedToHuman, Manual) => Some(S::Transmitted),
             (S::Transmitted, E::HumanConfirmed, Manual) => Some(S::Executed),
@@ -439,6 +442,7 @@ mod tests {
         }
         table.push((S::Pending, E::ConnectorSucceeded, Automated, S::Executed));
         table.push((S::Pending, E::ConnectorFailed, Automated, S::Errored));
+        table.push((S::Pending, E::ConnectorFailed, Manual, S::Errored));
         table.push((S::Pending, E::HandedToHuman, Manual, S::Transmitted));
         table.push((S::Transmitted, E::HumanConfirmed, Manual, S::Executed));
         table.push((S::Transmitted, E::HumanReportedError, Manual, S::Errored));
