@@ -155,11 +155,11 @@ pub fn classify(rc: u32, diagnostic: &str) -> Classification {
             kind = k;
         }
     }
-    if rc == 49 {
-        if let Some(meaning) = bind_data_meaning(diagnostic) {
-            explanation.push_str(": ");
-            explanation.push_str(meaning);
-        }
+    if rc == 49
+        && let Some(meaning) = bind_data_meaning(diagnostic)
+    {
+        explanation.push_str(": ");
+        explanation.push_str(meaning);
     }
     let status = if kind.default_status() == T {
         T

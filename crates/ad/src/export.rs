@@ -281,10 +281,10 @@ async fn run(plan: &Plan, tx: &mut Tx) -> Result<Option<ExportCookie>, Connector
                 return Ok(None);
             }
         }
-        if let Some(usn) = since {
-            if !deleted(plan, pool, *usn, tx).await? {
-                return Ok(None);
-            }
+        if let Some(usn) = since
+            && !deleted(plan, pool, *usn, tx).await?
+        {
+            return Ok(None);
         }
         cookie.servers.insert(pool.base.key(), mark.clone());
     }
@@ -434,18 +434,17 @@ fn to_resource(entry: Entry, entity_type: &str, m: &EntityMapping) -> Option<Res
             PropertyValue::Reference(Reference::dn(parent)),
         );
     }
-    if let Some(enabled) = &m.enabled_property {
-        if let Some(uac) = entry
+    if let Some(enabled) = &m.enabled_property
+        && let Some(uac) = entry
             .text("userAccountControl")
             .and_then(|u| u.trim().parse::<i64>().ok())
-        {
-            r.values.insert(
-                enabled.clone(),
-                PropertyValue::Scalar(ScalarValue::Bool(
-                    uac & crate::fulfill::UF_ACCOUNTDISABLE == 0,
-                )),
-            );
-        }
+    {
+        r.values.insert(
+            enabled.clone(),
+            PropertyValue::Scalar(ScalarValue::Bool(
+                uac & crate::fulfill::UF_ACCOUNTDISABLE == 0,
+            )),
+        );
     }
     if let Some(ms) = &m.membership {
         r.values.insert(
@@ -539,10 +538,10 @@ async fn deleted(
                 .and_then(|p| Dn::parse(&p).ok())
             {
                 Some(parent) => {
-                    if let Some(scope) = &scope {
-                        if !parent.is_within(scope) {
-                            return None;
-                        }
+                    if let Some(scope) = &scope
+                        && !parent.is_within(scope)
+                    {
+                        return None;
                     }
                     Dn::child(&parent, &attr, &rdn_value).to_string()
                 }

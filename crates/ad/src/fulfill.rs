@@ -63,6 +63,11 @@ fn invalid(op: Operation, message: impl Into<String>) -> ConnectorError {
     ConnectorError::invalid_order(op, message)
 }
 
+/// A NUL has no place in a directory string (and Samba mishandles it in names): refused.
+fn nul(property: &str, op: Operation) -> ConnectorError {
+    invalid(op, format!("`{property}` contains a NUL character"))
+}
+
 fn reference_dn(property: &str, r: &Reference, op: Operation) -> Result<Dn, ConnectorError> {
     let text = r.dn_value().ok_or_else(|| {
         invalid(
@@ -73,6 +78,9 @@ fn reference_dn(property: &str, r: &Reference, op: Operation) -> Result<Dn, Conn
     let dn = Dn::parse(text).map_err(|e| invalid(op, format!("`{property}`: {e}")))?;
     if dn.is_root() {
         return Err(invalid(op, format!("`{property}`: the DN is empty")));
+    }
+    if text.contains('\0') || dn.key().contains("\\00") {
+        return Err(nul(property, op));
     }
     Ok(dn)
 }
@@ -85,6 +93,7 @@ fn ldap_value(
 ) -> Result<Option<Vec<u8>>, ConnectorError> {
     Ok(Some(match v {
         ScalarValue::String(s) if s.is_empty() => return Ok(None),
+        ScalarValue::String(s) if s.contains('\0') => return Err(nul(property, op)),
         ScalarValue::String(s) => s.as_bytes().to_vec(),
         ScalarValue::Integer(i) => i.to_string().into_bytes(),
         ScalarValue::Bool(b) => {
@@ -144,10 +153,15 @@ fn desired(order: &ProvisioningOrder, m: &EntityMapping) -> Result<Desired, Conn
         if let Some(pw) = pw {
             if p == pw.property {
                 match change {
-                    PropertyChange::Set(ScalarValue::Secret(s)) => {
+                    PropertyChange::Set(ScalarValue::Secret(s)) if s.expose().contains('\0') => {
+                        return Err(nul(p, op));
+                    }
+                    PropertyChange::Set(ScalarValue::Secret(s)) if !s.is_empty() => {
                         d.password = Some((p.to_owned(), s.clone()))
                     }
-                    PropertyChange::Set(ScalarValue::String(s)) if !s.is_empty() => {
+                    PropertyChange::Set(ScalarValue::String(s))
+                        if !s.is_empty() && !s.contains('\0') =>
+                    {
                         d.password = Some((p.to_owned(), Secret::new(s.clone())))
                     }
                     _ => {
@@ -192,6 +206,9 @@ fn desired(order: &ProvisioningOrder, m: &EntityMapping) -> Result<Desired, Conn
         }
         if attribute.eq_ignore_ascii_case(&m.rdn_attribute) {
             match change {
+                PropertyChange::Set(ScalarValue::String(s)) if s.contains('\0') => {
+                    return Err(nul(p, op));
+                }
                 PropertyChange::Set(ScalarValue::String(s)) if !s.is_empty() => {
                     d.rdn = Some((p.to_owned(), s.clone()));
                     continue;
@@ -384,6 +401,18 @@ impl Inner {
     ) -> Result<Executed, ConnectorError> {
         let op = Operation::Create;
         let mut d = desired(order, m)?;
+        for required in &m.required_properties {
+            match order.changes.properties.get(required) {
+                Some(PropertyChange::Set(ScalarValue::String(s))) if !s.is_empty() => {}
+                Some(PropertyChange::Set(v)) if !matches!(v, ScalarValue::String(_)) => {}
+                _ => {
+                    return Err(invalid(
+                        op,
+                        format!("`{required}` is required to create this entry"),
+                    ));
+                }
+            }
+        }
         // The RDN: the first RDN property the order gives.
         let (rdn_property, rdn_value) = match d.rdn.clone() {
             Some(r) => r,
@@ -429,18 +458,14 @@ impl Inner {
         let fail = |e: ConnectorError| e.with_target(dn_text.clone());
 
         // The initial password: given, or generated.
-        if d.password.is_none() {
-            if let Some(policy) = m.password.as_ref().and_then(|p| p.generate.as_ref()) {
-                let property = m
-                    .password
-                    .as_ref()
-                    .map(|p| p.property.clone())
-                    .unwrap_or_default();
-                d.password = Some((
-                    property,
-                    crate::password::generate(policy, &mut rand::thread_rng()),
-                ));
-            }
+        if d.password.is_none()
+            && let Some(pw) = &m.password
+            && let Some(policy) = &pw.generate
+        {
+            d.password = Some((
+                pw.property.clone(),
+                crate::password::generate(policy, &mut rand::thread_rng()),
+            ));
         }
         if d.password.is_some() && !self.encrypted() {
             return Err(self.refuse_plain_password(&dn_text));
@@ -639,17 +664,17 @@ impl Inner {
             )
             .with_target(dn_text));
         }
-        if let (Some(wanted), Some(actual)) = (&wanted_sam, entry.text("sAMAccountName")) {
-            if !wanted.eq_ignore_ascii_case(&actual) {
-                return Err(ConnectorError::new(
-                    ErrorKind::AlreadyExists,
-                    op,
-                    format!(
-                        "a different account (sAMAccountName `{actual}`, not `{wanted}`) already has this DN"
-                    ),
-                )
-                .with_target(dn_text));
-            }
+        if let (Some(wanted), Some(actual)) = (&wanted_sam, entry.text("sAMAccountName"))
+            && !wanted.eq_ignore_ascii_case(&actual)
+        {
+            return Err(ConnectorError::new(
+                ErrorKind::AlreadyExists,
+                op,
+                format!(
+                    "a different account (sAMAccountName `{actual}`, not `{wanted}`) already has this DN"
+                ),
+            )
+            .with_target(dn_text));
         }
         // The same account: converge. Its password is left as it is (never compared).
         let mut d = d;
@@ -853,7 +878,7 @@ impl Inner {
                 Err(LdapFailure::Result { rc: 16, .. }) if !add => {}
                 Err(LdapFailure::Result {
                     rc: 53, ref text, ..
-                }) if !add && text.contains("00002035") => {}
+                }) if !add && is_absent_value(text) => {}
                 Err(LdapFailure::Result { rc: 32, text, .. }) => {
                     return Err(invalid(
                         Operation::Membership,
@@ -958,15 +983,14 @@ impl Inner {
                 .read(&new_dn.to_string(), &["objectGUID".to_owned()], &[])
                 .await
                 .map_err(|f| f.into_error(Operation::Read, &dn_text))?
+                && other.guid() != entry.guid()
             {
-                if other.guid() != entry.guid() {
-                    return Err(ConnectorError::new(
-                        ErrorKind::AlreadyExists,
-                        Operation::Rename,
-                        format!("`{new_dn}` is already held by another object"),
-                    )
-                    .with_target(dn_text));
-                }
+                return Err(ConnectorError::new(
+                    ErrorKind::AlreadyExists,
+                    Operation::Rename,
+                    format!("`{new_dn}` is already held by another object"),
+                )
+                .with_target(dn_text));
             }
             let rdn = format!("{attr}={}", escape_rdn_value(&value));
             let sup = new_parent.as_ref().map(|p| p.to_string());
@@ -1046,6 +1070,12 @@ impl Inner {
             Err(f) => Err(f.into_error(op, &entry.dn)),
         }
     }
+}
+
+/// Whether an unwilling-to-perform (53) answer to removing a value means "it is not there":
+/// AD's `00002035`, or Samba's "already deleted" for a value removed before.
+fn is_absent_value(text: &str) -> bool {
+    text.contains("00002035") || text.to_ascii_lowercase().contains("already deleted")
 }
 
 trait PipeStatus {

@@ -7,6 +7,7 @@
 //! |---|---|---|---|
 //! | object classes | `user` | `group` | `organizationalUnit` |
 //! | RDN | `CN` from `cn`, else `sAMAccountName` | `CN` from `cn`, else `sAMAccountName` | `OU` from `ou`, else `name` |
+//! | required | `sAMAccountName` | `sAMAccountName` | — |
 //! | parent | `parentdn`, default `CN=Users,<base>` | `parentdn`, default `CN=Users,<base>` | `parentdn` (required) |
 //! | `enabled` ⇒ `userAccountControl` | yes | — | — |
 //! | password | `password` from the order, else generated (16: 3 lower, 3 upper, 3 digits, 2 symbols) | — | — |
@@ -125,6 +126,10 @@ pub struct EntityMapping {
     /// The order properties that give the RDN value, first present wins (`["cn",
     /// "sAMAccountName"]`). A change of the one mapped to the RDN attribute renames the entry.
     pub rdn_properties: Vec<String>,
+    /// Properties an Added order must give (`sAMAccountName` for accounts and groups: AD would
+    /// otherwise invent one).
+    #[serde(default)]
+    pub required_properties: Vec<String>,
     /// The mono-valued navigation holding the parent DN (`parentdn`).
     #[serde(default = "default_parent_property")]
     pub parent_property: String,
@@ -193,6 +198,7 @@ impl EntityMapping {
             filter: filter.into(),
             rdn_attribute: rdn_attribute.into(),
             rdn_properties: rdn_properties.into_iter().map(Into::into).collect(),
+            required_properties: Vec::new(),
             parent_property: default_parent_property(),
             default_parent: None,
             enabled_property: None,
@@ -217,6 +223,7 @@ impl EntityMapping {
             ["cn", "sAMAccountName"],
         );
         m.default_parent = Some("CN=Users".into());
+        m.required_properties = vec!["sAMAccountName".into()];
         m.enabled_property = Some(schema::ENABLED.into());
         m.password = Some(PasswordSettings::default());
         m.membership = Some(MembershipSettings::default());
@@ -247,6 +254,7 @@ impl EntityMapping {
             ["cn", "sAMAccountName"],
         );
         m.default_parent = Some("CN=Users".into());
+        m.required_properties = vec!["sAMAccountName".into()];
         m.membership = Some(MembershipSettings::default());
         m.references = ["managedBy".to_owned()].into();
         m.kinds = [
@@ -346,15 +354,15 @@ impl EntityMapping {
         if let Some(parent) = &self.default_parent {
             crate::dn::Dn::parse(parent).map_err(|e| err("DefaultParent", &e.to_string()))?;
         }
-        if let Some(pw) = &self.password {
-            if let Some(policy) = &pw.generate {
-                let min = policy.lower + policy.upper + policy.digits + policy.symbols;
-                if policy.length == 0 || policy.length > 256 || policy.length < min {
-                    return Err(err(
-                        "Password.Generate.Length",
-                        "must be between 1 and 256 and at least Lower + Upper + Digits + Symbols",
-                    ));
-                }
+        if let Some(pw) = &self.password
+            && let Some(policy) = &pw.generate
+        {
+            let min = policy.lower + policy.upper + policy.digits + policy.symbols;
+            if policy.length == 0 || policy.length > 256 || policy.length < min {
+                return Err(err(
+                    "Password.Generate.Length",
+                    "must be between 1 and 256 and at least Lower + Upper + Digits + Symbols",
+                ));
             }
         }
         if self.disable_instead_of_delete && self.enabled_property.is_none() {

@@ -306,10 +306,10 @@ impl ServerPool {
             }
             slot.ldap = None;
         }
-        if let Some((at, failure)) = &slot.last_failure {
-            if at.elapsed() < self.spec.retry_delay {
-                return Err(failure.clone());
-            }
+        if let Some((at, failure)) = &slot.last_failure
+            && at.elapsed() < self.spec.retry_delay
+        {
+            return Err(failure.clone());
         }
         match self.connect().await {
             Ok(ldap) => {

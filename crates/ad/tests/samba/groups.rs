@@ -1,0 +1,202 @@
+//! Large groups: value-level membership changes and ranged retrieval.
+
+use crate::support::*;
+use autoprov_connector::{ConnectorExt, ExportRequest};
+use autoprov_core::{ChangeType, Changes, PropertyValue, Reference};
+use futures::StreamExt as _;
+
+const MEMBERS: usize = 2000;
+
+/// Creates `n` plain users below `parent` and puts them all in `group`, with plain ldap3.
+async fn fill_group(admin: &Admin, parent: &str, group: &str, n: usize) -> Vec<String> {
+    let prefix = token();
+    let dns: Vec<String> = (0..n).map(|i| format!("CN=m{i:04},{parent}")).collect();
+    futures::stream::iter(dns.iter().enumerate())
+        .for_each_concurrent(8, |(i, dn)| {
+            let admin = admin.clone();
+            let sam = format!("m{prefix}{i}");
+            async move {
+                admin
+                    .add(
+                        dn,
+                        vec![
+                            ("objectClass", vec!["user"]),
+                            ("sAMAccountName", vec![sam.as_str()]),
+                        ],
+                    )
+                    .await;
+            }
+        })
+        .await;
+    for chunk in dns.chunks(250) {
+        admin
+            .modify(
+                group,
+                vec![ldap3::Mod::Add(
+                    "member".to_owned(),
+                    chunk.iter().cloned().collect(),
+                )],
+            )
+            .await;
+    }
+    dns
+}
+
+#[tokio::test]
+async fn a_group_of_2000_gains_and_loses_one_member_without_touching_the_others() {
+    let Some(env) =
+        ad_env("a_group_of_2000_gains_and_loses_one_member_without_touching_the_others")
+    else {
+        return;
+    };
+    in_ou(&env.clone(), "biggroup", |admin, ou| async move {
+        let ad = connector(&env).await;
+        let group = admin.create_group(&ou, &format!("big-{}", token())).await;
+        let people = format!("OU=People,{ou}");
+        admin
+            .add(&people, vec![("objectClass", vec!["organizationalUnit"])])
+            .await;
+        fill_group(&admin, &people, &group, MEMBERS).await;
+        let before = admin.members(&group).await;
+        assert_eq!(before.len(), MEMBERS);
+        let raw = admin.read(&group, &["member"]).await.unwrap();
+        let names: Vec<(&String, usize)> = raw
+            .attrs
+            .iter()
+            .filter(|(k, _)| k.to_ascii_lowercase().starts_with("member"))
+            .map(|(k, v)| (k, v.len()))
+            .collect();
+        println!("unranged read of a {MEMBERS}-member group returns {names:?}");
+
+        let mut c = Changes::default();
+        c.set("cn", "Newcomer")
+            .set("sAMAccountName", format!("n{}", token()))
+            .set("enabled", false)
+            .set_reference("parentdn", Reference::dn(ou.as_str()));
+        let user = apply(&ad, &order(ChangeType::Added, "user", c, None)).await;
+        let user_dn = user.resource_id.to_string();
+
+        // Gain one member: only that value is added.
+        let mut c = Changes::default();
+        c.add_reference("memberOf", Reference::dn(group.as_str()));
+        let add = order(
+            ChangeType::Modified,
+            "user",
+            c,
+            Some((&user_dn, user.stable_id.as_ref())),
+        );
+        let done = apply(&ad, &add).await;
+        assert!(done.changed.contains("memberOf"));
+        let after_add = admin.members(&group).await;
+        assert_eq!(after_add.len(), MEMBERS + 1);
+        let mut expected = before.clone();
+        expected.insert(user_dn.to_ascii_lowercase());
+        assert_eq!(after_add, expected, "no other member touched");
+        assert!(
+            apply(&ad, &add).await.changed.is_empty(),
+            "adding a present member: no-op"
+        );
+
+        // The export returns every member (ranged retrieval past 1,500 values).
+        let batch = ad
+            .export_all(
+                ExportRequest::complete()
+                    .of_types(["group".into()])
+                    .within(ou.as_str()),
+            )
+            .await
+            .unwrap();
+        let exported = batch
+            .resources
+            .iter()
+            .find(|r| r.id.as_str().eq_ignore_ascii_case(&group))
+            .expect("the group is exported");
+        let Some(PropertyValue::References(members)) = exported.get("member") else {
+            panic!("no member list: {exported:?}");
+        };
+        assert_eq!(members.len(), MEMBERS + 1, "export returns all members");
+
+        // Lose it again: only that value is removed.
+        let mut c = Changes::default();
+        c.remove_reference("memberOf", Reference::dn(group.as_str()));
+        let remove = order(
+            ChangeType::Modified,
+            "user",
+            c,
+            Some((&user_dn, user.stable_id.as_ref())),
+        );
+        let done = apply(&ad, &remove).await;
+        assert!(done.changed.contains("memberOf"));
+        assert_eq!(
+            admin.members(&group).await,
+            before,
+            "back to the same 2,000, none touched"
+        );
+        assert!(
+            apply(&ad, &remove).await.changed.is_empty(),
+            "removing an absent member: no-op"
+        );
+    })
+    .await;
+}
+
+/// Samba 4.17 ignores the permissive-modify control on linked attributes (`member`): a
+/// duplicate add answers 68 and removing an absent member 53 (`00002035`, or "already deleted"
+/// for a value removed before), as without the control. This test pins what the server does, so the connector's own idempotence (it treats
+/// exactly those answers as success) is known to be what makes membership changes re-playable.
+#[tokio::test]
+async fn what_the_server_answers_to_permissive_modify() {
+    let Some(env) = ad_env("what_the_server_answers_to_permissive_modify") else {
+        return;
+    };
+    in_ou(&env.clone(), "permissive", |admin, ou| async move {
+        let group = admin.create_group(&ou, &format!("p-{}", token())).await;
+        let user = format!("CN=pm,{ou}");
+        let sam = format!("pm{}", token());
+        admin
+            .add(
+                &user,
+                vec![
+                    ("objectClass", vec!["user"]),
+                    ("sAMAccountName", vec![sam.as_str()]),
+                ],
+            )
+            .await;
+        let permissive = ldap3::controls::RawControl {
+            ctype: "1.2.840.113556.1.4.1413".into(),
+            crit: true,
+            val: None,
+        };
+        let mut codes = Vec::new();
+        for op in ["add", "add", "delete", "delete"] {
+            let mut ldap = admin.ldap.clone();
+            let values = [user.clone()].into_iter().collect();
+            let m = if op == "add" {
+                ldap3::Mod::Add("member".to_owned(), values)
+            } else {
+                ldap3::Mod::Delete("member".to_owned(), values)
+            };
+            let res = ldap
+                .with_controls(permissive.clone())
+                .modify(&group, vec![m])
+                .await
+                .unwrap();
+            codes.push((op, res.rc, res.text));
+        }
+        println!("permissive modify on member: {codes:?}");
+        assert_eq!(codes[0].1, 0);
+        assert!(matches!(codes[1].1, 0 | 68 | 20), "{codes:?}");
+        assert_eq!(codes[2].1, 0);
+        assert!(
+            codes[3].1 == 0
+                || codes[3].1 == 16
+                || (codes[3].1 == 53
+                    && (codes[3].2.contains("00002035") || codes[3].2.contains("already deleted"))),
+            "{codes:?}"
+        );
+        // Unranged, the server returns every value of a small group at once.
+        let raw = admin.read(&group, &["member"]).await.unwrap();
+        assert!(raw.attrs.keys().all(|k| !k.contains(";range=")));
+    })
+    .await;
+}

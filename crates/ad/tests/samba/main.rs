@@ -1,0 +1,9 @@
+//! The AD package against a real directory: the Samba domain controller that
+//! `scripts/ad-test-server.sh start` runs on loopback. Each test works in its own OU and deletes
+//! it; without the server's environment a test prints `SKIPPED` (and fails when `CI=true`).
+
+mod export;
+mod groups;
+mod injection;
+mod lifecycle;
+mod support;

@@ -1,0 +1,361 @@
+//! What the tests against a real directory share: finding the server, a private OU per test,
+//! order building, and an independent ldap3 admin handle for checks.
+
+#![allow(dead_code)]
+
+use autoprov_ad::{AdConnector, TlsMode};
+use autoprov_connector::{Connector, ConnectorError, Executed, Fulfillment};
+use autoprov_core::{
+    ChangeType, Changes, EntityTypeRef, OrderId, Owner, ProvisioningOrder, Resource,
+    ResourceTypeRef, StableId,
+};
+use futures::FutureExt as _;
+use ldap3::{LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The test server's settings, from the environment written by `scripts/ad-test-server.sh`.
+#[derive(Clone, Debug)]
+pub struct AdEnv {
+    pub url: String,
+    pub plain_url: String,
+    pub starttls_url: String,
+    pub base_dn: String,
+    pub bind_dn: String,
+    pub bind_dn_full: String,
+    pub password: String,
+    pub ca_file: String,
+}
+
+/// The server's settings, or `None` after printing that the test skipped. With `CI=true` a
+/// missing server fails the test instead: CI must run the real-AD suite.
+pub fn ad_env(test: &str) -> Option<AdEnv> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        get("AUTOPROV_AD_URL"),
+        get("AUTOPROV_AD_BASE_DN"),
+        get("AUTOPROV_AD_BIND_DN"),
+        get("AUTOPROV_AD_PASSWORD"),
+        get("AUTOPROV_AD_CA_FILE"),
+    ) {
+        (Some(url), Some(base_dn), Some(bind_dn), Some(password), Some(ca_file)) => Some(AdEnv {
+            plain_url: get("AUTOPROV_AD_PLAIN_URL")
+                .unwrap_or_else(|| "ldap://127.0.0.1:389".into()),
+            starttls_url: get("AUTOPROV_AD_STARTTLS_URL")
+                .unwrap_or_else(|| "ldap://127.0.0.1:389".into()),
+            bind_dn_full: get("AUTOPROV_AD_BIND_DN_FULL").unwrap_or_else(|| bind_dn.clone()),
+            url,
+            base_dn,
+            bind_dn,
+            password,
+            ca_file,
+        }),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "{test}: no AD test server in CI (AUTOPROV_AD_URL, AUTOPROV_AD_BASE_DN, \
+                     AUTOPROV_AD_BIND_DN, AUTOPROV_AD_PASSWORD and AUTOPROV_AD_CA_FILE must be \
+                     set: run `bash scripts/ad-test-server.sh start` and source its env file)"
+                );
+            }
+            println!(
+                "SKIPPED {test}: no AD test server (set AUTOPROV_AD_URL, run scripts/ad-test-server.sh start)"
+            );
+            None
+        }
+    }
+}
+
+/// A connector over LDAPS that verifies the server with the test CA.
+pub async fn connector(env: &AdEnv) -> AdConnector {
+    AdConnector::builder()
+        .connection("ad-test")
+        .server(&env.url, &env.base_dn)
+        .bind(&env.bind_dn, env.password.as_str())
+        .ca_certificate_file(&env.ca_file)
+        .connections(2)
+        .build()
+        .await
+        .expect("connecting to the AD test server over LDAPS")
+}
+
+/// A connector over plain LDAP (tests only).
+pub async fn plain_connector(env: &AdEnv) -> AdConnector {
+    AdConnector::builder()
+        .connection("ad-test-plain")
+        .server(&env.plain_url, &env.base_dn)
+        .bind(&env.bind_dn, env.password.as_str())
+        .tls_mode(TlsMode::Plain)
+        .allow_plain_for_tests(true)
+        .build()
+        .await
+        .expect("connecting to the AD test server over plain LDAP")
+}
+
+fn unique() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}{:05x}{}",
+        std::process::id() & 0xffff,
+        nanos & 0xfffff,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A short unique token for names (sAMAccountName allows 20 characters).
+pub fn token() -> String {
+    unique()
+}
+
+/// An independent admin connection (plain ldap3, verifying TLS with the test CA through the
+/// same rustls setup): used to prepare fixtures and to check outcomes without our code.
+#[derive(Clone)]
+pub struct Admin {
+    pub ldap: ldap3::Ldap,
+    pub env: AdEnv,
+}
+
+impl Admin {
+    pub async fn connect(env: &AdEnv) -> Self {
+        let pem = std::fs::read(&env.ca_file).expect("reading the test CA");
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls::pki_types::pem::PemObject as _;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(cert.expect("PEM")).expect("CA");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let settings = LdapConnSettings::new().set_config(Arc::new(config));
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &env.url)
+            .await
+            .expect("admin connection");
+        ldap3::drive!(conn);
+        ldap.simple_bind(&env.bind_dn, &env.password)
+            .await
+            .unwrap()
+            .success()
+            .expect("admin bind");
+        Self {
+            ldap,
+            env: env.clone(),
+        }
+    }
+
+    /// Reads one entry (all user attributes plus the named ones); `None` if absent.
+    pub async fn read(&self, dn: &str, attrs: &[&str]) -> Option<SearchEntry> {
+        let mut ldap = self.ldap.clone();
+        let mut list: Vec<&str> = vec!["*"];
+        list.extend_from_slice(attrs);
+        let res = ldap
+            .search(dn, Scope::Base, "(objectClass=*)", list)
+            .await
+            .expect("admin read");
+        if res.1.rc == 32 {
+            return None;
+        }
+        let (entries, _) = res.success().expect("admin read");
+        entries
+            .into_iter()
+            .find(|e| !e.is_ref())
+            .map(SearchEntry::construct)
+    }
+
+    /// The text values of one attribute of an entry.
+    pub async fn values(&self, dn: &str, attr: &str) -> Vec<String> {
+        match self.read(dn, &[attr]).await {
+            Some(e) => e
+                .attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// All values of `member` of a group, following ranged retrieval if the server uses it.
+    pub async fn members(&self, group_dn: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut low = 0usize;
+        loop {
+            let mut ldap = self.ldap.clone();
+            let attr = format!("member;range={low}-*");
+            let (entries, _) = ldap
+                .search(
+                    group_dn,
+                    Scope::Base,
+                    "(objectClass=*)",
+                    vec![attr.as_str()],
+                )
+                .await
+                .unwrap()
+                .success()
+                .unwrap();
+            let entry = SearchEntry::construct(entries.into_iter().next().expect("group"));
+            let Some((name, values)) = entry
+                .attrs
+                .into_iter()
+                .find(|(k, _)| k.to_ascii_lowercase().starts_with("member"))
+            else {
+                return out;
+            };
+            let n = values.len();
+            out.extend(values.into_iter().map(|v| v.to_ascii_lowercase()));
+            match name
+                .split_once(";range=")
+                .and_then(|(_, r)| r.split_once('-'))
+            {
+                Some((_, "*")) | None => return out,
+                Some((_, high)) => {
+                    let high: usize = high.parse().unwrap();
+                    assert!(n > 0);
+                    low = high + 1;
+                }
+            }
+        }
+    }
+
+    pub async fn add(&self, dn: &str, attrs: Vec<(&str, Vec<&str>)>) {
+        let mut ldap = self.ldap.clone();
+        let attrs: Vec<(&str, HashSet<&str>)> = attrs
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().collect()))
+            .collect();
+        ldap.add(dn, attrs)
+            .await
+            .unwrap()
+            .success()
+            .unwrap_or_else(|e| panic!("admin add {dn}: {e}"));
+    }
+
+    pub async fn modify(&self, dn: &str, mods: Vec<Mod<String>>) {
+        let mut ldap = self.ldap.clone();
+        ldap.modify(dn, mods)
+            .await
+            .unwrap()
+            .success()
+            .unwrap_or_else(|e| panic!("admin modify {dn}: {e}"));
+    }
+
+    /// Deletes an entry and its subtree (tree delete); absent is fine.
+    pub async fn delete_tree(&self, dn: &str) {
+        let mut ldap = self.ldap.clone();
+        let res = ldap
+            .with_controls(ldap3::controls::RawControl {
+                ctype: "1.2.840.113556.1.4.805".into(),
+                crit: true,
+                val: None,
+            })
+            .delete(dn)
+            .await
+            .unwrap();
+        assert!(res.rc == 0 || res.rc == 32, "deleting {dn}: {res}");
+    }
+
+    /// A fresh OU below the base DN.
+    pub async fn create_ou(&self, label: &str) -> String {
+        let dn = format!("OU=autoprov-test-{label}-{},{}", unique(), self.env.base_dn);
+        self.add(&dn, vec![("objectClass", vec!["organizationalUnit"])])
+            .await;
+        dn
+    }
+
+    pub async fn create_group(&self, parent: &str, name: &str) -> String {
+        let dn = format!("CN={name},{parent}");
+        self.add(
+            &dn,
+            vec![
+                ("objectClass", vec!["group"]),
+                ("sAMAccountName", vec![name]),
+            ],
+        )
+        .await;
+        dn
+    }
+}
+
+/// Runs a test body in its own OU, deleting the OU afterwards even when the body panics.
+pub async fn in_ou<F, Fut>(env: &AdEnv, label: &str, body: F)
+where
+    F: FnOnce(Admin, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let admin = Admin::connect(env).await;
+    let ou = admin.create_ou(label).await;
+    let outcome = std::panic::AssertUnwindSafe(body(admin.clone(), ou.clone()))
+        .catch_unwind()
+        .await;
+    admin.delete_tree(&ou).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// An order of the tests.
+pub fn order(
+    change_type: ChangeType,
+    entity_type: &str,
+    changes: Changes,
+    target: Option<(&str, Option<&StableId>)>,
+) -> ProvisioningOrder {
+    ProvisioningOrder {
+        order_id: OrderId::new(format!("test-{}", unique())),
+        assigned_resource_type_id: None,
+        change_type,
+        workflow_instance_id: None,
+        owner: Some(Owner::new("owner-7", "jdoe").with_entity_type("Directory_User")),
+        resource_type: ResourceTypeRef {
+            id: format!("AD_{entity_type}").into(),
+            identifier: format!("AD_{entity_type}"),
+            source_entity_type: EntityTypeRef {
+                id: "Directory_User".into(),
+                identifier: "Directory_User".into(),
+            },
+            target_entity_type: EntityTypeRef {
+                id: entity_type.into(),
+                identifier: entity_type.into(),
+            },
+        },
+        connection: Some("ad-test".into()),
+        changes,
+        resource: target.map(|(id, stable)| {
+            let mut r = Resource::new(id).with_entity_type(entity_type);
+            r.stable_id = stable.cloned();
+            r
+        }),
+        depends_on: Vec::new(),
+        not_before: None,
+    }
+}
+
+/// Fulfils an order that must execute.
+pub async fn apply(ad: &AdConnector, order: &ProvisioningOrder) -> Executed {
+    match ad.fulfill(order).await {
+        Ok(Fulfillment::Executed(e)) => e,
+        Ok(other) => panic!("not executed: {other:?}"),
+        Err(e) => panic!("order {} failed: {e}", order.order_id),
+    }
+}
+
+/// Fulfils an order that must fail.
+pub async fn refuse(ad: &AdConnector, order: &ProvisioningOrder) -> ConnectorError {
+    match ad.fulfill(order).await {
+        Ok(done) => panic!("order {} should have failed, got {done:?}", order.order_id),
+        Err(e) => e,
+    }
+}
+
+/// The `uSNChanged` of an entry: it moves on every write.
+pub async fn usn(admin: &Admin, dn: &str) -> i64 {
+    admin.values(dn, "uSNChanged").await[0].parse().unwrap()
+}
