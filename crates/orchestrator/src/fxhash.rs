@@ -9,7 +9,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
-/// The Fx hash (as used by rustc): rotate, xor, multiply, one machine word at a time.
+/// The Fx hash (as used by rustc): rotate, xor, multiply, one machine word at a time, with a
+/// final mix.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct FxHasher {
     hash: u64,
@@ -61,9 +62,34 @@ impl Hasher for FxHasher {
 
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        // The multiply only carries entropy upwards, and keys such as `e00000123` differ in
+        // their last bytes (the high bits of a little-endian word); hash tables pick buckets
+        // from the low bits, so fold the high bits down (murmur3's finalizer step).
+        let mut h = self.hash;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^ (h >> 33)
     }
 }
 
 /// A `HashMap` with the Fx hasher.
 pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    #[test]
+    fn keys_differing_in_their_last_bytes_spread_over_low_bits() {
+        let build = BuildHasherDefault::<FxHasher>::default();
+        let buckets: std::collections::HashSet<u64> = (0..4096)
+            .map(|i| build.hash_one(format!("e{i:08}")) & 0xfff)
+            .collect();
+        assert!(
+            buckets.len() > 2500,
+            "{} distinct buckets of 4096",
+            buckets.len()
+        );
+    }
+}

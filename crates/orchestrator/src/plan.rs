@@ -427,6 +427,9 @@ struct OwnerSlot {
     kept: Vec<KeptAssignment>,
     /// Targets this owner correlates with, per resource type.
     claims: Vec<(usize, TargetIdx)>,
+    /// Whether `fragments` holds an entry for this owner (saves a map lookup per owner
+    /// during a full plan, where most owners have none).
+    has_fragment: bool,
 }
 
 /// The result of planning one owner, before it is installed.
@@ -635,6 +638,7 @@ impl Planner {
                     extras: OwnerExtras::default(),
                     kept: Vec::new(),
                     claims: Vec::new(),
+                    has_fragment: false,
                 },
             );
             self.index_owner_keys(&id, &new_keys, true);
@@ -954,6 +958,7 @@ impl Planner {
                 }
             }
             slot.claims = outcome.claims;
+            slot.has_fragment = outcome.plan.is_some();
             if let Some(plan) = outcome.plan {
                 fragments.insert(id.clone(), Arc::new(plan));
             }
@@ -1210,7 +1215,11 @@ impl Planner {
             .par_iter()
             .with_min_len(1024)
             .map(|(id, slot)| {
-                let prev = self.fragments.get(*id).map(Arc::as_ref);
+                let prev = if slot.has_fragment {
+                    self.fragments.get(*id).map(Arc::as_ref)
+                } else {
+                    None
+                };
                 self.plan_owner(slot, prev, now)
             })
             .collect()
@@ -1263,7 +1272,12 @@ impl Planner {
                         .insert(o.order_id.clone(), OrderHome::Owner(id.clone(), i));
                 }
             }
+            if let Some(slot) = self.owners.get_mut(&id) {
+                slot.has_fragment = true;
+            }
             self.fragments.insert(id, Arc::new(plan));
+        } else if let Some(slot) = self.owners.get_mut(&id) {
+            slot.has_fragment = false;
         }
     }
 

@@ -701,6 +701,9 @@ impl RoleModel {
 struct CriteriaIndex {
     by_dimension: Vec<(String, FxHashMap<String, Vec<u32>>)>,
     unindexed: Vec<u32>,
+    /// Rules whose criteria the index lookup fully decides (at most one dimension, no role):
+    /// being a candidate means matching.
+    decided: Vec<bool>,
 }
 
 impl CriteriaIndex {
@@ -708,6 +711,9 @@ impl CriteriaIndex {
         let mut index = Self::default();
         for (i, c) in criteria.enumerate() {
             let i = i as u32;
+            index
+                .decided
+                .push(c.dimensions.len() <= 1 && c.single_role.is_none());
             match c.dimensions.iter().next() {
                 None => index.unindexed.push(i),
                 Some((dim, values)) => {
@@ -744,6 +750,11 @@ impl CriteriaIndex {
         }
         out.sort_unstable();
         out.dedup();
+    }
+
+    /// Whether candidate `i` matches: decided by the index, or by checking its criteria.
+    fn matches(&self, i: u32, c: &Criteria, owner: &Owner, roles: &BTreeSet<RoleId>) -> bool {
+        self.decided[i as usize] || criteria_match(c, owner, roles)
     }
 }
 
@@ -1033,7 +1044,7 @@ impl CompiledPolicy {
         self.role_index.candidates(owner, scratch);
         for &i in scratch.iter() {
             let rule = &self.role_rules[i as usize];
-            if criteria_match(&rule.criteria, owner, &granted) {
+            if self.role_index.matches(i, &rule.criteria, owner, &granted) {
                 if rule.is_denied {
                     denied.insert(rule.role.clone());
                 } else {
@@ -1108,7 +1119,7 @@ impl CompiledPolicy {
         self.type_index.candidates(owner, &mut scratch);
         for &i in scratch.iter() {
             let (rt, rule) = &self.type_rules[i as usize];
-            if !criteria_match(&rule.criteria, owner, &roles) {
+            if !self.type_index.matches(i, &rule.criteria, owner, &roles) {
                 continue;
             }
             let Some(window) = rule.time_offset.window(period) else {
@@ -1207,9 +1218,9 @@ impl CompiledPolicy {
                 workflow: c.workflow,
                 window: c.window,
                 kept_account: kept_accounts.contains(&rt),
-                scalars: Vec::new(),
-                mono: Vec::new(),
-                multi: Vec::new(),
+                scalars: Vec::with_capacity(self.per_rt[rt].scalars.len()),
+                mono: Vec::with_capacity(self.per_rt[rt].mono.len()),
+                multi: Vec::with_capacity(self.per_rt[rt].multi.len()),
             };
             if c.workflow.produces_orders() {
                 self.fill_values(owner, &out.roles, rt, period, c.eval_at, lookups, &mut exp)?;
@@ -1311,7 +1322,8 @@ impl CompiledPolicy {
         policy.nav_index.candidates(owner, &mut scratch);
         for &i in &scratch {
             let nav = &policy.navs[i as usize];
-            if !holds(&nav.time_offset) || !criteria_match(&nav.criteria, owner, roles) {
+            if !holds(&nav.time_offset) || !policy.nav_index.matches(i, &nav.criteria, owner, roles)
+            {
                 continue;
             }
             if nav.multi {
@@ -1395,7 +1407,11 @@ impl CompiledPolicy {
 fn push_multi(multi: &mut Vec<(Sym, Vec<RefId>)>, sym: Sym, r: RefId) {
     match multi.iter_mut().find(|(s, _)| *s == sym) {
         Some((_, list)) => list.push(r),
-        None => multi.push((sym, vec![r])),
+        None => {
+            let mut list = Vec::with_capacity(16);
+            list.push(r);
+            multi.push((sym, list));
+        }
     }
 }
 
