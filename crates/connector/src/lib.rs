@@ -8,6 +8,8 @@ pub mod manual;
 pub mod memory;
 pub mod registry;
 pub mod schema;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod wrappers;
 
 pub use capability::Capabilities;

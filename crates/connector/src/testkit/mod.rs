@@ -1,0 +1,430 @@
+//! The conformance kit (feature `testkit`): one async check per behaviour of the
+//! [`Connector`] contract, and [`connector_conformance_tests!`](crate::connector_conformance_tests)
+//! that expands them into one named test each.
+//!
+//! The kit is strictly black-box: it speaks to the connection only through the trait, and
+//! learns what it needs from a [`KitProfile`] (which entity types and properties to use).
+//! Checks are selected by the connection's declared [`Capabilities`](crate::Capabilities):
+//! a check the connection cannot pass by declaration is [`CheckOutcome::Skipped`] with the
+//! reason, never counted as passed. Each check works in its own namespace — a container
+//! created through the connector (an Added order of [`KitProfile::container_type`] below
+//! [`KitProfile::root_container`]) or, without a container type, a unique name prefix — and
+//! deletes what it created at the end, even when it fails.
+//!
+//! ```
+//! use autoprov_connector::InMemoryConnector;
+//! use autoprov_connector::testkit::{self, KitProfile};
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let system = InMemoryConnector::new("kit");
+//! let report = testkit::run_all(&system, &KitProfile::ad_like()).await;
+//! println!("{report}");
+//! assert!(report.is_success(), "{report}");
+//! assert!(system.is_empty(), "every check cleaned up");
+//! # });
+//! ```
+
+mod checks;
+mod context;
+
+pub use checks::*;
+
+use crate::connector::Connector;
+use autoprov_core::{EntityTypeId, ResourceTypeId, ScalarValue, Secret};
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// How the kit speaks to the connection under test.
+///
+/// Build it with [`KitProfile::new`] (or [`KitProfile::ad_like`]) and set the public fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct KitProfile {
+    /// The entity type of accounts (`user`).
+    pub account_type: EntityTypeId,
+    /// The entity type of groups (`group`); membership checks are skipped without one.
+    pub group_type: Option<EntityTypeId>,
+    /// The entity type of containers (`organizationalUnit`). With one (and the `containers`
+    /// capability) each check runs in its own container created through the connector;
+    /// without, objects get a unique name prefix and the move check is skipped.
+    pub container_type: Option<EntityTypeId>,
+    /// The property that names accounts and groups (their RDN value: `cn`).
+    pub name_property: String,
+    /// The property that names containers (`ou`).
+    pub container_name_property: String,
+    /// The unique key of accounts and groups (`sAMAccountName`), if any. The kit keeps its
+    /// values short (at most 16 characters) and plain.
+    pub key_property: Option<String>,
+    /// A property without which an Added account is invalid (for the missing-required check).
+    pub required_property: Option<String>,
+    /// A free-text scalar of accounts (`description`): written, changed, cleared and used for
+    /// the special-character values.
+    pub text_property: String,
+    /// A property name the connection does not know (for the unknown-property check).
+    pub unknown_property: String,
+    /// Where the kit creates its namespace containers (`DC=example,DC=test`); none creates
+    /// them without `parentdn`.
+    pub root_container: Option<String>,
+    /// Extra values every created account carries (e.g. a `userPrincipalName` suffix is not
+    /// generated: give fixed values only).
+    pub account_values: BTreeMap<String, ScalarValue>,
+    /// Extra values every created group carries.
+    pub group_values: BTreeMap<String, ScalarValue>,
+    /// A password the connection's policy accepts.
+    pub password: Secret,
+    /// Characters the system refuses in names and values: for these, the special-character
+    /// check expects a permanent `InvalidOrder` that writes nothing instead of a round trip.
+    pub rejected_characters: Vec<char>,
+    /// The resource type id orders carry for each entity type (default: the entity type id).
+    pub resource_types: BTreeMap<EntityTypeId, ResourceTypeId>,
+    /// The owners' entity type orders name (default `Directory_User`).
+    pub owner_type: EntityTypeId,
+}
+
+impl KitProfile {
+    /// A profile for accounts of `account_type` named by `name_property`, with no group, no
+    /// container, no key and no required property.
+    pub fn new(account_type: impl Into<EntityTypeId>, name_property: impl Into<String>) -> Self {
+        Self {
+            account_type: account_type.into(),
+            group_type: None,
+            container_type: None,
+            name_property: name_property.into(),
+            container_name_property: "ou".into(),
+            key_property: None,
+            required_property: None,
+            text_property: "description".into(),
+            unknown_property: "autoprovKitNoSuchProperty".into(),
+            root_container: None,
+            account_values: BTreeMap::new(),
+            group_values: BTreeMap::new(),
+            password: Secret::new("Kit-Passw0rd-1!"),
+            rejected_characters: Vec::new(),
+            resource_types: BTreeMap::new(),
+            owner_type: "Directory_User".into(),
+        }
+    }
+
+    /// The Active Directory shape, below `DC=example,DC=test`: `user` / `group` /
+    /// `organizationalUnit`, named by `cn` / `ou`, key and required property `sAMAccountName`,
+    /// text `description`. Fits [`InMemoryConnector::new`](crate::InMemoryConnector::new); a
+    /// real domain changes [`KitProfile::root_container`].
+    pub fn ad_like() -> Self {
+        let mut p = Self::new("user", "cn");
+        p.group_type = Some("group".into());
+        p.container_type = Some("organizationalUnit".into());
+        p.container_name_property = "ou".into();
+        p.key_property = Some("sAMAccountName".into());
+        p.required_property = Some("sAMAccountName".into());
+        p.root_container = Some("DC=example,DC=test".into());
+        p
+    }
+
+    /// Sets the root container.
+    pub fn with_root_container(mut self, dn: impl Into<String>) -> Self {
+        self.root_container = Some(dn.into());
+        self
+    }
+
+    /// The resource type id orders carry for an entity type.
+    pub fn resource_type_for(&self, entity_type: &EntityTypeId) -> ResourceTypeId {
+        self.resource_types
+            .get(entity_type)
+            .cloned()
+            .unwrap_or_else(|| entity_type.as_str().into())
+    }
+}
+
+/// How a check ended, when it did not fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// Every expectation held.
+    Passed,
+    /// The check did not run: the connection does not declare what it needs.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A failed check: which one, and what did not hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KitFailure {
+    /// The check.
+    pub check: &'static str,
+    /// What did not hold.
+    pub message: String,
+}
+
+impl fmt::Display for KitFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "conformance check `{}` failed: {}",
+            self.check, self.message
+        )
+    }
+}
+
+impl std::error::Error for KitFailure {}
+
+/// The result of one check.
+pub type CheckResult = Result<CheckOutcome, KitFailure>;
+
+type CheckFn = for<'a> fn(&'a dyn Connector, &'a KitProfile) -> BoxFuture<'a, CheckResult>;
+
+/// One check of the kit.
+#[derive(Clone, Copy)]
+pub struct Check {
+    /// Its name (also the test name the macro generates).
+    pub name: &'static str,
+    /// The behaviour it checks.
+    pub behaviour: &'static str,
+    run: CheckFn,
+}
+
+impl fmt::Debug for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Check")
+            .field("name", &self.name)
+            .field("behaviour", &self.behaviour)
+            .finish()
+    }
+}
+
+impl Check {
+    /// Runs the check.
+    pub async fn run(&self, connector: &dyn Connector, profile: &KitProfile) -> CheckResult {
+        (self.run)(connector, profile).await
+    }
+}
+
+/// Every check, in a stable order.
+pub fn checks() -> &'static [Check] {
+    checks::ALL
+}
+
+/// One check by name.
+pub fn check(name: &str) -> Option<&'static Check> {
+    checks().iter().find(|c| c.name == name)
+}
+
+/// The results of a whole run.
+#[derive(Clone, Debug, Default)]
+pub struct KitReport {
+    /// Each check and its result, in [`checks`] order.
+    pub results: Vec<(&'static str, CheckResult)>,
+}
+
+impl KitReport {
+    /// How many passed.
+    pub fn passed(&self) -> usize {
+        self.count(|r| matches!(r, Ok(CheckOutcome::Passed)))
+    }
+
+    /// How many were skipped.
+    pub fn skipped(&self) -> usize {
+        self.count(|r| matches!(r, Ok(CheckOutcome::Skipped { .. })))
+    }
+
+    /// How many failed.
+    pub fn failed(&self) -> usize {
+        self.count(Result::is_err)
+    }
+
+    /// Whether none failed.
+    pub fn is_success(&self) -> bool {
+        self.failed() == 0
+    }
+
+    fn count(&self, f: impl Fn(&CheckResult) -> bool) -> usize {
+        self.results.iter().filter(|(_, r)| f(r)).count()
+    }
+}
+
+impl fmt::Display for KitReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, result) in &self.results {
+            match result {
+                Ok(CheckOutcome::Passed) => writeln!(f, "PASSED  {name}")?,
+                Ok(CheckOutcome::Skipped { reason }) => writeln!(f, "SKIPPED {name}: {reason}")?,
+                Err(e) => writeln!(f, "FAILED  {name}: {}", e.message)?,
+            }
+        }
+        write!(
+            f,
+            "conformance: {} checks passed, {} skipped, {} failed",
+            self.passed(),
+            self.skipped(),
+            self.failed()
+        )
+    }
+}
+
+/// Runs every check, one after the other.
+pub async fn run_all(connector: &dyn Connector, profile: &KitProfile) -> KitReport {
+    let mut report = KitReport::default();
+    for check in checks() {
+        let result = check.run(connector, profile).await;
+        report.results.push((check.name, result));
+    }
+    report
+}
+
+/// What a `make` function of
+/// [`connector_conformance_tests!`](crate::connector_conformance_tests) returns: a connection
+/// and its profile, or `None` when no connection is available here (every check is then
+/// reported skipped; fail instead in `make` where the connection is mandatory, e.g. in CI).
+pub trait KitSubject {
+    /// The connection type.
+    type Connection: Connector;
+
+    /// The connection and its profile, if available.
+    fn into_subject(self) -> Option<(Self::Connection, KitProfile)>;
+}
+
+impl<C: Connector> KitSubject for (C, KitProfile) {
+    type Connection = C;
+
+    fn into_subject(self) -> Option<(C, KitProfile)> {
+        Some(self)
+    }
+}
+
+impl<C: Connector> KitSubject for Option<(C, KitProfile)> {
+    type Connection = C;
+
+    fn into_subject(self) -> Option<(C, KitProfile)> {
+        self
+    }
+}
+
+/// Runs one check by name in a new current-thread tokio runtime, prints `PASSED <name>` or
+/// `SKIPPED <name>: <reason>`, and panics on failure. What each test generated by
+/// [`connector_conformance_tests!`](crate::connector_conformance_tests) calls.
+#[doc(hidden)]
+pub fn __run_test<S, F>(name: &str, make: impl FnOnce() -> F)
+where
+    S: KitSubject,
+    F: Future<Output = S>,
+{
+    let check = check(name).unwrap_or_else(|| panic!("the kit has no check `{name}`"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the conformance test");
+    runtime.block_on(async {
+        let Some((connector, profile)) = make().await.into_subject() else {
+            println!("SKIPPED {name}: no connection is available (`make` returned None)");
+            return;
+        };
+        match check.run(&connector, &profile).await {
+            Ok(CheckOutcome::Passed) => println!("PASSED {name}"),
+            Ok(CheckOutcome::Skipped { reason }) => println!("SKIPPED {name}: {reason}"),
+            Err(failure) => panic!("{failure}"),
+        }
+    });
+}
+
+/// Checks that a macro expansion names every check of this version of the kit.
+#[doc(hidden)]
+pub fn __assert_covers(names: &[&str]) {
+    let kit: Vec<&str> = checks().iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        kit.as_slice(),
+        "the macro and the kit list different checks"
+    );
+}
+
+/// Expands the conformance kit into one named test per behaviour.
+///
+/// ```
+/// use autoprov_connector::{Connector, InMemoryConnector};
+/// use autoprov_connector::testkit::KitProfile;
+///
+/// autoprov_connector::connector_conformance_tests!(in_memory_conformance, async fn make() -> (impl Connector, KitProfile) {
+///     (InMemoryConnector::new("kit"), KitProfile::ad_like())
+/// });
+/// # fn main() {}
+/// ```
+///
+/// This generates `mod in_memory_conformance` with one `#[test]` per check
+/// (`create_read_update_delete`, `idempotent_create`, ...), each calling `make()` for a fresh
+/// connection in its own tokio runtime (your crate does not need tokio), plus
+/// `kit_covers_every_check`. A skipped check passes as a test and prints
+/// `SKIPPED <name>: <reason>` (see it with `cargo test -- --nocapture`).
+///
+/// `make` may also return `Option<(impl Connector, KitProfile)>`: `None` (no test server on
+/// this machine) reports every check skipped.
+///
+/// The second form takes the path of an async fn you wrote elsewhere:
+/// `connector_conformance_tests!(my_kit, make_connection);`.
+#[macro_export]
+macro_rules! connector_conformance_tests {
+    ($module:ident, async fn $make:ident () -> $ret:ty $body:block) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn $make() -> $ret $body
+
+            $crate::__conformance_tests!($make);
+        }
+    };
+    ($module:ident, $make:path) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::__conformance_tests!($make);
+        }
+    };
+}
+
+/// The list of checks the macro expands (keep in step with `checks::ALL`; the generated
+/// `kit_covers_every_check` test verifies it).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($make:path) => {
+        $crate::__conformance_test_fns!(
+            $make;
+            connection_check,
+            create_read_update_delete,
+            idempotent_create,
+            idempotent_delete,
+            reapply_changes_nothing,
+            membership_add_twice_remove_absent,
+            rename_keeps_stable_id,
+            move_keeps_stable_id,
+            disable_enable,
+            password_write_only,
+            export_sees_fulfilment,
+            incremental_export,
+            invalid_order_missing_required,
+            invalid_order_unknown_property,
+            invalid_order_bad_reference,
+            special_characters_round_trip,
+            manual_transmits
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_test_fns {
+    ($make:path; $($check:ident),+) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::testkit::__run_test(stringify!($check), $make);
+            }
+        )+
+
+        #[test]
+        fn kit_covers_every_check() {
+            $crate::testkit::__assert_covers(&[$(stringify!($check)),+]);
+        }
+    };
+}

@@ -1,0 +1,231 @@
+//! The conformance kit against every shipped implementation.
+
+use autoprov_connector::manual::ManualConnector;
+use autoprov_connector::testkit::{self, CheckOutcome, KitProfile};
+use autoprov_connector::wrappers::{ConcurrencyLimiter, FaultInjector, FaultPlan, Recorder};
+use autoprov_connector::{Capabilities, Connector, InMemoryConnector};
+use std::sync::Arc;
+
+fn system() -> InMemoryConnector {
+    InMemoryConnector::new("kit")
+}
+
+autoprov_connector::connector_conformance_tests!(
+    in_memory,
+    async fn make() -> (impl Connector, KitProfile) {
+        (system(), KitProfile::ad_like())
+    }
+);
+
+autoprov_connector::connector_conformance_tests!(
+    in_memory_arc_dyn,
+    async fn make() -> (Arc<dyn Connector>, KitProfile) {
+        (Arc::new(system()), KitProfile::ad_like())
+    }
+);
+
+autoprov_connector::connector_conformance_tests!(
+    in_memory_box_dyn,
+    async fn make() -> (Box<dyn Connector>, KitProfile) {
+        (Box::new(system()), KitProfile::ad_like())
+    }
+);
+
+autoprov_connector::connector_conformance_tests!(
+    through_fault_injector,
+    async fn make() -> (impl Connector, KitProfile) {
+        (
+            FaultInjector::new(system(), FaultPlan::new()),
+            KitProfile::ad_like(),
+        )
+    }
+);
+
+autoprov_connector::connector_conformance_tests!(
+    through_limiter,
+    async fn make() -> (impl Connector, KitProfile) {
+        (ConcurrencyLimiter::new(system(), 1), KitProfile::ad_like())
+    }
+);
+
+autoprov_connector::connector_conformance_tests!(
+    through_recorder,
+    async fn make() -> (impl Connector, KitProfile) {
+        (Recorder::new(system()), KitProfile::ad_like())
+    }
+);
+
+autoprov_connector::connector_conformance_tests!(
+    through_stacked_wrappers,
+    async fn make() -> (impl Connector, KitProfile) {
+        let stacked = Recorder::new(ConcurrencyLimiter::new(
+            FaultInjector::new(Arc::new(system()) as Arc<dyn Connector>, FaultPlan::new()),
+            2,
+        ));
+        (stacked, KitProfile::ad_like())
+    }
+);
+
+async fn manual_desk() -> (ManualConnector, KitProfile) {
+    (
+        ManualConnector::with_backing("desk", system()),
+        KitProfile::ad_like(),
+    )
+}
+
+// Most checks are skipped here by the manual capabilities; manual_transmits runs.
+autoprov_connector::connector_conformance_tests!(manual_with_backing, manual_desk);
+
+/// The whole kit, as a report: every check passes on the in-memory system, which is left
+/// empty by the clean-ups.
+#[tokio::test]
+async fn run_all_passes_and_cleans_up() {
+    let s = system();
+    let report = testkit::run_all(&s, &KitProfile::ad_like()).await;
+    println!("{report}");
+    assert!(report.is_success(), "{report}");
+    assert_eq!(
+        report.skipped(),
+        1,
+        "only manual_transmits is skipped: {report}"
+    );
+    assert_eq!(report.passed(), testkit::checks().len() - 1);
+    assert!(s.is_empty(), "{:?}", s.snapshot());
+    assert!(s.repeated_effects().is_empty());
+}
+
+/// On a manual connection everything that needs an automated one is skipped, never passed.
+#[tokio::test]
+async fn manual_connection_skips_what_it_cannot_do() {
+    let desk = ManualConnector::new("desk");
+    let report = testkit::run_all(&desk, &KitProfile::ad_like()).await;
+    println!("{report}");
+    assert!(report.is_success(), "{report}");
+    assert_eq!(
+        report.passed(),
+        2,
+        "connection_check and manual_transmits: {report}"
+    );
+    assert_eq!(report.skipped(), testkit::checks().len() - 2);
+    for (name, result) in &report.results {
+        if let Ok(CheckOutcome::Skipped { reason }) = result {
+            assert!(!reason.is_empty(), "{name}");
+        }
+    }
+    assert_eq!(
+        desk.open_tickets().len(),
+        1,
+        "the same order twice opens one ticket"
+    );
+}
+
+/// A connection that declares less is checked for less, and the report says what it skipped.
+#[tokio::test]
+async fn checks_follow_declared_capabilities() {
+    let mut caps = Capabilities::full();
+    caps.rename = false;
+    caps.incremental_export = false;
+    caps.membership = false;
+    let s = InMemoryConnector::builder("kit")
+        .capabilities(caps)
+        .build()
+        .unwrap();
+    let report = testkit::run_all(&s, &KitProfile::ad_like()).await;
+    let skipped: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(CheckOutcome::Skipped { .. })))
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "membership_add_twice_remove_absent",
+            "rename_keeps_stable_id",
+            "incremental_export",
+            "manual_transmits"
+        ]
+    );
+    assert!(report.is_success(), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("SKIPPED rename_keeps_stable_id: ")
+    );
+}
+
+/// A connector that fails its orders fails the kit, naming the check and the error.
+#[tokio::test]
+async fn a_failing_connector_fails_the_kit() {
+    use autoprov_connector::wrappers::{Call, Fault};
+    // The namespace is created, then every fulfilment fails.
+    let plan = FaultPlan::new().script(
+        Call::Fulfill,
+        std::iter::once(Fault::Pass).chain(std::iter::repeat_n(
+            Fault::fail(autoprov_connector::ErrorKind::Unavailable),
+            50,
+        )),
+    );
+    let broken = FaultInjector::new(system(), plan);
+    let failure = testkit::create_read_update_delete(&broken, &KitProfile::ad_like())
+        .await
+        .unwrap_err();
+    assert_eq!(failure.check, "create_read_update_delete");
+    assert!(failure.message.contains("unavailable"), "{failure}");
+}
+
+/// A connector that says it applied an update but did not fails the kit: it reads back.
+#[tokio::test]
+async fn a_connector_that_loses_updates_fails_the_kit() {
+    use async_trait::async_trait;
+    use autoprov_connector::{
+        ConnectorError, ConnectorInfo, Executed, ExportRequest, ExportStream, Fulfillment,
+    };
+    use autoprov_core::{ChangeType, ProvisioningOrder};
+
+    #[derive(Debug)]
+    struct LosesUpdates(InMemoryConnector);
+
+    #[async_trait]
+    impl Connector for LosesUpdates {
+        fn info(&self) -> &ConnectorInfo {
+            self.0.info()
+        }
+        async fn check(&self) -> Result<(), ConnectorError> {
+            self.0.check().await
+        }
+        async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
+            match (&order.change_type, &order.resource) {
+                (ChangeType::Modified, Some(r)) => {
+                    let mut done = Executed::new(r.id.clone());
+                    done.stable_id = r.stable_id.clone();
+                    done.changed = order.changes.properties.keys().cloned().collect();
+                    Ok(Fulfillment::Executed(done))
+                }
+                _ => self.0.fulfill(order).await,
+            }
+        }
+        async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
+            self.0.export(request).await
+        }
+    }
+
+    let liar = LosesUpdates(system());
+    let failure = testkit::create_read_update_delete(&liar, &KitProfile::ad_like())
+        .await
+        .unwrap_err();
+    assert!(failure.message.contains("after the update"), "{failure}");
+    assert!(liar.0.is_empty(), "the kit cleaned up after the failure");
+}
+
+/// A `make` that finds no connection skips every check (e.g. no test server here).
+mod unavailable {
+    use super::*;
+
+    autoprov_connector::connector_conformance_tests!(
+        no_server,
+        async fn make() -> Option<(impl Connector, KitProfile)> {
+            None::<(InMemoryConnector, KitProfile)>
+        }
+    );
+}
