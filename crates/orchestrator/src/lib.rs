@@ -1,6 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+pub mod clock;
 pub mod compare;
+pub mod dispatch;
+pub mod events;
+pub mod records;
+pub mod verify;
 pub mod error;
 mod fxhash;
 pub mod plan;

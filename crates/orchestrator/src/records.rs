@@ -1,0 +1,496 @@
+//! Where the orchestrator keeps what must survive a restart: assignments, orders with their
+//! dispatch record, results, synchronized resources, export cookies and job runs.
+//!
+//! [`Store`] is an async trait so that a durable implementation (a database) can replace
+//! [`MemoryStore`] without changing callers. Every write is keyed (order id, resource key,
+//! connection), so repeating a write after a crash is harmless, and
+//! [`Store::unfinished_orders`] gives a restarted dispatcher every order that was not finished.
+
+use async_trait::async_trait;
+use autoprov_connector::ExportCookie;
+use autoprov_core::{
+    AssignedResourceNavigation, AssignedResourceScalar, AssignedResourceType, AssignmentId,
+    ConnectionId, ConnectionMode, OrderId, ProvisioningOrder, ProvisioningResult,
+    ProvisioningState, Resource, ResourceId, StableId,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// The dispatch history of one order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchRecord {
+    /// Calls made to the connector so far.
+    pub attempts: u32,
+    /// When the next attempt may start (after a temporary failure).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The last error's message.
+    pub last_error: Option<String>,
+    /// When the order was stored.
+    pub created_at: DateTime<Utc>,
+    /// When the record last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When the first attempt started.
+    pub first_sent_at: Option<DateTime<Utc>>,
+    /// When the order reached Executed, Transmitted or Errored.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl DispatchRecord {
+    /// A fresh record.
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+            first_sent_at: None,
+            finished_at: None,
+        }
+    }
+}
+
+/// An order with its provisioning state and dispatch record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    /// The order (shared: records are copied on every state change, orders never are).
+    pub order: Arc<ProvisioningOrder>,
+    /// Automated or manual, from the connection's capabilities.
+    pub mode: ConnectionMode,
+    /// Its provisioning state.
+    pub state: ProvisioningState,
+    /// Its dispatch history.
+    pub dispatch: DispatchRecord,
+    /// The target's key after fulfilment (e.g. the DN of a created account).
+    pub resource_id: Option<ResourceId>,
+    /// The target's stable id after fulfilment.
+    pub stable_id: Option<StableId>,
+    /// The ticket, for a manual connection.
+    pub ticket: Option<String>,
+}
+
+impl OrderRecord {
+    /// A Pending record for a new order.
+    pub fn pending(order: ProvisioningOrder, mode: ConnectionMode, now: DateTime<Utc>) -> Self {
+        Self {
+            order: Arc::new(order),
+            mode,
+            state: ProvisioningState::Pending,
+            dispatch: DispatchRecord::new(now),
+            resource_id: None,
+            stable_id: None,
+            ticket: None,
+        }
+    }
+
+    /// Whether dispatch is done with it (anything but Pending and AwaitingApproval).
+    pub fn is_finished(&self) -> bool {
+        !matches!(
+            self.state,
+            ProvisioningState::Pending | ProvisioningState::AwaitingApproval
+        )
+    }
+}
+
+/// The kind of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobKind {
+    /// Export everything, evaluate everyone.
+    Complete,
+    /// Export changes since the cookies, evaluate dirty owners.
+    Incremental,
+}
+
+/// How a job run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobStatus {
+    /// Still running.
+    Running,
+    /// Every step ran.
+    Succeeded,
+    /// Stopped by an error.
+    Failed,
+    /// Cancelled: in-flight calls finished, nothing new started.
+    Cancelled,
+    /// A threshold blocked the generation.
+    Blocked,
+}
+
+/// The record of one job run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRun {
+    /// Its id.
+    pub id: String,
+    /// Complete or incremental.
+    pub kind: JobKind,
+    /// Simulation: everything up to the orders, no write.
+    pub simulation: bool,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// End time.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How it ended.
+    pub status: JobStatus,
+    /// Orders generated.
+    pub orders_total: u64,
+    /// Orders per provisioning state at the end of the run.
+    pub counts: BTreeMap<ProvisioningState, u64>,
+    /// A message (the error, the threshold breach).
+    pub message: Option<String>,
+}
+
+/// A store failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An order id is already stored with different content.
+    #[error("order {order_id} is already stored with a different content")]
+    ConflictingOrder {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// No such order.
+    #[error("order {order_id} is not in the store")]
+    UnknownOrder {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// A state change the provisioning state machine refuses.
+    #[error("order {order_id}: {message}")]
+    IllegalState {
+        /// The order.
+        order_id: OrderId,
+        /// What was refused.
+        message: String,
+    },
+    /// The backend failed.
+    #[error("store backend failed during {operation}: {message}")]
+    Backend {
+        /// What was attempted.
+        operation: &'static str,
+        /// The backend's message.
+        message: String,
+    },
+}
+
+/// The three kinds of assignments, keyed by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignments {
+    /// `AssignedResourceType`s.
+    pub resource_types: BTreeMap<AssignmentId, AssignedResourceType>,
+    /// `AssignedResourceScalar`s.
+    pub scalars: BTreeMap<AssignmentId, AssignedResourceScalar>,
+    /// `AssignedResourceNavigation`s.
+    pub navigations: BTreeMap<AssignmentId, AssignedResourceNavigation>,
+}
+
+/// The orchestrator's persistent state.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores new orders and returns the ids of those that were already stored. An order id
+    /// already stored with the same order is left as it is (re-running a job after a crash is
+    /// harmless); with a different order it is a [`StoreError::ConflictingOrder`] and nothing
+    /// is written.
+    async fn insert_orders(&self, records: &[OrderRecord]) -> Result<Vec<OrderId>, StoreError>;
+
+    /// Replaces an order's record.
+    async fn update_order(&self, record: OrderRecord) -> Result<(), StoreError>;
+
+    /// Stores an order's progress: everything but the order itself (state, mode, dispatch
+    /// record, learned ids, ticket). The dispatcher calls it on every attempt, so a store
+    /// should make it cheap; the default replaces the whole record.
+    async fn update_progress(&self, record: &OrderRecord) -> Result<(), StoreError> {
+        self.update_order(record.clone()).await
+    }
+
+    /// One order's record.
+    async fn order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>, StoreError>;
+
+    /// Every order record, sorted by order id.
+    async fn orders(&self) -> Result<Vec<OrderRecord>, StoreError>;
+
+    /// Orders that dispatch has not finished (Pending), sorted by order id: what a restarted
+    /// dispatcher must send (again).
+    async fn unfinished_orders(&self) -> Result<Vec<OrderRecord>, StoreError>;
+
+    /// Records a result (replacing an earlier one for the same order).
+    async fn record_result(&self, result: ProvisioningResult) -> Result<(), StoreError>;
+
+    /// Every result, sorted by order id.
+    async fn results(&self) -> Result<Vec<ProvisioningResult>, StoreError>;
+
+    /// Replaces a connection's synchronized resources (after a complete export).
+    async fn replace_resources(
+        &self,
+        connection: &ConnectionId,
+        resources: Vec<Resource>,
+    ) -> Result<(), StoreError>;
+
+    /// Applies an incremental export: upserts (a renamed object replaces its old key, found by
+    /// stable id) and deletions.
+    async fn merge_resources(
+        &self,
+        connection: &ConnectionId,
+        upserts: Vec<Resource>,
+        deleted: Vec<ResourceId>,
+    ) -> Result<(), StoreError>;
+
+    /// A connection's synchronized resources, sorted by key.
+    async fn resources(&self, connection: &ConnectionId) -> Result<Vec<Resource>, StoreError>;
+
+    /// The export cookie of a connection.
+    async fn cookie(&self, connection: &ConnectionId) -> Result<Option<ExportCookie>, StoreError>;
+
+    /// Stores the export cookie of a connection (only after its export was synchronized).
+    async fn set_cookie(
+        &self,
+        connection: &ConnectionId,
+        cookie: ExportCookie,
+    ) -> Result<(), StoreError>;
+
+    /// Stores (upserts by id) assignments.
+    async fn put_assignments(&self, assignments: Assignments) -> Result<(), StoreError>;
+
+    /// Every stored assignment.
+    async fn assignments(&self) -> Result<Assignments, StoreError>;
+
+    /// Stores (upserts by id) a job run.
+    async fn put_job_run(&self, run: JobRun) -> Result<(), StoreError>;
+
+    /// Every job run, oldest first.
+    async fn job_runs(&self) -> Result<Vec<JobRun>, StoreError>;
+}
+
+#[derive(Debug, Default)]
+struct ConnectionResources {
+    by_key: BTreeMap<ResourceId, Resource>,
+    key_of_stable: HashMap<StableId, ResourceId>,
+}
+
+impl ConnectionResources {
+    fn insert(&mut self, r: Resource) {
+        if let Some(stable) = &r.stable_id
+            && let Some(old) = self.key_of_stable.insert(stable.clone(), r.id.clone())
+            && old != r.id
+        {
+            self.by_key.remove(&old);
+        }
+        if let Some(previous) = self.by_key.insert(r.id.clone(), r)
+            && let Some(stable) = previous.stable_id
+            && self.key_of_stable.get(&stable) == Some(&previous.id)
+            && self.by_key.get(&previous.id).and_then(|n| n.stable_id.as_ref()) != Some(&stable)
+        {
+            self.key_of_stable.remove(&stable);
+        }
+    }
+
+    fn remove(&mut self, id: &ResourceId) {
+        if let Some(r) = self.by_key.remove(id)
+            && let Some(stable) = r.stable_id
+            && self.key_of_stable.get(&stable) == Some(id)
+        {
+            self.key_of_stable.remove(&stable);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    orders: HashMap<OrderId, OrderRecord>,
+    results: HashMap<OrderId, ProvisioningResult>,
+    resources: BTreeMap<ConnectionId, ConnectionResources>,
+    cookies: BTreeMap<ConnectionId, ExportCookie>,
+    assignments: Assignments,
+    jobs: Vec<JobRun>,
+}
+
+/// The in-memory [`Store`]: for tests, simulations and hosts that persist elsewhere.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<MemoryState>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        // Every method checks before it writes, so a poisoned lock holds no half-written
+        // record.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn insert_orders(&self, records: &[OrderRecord]) -> Result<Vec<OrderId>, StoreError> {
+        let mut state = self.lock();
+        let mut existing_ids = Vec::new();
+        for r in records {
+            if let Some(existing) = state.orders.get(&r.order.order_id) {
+                if existing.order != r.order {
+                    return Err(StoreError::ConflictingOrder {
+                        order_id: r.order.order_id.clone(),
+                    });
+                }
+                existing_ids.push(r.order.order_id.clone());
+            }
+        }
+        state.orders.reserve(records.len());
+        for r in records {
+            state
+                .orders
+                .entry(r.order.order_id.clone())
+                .or_insert_with(|| r.clone());
+        }
+        Ok(existing_ids)
+    }
+
+    async fn update_progress(&self, record: &OrderRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match state.orders.get_mut(&record.order.order_id) {
+            Some(slot) => {
+                slot.mode = record.mode;
+                slot.state = record.state;
+                slot.dispatch.clone_from(&record.dispatch);
+                slot.resource_id.clone_from(&record.resource_id);
+                slot.stable_id.clone_from(&record.stable_id);
+                slot.ticket.clone_from(&record.ticket);
+                Ok(())
+            }
+            None => Err(StoreError::UnknownOrder {
+                order_id: record.order.order_id.clone(),
+            }),
+        }
+    }
+
+    async fn update_order(&self, record: OrderRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match state.orders.get_mut(&record.order.order_id) {
+            Some(slot) => {
+                *slot = record;
+                Ok(())
+            }
+            None => Err(StoreError::UnknownOrder {
+                order_id: record.order.order_id.clone(),
+            }),
+        }
+    }
+
+    async fn order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        Ok(self.lock().orders.get(order_id).cloned())
+    }
+
+    async fn orders(&self) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut all: Vec<_> = self.lock().orders.values().cloned().collect();
+        all.sort_by(|a, b| a.order.order_id.cmp(&b.order.order_id));
+        Ok(all)
+    }
+
+    async fn unfinished_orders(&self) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut all: Vec<_> = self
+            .lock()
+            .orders
+            .values()
+            .filter(|r| r.state == ProvisioningState::Pending)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.order.order_id.cmp(&b.order.order_id));
+        Ok(all)
+    }
+
+    async fn record_result(&self, result: ProvisioningResult) -> Result<(), StoreError> {
+        self.lock().results.insert(result.order_id.clone(), result);
+        Ok(())
+    }
+
+    async fn results(&self) -> Result<Vec<ProvisioningResult>, StoreError> {
+        let mut all: Vec<_> = self.lock().results.values().cloned().collect();
+        all.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        Ok(all)
+    }
+
+    async fn replace_resources(
+        &self,
+        connection: &ConnectionId,
+        resources: Vec<Resource>,
+    ) -> Result<(), StoreError> {
+        let mut fresh = ConnectionResources::default();
+        for r in resources {
+            fresh.insert(r);
+        }
+        self.lock().resources.insert(connection.clone(), fresh);
+        Ok(())
+    }
+
+    async fn merge_resources(
+        &self,
+        connection: &ConnectionId,
+        upserts: Vec<Resource>,
+        deleted: Vec<ResourceId>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let map = state.resources.entry(connection.clone()).or_default();
+        for id in &deleted {
+            map.remove(id);
+        }
+        for r in upserts {
+            map.insert(r);
+        }
+        Ok(())
+    }
+
+    async fn resources(&self, connection: &ConnectionId) -> Result<Vec<Resource>, StoreError> {
+        Ok(self
+            .lock()
+            .resources
+            .get(connection)
+            .map(|m| m.by_key.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn cookie(&self, connection: &ConnectionId) -> Result<Option<ExportCookie>, StoreError> {
+        Ok(self.lock().cookies.get(connection).cloned())
+    }
+
+    async fn set_cookie(
+        &self,
+        connection: &ConnectionId,
+        cookie: ExportCookie,
+    ) -> Result<(), StoreError> {
+        self.lock().cookies.insert(connection.clone(), cookie);
+        Ok(())
+    }
+
+    async fn put_assignments(&self, assignments: Assignments) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state
+            .assignments
+            .resource_types
+            .extend(assignments.resource_types);
+        state.assignments.scalars.extend(assignments.scalars);
+        state.assignments.navigations.extend(assignments.navigations);
+        Ok(())
+    }
+
+    async fn assignments(&self) -> Result<Assignments, StoreError> {
+        Ok(self.lock().assignments.clone())
+    }
+
+    async fn put_job_run(&self, run: JobRun) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match state.jobs.iter_mut().find(|j| j.id == run.id) {
+            Some(slot) => *slot = run,
+            None => state.jobs.push(run),
+        }
+        Ok(())
+    }
+
+    async fn job_runs(&self) -> Result<Vec<JobRun>, StoreError> {
+        Ok(self.lock().jobs.clone())
+    }
+}

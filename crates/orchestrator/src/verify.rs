@@ -1,0 +1,240 @@
+//! Verification: after an export is synchronized, Executed and Transmitted orders whose effect
+//! is observed in the managed system become Verified; those still unobserved after the resource
+//! type's `TransmittedStateValidityPeriod` become Errored.
+//!
+//! An order's effect is observed when its target (found by stable id, then by key) holds every
+//! value the order set, holds every membership it added and none it removed, and, for a Deleted
+//! order, is gone (or disabled, for connections that disable instead of deleting). Write-only
+//! values (secrets, the must-change-password flag) are never compared.
+
+use crate::clock::Clock;
+use crate::dispatch::result_of;
+use crate::events::{EventSink, JobEvent};
+use crate::records::{OrderRecord, Store, StoreError};
+use autoprov_connector::schema;
+use autoprov_core::{
+    ChangeType, ConnectionId, PropertyChange, PropertyValue, ProvisioningEvent,
+    ProvisioningState, Reference, Resource, ResourceId, ResourceTypeId, ScalarValue, StableId,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// What verification did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerificationReport {
+    /// Orders now Verified.
+    pub verified: Vec<autoprov_core::OrderId>,
+    /// Orders still waiting for their effect to be seen, with what is missing.
+    pub waiting: Vec<(autoprov_core::OrderId, String)>,
+    /// Orders Errored because their validity period passed unverified.
+    pub timed_out: Vec<autoprov_core::OrderId>,
+}
+
+/// A connection's synchronized resources, indexed by key and stable id.
+#[derive(Debug, Default)]
+pub struct ObservedResources {
+    by_key: HashMap<ResourceId, Resource>,
+    key_of_stable: HashMap<StableId, ResourceId>,
+}
+
+impl ObservedResources {
+    /// Indexes resources.
+    pub fn new(resources: impl IntoIterator<Item = Resource>) -> Self {
+        let mut me = Self::default();
+        for r in resources {
+            if let Some(s) = &r.stable_id {
+                me.key_of_stable.insert(s.clone(), r.id.clone());
+            }
+            me.by_key.insert(r.id.clone(), r);
+        }
+        me
+    }
+
+    /// The resource with this stable id, else this key.
+    pub fn find(&self, stable: Option<&StableId>, key: Option<&ResourceId>) -> Option<&Resource> {
+        stable
+            .and_then(|s| self.key_of_stable.get(s))
+            .and_then(|k| self.by_key.get(k))
+            .or_else(|| key.and_then(|k| self.by_key.get(k)))
+    }
+}
+
+fn same_text(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
+fn same_reference(a: &Reference, b: &Reference) -> bool {
+    match (a.dn_value(), b.dn_value()) {
+        (Some(x), Some(y)) => same_text(x, y),
+        _ => a == b,
+    }
+}
+
+fn same_scalar(expected: &ScalarValue, actual: &ScalarValue) -> bool {
+    match (expected, actual) {
+        (ScalarValue::String(a), ScalarValue::String(b)) => same_text(a, b),
+        (a, b) => a == b,
+    }
+}
+
+fn write_only(property: &str, value: Option<&ScalarValue>) -> bool {
+    property == schema::PASSWORD
+        || property == schema::MUST_CHANGE_PASSWORD
+        || value.is_some_and(ScalarValue::is_secret)
+}
+
+/// Whether the effect of `record`'s order is visible in `observed`; `Err` says what is missing.
+pub fn observe(record: &OrderRecord, observed: &ObservedResources) -> Result<(), String> {
+    let order = &record.order;
+    let stable = record
+        .stable_id
+        .as_ref()
+        .or_else(|| order.resource.as_ref().and_then(|r| r.stable_id.as_ref()));
+    let key = record
+        .resource_id
+        .as_ref()
+        .or_else(|| order.resource.as_ref().map(|r| &r.id));
+    let target = observed.find(stable, key);
+    if order.change_type == ChangeType::Deleted {
+        return match target {
+            None => Ok(()),
+            Some(t)
+                if t.get(schema::ENABLED)
+                    .and_then(PropertyValue::as_scalar)
+                    .and_then(ScalarValue::as_bool)
+                    == Some(false) =>
+            {
+                Ok(())
+            }
+            Some(t) => Err(format!("target {} still exists", t.id)),
+        };
+    }
+    let Some(target) = target else {
+        return Err("target not found".into());
+    };
+    for (property, change) in &order.changes.properties {
+        let actual = target.get(property);
+        match change {
+            PropertyChange::Set(v) if write_only(property, Some(v)) => {}
+            PropertyChange::Set(v) => match actual.and_then(PropertyValue::as_scalar) {
+                Some(a) if same_scalar(v, a) => {}
+                other => {
+                    return Err(format!(
+                        "{property}: expected {v}, found {}",
+                        other.map(|a| a.to_string()).unwrap_or_else(|| "nothing".into())
+                    ));
+                }
+            },
+            PropertyChange::SetReference(r) => match actual.and_then(PropertyValue::as_reference) {
+                Some(a) if same_reference(r, a) => {}
+                other => {
+                    return Err(format!(
+                        "{property}: expected {r}, found {}",
+                        other.map(|a| a.to_string()).unwrap_or_else(|| "nothing".into())
+                    ));
+                }
+            },
+            PropertyChange::Clear if write_only(property, None) => {}
+            PropertyChange::Clear => {
+                if actual.is_some() {
+                    return Err(format!("{property}: expected no value"));
+                }
+            }
+        }
+    }
+    for (property, nav) in &order.changes.navigations {
+        let empty = Default::default();
+        let actual = target
+            .get(property)
+            .and_then(PropertyValue::as_references)
+            .unwrap_or(&empty);
+        for r in &nav.add {
+            if !actual.iter().any(|a| same_reference(r, a)) {
+                return Err(format!("{property}: {r} missing"));
+            }
+        }
+        for r in &nav.remove {
+            if actual.iter().any(|a| same_reference(r, a)) {
+                return Err(format!("{property}: {r} still present"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Verifies every Executed or Transmitted order of the store against the synchronized
+/// resources of its connection.
+///
+/// `validity` gives each resource type's `TransmittedStateValidityPeriod`; types not listed use
+/// `default_validity`.
+pub async fn verify(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    events: &dyn EventSink,
+    validity: &BTreeMap<ResourceTypeId, Duration>,
+    default_validity: Duration,
+) -> Result<VerificationReport, StoreError> {
+    let mut report = VerificationReport::default();
+    let mut cache: BTreeMap<ConnectionId, ObservedResources> = BTreeMap::new();
+    let now = clock.now();
+    for mut record in store.orders().await? {
+        if !matches!(
+            record.state,
+            ProvisioningState::Executed | ProvisioningState::Transmitted
+        ) {
+            continue;
+        }
+        let Some(conn) = record.order.connection.clone() else {
+            continue;
+        };
+        if !cache.contains_key(&conn) {
+            let resources = store.resources(&conn).await?;
+            cache.insert(conn.clone(), ObservedResources::new(resources));
+        }
+        let observed = &cache[&conn];
+        let event = match observe(&record, observed) {
+            Ok(()) => ProvisioningEvent::SynchronizationMatched,
+            Err(missing) => {
+                let period = validity
+                    .get(&record.order.resource_type.id)
+                    .copied()
+                    .unwrap_or(default_validity);
+                let since = record.dispatch.finished_at.unwrap_or(record.dispatch.updated_at);
+                let expired = chrono::TimeDelta::from_std(period)
+                    .map(|p| now - since > p)
+                    .unwrap_or(false);
+                if !expired {
+                    report.waiting.push((record.order.order_id.clone(), missing));
+                    continue;
+                }
+                record.dispatch.last_error = Some(format!(
+                    "{}: not verified within {:?}: {missing}",
+                    record.order.label(),
+                    period
+                ));
+                ProvisioningEvent::VerificationTimedOut
+            }
+        };
+        let next = record
+            .state
+            .apply(event, record.mode)
+            .map_err(|e| StoreError::IllegalState {
+                order_id: record.order.order_id.clone(),
+                message: e.to_string(),
+            })?;
+        record.state = next;
+        record.dispatch.updated_at = now;
+        let message = record.dispatch.last_error.clone().filter(|_| next == ProvisioningState::Errored);
+        store.update_progress(&record).await?;
+        store.record_result(result_of(&record, message)).await?;
+        if next == ProvisioningState::Verified {
+            events.emit(JobEvent::Verified {
+                order: record.order.order_id.clone(),
+            });
+            report.verified.push(record.order.order_id.clone());
+        } else {
+            report.timed_out.push(record.order.order_id.clone());
+        }
+    }
+    Ok(report)
+}
