@@ -15,8 +15,8 @@ use crate::events::{EventSink, JobEvent, NoEvents, ValueChange};
 use crate::records::{OrderRecord, Store, StoreError};
 use autoprov_connector::{Connector, ConnectorError, ErrorKind, Fulfillment, Operation};
 use autoprov_core::{
-    ConnectionId, ConnectionMode, OrderId, PropertyChange, ProvisioningEvent, ProvisioningOrder,
-    ProvisioningResult, ProvisioningState, PropertyValue,
+    ConnectionId, ConnectionMode, OrderId, PropertyChange, PropertyValue, ProvisioningEvent,
+    ProvisioningOrder, ProvisioningResult, ProvisioningState,
 };
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
@@ -330,8 +330,12 @@ impl Dispatcher {
                 OrderRecord::pending(order, mode, now)
             })
             .collect();
-        let existing: std::collections::HashSet<OrderId> =
-            self.store.insert_orders(&records).await?.into_iter().collect();
+        let existing: std::collections::HashSet<OrderId> = self
+            .store
+            .insert_orders(&records)
+            .await?
+            .into_iter()
+            .collect();
         let mut batch = Vec::with_capacity(records.len());
         let mut report = DispatchReport::default();
         for record in records {
@@ -352,7 +356,10 @@ impl Dispatcher {
 
     /// Dispatches every order the store holds as Pending: after a restart, or after a
     /// cancelled or deferred dispatch.
-    pub async fn resume(&self, cancel: &CancellationToken) -> Result<DispatchReport, DispatchError> {
+    pub async fn resume(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<DispatchReport, DispatchError> {
         let batch = self.store.unfinished_orders().await?;
         self.run(batch, DispatchReport::default(), cancel).await
     }
@@ -364,29 +371,32 @@ impl Dispatcher {
         order_id: &OrderId,
         resolution: Result<(), String>,
     ) -> Result<ProvisioningState, DispatchError> {
-        let mut record = self
-            .store
-            .order(order_id)
-            .await?
-            .ok_or_else(|| StoreError::UnknownOrder {
-                order_id: order_id.clone(),
-            })?;
+        let mut record =
+            self.store
+                .order(order_id)
+                .await?
+                .ok_or_else(|| StoreError::UnknownOrder {
+                    order_id: order_id.clone(),
+                })?;
         let (event, message) = match &resolution {
             Ok(()) => (ProvisioningEvent::HumanConfirmed, None),
             Err(e) => (ProvisioningEvent::HumanReportedError, Some(e.clone())),
         };
-        let next = record
-            .state
-            .apply(event, record.mode)
-            .map_err(|e| StoreError::IllegalState {
-                order_id: order_id.clone(),
-                message: e.to_string(),
-            })?;
+        let next =
+            record
+                .state
+                .apply(event, record.mode)
+                .map_err(|e| StoreError::IllegalState {
+                    order_id: order_id.clone(),
+                    message: e.to_string(),
+                })?;
         record.state = next;
         record.dispatch.last_error = message.clone();
         record.dispatch.updated_at = self.clock.now();
         self.store.update_progress(&record).await?;
-        self.store.record_result(result_of(&record, message)).await?;
+        self.store
+            .record_result(result_of(&record, message))
+            .await?;
         Ok(next)
     }
 
@@ -415,16 +425,12 @@ impl Dispatcher {
                     dependants[j].push(i);
                 } else {
                     match self.store.order(dep).await? {
-                        Some(d) if matches!(
-                            d.state,
-                            ProvisioningState::Executed | ProvisioningState::Verified
-                        ) => {}
-                        Some(d) => {
-                            failed_early[i] = Some((
-                                dep.clone(),
-                                format!("is {}", d.state),
-                            ))
-                        }
+                        Some(d)
+                            if matches!(
+                                d.state,
+                                ProvisioningState::Executed | ProvisioningState::Verified
+                            ) => {}
+                        Some(d) => failed_early[i] = Some((dep.clone(), format!("is {}", d.state))),
                         None => {
                             failed_early[i] =
                                 Some((dep.clone(), "is unknown to the store".to_string()))
@@ -597,8 +603,13 @@ impl Dispatcher {
             order: record.order.order_id.clone(),
             dependency: dependency.clone(),
         });
-        self.settle(&mut record, ProvisioningEvent::ConnectorFailed, Some(message.clone()), None)
-            .await?;
+        self.settle(
+            &mut record,
+            ProvisioningEvent::ConnectorFailed,
+            Some(message.clone()),
+            None,
+        )
+        .await?;
         Ok(message)
     }
 
@@ -612,8 +623,13 @@ impl Dispatcher {
         let order_id = record.order.order_id.clone();
         let Some(conn) = record.order.connection.clone() else {
             let msg = format!("{}: the order names no connection", record.order.label());
-            self.settle(&mut record, ProvisioningEvent::ConnectorFailed, Some(msg.clone()), None)
-                .await?;
+            self.settle(
+                &mut record,
+                ProvisioningEvent::ConnectorFailed,
+                Some(msg.clone()),
+                None,
+            )
+            .await?;
             return Ok((Outcome::Failed(msg), 0));
         };
         let Some(lane) = self.lanes.get(&conn) else {
@@ -621,8 +637,13 @@ impl Dispatcher {
                 "{}: connection {conn} is not configured",
                 record.order.label()
             );
-            self.settle(&mut record, ProvisioningEvent::ConnectorFailed, Some(msg.clone()), None)
-                .await?;
+            self.settle(
+                &mut record,
+                ProvisioningEvent::ConnectorFailed,
+                Some(msg.clone()),
+                None,
+            )
+            .await?;
             return Ok((Outcome::Failed(msg), 0));
         };
         let started = Instant::now();
@@ -682,8 +703,13 @@ impl Dispatcher {
                     if executed.stable_id.is_some() {
                         record.stable_id = executed.stable_id.clone();
                     }
-                    self.settle(&mut record, ProvisioningEvent::ConnectorSucceeded, None, None)
-                        .await?;
+                    self.settle(
+                        &mut record,
+                        ProvisioningEvent::ConnectorSucceeded,
+                        None,
+                        None,
+                    )
+                    .await?;
                     return Ok((Outcome::Succeeded(record.state), calls));
                 }
                 Ok(Fulfillment::Transmitted { ticket }) => {
@@ -700,8 +726,13 @@ impl Dispatcher {
                 }
                 Ok(_) => {
                     let msg = format!("{}: unknown fulfilment outcome", record.order.label());
-                    self.settle(&mut record, ProvisioningEvent::ConnectorFailed, Some(msg.clone()), None)
-                        .await?;
+                    self.settle(
+                        &mut record,
+                        ProvisioningEvent::ConnectorFailed,
+                        Some(msg.clone()),
+                        None,
+                    )
+                    .await?;
                     return Ok((Outcome::Failed(msg), calls));
                 }
                 Err(error) => {
@@ -742,9 +773,15 @@ impl Dispatcher {
                             return Ok((Outcome::NotStarted, calls));
                         }
                         let error = error.persistent();
-                        let msg = format!("{error} (retry budget exhausted after {attempts} attempts)");
-                        self.settle(&mut record, ProvisioningEvent::ConnectorFailed, Some(msg.clone()), None)
-                            .await?;
+                        let msg =
+                            format!("{error} (retry budget exhausted after {attempts} attempts)");
+                        self.settle(
+                            &mut record,
+                            ProvisioningEvent::ConnectorFailed,
+                            Some(msg.clone()),
+                            None,
+                        )
+                        .await?;
                         return Ok((Outcome::Failed(msg), calls));
                     }
                     let error = error.persistent();
@@ -753,8 +790,13 @@ impl Dispatcher {
                     } else {
                         error.to_string()
                     };
-                    self.settle(&mut record, ProvisioningEvent::ConnectorFailed, Some(msg.clone()), None)
-                        .await?;
+                    self.settle(
+                        &mut record,
+                        ProvisioningEvent::ConnectorFailed,
+                        Some(msg.clone()),
+                        None,
+                    )
+                    .await?;
                     return Ok((Outcome::Failed(msg), calls));
                 }
             }
@@ -769,13 +811,14 @@ impl Dispatcher {
         message: Option<String>,
         ticket: Option<String>,
     ) -> Result<(), DispatchError> {
-        let next = record
-            .state
-            .apply(event, record.mode)
-            .map_err(|e| StoreError::IllegalState {
-                order_id: record.order.order_id.clone(),
-                message: e.to_string(),
-            })?;
+        let next =
+            record
+                .state
+                .apply(event, record.mode)
+                .map_err(|e| StoreError::IllegalState {
+                    order_id: record.order.order_id.clone(),
+                    message: e.to_string(),
+                })?;
         record.state = next;
         let now = self.clock.now();
         record.dispatch.updated_at = now;
@@ -812,7 +855,8 @@ impl Dispatcher {
 
     fn refill(&self, b: &mut BudgetState) {
         let now = Instant::now();
-        let earned = now.duration_since(b.last_refill).as_secs_f64() * self.policy.budget.min_per_second;
+        let earned =
+            now.duration_since(b.last_refill).as_secs_f64() * self.policy.budget.min_per_second;
         b.tokens = (b.tokens + earned).min(self.policy.budget.capacity);
         b.last_refill = now;
     }
@@ -856,7 +900,9 @@ impl Dispatcher {
                 let mut s = lane.breaker.state.lock().unwrap_or_else(|e| e.into_inner());
                 match *s {
                     BreakerState::Closed { .. } => Next::Go,
-                    BreakerState::Open { until, .. } if Instant::now() < until => Next::Sleep(until),
+                    BreakerState::Open { until, .. } if Instant::now() < until => {
+                        Next::Sleep(until)
+                    }
                     BreakerState::Open { .. } => {
                         *s = BreakerState::Probing;
                         Next::Probe

@@ -147,7 +147,10 @@ impl CollectEvents {
 
     /// The events so far.
     pub fn events(&self) -> Vec<JobEvent> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -2,17 +2,19 @@
 
 pub mod clock;
 pub mod compare;
+pub mod demo;
 pub mod dispatch;
-pub mod events;
-pub mod records;
-pub mod verify;
 pub mod error;
+pub mod events;
 mod fxhash;
+pub mod job;
 pub mod plan;
 pub mod policy;
+pub mod records;
 pub mod simulation;
 mod store;
 pub mod synthetic;
+pub mod verify;
 
 pub use compare::ComparisonType;
 pub use error::{ConfigError, EvaluationError, PlanError};

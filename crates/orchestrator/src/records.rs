@@ -240,6 +240,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A connection's synchronized resources, sorted by key.
     async fn resources(&self, connection: &ConnectionId) -> Result<Vec<Resource>, StoreError>;
 
+    /// The key under which a synchronized resource with this stable id is stored, if any
+    /// (a renamed or moved object keeps its stable id but changes key).
+    async fn key_of_stable(
+        &self,
+        connection: &ConnectionId,
+        stable: &StableId,
+    ) -> Result<Option<ResourceId>, StoreError>;
+
     /// The export cookie of a connection.
     async fn cookie(&self, connection: &ConnectionId) -> Result<Option<ExportCookie>, StoreError>;
 
@@ -280,7 +288,11 @@ impl ConnectionResources {
         if let Some(previous) = self.by_key.insert(r.id.clone(), r)
             && let Some(stable) = previous.stable_id
             && self.key_of_stable.get(&stable) == Some(&previous.id)
-            && self.by_key.get(&previous.id).and_then(|n| n.stable_id.as_ref()) != Some(&stable)
+            && self
+                .by_key
+                .get(&previous.id)
+                .and_then(|n| n.stable_id.as_ref())
+                != Some(&stable)
         {
             self.key_of_stable.remove(&stable);
         }
@@ -453,6 +465,18 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn key_of_stable(
+        &self,
+        connection: &ConnectionId,
+        stable: &StableId,
+    ) -> Result<Option<ResourceId>, StoreError> {
+        Ok(self
+            .lock()
+            .resources
+            .get(connection)
+            .and_then(|m| m.key_of_stable.get(stable).cloned()))
+    }
+
     async fn cookie(&self, connection: &ConnectionId) -> Result<Option<ExportCookie>, StoreError> {
         Ok(self.lock().cookies.get(connection).cloned())
     }
@@ -473,7 +497,10 @@ impl Store for MemoryStore {
             .resource_types
             .extend(assignments.resource_types);
         state.assignments.scalars.extend(assignments.scalars);
-        state.assignments.navigations.extend(assignments.navigations);
+        state
+            .assignments
+            .navigations
+            .extend(assignments.navigations);
         Ok(())
     }
 

@@ -13,8 +13,8 @@ use crate::events::{EventSink, JobEvent};
 use crate::records::{OrderRecord, Store, StoreError};
 use autoprov_connector::schema;
 use autoprov_core::{
-    ChangeType, ConnectionId, PropertyChange, PropertyValue, ProvisioningEvent,
-    ProvisioningState, Reference, Resource, ResourceId, ResourceTypeId, ScalarValue, StableId,
+    ChangeType, ConnectionId, PropertyChange, PropertyValue, ProvisioningEvent, ProvisioningState,
+    Reference, Resource, ResourceId, ResourceTypeId, ScalarValue, StableId,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -121,7 +121,9 @@ pub fn observe(record: &OrderRecord, observed: &ObservedResources) -> Result<(),
                 other => {
                     return Err(format!(
                         "{property}: expected {v}, found {}",
-                        other.map(|a| a.to_string()).unwrap_or_else(|| "nothing".into())
+                        other
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|| "nothing".into())
                     ));
                 }
             },
@@ -130,7 +132,9 @@ pub fn observe(record: &OrderRecord, observed: &ObservedResources) -> Result<(),
                 other => {
                     return Err(format!(
                         "{property}: expected {r}, found {}",
-                        other.map(|a| a.to_string()).unwrap_or_else(|| "nothing".into())
+                        other
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|| "nothing".into())
                     ));
                 }
             },
@@ -199,12 +203,17 @@ pub async fn verify(
                     .get(&record.order.resource_type.id)
                     .copied()
                     .unwrap_or(default_validity);
-                let since = record.dispatch.finished_at.unwrap_or(record.dispatch.updated_at);
+                let since = record
+                    .dispatch
+                    .finished_at
+                    .unwrap_or(record.dispatch.updated_at);
                 let expired = chrono::TimeDelta::from_std(period)
                     .map(|p| now - since > p)
                     .unwrap_or(false);
                 if !expired {
-                    report.waiting.push((record.order.order_id.clone(), missing));
+                    report
+                        .waiting
+                        .push((record.order.order_id.clone(), missing));
                     continue;
                 }
                 record.dispatch.last_error = Some(format!(
@@ -215,16 +224,21 @@ pub async fn verify(
                 ProvisioningEvent::VerificationTimedOut
             }
         };
-        let next = record
-            .state
-            .apply(event, record.mode)
-            .map_err(|e| StoreError::IllegalState {
-                order_id: record.order.order_id.clone(),
-                message: e.to_string(),
-            })?;
+        let next =
+            record
+                .state
+                .apply(event, record.mode)
+                .map_err(|e| StoreError::IllegalState {
+                    order_id: record.order.order_id.clone(),
+                    message: e.to_string(),
+                })?;
         record.state = next;
         record.dispatch.updated_at = now;
-        let message = record.dispatch.last_error.clone().filter(|_| next == ProvisioningState::Errored);
+        let message = record
+            .dispatch
+            .last_error
+            .clone()
+            .filter(|_| next == ProvisioningState::Errored);
         store.update_progress(&record).await?;
         store.record_result(result_of(&record, message)).await?;
         if next == ProvisioningState::Verified {

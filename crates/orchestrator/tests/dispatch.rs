@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use autoprov_connector::{
-    Capabilities, Connector, ConnectorError, ConnectorInfo, ErrorKind, ExportRequest,
-    ExportStream, Executed, Fulfillment, MockConnector, Operation,
+    Capabilities, Connector, ConnectorError, ConnectorInfo, ErrorKind, Executed, ExportRequest,
+    ExportStream, Fulfillment, MockConnector, Operation,
 };
 use autoprov_core::{
     ChangeType, Changes, ConnectionMode, OrderId, Owner, ProvisioningOrder, ProvisioningState,
@@ -84,7 +84,11 @@ impl Connector for Scripted {
         let down = self.down_until.lock().unwrap().is_some_and(|u| now < u);
         self.probes.lock().unwrap().push((now, !down));
         if down {
-            Err(ConnectorError::new(ErrorKind::Unavailable, Operation::Check, "down"))
+            Err(ConnectorError::new(
+                ErrorKind::Unavailable,
+                Operation::Check,
+                "down",
+            ))
         } else {
             Ok(())
         }
@@ -92,7 +96,10 @@ impl Connector for Scripted {
 
     async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
         let now = Instant::now();
-        self.calls.lock().unwrap().push((order.order_id.clone(), now));
+        self.calls
+            .lock()
+            .unwrap()
+            .push((order.order_id.clone(), now));
         let down = self.down_until.lock().unwrap().is_some_and(|u| now < u);
         let reply = if down {
             Reply::Temporary
@@ -108,12 +115,12 @@ impl Connector for Scripted {
                 "CN={},DC=test",
                 order.order_id
             )))),
-            Reply::Temporary => Err(ConnectorError::new(
-                ErrorKind::Unavailable,
-                Operation::Update,
-                "server busy",
-            )
-            .for_order(order)),
+            Reply::Temporary => {
+                Err(
+                    ConnectorError::new(ErrorKind::Unavailable, Operation::Update, "server busy")
+                        .for_order(order),
+                )
+            }
             Reply::Permanent => Err(ConnectorError::new(
                 ErrorKind::InvalidOrder,
                 Operation::Update,
@@ -186,13 +193,22 @@ fn dispatcher(c: Arc<dyn Connector>, policy: DispatchPolicy) -> (Dispatcher, Arc
 #[tokio::test(start_paused = true)]
 async fn temporary_failures_are_retried_with_exponential_backoff() {
     let c = Scripted::new(ConnectionMode::Automated, Reply::Ok);
-    c.script("o1", vec![Reply::Temporary, Reply::Temporary, Reply::Temporary]);
+    c.script(
+        "o1",
+        vec![Reply::Temporary, Reply::Temporary, Reply::Temporary],
+    );
     let (d, store) = dispatcher(c.clone(), policy());
-    let report = d.dispatch(vec![order("o1")], &CancellationToken::new()).await.unwrap();
+    let report = d
+        .dispatch(vec![order("o1")], &CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(report.executed, vec![OrderId::new("o1")]);
     let calls = c.calls_of("o1");
     assert_eq!(calls.len(), 4);
-    let gaps: Vec<u128> = calls.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+    let gaps: Vec<u128> = calls
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
     assert_eq!(gaps, vec![100, 200, 400], "no jitter: 100 ms doubling");
     let rec = store.order(&"o1".into()).await.unwrap().unwrap();
     assert_eq!(rec.state, ProvisioningState::Executed);
@@ -210,9 +226,14 @@ async fn jitter_is_seeded_and_bounded() {
             let c = Scripted::new(ConnectionMode::Automated, Reply::Ok);
             c.script("o1", vec![Reply::Temporary, Reply::Temporary]);
             let (d, _) = dispatcher(c.clone(), p);
-            d.dispatch(vec![order("o1")], &CancellationToken::new()).await.unwrap();
+            d.dispatch(vec![order("o1")], &CancellationToken::new())
+                .await
+                .unwrap();
             let calls = c.calls_of("o1");
-            calls.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect::<Vec<_>>()
+            calls
+                .windows(2)
+                .map(|w| (w[1] - w[0]).as_millis())
+                .collect::<Vec<_>>()
         }
     };
     let a = gaps_for(1).await;
@@ -228,11 +249,18 @@ async fn a_hanging_call_hits_the_deadline_and_is_retried() {
     c.script("o1", vec![Reply::Hang]);
     let (d, _) = dispatcher(c.clone(), policy());
     let start = Instant::now();
-    let report = d.dispatch(vec![order("o1")], &CancellationToken::new()).await.unwrap();
+    let report = d
+        .dispatch(vec![order("o1")], &CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(report.executed.len(), 1);
     let calls = c.calls_of("o1");
     assert_eq!(calls.len(), 2);
-    assert_eq!((calls[1] - start).as_millis(), 2_000 + 100, "deadline then first backoff");
+    assert_eq!(
+        (calls[1] - start).as_millis(),
+        2_000 + 100,
+        "deadline then first backoff"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -245,7 +273,11 @@ async fn permanent_errors_are_not_retried_and_name_owner_order_operation() {
         .await
         .unwrap();
     assert_eq!(c.calls_of("o1").len(), 1);
-    assert_eq!(report.executed, vec![OrderId::new("o2")], "one failure stops nothing else");
+    assert_eq!(
+        report.executed,
+        vec![OrderId::new("o2")],
+        "one failure stops nothing else"
+    );
     let (id, msg) = &report.errored[0];
     assert_eq!(id.as_str(), "o1");
     for needle in ["o1", "owner-o1", "update", "invalid order", "permanent"] {
@@ -260,10 +292,16 @@ async fn permanent_errors_are_not_retried_and_name_owner_order_operation() {
 async fn retries_stop_at_max_attempts_with_a_persistent_error() {
     let c = Scripted::new(ConnectionMode::Automated, Reply::Temporary);
     let (d, _) = dispatcher(c.clone(), policy());
-    let report = d.dispatch(vec![order("o1")], &CancellationToken::new()).await.unwrap();
+    let report = d
+        .dispatch(vec![order("o1")], &CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(c.calls_of("o1").len(), 5);
     let msg = &report.errored[0].1;
-    assert!(msg.contains("persistent") && msg.contains("gave up after 5 attempts"), "{msg}");
+    assert!(
+        msg.contains("persistent") && msg.contains("gave up after 5 attempts"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -273,7 +311,9 @@ async fn retries_stop_at_max_total_time() {
     p.retry.max_total = Duration::from_millis(1_000);
     let c = Scripted::new(ConnectionMode::Automated, Reply::Temporary);
     let (d, _) = dispatcher(c.clone(), p);
-    d.dispatch(vec![order("o1")], &CancellationToken::new()).await.unwrap();
+    d.dispatch(vec![order("o1")], &CancellationToken::new())
+        .await
+        .unwrap();
     // 0, 100, 300, 700 ms: the next retry would start at 1,500 ms.
     assert_eq!(c.calls_of("o1").len(), 4);
 }
@@ -296,10 +336,16 @@ async fn the_retry_budget_prevents_a_retry_storm() {
     let calls = c.calls.lock().unwrap().len();
     // Without a budget: 50 orders × up to 5 attempts in 3 s = 250 calls. With it: 50 first
     // attempts, plus at most 2 initial tokens, 0.1 × 50 earned, and 2/s for ~3 s.
-    assert!(calls <= 50 + 2 + 5 + 7, "{calls} calls: the budget did not hold");
+    assert!(
+        calls <= 50 + 2 + 5 + 7,
+        "{calls} calls: the budget did not hold"
+    );
     assert_eq!(report.errored.len(), 50);
     assert!(
-        report.errored.iter().any(|(_, m)| m.contains("retry budget exhausted")),
+        report
+            .errored
+            .iter()
+            .any(|(_, m)| m.contains("retry budget exhausted")),
         "{:?}",
         report.errored[0]
     );
@@ -325,7 +371,10 @@ async fn the_circuit_breaker_pauses_dispatch_and_probes_before_resuming() {
     assert_eq!(report.executed.len(), 3, "{report:?}");
 
     let probes = c.probes.lock().unwrap().clone();
-    assert!(probes.iter().any(|(_, ok)| !ok), "a probe found the system down");
+    assert!(
+        probes.iter().any(|(_, ok)| !ok),
+        "a probe found the system down"
+    );
     let (first_good_probe, _) = *probes.iter().find(|(_, ok)| *ok).expect("a good probe");
     assert!(first_good_probe >= start + Duration::from_millis(2_500));
     // Between the opening (3rd failure) and the good probe, no order was sent.
@@ -338,8 +387,14 @@ async fn the_circuit_breaker_pauses_dispatch_and_probes_before_resuming() {
         "calls while the breaker was open: {calls:?}"
     );
     let evs = events.events();
-    assert!(evs.iter().any(|e| matches!(e, JobEvent::CircuitOpened { .. })));
-    assert!(evs.iter().any(|e| matches!(e, JobEvent::CircuitClosed { .. })));
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, JobEvent::CircuitOpened { .. }))
+    );
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, JobEvent::CircuitClosed { .. }))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -356,21 +411,39 @@ async fn dependants_wait_for_and_are_blocked_by_their_dependencies() {
     chained.depends_on = vec!["y-mailbox".into()];
     let report = d
         .dispatch(
-            vec![chained, blocked, mailbox, order("a-account"), order("x-account")],
+            vec![
+                chained,
+                blocked,
+                mailbox,
+                order("a-account"),
+                order("x-account"),
+            ],
             &CancellationToken::new(),
         )
         .await
         .unwrap();
-    let calls: Vec<OrderId> = c.calls.lock().unwrap().iter().map(|(o, _)| o.clone()).collect();
+    let calls: Vec<OrderId> = c
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(o, _)| o.clone())
+        .collect();
     let pos = |id: &str| calls.iter().rposition(|o| o.as_str() == id).unwrap();
-    assert!(pos("b-mailbox") > pos("a-account"), "after its dependency: {calls:?}");
+    assert!(
+        pos("b-mailbox") > pos("a-account"),
+        "after its dependency: {calls:?}"
+    );
     assert!(c.calls_of("y-mailbox").is_empty(), "never sent");
     assert!(c.calls_of("z-chained").is_empty(), "never sent");
     assert_eq!(report.executed.len(), 2);
     let rec = store.order(&"y-mailbox".into()).await.unwrap().unwrap();
     assert_eq!(rec.state, ProvisioningState::Errored);
     let msg = rec.dispatch.last_error.unwrap();
-    assert!(msg.contains("blocked: dependency x-account failed"), "{msg}");
+    assert!(
+        msg.contains("blocked: dependency x-account failed"),
+        "{msg}"
+    );
     let msg = store
         .order(&"z-chained".into())
         .await
@@ -417,7 +490,11 @@ async fn cancellation_lets_in_flight_calls_finish_and_starts_nothing_new() {
     // Two calls at a time of 100 ms: 0–100 ms two, 100–200 ms two more (in flight at 150).
     assert_eq!(report.executed.len(), 4, "{report:?}");
     assert_eq!(report.pending.len(), 6);
-    assert_eq!(store.unfinished_orders().await.unwrap().len(), 6, "nothing lost");
+    assert_eq!(
+        store.unfinished_orders().await.unwrap().len(),
+        6,
+        "nothing lost"
+    );
     let report = d.resume(&CancellationToken::new()).await.unwrap();
     assert_eq!(report.executed.len(), 6);
     assert_eq!(inner.calls.lock().unwrap().len(), 10, "nothing sent twice");
@@ -436,7 +513,9 @@ async fn manual_connections_transmit_then_wait_for_a_human() {
     assert_eq!(rec.state, ProvisioningState::Transmitted);
     assert_eq!(rec.ticket.as_deref(), Some("T-o1"));
     assert_eq!(
-        d.record_human_resolution(&"o1".into(), Ok(())).await.unwrap(),
+        d.record_human_resolution(&"o1".into(), Ok(()))
+            .await
+            .unwrap(),
         ProvisioningState::Executed
     );
     assert_eq!(
@@ -446,14 +525,20 @@ async fn manual_connections_transmit_then_wait_for_a_human() {
         ProvisioningState::Errored
     );
     // Confirming twice is an illegal transition, reported, not applied.
-    assert!(d.record_human_resolution(&"o1".into(), Ok(())).await.is_err());
+    assert!(
+        d.record_human_resolution(&"o1".into(), Ok(()))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_lost_result_is_redispatched_and_finished_orders_are_not() {
     let c = Scripted::new(ConnectionMode::Automated, Reply::Ok);
     let (d, store) = dispatcher(c.clone(), policy());
-    d.dispatch(vec![order("o1")], &CancellationToken::new()).await.unwrap();
+    d.dispatch(vec![order("o1")], &CancellationToken::new())
+        .await
+        .unwrap();
     // The same orders again (a job re-run): nothing is sent twice.
     let report = d
         .dispatch(vec![order("o1"), order("o2")], &CancellationToken::new())
@@ -468,7 +553,10 @@ async fn a_lost_result_is_redispatched_and_finished_orders_are_not() {
     let report = d.resume(&CancellationToken::new()).await.unwrap();
     assert_eq!(report.executed, vec![OrderId::new("o2")]);
     let rec = store.order(&"o2".into()).await.unwrap().unwrap();
-    assert_eq!(rec.dispatch.attempts, 2, "sent again: the connector is idempotent");
+    assert_eq!(
+        rec.dispatch.attempts, 2,
+        "sent again: the connector is idempotent"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -488,7 +576,10 @@ async fn mockall_connector_sees_the_deadline_per_call() {
         .in_sequence(&mut seq)
         .returning(|_| Ok(Fulfillment::Executed(Executed::new("CN=x"))));
     let (d, store) = dispatcher(Arc::new(mock), policy());
-    let report = d.dispatch(vec![order("o1")], &CancellationToken::new()).await.unwrap();
+    let report = d
+        .dispatch(vec![order("o1")], &CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(report.executed.len(), 1);
     let rec = store.order(&"o1".into()).await.unwrap().unwrap();
     assert_eq!(rec.resource_id.unwrap().as_str(), "CN=x");

@@ -1,0 +1,757 @@
+//! The provisioning job (SPEC §8): export every connection → synchronize → verify what earlier
+//! runs executed → evaluate the policy → plan → review gate and thresholds → fulfil. The next
+//! run's synchronization verifies what this one executed.
+//!
+//! A complete job exports everything and re-evaluates every owner; an incremental job exports
+//! what changed since each connection's cookie and re-evaluates only the owners that the change
+//! (or the host, through [`ProvisioningJob::planner_mut`]) marked dirty. A simulation runs
+//! everything up to the orders and writes nothing to any managed system. Cancellation lets
+//! in-flight calls finish and starts nothing new; every order not sent stays Pending in the
+//! store.
+
+use crate::clock::Clock;
+use crate::dispatch::{DispatchError, DispatchReport, Dispatcher};
+use crate::events::{EventSink, JobEvent, NoEvents};
+use crate::plan::{Plan, PlanOptions, Planner, ThresholdBreach};
+use crate::records::{JobKind, JobRun, JobStatus, Store, StoreError};
+use crate::verify::{VerificationReport, verify};
+use crate::{EvaluationError, PlanError};
+use autoprov_connector::{Connector, ConnectorError, ExportItem, ExportMode, ExportRequest};
+use autoprov_core::{
+    ConnectionId, ConnectionMode, EntityTypeId, OrderId, ProvisioningEvent, ProvisioningOrder,
+    ProvisioningState, Resource, ResourceId, ResourceTypeId,
+};
+use futures::StreamExt as _;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+/// Decides whether an exported resource is a target of a resource type (e.g. admin accounts
+/// live in `OU=Admins`).
+pub type TargetFilter = Arc<dyn Fn(&Resource) -> bool + Send + Sync>;
+
+/// Options of one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobOptions {
+    /// Everything up to the orders; nothing written to any managed system, no order stored.
+    pub simulation: bool,
+    /// An operator forces the generation past threshold breaches.
+    pub force_thresholds: bool,
+}
+
+impl JobOptions {
+    /// A simulation.
+    pub fn simulation() -> Self {
+        Self {
+            simulation: true,
+            force_thresholds: false,
+        }
+    }
+}
+
+/// A job failure that stopped the run (order failures are results, not job failures).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// A connection could not be exported; planning on stale data could create duplicates, so
+    /// nothing was planned or sent.
+    #[error("job {job}: export of connection {connection} failed: {source}")]
+    Export {
+        /// The job run.
+        job: String,
+        /// The connection.
+        connection: ConnectionId,
+        /// The connector's error.
+        #[source]
+        source: ConnectorError,
+    },
+    /// The store failed.
+    #[error("job {job}: {source}")]
+    Store {
+        /// The job run.
+        job: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// The planner refused an input.
+    #[error("job {job}: {source}")]
+    Plan {
+        /// The job run.
+        job: String,
+        /// The planner's error.
+        #[source]
+        source: PlanError,
+    },
+}
+
+/// What one run did.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    /// The job-run record (also in the store).
+    pub run: JobRun,
+    /// Resources exported per connection.
+    pub exported: BTreeMap<ConnectionId, usize>,
+    /// What verification of earlier orders found.
+    pub verification: VerificationReport,
+    /// The orders computed (released or not): in a simulation, what would be sent.
+    pub orders: Vec<ProvisioningOrder>,
+    /// Orders waiting in provisioning review.
+    pub awaiting_review: Vec<OrderId>,
+    /// Thresholds passed (the run is `Blocked` unless forced).
+    pub breaches: Vec<ThresholdBreach>,
+    /// Owners whose evaluation failed.
+    pub evaluation_errors: Vec<EvaluationError>,
+    /// What dispatch did (empty for simulations and blocked runs).
+    pub dispatch: DispatchReport,
+}
+
+/// Builds a [`ProvisioningJob`].
+pub struct ProvisioningJobBuilder {
+    planner: Planner,
+    connectors: Vec<Arc<dyn Connector>>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    events: Arc<dyn EventSink>,
+    policy: crate::dispatch::DispatchPolicy,
+    filters: BTreeMap<ResourceTypeId, TargetFilter>,
+    default_validity: Duration,
+}
+
+impl ProvisioningJobBuilder {
+    /// Adds a connection.
+    pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connectors.push(connector);
+        self
+    }
+
+    /// Sets the dispatch policy (concurrency, deadline, retries, budget, breaker).
+    pub fn dispatch_policy(mut self, policy: crate::dispatch::DispatchPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sends progress and audit events to `sink`.
+    pub fn events(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = sink;
+        self
+    }
+
+    /// Restricts which exported resources are targets of a resource type.
+    pub fn target_filter(
+        mut self,
+        resource_type: impl Into<ResourceTypeId>,
+        filter: impl Fn(&Resource) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.filters.insert(resource_type.into(), Arc::new(filter));
+        self
+    }
+
+    /// The validity period used for resource types the planner does not know. Default: 7 days.
+    pub fn default_validity(mut self, period: Duration) -> Self {
+        self.default_validity = period;
+        self
+    }
+
+    /// Builds the job.
+    pub fn build(self) -> ProvisioningJob {
+        let dispatcher = Dispatcher::new(
+            self.connectors.iter().cloned(),
+            self.policy,
+            self.store.clone(),
+            self.clock.clone(),
+        )
+        .with_events(self.events.clone());
+        let connectors = self
+            .connectors
+            .into_iter()
+            .map(|c| (c.info().connection.clone(), c))
+            .collect();
+        ProvisioningJob {
+            planner: self.planner,
+            dispatcher,
+            connectors,
+            store: self.store,
+            clock: self.clock,
+            events: self.events,
+            filters: self.filters,
+            default_validity: self.default_validity,
+            runs: 0,
+        }
+    }
+}
+
+/// The provisioning job: owns the planner and the dispatcher over a set of connections and a
+/// store.
+pub struct ProvisioningJob {
+    planner: Planner,
+    dispatcher: Dispatcher,
+    connectors: BTreeMap<ConnectionId, Arc<dyn Connector>>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    events: Arc<dyn EventSink>,
+    filters: BTreeMap<ResourceTypeId, TargetFilter>,
+    default_validity: Duration,
+    runs: u64,
+}
+
+impl std::fmt::Debug for ProvisioningJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProvisioningJob")
+            .field("connections", &self.connectors.keys().collect::<Vec<_>>())
+            .field("runs", &self.runs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the resources of one connection feed the planner.
+struct Routing {
+    /// Resource types of the connection by target entity type.
+    by_entity: BTreeMap<EntityTypeId, Vec<ResourceTypeId>>,
+}
+
+impl ProvisioningJob {
+    /// Starts building a job around a planner and a store.
+    pub fn builder(planner: Planner, store: Arc<dyn Store>) -> ProvisioningJobBuilder {
+        ProvisioningJobBuilder {
+            planner,
+            connectors: Vec::new(),
+            store,
+            clock: Arc::new(crate::clock::SystemClock),
+            events: Arc::new(NoEvents),
+            policy: crate::dispatch::DispatchPolicy::default(),
+            filters: BTreeMap::new(),
+            default_validity: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+
+    /// The planner (owners, requests, review).
+    pub fn planner(&self) -> &Planner {
+        &self.planner
+    }
+
+    /// The planner, to upsert owners and requests or decide reviews between runs.
+    pub fn planner_mut(&mut self) -> &mut Planner {
+        &mut self.planner
+    }
+
+    /// The dispatcher (e.g. to record a human's answer for a Transmitted order).
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Records a human's answer for a Transmitted order, in the store and the planner.
+    pub async fn record_human_resolution(
+        &mut self,
+        order: &OrderId,
+        resolution: Result<(), String>,
+    ) -> Result<ProvisioningState, DispatchError> {
+        let event = if resolution.is_ok() {
+            ProvisioningEvent::HumanConfirmed
+        } else {
+            ProvisioningEvent::HumanReportedError
+        };
+        let state = self
+            .dispatcher
+            .record_human_resolution(order, resolution)
+            .await?;
+        // The planner may have dropped the item meanwhile; the store is the record.
+        let _ = self
+            .planner
+            .apply_event(order, event, ConnectionMode::Manual);
+        Ok(state)
+    }
+
+    /// Runs a complete job.
+    pub async fn run_complete(
+        &mut self,
+        options: JobOptions,
+        cancel: &CancellationToken,
+    ) -> Result<JobReport, JobError> {
+        self.run(JobKind::Complete, options, cancel).await
+    }
+
+    /// Runs an incremental job.
+    pub async fn run_incremental(
+        &mut self,
+        options: JobOptions,
+        cancel: &CancellationToken,
+    ) -> Result<JobReport, JobError> {
+        self.run(JobKind::Incremental, options, cancel).await
+    }
+
+    async fn run(
+        &mut self,
+        kind: JobKind,
+        options: JobOptions,
+        cancel: &CancellationToken,
+    ) -> Result<JobReport, JobError> {
+        self.runs += 1;
+        let started_at = self.clock.now();
+        let id = format!(
+            "job-{}-{}",
+            started_at.format("%Y%m%dT%H%M%S%.3fZ"),
+            self.runs
+        );
+        let span =
+            tracing::info_span!("job", job = %id, kind = ?kind, simulation = options.simulation);
+        let mut run = JobRun {
+            id: id.clone(),
+            kind,
+            simulation: options.simulation,
+            started_at,
+            finished_at: None,
+            status: JobStatus::Running,
+            orders_total: 0,
+            counts: BTreeMap::new(),
+            message: None,
+        };
+        let store_err = |source| JobError::Store {
+            job: id.clone(),
+            source,
+        };
+        self.store
+            .put_job_run(run.clone())
+            .await
+            .map_err(store_err)?;
+        let outcome = self
+            .steps(&mut run, kind, options, cancel)
+            .instrument(span)
+            .await;
+        run.finished_at = Some(self.clock.now());
+        let mut report = match outcome {
+            Ok(report) => report,
+            Err(e) => {
+                run.status = JobStatus::Failed;
+                run.message = Some(e.to_string());
+                self.store.put_job_run(run).await.map_err(store_err)?;
+                return Err(e);
+            }
+        };
+        for r in self.store.orders().await.map_err(store_err)? {
+            *run.counts.entry(r.state).or_default() += 1;
+        }
+        self.store
+            .put_job_run(run.clone())
+            .await
+            .map_err(store_err)?;
+        report.run = run;
+        Ok(report)
+    }
+
+    async fn steps(
+        &mut self,
+        run: &mut JobRun,
+        kind: JobKind,
+        options: JobOptions,
+        cancel: &CancellationToken,
+    ) -> Result<JobReport, JobError> {
+        let job = run.id.clone();
+        let store_err = |source| JobError::Store {
+            job: job.clone(),
+            source,
+        };
+        let plan_err = |source| JobError::Plan {
+            job: job.clone(),
+            source,
+        };
+        let mut report = JobReport {
+            run: run.clone(),
+            exported: BTreeMap::new(),
+            verification: VerificationReport::default(),
+            orders: Vec::new(),
+            awaiting_review: Vec::new(),
+            breaches: Vec::new(),
+            evaluation_errors: Vec::new(),
+            dispatch: DispatchReport::default(),
+        };
+
+        // 1–2. Export every connection and synchronize what it holds.
+        self.events.emit(JobEvent::StepStarted { step: "export" });
+        let connections: Vec<(ConnectionId, Arc<dyn Connector>)> = self
+            .connectors
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (conn, connector) in connections {
+            if cancel.is_cancelled() {
+                run.status = JobStatus::Cancelled;
+                return Ok(report);
+            }
+            let span = tracing::info_span!("connection", connection = %conn);
+            let n = self
+                .export_and_sync(&job, &conn, connector.as_ref(), kind)
+                .instrument(span)
+                .await?;
+            report.exported.insert(conn, n);
+        }
+        self.events.emit(JobEvent::StepFinished {
+            step: "export",
+            summary: format!(
+                "{} resources from {} connections",
+                report.exported.values().sum::<usize>(),
+                report.exported.len()
+            ),
+        });
+
+        // 3. Verify what earlier runs executed, against what was just synchronized.
+        self.events.emit(JobEvent::StepStarted { step: "verify" });
+        let validity: BTreeMap<ResourceTypeId, Duration> = self
+            .planner
+            .resource_types()
+            .iter()
+            .map(|rt| (rt.id.clone(), rt.transmitted_state_validity_period))
+            .collect();
+        report.verification = verify(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            self.events.as_ref(),
+            &validity,
+            self.default_validity,
+        )
+        .await
+        .map_err(store_err)?;
+        for order in &report.verification.timed_out {
+            let mode = self.mode_of_order(order).await.map_err(store_err)?;
+            let _ = self
+                .planner
+                .apply_event(order, ProvisioningEvent::VerificationTimedOut, mode);
+        }
+        self.events.emit(JobEvent::StepFinished {
+            step: "verify",
+            summary: format!(
+                "{} verified, {} waiting, {} timed out",
+                report.verification.verified.len(),
+                report.verification.waiting.len(),
+                report.verification.timed_out.len()
+            ),
+        });
+
+        // 4. Evaluate and plan.
+        self.events.emit(JobEvent::StepStarted { step: "plan" });
+        let now = self.clock.now();
+        let plan_options = PlanOptions {
+            force_thresholds: options.force_thresholds,
+        };
+        if kind == JobKind::Complete {
+            self.planner.mark_all_dirty();
+        }
+        let plan: Plan = if options.simulation {
+            self.planner.simulate(now, plan_options)
+        } else {
+            match kind {
+                JobKind::Complete => self.planner.plan_full(now, plan_options),
+                JobKind::Incremental => {
+                    self.planner.plan_incremental(now, plan_options);
+                    self.planner.current_plan(plan_options)
+                }
+            }
+        };
+        report.orders = plan.all_orders().cloned().collect();
+        report.awaiting_review = plan
+            .awaiting_approval()
+            .filter_map(|i| i.order.as_ref().map(|o| o.order_id.clone()))
+            .collect();
+        report.evaluation_errors = plan.errors().cloned().collect();
+        run.orders_total = report.orders.len() as u64;
+        let released: Vec<ProvisioningOrder> = plan.orders().cloned().collect();
+        self.events.emit(JobEvent::StepFinished {
+            step: "plan",
+            summary: format!(
+                "{} orders ({} released, {} awaiting review), {} evaluation errors",
+                report.orders.len(),
+                released.len(),
+                report.awaiting_review.len(),
+                report.evaluation_errors.len()
+            ),
+        });
+
+        // 5. Thresholds and simulation stop here.
+        match &plan.status {
+            crate::plan::GenerationStatus::Blocked { breaches } => {
+                report.breaches = breaches.clone();
+                run.status = JobStatus::Blocked;
+                run.message = Some(
+                    breaches
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+                return Ok(report);
+            }
+            crate::plan::GenerationStatus::Forced { breaches } => {
+                report.breaches = breaches.clone();
+            }
+            _ => {}
+        }
+        if options.simulation {
+            run.status = JobStatus::Succeeded;
+            return Ok(report);
+        }
+        if cancel.is_cancelled() {
+            run.status = JobStatus::Cancelled;
+            return Ok(report);
+        }
+
+        // 6. Fulfil the released orders. An order already verified by an earlier run that is
+        //    due again (drift back to an old value) reopens through the state machine.
+        self.events.emit(JobEvent::StepStarted { step: "fulfil" });
+        let mut to_send = Vec::with_capacity(released.len());
+        for order in released {
+            if order.not_before.is_some_and(|t| t > now) {
+                continue;
+            }
+            if let Some(mut rec) = self.store.order(&order.order_id).await.map_err(store_err)?
+                && matches!(
+                    rec.state,
+                    ProvisioningState::Verified | ProvisioningState::Inactive
+                )
+            {
+                let event = ProvisioningEvent::DifferenceFound {
+                    review_required: false,
+                };
+                rec.state = rec.state.apply(event, rec.mode).map_err(|e| {
+                    store_err(StoreError::IllegalState {
+                        order_id: order.order_id.clone(),
+                        message: e.to_string(),
+                    })
+                })?;
+                rec.dispatch.attempts = 0;
+                rec.dispatch.finished_at = None;
+                self.store.update_progress(&rec).await.map_err(store_err)?;
+            }
+            to_send.push(order);
+        }
+        let dispatch = self
+            .dispatcher
+            .dispatch(to_send, cancel)
+            .await
+            .map_err(|e| match e {
+                DispatchError::Store(source) => store_err(source),
+            })?;
+        // Tell the planner what happened to its orders.
+        let mut outcomes: Vec<(&OrderId, ProvisioningEvent)> = Vec::new();
+        for id in &dispatch.executed {
+            outcomes.push((id, ProvisioningEvent::ConnectorSucceeded));
+        }
+        for id in &dispatch.transmitted {
+            outcomes.push((id, ProvisioningEvent::HandedToHuman));
+        }
+        for (id, _) in &dispatch.errored {
+            outcomes.push((id, ProvisioningEvent::ConnectorFailed));
+        }
+        for (id, event) in outcomes {
+            let mode = self.mode_of_order(id).await.map_err(store_err)?;
+            match self.planner.apply_event(id, event, mode) {
+                Ok(_) | Err(PlanError::UnknownOrder { .. }) => {}
+                Err(e) => return Err(plan_err(e)),
+            }
+        }
+        self.events.emit(JobEvent::StepFinished {
+            step: "fulfil",
+            summary: format!(
+                "{} executed, {} transmitted, {} errored, {} not sent",
+                dispatch.executed.len(),
+                dispatch.transmitted.len(),
+                dispatch.errored.len(),
+                dispatch.pending.len()
+            ),
+        });
+        run.status = if cancel.is_cancelled() {
+            JobStatus::Cancelled
+        } else {
+            JobStatus::Succeeded
+        };
+        report.dispatch = dispatch;
+        Ok(report)
+    }
+
+    async fn mode_of_order(&self, order: &OrderId) -> Result<ConnectionMode, StoreError> {
+        Ok(self
+            .store
+            .order(order)
+            .await?
+            .map(|r| r.mode)
+            .unwrap_or_default())
+    }
+
+    fn routing(&self, conn: &ConnectionId) -> Routing {
+        let mut by_entity: BTreeMap<EntityTypeId, Vec<ResourceTypeId>> = BTreeMap::new();
+        for rt in self.planner.resource_types() {
+            if &rt.connection == conn {
+                by_entity
+                    .entry(rt.target_entity_type.clone())
+                    .or_default()
+                    .push(rt.id.clone());
+            }
+        }
+        Routing { by_entity }
+    }
+
+    /// Feeds one exported resource to the planner: as a target of every resource type of the
+    /// connection that accepts it, otherwise as a lookup (OUs, groups for query rules).
+    fn feed(&mut self, routing: &Routing, resource: &Resource) -> Result<(), PlanError> {
+        let entity = resource.entity_type.clone();
+        let types = entity.as_ref().and_then(|e| routing.by_entity.get(e));
+        let mut target_of_some = false;
+        if let Some(types) = types {
+            for rt in types {
+                let accepted = self.filters.get(rt).is_none_or(|f| f(resource));
+                if accepted {
+                    self.planner.upsert_target(rt, resource)?;
+                    target_of_some = true;
+                } else {
+                    self.planner.remove_target(rt, &resource.id)?;
+                }
+            }
+        }
+        if !target_of_some && let Some(entity) = entity {
+            self.planner.upsert_lookup(entity, resource.clone());
+        }
+        Ok(())
+    }
+
+    fn forget(
+        &mut self,
+        routing: &Routing,
+        id: &ResourceId,
+        entity: Option<&EntityTypeId>,
+    ) -> Result<(), PlanError> {
+        for types in routing.by_entity.values() {
+            for rt in types {
+                self.planner.remove_target(rt, id)?;
+            }
+        }
+        if let Some(entity) = entity {
+            self.planner.remove_lookup(entity, id);
+        }
+        Ok(())
+    }
+
+    async fn export_and_sync(
+        &mut self,
+        job: &str,
+        conn: &ConnectionId,
+        connector: &dyn Connector,
+        kind: JobKind,
+    ) -> Result<usize, JobError> {
+        let store_err = |source| JobError::Store {
+            job: job.to_owned(),
+            source,
+        };
+        let export_err = |source| JobError::Export {
+            job: job.to_owned(),
+            connection: conn.clone(),
+            source,
+        };
+        let plan_err = |source| JobError::Plan {
+            job: job.to_owned(),
+            source,
+        };
+        let cookie = match kind {
+            JobKind::Incremental => self.store.cookie(conn).await.map_err(store_err)?,
+            JobKind::Complete => None,
+        };
+        let incremental = cookie.is_some();
+        let request = match cookie {
+            Some(c) => ExportRequest::incremental(c),
+            None => ExportRequest::complete(),
+        };
+        let mut stream = match connector.export(request).await {
+            Ok(s) => s,
+            Err(e) if incremental && e.kind() == autoprov_connector::ErrorKind::Conflict => {
+                // The cookie expired: fall back to a complete export.
+                connector
+                    .export(ExportRequest {
+                        mode: ExportMode::Complete,
+                        entity_types: Vec::new(),
+                        scope: None,
+                    })
+                    .await
+                    .map_err(export_err)?
+            }
+            Err(e) => return Err(export_err(e)),
+        };
+        let mut upserts = Vec::new();
+        let mut deleted = Vec::new();
+        let mut new_cookie = None;
+        while let Some(item) = stream.next().await {
+            match item.map_err(export_err)? {
+                ExportItem::Resource(r) => upserts.push(r),
+                ExportItem::Deleted { id, .. } => deleted.push(id),
+                ExportItem::Complete { cookie } => new_cookie = Some(cookie),
+                _ => {}
+            }
+        }
+        let Some(new_cookie) = new_cookie else {
+            return Err(export_err(ConnectorError::new(
+                autoprov_connector::ErrorKind::Unexpected,
+                autoprov_connector::Operation::Export,
+                "the export ended without its cookie",
+            )));
+        };
+        let routing = self.routing(conn);
+        let n = upserts.len();
+        if incremental {
+            for id in &deleted {
+                self.forget(&routing, id, None).map_err(plan_err)?;
+            }
+            // A renamed or moved object comes back under a new key: forget the old one.
+            for r in &upserts {
+                if let Some(stable) = &r.stable_id
+                    && let Some(old) = self
+                        .store
+                        .key_of_stable(conn, stable)
+                        .await
+                        .map_err(store_err)?
+                    && old != r.id
+                {
+                    self.forget(&routing, &old, r.entity_type.as_ref())
+                        .map_err(plan_err)?;
+                }
+            }
+            for r in &upserts {
+                self.feed(&routing, r).map_err(plan_err)?;
+            }
+            self.store
+                .merge_resources(conn, upserts, deleted)
+                .await
+                .map_err(store_err)?;
+        } else {
+            let before = self.store.resources(conn).await.map_err(store_err)?;
+            let now_present: BTreeSet<&ResourceId> = upserts.iter().map(|r| &r.id).collect();
+            for old in &before {
+                if !now_present.contains(&old.id) {
+                    self.forget(&routing, &old.id, old.entity_type.as_ref())
+                        .map_err(plan_err)?;
+                }
+            }
+            for r in &upserts {
+                self.feed(&routing, r).map_err(plan_err)?;
+            }
+            self.store
+                .replace_resources(conn, upserts)
+                .await
+                .map_err(store_err)?;
+        }
+        self.store
+            .set_cookie(conn, new_cookie)
+            .await
+            .map_err(store_err)?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,439 @@
+//! End to end on the in-memory managed system: joiners, provisioning review, verification at
+//! the next synchronization, a manual assignment request provisioned automatically and
+//! verified, a mover, a leaver, simulation, thresholds and cancellation.
+
+use autoprov_connector::{Connector, ConnectorExt, ExportRequest, InMemoryConnector};
+use autoprov_core::{
+    ApprovalWorkflowType, AssignmentRequest, ChangeType, OwnerId, PropertyValue, ProvisioningState,
+    RequestKind, RequestedAssignment, Resource, ScalarValue,
+};
+use autoprov_orchestrator::clock::ManualClock;
+use autoprov_orchestrator::demo::{self, ACCOUNT, ADMIN_ACCOUNT};
+use autoprov_orchestrator::events::CollectEvents;
+use autoprov_orchestrator::job::{JobOptions, ProvisioningJob};
+use autoprov_orchestrator::records::{JobStatus, MemoryStore, Store};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap()
+}
+
+struct World {
+    system: InMemoryConnector,
+    job: ProvisioningJob,
+    store: Arc<MemoryStore>,
+    clock: Arc<ManualClock>,
+    events: CollectEvents,
+}
+
+fn world(people: usize) -> World {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(now()));
+    let events = CollectEvents::new();
+    let (system, job) = demo::build(
+        demo::people(people, now()),
+        store.clone(),
+        clock.clone(),
+        Arc::new(events.clone()),
+    )
+    .unwrap();
+    World {
+        system,
+        job,
+        store,
+        clock,
+        events,
+    }
+}
+
+fn account<'a>(system: &'a [Resource], login: &str) -> Option<&'a Resource> {
+    system.iter().find(|r| {
+        r.get("sAMAccountName").and_then(PropertyValue::as_scalar)
+            == Some(&ScalarValue::from(login))
+    })
+}
+
+fn groups_of(r: &Resource) -> Vec<String> {
+    r.get("memberOf")
+        .and_then(PropertyValue::as_references)
+        .map(|s| {
+            s.iter()
+                .filter_map(|g| g.dn_value().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn states(store: &MemoryStore) -> std::collections::BTreeMap<ProvisioningState, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for r in store.orders().await.unwrap() {
+        *m.entry(r.state).or_default() += 1;
+    }
+    m
+}
+
+fn login_of(owner: &str) -> String {
+    let people = demo::people(24, now());
+    let o = people.iter().find(|o| o.id.as_str() == owner).unwrap();
+    o.identifier.clone()
+}
+
+#[tokio::test]
+async fn joiners_review_verification_request_mover_leaver() {
+    let mut w = world(24);
+    let cancel = CancellationToken::new();
+    let admins: Vec<_> = demo::people(24, now())
+        .into_iter()
+        .filter(|p| {
+            p.get("title").and_then(PropertyValue::as_scalar)
+                == Some(&ScalarValue::from("Administrator"))
+        })
+        .collect();
+    assert!(!admins.is_empty(), "the demo has IT administrators");
+
+    // Run 1: joiners. Accounts are created; privileged accounts wait in review.
+    let r1 = w
+        .job
+        .run_complete(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(r1.run.status, JobStatus::Succeeded, "{:?}", r1.run.message);
+    assert_eq!(r1.dispatch.executed.len(), 24, "{:?}", r1.dispatch);
+    assert!(r1.dispatch.errored.is_empty(), "{:?}", r1.dispatch.errored);
+    assert_eq!(r1.awaiting_review.len(), admins.len());
+    assert!(r1.orders.iter().all(|o| o.change_type == ChangeType::Added));
+    let snapshot = w.system.snapshot();
+    let ada = account(&snapshot, &login_of("E0000")).expect("created");
+    assert!(groups_of(ada).iter().any(|g| g.starts_with("CN=AllStaff,")));
+    assert_eq!(
+        ada.get("enabled").and_then(PropertyValue::as_scalar),
+        Some(&ScalarValue::Bool(true))
+    );
+    assert!(
+        w.system
+            .verify_password(ada.id.as_str(), "Init-E0000-2026!")
+    );
+    assert!(
+        ada.get("password").is_none(),
+        "passwords are never exported"
+    );
+    assert_eq!(
+        states(&w.store).await.get(&ProvisioningState::Executed),
+        Some(&24)
+    );
+
+    // Review approves the privileged accounts.
+    let pending: Vec<_> = w
+        .job
+        .planner()
+        .pending_reviews()
+        .iter()
+        .filter_map(|i| i.order.as_ref().map(|o| o.order_id.clone()))
+        .collect();
+    assert_eq!(pending.len(), admins.len());
+    for id in &pending {
+        assert_eq!(
+            w.job.planner_mut().approve(id).unwrap(),
+            ProvisioningState::Pending
+        );
+    }
+
+    // Run 2: the synchronization verifies run 1; the approved accounts are created.
+    w.clock.advance(TimeDelta::minutes(10));
+    let r2 = w
+        .job
+        .run_incremental(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(
+        r2.verification.verified.len(),
+        24,
+        "{:?}",
+        r2.verification.waiting
+    );
+    assert_eq!(
+        r2.dispatch.executed.len(),
+        admins.len(),
+        "{:?}",
+        r2.dispatch
+    );
+    let snapshot = w.system.snapshot();
+    let adm = account(&snapshot, &format!("adm-{}", admins[0].identifier)).expect("admin");
+    assert!(
+        adm.id
+            .as_str()
+            .ends_with(&format!("OU=Admins,{}", demo::BASE_DN))
+    );
+
+    // Run 3: everything Verified, nothing left to do.
+    w.clock.advance(TimeDelta::minutes(10));
+    let r3 = w
+        .job
+        .run_incremental(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(r3.verification.verified.len(), admins.len());
+    assert!(r3.orders.is_empty(), "{:?}", r3.orders);
+    let st = states(&w.store).await;
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert_eq!(
+        st.get(&ProvisioningState::Verified),
+        Some(&(24 + admins.len()))
+    );
+
+    // The seed's verification scenario: a manual assignment request changes a test user's
+    // permission; the job provisions it automatically; the directory holds the change; the
+    // assignment is Verified.
+    let owner = OwnerId::new("E0001");
+    let login = login_of("E0001");
+    let mut request = AssignmentRequest::new(
+        "req-vpn-1",
+        owner.clone(),
+        RequestKind::Add,
+        RequestedAssignment {
+            resource_type: ACCOUNT.into(),
+            scalar: None,
+            navigation: Some(("memberOf".into(), demo::group("VPN-Users"))),
+        },
+        ApprovalWorkflowType::One,
+    );
+    request.submit().unwrap();
+    request.approve(1).unwrap();
+    w.job.planner_mut().upsert_request(request).unwrap();
+    w.clock.advance(TimeDelta::minutes(10));
+    let r4 = w
+        .job
+        .run_incremental(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(r4.dispatch.executed.len(), 1, "{:?}", r4.orders);
+    let order = &r4.orders[0];
+    assert_eq!(order.change_type, ChangeType::Modified);
+    let nav = &order.changes.navigations["memberOf"];
+    assert_eq!(nav.add.len(), 1);
+    assert!(nav.remove.is_empty(), "a delta, never a replacement");
+    let snapshot = w.system.snapshot();
+    let user = account(&snapshot, &login).unwrap();
+    assert!(
+        groups_of(user)
+            .iter()
+            .any(|g| g.starts_with("CN=VPN-Users,"))
+    );
+    w.clock.advance(TimeDelta::minutes(10));
+    let r5 = w
+        .job
+        .run_incremental(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(r5.verification.verified, vec![order.order_id.clone()]);
+    let rec = w.store.order(&order.order_id).await.unwrap().unwrap();
+    assert_eq!(rec.state, ProvisioningState::Verified);
+    let result = w
+        .store
+        .results()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.order_id == order.order_id)
+        .unwrap();
+    assert_eq!(result.provisioning_state, ProvisioningState::Verified);
+
+    // Mover: E0002 moves from Finance (i % 4 == 2) to Sales: OU move and group swap, same
+    // stable id.
+    let mover_id = "E0002";
+    let before = account(&w.system.snapshot(), &login_of(mover_id))
+        .unwrap()
+        .clone();
+    let moved = demo::people(24, now())
+        .into_iter()
+        .find(|o| o.id.as_str() == mover_id)
+        .unwrap()
+        .with("department", "Sales");
+    w.job.planner_mut().upsert_owner(moved);
+    w.clock.advance(TimeDelta::minutes(10));
+    let r6 = w
+        .job
+        .run_incremental(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(r6.dispatch.executed.len(), 1, "{:?}", r6.dispatch);
+    let after = account(&w.system.snapshot(), &login_of(mover_id))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        before.stable_id, after.stable_id,
+        "the move keeps the stable id"
+    );
+    assert!(after.id.as_str().contains("OU=Sales,"), "{}", after.id);
+    let groups = groups_of(&after);
+    assert!(
+        groups.iter().any(|g| g.starts_with("CN=Sales,")),
+        "{groups:?}"
+    );
+    assert!(
+        !groups.iter().any(|g| g.starts_with("CN=Finance,")),
+        "{groups:?}"
+    );
+
+    // Leaver: E0003 left yesterday.
+    let leaver = demo::people(24, now())
+        .into_iter()
+        .find(|o| o.id.as_str() == "E0003")
+        .unwrap()
+        .with("departure", ScalarValue::from(now() - TimeDelta::days(1)));
+    let leaver_login = leaver.identifier.clone();
+    w.job.planner_mut().upsert_owner(leaver);
+    w.clock.advance(TimeDelta::minutes(10));
+    let r7 = w
+        .job
+        .run_incremental(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert!(
+        r7.orders
+            .iter()
+            .any(|o| o.change_type == ChangeType::Deleted),
+        "{:?}",
+        r7.orders
+    );
+    assert!(account(&w.system.snapshot(), &leaver_login).is_none());
+
+    // Verify the last runs and check that no effect was ever applied twice.
+    w.clock.advance(TimeDelta::minutes(10));
+    w.job
+        .run_incremental(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    let st = states(&w.store).await;
+    assert_eq!(
+        st.keys().collect::<Vec<_>>(),
+        vec![&ProvisioningState::Verified],
+        "{st:?}"
+    );
+    assert!(
+        w.system.repeated_effects().is_empty(),
+        "{:?}",
+        w.system.repeated_effects()
+    );
+    // A complete run now changes nothing.
+    let writes = w.system.operation_log().len();
+    let again = w
+        .job
+        .run_complete(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert!(again.orders.is_empty(), "{:?}", again.orders);
+    assert_eq!(w.system.operation_log().len(), writes);
+    let runs = w.store.job_runs().await.unwrap();
+    assert_eq!(runs.len(), 9);
+    assert!(runs.iter().all(|r| r.status == JobStatus::Succeeded));
+    assert!(!w.events.events().is_empty());
+}
+
+#[tokio::test]
+async fn simulation_shows_the_orders_and_writes_nothing() {
+    let mut w = world(12);
+    let seeded = w.system.operation_log().len();
+    let report = w
+        .job
+        .run_complete(JobOptions::simulation(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.run.status, JobStatus::Succeeded);
+    assert!(report.orders.len() >= 12);
+    assert_eq!(
+        w.system.operation_log().len(),
+        seeded,
+        "a simulation writes nothing"
+    );
+    assert!(
+        w.store.orders().await.unwrap().is_empty(),
+        "and stores no order"
+    );
+    let users = w
+        .system
+        .export_all(ExportRequest::complete())
+        .await
+        .unwrap()
+        .resources
+        .into_iter()
+        .filter(|r| r.entity_type.as_ref().map(|e| e.as_str()) == Some("user"))
+        .count();
+    assert_eq!(users, 0);
+}
+
+#[tokio::test]
+async fn a_threshold_breach_blocks_the_run_until_forced() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(now()));
+    let system = InMemoryConnector::new(demo::CONNECTION);
+    demo::seed_directory(&system).unwrap();
+    let mut config = demo::planner_config();
+    for rt in &mut config.resource_types {
+        if rt.id.as_str() == ACCOUNT {
+            rt.thresholds.maximum_insert = Some(5);
+        }
+    }
+    let mut planner = autoprov_orchestrator::Planner::new(config).unwrap();
+    for p in demo::people(12, now()) {
+        planner.upsert_owner(p);
+    }
+    let mut job = ProvisioningJob::builder(planner, store.clone())
+        .connector(Arc::new(system.clone()))
+        .clock(clock)
+        .target_filter(ACCOUNT, |r| !demo::is_admin_account(r))
+        .target_filter(ADMIN_ACCOUNT, demo::is_admin_account)
+        .build();
+    let cancel = CancellationToken::new();
+    let seeded = system.operation_log().len();
+    let blocked = job
+        .run_complete(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(blocked.run.status, JobStatus::Blocked);
+    assert_eq!(blocked.breaches.len(), 1);
+    let b = &blocked.breaches[0];
+    assert_eq!((b.count, b.limit), (12, 5));
+    assert!(blocked.run.message.as_deref().unwrap().contains(ACCOUNT));
+    assert_eq!(
+        system.operation_log().len(),
+        seeded,
+        "nothing sent while blocked"
+    );
+    let forced = job
+        .run_complete(
+            JobOptions {
+                force_thresholds: true,
+                ..JobOptions::default()
+            },
+            &cancel,
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.run.status, JobStatus::Succeeded);
+    assert_eq!(forced.dispatch.executed.len(), 12);
+}
+
+#[tokio::test]
+async fn a_cancelled_run_sends_nothing_and_loses_nothing() {
+    let mut w = world(8);
+    let seeded = w.system.operation_log().len();
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let report = w
+        .job
+        .run_complete(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(report.run.status, JobStatus::Cancelled);
+    assert_eq!(w.system.operation_log().len(), seeded);
+    let r = w
+        .job
+        .run_complete(JobOptions::default(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(r.dispatch.executed.len(), 8);
+    assert!(w.system.check().await.is_ok());
+}
