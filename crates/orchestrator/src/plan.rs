@@ -1330,13 +1330,14 @@ impl Planner {
         let mut claims = Vec::new();
         let mut correlated: Vec<Option<TargetIdx>> = vec![None; self.policy.rts.len()];
         let mut failure: Option<EvaluationError> = None;
-        for rt in 0..self.policy.rts.len() {
+        for (rt, slot) in correlated.iter_mut().enumerate() {
             match self.correlate(owner, rt) {
                 Ok(found) => {
-                    correlated[rt] = found;
+                    *slot = found;
                     claims.extend(found.map(|i| (rt, i)));
                 }
-                Err((err, protect)) => {
+                Err(boxed) => {
+                    let (err, protect) = *boxed;
                     // Protect every candidate so an unclear correlation never makes a target
                     // look orphaned.
                     claims.extend(protect.into_iter().map(|i| (rt, i)));
@@ -1362,7 +1363,7 @@ impl Planner {
         &self,
         owner: &Owner,
         rt: usize,
-    ) -> Result<Option<TargetIdx>, (EvaluationError, Vec<TargetIdx>)> {
+    ) -> Result<Option<TargetIdx>, Box<(EvaluationError, Vec<TargetIdx>)>> {
         let store = &self.targets[rt];
         if store.len() == 0 {
             return Ok(None);
@@ -1379,7 +1380,7 @@ impl Planner {
                 && let Some(other) = others.iter().find(|o| **o != owner.id)
                 && let Some(&first) = candidates.first()
             {
-                return Err((
+                return Err(Box::new((
                     EvaluationError::CorrelationConflict {
                         owner: owner.id.clone(),
                         resource_type: self.policy.rts[rt].id.clone(),
@@ -1390,7 +1391,7 @@ impl Planner {
                         other_owner: other.clone(),
                     },
                     candidates.to_vec(),
-                ));
+                )));
             }
             match candidates {
                 [] => continue,
@@ -1401,14 +1402,14 @@ impl Planner {
                         .filter_map(|i| store.get(*i).map(|t| t.id.clone()))
                         .collect();
                     targets.sort();
-                    return Err((
+                    return Err(Box::new((
                         EvaluationError::AmbiguousCorrelation {
                             owner: owner.id.clone(),
                             resource_type: self.policy.rts[rt].id.clone(),
                             targets,
                         },
                         many.to_vec(),
-                    ));
+                    )));
                 }
             }
         }
