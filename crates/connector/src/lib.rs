@@ -12,6 +12,9 @@ pub mod schema;
 pub mod testkit;
 pub mod wrappers;
 
+/// Re-exported so a package implements [`Connector`] and [`Package`] without its own
+/// dependency on `async-trait`.
+pub use async_trait::async_trait;
 pub use capability::Capabilities;
 #[cfg(feature = "mock")]
 pub use connector::MockConnector;
