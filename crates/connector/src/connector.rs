@@ -185,20 +185,20 @@ pub type ExportStream = BoxStream<'static, Result<ExportItem, ConnectorError>>;
 ///
 /// Dyn-compatible: hosts hold connections as `Arc<dyn Connector>`. Forwarded for `Arc<T>` and
 /// `Box<T>`. The behaviours listed under each method are what the conformance kit
-/// (`testkit` feature) checks.
+/// (`testkit` feature) checks; each names the kit checks that cover it.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait Connector: Send + Sync + fmt::Debug + 'static {
     /// Package id, connection id and capabilities.
     ///
     /// Behaviour:
-    /// - MUST return the same value for the life of the connection.
+    /// - MUST return the same value for the life of the connection. (kit: `connection_check`)
     fn info(&self) -> &ConnectorInfo;
 
     /// Checks that the managed system answers and the credentials work.
     ///
     /// Behaviour:
-    /// - MUST NOT write anything.
+    /// - MUST NOT write anything. (kit: `connection_check`)
     /// - MUST return `Unauthenticated` for refused credentials and `Unavailable`/`Timeout`
     ///   (temporary) when the system cannot be reached.
     async fn check(&self) -> Result<(), ConnectorError>;
@@ -207,37 +207,46 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     ///
     /// Behaviour:
     /// - An Added order creates the target with its scalars, password and initial memberships
-    ///   (`memberOf_add`), and returns its key and stable id.
+    ///   (`memberOf_add`), and returns its key and stable id. (kit: `create_read_update_delete`,
+    ///   `membership_add_twice_remove_absent`, `password_write_only`)
     /// - An Added order whose target already exists as the same account (same key) MUST adopt
     ///   it, converge its attributes, and report `adopted`; a different object holding the name
-    ///   is `AlreadyExists`.
+    ///   is `AlreadyExists`. (kit: `idempotent_create`)
     /// - A Modified order writes only the given properties; membership changes are value-level
     ///   adds and removes on the groups, never a replacement; adding a present member or
     ///   removing an absent one succeeds. A changed name or parent renames/moves the target and
-    ///   keeps its stable id.
-    /// - A Deleted order of a missing target succeeds.
+    ///   keeps its stable id. (kit: `membership_add_twice_remove_absent`,
+    ///   `rename_keeps_stable_id`, `move_keeps_stable_id`, `disable_enable`)
+    /// - A Deleted order of a missing target succeeds. (kit: `idempotent_delete`)
     /// - Modified and Deleted orders find the target by `order.resource`'s stable id first,
-    ///   then by its key.
+    ///   then by its key. (kit: `special_characters_round_trip` sends the key alone)
     /// - An order the connector cannot apply as given (missing required attribute, unknown
     ///   property, a reference to a missing object, a value of the wrong kind) MUST fail with
-    ///   a permanent `InvalidOrder` error and MUST NOT write anything.
+    ///   a permanent `InvalidOrder` error and MUST NOT write anything. (kit:
+    ///   `invalid_order_missing_required`, `invalid_order_unknown_property`,
+    ///   `invalid_order_bad_reference`)
     /// - Re-applying an order already applied MUST succeed and change nothing (`changed` empty).
-    /// - A password is written and never exported; it never appears in an error or log.
-    /// - Errors name the order, owner and target ([`ConnectorError::for_order`]).
-    /// - A manual connection returns [`Fulfillment::Transmitted`] with a ticket.
+    ///   (kit: `reapply_changes_nothing`)
+    /// - A password is written and never exported; it never appears in an error or log. (kit:
+    ///   `password_write_only`)
+    /// - Errors name the order, owner and target ([`ConnectorError::for_order`]). (kit: the
+    ///   `invalid_order_*` checks)
+    /// - A manual connection returns [`Fulfillment::Transmitted`] with a ticket. (kit:
+    ///   `manual_transmits`)
     async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError>;
 
     /// Exports resources as a stream.
     ///
     /// Behaviour:
     /// - A complete export yields every resource of the requested types (in scope), then one
-    ///   [`ExportItem::Complete`] with a cookie.
+    ///   [`ExportItem::Complete`] with a cookie. (kit: `export_sees_fulfilment`)
     /// - An incremental export yields only resources created or changed since the cookie,
     ///   [`ExportItem::Deleted`] for deleted ones, then a new cookie.
     /// - An unusable cookie (expired, foreign) is a `Conflict` error; the caller runs a
-    ///   complete export.
+    ///   complete export. (kit: `incremental_export`)
     /// - Exported resources carry the stable id, the key as `id`, `parentdn` and `memberOf`
-    ///   navigations where the system has them, and never a password.
+    ///   navigations where the system has them, and never a password. (kit: every check reads
+    ///   back through export; `password_write_only`)
     /// - MUST NOT buffer the whole system in memory.
     async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError>;
 }
