@@ -171,6 +171,9 @@ pub enum PlanError {
         /// The property.
         property: String,
     },
+    /// Policy evaluation failed for the owner.
+    #[error(transparent)]
+    Evaluation(#[from] EvaluationError),
     /// No current item holds this order.
     #[error("order {order_id} is not in the current plan")]
     UnknownOrder {

@@ -19,8 +19,9 @@ pub mod verify;
 pub use compare::ComparisonType;
 pub use error::{ConfigError, EvaluationError, PlanError};
 pub use plan::{
-    CorrelationKey, GenerationStatus, KeptAssignment, KeptValue, LimitKind, OrderCounts, OwnerPlan,
-    Plan, PlanDelta, PlanOptions, PlannedItem, Planner, PlannerConfig, ThresholdBreach, WaitReason,
+    CorrelationKey, ExpectedAssignments, GenerationStatus, KeptAssignment, KeptValue, LimitKind,
+    OrderCounts, OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, Planner, PlannerConfig,
+    ThresholdBreach, WaitReason,
 };
 pub use policy::{
     CompositeRole, ComputeFn, Criteria, Multiplicity, NavigationRule, OwnerPeriod, QueryRule,

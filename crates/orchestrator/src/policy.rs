@@ -1172,22 +1172,20 @@ impl CompiledPolicy {
             if self.rts[req.rt].discard_manual_assignments {
                 continue;
             }
-            match (&req.what, req.add) {
-                (RequestTarget::ResourceType, true) | (_, true) => {
-                    let c = chosen.entry(req.rt).or_insert(Candidate {
-                        workflow: WorkflowState::Approved,
-                        rank: 1,
-                        window: Period::ALWAYS,
-                        eval_at: now,
-                    });
-                    if !c.workflow.produces_orders() {
-                        c.workflow = WorkflowState::Approved;
-                    }
+            if req.add {
+                // Any approved addition (of the account, a value or a membership) means the
+                // owner has the account.
+                let c = chosen.entry(req.rt).or_insert(Candidate {
+                    workflow: WorkflowState::Approved,
+                    rank: 1,
+                    window: Period::ALWAYS,
+                    eval_at: now,
+                });
+                if !c.workflow.produces_orders() {
+                    c.workflow = WorkflowState::Approved;
                 }
-                (RequestTarget::ResourceType, false) => {
-                    cancelled.insert(req.rt);
-                }
-                _ => {}
+            } else if req.what == RequestTarget::ResourceType {
+                cancelled.insert(req.rt);
             }
             match &req.what {
                 RequestTarget::ResourceType => {}

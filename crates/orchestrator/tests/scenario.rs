@@ -466,6 +466,34 @@ fn approved_requests_join_the_expected_assignments_and_found_values_are_kept() {
     assert_eq!(members.add, [group("VPN-Users")].into_iter().collect());
     assert!(members.remove.is_empty(), "the Found membership is kept");
 
+    // The expected assignments, as the core types, say where each value comes from.
+    let expected = p.expected_assignments(&"alice".into(), now()).unwrap();
+    let origin = |g: &str| {
+        expected
+            .navigations
+            .iter()
+            .find(|n| n.value == group(g))
+            .map(|n| (n.status.workflow_state, n.status.provisioning_state))
+    };
+    assert_eq!(
+        origin("Sales"),
+        Some((WorkflowState::Calculated, ProvisioningState::Verified))
+    );
+    assert_eq!(
+        origin("VPN-Users"),
+        Some((WorkflowState::Approved, ProvisioningState::Pending))
+    );
+    assert_eq!(
+        origin("Legacy"),
+        Some((WorkflowState::Found, ProvisioningState::Verified))
+    );
+    assert!(expected.roles.contains("mail-user"));
+    let account = &expected.resource_types;
+    assert!(
+        account.iter().any(|a| a.resource_type.as_str() == AD
+            && a.status.workflow_state == WorkflowState::Calculated)
+    );
+
     // A request naming a property no rule governs is refused with its names.
     let bad = AssignmentRequest::new(
         "req-2",
