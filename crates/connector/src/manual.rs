@@ -44,11 +44,13 @@ use crate::connector::{
     Connector, ConnectorInfo, Executed, ExportRequest, ExportStream, Fulfillment,
 };
 use crate::error::{ConnectorError, ErrorKind, Operation};
-use crate::memory::InMemoryConnector;
+use crate::memory::{InMemoryConnector, InMemorySettings, MemoryPackage};
+use crate::registry::Package;
 use async_trait::async_trait;
-use autoprov_core::{ConnectionId, ConnectionMode, OrderId, ProvisioningOrder};
+use autoprov_core::{ConnectionId, ConnectionMode, OrderId, PackageId, ProvisioningOrder};
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt as _};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -433,6 +435,94 @@ impl Connector for ManualConnector {
     }
 }
 
+/// The settings of a manual connection: `{"Backing": {...}}` gives it a backing in-memory
+/// system built from [`InMemorySettings`]; `{}` (or no settings) gives none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ManualSettings {
+    /// The backing system, if any.
+    #[serde(default)]
+    pub backing: Option<InMemorySettings>,
+}
+
+/// The `autoprov.manual` package. Clones share the record of the desks they built, so the
+/// host can reach a connection's queue ([`ManualPackage::desk`]) to confirm tickets.
+///
+/// ```
+/// use autoprov_connector::PackageRegistry;
+/// use autoprov_connector::manual::ManualPackage;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let package = ManualPackage::new();
+/// let mut registry = PackageRegistry::new();
+/// registry.register(package.clone());
+/// let json = r#"[{"Id": "badges", "Package": "autoprov.manual", "Settings": {"Backing": {}}}]"#;
+/// let connections = registry.connect_all_from_json(json).await.unwrap();
+/// assert!(connections["badges"].info().capabilities.is_manual());
+/// assert!(package.desk(&"badges".into()).unwrap().backing().is_some());
+/// # });
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ManualPackage {
+    built: Arc<Mutex<BTreeMap<ConnectionId, ManualConnector>>>,
+}
+
+impl ManualPackage {
+    /// The package.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The connection built for an id, if any (its queue, for the humans' side).
+    pub fn desk(&self, connection: &ConnectionId) -> Option<ManualConnector> {
+        self.built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(connection)
+            .cloned()
+    }
+}
+
+#[async_trait]
+impl Package for ManualPackage {
+    fn id(&self) -> PackageId {
+        PACKAGE_ID.into()
+    }
+
+    async fn connect(
+        &self,
+        connection: ConnectionId,
+        settings: serde_json::Value,
+    ) -> Result<Arc<dyn Connector>, ConnectorError> {
+        let settings: ManualSettings = if settings.is_null() {
+            ManualSettings::default()
+        } else {
+            serde_path_to_error::deserialize(settings).map_err(|e| {
+                ConnectorError::new(
+                    ErrorKind::InvalidConfiguration,
+                    Operation::Configure,
+                    format!(
+                        "connection {connection}: settings at `{}`: {}",
+                        e.path(),
+                        e.inner()
+                    ),
+                )
+            })?
+        };
+        let desk = match settings.backing {
+            None => ManualConnector::new(connection.clone()),
+            Some(backing) => {
+                let system = MemoryPackage::build(connection.clone(), backing)?;
+                ManualConnector::with_backing(connection.clone(), system)
+            }
+        };
+        self.built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(connection, desk.clone());
+        Ok(Arc::new(desk))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,5 +616,25 @@ mod tests {
         no_owner.owner = None;
         let e = desk.fulfill(&no_owner).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidOrder);
+    }
+
+    #[tokio::test]
+    async fn the_package_names_bad_settings() {
+        let package = ManualPackage::new();
+        let e = package
+            .connect(
+                "m".into(),
+                serde_json::json!({"Backing": {"TreeDelet": true}}),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidConfiguration);
+        assert!(e.to_string().contains("TreeDelet"), "{e}");
+        let conn = package
+            .connect("m".into(), serde_json::Value::Null)
+            .await
+            .unwrap();
+        assert!(!conn.info().capabilities.export);
+        assert!(package.desk(&"m".into()).is_some());
     }
 }
