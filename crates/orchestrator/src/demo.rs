@@ -44,7 +44,26 @@ pub fn ou_dn(name: &str) -> String {
 
 /// A reference to a group of `OU=Groups`.
 pub fn group(name: &str) -> Reference {
-    Reference::dn(format!("CN={name},OU=Groups,{BASE_DN}"))
+    group_in(BASE_DN, name)
+}
+
+/// A reference to a group of `OU=Groups` below `base`.
+pub fn group_in(base: &str, name: &str) -> Reference {
+    Reference::dn(format!("CN={name},OU=Groups,{base}"))
+}
+
+/// Every OU the policy refers to (departments, `Admins`, `Groups`).
+pub fn ous() -> impl Iterator<Item = &'static str> {
+    DEPARTMENTS.iter().copied().chain(["Admins", "Groups"])
+}
+
+/// Every group the policy refers to.
+pub fn groups() -> impl Iterator<Item = &'static str> {
+    DEPARTMENTS
+        .iter()
+        .copied()
+        .chain(["AllStaff", "Managers", "Domain-Operators"])
+        .chain(REQUESTABLE_GROUPS)
 }
 
 /// The HR source: `count` identities (use a few dozen), spread over the departments, all
@@ -125,8 +144,14 @@ fn text(o: &Owner, property: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The resource types and the policy.
+/// The resource types and the policy, below [`BASE_DN`].
 pub fn planner_config() -> PlannerConfig {
+    planner_config_in(BASE_DN)
+}
+
+/// The resource types and the policy, with the groups below `base` (e.g. a test's own OU).
+pub fn planner_config_in(base: &str) -> PlannerConfig {
+    let group = |name: &str| group_in(base, name);
     let account = ResourceType::new(ACCOUNT, ACCOUNT, "Directory_User", "user", CONNECTION);
     let mut admin = ResourceType::new(
         ADMIN_ACCOUNT,
@@ -244,16 +269,12 @@ pub fn planner_config() -> PlannerConfig {
 
 /// Creates the OUs and groups the policy refers to.
 pub fn seed_directory(system: &InMemoryConnector) -> Result<(), ConnectorError> {
-    for ou in DEPARTMENTS.iter().chain(["Admins", "Groups"].iter()) {
+    for ou in ous() {
         system.ensure_container(&ou_dn(ou))?;
     }
-    let groups = DEPARTMENTS
-        .iter()
-        .chain(["AllStaff", "Managers", "Domain-Operators"].iter())
-        .chain(REQUESTABLE_GROUPS.iter());
-    for g in groups {
+    for g in groups() {
         let mut c = Changes::default();
-        c.set("cn", *g)
+        c.set("cn", g)
             .set("sAMAccountName", format!("grp-{}", g.to_lowercase()))
             .set_reference("parentdn", Reference::dn(ou_dn("Groups")));
         system.seed("group", &c)?;
@@ -261,12 +282,15 @@ pub fn seed_directory(system: &InMemoryConnector) -> Result<(), ConnectorError> 
     Ok(())
 }
 
-/// Whether an exported account lives in `OU=Admins`.
+/// Whether an exported account lives in an OU named `Admins`.
 pub fn is_admin_account(r: &autoprov_core::Resource) -> bool {
     r.get("parentdn")
         .and_then(PropertyValue::as_reference)
         .and_then(Reference::dn_value)
-        .is_some_and(|dn| dn.eq_ignore_ascii_case(&ou_dn("Admins")))
+        .is_some_and(|dn| {
+            dn.get(..10)
+                .is_some_and(|rdn| rdn.eq_ignore_ascii_case("OU=Admins,"))
+        })
 }
 
 /// The demo directory, its planner with `people` loaded, and a job over them.

@@ -117,10 +117,22 @@ pub struct ProvisioningJobBuilder {
     events: Arc<dyn EventSink>,
     policy: crate::dispatch::DispatchPolicy,
     filters: BTreeMap<ResourceTypeId, TargetFilter>,
+    scopes: BTreeMap<ConnectionId, String>,
     default_validity: Duration,
 }
 
 impl ProvisioningJobBuilder {
+    /// Exports (and so manages) only the subtree below `scope` of a connection (e.g. the OU
+    /// that autoprov owns). Default: everything the connection holds.
+    pub fn export_scope(
+        mut self,
+        connection: impl Into<ConnectionId>,
+        scope: impl Into<String>,
+    ) -> Self {
+        self.scopes.insert(connection.into(), scope.into());
+        self
+    }
+
     /// Adds a connection.
     pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
         self.connectors.push(connector);
@@ -183,6 +195,7 @@ impl ProvisioningJobBuilder {
             clock: self.clock,
             events: self.events,
             filters: self.filters,
+            scopes: self.scopes,
             default_validity: self.default_validity,
             runs: 0,
         }
@@ -199,6 +212,7 @@ pub struct ProvisioningJob {
     clock: Arc<dyn Clock>,
     events: Arc<dyn EventSink>,
     filters: BTreeMap<ResourceTypeId, TargetFilter>,
+    scopes: BTreeMap<ConnectionId, String>,
     default_validity: Duration,
     runs: u64,
 }
@@ -229,6 +243,7 @@ impl ProvisioningJob {
             events: Arc::new(NoEvents),
             policy: crate::dispatch::DispatchPolicy::default(),
             filters: BTreeMap::new(),
+            scopes: BTreeMap::new(),
             default_validity: Duration::from_secs(7 * 24 * 3600),
         }
     }
@@ -642,6 +657,78 @@ impl ProvisioningJob {
         Ok(())
     }
 
+    /// Directories keep group membership on the group (`member`); the member's `memberOf` is a
+    /// back-link whose change does not make an incremental export return the member. So when
+    /// an incremental export returns a group whose members changed, the stored members get
+    /// their `memberOf` updated here (and are fed to the planner like any change).
+    async fn maintain_back_links(
+        &self,
+        conn: &ConnectionId,
+        upserts: &mut Vec<Resource>,
+    ) -> Result<(), StoreError> {
+        use autoprov_connector::schema::{MEMBER_OF, MEMBERS};
+        use autoprov_core::{PropertyValue, Reference};
+        let fresh: BTreeSet<ResourceId> = upserts.iter().map(|r| r.id.clone()).collect();
+        let mut touched: BTreeMap<ResourceId, Resource> = BTreeMap::new();
+        let members_of = |r: &Resource| -> BTreeSet<String> {
+            r.get(MEMBERS)
+                .and_then(PropertyValue::as_references)
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|m| m.dn_value().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for group in upserts.iter() {
+            if group.get(MEMBERS).is_none() {
+                continue;
+            }
+            let old = self
+                .store
+                .resource(conn, &group.id)
+                .await?
+                .map(|g| members_of(&g))
+                .unwrap_or_default();
+            let new = members_of(group);
+            let group_ref = Reference::dn(group.id.as_str());
+            for (dn, added) in new
+                .difference(&old)
+                .map(|d| (d, true))
+                .chain(old.difference(&new).map(|d| (d, false)))
+            {
+                let id = ResourceId::new(dn.as_str());
+                if fresh.contains(&id) {
+                    continue; // exported now: its memberOf is fresh already
+                }
+                let member = match touched.remove(&id) {
+                    Some(m) => Some(m),
+                    None => self.store.resource(conn, &id).await?,
+                };
+                let Some(mut member) = member else { continue };
+                let mut groups = member
+                    .get(MEMBER_OF)
+                    .and_then(PropertyValue::as_references)
+                    .cloned()
+                    .unwrap_or_default();
+                if added {
+                    groups.insert(group_ref.clone());
+                } else {
+                    groups.retain(|g| {
+                        !g.dn_value()
+                            .is_some_and(|d| d.eq_ignore_ascii_case(group.id.as_str()))
+                    });
+                }
+                member
+                    .values
+                    .insert(MEMBER_OF.to_owned(), PropertyValue::References(groups));
+                touched.insert(id, member);
+            }
+        }
+        upserts.extend(touched.into_values());
+        Ok(())
+    }
+
     async fn export_and_sync(
         &mut self,
         job: &str,
@@ -667,20 +754,25 @@ impl ProvisioningJob {
             JobKind::Complete => None,
         };
         let incremental = cookie.is_some();
-        let request = match cookie {
+        let scope = self.scopes.get(conn).cloned();
+        let scoped = |r: ExportRequest| match &scope {
+            Some(s) => r.within(s.clone()),
+            None => r,
+        };
+        let request = scoped(match cookie {
             Some(c) => ExportRequest::incremental(c),
             None => ExportRequest::complete(),
-        };
+        });
         let mut stream = match connector.export(request).await {
             Ok(s) => s,
             Err(e) if incremental && e.kind() == autoprov_connector::ErrorKind::Conflict => {
                 // The cookie expired: fall back to a complete export.
                 connector
-                    .export(ExportRequest {
+                    .export(scoped(ExportRequest {
                         mode: ExportMode::Complete,
                         entity_types: Vec::new(),
                         scope: None,
-                    })
+                    }))
                     .await
                     .map_err(export_err)?
             }
@@ -724,6 +816,9 @@ impl ProvisioningJob {
                         .map_err(plan_err)?;
                 }
             }
+            self.maintain_back_links(conn, &mut upserts)
+                .await
+                .map_err(store_err)?;
             for r in &upserts {
                 self.feed(&routing, r).map_err(plan_err)?;
             }

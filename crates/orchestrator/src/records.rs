@@ -240,6 +240,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A connection's synchronized resources, sorted by key.
     async fn resources(&self, connection: &ConnectionId) -> Result<Vec<Resource>, StoreError>;
 
+    /// One synchronized resource by key.
+    async fn resource(
+        &self,
+        connection: &ConnectionId,
+        id: &ResourceId,
+    ) -> Result<Option<Resource>, StoreError>;
+
     /// The key under which a synchronized resource with this stable id is stored, if any
     /// (a renamed or moved object keeps its stable id but changes key).
     async fn key_of_stable(
@@ -463,6 +470,18 @@ impl Store for MemoryStore {
             .get(connection)
             .map(|m| m.by_key.values().cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn resource(
+        &self,
+        connection: &ConnectionId,
+        id: &ResourceId,
+    ) -> Result<Option<Resource>, StoreError> {
+        Ok(self
+            .lock()
+            .resources
+            .get(connection)
+            .and_then(|m| m.by_key.get(id).cloned()))
     }
 
     async fn key_of_stable(

@@ -1,0 +1,271 @@
+//! The provisioning job against the Samba domain controller: joiners, review, verification at
+//! the next synchronization, and the seed's verification scenario — a manual assignment request
+//! changes a test user's permission, the job provisions it automatically, the directory holds
+//! the change (checked with `ldapsearch`, an independent client), and the assignment is
+//! Verified.
+//!
+//! Needs the test server of `scripts/ad-test-server.sh` (its env file sourced). Without it the
+//! test prints that it skipped, and fails when `CI=true`.
+#![cfg(feature = "ad")]
+
+use autoprov::ad::AdConnector;
+use autoprov::connector::Connector;
+use autoprov::core::{
+    ApprovalWorkflowType, AssignmentRequest, ChangeType, Changes, EntityTypeRef, Owner, OwnerId,
+    ProvisioningOrder, ProvisioningState, Reference, RequestKind, RequestedAssignment,
+    ResourceTypeRef,
+};
+use autoprov::orchestrator::Planner;
+use autoprov::orchestrator::clock::ManualClock;
+use autoprov::orchestrator::demo::{self, ACCOUNT, ADMIN_ACCOUNT};
+use autoprov::orchestrator::job::{JobOptions, ProvisioningJob};
+use autoprov::orchestrator::records::{JobStatus, MemoryStore, Store};
+use chrono::{TimeDelta, Utc};
+use std::process::Command;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+struct Env {
+    url: String,
+    base_dn: String,
+    bind_dn: String,
+    password: String,
+    ca_file: String,
+}
+
+fn env(test: &str) -> Option<Env> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let found = (|| {
+        Some(Env {
+            url: get("AUTOPROV_AD_URL")?,
+            base_dn: get("AUTOPROV_AD_BASE_DN")?,
+            bind_dn: get("AUTOPROV_AD_BIND_DN")?,
+            password: get("AUTOPROV_AD_PASSWORD")?,
+            ca_file: get("AUTOPROV_AD_CA_FILE")?,
+        })
+    })();
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: no AD test server in CI: run `bash scripts/ad-test-server.sh start` and \
+             source its env file"
+        );
+        println!(
+            "SKIPPED {test}: no AD test server (set AUTOPROV_AD_URL, run scripts/ad-test-server.sh start)"
+        );
+    }
+    found
+}
+
+fn ldap(env: &Env, tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool)
+        .env("LDAPTLS_CACERT", &env.ca_file)
+        .args([
+            "-x",
+            "-H",
+            &env.url,
+            "-D",
+            &env.bind_dn,
+            "-w",
+            &env.password,
+        ])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+    assert!(
+        out.status.success() || tool == "ldapdelete",
+        "{tool} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An Added order for a container or group, written through the connector.
+fn seed_order(entity: &str, changes: Changes, n: usize) -> ProvisioningOrder {
+    ProvisioningOrder {
+        order_id: format!("seed-{n}").as_str().into(),
+        assigned_resource_type_id: None,
+        change_type: ChangeType::Added,
+        workflow_instance_id: None,
+        owner: Some(Owner::new("seed", "seed")),
+        resource_type: ResourceTypeRef {
+            id: format!("seed-{entity}").as_str().into(),
+            identifier: format!("seed {entity}"),
+            source_entity_type: EntityTypeRef {
+                id: "seed".into(),
+                identifier: "seed".into(),
+            },
+            target_entity_type: EntityTypeRef {
+                id: entity.into(),
+                identifier: entity.into(),
+            },
+        },
+        connection: Some(demo::CONNECTION.into()),
+        changes,
+        resource: None,
+        depends_on: vec![],
+        not_before: None,
+    }
+}
+
+#[tokio::test]
+async fn the_job_provisions_and_verifies_a_requested_permission_in_samba() {
+    let Some(env) = env("the_job_provisions_and_verifies_a_requested_permission_in_samba") else {
+        return;
+    };
+    let token = format!(
+        "{:x}",
+        (std::process::id() as u64 ^ Utc::now().timestamp_micros() as u64) & 0xffffff
+    );
+    let root = format!("OU=e2e-{token},{}", env.base_dn);
+    let ad = AdConnector::builder()
+        .connection(demo::CONNECTION)
+        .server(&env.url, &env.base_dn)
+        .bind(&env.bind_dn, env.password.as_str())
+        .ca_certificate_file(&env.ca_file)
+        .connections(2)
+        .build()
+        .await
+        .expect("connecting to the AD test server over LDAPS");
+
+    // The test's own subtree: OUs and groups, written through the connector.
+    let mut n = 0;
+    let mut seed = |entity: &str, changes: Changes| {
+        n += 1;
+        seed_order(entity, changes, n)
+    };
+    let mut c = Changes::default();
+    c.set("ou", format!("e2e-{token}"))
+        .set_reference("parentdn", Reference::dn(&env.base_dn));
+    ad.fulfill(&seed("organizationalUnit", c)).await.unwrap();
+    for ou in demo::ous() {
+        let mut c = Changes::default();
+        c.set("ou", ou)
+            .set_reference("parentdn", Reference::dn(&root));
+        ad.fulfill(&seed("organizationalUnit", c)).await.unwrap();
+    }
+    for (i, g) in demo::groups().enumerate() {
+        let mut c = Changes::default();
+        c.set("cn", g)
+            .set("sAMAccountName", format!("g{token}{i}"))
+            .set_reference("parentdn", Reference::dn(format!("OU=Groups,{root}")));
+        ad.fulfill(&seed("group", c)).await.unwrap();
+    }
+
+    // Six employees (one IT administrator), with logins unique to this run.
+    let now = Utc::now();
+    let people: Vec<Owner> = demo::people(6, now)
+        .into_iter()
+        .map(|o| {
+            let login = format!("{}{token}", o.identifier);
+            let mut o = o.with("login", login.clone());
+            o.identifier = login;
+            o
+        })
+        .collect();
+    let mut planner = Planner::new(demo::planner_config_in(&root)).unwrap();
+    for p in &people {
+        planner.upsert_owner(p.clone());
+    }
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(now));
+    let mut job = ProvisioningJob::builder(planner, store.clone())
+        .connector(Arc::new(ad))
+        .clock(clock.clone())
+        .export_scope(demo::CONNECTION, root.clone())
+        .target_filter(ACCOUNT, |r| !demo::is_admin_account(r))
+        .target_filter(ADMIN_ACCOUNT, demo::is_admin_account)
+        .build();
+    let cancel = CancellationToken::new();
+    let run = async |job: &mut ProvisioningJob| {
+        clock.advance(TimeDelta::minutes(5));
+        let r = job
+            .run_incremental(JobOptions::default(), &cancel)
+            .await
+            .expect("job");
+        assert_eq!(r.run.status, JobStatus::Succeeded, "{:?}", r.run.message);
+        assert!(r.dispatch.errored.is_empty(), "{:?}", r.dispatch.errored);
+        r
+    };
+
+    // Joiners, review, verification.
+    let r1 = run(&mut job).await;
+    assert_eq!(r1.dispatch.executed.len(), 6, "{:?}", r1.orders);
+    assert_eq!(r1.awaiting_review.len(), 1);
+    let review = r1.awaiting_review[0].clone();
+    job.planner_mut().approve(&review).unwrap();
+    let r2 = run(&mut job).await;
+    assert_eq!(
+        r2.verification.verified.len(),
+        6,
+        "{:?}",
+        r2.verification.waiting
+    );
+    assert_eq!(r2.dispatch.executed, vec![review]);
+    let r3 = run(&mut job).await;
+    assert_eq!(
+        r3.verification.verified.len(),
+        1,
+        "{:?}",
+        r3.verification.waiting
+    );
+    assert!(r3.orders.is_empty(), "{:?}", r3.orders);
+
+    // The request: one approval, then automatic provisioning.
+    let owner = OwnerId::new("E0001");
+    let login = people[1].identifier.clone();
+    let mut request = AssignmentRequest::new(
+        format!("REQ-{token}"),
+        owner,
+        RequestKind::Add,
+        RequestedAssignment {
+            resource_type: ACCOUNT.into(),
+            scalar: None,
+            navigation: Some(("memberOf".into(), demo::group_in(&root, "VPN-Users"))),
+        },
+        ApprovalWorkflowType::One,
+    );
+    request.submit().unwrap();
+    request.approve(1).unwrap();
+    job.planner_mut().upsert_request(request).unwrap();
+    let r4 = run(&mut job).await;
+    assert_eq!(r4.dispatch.executed.len(), 1, "{:?}", r4.orders);
+    let order = r4.orders[0].clone();
+    assert_eq!(order.change_type, ChangeType::Modified);
+
+    // The directory holds the change: an independent client says so.
+    let out = ldap(
+        &env,
+        "ldapsearch",
+        &[
+            "-LLL",
+            "-b",
+            &root,
+            &format!("(sAMAccountName={login})"),
+            "memberOf",
+        ],
+    );
+    assert!(
+        out.to_lowercase().contains(&format!(
+            "memberof: cn=vpn-users,ou=groups,{}",
+            root.to_lowercase()
+        )),
+        "ldapsearch says:\n{out}"
+    );
+
+    // The next synchronization verifies it.
+    let r5 = run(&mut job).await;
+    assert_eq!(r5.verification.verified, vec![order.order_id.clone()]);
+    let rec = store.order(&order.order_id).await.unwrap().unwrap();
+    assert_eq!(rec.state, ProvisioningState::Verified);
+    assert!(
+        store
+            .orders()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.state == ProvisioningState::Verified)
+    );
+
+    ldap(&env, "ldapdelete", &["-r", &root]);
+}
