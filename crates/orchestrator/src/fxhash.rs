@@ -4,7 +4,7 @@
 //! of times per plan; SipHash costs more than the rest of a lookup. The keys come from the
 //! organization's own systems, not from anonymous clients, so flooding resistance is not needed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
@@ -74,6 +74,9 @@ impl Hasher for FxHasher {
 
 /// A `HashMap` with the Fx hasher.
 pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// A `HashSet` with the Fx hasher.
+pub(crate) type FxHashSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@
 
 use crate::compare::ComparisonType;
 use crate::error::{ConfigError, EvaluationError, PlanError};
-use crate::fxhash::FxHashMap;
+use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::policy::{
     CompiledKept, CompiledPolicy, CompiledRequest, KeptTarget, Lookups, OwnerExpectation,
     OwnerExtras, RequestTarget, RoleModel, RtExpectation,
@@ -479,8 +479,9 @@ pub struct Planner {
     orphans: BTreeMap<(usize, ResourceId), PlannedItem>,
     order_index: FxHashMap<OrderId, OrderHome>,
     counts: Vec<OrderCounts>,
-    dirty: BTreeSet<OwnerId>,
-    dirty_targets: BTreeSet<(usize, ResourceId)>,
+    /// Hash sets (sorted when drained): loading a million owners marks a million of them.
+    dirty: FxHashSet<OwnerId>,
+    dirty_targets: FxHashSet<(usize, ResourceId)>,
 }
 
 impl std::fmt::Debug for Planner {
@@ -550,8 +551,8 @@ impl Planner {
             orphans: BTreeMap::new(),
             order_index: FxHashMap::default(),
             counts,
-            dirty: BTreeSet::new(),
-            dirty_targets: BTreeSet::new(),
+            dirty: FxHashSet::default(),
+            dirty_targets: FxHashSet::default(),
         })
     }
 
@@ -1043,7 +1044,8 @@ impl Planner {
     /// Re-evaluates only the dirty owners (and the targets whose owner changed) and returns
     /// what changed. Cost is proportional to the change, not to the organization.
     pub fn plan_incremental(&mut self, now: DateTime<Utc>, options: PlanOptions) -> PlanDelta {
-        let dirty = std::mem::take(&mut self.dirty);
+        let mut dirty: Vec<OwnerId> = std::mem::take(&mut self.dirty).into_iter().collect();
+        dirty.sort_unstable();
         let outcomes = self.compute_owners(dirty.iter(), now);
         let mut owners = Vec::with_capacity(outcomes.len());
         for (id, outcome) in outcomes {
@@ -1055,7 +1057,10 @@ impl Planner {
             self.install_outcome(id, outcome);
             owners.push(plan);
         }
-        let dirty_targets = std::mem::take(&mut self.dirty_targets);
+        let mut dirty_targets: Vec<(usize, ResourceId)> = std::mem::take(&mut self.dirty_targets)
+            .into_iter()
+            .collect();
+        dirty_targets.sort_unstable();
         let mut orphans = Vec::new();
         for key in dirty_targets {
             let item = self.recheck_orphan(key.clone());
