@@ -665,10 +665,15 @@ impl ProvisioningJob {
         &self,
         conn: &ConnectionId,
         upserts: &mut Vec<Resource>,
+        deleted: &[ResourceId],
     ) -> Result<(), StoreError> {
         use autoprov_connector::schema::{MEMBER_OF, MEMBERS};
         use autoprov_core::{PropertyValue, Reference};
-        let fresh: BTreeSet<ResourceId> = upserts.iter().map(|r| r.id.clone()).collect();
+        // Exported now (under its new key after a rename or move) or deleted: nothing to derive.
+        let mut fresh: BTreeSet<ResourceId> = upserts.iter().map(|r| r.id.clone()).collect();
+        fresh.extend(deleted.iter().cloned());
+        let fresh_stable: BTreeSet<autoprov_core::StableId> =
+            upserts.iter().filter_map(|r| r.stable_id.clone()).collect();
         let mut touched: BTreeMap<ResourceId, Resource> = BTreeMap::new();
         let members_of = |r: &Resource| -> BTreeSet<String> {
             r.get(MEMBERS)
@@ -706,6 +711,13 @@ impl ProvisioningJob {
                     None => self.store.resource(conn, &id).await?,
                 };
                 let Some(mut member) = member else { continue };
+                if member
+                    .stable_id
+                    .as_ref()
+                    .is_some_and(|s| fresh_stable.contains(s))
+                {
+                    continue;
+                }
                 let mut groups = member
                     .get(MEMBER_OF)
                     .and_then(PropertyValue::as_references)
@@ -816,7 +828,7 @@ impl ProvisioningJob {
                         .map_err(plan_err)?;
                 }
             }
-            self.maintain_back_links(conn, &mut upserts)
+            self.maintain_back_links(conn, &mut upserts, &deleted)
                 .await
                 .map_err(store_err)?;
             for r in &upserts {
