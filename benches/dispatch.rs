@@ -9,17 +9,19 @@
 //!
 //! Run: `cargo bench --bench dispatch`
 
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
 use async_trait::async_trait;
 use autoprov::connector::{
-    Capabilities, Connector, ConnectorError, ConnectorInfo, ExportRequest, ExportStream,
-    Executed, Fulfillment, Operation,
+    Capabilities, Connector, ConnectorError, ConnectorInfo, Executed, ExportRequest, ExportStream,
+    Fulfillment, Operation,
 };
 use autoprov::core::{
     ChangeType, Changes, Owner, ProvisioningOrder, Resource, ResourceType, ResourceTypeRef,
 };
 use autoprov::orchestrator::clock::SystemClock;
 use autoprov::orchestrator::dispatch::{DispatchPolicy, Dispatcher};
-use autoprov::orchestrator::store::MemoryStore;
+use autoprov::orchestrator::records::MemoryStore;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt as _;
 use std::sync::Arc;
@@ -45,11 +47,17 @@ impl Connector for Sleeper {
             tokio::time::sleep(self.latency).await;
         }
         Ok(Fulfillment::Executed(Executed::new(
-            o.resource.as_ref().map(|r| r.id.clone()).unwrap_or_else(|| "x".into()),
+            o.resource
+                .as_ref()
+                .map(|r| r.id.clone())
+                .unwrap_or_else(|| "x".into()),
         )))
     }
     async fn export(&self, _r: ExportRequest) -> Result<ExportStream, ConnectorError> {
-        Err(ConnectorError::unsupported(Operation::Export, "bench connector"))
+        Err(ConnectorError::unsupported(
+            Operation::Export,
+            "bench connector",
+        ))
     }
 }
 
@@ -75,7 +83,9 @@ fn orders(n: usize, run: usize) -> Vec<ProvisioningOrder> {
                 resource_type: ResourceTypeRef::of(&rt),
                 connection: Some("conn".into()),
                 changes,
-                resource: Some(Resource::new(format!("CN=user{i},OU=Staff,DC=example,DC=test"))),
+                resource: Some(Resource::new(format!(
+                    "CN=user{i},OU=Staff,DC=example,DC=test"
+                ))),
                 depends_on: vec![],
                 not_before: None,
             }
@@ -153,7 +163,10 @@ fn one_ms_calls(c: &mut Criterion) {
         b.iter_batched(
             || {
                 run += 1;
-                (dispatcher(sleeper(Duration::from_millis(1)), concurrency), orders(n, run))
+                (
+                    dispatcher(sleeper(Duration::from_millis(1)), concurrency),
+                    orders(n, run),
+                )
             },
             |(d, os)| {
                 rt.block_on(async {

@@ -829,7 +829,7 @@ impl Dispatcher {
         if ticket.is_some() {
             record.ticket = ticket;
         }
-        self.store.update_progress(&record).await?;
+        self.store.update_progress(record).await?;
         self.store
             .record_result(result_of(record, message.clone()))
             .await?;

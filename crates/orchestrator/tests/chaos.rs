@@ -26,8 +26,12 @@ const BASE: &str = "DC=example,DC=test";
 
 fn directory() -> InMemoryConnector {
     let system = InMemoryConnector::new(CONN);
-    let staff = system.ensure_container(&format!("OU=Staff,{BASE}")).unwrap();
-    let groups = system.ensure_container(&format!("OU=Groups,{BASE}")).unwrap();
+    let staff = system
+        .ensure_container(&format!("OU=Staff,{BASE}"))
+        .unwrap();
+    let groups = system
+        .ensure_container(&format!("OU=Groups,{BASE}"))
+        .unwrap();
     let _ = staff;
     let mut g = Changes::default();
     g.set("cn", "AllStaff")
@@ -38,7 +42,13 @@ fn directory() -> InMemoryConnector {
 }
 
 fn account_order(i: usize, invalid: bool) -> ProvisioningOrder {
-    let rt = ResourceType::new("rt-ad", "AD_Entry_NominativeUser", "Directory_User", "user", CONN);
+    let rt = ResourceType::new(
+        "rt-ad",
+        "AD_Entry_NominativeUser",
+        "Directory_User",
+        "user",
+        CONN,
+    );
     let login = format!("user{i:05}");
     let mut c = Changes::default();
     c.set("cn", login.as_str())
@@ -123,7 +133,11 @@ async fn ten_thousand_orders_under_faults_are_executed_once_and_verified() {
     assert!(stats.failed_before_apply > 2_000, "{stats:?}");
     assert!(stats.failed_after_apply > 500, "{stats:?}");
     assert!(stats.hangs > 5, "{stats:?}");
-    assert!(report.errored.is_empty(), "{:?}", &report.errored[..report.errored.len().min(3)]);
+    assert!(
+        report.errored.is_empty(),
+        "{:?}",
+        &report.errored[..report.errored.len().min(3)]
+    );
     assert_eq!(report.executed.len(), n, "none lost");
     assert!(store.unfinished_orders().await.unwrap().is_empty());
 
@@ -155,8 +169,19 @@ async fn ten_thousand_orders_under_faults_are_executed_once_and_verified() {
     )
     .await
     .unwrap();
-    assert_eq!(v.verified.len(), n, "{:?}", &v.waiting[..v.waiting.len().min(3)]);
-    let states: Vec<_> = store.orders().await.unwrap().into_iter().map(|r| r.state).collect();
+    assert_eq!(
+        v.verified.len(),
+        n,
+        "{:?}",
+        &v.waiting[..v.waiting.len().min(3)]
+    );
+    let states: Vec<_> = store
+        .orders()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.state)
+        .collect();
     assert!(states.iter().all(|s| *s == ProvisioningState::Verified));
 }
 
@@ -186,7 +211,13 @@ async fn permanent_failures_are_errored_and_named_while_the_rest_completes() {
     assert_eq!(report.executed.len(), 980);
     for (order, message) in &report.errored {
         let owner = order.as_str().split('/').next().unwrap();
-        for needle in [order.as_str(), owner, "create", "invalid order", "favoriteColour"] {
+        for needle in [
+            order.as_str(),
+            owner,
+            "create",
+            "invalid order",
+            "favoriteColour",
+        ] {
             assert!(message.contains(needle), "`{needle}` missing in: {message}");
         }
         let rec = store.order(order).await.unwrap().unwrap();
