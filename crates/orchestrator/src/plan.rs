@@ -447,17 +447,43 @@ struct OwnerSlot {
     extras: OwnerExtras,
     kept: Vec<KeptAssignment>,
     /// Targets this owner correlates with, per resource type.
-    claims: Vec<(usize, TargetIdx)>,
+    claims: Claims,
     /// Whether `fragments` holds an entry for this owner (saves a map lookup per owner
     /// during a full plan, where most owners have none).
     has_fragment: bool,
+}
+
+/// The targets an owner correlates with: one inline (the common case, no allocation), more on
+/// the heap.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Claims {
+    first: Option<(usize, TargetIdx)>,
+    rest: Vec<(usize, TargetIdx)>,
+}
+
+impl Claims {
+    fn push(&mut self, claim: (usize, TargetIdx)) {
+        if self.first.is_none() {
+            self.first = Some(claim);
+        } else {
+            self.rest.push(claim);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, TargetIdx)> + '_ {
+        self.first.into_iter().chain(self.rest.iter().copied())
+    }
+
+    fn contains(&self, claim: (usize, TargetIdx)) -> bool {
+        self.iter().any(|c| c == claim)
+    }
 }
 
 /// The result of planning one owner, before it is installed.
 struct OwnerOutcome {
     /// `None` when everything is Verified.
     plan: Option<OwnerPlan>,
-    claims: Vec<(usize, TargetIdx)>,
+    claims: Claims,
 }
 
 /// The planner: inputs, per-owner fragments and the indexes that keep re-planning cheap.
@@ -659,7 +685,7 @@ impl Planner {
                     requests: BTreeMap::new(),
                     extras: OwnerExtras::default(),
                     kept: Vec::new(),
-                    claims: Vec::new(),
+                    claims: Claims::default(),
                     has_fragment: false,
                 },
             );
@@ -674,8 +700,8 @@ impl Planner {
         let slot = self.owners.remove(id)?;
         let keys = self.owner_key_values(&slot.owner);
         self.index_owner_keys(id, &keys, false);
-        for (rt, idx) in &slot.claims {
-            self.release_claim(*rt, *idx, id);
+        for (rt, idx) in slot.claims.iter() {
+            self.release_claim(rt, idx, id);
         }
         self.install_fragment(id.clone(), None);
         self.dirty.remove(id);
@@ -972,7 +998,7 @@ impl Planner {
         let mut fragments = BTreeMap::new();
         let targets = &mut self.targets;
         for ((id, slot), outcome) in self.owners.iter_mut().zip(outcomes) {
-            for &(rt, idx) in &outcome.claims {
+            for (rt, idx) in outcome.claims.iter() {
                 claimed[rt][idx as usize] = true;
                 let claim = &mut targets[rt].claimed_by[idx as usize];
                 if claim.as_ref() != Some(id) {
@@ -1085,8 +1111,8 @@ impl Planner {
         let mut counts = vec![OrderCounts::default(); self.policy.rts.len()];
         let mut owners = Vec::new();
         for outcome in outcomes {
-            for (rt, idx) in &outcome.claims {
-                claimed[*rt][*idx as usize] = true;
+            for (rt, idx) in outcome.claims.iter() {
+                claimed[rt][idx as usize] = true;
             }
             let Some(plan) = outcome.plan else { continue };
             for item in &plan.items {
@@ -1264,18 +1290,18 @@ impl Planner {
             .get_mut(&id)
             .map(|s| std::mem::replace(&mut s.claims, outcome.claims.clone()))
             .unwrap_or_default();
-        for (rt, idx) in old_claims {
-            if !outcome.claims.contains(&(rt, idx)) {
+        for (rt, idx) in old_claims.iter() {
+            if !outcome.claims.contains((rt, idx)) {
                 self.release_claim(rt, idx, &id);
             }
         }
-        for (rt, idx) in &outcome.claims {
-            let store = &mut self.targets[*rt];
-            let claim = &mut store.claimed_by[*idx as usize];
+        for (rt, idx) in outcome.claims.iter() {
+            let store = &mut self.targets[rt];
+            let claim = &mut store.claimed_by[idx as usize];
             if claim.as_ref() != Some(&id) {
                 *claim = Some(id.clone());
-                if let Some(t) = store.get(*idx) {
-                    self.dirty_targets.insert((*rt, t.id.clone()));
+                if let Some(t) = store.get(idx) {
+                    self.dirty_targets.insert((rt, t.id.clone()));
                 }
             }
         }
@@ -1360,20 +1386,24 @@ impl Planner {
         now: DateTime<Utc>,
     ) -> OwnerOutcome {
         let owner = &slot.owner;
-        let mut claims = Vec::new();
+        let mut claims = Claims::default();
         let mut correlated: Vec<Option<TargetIdx>> = vec![None; self.policy.rts.len()];
         let mut failure: Option<EvaluationError> = None;
         for (rt, slot) in correlated.iter_mut().enumerate() {
             match self.correlate(owner, rt) {
                 Ok(found) => {
                     *slot = found;
-                    claims.extend(found.map(|i| (rt, i)));
+                    if let Some(i) = found {
+                        claims.push((rt, i));
+                    }
                 }
                 Err(boxed) => {
                     let (err, protect) = *boxed;
                     // Protect every candidate so an unclear correlation never makes a target
                     // look orphaned.
-                    claims.extend(protect.into_iter().map(|i| (rt, i)));
+                    for i in protect {
+                        claims.push((rt, i));
+                    }
                     failure.get_or_insert(err);
                 }
             }
