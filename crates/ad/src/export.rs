@@ -230,24 +230,56 @@ pub(crate) async fn export(
         page_size: inner.settings.page_size,
         request_timeout: inner.settings.request_timeout,
     };
-    let (tx, rx) = mpsc::channel(64);
+    // Items travel in batches: one wake-up of the consumer per batch rather than per entry.
+    // At most a few batches are in flight, so memory stays bounded whatever the directory's size.
+    let (tx, rx) = mpsc::channel::<Vec<Item>>(4);
     tokio::spawn(async move {
-        let mut tx = tx;
-        let cookie = run(&plan, &mut tx).await;
-        match cookie {
-            Ok(Some(cookie)) => {
-                let _ = tx.send(Ok(ExportItem::Complete { cookie })).await;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-            }
+        let mut tx = Tx {
+            tx,
+            batch: Vec::with_capacity(BATCH),
+        };
+        let last = match run(&plan, &mut tx).await {
+            Ok(Some(cookie)) => Ok(ExportItem::Complete { cookie }),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        if tx.send(last).await {
+            tx.flush().await;
         }
     });
-    Ok(rx.boxed())
+    Ok(rx.flat_map(futures::stream::iter).boxed())
 }
 
-type Tx = mpsc::Sender<Result<ExportItem, ConnectorError>>;
+type Item = Result<ExportItem, ConnectorError>;
+
+const BATCH: usize = 64;
+
+/// The sending side of an export stream.
+struct Tx {
+    tx: mpsc::Sender<Vec<Item>>,
+    batch: Vec<Item>,
+}
+
+impl Tx {
+    /// Queues an item; `false` when the receiver went away.
+    async fn send(&mut self, item: Item) -> bool {
+        self.batch.push(item);
+        if self.batch.len() >= BATCH {
+            self.flush().await
+        } else {
+            true
+        }
+    }
+
+    /// Sends what is queued; `false` when the receiver went away.
+    async fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.tx.send(batch).await.is_ok()
+    }
+}
 
 /// Runs the plan; `Ok(None)` when the receiver went away.
 async fn run(plan: &Plan, tx: &mut Tx) -> Result<Option<ExportCookie>, ConnectorError> {
@@ -327,13 +359,16 @@ async fn search(
             Some(item) => Ok(item),
             None => continue,
         };
-        if tx.send(item).await.is_err() {
+        if !tx.send(item).await {
             let id = stream.ldap_handle().last_id();
             let _ = stream.ldap_handle().abandon(id).await;
             return Ok(false);
         }
     }
     let res = stream.finish().await;
+    if !tx.flush().await {
+        return Ok(false);
+    }
     match res.rc {
         0 | 32 => Ok(true),
         rc => Err(fail(LdapFailure::Result {

@@ -676,9 +676,11 @@ impl Inner {
             )
             .with_target(dn_text));
         }
-        // The same account: converge. Its password is left as it is (never compared).
+        // The same account: converge. Its password, and whether it must be changed, belong to
+        // the account's creation: an adopted account keeps them (they cannot be compared).
         let mut d = d;
         d.password = None;
+        d.must_change = None;
         d.parent = None;
         d.rdn = None;
         let mut executed = self.converge(server, server_index, m, entry, d, op).await?;
@@ -901,6 +903,81 @@ impl Inner {
         Ok(())
     }
 
+    /// The one-operation path of a Modified order that only sets scalars and whose `Resource`
+    /// carries their current values (as the planner's orders do): one modify of the order's
+    /// key that deletes each old value and adds the new one. The server applies it atomically
+    /// and only if every old value is still there, so it is a compare-and-swap: when anything
+    /// differs (a re-applied order, drift, a stale `Resource`, a target that moved or
+    /// vanished) it writes nothing and `None` sends the order down the read, compare and write
+    /// path. The key rather than `<GUID=...>`: the same target the read path settles on when
+    /// the stable id is gone, and a cheaper lookup for the server; so the outcome does not
+    /// claim a stable id it did not see.
+    async fn compare_and_swap(
+        &self,
+        d: &Desired,
+        m: &EntityMapping,
+        resource: &autoprov_core::Resource,
+    ) -> Result<Option<Executed>, ConnectorError> {
+        let only_scalars = d.parent.is_none()
+            && d.rdn.is_none()
+            && d.enabled.is_none()
+            && d.password.is_none()
+            && d.must_change.is_none()
+            && d.groups_add.is_empty()
+            && d.groups_remove.is_empty()
+            && !d.scalars.is_empty();
+        if !only_scalars {
+            return Ok(None);
+        }
+        let mut mods: Vec<Mod<Vec<u8>>> = Vec::new();
+        let mut unchanged = true;
+        for w in &d.scalars {
+            let (Some(new), false) = (&w.value, w.is_dn || m.is_reference(&w.property)) else {
+                return Ok(None);
+            };
+            // Only when the order says what the value is now: a missing one may mean "empty"
+            // or "not exported", and guessing costs a failed operation.
+            let old = match resource.get(&w.property) {
+                Some(autoprov_core::PropertyValue::Scalar(v)) if !v.is_secret() => {
+                    match ldap_value(&w.property, v, Operation::Update) {
+                        Ok(Some(old)) => old,
+                        _ => return Ok(None),
+                    }
+                }
+                _ => return Ok(None),
+            };
+            let attr = w.attribute.as_bytes().to_vec();
+            if old != *new {
+                unchanged = false;
+            }
+            mods.push(Mod::Delete(attr.clone(), set([old])));
+            mods.push(Mod::Add(attr, set([new.clone()])));
+        }
+        if unchanged {
+            // By the order's own account there is nothing to do: check the directory.
+            return Ok(None);
+        }
+        let Ok(key) = Dn::parse(resource.id.as_str()) else {
+            return Ok(None);
+        };
+        let Some((server_index, server)) = self.server_for(&key) else {
+            return Ok(None);
+        };
+        self.check_attributes(server_index, d, Operation::Update)
+            .await
+            .map_err(|e| e.with_target(resource.id.as_str()))?;
+        match server.modify(resource.id.as_str(), &mods, &[]).await {
+            Ok(()) => Ok(Some(Executed {
+                resource_id: resource.id.clone(),
+                stable_id: None,
+                changed: d.scalars.iter().map(|w| w.property.clone()).collect(),
+                adopted: false,
+            })),
+            Err(LdapFailure::Result { .. }) => Ok(None),
+            Err(f) => Err(f.into_error(Operation::Update, resource.id.as_str())),
+        }
+    }
+
     pub(crate) async fn modified(
         &self,
         order: &ProvisioningOrder,
@@ -915,6 +992,9 @@ impl Inner {
         let key = resource.id.as_str();
         if d.password.is_some() && !self.encrypted() {
             return Err(self.refuse_plain_password(key));
+        }
+        if let Some(done) = self.compare_and_swap(&d, m, resource).await? {
+            return Ok(done);
         }
         let attrs = self.read_list(&d, m);
         let Some((server_index, entry)) = self

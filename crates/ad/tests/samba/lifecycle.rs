@@ -732,3 +732,69 @@ async fn modified_and_deleted_orders_of_missing_targets() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn modified_orders_with_current_values_compare_and_swap() {
+    let Some(env) = ad_env("modified_orders_with_current_values_compare_and_swap") else {
+        return;
+    };
+    in_ou(&env.clone(), "cas", |admin, ou| async move {
+        let ad = connector(&env).await;
+        let sam = format!("c{}", token());
+        let mut c = joiner_changes(&ou, "Cas User", &sam, &[]);
+        c.set("description", "one");
+        let created = apply(&ad, &order(ChangeType::Added, "user", c, None)).await;
+        let dn = created.resource_id.to_string();
+        let guid = created.stable_id.clone().unwrap();
+        // A Modified order as the planner writes it: Resource holds the values it compared.
+        let modify = |from: Option<&str>, to: &str| {
+            let mut c = Changes::default();
+            c.set("description", to);
+            let mut o = order(ChangeType::Modified, "user", c, Some((&dn, Some(&guid))));
+            if let (Some(r), Some(from)) = (o.resource.as_mut(), from) {
+                r.values.insert("description".into(), from.into());
+            }
+            o
+        };
+        let one_two = modify(Some("one"), "two");
+        let done = apply(&ad, &one_two).await;
+        assert_eq!(done.changed.iter().collect::<Vec<_>>(), vec!["description"]);
+        assert_eq!(done.resource_id.as_str(), dn);
+        assert_eq!(admin.values(&dn, "description").await, vec!["two"]);
+
+        // Re-applied: the old value is gone, nothing is written.
+        let before = usn(&admin, &dn).await;
+        assert!(apply(&ad, &one_two).await.changed.is_empty());
+        assert_eq!(usn(&admin, &dn).await, before);
+
+        // Drift since the Resource was read: the swap does not apply, the order still wins.
+        admin
+            .modify(
+                &dn,
+                vec![ldap3::Mod::Replace(
+                    "description".into(),
+                    ["drift".to_owned()].into(),
+                )],
+            )
+            .await;
+        let done = apply(&ad, &modify(Some("two"), "three")).await;
+        assert!(done.changed.contains("description"));
+        assert_eq!(admin.values(&dn, "description").await, vec!["three"]);
+
+        // No old value known: the read, compare and write path.
+        let done = apply(&ad, &modify(None, "four")).await;
+        assert!(done.changed.contains("description"));
+        assert_eq!(admin.values(&dn, "description").await, vec!["four"]);
+        // From empty.
+        let mut c = Changes::default();
+        c.set("title", "Engineer");
+        let done = apply(
+            &ad,
+            &order(ChangeType::Modified, "user", c, Some((&dn, Some(&guid)))),
+        )
+        .await;
+        assert!(done.changed.contains("title"));
+        assert_eq!(admin.values(&dn, "title").await, vec!["Engineer"]);
+    })
+    .await;
+}
