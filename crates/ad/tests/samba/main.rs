@@ -2,6 +2,7 @@
 //! `scripts/ad-test-server.sh start` runs on loopback. Each test works in its own OU and deletes
 //! it; without the server's environment a test prints `SKIPPED` (and fails when `CI=true`).
 
+mod conformance;
 mod export;
 mod groups;
 mod injection;
