@@ -1,0 +1,623 @@
+//! Throughput of the AD package against bare ldap3, in one run, against the same directory.
+//!
+//! 1. `modified`: N Modified orders (one changed attribute each) through `AdConnector::fulfill`
+//!    at concurrency C, against the LDAP operations they amount to through bare ldap3 at the
+//!    same concurrency over the same number of connections.
+//!    - `connector`: orders as the planner writes them, whose `Resource` carries the current
+//!      value: the connector's one-operation compare-and-swap path;
+//!    - `bare_modify`: one modify-replace per order, what a hand-written client does;
+//!    - `bare_compare_and_swap`: the connector's operation (delete old value + add new value,
+//!      one modify) through bare ldap3;
+//!    - `connector_read`: orders without current values: the connector reads the target,
+//!      compares and writes what differs (two operations);
+//!    - `bare_read_modify`: the same two operations through bare ldap3.
+//! 2. `export`: a complete paged export of 5,000 accounts through `AdConnector::export`,
+//!    against the same paged search (same filter, attributes and page size) through bare ldap3.
+//!
+//! After criterion's measurements the bench alternates connector and bare rounds and prints
+//! the throughput ratios (target: connector ≥ 0.9 × bare ldap3).
+//!
+//! ```text
+//! bash scripts/ad-test-server.sh start && source /var/tmp/autoprov-ad/env
+//! cargo bench --bench ad_fulfill --features ad
+//! ```
+//!
+//! Without the server's environment the bench prints that it skipped. Knobs:
+//! `AUTOPROV_BENCH_ORDERS` (N, default 200), `AUTOPROV_BENCH_CONCURRENCY` (C, default 8),
+//! `AUTOPROV_BENCH_ACCOUNTS` (default 5000), `AUTOPROV_BENCH_ROUNDS` (A/B rounds, default 5).
+
+use autoprov::ad::AdConnector;
+use autoprov::connector::{Connector, ExportItem, ExportRequest, Fulfillment};
+use autoprov::core::{
+    ChangeType, Changes, EntityTypeRef, OrderId, Owner, ProvisioningOrder, Resource,
+    ResourceTypeRef, StableId,
+};
+use criterion::{Criterion, SamplingMode, Throughput};
+use futures::StreamExt as _;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const CONNECTIONS: usize = 4;
+const PAGE_SIZE: u32 = 500;
+const USER_FILTER: &str = "(&(objectCategory=person)(objectClass=user))";
+
+struct Env {
+    url: String,
+    base_dn: String,
+    login: String,
+    password: String,
+    ca_file: String,
+}
+
+fn env() -> Option<Env> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    Some(Env {
+        url: get("AUTOPROV_AD_URL")?,
+        base_dn: get("AUTOPROV_AD_BASE_DN")?,
+        login: get("AUTOPROV_AD_BIND_DN")?,
+        password: get("AUTOPROV_AD_PASSWORD")?,
+        ca_file: get("AUTOPROV_AD_CA_FILE")?,
+    })
+}
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A bare ldap3 connection verifying the server with the same CA.
+async fn bare(env: &Env) -> Ldap {
+    let pem = std::fs::read(&env.ca_file).expect("CA file");
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject as _;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.expect("PEM")).expect("CA");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let settings = LdapConnSettings::new().set_config(Arc::new(config));
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &env.url)
+        .await
+        .expect("connect");
+    ldap3::drive!(conn);
+    ldap.simple_bind(&env.login, &env.password)
+        .await
+        .expect("bind")
+        .success()
+        .expect("bind");
+    ldap
+}
+
+struct Fixture {
+    ad: AdConnector,
+    bare: Vec<Ldap>,
+    ou: String,
+    /// (DN, objectGUID) of the accounts the Modified orders change.
+    targets: Vec<(String, StableId)>,
+    accounts_ou: String,
+    accounts: usize,
+    counter: AtomicU64,
+    concurrency: usize,
+    /// The description each target holds now (what the planner's `Resource` would carry).
+    current: std::sync::Mutex<Vec<String>>,
+}
+
+fn order(target: &(String, StableId), current: Option<&str>, value: String) -> ProvisioningOrder {
+    let mut changes = Changes::default();
+    changes.set("description", value);
+    let mut resource = Resource::new(target.0.as_str()).with_entity_type("user");
+    resource.stable_id = Some(target.1.clone());
+    if let Some(current) = current {
+        resource = resource.with("description", current);
+    }
+    ProvisioningOrder {
+        order_id: OrderId::new(format!("bench-{}", target.1)),
+        assigned_resource_type_id: None,
+        change_type: ChangeType::Modified,
+        workflow_instance_id: None,
+        owner: Some(Owner::new("bench", "bench")),
+        resource_type: ResourceTypeRef {
+            id: "AD_user".into(),
+            identifier: "AD_user".into(),
+            source_entity_type: EntityTypeRef {
+                id: "Directory_User".into(),
+                identifier: "Directory_User".into(),
+            },
+            target_entity_type: EntityTypeRef {
+                id: "user".into(),
+                identifier: "user".into(),
+            },
+        },
+        connection: None,
+        changes,
+        resource: Some(resource),
+        depends_on: Vec::new(),
+        not_before: None,
+    }
+}
+
+async fn add_users(ldap: &Ldap, parent: &str, prefix: &str, n: usize, concurrency: usize) {
+    futures::stream::iter(0..n)
+        .for_each_concurrent(concurrency, |i| {
+            let mut ldap = ldap.clone();
+            async move {
+                let dn = format!("CN={prefix}{i:05},{parent}");
+                let sam = format!("{prefix}{i}");
+                let attrs = vec![
+                    ("objectClass", HashSet::from(["user"])),
+                    ("sAMAccountName", HashSet::from([sam.as_str()])),
+                    ("userAccountControl", HashSet::from(["514"])),
+                    ("description", HashSet::from(["initial"])),
+                ];
+                ldap.add(&dn, attrs)
+                    .await
+                    .expect("add")
+                    .success()
+                    .expect("add");
+            }
+        })
+        .await;
+}
+
+async fn setup(env: &Env) -> Fixture {
+    let concurrency = knob("AUTOPROV_BENCH_CONCURRENCY", 8);
+    let orders = knob("AUTOPROV_BENCH_ORDERS", 200);
+    let accounts = knob("AUTOPROV_BENCH_ACCOUNTS", 5000);
+    let ad = AdConnector::builder()
+        .connection("bench")
+        .server(&env.url, &env.base_dn)
+        .bind(&env.login, env.password.as_str())
+        .ca_certificate_file(&env.ca_file)
+        .connections(CONNECTIONS)
+        .page_size(PAGE_SIZE)
+        .build()
+        .await
+        .expect("the connector connects");
+    let mut pool = Vec::new();
+    for _ in 0..CONNECTIONS {
+        pool.push(bare(env).await);
+    }
+    let mut admin = pool[0].clone();
+    let tag = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() % 0xffff_ffff)
+            .unwrap_or(0)
+    );
+    let ou = format!("OU=autoprov-bench-{tag},{}", env.base_dn);
+    let accounts_ou = format!("OU=accounts,{ou}");
+    let targets_ou = format!("OU=targets,{ou}");
+    for dn in [&ou, &accounts_ou, &targets_ou] {
+        admin
+            .add(
+                dn,
+                vec![("objectClass", HashSet::from(["organizationalUnit"]))],
+            )
+            .await
+            .expect("add OU")
+            .success()
+            .expect("add OU");
+    }
+    let started = Instant::now();
+    add_users(&admin, &targets_ou, &format!("t{tag}"), orders, concurrency).await;
+    add_users(
+        &admin,
+        &accounts_ou,
+        &format!("a{tag}"),
+        accounts,
+        concurrency,
+    )
+    .await;
+    eprintln!(
+        "setup: {orders} target accounts and {accounts} export accounts created in {:.1?}",
+        started.elapsed()
+    );
+    let (entries, _) = admin
+        .search(
+            &targets_ou,
+            Scope::OneLevel,
+            "(objectClass=user)",
+            vec!["objectGUID"],
+        )
+        .await
+        .expect("search")
+        .success()
+        .expect("search");
+    let targets: Vec<(String, StableId)> = entries
+        .into_iter()
+        .map(SearchEntry::construct)
+        .map(|e| {
+            let guid = autoprov::ad::dn::guid_to_string(&e.bin_attrs["objectGUID"][0]).unwrap();
+            (e.dn, StableId::new(guid))
+        })
+        .collect();
+    Fixture {
+        ad,
+        bare: pool,
+        ou,
+        current: std::sync::Mutex::new(vec!["initial".to_owned(); targets.len()]),
+        targets,
+        accounts_ou,
+        accounts,
+        counter: AtomicU64::new(0),
+        concurrency,
+    }
+}
+
+impl Fixture {
+    fn next_value(&self) -> String {
+        format!("value {}", self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// N Modified orders through the connector, with or without the current values.
+    async fn connector_round(&self, with_values: bool) -> Duration {
+        let orders: Vec<ProvisioningOrder> = {
+            let mut current = self.current.lock().unwrap();
+            self.targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let value = self.next_value();
+                    let o = order(t, with_values.then_some(current[i].as_str()), value.clone());
+                    current[i] = value;
+                    o
+                })
+                .collect()
+        };
+        let started = Instant::now();
+        futures::stream::iter(orders.iter())
+            .for_each_concurrent(self.concurrency, |o| async move {
+                match self.ad.fulfill(o).await {
+                    Ok(Fulfillment::Executed(done)) => assert!(!done.is_noop()),
+                    other => panic!("{other:?}"),
+                }
+            })
+            .await;
+        started.elapsed()
+    }
+
+    /// The same changes through bare ldap3: one modify each, or read then modify.
+    async fn bare_round(&self, read_first: bool) -> Duration {
+        self.bare_round_with(if read_first {
+            Bare::ReadModify
+        } else {
+            Bare::Modify
+        })
+        .await
+    }
+
+    async fn bare_round_with(&self, how: Bare) -> Duration {
+        let read_first = how == Bare::ReadModify;
+        let work: Vec<(usize, &(String, StableId), String, String)> = {
+            let mut current = self.current.lock().unwrap();
+            self.targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let value = self.next_value();
+                    let old = std::mem::replace(&mut current[i], value.clone());
+                    (i, t, old, value)
+                })
+                .collect()
+        };
+        let started = Instant::now();
+        futures::stream::iter(work)
+            .for_each_concurrent(self.concurrency, |(i, (dn, guid), old, value)| async move {
+                let mut ldap = self.bare[i % self.bare.len()].clone();
+                let target = if read_first {
+                    let (entries, _) = ldap
+                        .search(
+                            &format!("<GUID={guid}>"),
+                            Scope::Base,
+                            "(objectClass=*)",
+                            vec![
+                                "description",
+                                "objectGUID",
+                                "objectClass",
+                                "sAMAccountName",
+                                "CN",
+                            ],
+                        )
+                        .await
+                        .expect("read")
+                        .success()
+                        .expect("read");
+                    let entry = SearchEntry::construct(entries.into_iter().next().expect("found"));
+                    assert_ne!(entry.attrs.get("description"), Some(&vec![value.clone()]));
+                    entry.dn
+                } else {
+                    dn.clone()
+                };
+                let (target, mods) = if how == Bare::CompareAndSwap {
+                    (
+                        target,
+                        vec![
+                            Mod::Delete("description", HashSet::from([old.as_str()])),
+                            Mod::Add("description", HashSet::from([value.as_str()])),
+                        ],
+                    )
+                } else {
+                    (
+                        target,
+                        vec![Mod::Replace("description", HashSet::from([value.as_str()]))],
+                    )
+                };
+                ldap.modify(&target, mods)
+                    .await
+                    .expect("modify")
+                    .success()
+                    .expect("modify");
+            })
+            .await;
+        started.elapsed()
+    }
+
+    async fn connector_export(&self) -> Duration {
+        let started = Instant::now();
+        let mut stream = self
+            .ad
+            .export(
+                ExportRequest::complete()
+                    .of_types(["user".into()])
+                    .within(self.accounts_ou.as_str()),
+            )
+            .await
+            .expect("export");
+        let mut n = 0;
+        while let Some(item) = stream.next().await {
+            if let ExportItem::Resource(_) = item.expect("export item") {
+                n += 1;
+            }
+        }
+        assert_eq!(n, self.accounts);
+        started.elapsed()
+    }
+
+    async fn bare_export(&self) -> Duration {
+        let started = Instant::now();
+        let mut ldap = self.bare[0].clone();
+        let adapters: Vec<Box<dyn Adapter<&str, Vec<&str>>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(PAGE_SIZE as i32)),
+        ];
+        let mut search = ldap
+            .streaming_search_with(
+                adapters,
+                &self.accounts_ou,
+                Scope::Subtree,
+                USER_FILTER,
+                vec!["*", "memberOf", "objectGUID", "userAccountControl"],
+            )
+            .await
+            .expect("search");
+        let mut n = 0;
+        while let Some(entry) = search.next().await.expect("entry") {
+            let _ = SearchEntry::construct(entry);
+            n += 1;
+        }
+        search.finish().await.success().expect("search");
+        assert_eq!(n, self.accounts);
+        started.elapsed()
+    }
+
+    async fn teardown(&self) {
+        let mut ldap = self.bare[0].clone();
+        let res = ldap
+            .with_controls(ldap3::controls::RawControl {
+                ctype: "1.2.840.113556.1.4.805".into(),
+                crit: true,
+                val: None,
+            })
+            .delete(&self.ou)
+            .await;
+        eprintln!("teardown of {}: {:?}", self.ou, res.map(|r| r.rc));
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bare {
+    Modify,
+    ReadModify,
+    CompareAndSwap,
+}
+
+fn per_second(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let Some(env) = env() else {
+        println!(
+            "SKIPPED ad_fulfill: no AD test server (set AUTOPROV_AD_URL, run scripts/ad-test-server.sh start)"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fixture = rt.block_on(setup(&env));
+    let n = fixture.targets.len();
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(15))
+        .configure_from_args();
+
+    let with_criterion = knob("AUTOPROV_BENCH_CRITERION", 1) != 0;
+    if with_criterion {
+        let mut g = c.benchmark_group("modified");
+        g.sampling_mode(SamplingMode::Flat);
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, with_values) in [("connector", true), ("connector_read", false)] {
+            g.bench_function(name, |b| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let f = &fixture;
+                    async move {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            total += f.connector_round(with_values).await;
+                        }
+                        total
+                    }
+                })
+            });
+        }
+        g.bench_function("bare_modify", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let f = &fixture;
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += f.bare_round(false).await;
+                    }
+                    total
+                }
+            })
+        });
+        g.bench_function("bare_compare_and_swap", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let f = &fixture;
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += f.bare_round_with(Bare::CompareAndSwap).await;
+                    }
+                    total
+                }
+            })
+        });
+        g.bench_function("bare_read_modify", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let f = &fixture;
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += f.bare_round(true).await;
+                    }
+                    total
+                }
+            })
+        });
+        g.finish();
+    }
+    if with_criterion {
+        let mut g = c.benchmark_group("export");
+        g.sampling_mode(SamplingMode::Flat);
+        g.throughput(Throughput::Elements(fixture.accounts as u64));
+        g.bench_function("connector", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let f = &fixture;
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += f.connector_export().await;
+                    }
+                    total
+                }
+            })
+        });
+        g.bench_function("bare", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let f = &fixture;
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += f.bare_export().await;
+                    }
+                    total
+                }
+            })
+        });
+        g.finish();
+    }
+
+    // Alternating rounds, so drift of the server (it grows with every run) hits both sides.
+    let rounds = knob("AUTOPROV_BENCH_ROUNDS", 5);
+    let (mut modified, mut same_ops, mut export, mut cas) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut rates_cas = Vec::new();
+    let (mut rates_c, mut rates_cr, mut rates_b, mut rates_rb, mut rates_ce, mut rates_be) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    rt.block_on(async {
+        for _ in 0..rounds {
+            let conn = per_second(n, fixture.connector_round(true).await);
+            let bare = per_second(n, fixture.bare_round(false).await);
+            let bare_cas = per_second(n, fixture.bare_round_with(Bare::CompareAndSwap).await);
+            cas.push(conn / bare_cas);
+            rates_cas.push(bare_cas);
+
+            let conn_read = per_second(n, fixture.connector_round(false).await);
+            let bare_rm = per_second(n, fixture.bare_round(true).await);
+            let ce = per_second(fixture.accounts, fixture.connector_export().await);
+            let be = per_second(fixture.accounts, fixture.bare_export().await);
+            eprintln!(
+                "round: modified connector {conn:.0}/s, bare modify {bare:.0}/s, bare compare-and-swap \
+                 {bare_cas:.0}/s, connector read path {conn_read:.0}/s, bare read+modify {bare_rm:.0}/s; \
+                 export connector {ce:.0}/s, bare {be:.0}/s"
+            );
+            modified.push(conn / bare);
+            same_ops.push(conn_read / bare_rm);
+            export.push(ce / be);
+            rates_c.push(conn);
+            rates_cr.push(conn_read);
+            rates_b.push(bare);
+            rates_rb.push(bare_rm);
+            rates_ce.push(ce);
+            rates_be.push(be);
+        }
+    });
+    println!(
+        "\nad_fulfill summary ({rounds} alternating rounds, medians; N = {n} orders, concurrency {}, {CONNECTIONS} connections):",
+        fixture.concurrency
+    );
+    println!(
+        "  modified, orders with current values: connector {:.0}/s, bare ldap3 modify {:.0}/s, ratio = {:.2} (target >= 0.90)",
+        median(rates_c),
+        median(rates_b),
+        median(modified)
+    );
+    println!(
+        "  modified, orders with current values: bare ldap3 compare-and-swap {:.0}/s, ratio = {:.2} (the same LDAP operations)",
+        median(rates_cas),
+        median(cas)
+    );
+    println!(
+        "  modified, orders without values: connector {:.0}/s, bare ldap3 read+modify {:.0}/s, ratio = {:.2} (the same LDAP operations)",
+        median(rates_cr),
+        median(rates_rb),
+        median(same_ops)
+    );
+    println!(
+        "  export of {} accounts: connector {:.0}/s, bare ldap3 {:.0}/s, ratio = {:.2} (target >= 0.90)",
+        fixture.accounts,
+        median(rates_ce),
+        median(rates_be),
+        median(export)
+    );
+    rt.block_on(fixture.teardown());
+    c.final_summary();
+}
