@@ -448,6 +448,8 @@ struct OwnerSlot {
     kept: Vec<KeptAssignment>,
     /// Targets this owner correlates with, per resource type.
     claims: Claims,
+    /// The owner's normalized correlation key values, per resource type and key.
+    keys: Vec<Vec<Option<String>>>,
     /// Whether `fragments` holds an entry for this owner (saves a map lookup per owner
     /// during a full plan, where most owners have none).
     has_fragment: bool,
@@ -671,8 +673,8 @@ impl Planner {
         let id = owner.id.clone();
         let new_keys = self.owner_key_values(&owner);
         if let Some(slot) = self.owners.get_mut(&id) {
-            let old = std::mem::replace(&mut slot.owner, owner);
-            let old_keys = self.owner_key_values(&old);
+            slot.owner = owner;
+            let old_keys = std::mem::replace(&mut slot.keys, new_keys.clone());
             if old_keys != new_keys {
                 self.index_owner_keys(&id, &old_keys, false);
                 self.index_owner_keys(&id, &new_keys, true);
@@ -686,6 +688,7 @@ impl Planner {
                     extras: OwnerExtras::default(),
                     kept: Vec::new(),
                     claims: Claims::default(),
+                    keys: new_keys.clone(),
                     has_fragment: false,
                 },
             );
@@ -698,8 +701,7 @@ impl Planner {
     /// and are deleted only where `RemoveOrphans` is set.
     pub fn remove_owner(&mut self, id: &OwnerId) -> Option<Owner> {
         let slot = self.owners.remove(id)?;
-        let keys = self.owner_key_values(&slot.owner);
-        self.index_owner_keys(id, &keys, false);
+        self.index_owner_keys(id, &slot.keys, false);
         for (rt, idx) in slot.claims.iter() {
             self.release_claim(rt, idx, id);
         }
@@ -1389,10 +1391,10 @@ impl Planner {
         let mut claims = Claims::default();
         let mut correlated: Vec<Option<TargetIdx>> = vec![None; self.policy.rts.len()];
         let mut failure: Option<EvaluationError> = None;
-        for (rt, slot) in correlated.iter_mut().enumerate() {
-            match self.correlate(owner, rt) {
+        for (rt, correlated_target) in correlated.iter_mut().enumerate() {
+            match self.correlate(slot, rt) {
                 Ok(found) => {
-                    *slot = found;
+                    *correlated_target = found;
                     if let Some(i) = found {
                         claims.push((rt, i));
                     }
@@ -1412,7 +1414,7 @@ impl Planner {
             Some(e) => Err(e),
             None => self
                 .policy
-                .evaluate(owner, &slot.extras, &self.lookups, now),
+                .evaluate(owner, &slot.extras, &self.lookups, now, &correlated),
         };
         let plan = match expectation {
             Ok(exp) => self.compare(slot, &exp, &correlated, prev),
@@ -1424,22 +1426,21 @@ impl Planner {
     #[allow(clippy::type_complexity)]
     fn correlate(
         &self,
-        owner: &Owner,
+        slot: &OwnerSlot,
         rt: usize,
     ) -> Result<Option<TargetIdx>, Box<(EvaluationError, Vec<TargetIdx>)>> {
+        let owner = &slot.owner;
         let store = &self.targets[rt];
         if store.len() == 0 {
             return Ok(None);
         }
-        for (k, (key, _)) in self.keys[rt].iter().enumerate() {
-            let Some(PropertyValue::Scalar(value)) = owner.get(&key.owner_property) else {
+        for k in 0..self.keys[rt].len() {
+            // Normalized once, when the owner was upserted.
+            let Some(value) = slot.keys.get(rt).and_then(|v| v[k].as_deref()) else {
                 continue;
             };
-            let Some(value) = key.comparison.key_of(value) else {
-                continue;
-            };
-            let candidates = store.candidates(k, &value);
-            if let Some(others) = self.owner_keys[rt][k].get(value.as_ref())
+            let candidates = store.candidates(k, value);
+            if let Some(others) = self.owner_keys[rt][k].get(value)
                 && let Some(other) = others.iter().find(|o| **o != owner.id)
                 && let Some(&first) = candidates.first()
             {
@@ -1803,7 +1804,7 @@ impl Planner {
             })?;
         let exp = self
             .policy
-            .evaluate(&slot.owner, &slot.extras, &self.lookups, now)?;
+            .evaluate(&slot.owner, &slot.extras, &self.lookups, now, &[])?;
         let fragment = self.fragments.get(owner);
         let mut out = ExpectedAssignments {
             owner: owner.clone(),
@@ -1822,7 +1823,7 @@ impl Planner {
             let art = AssignmentId::new(format!("{}/{}", owner, rtype.id));
             let item = fragment.and_then(|f| f.items.iter().find(|i| i.resource_type == rtype.id));
             let target = self
-                .correlate(&slot.owner, e.rt)
+                .correlate(slot, e.rt)
                 .ok()
                 .flatten()
                 .and_then(|i| self.targets[e.rt].get(i));
@@ -1905,7 +1906,7 @@ impl Planner {
                 KeptTarget::Scalar(sym) => {
                     let name = self.syms.name(*sym);
                     let value = self
-                        .correlate(&slot.owner, k.rt)
+                        .correlate(slot, k.rt)
                         .ok()
                         .flatten()
                         .and_then(|i| self.targets[k.rt].get(i))

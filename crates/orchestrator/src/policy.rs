@@ -9,7 +9,7 @@
 use crate::compare::ComparisonType;
 use crate::error::{ConfigError, EvaluationError};
 use crate::fxhash::FxHashMap;
-use crate::store::{RefId, References, Sym, Symbols};
+use crate::store::{RefId, References, Sym, Symbols, TargetIdx};
 use autoprov_core::{
     EntityTypeId, Owner, Period, PropertyValue, Reference, ResourceType, ResourceTypeId, RoleId,
     ScalarValue, WorkflowState,
@@ -1094,12 +1094,16 @@ impl CompiledPolicy {
     }
 
     /// Evaluates the role model for one owner.
+    /// `targets[rt]` is the owner's correlated target of that type, if any: an existing
+    /// target never receives write-only values, so they are not computed (an empty slice
+    /// computes everything).
     pub(crate) fn evaluate<'a>(
         &'a self,
         owner: &'a Owner,
         extras: &'a OwnerExtras,
         lookups: &Lookups,
         now: DateTime<Utc>,
+        targets: &[Option<TargetIdx>],
     ) -> Result<OwnerExpectation<'a>, EvaluationError> {
         let mut scratch = Vec::new();
         let roles = self.roles_of(owner, &mut scratch);
@@ -1221,7 +1225,17 @@ impl CompiledPolicy {
                 multi: Vec::with_capacity(self.per_rt[rt].multi.len()),
             };
             if c.workflow.produces_orders() {
-                self.fill_values(owner, &out.roles, rt, period, c.eval_at, lookups, &mut exp)?;
+                let skip_write_only = targets.get(rt).is_some_and(Option::is_some);
+                self.fill_values(
+                    owner,
+                    &out.roles,
+                    rt,
+                    period,
+                    c.eval_at,
+                    lookups,
+                    skip_write_only,
+                    &mut exp,
+                )?;
                 for (mrt, sym, value) in &manual_scalars {
                     if *mrt == rt {
                         exp.scalars.retain(|(s, _)| s != sym);
@@ -1291,6 +1305,7 @@ impl CompiledPolicy {
         period: Period,
         at: DateTime<Utc>,
         lookups: &Lookups,
+        skip_write_only: bool,
         exp: &mut RtExpectation<'a>,
     ) -> Result<(), EvaluationError> {
         let policy = &self.per_rt[rt];
@@ -1301,6 +1316,9 @@ impl CompiledPolicy {
                 || offset.window(period).is_some_and(|w| w.contains(at))
         };
         for (sym, rules) in &policy.scalar_rules {
+            if skip_write_only && policy.scalar(*sym).is_some_and(|(_, mapped)| !mapped) {
+                continue;
+            }
             for &i in rules {
                 let rule = &self.scalar_rules[i];
                 if !holds(&rule.time_offset) || !criteria_match(&rule.criteria, owner, roles) {
