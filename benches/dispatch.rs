@@ -126,7 +126,8 @@ fn overhead(c: &mut Criterion) {
                 rt.block_on(async {
                     let report = d.dispatch(os, &CancellationToken::new()).await.unwrap();
                     assert_eq!(report.executed.len(), n);
-                })
+                });
+                d // dropped after the measurement
             },
             criterion::BatchSize::PerIteration,
         )
@@ -139,7 +140,8 @@ fn overhead(c: &mut Criterion) {
                     for o in &os {
                         c.fulfill(o).await.unwrap();
                     }
-                })
+                });
+                os
             },
             criterion::BatchSize::PerIteration,
         )
@@ -172,7 +174,8 @@ fn one_ms_calls(c: &mut Criterion) {
                 rt.block_on(async {
                     let report = d.dispatch(os, &CancellationToken::new()).await.unwrap();
                     assert_eq!(report.executed.len(), n);
-                })
+                });
+                d // dropped after the measurement
             },
             criterion::BatchSize::PerIteration,
         )
@@ -190,7 +193,8 @@ fn one_ms_calls(c: &mut Criterion) {
                             }
                         })
                         .await
-                })
+                });
+                os
             },
             criterion::BatchSize::PerIteration,
         )

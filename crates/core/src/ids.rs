@@ -2,22 +2,24 @@
 //!
 //! Every identifier is an opaque string so that hosts can keep their own keys (database ids,
 //! GUIDs, the reference system's `Id`s). Distinct types stop an owner id from being passed where
-//! an order id is expected.
+//! an order id is expected. Identifiers are shared (`Arc<str>`): cloning one, which planners,
+//! stores and dispatchers do for every order, costs no allocation.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 macro_rules! define_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Wraps an identifier.
             pub fn new(value: impl Into<String>) -> Self {
-                Self(value.into())
+                Self(Arc::from(value.into()))
             }
 
             /// The identifier as a string slice.
@@ -27,7 +29,7 @@ macro_rules! define_id {
 
             /// Consumes the identifier and returns its string.
             pub fn into_string(self) -> String {
-                self.0
+                self.0.to_string()
             }
         }
 
@@ -45,13 +47,13 @@ macro_rules! define_id {
 
         impl From<&str> for $name {
             fn from(value: &str) -> Self {
-                Self(value.to_owned())
+                Self(Arc::from(value))
             }
         }
 
         impl From<String> for $name {
             fn from(value: String) -> Self {
-                Self(value)
+                Self(Arc::from(value))
             }
         }
 

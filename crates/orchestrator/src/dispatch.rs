@@ -16,7 +16,7 @@ use crate::records::{OrderRecord, Store, StoreError};
 use autoprov_connector::{Connector, ConnectorError, ErrorKind, Fulfillment, Operation};
 use autoprov_core::{
     ConnectionId, ConnectionMode, OrderId, PropertyChange, PropertyValue, ProvisioningEvent,
-    ProvisioningOrder, ProvisioningResult, ProvisioningState,
+    ProvisioningOrder, ProvisioningState,
 };
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
@@ -221,8 +221,16 @@ impl std::fmt::Debug for Lane {
     }
 }
 
-/// Sends orders to connectors. Cheap to share behind an `Arc`.
+/// Sends orders to connectors.
+///
+/// Each order runs as its own tokio task, so a multi-threaded runtime spreads the dispatcher's
+/// own work (store, state machine, events) over its workers, and a connector that panics fails
+/// its order instead of the dispatch.
 pub struct Dispatcher {
+    core: Arc<Core>,
+}
+
+struct Core {
     lanes: BTreeMap<ConnectionId, Lane>,
     policy: DispatchPolicy,
     store: Arc<dyn Store>,
@@ -235,8 +243,8 @@ pub struct Dispatcher {
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
-            .field("connections", &self.lanes.keys().collect::<Vec<_>>())
-            .field("policy", &self.policy)
+            .field("connections", &self.core.lanes.keys().collect::<Vec<_>>())
+            .field("policy", &self.core.policy)
             .finish_non_exhaustive()
     }
 }
@@ -278,32 +286,75 @@ impl Dispatcher {
         });
         let rng = Mutex::new(StdRng::seed_from_u64(policy.jitter_seed));
         Self {
-            lanes,
-            policy,
-            store,
-            clock,
-            events: Arc::new(NoEvents),
-            budget,
-            rng,
+            core: Arc::new(Core {
+                lanes,
+                policy,
+                store,
+                clock,
+                events: Arc::new(NoEvents),
+                budget,
+                rng,
+            }),
         }
     }
 
     /// Sends events to `sink`.
     pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> Self {
-        self.events = sink;
+        match Arc::get_mut(&mut self.core) {
+            Some(core) => core.events = sink,
+            None => unreachable!("the core is shared only while a dispatch runs"),
+        }
         self
     }
 
     /// The policy.
     pub fn policy(&self) -> &DispatchPolicy {
-        &self.policy
+        &self.core.policy
     }
 
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        &self.core.store
     }
 
+    /// The connection mode of a connection, if it is known.
+    pub fn mode_of(&self, connection: &ConnectionId) -> Option<ConnectionMode> {
+        self.core.mode_of(connection)
+    }
+
+    /// Stores the orders (Pending) and dispatches them. Orders the store already holds in a
+    /// finished state are not sent again.
+    pub async fn dispatch(
+        &self,
+        orders: Vec<ProvisioningOrder>,
+        cancel: &CancellationToken,
+    ) -> Result<DispatchReport, DispatchError> {
+        self.core.dispatch(orders, cancel).await
+    }
+
+    /// Dispatches every order the store holds as Pending: after a restart, or after a
+    /// cancelled or deferred dispatch.
+    pub async fn resume(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<DispatchReport, DispatchError> {
+        self.core.resume(cancel).await
+    }
+
+    /// Records a human's answer for a Transmitted order: confirmed ⇒ Executed, an error ⇒
+    /// Errored.
+    pub async fn record_human_resolution(
+        &self,
+        order_id: &OrderId,
+        resolution: Result<(), String>,
+    ) -> Result<ProvisioningState, DispatchError> {
+        self.core
+            .record_human_resolution(order_id, resolution)
+            .await
+    }
+}
+
+impl Core {
     /// The connection mode of a connection, if it is known.
     pub fn mode_of(&self, connection: &ConnectionId) -> Option<ConnectionMode> {
         self.lanes
@@ -313,8 +364,8 @@ impl Dispatcher {
 
     /// Stores the orders (Pending) and dispatches them. Orders the store already holds in a
     /// finished state are not sent again.
-    pub async fn dispatch(
-        &self,
+    async fn dispatch(
+        self: &Arc<Self>,
         orders: Vec<ProvisioningOrder>,
         cancel: &CancellationToken,
     ) -> Result<DispatchReport, DispatchError> {
@@ -356,8 +407,8 @@ impl Dispatcher {
 
     /// Dispatches every order the store holds as Pending: after a restart, or after a
     /// cancelled or deferred dispatch.
-    pub async fn resume(
-        &self,
+    async fn resume(
+        self: &Arc<Self>,
         cancel: &CancellationToken,
     ) -> Result<DispatchReport, DispatchError> {
         let batch = self.store.unfinished_orders().await?;
@@ -391,17 +442,14 @@ impl Dispatcher {
                     message: e.to_string(),
                 })?;
         record.state = next;
-        record.dispatch.last_error = message.clone();
+        record.dispatch.last_error = message;
         record.dispatch.updated_at = self.clock.now();
         self.store.update_progress(&record).await?;
-        self.store
-            .record_result(result_of(&record, message))
-            .await?;
         Ok(next)
     }
 
     async fn run(
-        &self,
+        self: &Arc<Self>,
         batch: Vec<OrderRecord>,
         mut report: DispatchReport,
         cancel: &CancellationToken,
@@ -410,11 +458,16 @@ impl Dispatcher {
         self.events.emit(JobEvent::DispatchStarted { total });
 
         // Dependency graph inside the batch; dependencies outside it are looked up.
-        let index: HashMap<OrderId, usize> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.order.order_id.clone(), i))
-            .collect();
+        let has_dependencies = batch.iter().any(|r| !r.order.depends_on.is_empty());
+        let index: HashMap<OrderId, usize> = if has_dependencies {
+            batch
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.order.order_id.clone(), i))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let mut waiting_on = vec![0usize; total];
         let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); total];
         let mut failed_early: Vec<Option<(OrderId, String)>> = vec![None; total];
@@ -493,13 +546,12 @@ impl Dispatcher {
                             connection = %conn,
                             owner = record.order.owner_id().map(|o| o.as_str()).unwrap_or(""),
                         );
-                        running.push(
-                            async move {
-                                let r = self.run_order(record, cancel).await;
-                                (i, conn, r)
-                            }
-                            .instrument(span),
+                        let task = tokio::spawn(
+                            Arc::clone(self)
+                                .run_order_task(record, cancel.clone())
+                                .instrument(span),
                         );
+                        running.push(async move { (i, conn, task.await) });
                     }
                 }
             }
@@ -509,7 +561,10 @@ impl Dispatcher {
             if let Some(n) = in_flight.get_mut(&conn) {
                 *n -= 1;
             }
-            let (outcome, attempts) = result?;
+            let (outcome, attempts) = match result {
+                Ok(r) => r?,
+                Err(join) => (self.task_failed(&ids[i], join).await?, 1),
+            };
             report.attempts += u64::from(attempts);
             match &outcome {
                 Outcome::NotStarted => {}
@@ -611,6 +666,48 @@ impl Dispatcher {
         )
         .await?;
         Ok(message)
+    }
+
+    async fn run_order_task(
+        self: Arc<Self>,
+        record: OrderRecord,
+        cancel: CancellationToken,
+    ) -> Result<(Outcome, u32), DispatchError> {
+        self.run_order(record, &cancel).await
+    }
+
+    /// An order's task died (the connector panicked): the order is Errored, the rest goes on.
+    async fn task_failed(
+        &self,
+        order_id: &OrderId,
+        join: tokio::task::JoinError,
+    ) -> Result<Outcome, DispatchError> {
+        let reason = if join.is_panic() {
+            "the connector panicked"
+        } else {
+            "its task was cancelled"
+        };
+        let Some(mut record) = self.store.order(order_id).await? else {
+            return Err(StoreError::UnknownOrder {
+                order_id: order_id.clone(),
+            }
+            .into());
+        };
+        let message = format!(
+            "{}: {reason} during {}",
+            record.order.label(),
+            operation_of(&record.order)
+        );
+        if record.state == ProvisioningState::Pending {
+            self.settle(
+                &mut record,
+                ProvisioningEvent::ConnectorFailed,
+                Some(message.clone()),
+                None,
+            )
+            .await?;
+        }
+        Ok(Outcome::Failed(message))
     }
 
     /// Sends one order until it succeeds, fails permanently, runs out of retries, or the
@@ -830,9 +927,6 @@ impl Dispatcher {
             record.ticket = ticket;
         }
         self.store.update_progress(record).await?;
-        self.store
-            .record_result(result_of(record, message.clone()))
-            .await?;
         if !self.events.enabled() {
             return Ok(());
         }
@@ -987,27 +1081,6 @@ pub fn operation_of(order: &ProvisioningOrder) -> Operation {
         autoprov_core::ChangeType::Added => Operation::Create,
         autoprov_core::ChangeType::Modified => Operation::Update,
         autoprov_core::ChangeType::Deleted => Operation::Delete,
-    }
-}
-
-/// The result record of an order in its current state.
-pub fn result_of(record: &OrderRecord, message: Option<String>) -> ProvisioningResult {
-    ProvisioningResult {
-        order_id: record.order.order_id.clone(),
-        assignment_id: record.order.assigned_resource_type_id.clone(),
-        provisioning_state: record.state,
-        message,
-        change_type: record.order.change_type,
-        owner_id: record.order.owner_id().cloned(),
-        owner_type: record
-            .order
-            .owner
-            .as_ref()
-            .and_then(|o| o.entity_type.clone())
-            .or_else(|| Some(record.order.resource_type.source_entity_type.id.clone())),
-        resource_id: record.resource_id.clone(),
-        stable_id: record.stable_id.clone(),
-        ticket: record.ticket.clone(),
     }
 }
 

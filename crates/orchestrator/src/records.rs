@@ -6,6 +6,7 @@
 //! connection), so repeating a write after a crash is harmless, and
 //! [`Store::unfinished_orders`] gives a restarted dispatcher every order that was not finished.
 
+use crate::fxhash::FxHashMap;
 use async_trait::async_trait;
 use autoprov_connector::ExportCookie;
 use autoprov_core::{
@@ -82,6 +83,35 @@ impl OrderRecord {
             resource_id: None,
             stable_id: None,
             ticket: None,
+        }
+    }
+
+    /// Its result (SPEC §6): the state, the error for Errored orders, the ticket for orders
+    /// handed to a human, and what the connector learned.
+    pub fn result(&self) -> ProvisioningResult {
+        let message = match self.state {
+            ProvisioningState::Errored => self.dispatch.last_error.clone(),
+            _ => self
+                .ticket
+                .as_ref()
+                .map(|t| format!("handed to a human: ticket {t}")),
+        };
+        ProvisioningResult {
+            order_id: self.order.order_id.clone(),
+            assignment_id: self.order.assigned_resource_type_id.clone(),
+            provisioning_state: self.state,
+            message,
+            change_type: self.order.change_type,
+            owner_id: self.order.owner_id().cloned(),
+            owner_type: self
+                .order
+                .owner
+                .as_ref()
+                .and_then(|o| o.entity_type.clone())
+                .or_else(|| Some(self.order.resource_type.source_entity_type.id.clone())),
+            resource_id: self.resource_id.clone(),
+            stable_id: self.stable_id.clone(),
+            ticket: self.ticket.clone(),
         }
     }
 
@@ -215,11 +245,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// dispatcher must send (again).
     async fn unfinished_orders(&self) -> Result<Vec<OrderRecord>, StoreError>;
 
-    /// Records a result (replacing an earlier one for the same order).
-    async fn record_result(&self, result: ProvisioningResult) -> Result<(), StoreError>;
-
-    /// Every result, sorted by order id.
-    async fn results(&self) -> Result<Vec<ProvisioningResult>, StoreError>;
+    /// The result of every order that dispatch finished (SPEC §6), sorted by order id. Results
+    /// are derived from the order records (state, learned ids, ticket, last error), so they
+    /// can never disagree with them.
+    async fn results(&self) -> Result<Vec<ProvisioningResult>, StoreError> {
+        Ok(self
+            .orders()
+            .await?
+            .iter()
+            .filter(|r| r.is_finished())
+            .map(OrderRecord::result)
+            .collect())
+    }
 
     /// Replaces a connection's synchronized resources (after a complete export).
     async fn replace_resources(
@@ -317,8 +354,7 @@ impl ConnectionResources {
 
 #[derive(Debug, Default)]
 struct MemoryState {
-    orders: HashMap<OrderId, OrderRecord>,
-    results: HashMap<OrderId, ProvisioningResult>,
+    orders: FxHashMap<OrderId, OrderRecord>,
     resources: BTreeMap<ConnectionId, ConnectionResources>,
     cookies: BTreeMap<ConnectionId, ExportCookie>,
     assignments: Assignments,
@@ -419,17 +455,6 @@ impl Store for MemoryStore {
             .cloned()
             .collect();
         all.sort_by(|a, b| a.order.order_id.cmp(&b.order.order_id));
-        Ok(all)
-    }
-
-    async fn record_result(&self, result: ProvisioningResult) -> Result<(), StoreError> {
-        self.lock().results.insert(result.order_id.clone(), result);
-        Ok(())
-    }
-
-    async fn results(&self) -> Result<Vec<ProvisioningResult>, StoreError> {
-        let mut all: Vec<_> = self.lock().results.values().cloned().collect();
-        all.sort_by(|a, b| a.order_id.cmp(&b.order_id));
         Ok(all)
     }
 

@@ -8,7 +8,6 @@
 //! values (secrets, the must-change-password flag) are never compared.
 
 use crate::clock::Clock;
-use crate::dispatch::result_of;
 use crate::events::{EventSink, JobEvent};
 use crate::records::{OrderRecord, Store, StoreError};
 use autoprov_connector::schema;
@@ -234,13 +233,7 @@ pub async fn verify(
                 })?;
         record.state = next;
         record.dispatch.updated_at = now;
-        let message = record
-            .dispatch
-            .last_error
-            .clone()
-            .filter(|_| next == ProvisioningState::Errored);
         store.update_progress(&record).await?;
-        store.record_result(result_of(&record, message)).await?;
         if next == ProvisioningState::Verified {
             events.emit(JobEvent::Verified {
                 order: record.order.order_id.clone(),

@@ -585,3 +585,43 @@ async fn mockall_connector_sees_the_deadline_per_call() {
     assert_eq!(rec.resource_id.unwrap().as_str(), "CN=x");
     assert_eq!(rec.dispatch.attempts, 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_connector_fails_its_order_and_nothing_else() {
+    #[derive(Debug)]
+    struct Panicky(Arc<Scripted>);
+    #[async_trait]
+    impl Connector for Panicky {
+        fn info(&self) -> &ConnectorInfo {
+            self.0.info()
+        }
+        async fn check(&self) -> Result<(), ConnectorError> {
+            Ok(())
+        }
+        async fn fulfill(&self, o: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
+            if o.order_id.as_str() == "o2" {
+                panic!("bug in a connector");
+            }
+            self.0.fulfill(o).await
+        }
+        async fn export(&self, r: ExportRequest) -> Result<ExportStream, ConnectorError> {
+            self.0.export(r).await
+        }
+    }
+    let inner = Scripted::new(ConnectionMode::Automated, Reply::Ok);
+    let (d, store) = dispatcher(Arc::new(Panicky(inner)), policy());
+    let orders: Vec<_> = (1..=3).map(|i| order(&format!("o{i}"))).collect();
+    let report = d.dispatch(orders, &CancellationToken::new()).await.unwrap();
+    assert_eq!(
+        report.executed,
+        vec![OrderId::new("o1"), OrderId::new("o3")]
+    );
+    let (id, msg) = &report.errored[0];
+    assert_eq!(id.as_str(), "o2");
+    assert!(
+        msg.contains("panicked") && msg.contains("owner-o2") && msg.contains("create"),
+        "{msg}"
+    );
+    let rec = store.order(&"o2".into()).await.unwrap().unwrap();
+    assert_eq!(rec.state, ProvisioningState::Errored);
+}
