@@ -1037,8 +1037,10 @@ impl Planner {
         self.fragments = fragments;
         self.orphans = orphans;
         self.reindex();
-        self.dirty.clear();
-        self.dirty_targets.clear();
+        // Fresh sets rather than `clear()`: after a load they hold a million slots, which the
+        // next incremental run would otherwise walk.
+        self.dirty = FxHashSet::default();
+        self.dirty_targets = FxHashSet::default();
         self.current_plan(options)
     }
 
