@@ -14,8 +14,9 @@
 //! 2. `export`: a complete paged export of 5,000 accounts through `AdConnector::export`,
 //!    against the same paged search (same filter, attributes and page size) through bare ldap3.
 //!
-//! After criterion's measurements the bench alternates connector and bare rounds and prints
-//! the throughput ratios (target: connector ≥ 0.9 × bare ldap3).
+//! After criterion's measurements the bench runs each comparison's two sides back to back, in
+//! alternating order, for several rounds, and prints the throughput ratios (target: connector
+//! ≥ 0.9 × bare ldap3).
 //!
 //! ```text
 //! bash scripts/ad-test-server.sh start && source /var/tmp/autoprov-ad/env
@@ -24,7 +25,8 @@
 //!
 //! Without the server's environment the bench prints that it skipped. Knobs:
 //! `AUTOPROV_BENCH_ORDERS` (N, default 200), `AUTOPROV_BENCH_CONCURRENCY` (C, default 8),
-//! `AUTOPROV_BENCH_ACCOUNTS` (default 5000), `AUTOPROV_BENCH_ROUNDS` (A/B rounds, default 5).
+//! `AUTOPROV_BENCH_ACCOUNTS` (default 5000), `AUTOPROV_BENCH_ROUNDS` (interleaved rounds,
+//! default 15), `AUTOPROV_BENCH_CRITERION=0` (only the interleaved rounds).
 
 use autoprov::ad::AdConnector;
 use autoprov::connector::{Connector, ExportItem, ExportRequest, Fulfillment};
@@ -412,6 +414,15 @@ impl Fixture {
         started.elapsed()
     }
 
+    async fn run(&self, side: Side) -> Duration {
+        match side {
+            Side::Connector(with_values) => self.connector_round(with_values).await,
+            Side::Bare(how) => self.bare_round_with(how).await,
+            Side::ConnectorExport => self.connector_export().await,
+            Side::BareExport => self.bare_export().await,
+        }
+    }
+
     async fn teardown(&self) {
         let mut ldap = self.bare[0].clone();
         let res = ldap
@@ -424,6 +435,19 @@ impl Fixture {
             .await;
         eprintln!("teardown of {}: {:?}", self.ou, res.map(|r| r.rc));
     }
+}
+
+/// A comparison: its label, its two sides, the items per round, and each round's two times.
+type Comparison = (&'static str, Side, Side, usize, Vec<(Duration, Duration)>);
+
+/// One side of a comparison.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Modified orders through the connector, with or without current values.
+    Connector(bool),
+    Bare(Bare),
+    ConnectorExport,
+    BareExport,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -458,7 +482,7 @@ fn main() {
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(2))
-        .measurement_time(Duration::from_secs(15))
+        .measurement_time(Duration::from_secs(10))
         .configure_from_args();
 
     let with_criterion = knob("AUTOPROV_BENCH_CRITERION", 1) != 0;
@@ -549,75 +573,74 @@ fn main() {
         g.finish();
     }
 
-    // Alternating rounds, so drift of the server (it grows with every run) hits both sides.
-    let rounds = knob("AUTOPROV_BENCH_ROUNDS", 5);
-    let (mut modified, mut same_ops, mut export, mut cas) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut rates_cas = Vec::new();
-    let (mut rates_c, mut rates_cr, mut rates_b, mut rates_rb, mut rates_ce, mut rates_be) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
+    // Interleaved rounds: the machine is shared (client and server on 2 cores, other work
+    // around), so each comparison runs its two sides back to back, in alternating order, many
+    // times; the ratio is total work over total time of each side.
+    let rounds = knob("AUTOPROV_BENCH_ROUNDS", 15);
+    let mut pairs: Vec<Comparison> = vec![
+        (
+            "modified, orders with current values: connector / bare ldap3 modify (target >= 0.90)",
+            Side::Connector(true),
+            Side::Bare(Bare::Modify),
+            n,
+            Vec::new(),
+        ),
+        (
+            "modified, orders with current values: connector / bare ldap3 compare-and-swap (the same LDAP operations)",
+            Side::Connector(true),
+            Side::Bare(Bare::CompareAndSwap),
+            n,
+            Vec::new(),
+        ),
+        (
+            "modified, orders without values: connector / bare ldap3 read+modify (the same LDAP operations)",
+            Side::Connector(false),
+            Side::Bare(Bare::ReadModify),
+            n,
+            Vec::new(),
+        ),
+        (
+            "paged export: connector / bare ldap3 (target >= 0.90)",
+            Side::ConnectorExport,
+            Side::BareExport,
+            fixture.accounts,
+            Vec::new(),
+        ),
+    ];
     rt.block_on(async {
-        for _ in 0..rounds {
-            let conn = per_second(n, fixture.connector_round(true).await);
-            let bare = per_second(n, fixture.bare_round(false).await);
-            let bare_cas = per_second(n, fixture.bare_round_with(Bare::CompareAndSwap).await);
-            cas.push(conn / bare_cas);
-            rates_cas.push(bare_cas);
-
-            let conn_read = per_second(n, fixture.connector_round(false).await);
-            let bare_rm = per_second(n, fixture.bare_round(true).await);
-            let ce = per_second(fixture.accounts, fixture.connector_export().await);
-            let be = per_second(fixture.accounts, fixture.bare_export().await);
-            eprintln!(
-                "round: modified connector {conn:.0}/s, bare modify {bare:.0}/s, bare compare-and-swap \
-                 {bare_cas:.0}/s, connector read path {conn_read:.0}/s, bare read+modify {bare_rm:.0}/s; \
-                 export connector {ce:.0}/s, bare {be:.0}/s"
-            );
-            modified.push(conn / bare);
-            same_ops.push(conn_read / bare_rm);
-            export.push(ce / be);
-            rates_c.push(conn);
-            rates_cr.push(conn_read);
-            rates_b.push(bare);
-            rates_rb.push(bare_rm);
-            rates_ce.push(ce);
-            rates_be.push(be);
+        for round in 0..rounds {
+            for (_, a, b, _, times) in pairs.iter_mut() {
+                let (ta, tb) = if round % 2 == 0 {
+                    let ta = fixture.run(*a).await;
+                    (ta, fixture.run(*b).await)
+                } else {
+                    let tb = fixture.run(*b).await;
+                    (fixture.run(*a).await, tb)
+                };
+                times.push((ta, tb));
+            }
         }
     });
     println!(
-        "\nad_fulfill summary ({rounds} alternating rounds, medians; N = {n} orders, concurrency {}, {CONNECTIONS} connections):",
-        fixture.concurrency
+        "\nad_fulfill summary: {rounds} interleaved rounds; N = {n} Modified orders per round at concurrency {} over {CONNECTIONS} connections; export of {} accounts, page size {PAGE_SIZE}",
+        fixture.concurrency, fixture.accounts
     );
-    println!(
-        "  modified, orders with current values: connector {:.0}/s, bare ldap3 modify {:.0}/s, ratio = {:.2} (target >= 0.90)",
-        median(rates_c),
-        median(rates_b),
-        median(modified)
-    );
-    println!(
-        "  modified, orders with current values: bare ldap3 compare-and-swap {:.0}/s, ratio = {:.2} (the same LDAP operations)",
-        median(rates_cas),
-        median(cas)
-    );
-    println!(
-        "  modified, orders without values: connector {:.0}/s, bare ldap3 read+modify {:.0}/s, ratio = {:.2} (the same LDAP operations)",
-        median(rates_cr),
-        median(rates_rb),
-        median(same_ops)
-    );
-    println!(
-        "  export of {} accounts: connector {:.0}/s, bare ldap3 {:.0}/s, ratio = {:.2} (target >= 0.90)",
-        fixture.accounts,
-        median(rates_ce),
-        median(rates_be),
-        median(export)
-    );
+    for (label, _, _, items, times) in &pairs {
+        let total_a: Duration = times.iter().map(|t| t.0).sum();
+        let total_b: Duration = times.iter().map(|t| t.1).sum();
+        let rate_a = per_second(items * times.len(), total_a);
+        let rate_b = per_second(items * times.len(), total_b);
+        let per_round = median(
+            times
+                .iter()
+                .map(|(a, b)| b.as_secs_f64() / a.as_secs_f64())
+                .collect(),
+        );
+        println!(
+            "  {label}: {rate_a:.0}/s vs {rate_b:.0}/s, ratio {:.2} (median of rounds {per_round:.2})",
+            rate_a / rate_b
+        );
+    }
     rt.block_on(fixture.teardown());
     c.final_summary();
 }

@@ -301,6 +301,9 @@ async fn run(plan: &Plan, tx: &mut Tx) -> Result<Option<ExportCookie>, Connector
             if m.object_classes
                 .iter()
                 .any(|c| c.eq_ignore_ascii_case("group"))
+                && !attrs
+                    .iter()
+                    .any(|a| a.to_ascii_lowercase().starts_with("member;range="))
             {
                 attrs.insert("member".into());
             }

@@ -798,3 +798,102 @@ async fn modified_orders_with_current_values_compare_and_swap() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn manager_is_written_and_exported_as_a_dn() {
+    let Some(env) = ad_env("manager_is_written_and_exported_as_a_dn") else {
+        return;
+    };
+    in_ou(&env.clone(), "manager", |admin, ou| async move {
+        use autoprov_connector::{ConnectorExt, ExportRequest};
+        let ad = connector(&env).await;
+        let boss = apply(
+            &ad,
+            &order(
+                ChangeType::Added,
+                "user",
+                joiner_changes(&ou, "Bea Boss", &format!("b{}", token()), &[]),
+                None,
+            ),
+        )
+        .await;
+        let mut c = joiner_changes(&ou, "Ed Employee", &format!("e{}", token()), &[]);
+        c.set_reference("manager", Reference::dn(boss.resource_id.as_str()));
+        let employee = apply(&ad, &order(ChangeType::Added, "user", c, None)).await;
+        let dn = employee.resource_id.to_string();
+        assert_eq!(
+            admin.values(&dn, "manager").await,
+            vec![boss.resource_id.to_string()]
+        );
+        let batch = ad
+            .export_all(
+                ExportRequest::complete()
+                    .of_types(["user".into()])
+                    .within(ou.as_str()),
+            )
+            .await
+            .unwrap();
+        let exported = batch
+            .resources
+            .iter()
+            .find(|r| r.id.as_str() == dn)
+            .unwrap();
+        assert_eq!(
+            exported
+                .get("manager")
+                .and_then(|v| v.as_reference())
+                .and_then(|r| r.dn_value()),
+            Some(boss.resource_id.as_str())
+        );
+        // The same manager spelled differently: no change.
+        let mut c = Changes::default();
+        c.set_reference(
+            "manager",
+            Reference::dn(boss.resource_id.as_str().to_ascii_lowercase()),
+        );
+        let same = apply(
+            &ad,
+            &order(
+                ChangeType::Modified,
+                "user",
+                c,
+                Some((&dn, employee.stable_id.as_ref())),
+            ),
+        )
+        .await;
+        assert!(same.changed.is_empty(), "{:?}", same.changed);
+        // A manager that does not exist: refused, nothing written.
+        let before = usn(&admin, &dn).await;
+        let mut c = Changes::default();
+        c.set_reference("manager", Reference::dn(format!("CN=Nobody,{ou}")))
+            .set("description", "with a ghost manager");
+        let e = refuse(
+            &ad,
+            &order(
+                ChangeType::Modified,
+                "user",
+                c,
+                Some((&dn, employee.stable_id.as_ref())),
+            ),
+        )
+        .await;
+        assert_eq!(e.kind(), ErrorKind::InvalidOrder, "{e}");
+        assert_eq!(usn(&admin, &dn).await, before);
+        // Cleared.
+        let mut c = Changes::default();
+        c.clear("manager");
+        let cleared = apply(
+            &ad,
+            &order(
+                ChangeType::Modified,
+                "user",
+                c,
+                Some((&dn, employee.stable_id.as_ref())),
+            ),
+        )
+        .await;
+        assert!(cleared.changed.contains("manager"));
+        assert!(admin.values(&dn, "manager").await.is_empty());
+    })
+    .await;
+}

@@ -7,4 +7,5 @@ mod export;
 mod groups;
 mod injection;
 mod lifecycle;
+mod resilience;
 mod support;
