@@ -21,7 +21,7 @@ use autoprov::core::{
 };
 use autoprov::orchestrator::clock::SystemClock;
 use autoprov::orchestrator::dispatch::{DispatchPolicy, Dispatcher};
-use autoprov::orchestrator::records::MemoryStore;
+use autoprov::orchestrator::store::MemoryStore;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt as _;
 use std::sync::Arc;

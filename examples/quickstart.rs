@@ -20,7 +20,7 @@ use autoprov::orchestrator::clock::{Clock, ManualClock};
 use autoprov::orchestrator::demo::{self, ACCOUNT};
 use autoprov::orchestrator::events::{EventSink, JobEvent, ValueChange};
 use autoprov::orchestrator::job::{JobOptions, JobReport, ProvisioningJob};
-use autoprov::orchestrator::records::{MemoryStore, Store};
+use autoprov::orchestrator::store::{MemoryStore, Store};
 use chrono::{TimeDelta, TimeZone, Utc};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

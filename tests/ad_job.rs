@@ -19,7 +19,7 @@ use autoprov::orchestrator::Planner;
 use autoprov::orchestrator::clock::ManualClock;
 use autoprov::orchestrator::demo::{self, ACCOUNT, ADMIN_ACCOUNT};
 use autoprov::orchestrator::job::{JobOptions, ProvisioningJob};
-use autoprov::orchestrator::records::{JobStatus, MemoryStore, Store};
+use autoprov::orchestrator::store::{JobStatus, MemoryStore, Store};
 use chrono::{TimeDelta, Utc};
 use std::process::Command;
 use std::sync::Arc;

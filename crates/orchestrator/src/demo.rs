@@ -18,7 +18,7 @@ use crate::policy::{
     Criteria, Multiplicity, NavigationRule, QueryRule, RoleModel, RoleRule, ScalarBinding,
     ScalarRule, SingleRole, TimeOffset, TypeRule,
 };
-use crate::records::Store;
+use crate::store::Store;
 use autoprov_connector::{ConnectorError, InMemoryConnector};
 use autoprov_core::{Changes, Owner, PropertyValue, Reference, ResourceType, ScalarValue, Secret};
 use chrono::{DateTime, TimeDelta, Utc};

@@ -12,7 +12,7 @@
 
 use crate::clock::Clock;
 use crate::events::{EventSink, JobEvent, NoEvents, ValueChange};
-use crate::records::{OrderRecord, Store, StoreError};
+use crate::store::{OrderRecord, Store, StoreError};
 use autoprov_connector::{Connector, ConnectorError, ErrorKind, Fulfillment, Operation};
 use autoprov_core::{
     ConnectionId, ConnectionMode, OrderId, PropertyChange, PropertyValue, ProvisioningEvent,

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::dispatch::{DispatchError, DispatchReport, Dispatcher};
 use crate::events::{EventSink, JobEvent, NoEvents};
 use crate::plan::{Plan, PlanOptions, Planner, ThresholdBreach};
-use crate::records::{JobKind, JobRun, JobStatus, Store, StoreError};
+use crate::store::{JobKind, JobRun, JobStatus, Store, StoreError};
 use crate::verify::{VerificationReport, verify};
 use crate::{EvaluationError, PlanError};
 use autoprov_connector::{Connector, ConnectorError, ExportItem, ExportMode, ExportRequest};

@@ -10,10 +10,10 @@ mod fxhash;
 pub mod job;
 pub mod plan;
 pub mod policy;
-pub mod records;
 pub mod simulation;
-mod store;
+pub mod store;
 pub mod synthetic;
+mod targets;
 pub mod verify;
 
 pub use compare::ComparisonType;

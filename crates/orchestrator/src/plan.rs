@@ -14,7 +14,9 @@ use crate::policy::{
     CompiledKept, CompiledPolicy, CompiledRequest, KeptTarget, Lookups, OwnerExpectation,
     OwnerExtras, RequestTarget, RoleModel, RtExpectation,
 };
-use crate::store::{RefId, References, Symbols, Target, TargetIdx, TargetStore, sorted_difference};
+use crate::targets::{
+    RefId, References, Symbols, Target, TargetIdx, TargetStore, sorted_difference,
+};
 use autoprov_core::{
     AssignedResourceNavigation, AssignedResourceScalar, AssignedResourceType, AssignmentId,
     AssignmentRequest, AssignmentStatus, ChangeType, Changes, ConnectionMode, EntityTypeId,

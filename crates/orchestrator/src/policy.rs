@@ -9,7 +9,7 @@
 use crate::compare::ComparisonType;
 use crate::error::{ConfigError, EvaluationError};
 use crate::fxhash::FxHashMap;
-use crate::store::{RefId, References, Sym, Symbols, TargetIdx};
+use crate::targets::{RefId, References, Sym, Symbols, TargetIdx};
 use autoprov_core::{
     EntityTypeId, Owner, Period, PropertyValue, Reference, ResourceType, ResourceTypeId, RoleId,
     ScalarValue, WorkflowState,

@@ -1,338 +1,567 @@
-//! Compact, indexed storage of actual targets.
+//! Where the orchestrator keeps what must survive a restart: assignments, orders with their
+//! dispatch record, results, synchronized resources, export cookies and job runs.
 //!
-//! A `Resource` keeps every reference as its own map, which costs about half a kilobyte per
-//! group membership. An organization of a million accounts with ten groups each would not fit,
-//! so the planner interns property names and references once and keeps targets as sorted
-//! arrays of small ids. `Resource`s are rebuilt only for the targets an order touches.
+//! [`Store`] is an async trait so that a durable implementation (a database) can replace
+//! [`MemoryStore`] without changing callers. Every write is keyed (order id, resource key,
+//! connection), so repeating a write after a crash is harmless, and
+//! [`Store::unfinished_orders`] gives a restarted dispatcher every order that was not finished.
 
 use crate::fxhash::FxHashMap;
+use async_trait::async_trait;
+use autoprov_connector::ExportCookie;
 use autoprov_core::{
-    EntityTypeId, PropertyValue, Reference, Resource, ResourceId, ScalarValue, StableId,
+    AssignedResourceNavigation, AssignedResourceScalar, AssignedResourceType, AssignmentId,
+    ConnectionId, ConnectionMode, OrderId, ProvisioningOrder, ProvisioningResult,
+    ProvisioningState, Resource, ResourceId, StableId,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
-/// An interned property name.
-pub(crate) type Sym = u32;
-/// An interned reference.
-pub(crate) type RefId = u32;
-
-/// Interned property names.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Symbols {
-    map: FxHashMap<Box<str>, Sym>,
-    names: Vec<Box<str>>,
+/// The dispatch history of one order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchRecord {
+    /// Calls made to the connector so far.
+    pub attempts: u32,
+    /// When the next attempt may start (after a temporary failure).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The last error's message.
+    pub last_error: Option<String>,
+    /// When the order was stored.
+    pub created_at: DateTime<Utc>,
+    /// When the record last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When the first attempt started.
+    pub first_sent_at: Option<DateTime<Utc>>,
+    /// When the order reached Executed, Transmitted or Errored.
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl Symbols {
-    pub(crate) fn intern(&mut self, name: &str) -> Sym {
-        if let Some(s) = self.map.get(name) {
-            return *s;
-        }
-        let s = self.names.len() as Sym;
-        self.names.push(name.into());
-        self.map.insert(name.into(), s);
-        s
-    }
-
-    pub(crate) fn get(&self, name: &str) -> Option<Sym> {
-        self.map.get(name).copied()
-    }
-
-    pub(crate) fn name(&self, sym: Sym) -> &str {
-        &self.names[sym as usize]
-    }
-}
-
-/// Interned references.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct References {
-    map: FxHashMap<Reference, RefId>,
-    list: Vec<Reference>,
-}
-
-impl References {
-    pub(crate) fn intern(&mut self, r: &Reference) -> RefId {
-        if let Some(id) = self.map.get(r) {
-            return *id;
-        }
-        let id = self.list.len() as RefId;
-        self.list.push(r.clone());
-        self.map.insert(r.clone(), id);
-        id
-    }
-
-    pub(crate) fn get(&self, id: RefId) -> &Reference {
-        &self.list[id as usize]
-    }
-}
-
-/// One value of a compact target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CompactValue {
-    Scalar(ScalarValue),
-    Ref(RefId),
-    /// Sorted, without duplicates.
-    Refs(Box<[RefId]>),
-}
-
-/// A target as the planner keeps it.
-#[derive(Debug, Clone)]
-pub(crate) struct Target {
-    pub(crate) id: ResourceId,
-    pub(crate) entity_type: Option<EntityTypeId>,
-    pub(crate) stable_id: Option<StableId>,
-    /// Sorted by symbol.
-    pub(crate) values: Box<[(Sym, CompactValue)]>,
-}
-
-impl Target {
-    pub(crate) fn compact(resource: &Resource, syms: &mut Symbols, refs: &mut References) -> Self {
-        let mut values: Vec<(Sym, CompactValue)> = resource
-            .values
-            .iter()
-            .map(|(name, value)| {
-                let v = match value {
-                    PropertyValue::Scalar(s) => CompactValue::Scalar(s.clone()),
-                    PropertyValue::Reference(r) => CompactValue::Ref(refs.intern(r)),
-                    PropertyValue::References(rs) => {
-                        let mut ids: Vec<RefId> = rs.iter().map(|r| refs.intern(r)).collect();
-                        ids.sort_unstable();
-                        ids.dedup();
-                        CompactValue::Refs(ids.into_boxed_slice())
-                    }
-                };
-                (syms.intern(name), v)
-            })
-            .collect();
-        values.sort_unstable_by_key(|(s, _)| *s);
+impl DispatchRecord {
+    /// A fresh record.
+    pub fn new(now: DateTime<Utc>) -> Self {
         Self {
-            id: resource.id.clone(),
-            entity_type: resource.entity_type.clone(),
-            stable_id: resource.stable_id.clone(),
-            values: values.into_boxed_slice(),
-        }
-    }
-
-    pub(crate) fn get(&self, sym: Sym) -> Option<&CompactValue> {
-        self.values
-            .binary_search_by_key(&sym, |(s, _)| *s)
-            .ok()
-            .map(|i| &self.values[i].1)
-    }
-
-    pub(crate) fn scalar(&self, sym: Sym) -> Option<&ScalarValue> {
-        match self.get(sym) {
-            Some(CompactValue::Scalar(s)) => Some(s),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn reference(&self, sym: Sym) -> Option<RefId> {
-        match self.get(sym) {
-            Some(CompactValue::Ref(r)) => Some(*r),
-            // A multi-valued value holding exactly one reference is read as that reference.
-            Some(CompactValue::Refs(rs)) if rs.len() == 1 => Some(rs[0]),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn references(&self, sym: Sym) -> &[RefId] {
-        match self.get(sym) {
-            Some(CompactValue::Refs(rs)) => rs,
-            Some(CompactValue::Ref(r)) => std::slice::from_ref(r),
-            _ => &[],
-        }
-    }
-
-    /// The target as a core `Resource` (for orders and diffs).
-    pub(crate) fn to_resource(&self, syms: &Symbols, refs: &References) -> Resource {
-        let values: BTreeMap<String, PropertyValue> = self
-            .values
-            .iter()
-            .map(|(s, v)| {
-                let v = match v {
-                    CompactValue::Scalar(s) => PropertyValue::Scalar(s.clone()),
-                    CompactValue::Ref(r) => PropertyValue::Reference(refs.get(*r).clone()),
-                    CompactValue::Refs(rs) => PropertyValue::References(
-                        rs.iter()
-                            .map(|r| refs.get(*r).clone())
-                            .collect::<BTreeSet<_>>(),
-                    ),
-                };
-                (syms.name(*s).to_owned(), v)
-            })
-            .collect();
-        Resource {
-            id: self.id.clone(),
-            entity_type: self.entity_type.clone(),
-            stable_id: self.stable_id.clone(),
-            values,
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+            first_sent_at: None,
+            finished_at: None,
         }
     }
 }
 
-/// Index of a target inside its store.
-pub(crate) type TargetIdx = u32;
-
-/// The targets of one resource type, with one index per correlation key.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct TargetStore {
-    slots: Vec<Option<Target>>,
-    free: Vec<TargetIdx>,
-    by_id: FxHashMap<ResourceId, TargetIdx>,
-    /// Per correlation key: normalized key value ⇒ targets holding it.
-    key_index: Vec<FxHashMap<String, Vec<TargetIdx>>>,
-    /// The owner currently correlated with each slot.
-    pub(crate) claimed_by: Vec<Option<autoprov_core::OwnerId>>,
-    len: usize,
+/// An order with its provisioning state and dispatch record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    /// The order (shared: records are copied on every state change, orders never are).
+    pub order: Arc<ProvisioningOrder>,
+    /// Automated or manual, from the connection's capabilities.
+    pub mode: ConnectionMode,
+    /// Its provisioning state.
+    pub state: ProvisioningState,
+    /// Its dispatch history.
+    pub dispatch: DispatchRecord,
+    /// The target's key after fulfilment (e.g. the DN of a created account).
+    pub resource_id: Option<ResourceId>,
+    /// The target's stable id after fulfilment.
+    pub stable_id: Option<StableId>,
+    /// The ticket, for a manual connection.
+    pub ticket: Option<String>,
 }
 
-impl TargetStore {
-    pub(crate) fn new(keys: usize) -> Self {
+impl OrderRecord {
+    /// A Pending record for a new order.
+    pub fn pending(order: ProvisioningOrder, mode: ConnectionMode, now: DateTime<Utc>) -> Self {
         Self {
-            key_index: vec![FxHashMap::default(); keys],
-            ..Self::default()
+            order: Arc::new(order),
+            mode,
+            state: ProvisioningState::Pending,
+            dispatch: DispatchRecord::new(now),
+            resource_id: None,
+            stable_id: None,
+            ticket: None,
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn get(&self, idx: TargetIdx) -> Option<&Target> {
-        self.slots.get(idx as usize).and_then(Option::as_ref)
-    }
-
-    pub(crate) fn find(&self, id: &ResourceId) -> Option<TargetIdx> {
-        self.by_id.get(id).copied()
-    }
-
-    pub(crate) fn candidates(&self, key: usize, value: &str) -> &[TargetIdx] {
-        self.key_index[key].get(value).map_or(&[], Vec::as_slice)
-    }
-
-    /// Inserts or replaces a target; returns its slot and the replaced target, if any.
-    /// `keys` are the normalized correlation key values of the new target, one per key.
-    pub(crate) fn upsert(
-        &mut self,
-        target: Target,
-        keys: Vec<Option<String>>,
-        old_keys: impl Fn(&Target) -> Vec<Option<String>>,
-    ) -> (TargetIdx, Option<Target>) {
-        let (idx, old) = match self.by_id.get(&target.id) {
-            Some(&idx) => {
-                let old = self.slots[idx as usize].take();
-                if let Some(old) = &old {
-                    self.unindex(idx, old_keys(old));
-                }
-                (idx, old)
-            }
-            None => {
-                let idx = match self.free.pop() {
-                    Some(i) => i,
-                    None => {
-                        self.slots.push(None);
-                        self.claimed_by.push(None);
-                        (self.slots.len() - 1) as TargetIdx
-                    }
-                };
-                self.by_id.insert(target.id.clone(), idx);
-                self.len += 1;
-                (idx, None)
-            }
+    /// Its result (SPEC §6): the state, the error for Errored orders, the ticket for orders
+    /// handed to a human, and what the connector learned.
+    pub fn result(&self) -> ProvisioningResult {
+        let message = match self.state {
+            ProvisioningState::Errored => self.dispatch.last_error.clone(),
+            _ => self
+                .ticket
+                .as_ref()
+                .map(|t| format!("handed to a human: ticket {t}")),
         };
-        for (k, v) in keys.into_iter().enumerate() {
-            if let Some(v) = v {
-                let list = self.key_index[k].entry(v).or_default();
-                if let Err(pos) = list.binary_search(&idx) {
-                    list.insert(pos, idx);
-                }
-            }
-        }
-        self.slots[idx as usize] = Some(target);
-        (idx, old)
-    }
-
-    /// Removes a target; returns its slot and the target.
-    pub(crate) fn remove(
-        &mut self,
-        id: &ResourceId,
-        keys: impl Fn(&Target) -> Vec<Option<String>>,
-    ) -> Option<(TargetIdx, Target)> {
-        let idx = self.by_id.remove(id)?;
-        let old = self.slots[idx as usize].take()?;
-        self.unindex(idx, keys(&old));
-        self.free.push(idx);
-        self.len -= 1;
-        Some((idx, old))
-    }
-
-    fn unindex(&mut self, idx: TargetIdx, keys: Vec<Option<String>>) {
-        for (k, v) in keys.into_iter().enumerate() {
-            if let Some(v) = v
-                && let Some(list) = self.key_index[k].get_mut(&v)
-            {
-                list.retain(|i| *i != idx);
-                if list.is_empty() {
-                    self.key_index[k].remove(&v);
-                }
-            }
+        ProvisioningResult {
+            order_id: self.order.order_id.clone(),
+            assignment_id: self.order.assigned_resource_type_id.clone(),
+            provisioning_state: self.state,
+            message,
+            change_type: self.order.change_type,
+            owner_id: self.order.owner_id().cloned(),
+            owner_type: self
+                .order
+                .owner
+                .as_ref()
+                .and_then(|o| o.entity_type.clone())
+                .or_else(|| Some(self.order.resource_type.source_entity_type.id.clone())),
+            resource_id: self.resource_id.clone(),
+            stable_id: self.stable_id.clone(),
+            ticket: self.ticket.clone(),
         }
     }
 
-    /// Every occupied slot, in slot order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (TargetIdx, &Target)> {
-        self.slots
+    /// Whether dispatch is done with it (anything but Pending and AwaitingApproval).
+    pub fn is_finished(&self) -> bool {
+        !matches!(
+            self.state,
+            ProvisioningState::Pending | ProvisioningState::AwaitingApproval
+        )
+    }
+}
+
+/// The kind of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobKind {
+    /// Export everything, evaluate everyone.
+    Complete,
+    /// Export changes since the cookies, evaluate dirty owners.
+    Incremental,
+}
+
+/// How a job run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobStatus {
+    /// Still running.
+    Running,
+    /// Every step ran.
+    Succeeded,
+    /// Stopped by an error.
+    Failed,
+    /// Cancelled: in-flight calls finished, nothing new started.
+    Cancelled,
+    /// A threshold blocked the generation.
+    Blocked,
+}
+
+/// The record of one job run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRun {
+    /// Its id.
+    pub id: String,
+    /// Complete or incremental.
+    pub kind: JobKind,
+    /// Simulation: everything up to the orders, no write.
+    pub simulation: bool,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// End time.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How it ended.
+    pub status: JobStatus,
+    /// Orders generated.
+    pub orders_total: u64,
+    /// Orders per provisioning state at the end of the run.
+    pub counts: BTreeMap<ProvisioningState, u64>,
+    /// A message (the error, the threshold breach).
+    pub message: Option<String>,
+}
+
+/// A store failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An order id is already stored with different content.
+    #[error("order {order_id} is already stored with a different content")]
+    ConflictingOrder {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// No such order.
+    #[error("order {order_id} is not in the store")]
+    UnknownOrder {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// A state change the provisioning state machine refuses.
+    #[error("order {order_id}: {message}")]
+    IllegalState {
+        /// The order.
+        order_id: OrderId,
+        /// What was refused.
+        message: String,
+    },
+    /// The backend failed.
+    #[error("store backend failed during {operation}: {message}")]
+    Backend {
+        /// What was attempted.
+        operation: &'static str,
+        /// The backend's message.
+        message: String,
+    },
+}
+
+/// The three kinds of assignments, keyed by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignments {
+    /// `AssignedResourceType`s.
+    pub resource_types: BTreeMap<AssignmentId, AssignedResourceType>,
+    /// `AssignedResourceScalar`s.
+    pub scalars: BTreeMap<AssignmentId, AssignedResourceScalar>,
+    /// `AssignedResourceNavigation`s.
+    pub navigations: BTreeMap<AssignmentId, AssignedResourceNavigation>,
+}
+
+/// The orchestrator's persistent state.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores new orders and returns the ids of those that were already stored. An order id
+    /// already stored with the same order is left as it is (re-running a job after a crash is
+    /// harmless); with a different order it is a [`StoreError::ConflictingOrder`] and nothing
+    /// is written.
+    async fn insert_orders(&self, records: &[OrderRecord]) -> Result<Vec<OrderId>, StoreError>;
+
+    /// Replaces an order's record.
+    async fn update_order(&self, record: OrderRecord) -> Result<(), StoreError>;
+
+    /// Stores an order's progress: everything but the order itself (state, mode, dispatch
+    /// record, learned ids, ticket). The dispatcher calls it on every attempt, so a store
+    /// should make it cheap; the default replaces the whole record.
+    async fn update_progress(&self, record: &OrderRecord) -> Result<(), StoreError> {
+        self.update_order(record.clone()).await
+    }
+
+    /// One order's record.
+    async fn order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>, StoreError>;
+
+    /// Every order record, sorted by order id.
+    async fn orders(&self) -> Result<Vec<OrderRecord>, StoreError>;
+
+    /// Orders that dispatch has not finished (Pending), sorted by order id: what a restarted
+    /// dispatcher must send (again).
+    async fn unfinished_orders(&self) -> Result<Vec<OrderRecord>, StoreError>;
+
+    /// The result of every order that dispatch finished (SPEC §6), sorted by order id. Results
+    /// are derived from the order records (state, learned ids, ticket, last error), so they
+    /// can never disagree with them.
+    async fn results(&self) -> Result<Vec<ProvisioningResult>, StoreError> {
+        Ok(self
+            .orders()
+            .await?
             .iter()
-            .enumerate()
-            .filter_map(|(i, t)| t.as_ref().map(|t| (i as TargetIdx, t)))
+            .filter(|r| r.is_finished())
+            .map(OrderRecord::result)
+            .collect())
     }
+
+    /// Replaces a connection's synchronized resources (after a complete export).
+    async fn replace_resources(
+        &self,
+        connection: &ConnectionId,
+        resources: Vec<Resource>,
+    ) -> Result<(), StoreError>;
+
+    /// Applies an incremental export: upserts (a renamed object replaces its old key, found by
+    /// stable id) and deletions.
+    async fn merge_resources(
+        &self,
+        connection: &ConnectionId,
+        upserts: Vec<Resource>,
+        deleted: Vec<ResourceId>,
+    ) -> Result<(), StoreError>;
+
+    /// A connection's synchronized resources, sorted by key.
+    async fn resources(&self, connection: &ConnectionId) -> Result<Vec<Resource>, StoreError>;
+
+    /// One synchronized resource by key.
+    async fn resource(
+        &self,
+        connection: &ConnectionId,
+        id: &ResourceId,
+    ) -> Result<Option<Resource>, StoreError>;
+
+    /// The key under which a synchronized resource with this stable id is stored, if any
+    /// (a renamed or moved object keeps its stable id but changes key).
+    async fn key_of_stable(
+        &self,
+        connection: &ConnectionId,
+        stable: &StableId,
+    ) -> Result<Option<ResourceId>, StoreError>;
+
+    /// The export cookie of a connection.
+    async fn cookie(&self, connection: &ConnectionId) -> Result<Option<ExportCookie>, StoreError>;
+
+    /// Stores the export cookie of a connection (only after its export was synchronized).
+    async fn set_cookie(
+        &self,
+        connection: &ConnectionId,
+        cookie: ExportCookie,
+    ) -> Result<(), StoreError>;
+
+    /// Stores (upserts by id) assignments.
+    async fn put_assignments(&self, assignments: Assignments) -> Result<(), StoreError>;
+
+    /// Every stored assignment.
+    async fn assignments(&self) -> Result<Assignments, StoreError>;
+
+    /// Stores (upserts by id) a job run.
+    async fn put_job_run(&self, run: JobRun) -> Result<(), StoreError>;
+
+    /// Every job run, oldest first.
+    async fn job_runs(&self) -> Result<Vec<JobRun>, StoreError>;
 }
 
-/// Merges two sorted id slices: what is in `a` and not in `b`.
-pub(crate) fn sorted_difference(a: &[RefId], b: &[RefId]) -> Vec<RefId> {
-    let mut out = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() {
-        if j >= b.len() || a[i] < b[j] {
-            out.push(a[i]);
-            i += 1;
-        } else if a[i] == b[j] {
-            i += 1;
-            j += 1;
-        } else {
-            j += 1;
+#[derive(Debug, Default)]
+struct ConnectionResources {
+    by_key: BTreeMap<ResourceId, Resource>,
+    key_of_stable: HashMap<StableId, ResourceId>,
+}
+
+impl ConnectionResources {
+    fn insert(&mut self, r: Resource) {
+        if let Some(stable) = &r.stable_id
+            && let Some(old) = self.key_of_stable.insert(stable.clone(), r.id.clone())
+            && old != r.id
+        {
+            self.by_key.remove(&old);
+        }
+        if let Some(previous) = self.by_key.insert(r.id.clone(), r)
+            && let Some(stable) = previous.stable_id
+            && self.key_of_stable.get(&stable) == Some(&previous.id)
+            && self
+                .by_key
+                .get(&previous.id)
+                .and_then(|n| n.stable_id.as_ref())
+                != Some(&stable)
+        {
+            self.key_of_stable.remove(&stable);
         }
     }
-    out
+
+    fn remove(&mut self, id: &ResourceId) {
+        if let Some(r) = self.by_key.remove(id)
+            && let Some(stable) = r.stable_id
+            && self.key_of_stable.get(&stable) == Some(id)
+        {
+            self.key_of_stable.remove(&stable);
+        }
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#[derive(Debug, Default)]
+struct MemoryState {
+    orders: FxHashMap<OrderId, OrderRecord>,
+    resources: BTreeMap<ConnectionId, ConnectionResources>,
+    cookies: BTreeMap<ConnectionId, ExportCookie>,
+    assignments: Assignments,
+    jobs: Vec<JobRun>,
+}
 
-    #[test]
-    fn targets_round_trip_through_the_compact_form() {
-        let mut syms = Symbols::default();
-        let mut refs = References::default();
-        let r = Resource::new("CN=a")
-            .with("sAMAccountName", "a")
-            .with("parentdn", Reference::dn("OU=x"))
-            .with(
-                "memberOf",
-                [Reference::dn("CN=g2"), Reference::dn("CN=g1")]
-                    .into_iter()
-                    .collect::<BTreeSet<_>>(),
-            );
-        let t = Target::compact(&r, &mut syms, &mut refs);
-        assert_eq!(t.to_resource(&syms, &refs), r);
-        let member_of = syms.get("memberOf").unwrap();
-        assert_eq!(t.references(member_of).len(), 2);
+/// The in-memory [`Store`]: for tests, simulations and hosts that persist elsewhere.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<MemoryState>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    #[test]
-    fn sorted_difference_is_a_set_difference() {
-        assert_eq!(sorted_difference(&[1, 2, 4, 7], &[2, 3, 7]), vec![1, 4]);
-        assert_eq!(sorted_difference(&[], &[1]), Vec::<RefId>::new());
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        // Every method checks before it writes, so a poisoned lock holds no half-written
+        // record.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn insert_orders(&self, records: &[OrderRecord]) -> Result<Vec<OrderId>, StoreError> {
+        let mut state = self.lock();
+        let mut existing_ids = Vec::new();
+        for r in records {
+            if let Some(existing) = state.orders.get(&r.order.order_id) {
+                if existing.order != r.order {
+                    return Err(StoreError::ConflictingOrder {
+                        order_id: r.order.order_id.clone(),
+                    });
+                }
+                existing_ids.push(r.order.order_id.clone());
+            }
+        }
+        state.orders.reserve(records.len());
+        for r in records {
+            state
+                .orders
+                .entry(r.order.order_id.clone())
+                .or_insert_with(|| r.clone());
+        }
+        Ok(existing_ids)
+    }
+
+    async fn update_progress(&self, record: &OrderRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match state.orders.get_mut(&record.order.order_id) {
+            Some(slot) => {
+                slot.mode = record.mode;
+                slot.state = record.state;
+                slot.dispatch.clone_from(&record.dispatch);
+                slot.resource_id.clone_from(&record.resource_id);
+                slot.stable_id.clone_from(&record.stable_id);
+                slot.ticket.clone_from(&record.ticket);
+                Ok(())
+            }
+            None => Err(StoreError::UnknownOrder {
+                order_id: record.order.order_id.clone(),
+            }),
+        }
+    }
+
+    async fn update_order(&self, record: OrderRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match state.orders.get_mut(&record.order.order_id) {
+            Some(slot) => {
+                *slot = record;
+                Ok(())
+            }
+            None => Err(StoreError::UnknownOrder {
+                order_id: record.order.order_id.clone(),
+            }),
+        }
+    }
+
+    async fn order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        Ok(self.lock().orders.get(order_id).cloned())
+    }
+
+    async fn orders(&self) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut all: Vec<_> = self.lock().orders.values().cloned().collect();
+        all.sort_by(|a, b| a.order.order_id.cmp(&b.order.order_id));
+        Ok(all)
+    }
+
+    async fn unfinished_orders(&self) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut all: Vec<_> = self
+            .lock()
+            .orders
+            .values()
+            .filter(|r| r.state == ProvisioningState::Pending)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.order.order_id.cmp(&b.order.order_id));
+        Ok(all)
+    }
+
+    async fn replace_resources(
+        &self,
+        connection: &ConnectionId,
+        resources: Vec<Resource>,
+    ) -> Result<(), StoreError> {
+        let mut fresh = ConnectionResources::default();
+        for r in resources {
+            fresh.insert(r);
+        }
+        self.lock().resources.insert(connection.clone(), fresh);
+        Ok(())
+    }
+
+    async fn merge_resources(
+        &self,
+        connection: &ConnectionId,
+        upserts: Vec<Resource>,
+        deleted: Vec<ResourceId>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let map = state.resources.entry(connection.clone()).or_default();
+        for id in &deleted {
+            map.remove(id);
+        }
+        for r in upserts {
+            map.insert(r);
+        }
+        Ok(())
+    }
+
+    async fn resources(&self, connection: &ConnectionId) -> Result<Vec<Resource>, StoreError> {
+        Ok(self
+            .lock()
+            .resources
+            .get(connection)
+            .map(|m| m.by_key.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn resource(
+        &self,
+        connection: &ConnectionId,
+        id: &ResourceId,
+    ) -> Result<Option<Resource>, StoreError> {
+        Ok(self
+            .lock()
+            .resources
+            .get(connection)
+            .and_then(|m| m.by_key.get(id).cloned()))
+    }
+
+    async fn key_of_stable(
+        &self,
+        connection: &ConnectionId,
+        stable: &StableId,
+    ) -> Result<Option<ResourceId>, StoreError> {
+        Ok(self
+            .lock()
+            .resources
+            .get(connection)
+            .and_then(|m| m.key_of_stable.get(stable).cloned()))
+    }
+
+    async fn cookie(&self, connection: &ConnectionId) -> Result<Option<ExportCookie>, StoreError> {
+        Ok(self.lock().cookies.get(connection).cloned())
+    }
+
+    async fn set_cookie(
+        &self,
+        connection: &ConnectionId,
+        cookie: ExportCookie,
+    ) -> Result<(), StoreError> {
+        self.lock().cookies.insert(connection.clone(), cookie);
+        Ok(())
+    }
+
+    async fn put_assignments(&self, assignments: Assignments) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state
+            .assignments
+            .resource_types
+            .extend(assignments.resource_types);
+        state.assignments.scalars.extend(assignments.scalars);
+        state
+            .assignments
+            .navigations
+            .extend(assignments.navigations);
+        Ok(())
+    }
+
+    async fn assignments(&self) -> Result<Assignments, StoreError> {
+        Ok(self.lock().assignments.clone())
+    }
+
+    async fn put_job_run(&self, run: JobRun) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match state.jobs.iter_mut().find(|j| j.id == run.id) {
+            Some(slot) => *slot = run,
+            None => state.jobs.push(run),
+        }
+        Ok(())
+    }
+
+    async fn job_runs(&self) -> Result<Vec<JobRun>, StoreError> {
+        Ok(self.lock().jobs.clone())
     }
 }

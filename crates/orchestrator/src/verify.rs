@@ -9,7 +9,7 @@
 
 use crate::clock::Clock;
 use crate::events::{EventSink, JobEvent};
-use crate::records::{OrderRecord, Store, StoreError};
+use crate::store::{OrderRecord, Store, StoreError};
 use autoprov_connector::schema;
 use autoprov_core::{
     ChangeType, ConnectionId, PropertyChange, PropertyValue, ProvisioningEvent, ProvisioningState,

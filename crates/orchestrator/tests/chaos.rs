@@ -14,7 +14,7 @@ use autoprov_orchestrator::dispatch::{
     CircuitBreakerPolicy, DispatchPolicy, Dispatcher, RetryBudget, RetryPolicy,
 };
 use autoprov_orchestrator::events::NoEvents;
-use autoprov_orchestrator::records::{MemoryStore, Store};
+use autoprov_orchestrator::store::{MemoryStore, Store};
 use autoprov_orchestrator::verify::verify;
 use std::collections::BTreeMap;
 use std::sync::Arc;

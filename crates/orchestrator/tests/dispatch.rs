@@ -15,7 +15,7 @@ use autoprov_orchestrator::dispatch::{
     CircuitBreakerPolicy, DispatchPolicy, Dispatcher, RetryBudget, RetryPolicy,
 };
 use autoprov_orchestrator::events::{CollectEvents, JobEvent};
-use autoprov_orchestrator::records::{MemoryStore, Store};
+use autoprov_orchestrator::store::{MemoryStore, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

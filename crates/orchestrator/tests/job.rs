@@ -11,7 +11,7 @@ use autoprov_orchestrator::clock::ManualClock;
 use autoprov_orchestrator::demo::{self, ACCOUNT, ADMIN_ACCOUNT};
 use autoprov_orchestrator::events::CollectEvents;
 use autoprov_orchestrator::job::{JobOptions, ProvisioningJob};
-use autoprov_orchestrator::records::{JobStatus, MemoryStore, Store};
+use autoprov_orchestrator::store::{JobStatus, MemoryStore, Store};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;

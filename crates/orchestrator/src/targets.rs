@@ -1,0 +1,338 @@
+//! Compact, indexed storage of actual targets (the planner's working copy).
+//!
+//! A `Resource` keeps every reference as its own map, which costs about half a kilobyte per
+//! group membership. An organization of a million accounts with ten groups each would not fit,
+//! so the planner interns property names and references once and keeps targets as sorted
+//! arrays of small ids. `Resource`s are rebuilt only for the targets an order touches.
+
+use crate::fxhash::FxHashMap;
+use autoprov_core::{
+    EntityTypeId, PropertyValue, Reference, Resource, ResourceId, ScalarValue, StableId,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// An interned property name.
+pub(crate) type Sym = u32;
+/// An interned reference.
+pub(crate) type RefId = u32;
+
+/// Interned property names.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Symbols {
+    map: FxHashMap<Box<str>, Sym>,
+    names: Vec<Box<str>>,
+}
+
+impl Symbols {
+    pub(crate) fn intern(&mut self, name: &str) -> Sym {
+        if let Some(s) = self.map.get(name) {
+            return *s;
+        }
+        let s = self.names.len() as Sym;
+        self.names.push(name.into());
+        self.map.insert(name.into(), s);
+        s
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Sym> {
+        self.map.get(name).copied()
+    }
+
+    pub(crate) fn name(&self, sym: Sym) -> &str {
+        &self.names[sym as usize]
+    }
+}
+
+/// Interned references.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct References {
+    map: FxHashMap<Reference, RefId>,
+    list: Vec<Reference>,
+}
+
+impl References {
+    pub(crate) fn intern(&mut self, r: &Reference) -> RefId {
+        if let Some(id) = self.map.get(r) {
+            return *id;
+        }
+        let id = self.list.len() as RefId;
+        self.list.push(r.clone());
+        self.map.insert(r.clone(), id);
+        id
+    }
+
+    pub(crate) fn get(&self, id: RefId) -> &Reference {
+        &self.list[id as usize]
+    }
+}
+
+/// One value of a compact target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CompactValue {
+    Scalar(ScalarValue),
+    Ref(RefId),
+    /// Sorted, without duplicates.
+    Refs(Box<[RefId]>),
+}
+
+/// A target as the planner keeps it.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) id: ResourceId,
+    pub(crate) entity_type: Option<EntityTypeId>,
+    pub(crate) stable_id: Option<StableId>,
+    /// Sorted by symbol.
+    pub(crate) values: Box<[(Sym, CompactValue)]>,
+}
+
+impl Target {
+    pub(crate) fn compact(resource: &Resource, syms: &mut Symbols, refs: &mut References) -> Self {
+        let mut values: Vec<(Sym, CompactValue)> = resource
+            .values
+            .iter()
+            .map(|(name, value)| {
+                let v = match value {
+                    PropertyValue::Scalar(s) => CompactValue::Scalar(s.clone()),
+                    PropertyValue::Reference(r) => CompactValue::Ref(refs.intern(r)),
+                    PropertyValue::References(rs) => {
+                        let mut ids: Vec<RefId> = rs.iter().map(|r| refs.intern(r)).collect();
+                        ids.sort_unstable();
+                        ids.dedup();
+                        CompactValue::Refs(ids.into_boxed_slice())
+                    }
+                };
+                (syms.intern(name), v)
+            })
+            .collect();
+        values.sort_unstable_by_key(|(s, _)| *s);
+        Self {
+            id: resource.id.clone(),
+            entity_type: resource.entity_type.clone(),
+            stable_id: resource.stable_id.clone(),
+            values: values.into_boxed_slice(),
+        }
+    }
+
+    pub(crate) fn get(&self, sym: Sym) -> Option<&CompactValue> {
+        self.values
+            .binary_search_by_key(&sym, |(s, _)| *s)
+            .ok()
+            .map(|i| &self.values[i].1)
+    }
+
+    pub(crate) fn scalar(&self, sym: Sym) -> Option<&ScalarValue> {
+        match self.get(sym) {
+            Some(CompactValue::Scalar(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn reference(&self, sym: Sym) -> Option<RefId> {
+        match self.get(sym) {
+            Some(CompactValue::Ref(r)) => Some(*r),
+            // A multi-valued value holding exactly one reference is read as that reference.
+            Some(CompactValue::Refs(rs)) if rs.len() == 1 => Some(rs[0]),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn references(&self, sym: Sym) -> &[RefId] {
+        match self.get(sym) {
+            Some(CompactValue::Refs(rs)) => rs,
+            Some(CompactValue::Ref(r)) => std::slice::from_ref(r),
+            _ => &[],
+        }
+    }
+
+    /// The target as a core `Resource` (for orders and diffs).
+    pub(crate) fn to_resource(&self, syms: &Symbols, refs: &References) -> Resource {
+        let values: BTreeMap<String, PropertyValue> = self
+            .values
+            .iter()
+            .map(|(s, v)| {
+                let v = match v {
+                    CompactValue::Scalar(s) => PropertyValue::Scalar(s.clone()),
+                    CompactValue::Ref(r) => PropertyValue::Reference(refs.get(*r).clone()),
+                    CompactValue::Refs(rs) => PropertyValue::References(
+                        rs.iter()
+                            .map(|r| refs.get(*r).clone())
+                            .collect::<BTreeSet<_>>(),
+                    ),
+                };
+                (syms.name(*s).to_owned(), v)
+            })
+            .collect();
+        Resource {
+            id: self.id.clone(),
+            entity_type: self.entity_type.clone(),
+            stable_id: self.stable_id.clone(),
+            values,
+        }
+    }
+}
+
+/// Index of a target inside its store.
+pub(crate) type TargetIdx = u32;
+
+/// The targets of one resource type, with one index per correlation key.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TargetStore {
+    slots: Vec<Option<Target>>,
+    free: Vec<TargetIdx>,
+    by_id: FxHashMap<ResourceId, TargetIdx>,
+    /// Per correlation key: normalized key value ⇒ targets holding it.
+    key_index: Vec<FxHashMap<String, Vec<TargetIdx>>>,
+    /// The owner currently correlated with each slot.
+    pub(crate) claimed_by: Vec<Option<autoprov_core::OwnerId>>,
+    len: usize,
+}
+
+impl TargetStore {
+    pub(crate) fn new(keys: usize) -> Self {
+        Self {
+            key_index: vec![FxHashMap::default(); keys],
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn get(&self, idx: TargetIdx) -> Option<&Target> {
+        self.slots.get(idx as usize).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn find(&self, id: &ResourceId) -> Option<TargetIdx> {
+        self.by_id.get(id).copied()
+    }
+
+    pub(crate) fn candidates(&self, key: usize, value: &str) -> &[TargetIdx] {
+        self.key_index[key].get(value).map_or(&[], Vec::as_slice)
+    }
+
+    /// Inserts or replaces a target; returns its slot and the replaced target, if any.
+    /// `keys` are the normalized correlation key values of the new target, one per key.
+    pub(crate) fn upsert(
+        &mut self,
+        target: Target,
+        keys: Vec<Option<String>>,
+        old_keys: impl Fn(&Target) -> Vec<Option<String>>,
+    ) -> (TargetIdx, Option<Target>) {
+        let (idx, old) = match self.by_id.get(&target.id) {
+            Some(&idx) => {
+                let old = self.slots[idx as usize].take();
+                if let Some(old) = &old {
+                    self.unindex(idx, old_keys(old));
+                }
+                (idx, old)
+            }
+            None => {
+                let idx = match self.free.pop() {
+                    Some(i) => i,
+                    None => {
+                        self.slots.push(None);
+                        self.claimed_by.push(None);
+                        (self.slots.len() - 1) as TargetIdx
+                    }
+                };
+                self.by_id.insert(target.id.clone(), idx);
+                self.len += 1;
+                (idx, None)
+            }
+        };
+        for (k, v) in keys.into_iter().enumerate() {
+            if let Some(v) = v {
+                let list = self.key_index[k].entry(v).or_default();
+                if let Err(pos) = list.binary_search(&idx) {
+                    list.insert(pos, idx);
+                }
+            }
+        }
+        self.slots[idx as usize] = Some(target);
+        (idx, old)
+    }
+
+    /// Removes a target; returns its slot and the target.
+    pub(crate) fn remove(
+        &mut self,
+        id: &ResourceId,
+        keys: impl Fn(&Target) -> Vec<Option<String>>,
+    ) -> Option<(TargetIdx, Target)> {
+        let idx = self.by_id.remove(id)?;
+        let old = self.slots[idx as usize].take()?;
+        self.unindex(idx, keys(&old));
+        self.free.push(idx);
+        self.len -= 1;
+        Some((idx, old))
+    }
+
+    fn unindex(&mut self, idx: TargetIdx, keys: Vec<Option<String>>) {
+        for (k, v) in keys.into_iter().enumerate() {
+            if let Some(v) = v
+                && let Some(list) = self.key_index[k].get_mut(&v)
+            {
+                list.retain(|i| *i != idx);
+                if list.is_empty() {
+                    self.key_index[k].remove(&v);
+                }
+            }
+        }
+    }
+
+    /// Every occupied slot, in slot order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (TargetIdx, &Target)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.as_ref().map(|t| (i as TargetIdx, t)))
+    }
+}
+
+/// Merges two sorted id slices: what is in `a` and not in `b`.
+pub(crate) fn sorted_difference(a: &[RefId], b: &[RefId]) -> Vec<RefId> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() {
+        if j >= b.len() || a[i] < b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else if a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_round_trip_through_the_compact_form() {
+        let mut syms = Symbols::default();
+        let mut refs = References::default();
+        let r = Resource::new("CN=a")
+            .with("sAMAccountName", "a")
+            .with("parentdn", Reference::dn("OU=x"))
+            .with(
+                "memberOf",
+                [Reference::dn("CN=g2"), Reference::dn("CN=g1")]
+                    .into_iter()
+                    .collect::<BTreeSet<_>>(),
+            );
+        let t = Target::compact(&r, &mut syms, &mut refs);
+        assert_eq!(t.to_resource(&syms, &refs), r);
+        let member_of = syms.get("memberOf").unwrap();
+        assert_eq!(t.references(member_of).len(), 2);
+    }
+
+    #[test]
+    fn sorted_difference_is_a_set_difference() {
+        assert_eq!(sorted_difference(&[1, 2, 4, 7], &[2, 3, 7]), vec![1, 4]);
+        assert_eq!(sorted_difference(&[], &[1]), Vec::<RefId>::new());
+    }
+}
