@@ -625,3 +625,90 @@ async fn a_panicking_connector_fails_its_order_and_nothing_else() {
     let rec = store.order(&"o2".into()).await.unwrap().unwrap();
     assert_eq!(rec.state, ProvisioningState::Errored);
 }
+
+#[tokio::test(start_paused = true)]
+async fn mockall_circuit_breaker_probes_before_resuming() {
+    let mut mock = MockConnector::new();
+    mock.expect_info()
+        .return_const(ConnectorInfo::new("mock", "conn", Capabilities::full()));
+    let mut seq = mockall::Sequence::new();
+    // Three temporary failures open the breaker (threshold 3)...
+    mock.expect_fulfill()
+        .times(3)
+        .in_sequence(&mut seq)
+        .returning(|o| {
+            Err(ConnectorError::new(ErrorKind::Unavailable, Operation::Create, "down").for_order(o))
+        });
+    // ...the first probe still fails, the second succeeds...
+    mock.expect_check()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|| {
+            Err(ConnectorError::new(
+                ErrorKind::Unavailable,
+                Operation::Check,
+                "down",
+            ))
+        });
+    mock.expect_check()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|| Ok(()));
+    // ...and only then does the order go out again.
+    mock.expect_fulfill()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(Fulfillment::Executed(Executed::new("CN=x"))));
+    let mut p = policy();
+    p.concurrency_per_connection = 1;
+    p.breaker = CircuitBreakerPolicy {
+        failure_threshold: 3,
+        open_for: Duration::from_secs(10),
+    };
+    let (d, _) = dispatcher(Arc::new(mock), p);
+    let start = Instant::now();
+    let report = d
+        .dispatch(vec![order("o1")], &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.executed.len(), 1);
+    // 100 + 200 ms of backoff, then two open periods of 10 s before the good probe.
+    assert!(Instant::now() - start >= Duration::from_secs(20));
+}
+
+#[tokio::test(start_paused = true)]
+async fn mockall_retry_budget_refills_at_its_steady_rate() {
+    let mut mock = MockConnector::new();
+    mock.expect_info()
+        .return_const(ConnectorInfo::new("mock", "conn", Capabilities::full()));
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    mock.expect_fulfill().returning(move |o| {
+        seen.lock().unwrap().push(Instant::now());
+        Err(ConnectorError::new(ErrorKind::Unavailable, Operation::Create, "busy").for_order(o))
+    });
+    let mut p = policy();
+    p.retry.max_attempts = 6;
+    p.retry.initial_backoff = Duration::from_millis(1);
+    p.retry.multiplier = 1.0;
+    p.retry.max_total = Duration::from_secs(30);
+    p.budget = RetryBudget {
+        ratio: 0.0,
+        min_per_second: 1.0,
+        capacity: 1.0,
+    };
+    let (d, _) = dispatcher(Arc::new(mock), p);
+    d.dispatch(vec![order("o1")], &CancellationToken::new())
+        .await
+        .unwrap();
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 6);
+    // The first retry uses the initial token; later ones wait for the budget: ~1 per second.
+    for w in calls.windows(2).skip(1) {
+        assert!(
+            w[1] - w[0] >= Duration::from_millis(990),
+            "{:?}",
+            w[1] - w[0]
+        );
+    }
+}

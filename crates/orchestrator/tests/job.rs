@@ -437,3 +437,61 @@ async fn a_cancelled_run_sends_nothing_and_loses_nothing() {
     assert_eq!(r.dispatch.executed.len(), 8);
     assert!(w.system.check().await.is_ok());
 }
+
+#[tokio::test]
+async fn drift_in_the_directory_reopens_a_verified_item_and_is_corrected() {
+    let mut w = world(8);
+    let cancel = CancellationToken::new();
+    w.job
+        .run_complete(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    w.clock.advance(TimeDelta::minutes(10));
+    let r = w
+        .job
+        .run_complete(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(r.verification.verified.len(), 8);
+    // Someone edits an account by hand: a wrong title and a stray group.
+    let login = login_of("E0004");
+    let target = account(&w.system.snapshot(), &login).unwrap().clone();
+    let mut drift = autoprov_core::Changes::default();
+    drift
+        .set("title", "Intern")
+        .add_reference("memberOf", demo::group("Finance-Approvers"));
+    w.system.modify(target.id.as_str(), &drift).unwrap();
+    w.clock.advance(TimeDelta::minutes(10));
+    let fix = w
+        .job
+        .run_complete(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(fix.dispatch.executed.len(), 1, "{:?}", fix.orders);
+    let order = &fix.orders[0];
+    assert_eq!(order.change_type, ChangeType::Modified);
+    assert_eq!(
+        order.changes.scalar("title"),
+        Some(&ScalarValue::from("Specialist"))
+    );
+    let nav = &order.changes.navigations["memberOf"];
+    assert_eq!(nav.remove.len(), 1, "the stray group is removed as a delta");
+    assert!(nav.add.is_empty());
+    let fixed = account(&w.system.snapshot(), &login).unwrap().clone();
+    assert_eq!(
+        fixed.get("title").and_then(PropertyValue::as_scalar),
+        Some(&ScalarValue::from("Specialist"))
+    );
+    assert!(
+        !groups_of(&fixed)
+            .iter()
+            .any(|g| g.contains("Finance-Approvers"))
+    );
+    w.clock.advance(TimeDelta::minutes(10));
+    let again = w
+        .job
+        .run_complete(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(again.verification.verified, vec![order.order_id.clone()]);
+}
