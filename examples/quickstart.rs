@@ -41,17 +41,13 @@ impl EventSink for Progress {
                 total,
                 done,
                 failed,
-            } => {
-                if done == total || done % 10 == 0 {
-                    print!(
-                        " [{done}/{total}{}]",
-                        if failed > 0 {
-                            format!(", {failed} failed")
-                        } else {
-                            String::new()
-                        }
-                    );
-                }
+            } if done == total || done % 10 == 0 => {
+                let failed = if failed > 0 {
+                    format!(", {failed} failed")
+                } else {
+                    String::new()
+                };
+                print!(" [{done}/{total}{failed}]");
             }
             JobEvent::OrderFinished { order, changes, .. } => {
                 self.changes
