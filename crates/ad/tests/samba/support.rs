@@ -9,7 +9,7 @@ use autoprov_core::{
     ChangeType, Changes, EntityTypeRef, OrderId, Owner, ProvisioningOrder, Resource,
     ResourceTypeRef, StableId,
 };
-use futures::FutureExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use ldap3::{LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -247,9 +247,46 @@ impl Admin {
             .unwrap_or_else(|e| panic!("admin modify {dn}: {e}"));
     }
 
-    /// Deletes an entry and its subtree (tree delete); absent is fine.
+    /// Deletes an entry and its subtree; absent is fine. Leaves go first, one by one (a tree
+    /// delete of thousands of entries is one long transaction that stalls every other writer,
+    /// i.e. the tests running in parallel); the tree-delete control covers what remains.
     pub async fn delete_tree(&self, dn: &str) {
         let mut ldap = self.ldap.clone();
+        let adapters: Vec<Box<dyn ldap3::adapters::Adapter<&str, Vec<&str>>>> = vec![
+            Box::new(ldap3::adapters::EntriesOnly::new()),
+            Box::new(ldap3::adapters::PagedResults::new(500)),
+        ];
+        let mut below: Vec<String> = Vec::new();
+        if let Ok(mut search) = ldap
+            .streaming_search_with(
+                adapters,
+                dn,
+                Scope::OneLevel,
+                "(objectClass=*)",
+                vec!["1.1"],
+            )
+            .await
+        {
+            while let Ok(Some(entry)) = search.next().await {
+                below.push(SearchEntry::construct(entry).dn);
+            }
+            let _ = search.finish().await;
+        }
+        futures::stream::iter(below)
+            .for_each_concurrent(8, |child| async move {
+                let mut ldap = self.ldap.clone();
+                let res = ldap
+                    .with_controls(ldap3::controls::RawControl {
+                        ctype: "1.2.840.113556.1.4.805".into(),
+                        crit: true,
+                        val: None,
+                    })
+                    .delete(&child)
+                    .await
+                    .unwrap();
+                assert!(res.rc == 0 || res.rc == 32, "deleting {child}: {res}");
+            })
+            .await;
         let res = ldap
             .with_controls(ldap3::controls::RawControl {
                 ctype: "1.2.840.113556.1.4.805".into(),
