@@ -13,9 +13,9 @@ use crate::store::{OrderRecord, Store, StoreError};
 use autoprov_connector::schema;
 use autoprov_core::{
     ChangeType, ConnectionId, PropertyChange, PropertyValue, ProvisioningEvent, ProvisioningState,
-    Reference, Resource, ResourceId, ResourceTypeId, ScalarValue, StableId,
+    Reference, Resource, ResourceTypeId, ScalarValue,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What verification did.
@@ -27,35 +27,6 @@ pub struct VerificationReport {
     pub waiting: Vec<(autoprov_core::OrderId, String)>,
     /// Orders Errored because their validity period passed unverified.
     pub timed_out: Vec<autoprov_core::OrderId>,
-}
-
-/// A connection's synchronized resources, indexed by key and stable id.
-#[derive(Debug, Default)]
-pub struct ObservedResources {
-    by_key: HashMap<ResourceId, Resource>,
-    key_of_stable: HashMap<StableId, ResourceId>,
-}
-
-impl ObservedResources {
-    /// Indexes resources.
-    pub fn new(resources: impl IntoIterator<Item = Resource>) -> Self {
-        let mut me = Self::default();
-        for r in resources {
-            if let Some(s) = &r.stable_id {
-                me.key_of_stable.insert(s.clone(), r.id.clone());
-            }
-            me.by_key.insert(r.id.clone(), r);
-        }
-        me
-    }
-
-    /// The resource with this stable id, else this key.
-    pub fn find(&self, stable: Option<&StableId>, key: Option<&ResourceId>) -> Option<&Resource> {
-        stable
-            .and_then(|s| self.key_of_stable.get(s))
-            .and_then(|k| self.by_key.get(k))
-            .or_else(|| key.and_then(|k| self.by_key.get(k)))
-    }
 }
 
 fn same_text(a: &str, b: &str) -> bool {
@@ -82,18 +53,38 @@ fn write_only(property: &str, value: Option<&ScalarValue>) -> bool {
         || value.is_some_and(ScalarValue::is_secret)
 }
 
-/// Whether the effect of `record`'s order is visible in `observed`; `Err` says what is missing.
-pub fn observe(record: &OrderRecord, observed: &ObservedResources) -> Result<(), String> {
+/// Where `record`'s target stands in the store's synchronized resources: found by its stable
+/// id first (a rename or move keeps it), then by its key.
+async fn find_target(
+    store: &dyn Store,
+    conn: &ConnectionId,
+    record: &OrderRecord,
+) -> Result<Option<Resource>, StoreError> {
     let order = &record.order;
     let stable = record
         .stable_id
         .as_ref()
         .or_else(|| order.resource.as_ref().and_then(|r| r.stable_id.as_ref()));
+    if let Some(stable) = stable
+        && let Some(key) = store.key_of_stable(conn, stable).await?
+        && let Some(found) = store.resource(conn, &key).await?
+    {
+        return Ok(Some(found));
+    }
     let key = record
         .resource_id
         .as_ref()
         .or_else(|| order.resource.as_ref().map(|r| &r.id));
-    let target = observed.find(stable, key);
+    match key {
+        Some(key) => store.resource(conn, key).await,
+        None => Ok(None),
+    }
+}
+
+/// Whether the effect of `record`'s order is visible on `target` (its target as last
+/// synchronized, if any); `Err` says what is missing.
+pub fn observe(record: &OrderRecord, target: Option<&Resource>) -> Result<(), String> {
+    let order = &record.order;
     if order.change_type == ChangeType::Deleted {
         return match target {
             None => Ok(()),
@@ -178,7 +169,6 @@ pub async fn verify(
     default_validity: Duration,
 ) -> Result<VerificationReport, StoreError> {
     let mut report = VerificationReport::default();
-    let mut cache: BTreeMap<ConnectionId, ObservedResources> = BTreeMap::new();
     let now = clock.now();
     for mut record in store.orders().await? {
         if !matches!(
@@ -190,12 +180,8 @@ pub async fn verify(
         let Some(conn) = record.order.connection.clone() else {
             continue;
         };
-        if !cache.contains_key(&conn) {
-            let resources = store.resources(&conn).await?;
-            cache.insert(conn.clone(), ObservedResources::new(resources));
-        }
-        let observed = &cache[&conn];
-        let event = match observe(&record, observed) {
+        let target = find_target(store, &conn, &record).await?;
+        let event = match observe(&record, target.as_ref()) {
             Ok(()) => ProvisioningEvent::SynchronizationMatched,
             Err(missing) => {
                 let period = validity
