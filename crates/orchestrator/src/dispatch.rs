@@ -493,36 +493,30 @@ impl Core {
             }
         }
 
-        let ids: Vec<OrderId> = batch.iter().map(|r| r.order.order_id.clone()).collect();
+        let mut graph = Graph {
+            ids: batch.iter().map(|r| r.order.order_id.clone()).collect(),
+            ready: (0..total).filter(|&i| waiting_on[i] == 0).collect(),
+            dependants,
+            waiting_on,
+            failed_early,
+            outcomes: vec![None; total],
+            done: 0,
+            failed: 0,
+        };
         let mut records: Vec<Option<OrderRecord>> = batch.into_iter().map(Some).collect();
-        let mut ready: VecDeque<usize> = (0..total).filter(|&i| waiting_on[i] == 0).collect();
         let mut running = FuturesUnordered::new();
         let mut in_flight: HashMap<ConnectionId, usize> = HashMap::new();
         let launch_limit = self.policy.concurrency_per_connection.max(1) * 2;
         let mut queues: BTreeMap<ConnectionId, VecDeque<usize>> = BTreeMap::new();
-        let mut done = 0usize;
-        let mut failed = 0usize;
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; total];
 
         loop {
             // Route what became ready: blocked orders settle at once, the others wait in their
             // connection's queue.
-            while let Some(i) = ready.pop_front() {
-                if let Some((dep, reason)) = failed_early[i].take() {
+            while let Some(i) = graph.ready.pop_front() {
+                if let Some((dep, reason)) = graph.failed_early[i].take() {
                     let record = records[i].take().expect("each order settles once");
                     let msg = self.block(record, &dep, &reason).await?;
-                    outcomes[i] = Some(Outcome::Failed(msg));
-                    Self::finish(
-                        i,
-                        &ids,
-                        &outcomes,
-                        &dependants,
-                        &mut waiting_on,
-                        &mut ready,
-                        &mut failed_early,
-                    );
-                    done += 1;
-                    failed += 1;
+                    graph.settle(i, Outcome::Failed(msg));
                     continue;
                 }
                 let conn = records[i]
@@ -563,31 +557,14 @@ impl Core {
             }
             let (outcome, attempts) = match result {
                 Ok(r) => r?,
-                Err(join) => (self.task_failed(&ids[i], join).await?, 1),
+                Err(join) => (self.task_failed(&graph.ids[i], join).await?, 1),
             };
             report.attempts += u64::from(attempts);
-            match &outcome {
-                Outcome::NotStarted => {}
-                Outcome::Failed(_) => {
-                    done += 1;
-                    failed += 1;
-                }
-                Outcome::Succeeded(_) => done += 1,
-            }
-            outcomes[i] = Some(outcome);
-            Self::finish(
-                i,
-                &ids,
-                &outcomes,
-                &dependants,
-                &mut waiting_on,
-                &mut ready,
-                &mut failed_early,
-            );
+            graph.settle(i, outcome);
             self.events.emit(JobEvent::Progress {
                 total,
-                done,
-                failed,
+                done: graph.done,
+                failed: graph.failed,
             });
         }
 
@@ -596,8 +573,7 @@ impl Core {
         for r in records.iter().flatten() {
             report.pending.push(r.order.order_id.clone());
         }
-        for (i, outcome) in outcomes.into_iter().enumerate() {
-            let id = ids[i].clone();
+        for (id, outcome) in graph.ids.into_iter().zip(graph.outcomes) {
             match outcome {
                 Some(Outcome::Succeeded(ProvisioningState::Transmitted)) => {
                     report.transmitted.push(id)
@@ -608,38 +584,8 @@ impl Core {
                 None => {}
             }
         }
-        report.pending.dedup();
         report.sort();
-        report.pending.dedup();
         Ok(report)
-    }
-
-    /// Releases the dependants of order `i` once it has an outcome.
-    fn finish(
-        i: usize,
-        ids: &[OrderId],
-        outcomes: &[Option<Outcome>],
-        dependants: &[Vec<usize>],
-        waiting_on: &mut [usize],
-        ready: &mut VecDeque<usize>,
-        failed_early: &mut [Option<(OrderId, String)>],
-    ) {
-        let outcome = outcomes[i].clone();
-        for &d in &dependants[i] {
-            match &outcome {
-                Some(Outcome::Succeeded(_)) => {}
-                Some(Outcome::Failed(reason)) => {
-                    if failed_early[d].is_none() {
-                        failed_early[d] = Some((ids[i].clone(), format!("failed: {reason}")));
-                    }
-                }
-                Some(Outcome::NotStarted) | None => continue,
-            }
-            waiting_on[d] -= 1;
-            if waiting_on[d] == 0 {
-                ready.push_back(d);
-            }
-        }
     }
 
     /// Marks an order Errored because a dependency failed.
@@ -1072,6 +1018,53 @@ impl Core {
                 });
             }
         }
+    }
+}
+
+/// The orders of one dispatch, their dependencies and their outcomes so far.
+struct Graph {
+    ids: Vec<OrderId>,
+    /// Orders waiting for each order.
+    dependants: Vec<Vec<usize>>,
+    /// Dependencies each order still waits for.
+    waiting_on: Vec<usize>,
+    /// Orders whose dependencies are all settled.
+    ready: VecDeque<usize>,
+    /// Orders that must not run: the dependency that failed, and why.
+    failed_early: Vec<Option<(OrderId, String)>>,
+    outcomes: Vec<Option<Outcome>>,
+    done: usize,
+    failed: usize,
+}
+
+impl Graph {
+    /// Records order `i`'s outcome and releases its dependants (a failure blocks them).
+    fn settle(&mut self, i: usize, outcome: Outcome) {
+        match &outcome {
+            Outcome::Succeeded(_) => self.done += 1,
+            Outcome::Failed(_) => {
+                self.done += 1;
+                self.failed += 1;
+            }
+            Outcome::NotStarted => {}
+        }
+        for &d in &self.dependants[i] {
+            match &outcome {
+                Outcome::Succeeded(_) => {}
+                Outcome::Failed(reason) => {
+                    if self.failed_early[d].is_none() {
+                        self.failed_early[d] =
+                            Some((self.ids[i].clone(), format!("failed: {reason}")));
+                    }
+                }
+                Outcome::NotStarted => continue,
+            }
+            self.waiting_on[d] -= 1;
+            if self.waiting_on[d] == 0 {
+                self.ready.push_back(d);
+            }
+        }
+        self.outcomes[i] = Some(outcome);
     }
 }
 
