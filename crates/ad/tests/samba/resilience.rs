@@ -105,7 +105,7 @@ async fn a_dropped_connection_is_replaced_and_a_stalled_one_times_out() {
             .bind(&env.bind_dn, env.password.as_str())
             .ca_certificate_file(&env.ca_file)
             .connections(1)
-            .request_timeout(Duration::from_secs(5))
+            .request_timeout(Duration::from_secs(10))
             .retry_delay(Duration::from_millis(10))
             .build()
             .await
