@@ -199,8 +199,16 @@ impl LdapFailure {
     }
 
     /// Whether the connection it happened on should be dropped.
+    ///
+    /// A timeout counts: an unanswered request on a multiplexed connection may mean a stalled or
+    /// half-open TCP connection (a firewall dropped its state, a peer froze), which would stall
+    /// every later request on it too. Replacing it costs one bind; trusting it can cost every
+    /// order that lands on it. Requests still running on the old connection finish normally.
     pub(crate) fn breaks_connection(&self) -> bool {
-        matches!(self, Self::Transport(_) | Self::Certificate(_))
+        matches!(
+            self,
+            Self::Transport(_) | Self::Certificate(_) | Self::Timeout(_)
+        )
     }
 
     /// The connector error for this failure during `operation` on `target`.
@@ -471,5 +479,18 @@ mod tests {
             LdapFailure::from(ldap3::LdapError::EndOfStream),
             LdapFailure::Transport(_)
         ));
+    }
+
+    #[test]
+    fn a_timeout_breaks_the_connection_and_a_result_code_does_not() {
+        assert!(LdapFailure::Timeout("no answer".into()).breaks_connection());
+        assert!(
+            !LdapFailure::Result {
+                rc: 51,
+                text: "busy".into(),
+                matched: String::new(),
+            }
+            .breaks_connection()
+        );
     }
 }

@@ -14,7 +14,7 @@ use crate::connector::Inner;
 use crate::dn::{Dn, split_rdn};
 use crate::errors::LdapFailure;
 use crate::mapping::{EntityMapping, ValueKind};
-use crate::pool::{Entry, SHOW_DELETED_OID, ServerPool, control};
+use crate::pool::{Entry, Handle, SHOW_DELETED_OID, ServerPool, control};
 use autoprov_connector::{
     ConnectorError, ErrorKind, ExportCookie, ExportItem, ExportMode, ExportRequest, ExportStream,
     Operation, schema,
@@ -104,6 +104,9 @@ async fn mark_of(pool: &ServerPool) -> Result<Mark, ConnectorError> {
             )
             .with_target(pool.url.clone())
         })?;
+    // The DC's identity goes into the cookie; a failed read must fail the export rather than
+    // record a different identity, which would make the next incremental export refuse the
+    // cookie as coming from another DC.
     let dsa = match root.text("dsServiceName") {
         Some(service) => pool
             .read(
@@ -112,8 +115,7 @@ async fn mark_of(pool: &ServerPool) -> Result<Mark, ConnectorError> {
                 &[],
             )
             .await
-            .ok()
-            .flatten()
+            .map_err(|f| f.into_error(Operation::Export, &pool.url))?
             .and_then(|e| {
                 e.values("invocationId")
                     .first()
@@ -337,10 +339,42 @@ async fn search(
     attrs: &[String],
     controls: &[ldap3::controls::RawControl],
     tx: &mut Tx,
-    mut convert: impl FnMut(Entry) -> Option<ExportItem>,
+    convert: impl FnMut(Entry) -> Option<ExportItem>,
 ) -> Result<bool, ConnectorError> {
     let fail = |f: LdapFailure| f.into_error(Operation::Export, base);
-    let (_, mut ldap) = pool.handle().await.map_err(fail)?;
+    let handle = pool.handle().await.map_err(fail)?;
+    match stream_search(
+        plan, pool, &handle, base, filter, attrs, controls, tx, convert,
+    )
+    .await
+    {
+        Ok(more) => Ok(more),
+        Err((failure, on_this_connection)) => {
+            if on_this_connection {
+                pool.failed(&handle, &failure).await;
+            }
+            Err(fail(failure))
+        }
+    }
+}
+
+/// The search of [`search`] on one connection. A failure says whether it happened on that
+/// connection (so the caller can drop it) or in a ranged-attribute read, which goes through the
+/// pool and has already been handled there.
+#[allow(clippy::too_many_arguments)]
+async fn stream_search(
+    plan: &Plan,
+    pool: &ServerPool,
+    handle: &Handle,
+    base: &str,
+    filter: &str,
+    attrs: &[String],
+    controls: &[ldap3::controls::RawControl],
+    tx: &mut Tx,
+    mut convert: impl FnMut(Entry) -> Option<ExportItem>,
+) -> Result<bool, (LdapFailure, bool)> {
+    let here = |e: ldap3::LdapError| (LdapFailure::from(e), true);
+    let mut ldap = handle.ldap.clone();
     if !controls.is_empty() {
         ldap.with_controls(controls.to_vec());
     }
@@ -352,12 +386,14 @@ async fn search(
         .with_timeout(plan.request_timeout)
         .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
         .await
-        .map_err(|e| fail(e.into()))?;
+        .map_err(here)?;
     loop {
-        let next = stream.next().await.map_err(|e| fail(e.into()))?;
+        let next = stream.next().await.map_err(here)?;
         let Some(raw) = next else { break };
         let mut entry = Entry::from_search(SearchEntry::construct(raw));
-        complete_ranges(pool, &mut entry).await.map_err(fail)?;
+        complete_ranges(pool, &mut entry)
+            .await
+            .map_err(|f| (f, false))?;
         let item = match convert(entry) {
             Some(item) => Ok(item),
             None => continue,
@@ -374,11 +410,14 @@ async fn search(
     }
     match res.rc {
         0 | 32 => Ok(true),
-        rc => Err(fail(LdapFailure::Result {
-            rc,
-            text: res.text,
-            matched: res.matched,
-        })),
+        rc => Err((
+            LdapFailure::Result {
+                rc,
+                text: res.text,
+                matched: res.matched,
+            },
+            true,
+        )),
     }
 }
 

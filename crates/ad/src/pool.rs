@@ -1,10 +1,15 @@
 //! A small pool of ldap3 connections per server.
 //!
 //! Each pooled connection is an ldap3 handle that multiplexes concurrent operations, so a few
-//! connections serve many concurrent orders. Every operation has a deadline; a connection that
-//! fails at the transport level is dropped and the next use reconnects (no more often than the
-//! retry delay), and the failed operation is tried once more on a fresh connection, which is
-//! safe because every fulfilment step is idempotent.
+//! connections serve many concurrent orders. Every operation has a deadline. A connection that
+//! fails at the transport level, or leaves a request unanswered past its deadline (a stalled or
+//! half-open connection), is dropped and the next use reconnects (no more often than the retry
+//! delay). After a transport failure the operation is tried once more on a fresh connection,
+//! which is safe because every fulfilment step is idempotent; after a timeout it is not, since
+//! the deadline is spent, and the caller's retry policy decides.
+//!
+//! Each connection of a slot has a generation number, so a late failure on a connection that
+//! was already replaced does not drop its healthy successor.
 
 use crate::dn::Dn;
 use crate::errors::LdapFailure;
@@ -203,7 +208,16 @@ fn native_connector(
 
 struct SlotState {
     ldap: Option<Ldap>,
+    /// Counts the connections made in this slot; names the one in `ldap`.
+    generation: u64,
     last_failure: Option<(Instant, LdapFailure)>,
+}
+
+/// A handle of one pooled connection, with what identifies it for [`ServerPool::failed`].
+pub(crate) struct Handle {
+    pub ldap: Ldap,
+    slot: usize,
+    generation: u64,
 }
 
 /// The connections to one server.
@@ -240,6 +254,7 @@ impl ServerPool {
                 .map(|_| {
                     tokio::sync::Mutex::new(SlotState {
                         ldap: None,
+                        generation: 0,
                         last_failure: None,
                     })
                 })
@@ -293,16 +308,21 @@ impl ServerPool {
     }
 
     /// A handle of the next connection (round robin), connecting it when needed.
-    pub(crate) async fn handle(&self) -> Result<(usize, Ldap), LdapFailure> {
+    pub(crate) async fn handle(&self) -> Result<Handle, LdapFailure> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         self.handle_of(index).await
     }
 
-    async fn handle_of(&self, index: usize) -> Result<(usize, Ldap), LdapFailure> {
+    async fn handle_of(&self, index: usize) -> Result<Handle, LdapFailure> {
         let mut slot = self.slots[index].lock().await;
+        let generation = slot.generation;
         if let Some(ldap) = slot.ldap.as_mut() {
             if !ldap.is_closed() {
-                return Ok((index, ldap.clone()));
+                return Ok(Handle {
+                    ldap: ldap.clone(),
+                    slot: index,
+                    generation,
+                });
             }
             slot.ldap = None;
         }
@@ -313,9 +333,14 @@ impl ServerPool {
         }
         match self.connect().await {
             Ok(ldap) => {
+                slot.generation += 1;
                 slot.ldap = Some(ldap.clone());
                 slot.last_failure = None;
-                Ok((index, ldap))
+                Ok(Handle {
+                    ldap,
+                    slot: index,
+                    generation: slot.generation,
+                })
             }
             Err(failure) => {
                 // Refused credentials or certificates are not worth a quick retry either.
@@ -325,9 +350,23 @@ impl ServerPool {
         }
     }
 
-    async fn invalidate(&self, index: usize) {
-        let mut slot = self.slots[index].lock().await;
-        slot.ldap = None;
+    /// Records that an operation on `handle`'s connection failed: when the failure means the
+    /// connection cannot be trusted, it is dropped (unless it was already replaced), so the next
+    /// use reconnects. Operations still running on it keep their own handle and finish.
+    pub(crate) async fn failed(&self, handle: &Handle, failure: &LdapFailure) {
+        if !failure.breaks_connection() {
+            return;
+        }
+        let mut slot = self.slots[handle.slot].lock().await;
+        if slot.generation == handle.generation && slot.ldap.is_some() {
+            tracing::debug!(
+                server = %self.url,
+                slot = handle.slot,
+                "dropping an LDAP connection after: {}",
+                failure.text()
+            );
+            slot.ldap = None;
+        }
     }
 
     /// Runs one LDAP operation with the request deadline; on a transport failure the connection
@@ -340,8 +379,8 @@ impl ServerPool {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (index, ldap) = self.handle().await?;
-            let result = match tokio::time::timeout(deadline, op(ldap)).await {
+            let handle = self.handle().await?;
+            let result = match tokio::time::timeout(deadline, op(handle.ldap.clone())).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => LdapFailure::from(e),
                 Err(_) => LdapFailure::Timeout(format!(
@@ -349,11 +388,9 @@ impl ServerPool {
                     self.url, self.spec.request_timeout
                 )),
             };
-            if result.breaks_connection() {
-                self.invalidate(index).await;
-                if attempt < 2 && matches!(result, LdapFailure::Transport(_)) {
-                    continue;
-                }
+            self.failed(&handle, &result).await;
+            if attempt < 2 && matches!(result, LdapFailure::Transport(_)) {
+                continue;
             }
             return Err(result);
         }

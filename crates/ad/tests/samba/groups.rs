@@ -41,7 +41,7 @@ async fn a_group_of_2000_gains_and_loses_one_member_without_touching_the_others(
     else {
         return;
     };
-    in_ou(&env.clone(), "biggroup", |admin, ou| async move {
+    in_ou_alone(&env.clone(), "biggroup", |admin, ou| async move {
         let ad = connector(&env).await;
         let group = admin.create_group(&ou, &format!("big-{}", token())).await;
         let people = format!("OU=People,{ou}");

@@ -321,8 +321,35 @@ impl Admin {
     }
 }
 
+/// Held shared by every [`in_ou`] test and exclusively by [`in_ou_alone`] ones.
+///
+/// Samba serializes writes behind one database transaction lock, so a test that loads the server
+/// heavily (a 2,000-member group) can hold up a concurrent test's request for many seconds, and
+/// a test that measures deadlines must not share the server with it. (Each `#[tokio::test]` has
+/// its own runtime; tokio's locks work across runtimes.)
+static SERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// Runs a test body in its own OU, deleting the OU afterwards even when the body panics.
 pub async fn in_ou<F, Fut>(env: &AdEnv, label: &str, body: F)
+where
+    F: FnOnce(Admin, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let _shared = SERVER.read().await;
+    run_in_ou(env, label, body).await;
+}
+
+/// [`in_ou`] with the server to itself: for tests that load it heavily or measure deadlines.
+pub async fn in_ou_alone<F, Fut>(env: &AdEnv, label: &str, body: F)
+where
+    F: FnOnce(Admin, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let _exclusive = SERVER.write().await;
+    run_in_ou(env, label, body).await;
+}
+
+async fn run_in_ou<F, Fut>(env: &AdEnv, label: &str, body: F)
 where
     F: FnOnce(Admin, String) -> Fut,
     Fut: std::future::Future<Output = ()>,
