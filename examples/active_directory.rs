@@ -177,6 +177,10 @@ async fn provision(ad: &AdConnector, base_dn: &str) -> Result<(), ConnectorError
         .set_reference("parentdn", Reference::dn(sales_ou.as_str()))
         .add_reference("memberOf", Reference::dn(sales_group.as_str()));
     let joiner = order("joiner", ChangeType::Added, "user", c, None);
+    // What it will write, as LDIF (a simulation shows this; the password is never shown).
+    if let Some(preview) = ad.preview(std::slice::from_ref(&joiner)) {
+        println!("LDIF preview of the joiner:\n{}", preview.text);
+    }
     let (user, guid) = run(ad, &joiner).await?;
     // The same order again: adopted, nothing written.
     run(ad, &joiner).await?;

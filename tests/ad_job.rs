@@ -188,6 +188,61 @@ async fn the_job_provisions_and_verifies_a_requested_permission_in_samba() {
         r
     };
 
+    // A simulation first: nothing written, the orders shown, also as LDIF.
+    clock.advance(TimeDelta::minutes(5));
+    let sim = job
+        .run_incremental(JobOptions::simulation(), &cancel)
+        .await
+        .expect("simulation");
+    assert_eq!(
+        sim.run.status,
+        JobStatus::Succeeded,
+        "{:?}",
+        sim.run.message
+    );
+    assert!(sim.dispatch.executed.is_empty());
+    let preview = sim
+        .previews
+        .get(demo::CONNECTION)
+        .expect("the AD connection renders LDIF");
+    assert_eq!(preview.format, "ldif");
+    assert!(preview.refused.is_empty(), "{:?}", preview.refused);
+    for p in &people {
+        assert!(
+            preview.text.contains(&format!(
+                ": Added AD_Entry_NominativeUser for owner {} (",
+                p.id
+            )),
+            "{}",
+            preview.text
+        );
+    }
+    assert_eq!(
+        preview.text.matches("changetype: add").count(),
+        sim.orders
+            .iter()
+            .filter(|o| o.change_type == ChangeType::Added)
+            .count()
+    );
+    for p in &people {
+        let out = ldap(
+            &env,
+            "ldapsearch",
+            &[
+                "-LLL",
+                "-b",
+                &root,
+                &format!("(sAMAccountName={})", p.identifier),
+                "dn",
+            ],
+        );
+        assert!(
+            out.trim().is_empty(),
+            "the simulation wrote {}: {out}",
+            p.identifier
+        );
+    }
+
     // Joiners, review, verification.
     let r1 = run(&mut job).await;
     assert_eq!(r1.dispatch.executed.len(), 6, "{:?}", r1.orders);

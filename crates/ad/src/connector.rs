@@ -10,7 +10,7 @@ use crate::settings::{
 use async_trait::async_trait;
 use autoprov_connector::{
     Capabilities, Connector, ConnectorError, ConnectorInfo, ErrorKind, ExportRequest, ExportStream,
-    Fulfillment, Operation, Package,
+    Fulfillment, Operation, Package, Preview,
 };
 use autoprov_core::{ChangeType, ConnectionId, PackageId, ProvisioningOrder, Secret};
 use std::collections::{BTreeMap, HashSet};
@@ -470,6 +470,12 @@ pub(crate) fn operation_of(change: ChangeType) -> Operation {
 impl Connector for AdConnector {
     fn info(&self) -> &ConnectorInfo {
         &self.inner.info
+    }
+
+    /// The orders as LDIF change records, computed offline; see the crate's README ("LDIF
+    /// preview").
+    fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
+        Some(crate::ldif::render(&self.inner, orders))
     }
 
     async fn check(&self) -> Result<(), ConnectorError> {

@@ -35,28 +35,28 @@ const PROTECTED: &[&str] = &[
 
 /// One scalar attribute to write.
 #[derive(Debug)]
-struct ScalarWrite {
-    property: String,
-    attribute: String,
+pub(crate) struct ScalarWrite {
+    pub property: String,
+    pub attribute: String,
     /// `None`: clear the attribute.
-    value: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
     /// DN-valued: compared as DNs.
-    is_dn: bool,
+    pub is_dn: bool,
 }
 
 /// What an order wants, checked and converted to LDAP values.
 #[derive(Debug, Default)]
-struct Desired {
-    parent: Option<(String, Dn)>,
+pub(crate) struct Desired {
+    pub parent: Option<(String, Dn)>,
     /// (property, value) of the RDN.
-    rdn: Option<(String, String)>,
-    scalars: Vec<ScalarWrite>,
-    enabled: Option<(String, bool)>,
-    password: Option<(String, Secret)>,
-    must_change: Option<(String, bool)>,
-    groups_add: Vec<Dn>,
-    groups_remove: Vec<Dn>,
-    membership_property: Option<String>,
+    pub rdn: Option<(String, String)>,
+    pub scalars: Vec<ScalarWrite>,
+    pub enabled: Option<(String, bool)>,
+    pub password: Option<(String, Secret)>,
+    pub must_change: Option<(String, bool)>,
+    pub groups_add: Vec<Dn>,
+    pub groups_remove: Vec<Dn>,
+    pub membership_property: Option<String>,
 }
 
 fn invalid(op: Operation, message: impl Into<String>) -> ConnectorError {
@@ -114,7 +114,10 @@ fn ldap_value(
     }))
 }
 
-fn desired(order: &ProvisioningOrder, m: &EntityMapping) -> Result<Desired, ConnectorError> {
+pub(crate) fn desired(
+    order: &ProvisioningOrder,
+    m: &EntityMapping,
+) -> Result<Desired, ConnectorError> {
     let op = operation_of(order.change_type);
     let mut d = Desired::default();
     let pw = m.password.as_ref();
@@ -274,11 +277,86 @@ fn desired(order: &ProvisioningOrder, m: &EntityMapping) -> Result<Desired, Conn
     Ok(d)
 }
 
+/// Where a new entry goes, and its name.
+pub(crate) struct NewEntry {
+    /// The property that gave the RDN value.
+    pub rdn_property: String,
+    pub rdn_value: String,
+    pub parent: Dn,
+    pub dn: Dn,
+}
+
+/// The attributes an entry is created with, without the password: object classes, RDN, the
+/// order's scalars, and `userAccountControl` disabled (514) when the type has an enabled flag.
+pub(crate) fn creation_attributes(
+    m: &EntityMapping,
+    d: &Desired,
+    rdn_value: &str,
+) -> BTreeMap<String, Vec<Vec<u8>>> {
+    let mut attrs: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    attrs.insert(
+        "objectClass".into(),
+        m.object_classes
+            .iter()
+            .map(|c| c.as_bytes().to_vec())
+            .collect(),
+    );
+    attrs.insert(m.rdn_attribute.clone(), vec![rdn_value.as_bytes().to_vec()]);
+    for w in &d.scalars {
+        if let Some(v) = &w.value {
+            attrs.insert(w.attribute.clone(), vec![v.clone()]);
+        }
+    }
+    if m.enabled_property.is_some() {
+        attrs.insert(
+            "userAccountControl".into(),
+            vec![
+                (UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE)
+                    .to_string()
+                    .into_bytes(),
+            ],
+        );
+    }
+    attrs
+}
+
+/// What follows the creation, in one modify: enabling (512) when the order asks for it, and
+/// `pwdLastSet=0` when the user must change an initial password at first logon. Each write
+/// with the order property it fulfils.
+pub(crate) fn activation(
+    m: &EntityMapping,
+    d: &Desired,
+    has_password: bool,
+) -> Vec<(&'static str, Vec<u8>, Option<String>)> {
+    let mut writes = Vec::new();
+    if let Some((p, true)) = &d.enabled {
+        writes.push((
+            "userAccountControl",
+            UF_NORMAL_ACCOUNT.to_string().into_bytes(),
+            Some(p.clone()),
+        ));
+    }
+    let must_change = d
+        .must_change
+        .as_ref()
+        .map(|(_, b)| *b)
+        .or_else(|| m.password.as_ref().map(|p| p.must_change_by_default))
+        .unwrap_or(false);
+    if must_change && has_password {
+        writes.push((
+            "pwdLastSet",
+            b"0".to_vec(),
+            d.must_change.as_ref().map(|(p, _)| p.clone()),
+        ));
+    }
+    writes
+}
+
 fn set(values: impl IntoIterator<Item = Vec<u8>>) -> HashSet<Vec<u8>> {
     values.into_iter().collect()
 }
 
-fn uac_of(entry: &Entry) -> Option<i64> {
+pub(crate) fn uac_of(entry: &Entry) -> Option<i64> {
     entry.text("userAccountControl")?.trim().parse().ok()
 }
 
@@ -294,11 +372,80 @@ fn has_classes(entry: &Entry, m: &EntityMapping) -> bool {
 }
 
 impl Inner {
-    fn encrypted(&self) -> bool {
+    /// The name and place of the entry an Added order creates, checked without I/O: the
+    /// required properties, the RDN (the first RDN property the order gives) and the parent
+    /// (the order's, or the mapping's default below the first server's base).
+    pub(crate) fn new_entry(
+        &self,
+        order: &ProvisioningOrder,
+        m: &EntityMapping,
+        d: &Desired,
+    ) -> Result<NewEntry, ConnectorError> {
+        let op = Operation::Create;
+        for required in &m.required_properties {
+            match order.changes.properties.get(required) {
+                Some(PropertyChange::Set(ScalarValue::String(s))) if !s.is_empty() => {}
+                Some(PropertyChange::Set(v)) if !matches!(v, ScalarValue::String(_)) => {}
+                _ => {
+                    return Err(invalid(
+                        op,
+                        format!("`{required}` is required to create this entry"),
+                    ));
+                }
+            }
+        }
+        let (rdn_property, rdn_value) = match d.rdn.clone() {
+            Some(r) => r,
+            None => m
+                .rdn_properties
+                .iter()
+                .find_map(|p| match order.changes.scalar(p) {
+                    Some(ScalarValue::String(s)) if !s.is_empty() => Some((p.clone(), s.clone())),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    invalid(
+                        op,
+                        format!(
+                            "the entry needs a name: one of {} is required",
+                            m.rdn_properties.join(", ")
+                        ),
+                    )
+                })?,
+        };
+        let parent = match &d.parent {
+            Some((_, dn)) => dn.clone(),
+            None => {
+                let default = m.default_parent.as_deref().ok_or_else(|| {
+                    invalid(
+                        op,
+                        format!("`{}` (the parent DN) is required", m.parent_property),
+                    )
+                })?;
+                let dn = Dn::parse(default).map_err(|e| invalid(op, e.to_string()))?;
+                if self.server_for(&dn).is_some() {
+                    dn
+                } else {
+                    let base = &self.servers[0].base_dn;
+                    Dn::parse(&format!("{default},{base}"))
+                        .map_err(|e| invalid(op, e.to_string()))?
+                }
+            }
+        };
+        let dn = Dn::child(&parent, &m.rdn_attribute, &rdn_value);
+        Ok(NewEntry {
+            rdn_property,
+            rdn_value,
+            parent,
+            dn,
+        })
+    }
+
+    pub(crate) fn encrypted(&self) -> bool {
         self.settings.tls.mode.is_encrypted()
     }
 
-    fn refuse_plain_password(&self, dn: &str) -> ConnectorError {
+    pub(crate) fn refuse_plain_password(&self, dn: &str) -> ConnectorError {
         ConnectorError::new(
             ErrorKind::InvalidConfiguration,
             Operation::SetPassword,
@@ -359,7 +506,7 @@ impl Inner {
         Ok(())
     }
 
-    fn server_of(
+    pub(crate) fn server_of(
         &self,
         dn: &Dn,
         op: Operation,
@@ -401,59 +548,13 @@ impl Inner {
     ) -> Result<Executed, ConnectorError> {
         let op = Operation::Create;
         let mut d = desired(order, m)?;
-        for required in &m.required_properties {
-            match order.changes.properties.get(required) {
-                Some(PropertyChange::Set(ScalarValue::String(s))) if !s.is_empty() => {}
-                Some(PropertyChange::Set(v)) if !matches!(v, ScalarValue::String(_)) => {}
-                _ => {
-                    return Err(invalid(
-                        op,
-                        format!("`{required}` is required to create this entry"),
-                    ));
-                }
-            }
-        }
-        // The RDN: the first RDN property the order gives.
-        let (rdn_property, rdn_value) = match d.rdn.clone() {
-            Some(r) => r,
-            None => m
-                .rdn_properties
-                .iter()
-                .find_map(|p| match order.changes.scalar(p) {
-                    Some(ScalarValue::String(s)) if !s.is_empty() => Some((p.clone(), s.clone())),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    invalid(
-                        op,
-                        format!(
-                            "the entry needs a name: one of {} is required",
-                            m.rdn_properties.join(", ")
-                        ),
-                    )
-                })?,
-        };
-        let parent = match &d.parent {
-            Some((_, dn)) => dn.clone(),
-            None => {
-                let default = m.default_parent.as_deref().ok_or_else(|| {
-                    invalid(
-                        op,
-                        format!("`{}` (the parent DN) is required", m.parent_property),
-                    )
-                })?;
-                let dn = Dn::parse(default).map_err(|e| invalid(op, e.to_string()))?;
-                if self.server_for(&dn).is_some() {
-                    dn
-                } else {
-                    let base = &self.servers[0].base_dn;
-                    Dn::parse(&format!("{default},{base}"))
-                        .map_err(|e| invalid(op, e.to_string()))?
-                }
-            }
-        };
+        let NewEntry {
+            rdn_property,
+            rdn_value,
+            parent,
+            dn,
+        } = self.new_entry(order, m, &d)?;
         let (server_index, server) = self.server_of(&parent, op)?;
-        let dn = Dn::child(&parent, &m.rdn_attribute, &rdn_value);
         let dn_text = dn.to_string();
         let fail = |e: ConnectorError| e.with_target(dn_text.clone());
 
@@ -482,31 +583,17 @@ impl Inner {
             .map_err(fail)?;
 
         // The entry, created disabled.
-        let mut attrs: BTreeMap<String, HashSet<Vec<u8>>> = BTreeMap::new();
-        attrs.insert(
-            "objectClass".into(),
-            set(m.object_classes.iter().map(|c| c.as_bytes().to_vec())),
-        );
-        attrs.insert(
-            m.rdn_attribute.clone(),
-            set([rdn_value.as_bytes().to_vec()]),
-        );
         let mut changed: BTreeSet<String> = BTreeSet::new();
         changed.insert(rdn_property.clone());
         for w in &d.scalars {
-            if let Some(v) = &w.value {
-                attrs.insert(w.attribute.clone(), set([v.clone()]));
+            if w.value.is_some() {
                 changed.insert(w.property.clone());
             }
         }
-        if m.enabled_property.is_some() {
-            attrs.insert(
-                "userAccountControl".into(),
-                set([(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE)
-                    .to_string()
-                    .into_bytes()]),
-            );
-        }
+        let mut attrs: BTreeMap<String, HashSet<Vec<u8>>> = creation_attributes(m, &d, &rdn_value)
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().collect()))
+            .collect();
         if let Some((property, secret)) = &d.password {
             attrs.insert(
                 "unicodePwd".into(),
@@ -544,24 +631,9 @@ impl Inner {
 
         // Enable, and must-change-at-first-logon, in one modify.
         let mut mods: Vec<Mod<Vec<u8>>> = Vec::new();
-        if let Some((p, true)) = &d.enabled {
-            mods.push(Mod::Replace(
-                b"userAccountControl".to_vec(),
-                set([UF_NORMAL_ACCOUNT.to_string().into_bytes()]),
-            ));
-            changed.insert(p.clone());
-        }
-        let must_change = d
-            .must_change
-            .as_ref()
-            .map(|(_, b)| *b)
-            .or_else(|| m.password.as_ref().map(|p| p.must_change_by_default))
-            .unwrap_or(false);
-        if must_change && d.password.is_some() {
-            mods.push(Mod::Replace(b"pwdLastSet".to_vec(), set([b"0".to_vec()])));
-            if let Some((p, _)) = &d.must_change {
-                changed.insert(p.clone());
-            }
+        for (attribute, value, property) in activation(m, &d, d.password.is_some()) {
+            mods.push(Mod::Replace(attribute.as_bytes().to_vec(), set([value])));
+            changed.extend(property);
         }
         if !mods.is_empty() {
             server

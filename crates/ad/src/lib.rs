@@ -5,6 +5,7 @@ pub mod dn;
 pub mod errors;
 mod export;
 mod fulfill;
+mod ldif;
 pub mod mapping;
 pub mod password;
 mod pool;

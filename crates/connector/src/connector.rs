@@ -181,6 +181,18 @@ pub enum ExportItem {
 /// A stream of export items. It is never buffered whole by the connector.
 pub type ExportStream = BoxStream<'static, Result<ExportItem, ConnectorError>>;
 
+/// Orders rendered in a managed system's own change language, for simulations and reviews:
+/// LDIF for Active Directory. See [`Connector::preview`].
+#[derive(Clone, Debug)]
+pub struct Preview {
+    /// The language, e.g. `"ldif"`.
+    pub format: &'static str,
+    /// The rendering. It never holds a secret.
+    pub text: String,
+    /// The orders the connector would refuse as given, with why (they are not rendered).
+    pub refused: Vec<ConnectorError>,
+}
+
 /// A connector package's connection to one managed system.
 ///
 /// Dyn-compatible: hosts hold connections as `Arc<dyn Connector>`. Forwarded for `Arc<T>` and
@@ -249,6 +261,19 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     ///   back through export; `password_write_only`)
     /// - MUST NOT buffer the whole system in memory.
     async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError>;
+
+    /// Renders orders in the managed system's own change language, writing and reading
+    /// nothing; a job's simulation shows it next to the orders. The default, `None`, means the
+    /// connector has no such language. The AD package renders LDIF.
+    ///
+    /// Behaviour:
+    /// - MUST NOT write to, or read from, the managed system; MUST NOT render a secret.
+    /// - An order the connector would refuse as given goes to [`Preview::refused`] (an error
+    ///   naming the order) instead of the text.
+    fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
+        let _ = orders;
+        None
+    }
 }
 
 macro_rules! forward_connector {
@@ -272,6 +297,10 @@ macro_rules! forward_connector {
 
             async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
                 (**self).export(request).await
+            }
+
+            fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
+                (**self).preview(orders)
             }
         }
     };

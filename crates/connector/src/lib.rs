@@ -20,7 +20,7 @@ pub use capability::Capabilities;
 pub use connector::MockConnector;
 pub use connector::{
     Connector, ConnectorExt, ConnectorInfo, Executed, ExportBatch, ExportCookie, ExportItem,
-    ExportMode, ExportRequest, ExportStream, Fulfillment,
+    ExportMode, ExportRequest, ExportStream, Fulfillment, Preview,
 };
 pub use error::{ConnectorError, ErrorKind, ErrorStatus, Operation};
 pub use memory::{InMemoryConnector, MemoryPackage};

@@ -16,7 +16,9 @@
 //! # });
 //! ```
 
-use crate::connector::{Connector, ConnectorInfo, ExportRequest, ExportStream, Fulfillment};
+use crate::connector::{
+    Connector, ConnectorInfo, ExportRequest, ExportStream, Fulfillment, Preview,
+};
 use crate::error::{ConnectorError, ErrorKind, Operation};
 use async_trait::async_trait;
 use autoprov_core::{ChangeType, OrderId, ProvisioningOrder};
@@ -393,6 +395,10 @@ impl<C: Connector> Connector for FaultInjector<C> {
         self.around(Call::Export, None, self.inner.export(request))
             .await
     }
+
+    fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
+        self.inner.preview(orders)
+    }
 }
 
 /// Bounds how many calls run at once against the wrapped connector (a tokio semaphore).
@@ -501,6 +507,10 @@ impl<C: Connector> Connector for ConcurrencyLimiter<C> {
             stream,
             _held: held,
         }))
+    }
+
+    fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
+        self.inner.preview(orders)
     }
 }
 
@@ -624,5 +634,9 @@ impl<C: Connector> Connector for Recorder<C> {
             },
         });
         result
+    }
+
+    fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
+        self.inner.preview(orders)
     }
 }

@@ -16,7 +16,9 @@ use crate::plan::{Plan, PlanOptions, Planner, ThresholdBreach};
 use crate::store::{JobKind, JobRun, JobStatus, Store, StoreError};
 use crate::verify::{VerificationReport, verify};
 use crate::{EvaluationError, PlanError};
-use autoprov_connector::{Connector, ConnectorError, ExportItem, ExportMode, ExportRequest};
+use autoprov_connector::{
+    Connector, ConnectorError, ExportItem, ExportMode, ExportRequest, Preview,
+};
 use autoprov_core::{
     ConnectionId, ConnectionMode, EntityTypeId, OrderId, ProvisioningEvent, ProvisioningOrder,
     ProvisioningState, Resource, ResourceId, ResourceTypeId,
@@ -98,6 +100,10 @@ pub struct JobReport {
     pub verification: VerificationReport,
     /// The orders computed (released or not): in a simulation, what would be sent.
     pub orders: Vec<ProvisioningOrder>,
+    /// In a simulation, the orders in each connection's own change language (LDIF for
+    /// Active Directory), for connections whose connector renders one
+    /// ([`Connector::preview`]) and that have orders. Empty otherwise.
+    pub previews: BTreeMap<ConnectionId, Preview>,
     /// Orders waiting in provisioning review.
     pub awaiting_review: Vec<OrderId>,
     /// Thresholds passed (the run is `Blocked` unless forced).
@@ -367,6 +373,23 @@ impl ProvisioningJob {
         Ok(report)
     }
 
+    /// Each connection's rendering of its orders, for the connectors that have one.
+    fn previews(&self, orders: &[ProvisioningOrder]) -> BTreeMap<ConnectionId, Preview> {
+        let mut by_connection: BTreeMap<&ConnectionId, Vec<ProvisioningOrder>> = BTreeMap::new();
+        for order in orders {
+            if let Some(c) = &order.connection {
+                by_connection.entry(c).or_default().push(order.clone());
+            }
+        }
+        by_connection
+            .into_iter()
+            .filter_map(|(c, orders)| {
+                let preview = self.connectors.get(c)?.preview(&orders)?;
+                Some((c.clone(), preview))
+            })
+            .collect()
+    }
+
     async fn steps(
         &mut self,
         run: &mut JobRun,
@@ -388,6 +411,7 @@ impl ProvisioningJob {
             exported: BTreeMap::new(),
             verification: VerificationReport::default(),
             orders: Vec::new(),
+            previews: BTreeMap::new(),
             awaiting_review: Vec::new(),
             breaches: Vec::new(),
             evaluation_errors: Vec::new(),
@@ -514,6 +538,7 @@ impl ProvisioningJob {
             _ => {}
         }
         if options.simulation {
+            report.previews = self.previews(&report.orders);
             run.status = JobStatus::Succeeded;
             return Ok(report);
         }

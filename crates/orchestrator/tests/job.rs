@@ -2,7 +2,7 @@
 //! the next synchronization, a manual assignment request provisioned automatically and
 //! verified, a mover, a leaver, simulation, thresholds and cancellation.
 
-use autoprov_connector::{Connector, ConnectorExt, ExportRequest, InMemoryConnector};
+use autoprov_connector::{Connector, ConnectorExt, ExportRequest, InMemoryConnector, Preview};
 use autoprov_core::{
     ApprovalWorkflowType, AssignmentRequest, ChangeType, OwnerId, PropertyValue, ProvisioningState,
     RequestKind, RequestedAssignment, Resource, ScalarValue,
@@ -343,6 +343,10 @@ async fn simulation_shows_the_orders_and_writes_nothing() {
         .unwrap();
     assert_eq!(report.run.status, JobStatus::Succeeded);
     assert!(report.orders.len() >= 12);
+    assert!(
+        report.previews.is_empty(),
+        "the in-memory system has no change language of its own"
+    );
     assert_eq!(
         w.system.operation_log().len(),
         seeded,
@@ -494,4 +498,74 @@ async fn drift_in_the_directory_reopens_a_verified_item_and_is_corrected() {
         .await
         .unwrap();
     assert_eq!(again.verification.verified, vec![order.order_id.clone()]);
+}
+
+/// The in-memory system, with a change language: one line per order.
+#[derive(Debug)]
+struct Lines(InMemoryConnector);
+
+#[async_trait::async_trait]
+impl Connector for Lines {
+    fn info(&self) -> &autoprov_connector::ConnectorInfo {
+        self.0.info()
+    }
+    async fn check(&self) -> Result<(), autoprov_connector::ConnectorError> {
+        self.0.check().await
+    }
+    async fn fulfill(
+        &self,
+        order: &autoprov_core::ProvisioningOrder,
+    ) -> Result<autoprov_connector::Fulfillment, autoprov_connector::ConnectorError> {
+        self.0.fulfill(order).await
+    }
+    async fn export(
+        &self,
+        request: ExportRequest,
+    ) -> Result<autoprov_connector::ExportStream, autoprov_connector::ConnectorError> {
+        self.0.export(request).await
+    }
+    fn preview(&self, orders: &[autoprov_core::ProvisioningOrder]) -> Option<Preview> {
+        Some(Preview {
+            format: "lines",
+            text: orders
+                .iter()
+                .map(|o| format!("{} {:?}\n", o.order_id, o.change_type))
+                .collect(),
+            refused: Vec::new(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_simulation_shows_each_connection_s_preview_and_a_real_run_none() {
+    let system = InMemoryConnector::new(demo::CONNECTION);
+    demo::seed_directory(&system).unwrap();
+    let mut planner = autoprov_orchestrator::Planner::new(demo::planner_config()).unwrap();
+    for p in demo::people(5, now()) {
+        planner.upsert_owner(p);
+    }
+    let store = Arc::new(MemoryStore::new());
+    let mut job = ProvisioningJob::builder(planner, store.clone())
+        .connector(Arc::new(Lines(system.clone())))
+        .clock(Arc::new(ManualClock::new(now())))
+        .target_filter(ACCOUNT, |r| !demo::is_admin_account(r))
+        .target_filter(ADMIN_ACCOUNT, demo::is_admin_account)
+        .build();
+    let cancel = CancellationToken::new();
+    let sim = job
+        .run_complete(JobOptions::simulation(), &cancel)
+        .await
+        .unwrap();
+    let preview = sim.previews.get(demo::CONNECTION).expect("a preview");
+    assert_eq!(preview.format, "lines");
+    assert_eq!(preview.text.lines().count(), sim.orders.len());
+    for o in &sim.orders {
+        assert!(preview.text.contains(o.order_id.as_str()));
+    }
+    let real = job
+        .run_complete(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert!(!real.dispatch.executed.is_empty());
+    assert!(real.previews.is_empty(), "only simulations render previews");
 }

@@ -6,6 +6,7 @@ mod conformance;
 mod export;
 mod groups;
 mod injection;
+mod ldif;
 mod lifecycle;
 mod resilience;
 mod support;
