@@ -267,9 +267,11 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     /// connector has no such language. The AD package renders LDIF.
     ///
     /// Behaviour:
+    /// - A connector with a preview language returns `Some`, even for no orders.
     /// - MUST NOT write to, or read from, the managed system; MUST NOT render a secret.
+    ///   (kit: `preview_is_offline_and_shows_no_secret`)
     /// - An order the connector would refuse as given goes to [`Preview::refused`] (an error
-    ///   naming the order) instead of the text.
+    ///   naming the order) instead of the text. (same check)
     fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
         let _ = orders;
         None

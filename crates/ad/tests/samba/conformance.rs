@@ -71,4 +71,5 @@ kit!(
     invalid_order_bad_reference,
     special_characters_round_trip,
     manual_transmits,
+    preview_is_offline_and_shows_no_secret,
 );

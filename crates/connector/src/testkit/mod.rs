@@ -406,7 +406,8 @@ macro_rules! __conformance_tests {
             invalid_order_unknown_property,
             invalid_order_bad_reference,
             special_characters_round_trip,
-            manual_transmits
+            manual_transmits,
+            preview_is_offline_and_shows_no_secret
         );
     };
 }

@@ -36,7 +36,8 @@ async fn the_badge_system_passes_with_declared_skips() {
             "membership_add_twice_remove_absent",
             "move_keeps_stable_id",
             "invalid_order_bad_reference",
-            "manual_transmits"
+            "manual_transmits",
+            "preview_is_offline_and_shows_no_secret"
         ]
     );
 }

@@ -86,10 +86,11 @@ async fn run_all_passes_and_cleans_up() {
     assert!(report.is_success(), "{report}");
     assert_eq!(
         report.skipped(),
-        1,
-        "only manual_transmits is skipped: {report}"
+        2,
+        "only manual_transmits and the preview (the in-memory system has no preview language) \
+         are skipped: {report}"
     );
-    assert_eq!(report.passed(), testkit::checks().len() - 1);
+    assert_eq!(report.passed(), testkit::checks().len() - 2);
     assert!(s.is_empty(), "{:?}", s.snapshot());
     assert!(s.repeated_effects().is_empty());
 }
@@ -143,7 +144,8 @@ async fn checks_follow_declared_capabilities() {
             "membership_add_twice_remove_absent",
             "rename_keeps_stable_id",
             "incremental_export",
-            "manual_transmits"
+            "manual_transmits",
+            "preview_is_offline_and_shows_no_secret"
         ]
     );
     assert!(report.is_success(), "{report}");
@@ -228,4 +230,96 @@ mod unavailable {
             None::<(InMemoryConnector, KitProfile)>
         }
     );
+}
+
+/// A connector with a preview: honest, or leaking the password, or not listing what it refuses.
+mod previews {
+    use super::*;
+    use async_trait::async_trait;
+    use autoprov_connector::{
+        ConnectorError, ConnectorInfo, ExportRequest, ExportStream, Fulfillment, Operation, Preview,
+    };
+    use autoprov_core::{ChangeType, PropertyChange, ProvisioningOrder, ScalarValue};
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Mode {
+        Honest,
+        Leaky,
+        ForgetsRefusals,
+    }
+
+    #[derive(Debug)]
+    struct Previewing(InMemoryConnector, Mode);
+
+    #[async_trait]
+    impl Connector for Previewing {
+        fn info(&self) -> &ConnectorInfo {
+            self.0.info()
+        }
+        async fn check(&self) -> Result<(), ConnectorError> {
+            self.0.check().await
+        }
+        async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
+            self.0.fulfill(order).await
+        }
+        async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
+            self.0.export(request).await
+        }
+        fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
+            let mut text = String::new();
+            let mut refused = Vec::new();
+            for o in orders {
+                if o.change_type != ChangeType::Added && o.resource.is_none() {
+                    if self.1 != Mode::ForgetsRefusals {
+                        refused.push(
+                            ConnectorError::invalid_order(Operation::Delete, "no target")
+                                .for_order(o),
+                        );
+                    }
+                    continue;
+                }
+                text.push_str(&format!("{} {:?}", o.order_id, o.change_type));
+                for (p, c) in &o.changes.properties {
+                    match c {
+                        PropertyChange::Set(ScalarValue::Secret(s)) if self.1 == Mode::Leaky => {
+                            text.push_str(&format!(" {p}={}", s.expose()))
+                        }
+                        PropertyChange::Set(v) => text.push_str(&format!(" {p}={v:?}")),
+                        _ => {}
+                    }
+                }
+                text.push('\n');
+            }
+            Some(Preview {
+                format: "lines",
+                text,
+                refused,
+            })
+        }
+    }
+
+    async fn check(mode: Mode) -> Result<CheckOutcome, testkit::KitFailure> {
+        let c = Previewing(system(), mode);
+        testkit::preview_is_offline_and_shows_no_secret(&c, &KitProfile::ad_like()).await
+    }
+
+    #[tokio::test]
+    async fn an_honest_preview_passes() {
+        assert!(matches!(
+            check(Mode::Honest).await,
+            Ok(CheckOutcome::Passed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_preview_that_shows_the_password_fails() {
+        let e = check(Mode::Leaky).await.unwrap_err();
+        assert!(e.message.contains("shows the password"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_preview_that_does_not_list_a_refused_order_fails() {
+        let e = check(Mode::ForgetsRefusals).await.unwrap_err();
+        assert!(e.message.contains("not listed as refused"), "{e}");
+    }
 }
