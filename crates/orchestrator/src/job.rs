@@ -362,9 +362,7 @@ impl ProvisioningJob {
                 return Err(e);
             }
         };
-        for r in self.store.orders().await.map_err(store_err)? {
-            *run.counts.entry(r.state).or_default() += 1;
-        }
+        run.counts = self.store.order_counts().await.map_err(store_err)?;
         self.store
             .put_job_run(run.clone())
             .await

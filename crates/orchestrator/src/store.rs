@@ -6,7 +6,7 @@
 //! connection), so repeating a write after a crash is harmless, and
 //! [`Store::unfinished_orders`] gives a restarted dispatcher every order that was not finished.
 
-use crate::fxhash::FxHashMap;
+use crate::fxhash::{FxHashMap, FxHashSet};
 use async_trait::async_trait;
 use autoprov_connector::ExportCookie;
 use autoprov_core::{
@@ -245,6 +245,33 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// dispatcher must send (again).
     async fn unfinished_orders(&self) -> Result<Vec<OrderRecord>, StoreError>;
 
+    /// The order records in any of `states`, sorted by order id. Each job asks for the
+    /// Executed and Transmitted ones (to verify them); a store should answer from an index by
+    /// state, so that a job costs what is in flight rather than the whole order history. The
+    /// default filters [`Store::orders`].
+    async fn orders_in(
+        &self,
+        states: &[ProvisioningState],
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        Ok(self
+            .orders()
+            .await?
+            .into_iter()
+            .filter(|r| states.contains(&r.state))
+            .collect())
+    }
+
+    /// How many orders are in each state (states without orders are absent). Each job records
+    /// it in its [`JobRun`]; a store should keep it as counters. The default counts
+    /// [`Store::orders`].
+    async fn order_counts(&self) -> Result<BTreeMap<ProvisioningState, u64>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for r in self.orders().await? {
+            *counts.entry(r.state).or_default() += 1;
+        }
+        Ok(counts)
+    }
+
     /// The result of every order that dispatch finished (SPEC §6), sorted by order id. Results
     /// are derived from the order records (state, learned ids, ticket, last error), so they
     /// can never disagree with them.
@@ -355,6 +382,8 @@ impl ConnectionResources {
 #[derive(Debug, Default)]
 struct MemoryState {
     orders: FxHashMap<OrderId, OrderRecord>,
+    /// The ids of the orders in each state (an index of `orders`).
+    by_state: BTreeMap<ProvisioningState, FxHashSet<OrderId>>,
     resources: BTreeMap<ConnectionId, ConnectionResources>,
     cookies: BTreeMap<ConnectionId, ExportCookie>,
     assignments: Assignments,
@@ -365,6 +394,35 @@ struct MemoryState {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<MemoryState>,
+}
+
+impl MemoryState {
+    /// Moves an order's id to its new state's index entry.
+    fn reindex(&mut self, id: &OrderId, from: ProvisioningState, to: ProvisioningState) {
+        if from == to {
+            return;
+        }
+        if let Some(ids) = self.by_state.get_mut(&from) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_state.remove(&from);
+            }
+        }
+        self.by_state.entry(to).or_default().insert(id.clone());
+    }
+
+    fn in_states(&self, states: &[ProvisioningState]) -> Vec<OrderRecord> {
+        let mut found: Vec<OrderRecord> = states
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|s| self.by_state.get(s))
+            .flatten()
+            .filter_map(|id| self.orders.get(id).cloned())
+            .collect();
+        found.sort_by(|a, b| a.order.order_id.cmp(&b.order.order_id));
+        found
+    }
 }
 
 impl MemoryStore {
@@ -397,10 +455,15 @@ impl Store for MemoryStore {
         }
         state.orders.reserve(records.len());
         for r in records {
+            if state.orders.contains_key(&r.order.order_id) {
+                continue;
+            }
+            state.orders.insert(r.order.order_id.clone(), r.clone());
             state
-                .orders
-                .entry(r.order.order_id.clone())
-                .or_insert_with(|| r.clone());
+                .by_state
+                .entry(r.state)
+                .or_default()
+                .insert(r.order.order_id.clone());
         }
         Ok(existing_ids)
     }
@@ -409,12 +472,14 @@ impl Store for MemoryStore {
         let mut state = self.lock();
         match state.orders.get_mut(&record.order.order_id) {
             Some(slot) => {
+                let was = slot.state;
                 slot.mode = record.mode;
                 slot.state = record.state;
                 slot.dispatch.clone_from(&record.dispatch);
                 slot.resource_id.clone_from(&record.resource_id);
                 slot.stable_id.clone_from(&record.stable_id);
                 slot.ticket.clone_from(&record.ticket);
+                state.reindex(&record.order.order_id, was, record.state);
                 Ok(())
             }
             None => Err(StoreError::UnknownOrder {
@@ -427,7 +492,10 @@ impl Store for MemoryStore {
         let mut state = self.lock();
         match state.orders.get_mut(&record.order.order_id) {
             Some(slot) => {
+                let (was, now) = (slot.state, record.state);
+                let id = record.order.order_id.clone();
                 *slot = record;
+                state.reindex(&id, was, now);
                 Ok(())
             }
             None => Err(StoreError::UnknownOrder {
@@ -447,15 +515,23 @@ impl Store for MemoryStore {
     }
 
     async fn unfinished_orders(&self) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut all: Vec<_> = self
+        Ok(self.lock().in_states(&[ProvisioningState::Pending]))
+    }
+
+    async fn orders_in(
+        &self,
+        states: &[ProvisioningState],
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        Ok(self.lock().in_states(states))
+    }
+
+    async fn order_counts(&self) -> Result<BTreeMap<ProvisioningState, u64>, StoreError> {
+        Ok(self
             .lock()
-            .orders
-            .values()
-            .filter(|r| r.state == ProvisioningState::Pending)
-            .cloned()
-            .collect();
-        all.sort_by(|a, b| a.order.order_id.cmp(&b.order.order_id));
-        Ok(all)
+            .by_state
+            .iter()
+            .map(|(s, ids)| (*s, ids.len() as u64))
+            .collect())
     }
 
     async fn replace_resources(

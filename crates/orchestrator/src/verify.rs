@@ -170,13 +170,8 @@ pub async fn verify(
 ) -> Result<VerificationReport, StoreError> {
     let mut report = VerificationReport::default();
     let now = clock.now();
-    for mut record in store.orders().await? {
-        if !matches!(
-            record.state,
-            ProvisioningState::Executed | ProvisioningState::Transmitted
-        ) {
-            continue;
-        }
+    let in_flight = [ProvisioningState::Executed, ProvisioningState::Transmitted];
+    for mut record in store.orders_in(&in_flight).await? {
         let Some(conn) = record.order.connection.clone() else {
             continue;
         };
