@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench planning                     # 100,000 identities (full + incremental)
+//! cargo bench --bench planning -- upsert_lookups   # loading 1,000 and 10,000 OUs
 //! AUTOPROV_BENCH_1M=1 cargo bench --bench planning  # adds 1,000,000 identities
 //! ```
 //!
@@ -13,6 +14,7 @@
 // criterion's macros generate undocumented public functions.
 #![allow(missing_docs)]
 
+use autoprov::core::Resource;
 use autoprov::orchestrator::synthetic::SyntheticOrg;
 use autoprov::orchestrator::{PlanOptions, Planner};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -70,5 +72,41 @@ fn incremental(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, full_plan, incremental);
+/// Loading lookup resources (OUs that query rules search) one by one: the cost per OU at
+/// 10,000 OUs against 1,000, in the same run. Linear loading keeps the ratio near 1; a rebuild
+/// per call (as before) makes it ~10.
+fn lookups(c: &mut Criterion) {
+    let mut group = c.benchmark_group("upsert_lookups");
+    group.sample_size(10);
+    for n in [1_000usize, 10_000] {
+        let ous: Vec<Resource> = (0..n)
+            .map(|i| {
+                Resource::new(format!("OU=ou{i},DC=example,DC=test"))
+                    .with_entity_type("organizationalUnit")
+                    .with("ou", format!("ou{i}"))
+            })
+            .collect();
+        group.throughput(criterion::Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new("ous", n), |b| {
+            b.iter_batched(
+                || {
+                    (
+                        Planner::new(autoprov::orchestrator::demo::planner_config()).unwrap(),
+                        ous.clone(),
+                    )
+                },
+                |(mut planner, ous)| {
+                    for ou in ous {
+                        planner.upsert_lookup("organizationalUnit", ou);
+                    }
+                    planner
+                },
+                criterion::BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, full_plan, incremental, lookups);
 criterion_main!(benches);
