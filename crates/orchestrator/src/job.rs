@@ -835,7 +835,16 @@ impl ProvisioningJob {
         let n = upserts.len();
         if incremental {
             for id in &deleted {
-                self.forget(&routing, id, None).map_err(plan_err)?;
+                // Its entity type, from the synchronized copy, so a deleted lookup resource
+                // (an OU) leaves the query index now rather than at the next complete run.
+                let entity = self
+                    .store
+                    .resource(conn, id)
+                    .await
+                    .map_err(store_err)?
+                    .and_then(|r| r.entity_type);
+                self.forget(&routing, id, entity.as_ref())
+                    .map_err(plan_err)?;
             }
             // A renamed or moved object comes back under a new key: forget the old one.
             for r in &upserts {

@@ -569,3 +569,45 @@ async fn a_simulation_shows_each_connection_s_preview_and_a_real_run_none() {
     assert!(!real.dispatch.executed.is_empty());
     assert!(real.previews.is_empty(), "only simulations render previews");
 }
+
+/// An OU deleted in the directory leaves the planner's query index at the next incremental
+/// run: a newcomer whose department names it gets an evaluation error, not an order into an
+/// OU that no longer exists.
+#[tokio::test]
+async fn an_ou_deleted_in_the_directory_is_forgotten_by_the_next_incremental_run() {
+    let mut w = world(4);
+    let cancel = CancellationToken::new();
+    let temp = demo::ou_dn("Temp");
+    w.system.ensure_container(&temp).unwrap();
+    w.job
+        .run_incremental(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    w.system.remove(&temp).unwrap();
+    w.clock.advance(TimeDelta::minutes(5));
+    w.job
+        .run_incremental(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    let newcomer = demo::employee(900, "Tess", "Temp", "Temp", "Specialist", now());
+    let newcomer_id = newcomer.id.clone();
+    w.job.planner_mut().upsert_owner(newcomer);
+    w.clock.advance(TimeDelta::minutes(5));
+    let r = w
+        .job
+        .run_incremental(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert!(
+        r.orders.iter().all(|o| o.owner_id() != Some(&newcomer_id)),
+        "no order into the deleted OU: {:?}",
+        r.orders
+    );
+    assert!(
+        r.evaluation_errors
+            .iter()
+            .any(|e| e.to_string().contains("Temp")),
+        "the newcomer's query finds no OU: {:?}",
+        r.evaluation_errors
+    );
+}
