@@ -80,6 +80,21 @@ fn ldap(env: &Env, tool: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `ldapsearch` for one account by login below `root`, returning one attribute (LDIF).
+fn account_search(env: &Env, root: &str, login: &str, attribute: &str) -> String {
+    ldap(
+        env,
+        "ldapsearch",
+        &[
+            "-LLL",
+            "-b",
+            root,
+            &format!("(sAMAccountName={login})"),
+            attribute,
+        ],
+    )
+}
+
 /// An Added order for a container or group, written through the connector.
 fn seed_order(entity: &str, changes: Changes, n: usize) -> ProvisioningOrder {
     ProvisioningOrder {
@@ -225,17 +240,7 @@ async fn the_job_provisions_and_verifies_a_requested_permission_in_samba() {
             .count()
     );
     for p in &people {
-        let out = ldap(
-            &env,
-            "ldapsearch",
-            &[
-                "-LLL",
-                "-b",
-                &root,
-                &format!("(sAMAccountName={})", p.identifier),
-                "dn",
-            ],
-        );
+        let out = account_search(&env, &root, &p.identifier, "dn");
         assert!(
             out.trim().is_empty(),
             "the simulation wrote {}: {out}",
@@ -289,17 +294,7 @@ async fn the_job_provisions_and_verifies_a_requested_permission_in_samba() {
     assert_eq!(order.change_type, ChangeType::Modified);
 
     // The directory holds the change: an independent client says so.
-    let out = ldap(
-        &env,
-        "ldapsearch",
-        &[
-            "-LLL",
-            "-b",
-            &root,
-            &format!("(sAMAccountName={login})"),
-            "memberOf",
-        ],
-    );
+    let out = account_search(&env, &root, &login, "memberOf");
     assert!(
         out.to_lowercase().contains(&format!(
             "memberof: cn=vpn-users,ou=groups,{}",

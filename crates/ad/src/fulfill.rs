@@ -277,6 +277,37 @@ pub(crate) fn desired(
     Ok(d)
 }
 
+/// How a Modified order moves or renames its target, from the target's current DN.
+pub(crate) struct Relocation {
+    pub current_parent: Dn,
+    pub current_rdn_value: String,
+    /// The new parent, when the order gives a different one.
+    pub new_parent: Option<Dn>,
+    /// The new RDN value, when the order gives a different one.
+    pub new_rdn_value: Option<String>,
+}
+
+pub(crate) fn relocation(d: &Desired, current: &Dn) -> Relocation {
+    let current_parent = current.parent().unwrap_or_else(|| current.clone());
+    let current_rdn_value = current.rdn_value().unwrap_or_default().to_owned();
+    let new_parent = d
+        .parent
+        .as_ref()
+        .filter(|(_, p)| !p.same_as(&current_parent))
+        .map(|(_, p)| p.clone());
+    let new_rdn_value = d
+        .rdn
+        .as_ref()
+        .filter(|(_, v)| *v != current_rdn_value)
+        .map(|(_, v)| v.clone());
+    Relocation {
+        current_parent,
+        current_rdn_value,
+        new_parent,
+        new_rdn_value,
+    }
+}
+
 /// Where a new entry goes, and its name.
 pub(crate) struct NewEntry {
     /// The property that gave the RDN value.
@@ -1091,20 +1122,14 @@ impl Inner {
         let current = Dn::parse(&entry.dn).map_err(|e| {
             ConnectorError::new(ErrorKind::Unexpected, Operation::Read, e.to_string())
         })?;
-        let current_parent = current.parent().unwrap_or_else(|| current.clone());
-        let current_rdn_value = current.rdn_value().unwrap_or_default().to_owned();
 
         // Move and/or rename.
-        let new_parent = d
-            .parent
-            .as_ref()
-            .filter(|(_, p)| !p.same_as(&current_parent))
-            .map(|(_, p)| p.clone());
-        let new_rdn_value = d
-            .rdn
-            .as_ref()
-            .filter(|(_, v)| *v != current_rdn_value)
-            .map(|(_, v)| v.clone());
+        let Relocation {
+            current_parent,
+            current_rdn_value,
+            new_parent,
+            new_rdn_value,
+        } = relocation(&d, &current);
         let mut entry = entry;
         let mut changed = BTreeSet::new();
         if new_parent.is_some() || new_rdn_value.is_some() {

@@ -25,7 +25,8 @@
 use crate::connector::{Inner, operation_of};
 use crate::dn::{Dn, escape_rdn_value};
 use crate::fulfill::{
-    NewEntry, UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT, activation, creation_attributes, desired,
+    NewEntry, Relocation, UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT, activation, creation_attributes,
+    desired, relocation,
 };
 use crate::mapping::EntityMapping;
 use crate::pool::{PERMISSIVE_MODIFY_OID, TREE_DELETE_OID};
@@ -266,18 +267,12 @@ fn modified(
     let mut dn_text = key.to_owned();
 
     // Move and/or rename.
-    let current_parent = current.parent().unwrap_or_else(|| current.clone());
-    let current_rdn_value = current.rdn_value().unwrap_or_default().to_owned();
-    let new_parent = d
-        .parent
-        .as_ref()
-        .filter(|(_, p)| !p.same_as(&current_parent))
-        .map(|(_, p)| p.clone());
-    let new_rdn_value = d
-        .rdn
-        .as_ref()
-        .filter(|(_, v)| *v != current_rdn_value)
-        .map(|(_, v)| v.clone());
+    let Relocation {
+        current_parent,
+        current_rdn_value,
+        new_parent,
+        new_rdn_value,
+    } = relocation(&d, &current);
     if new_parent.is_some() || new_rdn_value.is_some() {
         let parent = new_parent.clone().unwrap_or(current_parent);
         inner
