@@ -130,6 +130,15 @@ impl AdConnectorBuilder {
         self
     }
 
+    /// Adds a domain controller of the last added server's domain to fail over to (see
+    /// [`ServerSettings::fallback_urls`]). Without a server added first it does nothing.
+    pub fn fallback(mut self, url: impl Into<String>) -> Self {
+        if let Some(last) = self.servers.last_mut() {
+            last.fallback_urls.push(url.into());
+        }
+        self
+    }
+
     /// The service account: a UPN or DN, and its password.
     pub fn bind(mut self, login: impl Into<String>, password: impl Into<Secret>) -> Self {
         self.bind = Some(BindSettings::new(login, password));

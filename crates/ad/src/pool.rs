@@ -220,9 +220,15 @@ pub(crate) struct Handle {
     generation: u64,
 }
 
-/// The connections to one server.
+/// The connections to one server (domain), which may have several domain controllers.
 pub(crate) struct ServerPool {
+    /// The first URL (names the server in messages).
     pub url: String,
+    /// Every URL, the first one first: connections are made to the preferred one and fail
+    /// over to the next ones in turn.
+    urls: Vec<String>,
+    /// The index in `urls` of the last one that answered.
+    preferred: AtomicUsize,
     pub base: Dn,
     pub base_dn: String,
     spec: Arc<ConnectSpec>,
@@ -233,7 +239,7 @@ pub(crate) struct ServerPool {
 impl std::fmt::Debug for ServerPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerPool")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("base_dn", &self.base_dn)
             .field("connections", &self.slots.len())
             .finish()
@@ -247,6 +253,8 @@ impl ServerPool {
     pub(crate) fn new(server: &ServerSettings, spec: Arc<ConnectSpec>, connections: usize) -> Self {
         Self {
             url: server.url.trim().to_owned(),
+            urls: server.urls().map(|u| u.trim().to_owned()).collect(),
+            preferred: AtomicUsize::new(0),
             base: Dn::parse(&server.base_dn).unwrap_or_else(|_| Dn::parse("").expect("root")),
             base_dn: server.base_dn.clone(),
             spec,
@@ -263,7 +271,51 @@ impl ServerPool {
         }
     }
 
+    /// A new connection to the preferred domain controller, or, when it cannot be made, to
+    /// the next ones in turn. All failing gives the last failure, naming every URL tried.
     async fn connect(&self) -> Result<Ldap, LdapFailure> {
+        let n = self.urls.len();
+        let first = self.preferred.load(Ordering::Relaxed) % n;
+        let mut failures: Vec<String> = Vec::new();
+        let mut last = None;
+        for k in 0..n {
+            let i = (first + k) % n;
+            match self.connect_to(&self.urls[i]).await {
+                Ok(ldap) => {
+                    if i != first {
+                        tracing::warn!(
+                            from = %self.urls[first],
+                            to = %self.urls[i],
+                            "failed over to another domain controller"
+                        );
+                        self.preferred.store(i, Ordering::Relaxed);
+                    }
+                    return Ok(ldap);
+                }
+                Err(f) => {
+                    failures.push(format!("{}: {}", self.urls[i], f.text()));
+                    last = Some(f);
+                }
+            }
+        }
+        let last = last.expect("at least one URL");
+        if n == 1 {
+            return Err(last);
+        }
+        let all = failures.join("; ");
+        Err(match last {
+            LdapFailure::Transport(_) => LdapFailure::Transport(all),
+            LdapFailure::Timeout(_) => LdapFailure::Timeout(all),
+            LdapFailure::Certificate(_) => LdapFailure::Certificate(all),
+            LdapFailure::Result { rc, matched, .. } => LdapFailure::Result {
+                rc,
+                text: all,
+                matched,
+            },
+        })
+    }
+
+    async fn connect_to(&self, url: &str) -> Result<Ldap, LdapFailure> {
         let spec = &self.spec;
         let mut settings = LdapConnSettings::new().set_conn_timeout(spec.connect_timeout);
         if spec.mode == TlsMode::StartTls {
@@ -280,12 +332,12 @@ impl ServerPool {
         if let Some(connector) = &spec.native {
             settings = settings.set_connector(connector.clone());
         }
-        let url = self.url.clone();
+        let target = url.to_owned();
         let login = spec.login.clone();
         let password = spec.password.clone();
         let timeout = spec.connect_timeout;
         let attempt = async move {
-            let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url).await?;
+            let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &target).await?;
             tokio::spawn(async move {
                 if let Err(e) = conn.drive().await {
                     tracing::debug!("LDAP connection ended: {e}");
@@ -301,8 +353,7 @@ impl ServerPool {
             Ok(Ok(ldap)) => Ok(ldap),
             Ok(Err(e)) => Err(LdapFailure::from(e)),
             Err(_) => Err(LdapFailure::Timeout(format!(
-                "connecting to {} took longer than {:?}",
-                self.url, timeout
+                "connecting to {url} took longer than {timeout:?}"
             ))),
         }
     }

@@ -51,6 +51,12 @@ pub struct ServerSettings {
     /// The domain's naming context, e.g. `DC=example,DC=test`. Orders whose target DN lies
     /// below it go to this server; exports search below it.
     pub base_dn: String,
+    /// Other domain controllers of the same domain, tried in order when a connection to the
+    /// current one cannot be made; the pool stays on the one that answered. (An incremental
+    /// export's cookie belongs to one DC: after a failover the next incremental export is
+    /// refused as `Conflict` and the job runs a complete one.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback_urls: Vec<String>,
 }
 
 impl ServerSettings {
@@ -59,7 +65,19 @@ impl ServerSettings {
         Self {
             url: url.into(),
             base_dn: base_dn.into(),
+            fallback_urls: Vec::new(),
         }
+    }
+
+    /// Adds a domain controller of the same domain to fail over to.
+    pub fn with_fallback(mut self, url: impl Into<String>) -> Self {
+        self.fallback_urls.push(url.into());
+        self
+    }
+
+    /// The URLs in the order they are tried: `url`, then `fallback_urls`.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.fallback_urls.iter().map(String::as_str))
     }
 }
 
@@ -312,44 +330,9 @@ impl AdSettings {
         let mut bases: Vec<Dn> = Vec::new();
         for (i, server) in self.servers.iter().enumerate() {
             let at = |field: &str| format!("Servers[{i}].{field}");
-            let url = server.url.trim();
-            let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-                SettingsError::new(
-                    at("Url"),
-                    format!("`{url}` is not an ldap:// or ldaps:// URL"),
-                )
-            })?;
-            let host = rest.split(['/', '?']).next().unwrap_or_default();
-            if host.is_empty() {
-                return Err(SettingsError::new(
-                    at("Url"),
-                    format!("`{url}` names no host"),
-                ));
-            }
-            match (scheme.to_ascii_lowercase().as_str(), self.tls.mode) {
-                ("ldaps", TlsMode::Ldaps) | ("ldap", TlsMode::StartTls | TlsMode::Plain) => {}
-                ("ldaps", mode) => {
-                    return Err(SettingsError::new(
-                        at("Url"),
-                        format!(
-                            "`{url}` is ldaps:// but Tls.Mode is {mode:?}; use ldap:// or Mode Ldaps"
-                        ),
-                    ));
-                }
-                ("ldap", TlsMode::Ldaps) => {
-                    return Err(SettingsError::new(
-                        at("Url"),
-                        format!(
-                            "`{url}` is plain ldap:// but Tls.Mode is Ldaps; use ldaps:// or Mode StartTls"
-                        ),
-                    ));
-                }
-                (other, _) => {
-                    return Err(SettingsError::new(
-                        at("Url"),
-                        format!("unsupported scheme `{other}` (ldap or ldaps)"),
-                    ));
-                }
+            check_url(&at("Url"), &server.url, self.tls.mode)?;
+            for (j, url) in server.fallback_urls.iter().enumerate() {
+                check_url(&at(&format!("FallbackUrls[{j}]")), url, self.tls.mode)?;
             }
             let base = Dn::parse(&server.base_dn)
                 .map_err(|e| SettingsError::new(at("BaseDn"), e.to_string()))?;
@@ -443,6 +426,42 @@ impl AdSettings {
         }
         Ok(())
     }
+}
+
+/// Checks one server URL: ldap:// or ldaps:// as the TLS mode wants, with a host.
+fn check_url(field: &str, url: &str, mode: TlsMode) -> Result<(), SettingsError> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        SettingsError::new(field, format!("`{url}` is not an ldap:// or ldaps:// URL"))
+    })?;
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(SettingsError::new(field, format!("`{url}` names no host")));
+    }
+    match (scheme.to_ascii_lowercase().as_str(), mode) {
+        ("ldaps", TlsMode::Ldaps) | ("ldap", TlsMode::StartTls | TlsMode::Plain) => {}
+        ("ldaps", mode) => {
+            return Err(SettingsError::new(
+                field,
+                format!("`{url}` is ldaps:// but Tls.Mode is {mode:?}; use ldap:// or Mode Ldaps"),
+            ));
+        }
+        ("ldap", TlsMode::Ldaps) => {
+            return Err(SettingsError::new(
+                field,
+                format!(
+                    "`{url}` is plain ldap:// but Tls.Mode is Ldaps; use ldaps:// or Mode StartTls"
+                ),
+            ));
+        }
+        (other, _) => {
+            return Err(SettingsError::new(
+                field,
+                format!("unsupported scheme `{other}` (ldap or ldaps)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -592,5 +611,19 @@ mod tests {
         );
         let s = AdSettings::from_json(json).unwrap();
         assert!(!s.tls.mode.is_encrypted());
+    }
+
+    #[test]
+    fn fallback_urls_are_checked_and_named() {
+        let mut v = base();
+        v["Servers"][0]["FallbackUrls"] = json!(["ldaps://dc2.example.test", "ldap://dc3"]);
+        let e = AdSettings::from_json(v.clone()).unwrap_err();
+        assert_eq!(e.setting, "Servers[0].FallbackUrls[1]", "{e}");
+        v["Servers"][0]["FallbackUrls"] = json!(["ldaps://dc2.example.test"]);
+        let s = AdSettings::from_json(v.clone()).unwrap();
+        assert_eq!(
+            s.servers[0].urls().collect::<Vec<_>>(),
+            ["ldaps://127.0.0.1:636", "ldaps://dc2.example.test"]
+        );
     }
 }

@@ -285,3 +285,66 @@ async fn a_stalled_connection_times_out_and_is_replaced() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_unreachable_domain_controller_fails_over_to_the_next() {
+    let Some(env) = ad_env("an_unreachable_domain_controller_fails_over_to_the_next") else {
+        return;
+    };
+    // Nothing listens on port 1: the first URL is refused from the start.
+    let dead = "ldaps://127.0.0.1:1";
+    let ad = AdConnector::builder()
+        .server(dead, &env.base_dn)
+        .fallback(&env.url)
+        .bind(&env.bind_dn, env.password.as_str())
+        .ca_certificate_file(&env.ca_file)
+        .build()
+        .await
+        .expect("the fallback answers");
+    ad.check().await.expect("through the fallback");
+
+    // Every URL refused: the error names each one.
+    let e = AdConnector::builder()
+        .server(dead, &env.base_dn)
+        .fallback("ldaps://127.0.0.1:2")
+        .bind(&env.bind_dn, env.password.as_str())
+        .ca_certificate_file(&env.ca_file)
+        .build()
+        .await
+        .expect_err("nothing answers");
+    let text = e.to_string();
+    assert!(
+        text.contains("127.0.0.1:1") && text.contains("127.0.0.1:2"),
+        "{text}"
+    );
+    assert!(e.is_temporary(), "{e}");
+
+    // A domain controller that goes away while in use: the next order fails over.
+    in_ou(&env.clone(), "relay-failover", |admin, ou| async move {
+        let relay = Relay::start(upstream(&env)).await;
+        let ad = AdConnector::builder()
+            .server(format!("ldaps://127.0.0.1:{}", relay.port), &env.base_dn)
+            .fallback(&env.url)
+            .bind(&env.bind_dn, env.password.as_str())
+            .ca_certificate_file(&env.ca_file)
+            .connections(1)
+            .retry_delay(Duration::from_millis(10))
+            .build()
+            .await
+            .expect("through the relay");
+        let (dn, stable) = create_user(&ad, &ou).await;
+        assert_eq!(
+            relay.accepted(),
+            1,
+            "the first URL is used while it answers"
+        );
+        drop(relay); // stops listening and drops its connections
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        apply(&ad, &describe(&dn, &stable, "after the failover")).await;
+        assert_eq!(
+            admin.values(&dn, "description").await,
+            vec!["after the failover"]
+        );
+    })
+    .await;
+}
