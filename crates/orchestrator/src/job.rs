@@ -100,9 +100,9 @@ pub struct JobReport {
     pub verification: VerificationReport,
     /// The orders computed (released or not): in a simulation, what would be sent.
     pub orders: Vec<ProvisioningOrder>,
-    /// In a simulation, the orders in each connection's own change language (LDIF for
-    /// Active Directory), for connections whose connector renders one
-    /// ([`Connector::preview`]) and that have orders. Empty otherwise.
+    /// In a simulation (also one that thresholds block), the orders in each connection's own
+    /// change language (LDIF for Active Directory), for connections whose connector renders
+    /// one ([`Connector::preview`]) and that have orders. Empty otherwise.
     pub previews: BTreeMap<ConnectionId, Preview>,
     /// Orders waiting in provisioning review.
     pub awaiting_review: Vec<OrderId>,
@@ -516,7 +516,11 @@ impl ProvisioningJob {
             ),
         });
 
-        // 5. Thresholds and simulation stop here.
+        // 5. Thresholds and simulation stop here. A simulation shows the previews even when
+        //    thresholds block the generation: that is when an operator wants to see it.
+        if options.simulation {
+            report.previews = self.previews(&report.orders);
+        }
         match &plan.status {
             crate::plan::GenerationStatus::Blocked { breaches } => {
                 report.breaches = breaches.clone();
@@ -536,7 +540,6 @@ impl ProvisioningJob {
             _ => {}
         }
         if options.simulation {
-            report.previews = self.previews(&report.orders);
             run.status = JobStatus::Succeeded;
             return Ok(report);
         }

@@ -217,6 +217,12 @@ pub struct Assignments {
 }
 
 /// The orchestrator's persistent state.
+///
+/// Writing a durable implementation: order records hold the orders' secrets (initial
+/// passwords), and serde serialization of a [`Secret`](autoprov_core::Secret) is *masked* by
+/// design (so it never lands in a log or an export). A store that serializes records must keep
+/// the secret values by other means (sealed with a host key, or in a vault) and restore them on
+/// read; otherwise a re-sent order would set the password `********`.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Stores new orders and returns the ids of those that were already stored. An order id

@@ -536,21 +536,40 @@ impl Connector for Lines {
     }
 }
 
-#[tokio::test]
-async fn a_simulation_shows_each_connection_s_preview_and_a_real_run_none() {
+fn previewing_job(store: Arc<MemoryStore>, maximum_insert: Option<u32>) -> ProvisioningJob {
     let system = InMemoryConnector::new(demo::CONNECTION);
     demo::seed_directory(&system).unwrap();
-    let mut planner = autoprov_orchestrator::Planner::new(demo::planner_config()).unwrap();
+    let mut config = demo::planner_config();
+    for rt in &mut config.resource_types {
+        rt.thresholds.maximum_insert = maximum_insert;
+    }
+    let mut planner = autoprov_orchestrator::Planner::new(config).unwrap();
     for p in demo::people(5, now()) {
         planner.upsert_owner(p);
     }
-    let store = Arc::new(MemoryStore::new());
-    let mut job = ProvisioningJob::builder(planner, store.clone())
-        .connector(Arc::new(Lines(system.clone())))
+    ProvisioningJob::builder(planner, store)
+        .connector(Arc::new(Lines(system)))
         .clock(Arc::new(ManualClock::new(now())))
         .target_filter(ACCOUNT, |r| !demo::is_admin_account(r))
         .target_filter(ADMIN_ACCOUNT, demo::is_admin_account)
-        .build();
+        .build()
+}
+
+#[tokio::test]
+async fn a_simulation_that_thresholds_block_still_shows_the_previews() {
+    let mut job = previewing_job(Arc::new(MemoryStore::new()), Some(2));
+    let sim = job
+        .run_complete(JobOptions::simulation(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(sim.run.status, JobStatus::Blocked);
+    let preview = sim.previews.get(demo::CONNECTION).expect("a preview");
+    assert_eq!(preview.text.lines().count(), sim.orders.len());
+}
+
+#[tokio::test]
+async fn a_simulation_shows_each_connection_s_preview_and_a_real_run_none() {
+    let mut job = previewing_job(Arc::new(MemoryStore::new()), None);
     let cancel = CancellationToken::new();
     let sim = job
         .run_complete(JobOptions::simulation(), &cancel)
