@@ -31,7 +31,7 @@ pub use checks::*;
 use crate::connector::Connector;
 use autoprov_core::{EntityTypeId, ResourceTypeId, ScalarValue, Secret};
 use futures::future::BoxFuture;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// How the kit speaks to the connection under test.
@@ -79,6 +79,13 @@ pub struct KitProfile {
     pub resource_types: BTreeMap<EntityTypeId, ResourceTypeId>,
     /// The owners' entity type orders name (default `Directory_User`).
     pub owner_type: EntityTypeId,
+    /// The checks this connection is expected to skip, by name. `None` (the default): a
+    /// skipped check is reported as skipped, and its generated test prints `SKIPPED` and
+    /// passes. `Some(names)`: a check that is skipped but not named fails (so a changed
+    /// capability or profile cannot silently take checks out of CI), a named check that runs
+    /// fails too (so the list stays true), and a name the kit does not know fails every check.
+    /// Enforced by [`Check::run`], [`run_all`] and the generated tests.
+    pub expected_skips: Option<BTreeSet<String>>,
 }
 
 impl KitProfile {
@@ -102,7 +109,19 @@ impl KitProfile {
             rejected_characters: Vec::new(),
             resource_types: BTreeMap::new(),
             owner_type: "Directory_User".into(),
+            expected_skips: None,
         }
+    }
+
+    /// Declares the checks this connection is expected to skip (see
+    /// [`KitProfile::expected_skips`]); an empty list expects every check to run.
+    pub fn expect_skips<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.expected_skips = Some(names.into_iter().map(Into::into).collect());
+        self
     }
 
     /// The Active Directory shape, below `DC=example,DC=test`: `user` / `group` /
@@ -193,9 +212,37 @@ impl fmt::Debug for Check {
 }
 
 impl Check {
-    /// Runs the check.
+    /// Runs the check, holding a skip against the profile's
+    /// [`expected_skips`](KitProfile::expected_skips) when it has them.
     pub async fn run(&self, connector: &dyn Connector, profile: &KitProfile) -> CheckResult {
-        (self.run)(connector, profile).await
+        let fail = |message: String| {
+            Err(KitFailure {
+                check: self.name,
+                message,
+            })
+        };
+        if let Some(expected) = &profile.expected_skips
+            && let Some(unknown) = expected.iter().find(|n| check(n).is_none())
+        {
+            return fail(format!(
+                "the profile expects `{unknown}` to be skipped, but the kit has no such check"
+            ));
+        }
+        let outcome = (self.run)(connector, profile).await;
+        let Some(expected) = &profile.expected_skips else {
+            return outcome;
+        };
+        match outcome {
+            Ok(CheckOutcome::Skipped { reason }) if !expected.contains(self.name) => fail(format!(
+                "skipped ({reason}), but the profile does not expect it to be skipped"
+            )),
+            Ok(CheckOutcome::Passed) if expected.contains(self.name) => fail(
+                "ran and passed, but the profile expects it to be skipped: remove it from \
+                 `expected_skips`"
+                    .into(),
+            ),
+            other => other,
+        }
     }
 }
 

@@ -10,10 +10,16 @@ fn system() -> InMemoryConnector {
     InMemoryConnector::new("kit")
 }
 
+/// What the in-memory system skips: it is automated, and it has no preview language.
+const IN_MEMORY_SKIPS: [&str; 2] = ["manual_transmits", "preview_is_offline_and_shows_no_secret"];
+
 autoprov_connector::connector_conformance_tests!(
     in_memory,
     async fn make() -> (impl Connector, KitProfile) {
-        (system(), KitProfile::ad_like())
+        (
+            system(),
+            KitProfile::ad_like().expect_skips(IN_MEMORY_SKIPS),
+        )
     }
 );
 
@@ -322,4 +328,37 @@ mod previews {
         let e = check(Mode::ForgetsRefusals).await.unwrap_err();
         assert!(e.message.contains("not listed as refused"), "{e}");
     }
+}
+
+/// With declared skips, a skip that is not declared fails, a declared one that runs fails, and
+/// an unknown name fails; the declared ones pass.
+#[tokio::test]
+async fn declared_skips_are_held_to() {
+    let run = |profile: KitProfile| async move { testkit::run_all(&system(), &profile).await };
+    let report = run(KitProfile::ad_like().expect_skips(IN_MEMORY_SKIPS)).await;
+    assert!(report.is_success(), "{report}");
+    assert_eq!(report.skipped(), 2);
+
+    let report = run(KitProfile::ad_like().expect_skips(["manual_transmits"])).await;
+    assert_eq!(report.failed(), 1, "{report}");
+    let failure = report
+        .results
+        .iter()
+        .find_map(|(_, r)| r.as_ref().err())
+        .unwrap();
+    assert_eq!(failure.check, "preview_is_offline_and_shows_no_secret");
+    assert!(failure.message.contains("does not expect it"), "{failure}");
+
+    let mut too_many = IN_MEMORY_SKIPS.to_vec();
+    too_many.push("disable_enable");
+    let report = run(KitProfile::ad_like().expect_skips(too_many)).await;
+    assert_eq!(report.failed(), 1, "{report}");
+    assert!(
+        report.results.iter().any(|(n, r)| *n == "disable_enable"
+            && r.as_ref().is_err_and(|f| f.message.contains("remove it"))),
+        "{report}"
+    );
+
+    let report = run(KitProfile::ad_like().expect_skips(["no_such_check"])).await;
+    assert_eq!(report.failed(), testkit::checks().len(), "{report}");
 }
