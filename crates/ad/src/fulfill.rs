@@ -387,7 +387,7 @@ fn set(values: impl IntoIterator<Item = Vec<u8>>) -> HashSet<Vec<u8>> {
     values.into_iter().collect()
 }
 
-pub(crate) fn uac_of(entry: &Entry) -> Option<i64> {
+fn uac_of(entry: &Entry) -> Option<i64> {
     entry.text("userAccountControl")?.trim().parse().ok()
 }
 
@@ -951,11 +951,7 @@ impl Inner {
         groups: &[Dn],
         add: bool,
     ) -> Result<(), ConnectorError> {
-        let attribute = m
-            .membership
-            .as_ref()
-            .map(|ms| ms.group_attribute.clone())
-            .unwrap_or_else(|| "member".into());
+        let attribute = m.group_attribute();
         let controls = if m.permissive_modify {
             vec![control(PERMISSIVE_MODIFY_OID)]
         } else {

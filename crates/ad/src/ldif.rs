@@ -382,11 +382,7 @@ fn replace(out: &mut Ldif, attribute: &str, value: Option<&[u8]>) {
 
 /// One `modify` per group, adding or deleting the member value (never a replace).
 fn members(m: &EntityMapping, member: &str, groups: &[Dn], add: bool, out: &mut Ldif) {
-    let attribute = m
-        .membership
-        .as_ref()
-        .map(|ms| ms.group_attribute.as_str())
-        .unwrap_or("member");
+    let attribute = m.group_attribute();
     for g in groups {
         out.value("dn", g.to_string().as_bytes());
         if m.permissive_modify {

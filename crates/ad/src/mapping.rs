@@ -306,6 +306,13 @@ impl EntityMapping {
             .unwrap_or(attribute)
     }
 
+    /// The attribute on each group that memberships are written to (`member` by default).
+    pub fn group_attribute(&self) -> &str {
+        self.membership
+            .as_ref()
+            .map_or(schema::MEMBERS, |ms| ms.group_attribute.as_str())
+    }
+
     /// Whether a property is DN-valued.
     pub fn is_reference(&self, property: &str) -> bool {
         self.references.contains(property)

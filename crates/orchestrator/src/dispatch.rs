@@ -604,13 +604,7 @@ impl Core {
             order: record.order.order_id.clone(),
             dependency: dependency.clone(),
         });
-        self.settle(
-            &mut record,
-            ProvisioningEvent::ConnectorFailed,
-            Some(message.clone()),
-            None,
-        )
-        .await?;
+        self.errored(&mut record, &message).await?;
         Ok(message)
     }
 
@@ -645,13 +639,7 @@ impl Core {
             operation_of(&record.order)
         );
         if record.state == ProvisioningState::Pending {
-            self.settle(
-                &mut record,
-                ProvisioningEvent::ConnectorFailed,
-                Some(message.clone()),
-                None,
-            )
-            .await?;
+            self.errored(&mut record, &message).await?;
         }
         Ok(Outcome::Failed(message))
     }
@@ -666,13 +654,7 @@ impl Core {
         let order_id = record.order.order_id.clone();
         let Some(conn) = record.order.connection.clone() else {
             let msg = format!("{}: the order names no connection", record.order.label());
-            self.settle(
-                &mut record,
-                ProvisioningEvent::ConnectorFailed,
-                Some(msg.clone()),
-                None,
-            )
-            .await?;
+            self.errored(&mut record, &msg).await?;
             return Ok((Outcome::Failed(msg), 0));
         };
         let Some(lane) = self.lanes.get(&conn) else {
@@ -680,13 +662,7 @@ impl Core {
                 "{}: connection {conn} is not configured",
                 record.order.label()
             );
-            self.settle(
-                &mut record,
-                ProvisioningEvent::ConnectorFailed,
-                Some(msg.clone()),
-                None,
-            )
-            .await?;
+            self.errored(&mut record, &msg).await?;
             return Ok((Outcome::Failed(msg), 0));
         };
         let started = Instant::now();
@@ -769,13 +745,7 @@ impl Core {
                 }
                 Ok(_) => {
                     let msg = format!("{}: unknown fulfilment outcome", record.order.label());
-                    self.settle(
-                        &mut record,
-                        ProvisioningEvent::ConnectorFailed,
-                        Some(msg.clone()),
-                        None,
-                    )
-                    .await?;
+                    self.errored(&mut record, &msg).await?;
                     return Ok((Outcome::Failed(msg), calls));
                 }
                 Err(error) => {
@@ -818,13 +788,7 @@ impl Core {
                         let error = error.persistent();
                         let msg =
                             format!("{error} (retry budget exhausted after {attempts} attempts)");
-                        self.settle(
-                            &mut record,
-                            ProvisioningEvent::ConnectorFailed,
-                            Some(msg.clone()),
-                            None,
-                        )
-                        .await?;
+                        self.errored(&mut record, &msg).await?;
                         return Ok((Outcome::Failed(msg), calls));
                     }
                     let error = error.persistent();
@@ -833,13 +797,7 @@ impl Core {
                     } else {
                         error.to_string()
                     };
-                    self.settle(
-                        &mut record,
-                        ProvisioningEvent::ConnectorFailed,
-                        Some(msg.clone()),
-                        None,
-                    )
-                    .await?;
+                    self.errored(&mut record, &msg).await?;
                     return Ok((Outcome::Failed(msg), calls));
                 }
             }
@@ -847,6 +805,18 @@ impl Core {
     }
 
     /// Applies a state-machine event, stores the record and its result, and emits the event.
+    /// Ends an order as Errored (the connector failed it, or it cannot be sent), recording
+    /// why.
+    async fn errored(&self, record: &mut OrderRecord, message: &str) -> Result<(), DispatchError> {
+        self.settle(
+            record,
+            ProvisioningEvent::ConnectorFailed,
+            Some(message.to_owned()),
+            None,
+        )
+        .await
+    }
+
     async fn settle(
         &self,
         record: &mut OrderRecord,

@@ -249,7 +249,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Orders that dispatch has not finished (Pending), sorted by order id: what a restarted
     /// dispatcher must send (again).
-    async fn unfinished_orders(&self) -> Result<Vec<OrderRecord>, StoreError>;
+    async fn unfinished_orders(&self) -> Result<Vec<OrderRecord>, StoreError> {
+        self.orders_in(&[ProvisioningState::Pending]).await
+    }
 
     /// The order records in any of `states`, sorted by order id. Each job asks for the
     /// Executed and Transmitted ones (to verify them); a store should answer from an index by
@@ -518,10 +520,6 @@ impl Store for MemoryStore {
         let mut all: Vec<_> = self.lock().orders.values().cloned().collect();
         all.sort_by(|a, b| a.order.order_id.cmp(&b.order.order_id));
         Ok(all)
-    }
-
-    async fn unfinished_orders(&self) -> Result<Vec<OrderRecord>, StoreError> {
-        Ok(self.lock().in_states(&[ProvisioningState::Pending]))
     }
 
     async fn orders_in(
