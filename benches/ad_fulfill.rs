@@ -290,16 +290,8 @@ impl Fixture {
         started.elapsed()
     }
 
-    /// The same changes through bare ldap3: one modify each, or read then modify.
-    async fn bare_round(&self, read_first: bool) -> Duration {
-        self.bare_round_with(if read_first {
-            Bare::ReadModify
-        } else {
-            Bare::Modify
-        })
-        .await
-    }
-
+    /// The same changes through bare ldap3: one modify each, read then modify, or the
+    /// connector's compare-and-swap modify.
     async fn bare_round_with(&self, how: Bare) -> Duration {
         let read_first = how == Bare::ReadModify;
         let work: Vec<(usize, &(String, StableId), String, String)> = {
@@ -475,6 +467,9 @@ impl Fixture {
 /// A comparison: its label, its two sides, the items per round, and each round's two times.
 type Comparison = (&'static str, Side, Side, usize, Vec<(Duration, Duration)>);
 
+/// A criterion group: its name, the elements per iteration, and its (bench name, side) pairs.
+type CriterionGroup = (&'static str, u64, &'static [(&'static str, Side)]);
+
 /// One side of a comparison.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -523,90 +518,47 @@ fn main() {
 
     let with_criterion = knob("AUTOPROV_BENCH_CRITERION", 1) != 0;
     if with_criterion {
-        let mut g = c.benchmark_group("modified");
-        g.sampling_mode(SamplingMode::Flat);
-        g.throughput(Throughput::Elements(n as u64));
-        for (name, with_values) in [("connector", true), ("connector_read", false)] {
-            g.bench_function(name, |b| {
-                b.to_async(&rt).iter_custom(|iters| {
-                    let f = &fixture;
-                    async move {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            total += f.connector_round(with_values).await;
+        let groups: [CriterionGroup; 2] = [
+            (
+                "modified",
+                n as u64,
+                &[
+                    ("connector", Side::Connector(true)),
+                    ("connector_read", Side::Connector(false)),
+                    ("bare_modify", Side::Bare(Bare::Modify)),
+                    ("bare_compare_and_swap", Side::Bare(Bare::CompareAndSwap)),
+                    ("bare_read_modify", Side::Bare(Bare::ReadModify)),
+                ],
+            ),
+            (
+                "export",
+                fixture.accounts as u64,
+                &[
+                    ("connector", Side::ConnectorExport),
+                    ("bare", Side::BareExport),
+                ],
+            ),
+        ];
+        for (group, elements, sides) in groups {
+            let mut g = c.benchmark_group(group);
+            g.sampling_mode(SamplingMode::Flat);
+            g.throughput(Throughput::Elements(elements));
+            for &(name, side) in sides {
+                g.bench_function(name, |b| {
+                    b.to_async(&rt).iter_custom(|iters| {
+                        let f = &fixture;
+                        async move {
+                            let mut total = Duration::ZERO;
+                            for _ in 0..iters {
+                                total += f.run(side).await;
+                            }
+                            total
                         }
-                        total
-                    }
-                })
-            });
+                    })
+                });
+            }
+            g.finish();
         }
-        g.bench_function("bare_modify", |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let f = &fixture;
-                async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += f.bare_round(false).await;
-                    }
-                    total
-                }
-            })
-        });
-        g.bench_function("bare_compare_and_swap", |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let f = &fixture;
-                async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += f.bare_round_with(Bare::CompareAndSwap).await;
-                    }
-                    total
-                }
-            })
-        });
-        g.bench_function("bare_read_modify", |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let f = &fixture;
-                async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += f.bare_round(true).await;
-                    }
-                    total
-                }
-            })
-        });
-        g.finish();
-    }
-    if with_criterion {
-        let mut g = c.benchmark_group("export");
-        g.sampling_mode(SamplingMode::Flat);
-        g.throughput(Throughput::Elements(fixture.accounts as u64));
-        g.bench_function("connector", |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let f = &fixture;
-                async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += f.connector_export().await;
-                    }
-                    total
-                }
-            })
-        });
-        g.bench_function("bare", |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let f = &fixture;
-                async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += f.bare_export().await;
-                    }
-                    total
-                }
-            })
-        });
-        g.finish();
     }
 
     // Interleaved rounds: the machine is shared (client and server on 2 cores, other work
