@@ -94,16 +94,9 @@ impl Executed {
     }
 }
 
-/// An opaque export cookie: where an incremental export resumes.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ExportCookie(pub String);
-
-impl fmt::Debug for ExportCookie {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ExportCookie({:?})", self.0)
-    }
-}
+/// An opaque export cookie: where an incremental export resumes. It lives in
+/// `autoprov-core` so that stores keep it without depending on the connector crate.
+pub use autoprov_core::ExportCookie;
 
 /// Complete or incremental export.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -131,3 +131,15 @@ mod tests {
         assert_eq!(back, id);
     }
 }
+
+/// An opaque export cookie: where a connection's incremental export resumes. Connectors
+/// write it, stores keep it; nobody else looks inside.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ExportCookie(pub String);
+
+impl std::fmt::Debug for ExportCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExportCookie({:?})", self.0)
+    }
+}

@@ -14,8 +14,8 @@ pub use assignment::{
     Period,
 };
 pub use ids::{
-    AssignmentId, ConnectionId, EntityTypeId, OrderId, OwnerId, PackageId, RequestId, ResourceId,
-    ResourceTypeId, RoleId, StableId,
+    AssignmentId, ConnectionId, EntityTypeId, ExportCookie, OrderId, OwnerId, PackageId, RequestId,
+    ResourceId, ResourceTypeId, RoleId, StableId,
 };
 pub use model::{
     EntityType, Owner, PropertyDefinition, PropertyKind, Resource, ResourceType, ResourceTypeError,
