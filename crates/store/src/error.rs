@@ -1,0 +1,85 @@
+//! What a store refuses, and how a backend failure keeps its cause.
+
+use autoprov_core::{IllegalTransition, OrderId};
+use std::sync::Arc;
+
+/// A backend's own error, kept as the source of [`StoreError::Backend`].
+pub type BackendError = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A store failure. Every variant names the order (or operation) it concerns.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An order id is already stored with different content.
+    #[error("order {order_id} is already stored with a different content")]
+    ConflictingOrder {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// No such order.
+    #[error("order {order_id} is not in the store")]
+    UnknownOrder {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// The order changed since the caller read it: its version is not the one the update
+    /// names. Read it again and decide again.
+    #[error("order {order_id} changed meanwhile: expected version {expected}, found {actual}")]
+    StaleVersion {
+        /// The order.
+        order_id: OrderId,
+        /// The version the caller read.
+        expected: u64,
+        /// The stored version.
+        actual: u64,
+    },
+    /// A state change the provisioning state machine refuses; nothing was written.
+    #[error("order {order_id}: {source}")]
+    IllegalTransition {
+        /// The order.
+        order_id: OrderId,
+        /// The refused (state, event) pair.
+        #[source]
+        source: IllegalTransition,
+    },
+    /// The same order id appears twice in one batch.
+    #[error("order {order_id} appears twice in one batch")]
+    DuplicateInBatch {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// The backend failed.
+    #[error("store backend failed during {operation}")]
+    Backend {
+        /// What was attempted.
+        operation: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: BackendError,
+    },
+}
+
+impl StoreError {
+    /// A backend failure during `operation`, keeping `source`.
+    pub fn backend(
+        operation: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Backend {
+            operation,
+            source: Arc::new(source),
+        }
+    }
+
+    /// The order the error concerns, if any.
+    pub fn order_id(&self) -> Option<&OrderId> {
+        match self {
+            Self::ConflictingOrder { order_id }
+            | Self::UnknownOrder { order_id }
+            | Self::StaleVersion { order_id, .. }
+            | Self::IllegalTransition { order_id, .. }
+            | Self::DuplicateInBatch { order_id } => Some(order_id),
+            Self::Backend { .. } => None,
+        }
+    }
+}

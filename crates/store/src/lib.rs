@@ -1,0 +1,245 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod memory;
+mod record;
+mod runs;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::{BackendError, StoreError};
+pub use memory::MemoryStore;
+pub use record::{DispatchRecord, HistoryEntry, OrderRecord, OrderUpdate};
+pub use runs::{
+    Assignment, Assignments, JobKind, JobRun, JobStatus, ReviewDecision, ReviewVerdict,
+};
+
+use async_trait::async_trait;
+use autoprov_core::{
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, OrderId, ProvisioningResult,
+    ProvisioningState, RequestId, Resource, ResourceId, StableId,
+};
+use std::collections::BTreeMap;
+
+/// The provisioning states in which an order is not done with: what a planner must know
+/// about (so that it neither plans an order twice nor forgets one in flight) and what a
+/// restarted process resumes.
+pub const OPEN_STATES: &[ProvisioningState] = &[
+    ProvisioningState::Pending,
+    ProvisioningState::AwaitingApproval,
+    ProvisioningState::Transmitted,
+    ProvisioningState::Errored,
+    ProvisioningState::Executed,
+];
+
+/// Where provisioning state lives: orders with their state, version and history, review
+/// decisions, synchronized resources, export cookies, assignments, assignment requests and
+/// job runs.
+///
+/// # Contract
+/// - **The only owner of an order's provisioning state.** A state changes only through
+///   [`Store::update_order`] (and [`Store::decide_review`]): a conditional write that names
+///   the version the caller read and applies the core state machine
+///   ([`ProvisioningState::apply`]) inside the store. A stale version is
+///   [`StoreError::StaleVersion`], an illegal transition [`StoreError::IllegalTransition`]
+///   carrying the core [`autoprov_core::IllegalTransition`]; in both cases nothing is written.
+/// - **Nothing returns or replaces a whole collection.** Reads are by key, by state or
+///   paged (`after` = the last key of the previous page, `limit` = page size, results sorted
+///   by key); writes are per record or per batch. A store of millions of records works the
+///   same.
+/// - **Writes are keyed**, so repeating one after a crash is harmless: re-inserting an
+///   order with the same content is a no-op.
+/// - Every update appends a [`HistoryEntry`]; an order that is reopened keeps its history.
+/// - Secrets: serde serialization of a [`Secret`](autoprov_core::Secret) is *masked* by
+///   design. A store that serializes orders must keep secret values by other means (sealed
+///   with a host key) and restore them on read, or refuse such orders.
+///
+/// Every store runs the conformance kit (`store_conformance_tests!`, feature `testkit`).
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    // -- orders -------------------------------------------------------------------------------
+
+    /// Stores new orders (version 1) and returns the ids of those already stored. An order
+    /// id already stored with the same order is left as it is; with a different order it is
+    /// [`StoreError::ConflictingOrder`], and an id twice in `records` is
+    /// [`StoreError::DuplicateInBatch`]; in both cases nothing of the batch is written.
+    async fn insert_orders(&self, records: &[OrderRecord]) -> Result<Vec<OrderId>, StoreError>;
+
+    /// One order's record.
+    async fn order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>, StoreError>;
+
+    /// Applies `update` to the order if its stored version is `expected_version`, through
+    /// [`OrderRecord::applied`]; returns the new record. Appends a [`HistoryEntry`].
+    async fn update_order(
+        &self,
+        order_id: &OrderId,
+        expected_version: u64,
+        update: OrderUpdate,
+    ) -> Result<OrderRecord, StoreError>;
+
+    /// Records a provisioning-review decision and applies its event
+    /// ([`ReviewVerdict::event`]) to the order, in one write, under the same conditions as
+    /// [`Store::update_order`]. The latest decision per order is kept
+    /// ([`Store::review_decision`]).
+    async fn decide_review(
+        &self,
+        expected_version: u64,
+        decision: ReviewDecision,
+    ) -> Result<OrderRecord, StoreError>;
+
+    /// The latest review decision on an order.
+    async fn review_decision(
+        &self,
+        order_id: &OrderId,
+    ) -> Result<Option<ReviewDecision>, StoreError>;
+
+    /// Review decisions, by order id.
+    async fn review_decisions_page(
+        &self,
+        after: Option<&OrderId>,
+        limit: usize,
+    ) -> Result<Vec<ReviewDecision>, StoreError>;
+
+    /// Every update applied to an order, oldest first.
+    async fn order_history(&self, order_id: &OrderId) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// The order records in any of `states`, sorted by order id, answered from an index by
+    /// state, so that a job costs what is in flight rather than the whole history.
+    async fn orders_in(&self, states: &[ProvisioningState])
+    -> Result<Vec<OrderRecord>, StoreError>;
+
+    /// Order records by order id.
+    async fn orders_page(
+        &self,
+        after: Option<&OrderId>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError>;
+
+    /// How many orders are in each state (states without orders are absent).
+    async fn order_counts(&self) -> Result<BTreeMap<ProvisioningState, u64>, StoreError>;
+
+    /// Orders that dispatch has not finished (Pending), sorted by order id: what a restarted
+    /// dispatcher must send (again).
+    async fn unfinished_orders(&self) -> Result<Vec<OrderRecord>, StoreError> {
+        self.orders_in(&[ProvisioningState::Pending]).await
+    }
+
+    /// Results (SPEC §6) of the orders that dispatch finished, by order id. Results are
+    /// derived from the records, so they never disagree with them.
+    async fn results_page(
+        &self,
+        after: Option<&OrderId>,
+        limit: usize,
+    ) -> Result<Vec<ProvisioningResult>, StoreError> {
+        let mut out = Vec::new();
+        let mut cursor = after.cloned();
+        loop {
+            let page = self.orders_page(cursor.as_ref(), limit.max(1)).await?;
+            let Some(last) = page.last() else {
+                return Ok(out);
+            };
+            cursor = Some(last.id().clone());
+            for r in page.iter().filter(|r| r.is_finished()) {
+                out.push(r.result());
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+
+    // -- synchronized resources --------------------------------------------------------------
+
+    /// Upserts synchronized resources of a connection. A resource whose stable id is stored
+    /// under another key (renamed or moved) replaces that key.
+    async fn upsert_resources(
+        &self,
+        connection: &ConnectionId,
+        resources: Vec<Resource>,
+    ) -> Result<(), StoreError>;
+
+    /// Removes synchronized resources; returns those that were stored.
+    async fn delete_resources(
+        &self,
+        connection: &ConnectionId,
+        ids: &[ResourceId],
+    ) -> Result<Vec<Resource>, StoreError>;
+
+    /// One synchronized resource by key.
+    async fn resource(
+        &self,
+        connection: &ConnectionId,
+        id: &ResourceId,
+    ) -> Result<Option<Resource>, StoreError>;
+
+    /// The key under which a synchronized resource with this stable id is stored, if any.
+    async fn key_of_stable(
+        &self,
+        connection: &ConnectionId,
+        stable: &StableId,
+    ) -> Result<Option<ResourceId>, StoreError>;
+
+    /// A connection's synchronized resources, by key.
+    async fn resources_page(
+        &self,
+        connection: &ConnectionId,
+        after: Option<&ResourceId>,
+        limit: usize,
+    ) -> Result<Vec<Resource>, StoreError>;
+
+    // -- export cookies -----------------------------------------------------------------------
+
+    /// The export cookie of a connection.
+    async fn cookie(&self, connection: &ConnectionId) -> Result<Option<ExportCookie>, StoreError>;
+
+    /// Stores the export cookie of a connection (only after its export was synchronized).
+    async fn set_cookie(
+        &self,
+        connection: &ConnectionId,
+        cookie: ExportCookie,
+    ) -> Result<(), StoreError>;
+
+    // -- assignments and requests -----------------------------------------------------------
+
+    /// Upserts a batch of assignments by id.
+    async fn put_assignments(&self, assignments: Assignments) -> Result<(), StoreError>;
+
+    /// One assignment by id.
+    async fn assignment(&self, id: &AssignmentId) -> Result<Option<Assignment>, StoreError>;
+
+    /// Assignments of every kind, by id.
+    async fn assignments_page(
+        &self,
+        after: Option<&AssignmentId>,
+        limit: usize,
+    ) -> Result<Vec<Assignment>, StoreError>;
+
+    /// Upserts an assignment request (with its approval state) by id.
+    async fn put_request(&self, request: AssignmentRequest) -> Result<(), StoreError>;
+
+    /// One assignment request by id.
+    async fn request(&self, id: &RequestId) -> Result<Option<AssignmentRequest>, StoreError>;
+
+    /// Assignment requests, by id.
+    async fn requests_page(
+        &self,
+        after: Option<&RequestId>,
+        limit: usize,
+    ) -> Result<Vec<AssignmentRequest>, StoreError>;
+
+    // -- job runs -----------------------------------------------------------------------------
+
+    /// Upserts a job run by id.
+    async fn put_job_run(&self, run: JobRun) -> Result<(), StoreError>;
+
+    /// One job run by id.
+    async fn job_run(&self, id: &str) -> Result<Option<JobRun>, StoreError>;
+
+    /// Job runs, oldest first (by start time, then id); `after` is the id of the last run of
+    /// the previous page.
+    async fn job_runs_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<JobRun>, StoreError>;
+}

@@ -1,0 +1,418 @@
+//! [`MemoryStore`]: the in-memory [`Store`], for tests, simulations and hosts that persist
+//! elsewhere.
+
+use crate::{
+    Assignment, Assignments, HistoryEntry, JobRun, OrderRecord, OrderUpdate, ReviewDecision, Store,
+    StoreError,
+};
+use async_trait::async_trait;
+use autoprov_core::{
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, OrderId, ProvisioningState,
+    RequestId, Resource, ResourceId, StableId,
+};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+struct ConnectionResources {
+    by_key: BTreeMap<ResourceId, Resource>,
+    key_of_stable: FxHashMap<StableId, ResourceId>,
+}
+
+impl ConnectionResources {
+    fn insert(&mut self, r: Resource) {
+        if let Some(stable) = &r.stable_id
+            && let Some(old) = self.key_of_stable.insert(stable.clone(), r.id.clone())
+            && old != r.id
+        {
+            self.by_key.remove(&old);
+        }
+        if let Some(previous) = self.by_key.insert(r.id.clone(), r)
+            && let Some(stable) = previous.stable_id
+            && self.key_of_stable.get(&stable) == Some(&previous.id)
+            && self
+                .by_key
+                .get(&previous.id)
+                .and_then(|n| n.stable_id.as_ref())
+                != Some(&stable)
+        {
+            self.key_of_stable.remove(&stable);
+        }
+    }
+
+    fn remove(&mut self, id: &ResourceId) -> Option<Resource> {
+        let r = self.by_key.remove(id)?;
+        if let Some(stable) = &r.stable_id
+            && self.key_of_stable.get(stable) == Some(id)
+        {
+            self.key_of_stable.remove(stable);
+        }
+        Some(r)
+    }
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    orders: BTreeMap<OrderId, OrderRecord>,
+    /// The ids of the orders in each state (an index of `orders`).
+    by_state: BTreeMap<ProvisioningState, FxHashSet<OrderId>>,
+    history: FxHashMap<OrderId, Vec<HistoryEntry>>,
+    reviews: BTreeMap<OrderId, ReviewDecision>,
+    resources: BTreeMap<ConnectionId, ConnectionResources>,
+    cookies: BTreeMap<ConnectionId, ExportCookie>,
+    assignments: BTreeMap<AssignmentId, Assignment>,
+    requests: BTreeMap<RequestId, AssignmentRequest>,
+    jobs: Vec<JobRun>,
+}
+
+impl MemoryState {
+    fn reindex(&mut self, id: &OrderId, from: ProvisioningState, to: ProvisioningState) {
+        if from == to {
+            return;
+        }
+        if let Some(ids) = self.by_state.get_mut(&from) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_state.remove(&from);
+            }
+        }
+        self.by_state.entry(to).or_default().insert(id.clone());
+    }
+
+    /// The one place an order record changes: check the version, apply the update through
+    /// [`OrderRecord::applied`], reindex, append the history entry.
+    fn apply(
+        &mut self,
+        order_id: &OrderId,
+        expected_version: u64,
+        update: &OrderUpdate,
+    ) -> Result<OrderRecord, StoreError> {
+        let current = self
+            .orders
+            .get(order_id)
+            .ok_or_else(|| StoreError::UnknownOrder {
+                order_id: order_id.clone(),
+            })?;
+        if current.version != expected_version {
+            return Err(StoreError::StaleVersion {
+                order_id: order_id.clone(),
+                expected: expected_version,
+                actual: current.version,
+            });
+        }
+        let (next, entry) = current.applied(update)?;
+        let from = current.state;
+        self.reindex(order_id, from, next.state);
+        self.history
+            .entry(order_id.clone())
+            .or_default()
+            .push(entry);
+        self.orders.insert(order_id.clone(), next.clone());
+        Ok(next)
+    }
+}
+
+/// The in-memory [`Store`]: for tests, simulations and hosts that persist elsewhere. It
+/// passes the store conformance kit like every store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<MemoryState>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        // Every method checks before it writes, so a poisoned lock holds no half-written
+        // record.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Up to `limit` values of `map` after `after`, in key order.
+fn page<K: Ord, V: Clone>(map: &BTreeMap<K, V>, after: Option<&K>, limit: usize) -> Vec<V> {
+    let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+    map.range((lower, Bound::Unbounded))
+        .take(limit)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn insert_orders(&self, records: &[OrderRecord]) -> Result<Vec<OrderId>, StoreError> {
+        let mut state = self.lock();
+        let mut existing_ids = Vec::new();
+        let mut seen: FxHashSet<&OrderId> = FxHashSet::default();
+        for r in records {
+            if !seen.insert(r.id()) {
+                return Err(StoreError::DuplicateInBatch {
+                    order_id: r.id().clone(),
+                });
+            }
+            if let Some(existing) = state.orders.get(r.id()) {
+                if existing.order != r.order {
+                    return Err(StoreError::ConflictingOrder {
+                        order_id: r.id().clone(),
+                    });
+                }
+                existing_ids.push(r.id().clone());
+            }
+        }
+        for r in records {
+            if state.orders.contains_key(r.id()) {
+                continue;
+            }
+            let mut stored = r.clone();
+            stored.version = 1;
+            state
+                .by_state
+                .entry(stored.state)
+                .or_default()
+                .insert(stored.id().clone());
+            state.orders.insert(stored.id().clone(), stored);
+        }
+        Ok(existing_ids)
+    }
+
+    async fn order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        Ok(self.lock().orders.get(order_id).cloned())
+    }
+
+    async fn update_order(
+        &self,
+        order_id: &OrderId,
+        expected_version: u64,
+        update: OrderUpdate,
+    ) -> Result<OrderRecord, StoreError> {
+        self.lock().apply(order_id, expected_version, &update)
+    }
+
+    async fn decide_review(
+        &self,
+        expected_version: u64,
+        decision: ReviewDecision,
+    ) -> Result<OrderRecord, StoreError> {
+        let mut state = self.lock();
+        let update = OrderUpdate::event(decision.verdict.event(), decision.at);
+        let record = state.apply(&decision.order_id, expected_version, &update)?;
+        state.reviews.insert(decision.order_id.clone(), decision);
+        Ok(record)
+    }
+
+    async fn review_decision(
+        &self,
+        order_id: &OrderId,
+    ) -> Result<Option<ReviewDecision>, StoreError> {
+        Ok(self.lock().reviews.get(order_id).cloned())
+    }
+
+    async fn review_decisions_page(
+        &self,
+        after: Option<&OrderId>,
+        limit: usize,
+    ) -> Result<Vec<ReviewDecision>, StoreError> {
+        Ok(page(&self.lock().reviews, after, limit))
+    }
+
+    async fn order_history(&self, order_id: &OrderId) -> Result<Vec<HistoryEntry>, StoreError> {
+        Ok(self
+            .lock()
+            .history
+            .get(order_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn orders_in(
+        &self,
+        states: &[ProvisioningState],
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let state = self.lock();
+        let mut found: Vec<OrderRecord> = states
+            .iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|s| state.by_state.get(s))
+            .flatten()
+            .filter_map(|id| state.orders.get(id).cloned())
+            .collect();
+        found.sort_by(|a, b| a.id().cmp(b.id()));
+        Ok(found)
+    }
+
+    async fn orders_page(
+        &self,
+        after: Option<&OrderId>,
+        limit: usize,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        Ok(page(&self.lock().orders, after, limit))
+    }
+
+    async fn order_counts(&self) -> Result<BTreeMap<ProvisioningState, u64>, StoreError> {
+        Ok(self
+            .lock()
+            .by_state
+            .iter()
+            .map(|(s, ids)| (*s, ids.len() as u64))
+            .collect())
+    }
+
+    async fn upsert_resources(
+        &self,
+        connection: &ConnectionId,
+        resources: Vec<Resource>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let map = state.resources.entry(connection.clone()).or_default();
+        for r in resources {
+            map.insert(r);
+        }
+        Ok(())
+    }
+
+    async fn delete_resources(
+        &self,
+        connection: &ConnectionId,
+        ids: &[ResourceId],
+    ) -> Result<Vec<Resource>, StoreError> {
+        let mut state = self.lock();
+        let Some(map) = state.resources.get_mut(connection) else {
+            return Ok(Vec::new());
+        };
+        Ok(ids.iter().filter_map(|id| map.remove(id)).collect())
+    }
+
+    async fn resource(
+        &self,
+        connection: &ConnectionId,
+        id: &ResourceId,
+    ) -> Result<Option<Resource>, StoreError> {
+        Ok(self
+            .lock()
+            .resources
+            .get(connection)
+            .and_then(|m| m.by_key.get(id).cloned()))
+    }
+
+    async fn key_of_stable(
+        &self,
+        connection: &ConnectionId,
+        stable: &StableId,
+    ) -> Result<Option<ResourceId>, StoreError> {
+        Ok(self
+            .lock()
+            .resources
+            .get(connection)
+            .and_then(|m| m.key_of_stable.get(stable).cloned()))
+    }
+
+    async fn resources_page(
+        &self,
+        connection: &ConnectionId,
+        after: Option<&ResourceId>,
+        limit: usize,
+    ) -> Result<Vec<Resource>, StoreError> {
+        Ok(self
+            .lock()
+            .resources
+            .get(connection)
+            .map(|m| page(&m.by_key, after, limit))
+            .unwrap_or_default())
+    }
+
+    async fn cookie(&self, connection: &ConnectionId) -> Result<Option<ExportCookie>, StoreError> {
+        Ok(self.lock().cookies.get(connection).cloned())
+    }
+
+    async fn set_cookie(
+        &self,
+        connection: &ConnectionId,
+        cookie: ExportCookie,
+    ) -> Result<(), StoreError> {
+        self.lock().cookies.insert(connection.clone(), cookie);
+        Ok(())
+    }
+
+    async fn put_assignments(&self, assignments: Assignments) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        for (id, a) in assignments.resource_types {
+            state.assignments.insert(id, Assignment::ResourceType(a));
+        }
+        for (id, a) in assignments.scalars {
+            state.assignments.insert(id, Assignment::Scalar(a));
+        }
+        for (id, a) in assignments.navigations {
+            state.assignments.insert(id, Assignment::Navigation(a));
+        }
+        Ok(())
+    }
+
+    async fn assignment(&self, id: &AssignmentId) -> Result<Option<Assignment>, StoreError> {
+        Ok(self.lock().assignments.get(id).cloned())
+    }
+
+    async fn assignments_page(
+        &self,
+        after: Option<&AssignmentId>,
+        limit: usize,
+    ) -> Result<Vec<Assignment>, StoreError> {
+        Ok(page(&self.lock().assignments, after, limit))
+    }
+
+    async fn put_request(&self, request: AssignmentRequest) -> Result<(), StoreError> {
+        self.lock().requests.insert(request.id.clone(), request);
+        Ok(())
+    }
+
+    async fn request(&self, id: &RequestId) -> Result<Option<AssignmentRequest>, StoreError> {
+        Ok(self.lock().requests.get(id).cloned())
+    }
+
+    async fn requests_page(
+        &self,
+        after: Option<&RequestId>,
+        limit: usize,
+    ) -> Result<Vec<AssignmentRequest>, StoreError> {
+        Ok(page(&self.lock().requests, after, limit))
+    }
+
+    async fn put_job_run(&self, run: JobRun) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match state.jobs.iter_mut().find(|j| j.id == run.id) {
+            Some(slot) => *slot = run,
+            None => {
+                state.jobs.push(run);
+                state
+                    .jobs
+                    .sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn job_run(&self, id: &str) -> Result<Option<JobRun>, StoreError> {
+        Ok(self.lock().jobs.iter().find(|j| j.id == id).cloned())
+    }
+
+    async fn job_runs_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<JobRun>, StoreError> {
+        let state = self.lock();
+        let start = match after {
+            Some(id) => match state.jobs.iter().position(|j| j.id == id) {
+                Some(i) => i + 1,
+                None => return Ok(Vec::new()),
+            },
+            None => 0,
+        };
+        Ok(state.jobs.iter().skip(start).take(limit).cloned().collect())
+    }
+}

@@ -1,0 +1,95 @@
+//! The store conformance kit: the behaviour every [`Store`](crate::Store) must show, as
+//! tests a store crate generates with [`store_conformance_tests!`](crate::store_conformance_tests).
+//!
+//! ```
+//! use autoprov_store::MemoryStore;
+//! autoprov_store::store_conformance_tests!(memory, async fn make() -> MemoryStore {
+//!     MemoryStore::new()
+//! });
+//! # fn main() {}
+//! ```
+//!
+//! Each check gets a fresh store from the factory and runs on a multi-threaded runtime, so
+//! the concurrency checks race for real.
+
+pub mod checks;
+mod fixtures;
+
+pub use fixtures::{order, order_for, record, t0};
+
+/// Runs one check: a fresh runtime, a fresh store from `make`, the check.
+#[doc(hidden)]
+pub fn __run<F: std::future::Future<Output = ()>>(name: &str, check: impl FnOnce() -> F) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("store kit `{name}`: cannot build a runtime: {e}"));
+    rt.block_on(check());
+}
+
+/// Generates one `#[test]` per conformance check, in a module, for the store the factory
+/// makes (a fresh one per check).
+///
+/// ```
+/// use autoprov_store::MemoryStore;
+/// autoprov_store::store_conformance_tests!(memory, async fn make() -> MemoryStore {
+///     MemoryStore::new()
+/// });
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($module:ident, async fn $make:ident () -> $ret:ty $body:block) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn $make() -> $ret $body
+
+            $crate::__store_conformance_fns!(
+                $make;
+                insert_and_reread,
+                reinsert_is_noop_and_conflict_is_refused,
+                illegal_transition_is_refused,
+                stale_version_is_refused,
+                state_index_agrees_with_scan,
+                reopened_order_keeps_its_history,
+                results_follow_records,
+                cookies,
+                resources_by_key_and_stable_id,
+                assignments_and_requests,
+                review_decisions,
+                job_runs,
+                concurrent_updates_lose_nothing,
+                concurrent_transitions_apply_once
+            );
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_fns {
+    ($make:ident; $($check:ident),+) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::testkit::__run(stringify!($check), || async {
+                    let store = ::std::sync::Arc::new($make().await);
+                    $crate::testkit::checks::$check(store).await;
+                });
+            }
+        )+
+
+        #[test]
+        fn kit_covers_every_check() {
+            let generated: &[&str] = &[$(stringify!($check)),+];
+            assert_eq!(
+                generated,
+                $crate::testkit::checks::ALL,
+                "store_conformance_tests! and checks::ALL disagree"
+            );
+        }
+    };
+}
