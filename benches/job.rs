@@ -47,7 +47,7 @@ fn settled_job(rt: &tokio::runtime::Runtime, history: usize) -> ProvisioningJob 
             }
         }
         let template = store
-            .orders()
+            .orders_page(None, 1)
             .await
             .unwrap()
             .into_iter()
@@ -57,9 +57,12 @@ fn settled_job(rt: &tokio::runtime::Runtime, history: usize) -> ProvisioningJob 
             .map(|i| {
                 let mut order = (*template.order).clone();
                 order.order_id = format!("history-{i:07}").as_str().into();
-                let mut r = OrderRecord::pending(order, ConnectionMode::Automated, now);
-                r.state = ProvisioningState::Verified;
-                r
+                OrderRecord::new(
+                    order,
+                    ConnectionMode::Automated,
+                    ProvisioningState::Verified,
+                    now,
+                )
             })
             .collect();
         store.insert_orders(&records).await.unwrap();

@@ -20,8 +20,9 @@ use autoprov::orchestrator::clock::{Clock, ManualClock};
 use autoprov::orchestrator::demo::{self, ACCOUNT};
 use autoprov::orchestrator::events::{EventSink, JobEvent, ValueChange};
 use autoprov::orchestrator::job::{JobOptions, JobReport, ProvisioningJob};
-use autoprov::orchestrator::store::{MemoryStore, Store};
+use autoprov::orchestrator::store::{DEFAULT_PAGE, MemoryStore, StoreExt};
 use chrono::{TimeDelta, TimeZone, Utc};
+use futures::TryStreamExt as _;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -205,7 +206,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     // The report: per owner, its orders, old → new values and states.
     println!("\n==> report (per owner: orders, old → new values, state)");
-    let records = store.orders().await?;
+    let records: Vec<_> = store.orders_stream(DEFAULT_PAGE).try_collect().await?;
     let changes = progress.changes.lock().unwrap().clone();
     let mut by_owner: BTreeMap<OwnerId, Vec<_>> = BTreeMap::new();
     for r in &records {
@@ -269,7 +270,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         directory.len(),
         directory.operation_log().len(),
         directory.repeated_effects().len(),
-        store.job_runs().await?.len(),
+        store
+            .job_runs_stream(DEFAULT_PAGE)
+            .try_collect::<Vec<_>>()
+            .await?
+            .len(),
         started.elapsed()
     );
     let all_verified = states.keys().all(|s| *s == ProvisioningState::Verified);

@@ -19,8 +19,9 @@ use autoprov::orchestrator::Planner;
 use autoprov::orchestrator::clock::ManualClock;
 use autoprov::orchestrator::demo::{self, ACCOUNT, ADMIN_ACCOUNT};
 use autoprov::orchestrator::job::{JobOptions, ProvisioningJob};
-use autoprov::orchestrator::store::{JobStatus, MemoryStore, Store};
+use autoprov::orchestrator::store::{JobStatus, MemoryStore, Store, StoreExt};
 use chrono::{TimeDelta, Utc};
+use futures::TryStreamExt as _;
 use std::process::Command;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -310,7 +311,8 @@ async fn the_job_provisions_and_verifies_a_requested_permission_in_samba() {
     assert_eq!(rec.state, ProvisioningState::Verified);
     assert!(
         store
-            .orders()
+            .orders_stream(100)
+            .try_collect::<Vec<_>>()
             .await
             .unwrap()
             .iter()

@@ -12,7 +12,7 @@
 
 use crate::clock::Clock;
 use crate::events::{EventSink, JobEvent, NoEvents, ValueChange};
-use crate::store::{OrderRecord, Store, StoreError};
+use crate::store::{OrderRecord, OrderUpdate, Store, StoreError};
 use autoprov_connector::{Connector, ConnectorError, ErrorKind, Fulfillment, Operation};
 use autoprov_core::{
     ConnectionId, ConnectionMode, OrderId, PropertyChange, PropertyValue, ProvisioningEvent,
@@ -389,8 +389,9 @@ impl Core {
             .collect();
         let mut batch = Vec::with_capacity(records.len());
         let mut report = DispatchReport::default();
-        for record in records {
+        for mut record in records {
             if !existing.contains(&record.order.order_id) {
+                record.version = 1; // as stored (Store::insert_orders)
                 batch.push(record);
                 continue;
             }
@@ -422,30 +423,24 @@ impl Core {
         order_id: &OrderId,
         resolution: Result<(), String>,
     ) -> Result<ProvisioningState, DispatchError> {
-        let mut record =
-            self.store
-                .order(order_id)
-                .await?
-                .ok_or_else(|| StoreError::UnknownOrder {
-                    order_id: order_id.clone(),
-                })?;
-        let (event, message) = match &resolution {
-            Ok(()) => (ProvisioningEvent::HumanConfirmed, None),
-            Err(e) => (ProvisioningEvent::HumanReportedError, Some(e.clone())),
+        let record = self
+            .store
+            .order(order_id)
+            .await?
+            .ok_or_else(|| StoreError::UnknownOrder {
+                order_id: order_id.clone(),
+            })?;
+        let update = match resolution {
+            Ok(()) => OrderUpdate::event(ProvisioningEvent::HumanConfirmed, self.clock.now()),
+            Err(e) => {
+                OrderUpdate::event(ProvisioningEvent::HumanReportedError, self.clock.now()).error(e)
+            }
         };
-        let next =
-            record
-                .state
-                .apply(event, record.mode)
-                .map_err(|e| StoreError::IllegalState {
-                    order_id: order_id.clone(),
-                    message: e.to_string(),
-                })?;
-        record.state = next;
-        record.dispatch.last_error = message;
-        record.dispatch.updated_at = self.clock.now();
-        self.store.update_progress(&record).await?;
-        Ok(next)
+        let record = self
+            .store
+            .update_order(order_id, record.version, update)
+            .await?;
+        Ok(record.state)
     }
 
     async fn run(
@@ -683,12 +678,16 @@ impl Core {
                 return Ok((Outcome::NotStarted, calls));
             };
             calls += 1;
-            record.dispatch.attempts += 1;
-            let now = self.clock.now();
-            record.dispatch.first_sent_at.get_or_insert(now);
-            record.dispatch.updated_at = now;
-            record.dispatch.next_attempt_at = None;
-            self.store.update_progress(&record).await?;
+            // The intent is recorded before the call: an attempt without an outcome is an
+            // unknown outcome, sent again after a restart.
+            record = self
+                .store
+                .update_order(
+                    &order_id,
+                    record.version,
+                    OrderUpdate::at(self.clock.now()).attempt_started(),
+                )
+                .await?;
             if record.dispatch.attempts == 1 || calls == 1 {
                 self.deposit();
             }
@@ -718,29 +717,22 @@ impl Core {
             match result {
                 Ok(Fulfillment::Executed(executed)) => {
                     self.breaker_success(lane, &conn);
-                    record.resource_id = Some(executed.resource_id.clone());
-                    if executed.stable_id.is_some() {
-                        record.stable_id = executed.stable_id.clone();
-                    }
-                    self.settle(
-                        &mut record,
-                        ProvisioningEvent::ConnectorSucceeded,
-                        None,
-                        None,
-                    )
-                    .await?;
+                    let update =
+                        OrderUpdate::event(ProvisioningEvent::ConnectorSucceeded, self.clock.now())
+                            .learned(
+                                Some(executed.resource_id.clone()),
+                                executed.stable_id.clone(),
+                            );
+                    self.settle(&mut record, update, None).await?;
                     return Ok((Outcome::Succeeded(record.state), calls));
                 }
                 Ok(Fulfillment::Transmitted { ticket }) => {
                     self.breaker_success(lane, &conn);
                     let msg = format!("handed to a human: ticket {ticket}");
-                    self.settle(
-                        &mut record,
-                        ProvisioningEvent::HandedToHuman,
-                        Some(msg),
-                        Some(ticket),
-                    )
-                    .await?;
+                    let update =
+                        OrderUpdate::event(ProvisioningEvent::HandedToHuman, self.clock.now())
+                            .ticket(ticket);
+                    self.settle(&mut record, update, Some(msg)).await?;
                     return Ok((Outcome::Succeeded(record.state), calls));
                 }
                 Ok(_) => {
@@ -763,12 +755,18 @@ impl Core {
                         && started.elapsed() + delay <= self.policy.retry.max_total;
                     if can_retry {
                         let deadline = started + self.policy.retry.max_total;
-                        record.dispatch.last_error = Some(error.to_string());
-                        record.dispatch.next_attempt_at = Some(
-                            self.clock.now()
-                                + chrono::TimeDelta::from_std(delay).unwrap_or_default(),
-                        );
-                        self.store.update_progress(&record).await?;
+                        let now = self.clock.now();
+                        let retry_at = now + chrono::TimeDelta::from_std(delay).unwrap_or_default();
+                        record = self
+                            .store
+                            .update_order(
+                                &order_id,
+                                record.version,
+                                OrderUpdate::at(now)
+                                    .retry_at(retry_at)
+                                    .error(error.to_string()),
+                            )
+                            .await?;
                         self.events.emit(JobEvent::OrderRetrying {
                             order: order_id.clone(),
                             attempt: attempts,
@@ -808,41 +806,24 @@ impl Core {
     /// Ends an order as Errored (the connector failed it, or it cannot be sent), recording
     /// why.
     async fn errored(&self, record: &mut OrderRecord, message: &str) -> Result<(), DispatchError> {
-        self.settle(
-            record,
-            ProvisioningEvent::ConnectorFailed,
-            Some(message.to_owned()),
-            None,
-        )
-        .await
+        let update =
+            OrderUpdate::event(ProvisioningEvent::ConnectorFailed, self.clock.now()).error(message);
+        self.settle(record, update, Some(message.to_owned())).await
     }
 
+    /// Records an outcome through the store (the one place an order's state changes) and
+    /// emits it.
     async fn settle(
         &self,
         record: &mut OrderRecord,
-        event: ProvisioningEvent,
+        update: OrderUpdate,
         message: Option<String>,
-        ticket: Option<String>,
     ) -> Result<(), DispatchError> {
-        let next =
-            record
-                .state
-                .apply(event, record.mode)
-                .map_err(|e| StoreError::IllegalState {
-                    order_id: record.order.order_id.clone(),
-                    message: e.to_string(),
-                })?;
-        record.state = next;
-        let now = self.clock.now();
-        record.dispatch.updated_at = now;
-        record.dispatch.finished_at = Some(now);
-        if next == ProvisioningState::Errored {
-            record.dispatch.last_error = message.clone();
-        }
-        if ticket.is_some() {
-            record.ticket = ticket;
-        }
-        self.store.update_progress(record).await?;
+        *record = self
+            .store
+            .update_order(record.id(), record.version, update)
+            .await?;
+        let next = record.state;
         if !self.events.enabled() {
             return Ok(());
         }

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::dispatch::{DispatchError, DispatchReport, Dispatcher};
 use crate::events::{EventSink, JobEvent, NoEvents};
 use crate::plan::{Plan, PlanOptions, Planner, ThresholdBreach};
-use crate::store::{JobKind, JobRun, JobStatus, Store, StoreError};
+use crate::store::{JobKind, JobRun, JobStatus, OrderUpdate, Store, StoreError};
 use crate::verify::{VerificationReport, verify};
 use crate::{EvaluationError, PlanError};
 use autoprov_connector::{
@@ -232,6 +232,9 @@ impl std::fmt::Debug for ProvisioningJob {
     }
 }
 
+/// Page and batch size for synchronized resources.
+const RESOURCE_PAGE: usize = 1000;
+
 /// How the resources of one connection feed the planner.
 struct Routing {
     /// Resource types of the connection by target entity type.
@@ -329,17 +332,7 @@ impl ProvisioningJob {
         );
         let span =
             tracing::info_span!("job", job = %id, kind = ?kind, simulation = options.simulation);
-        let mut run = JobRun {
-            id: id.clone(),
-            kind,
-            simulation: options.simulation,
-            started_at,
-            finished_at: None,
-            status: JobStatus::Running,
-            orders_total: 0,
-            counts: BTreeMap::new(),
-            message: None,
-        };
+        let mut run = JobRun::started(id.clone(), kind, options.simulation, started_at);
         let store_err = |source| JobError::Store {
             job: id.clone(),
             source,
@@ -556,24 +549,20 @@ impl ProvisioningJob {
             if order.not_before.is_some_and(|t| t > now) {
                 continue;
             }
-            if let Some(mut rec) = self.store.order(&order.order_id).await.map_err(store_err)?
+            if let Some(rec) = self.store.order(&order.order_id).await.map_err(store_err)?
                 && matches!(
                     rec.state,
                     ProvisioningState::Verified | ProvisioningState::Inactive
                 )
             {
+                // Reopened through the store: a new round of attempts, the history kept.
                 let event = ProvisioningEvent::DifferenceFound {
                     review_required: false,
                 };
-                rec.state = rec.state.apply(event, rec.mode).map_err(|e| {
-                    store_err(StoreError::IllegalState {
-                        order_id: order.order_id.clone(),
-                        message: e.to_string(),
-                    })
-                })?;
-                rec.dispatch.attempts = 0;
-                rec.dispatch.finished_at = None;
-                self.store.update_progress(&rec).await.map_err(store_err)?;
+                self.store
+                    .update_order(rec.id(), rec.version, OrderUpdate::event(event, now))
+                    .await
+                    .map_err(store_err)?;
             }
             to_send.push(order);
         }
@@ -870,25 +859,48 @@ impl ProvisioningJob {
                 self.feed(&routing, r).map_err(plan_err)?;
             }
             self.store
-                .merge_resources(conn, upserts, deleted)
+                .delete_resources(conn, &deleted)
+                .await
+                .map_err(store_err)?;
+            self.store
+                .upsert_resources(conn, upserts)
                 .await
                 .map_err(store_err)?;
         } else {
-            let before = self.store.resources(conn).await.map_err(store_err)?;
+            // What the store holds that the complete export no longer shows is gone: found
+            // page by page, so a connection of millions of objects never loads at once.
             let now_present: BTreeSet<&ResourceId> = upserts.iter().map(|r| &r.id).collect();
-            for old in &before {
-                if !now_present.contains(&old.id) {
-                    self.forget(&routing, &old.id, old.entity_type.as_ref())
-                        .map_err(plan_err)?;
+            let mut gone: Vec<ResourceId> = Vec::new();
+            let mut after: Option<ResourceId> = None;
+            loop {
+                let page = self
+                    .store
+                    .resources_page(conn, after.as_ref(), RESOURCE_PAGE)
+                    .await
+                    .map_err(store_err)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id.clone());
+                for old in &page {
+                    if !now_present.contains(&old.id) {
+                        self.forget(&routing, &old.id, old.entity_type.as_ref())
+                            .map_err(plan_err)?;
+                        gone.push(old.id.clone());
+                    }
                 }
             }
             for r in &upserts {
                 self.feed(&routing, r).map_err(plan_err)?;
             }
             self.store
-                .replace_resources(conn, upserts)
+                .delete_resources(conn, &gone)
                 .await
                 .map_err(store_err)?;
+            for batch in upserts.chunks(RESOURCE_PAGE) {
+                self.store
+                    .upsert_resources(conn, batch.to_vec())
+                    .await
+                    .map_err(store_err)?;
+            }
         }
         self.store
             .set_cookie(conn, new_cookie)

@@ -9,7 +9,7 @@
 
 use crate::clock::Clock;
 use crate::events::{EventSink, JobEvent};
-use crate::store::{OrderRecord, Store, StoreError};
+use crate::store::{OrderRecord, OrderUpdate, Store, StoreError};
 use autoprov_connector::schema;
 use autoprov_core::{
     ChangeType, ConnectionId, PropertyChange, PropertyValue, ProvisioningEvent, ProvisioningState,
@@ -171,13 +171,13 @@ pub async fn verify(
     let mut report = VerificationReport::default();
     let now = clock.now();
     let in_flight = [ProvisioningState::Executed, ProvisioningState::Transmitted];
-    for mut record in store.orders_in(&in_flight).await? {
+    for record in store.orders_in(&in_flight).await? {
         let Some(conn) = record.order.connection.clone() else {
             continue;
         };
         let target = find_target(store, &conn, &record).await?;
         let event = match observe(&record, target.as_ref()) {
-            Ok(()) => ProvisioningEvent::SynchronizationMatched,
+            Ok(()) => OrderUpdate::event(ProvisioningEvent::SynchronizationMatched, now),
             Err(missing) => {
                 let period = validity
                     .get(&record.order.resource_type.id)
@@ -196,25 +196,17 @@ pub async fn verify(
                         .push((record.order.order_id.clone(), missing));
                     continue;
                 }
-                record.dispatch.last_error = Some(format!(
+                OrderUpdate::event(ProvisioningEvent::VerificationTimedOut, now).error(format!(
                     "{}: not verified within {:?}: {missing}",
                     record.order.label(),
                     period
-                ));
-                ProvisioningEvent::VerificationTimedOut
+                ))
             }
         };
-        let next =
-            record
-                .state
-                .apply(event, record.mode)
-                .map_err(|e| StoreError::IllegalState {
-                    order_id: record.order.order_id.clone(),
-                    message: e.to_string(),
-                })?;
-        record.state = next;
-        record.dispatch.updated_at = now;
-        store.update_progress(&record).await?;
+        let record = store
+            .update_order(record.id(), record.version, event)
+            .await?;
+        let next = record.state;
         if next == ProvisioningState::Verified {
             events.emit(JobEvent::Verified {
                 order: record.order.order_id.clone(),

@@ -14,8 +14,9 @@ use autoprov_orchestrator::dispatch::{
     CircuitBreakerPolicy, DispatchPolicy, Dispatcher, RetryBudget, RetryPolicy,
 };
 use autoprov_orchestrator::events::NoEvents;
-use autoprov_orchestrator::store::{MemoryStore, Store};
+use autoprov_orchestrator::store::{MemoryStore, Store, StoreExt};
 use autoprov_orchestrator::verify::verify;
+use futures::TryStreamExt as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,7 +158,7 @@ async fn ten_thousand_orders_under_faults_are_executed_once_and_verified() {
     // The next synchronization verifies every order.
     let export = system.export_all(ExportRequest::complete()).await.unwrap();
     store
-        .replace_resources(&CONN.into(), export.resources)
+        .upsert_resources(&CONN.into(), export.resources)
         .await
         .unwrap();
     let v = verify(
@@ -176,7 +177,8 @@ async fn ten_thousand_orders_under_faults_are_executed_once_and_verified() {
         &v.waiting[..v.waiting.len().min(3)]
     );
     let states: Vec<_> = store
-        .orders()
+        .orders_stream(1000)
+        .try_collect::<Vec<_>>()
         .await
         .unwrap()
         .into_iter()

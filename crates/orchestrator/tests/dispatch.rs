@@ -15,7 +15,8 @@ use autoprov_orchestrator::dispatch::{
     CircuitBreakerPolicy, DispatchPolicy, Dispatcher, RetryBudget, RetryPolicy,
 };
 use autoprov_orchestrator::events::{CollectEvents, JobEvent};
-use autoprov_orchestrator::store::{MemoryStore, Store};
+use autoprov_orchestrator::store::{MemoryStore, OrderRecord, OrderUpdate, Store, StoreExt};
+use futures::TryStreamExt as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -283,7 +284,7 @@ async fn permanent_errors_are_not_retried_and_name_owner_order_operation() {
     for needle in ["o1", "owner-o1", "update", "invalid order", "permanent"] {
         assert!(msg.contains(needle), "{needle} missing in {msg}");
     }
-    let results = store.results().await.unwrap();
+    let results: Vec<_> = store.results_stream(10).try_collect().await.unwrap();
     assert_eq!(results.len(), 2);
     assert_eq!(results[0].provisioning_state, ProvisioningState::Errored);
 }
@@ -546,13 +547,24 @@ async fn a_lost_result_is_redispatched_and_finished_orders_are_not() {
         .unwrap();
     assert_eq!(report.already_finished, vec![OrderId::new("o1")]);
     assert_eq!(c.calls_of("o1").len(), 1);
-    // A crash between send and record: the store still says Pending with one attempt made.
-    let mut rec = store.order(&"o2".into()).await.unwrap().unwrap();
-    rec.state = ProvisioningState::Pending;
-    store.update_order(rec).await.unwrap();
+    // A crash between send and record: the store says Pending with one attempt started and
+    // no outcome recorded.
+    let now = chrono::Utc::now();
+    store
+        .insert_orders(&[OrderRecord::pending(
+            order("o3"),
+            ConnectionMode::Automated,
+            now,
+        )])
+        .await
+        .unwrap();
+    store
+        .update_order(&"o3".into(), 1, OrderUpdate::at(now).attempt_started())
+        .await
+        .unwrap();
     let report = d.resume(&CancellationToken::new()).await.unwrap();
-    assert_eq!(report.executed, vec![OrderId::new("o2")]);
-    let rec = store.order(&"o2".into()).await.unwrap().unwrap();
+    assert_eq!(report.executed, vec![OrderId::new("o3")]);
+    let rec = store.order(&"o3".into()).await.unwrap().unwrap();
     assert_eq!(
         rec.dispatch.attempts, 2,
         "sent again: the connector is idempotent"

@@ -11,8 +11,9 @@ use autoprov_orchestrator::clock::ManualClock;
 use autoprov_orchestrator::demo::{self, ACCOUNT, ADMIN_ACCOUNT};
 use autoprov_orchestrator::events::CollectEvents;
 use autoprov_orchestrator::job::{JobOptions, ProvisioningJob};
-use autoprov_orchestrator::store::{JobStatus, MemoryStore, Store};
+use autoprov_orchestrator::store::{JobStatus, MemoryStore, Store, StoreExt};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use futures::TryStreamExt as _;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -68,7 +69,12 @@ fn groups_of(r: &Resource) -> Vec<String> {
 
 async fn states(store: &MemoryStore) -> std::collections::BTreeMap<ProvisioningState, usize> {
     let mut m = std::collections::BTreeMap::new();
-    for r in store.orders().await.unwrap() {
+    for r in store
+        .orders_stream(500)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+    {
         *m.entry(r.state).or_default() += 1;
     }
     m
@@ -232,7 +238,8 @@ async fn joiners_review_verification_request_mover_leaver() {
     assert_eq!(rec.state, ProvisioningState::Verified);
     let result = w
         .store
-        .results()
+        .results_stream(100)
+        .try_collect::<Vec<_>>()
         .await
         .unwrap()
         .into_iter()
@@ -326,7 +333,7 @@ async fn joiners_review_verification_request_mover_leaver() {
         .unwrap();
     assert!(again.orders.is_empty(), "{:?}", again.orders);
     assert_eq!(w.system.operation_log().len(), writes);
-    let runs = w.store.job_runs().await.unwrap();
+    let runs: Vec<_> = w.store.job_runs_stream(4).try_collect().await.unwrap();
     assert_eq!(runs.len(), 9);
     assert!(runs.iter().all(|r| r.status == JobStatus::Succeeded));
     assert!(!w.events.events().is_empty());
@@ -353,7 +360,7 @@ async fn simulation_shows_the_orders_and_writes_nothing() {
         "a simulation writes nothing"
     );
     assert!(
-        w.store.orders().await.unwrap().is_empty(),
+        w.store.orders_page(None, 1).await.unwrap().is_empty(),
         "and stores no order"
     );
     let users = w

@@ -2,6 +2,7 @@
 
 mod error;
 mod memory;
+mod paging;
 mod record;
 mod runs;
 #[cfg(feature = "testkit")]
@@ -9,6 +10,7 @@ pub mod testkit;
 
 pub use error::{BackendError, StoreError};
 pub use memory::MemoryStore;
+pub use paging::{DEFAULT_PAGE, StoreExt};
 pub use record::{DispatchRecord, HistoryEntry, OrderRecord, OrderUpdate};
 pub use runs::{
     Assignment, Assignments, JobKind, JobRun, JobStatus, ReviewDecision, ReviewVerdict,

@@ -8,3 +8,5 @@ autoprov_store::store_conformance_tests!(
         MemoryStore::new()
     }
 );
+
+mod index;
