@@ -1,0 +1,55 @@
+//! The retry budget (after tower's): retries may be at most a ratio of first attempts plus a
+//! steady allowance, so a sick system cannot cause a retry storm.
+
+use super::Core;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug)]
+pub(super) struct BudgetState {
+    pub(super) tokens: f64,
+    pub(super) last_refill: Instant,
+}
+
+impl Core {
+    pub(super) fn deposit(&self) {
+        let mut b = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+        self.refill(&mut b);
+        b.tokens = (b.tokens + self.policy.budget.ratio).min(self.policy.budget.capacity);
+    }
+
+    pub(super) fn refill(&self, b: &mut BudgetState) {
+        let now = Instant::now();
+        let earned =
+            now.duration_since(b.last_refill).as_secs_f64() * self.policy.budget.min_per_second;
+        b.tokens = (b.tokens + earned).min(self.policy.budget.capacity);
+        b.last_refill = now;
+    }
+
+    /// Takes one retry token, waiting for the budget to refill until `deadline`.
+    pub(super) async fn withdraw(&self, deadline: Instant, cancel: &CancellationToken) -> bool {
+        loop {
+            let wait = {
+                let mut b = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+                self.refill(&mut b);
+                if b.tokens >= 1.0 {
+                    b.tokens -= 1.0;
+                    return true;
+                }
+                if self.policy.budget.min_per_second <= 0.0 {
+                    return false;
+                }
+                Duration::from_secs_f64((1.0 - b.tokens) / self.policy.budget.min_per_second)
+            };
+            let until = Instant::now() + wait;
+            if until > deadline {
+                return false;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = cancel.cancelled() => return false,
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Sending one order: permits, the breaker, the deadline, retries; the intent recorded before
+//! each call and the outcome after, through the store.
+
+use super::{Core, DispatchError, Outcome, operation_of, value_changes};
+use crate::events::JobEvent;
+use crate::store::{OrderRecord, OrderUpdate};
+use autoprov_connector::{ConnectorError, ErrorKind, Fulfillment};
+use autoprov_core::ProvisioningEvent;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+impl Core {
+    /// Sends one order until it succeeds, fails permanently, runs out of retries, or the
+    /// dispatch is cancelled. Returns its outcome and the calls made.
+    pub(super) async fn run_order(
+        &self,
+        mut record: OrderRecord,
+        cancel: &CancellationToken,
+    ) -> Result<(Outcome, u32), DispatchError> {
+        let order_id = record.order.order_id.clone();
+        let Some(conn) = record.order.connection.clone() else {
+            let msg = format!("{}: the order names no connection", record.order.label());
+            self.errored(&mut record, &msg).await?;
+            return Ok((Outcome::Failed(msg), 0));
+        };
+        let Some(lane) = self.lanes.get(&conn) else {
+            let msg = format!(
+                "{}: connection {conn} is not configured",
+                record.order.label()
+            );
+            self.errored(&mut record, &msg).await?;
+            return Ok((Outcome::Failed(msg), 0));
+        };
+        let started = Instant::now();
+        let mut calls = 0u32;
+        loop {
+            if cancel.is_cancelled() {
+                return Ok((Outcome::NotStarted, calls));
+            }
+            self.breaker_ready(lane, &conn, cancel).await;
+            if cancel.is_cancelled() {
+                return Ok((Outcome::NotStarted, calls));
+            }
+            let permit = tokio::select! {
+                p = lane.semaphore.acquire() => p.ok(),
+                () = cancel.cancelled() => None,
+            };
+            let Some(permit) = permit else {
+                return Ok((Outcome::NotStarted, calls));
+            };
+            calls += 1;
+            // The intent is recorded before the call: an attempt without an outcome is an
+            // unknown outcome, sent again after a restart.
+            record = self
+                .store
+                .update_order(
+                    &order_id,
+                    record.version,
+                    OrderUpdate::at(self.clock.now()).attempt_started(),
+                )
+                .await?;
+            if record.dispatch.attempts == 1 || calls == 1 {
+                self.deposit();
+            }
+            if self.events.enabled() {
+                self.events.emit(JobEvent::OrderAttempt {
+                    order: order_id.clone(),
+                    attempt: record.dispatch.attempts,
+                });
+            }
+            let call = tokio::time::timeout(
+                self.policy.call_deadline,
+                lane.connector.fulfill(&record.order),
+            )
+            .await;
+            drop(permit);
+            let result = match call {
+                Ok(r) => r,
+                Err(_) => Err(ConnectorError::new(
+                    ErrorKind::Timeout,
+                    operation_of(&record.order),
+                    format!(
+                        "no answer within the call deadline of {:?}",
+                        self.policy.call_deadline
+                    ),
+                )),
+            };
+            match result {
+                Ok(Fulfillment::Executed(executed)) => {
+                    self.breaker_success(lane, &conn);
+                    let update =
+                        OrderUpdate::event(ProvisioningEvent::ConnectorSucceeded, self.clock.now())
+                            .learned(
+                                Some(executed.resource_id.clone()),
+                                executed.stable_id.clone(),
+                            );
+                    self.settle(&mut record, update, None).await?;
+                    return Ok((Outcome::Succeeded(record.state), calls));
+                }
+                Ok(Fulfillment::Transmitted { ticket }) => {
+                    self.breaker_success(lane, &conn);
+                    let msg = format!("handed to a human: ticket {ticket}");
+                    let update =
+                        OrderUpdate::event(ProvisioningEvent::HandedToHuman, self.clock.now())
+                            .ticket(ticket);
+                    self.settle(&mut record, update, Some(msg)).await?;
+                    return Ok((Outcome::Succeeded(record.state), calls));
+                }
+                Ok(_) => {
+                    let msg = format!("{}: unknown fulfilment outcome", record.order.label());
+                    self.errored(&mut record, &msg).await?;
+                    return Ok((Outcome::Failed(msg), calls));
+                }
+                Err(error) => {
+                    let error = error.for_order(&record.order);
+                    if error.is_temporary() {
+                        self.breaker_failure(lane, &conn);
+                    }
+                    let attempts = record.dispatch.attempts;
+                    let delay = {
+                        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+                        self.policy.retry.backoff(attempts, &mut rng)
+                    };
+                    let can_retry = error.is_temporary()
+                        && attempts < self.policy.retry.max_attempts
+                        && started.elapsed() + delay <= self.policy.retry.max_total;
+                    if can_retry {
+                        let deadline = started + self.policy.retry.max_total;
+                        let now = self.clock.now();
+                        let retry_at = now + chrono::TimeDelta::from_std(delay).unwrap_or_default();
+                        record = self
+                            .store
+                            .update_order(
+                                &order_id,
+                                record.version,
+                                OrderUpdate::at(now)
+                                    .retry_at(retry_at)
+                                    .error(error.to_string()),
+                            )
+                            .await?;
+                        self.events.emit(JobEvent::OrderRetrying {
+                            order: order_id.clone(),
+                            attempt: attempts,
+                            delay,
+                            error: error.to_string(),
+                        });
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = cancel.cancelled() => return Ok((Outcome::NotStarted, calls)),
+                        }
+                        if self.withdraw(deadline, cancel).await {
+                            continue;
+                        }
+                        if cancel.is_cancelled() {
+                            return Ok((Outcome::NotStarted, calls));
+                        }
+                        let error = error.persistent();
+                        let msg =
+                            format!("{error} (retry budget exhausted after {attempts} attempts)");
+                        self.errored(&mut record, &msg).await?;
+                        return Ok((Outcome::Failed(msg), calls));
+                    }
+                    let error = error.persistent();
+                    let msg = if error.status() == autoprov_connector::ErrorStatus::Persistent {
+                        format!("{error} (gave up after {attempts} attempts)")
+                    } else {
+                        error.to_string()
+                    };
+                    self.errored(&mut record, &msg).await?;
+                    return Ok((Outcome::Failed(msg), calls));
+                }
+            }
+        }
+    }
+
+    /// Applies a state-machine event, stores the record and its result, and emits the event.
+    /// Ends an order as Errored (the connector failed it, or it cannot be sent), recording
+    /// why.
+    pub(super) async fn errored(
+        &self,
+        record: &mut OrderRecord,
+        message: &str,
+    ) -> Result<(), DispatchError> {
+        let update =
+            OrderUpdate::event(ProvisioningEvent::ConnectorFailed, self.clock.now()).error(message);
+        self.settle(record, update, Some(message.to_owned())).await
+    }
+
+    /// Records an outcome through the store (the one place an order's state changes) and
+    /// emits it.
+    pub(super) async fn settle(
+        &self,
+        record: &mut OrderRecord,
+        update: OrderUpdate,
+        message: Option<String>,
+    ) -> Result<(), DispatchError> {
+        *record = self
+            .store
+            .update_order(record.id(), record.version, update)
+            .await?;
+        let next = record.state;
+        if !self.events.enabled() {
+            return Ok(());
+        }
+        self.events.emit(JobEvent::OrderFinished {
+            order: record.order.order_id.clone(),
+            owner: record.order.owner_id().cloned(),
+            change_type: record.order.change_type,
+            state: next,
+            message,
+            changes: value_changes(&record.order),
+        });
+        Ok(())
+    }
+}
