@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod audit;
 mod error;
 mod memory;
 mod paging;
@@ -8,6 +9,7 @@ mod runs;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use audit::{AuditAction, AuditEntry, Erasure};
 pub use error::{BackendError, StoreError};
 pub use memory::MemoryStore;
 pub use paging::{DEFAULT_PAGE, StoreExt};
@@ -18,9 +20,10 @@ pub use runs::{
 
 use async_trait::async_trait;
 use autoprov_core::{
-    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, OrderId, ProvisioningResult,
-    ProvisioningState, RequestId, Resource, ResourceId, StableId,
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, OrderId, OwnerId,
+    ProvisioningResult, ProvisioningState, RequestId, Resource, ResourceId, StableId,
 };
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 /// The provisioning states in which an order is not done with: what a planner must know
@@ -82,7 +85,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Records a provisioning-review decision and applies its event
     /// ([`ReviewVerdict::event`]) to the order, in one write, under the same conditions as
     /// [`Store::update_order`]. The latest decision per order is kept
-    /// ([`Store::review_decision`]).
+    /// ([`Store::review_decision`]), and an [`AuditEntry`] is appended in the same write.
     async fn decide_review(
         &self,
         expected_version: u64,
@@ -228,6 +231,37 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         after: Option<&RequestId>,
         limit: usize,
     ) -> Result<Vec<AssignmentRequest>, StoreError>;
+
+    // -- audit, retention, erasure -------------------------------------------------------------
+
+    /// Appends an entry to the audit trail; returns its sequence number (increasing).
+    async fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError>;
+
+    /// Audit entries with their sequence numbers, oldest first, after sequence `after`.
+    async fn audit_page(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditEntry)>, StoreError>;
+
+    /// Removes up to `limit` finished orders (Verified, Inactive, Error) last updated before
+    /// `before`, with their history and review decisions; returns their ids. Open orders
+    /// (Pending, AwaitingApproval, Executed, Transmitted, Errored) are never purged.
+    async fn purge_finished(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError>;
+
+    /// Erases an owner's data on request (data-protection law): their orders with history
+    /// and review decisions, assignments, requests and the audit entries about them. The
+    /// erasure itself is then audited (by `actor`, naming no personal data but the owner id).
+    async fn erase_owner(
+        &self,
+        owner: &OwnerId,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Erasure, StoreError>;
 
     // -- job runs -----------------------------------------------------------------------------
 

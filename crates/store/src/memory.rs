@@ -2,14 +2,15 @@
 //! elsewhere.
 
 use crate::{
-    Assignment, Assignments, HistoryEntry, JobRun, OrderRecord, OrderUpdate, ReviewDecision, Store,
-    StoreError,
+    Assignment, Assignments, AuditAction, AuditEntry, Erasure, HistoryEntry, JobRun, OPEN_STATES,
+    OrderRecord, OrderUpdate, ReviewDecision, Store, StoreError,
 };
 use async_trait::async_trait;
 use autoprov_core::{
-    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, OrderId, ProvisioningState,
-    RequestId, Resource, ResourceId, StableId,
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, OrderId, OwnerId,
+    ProvisioningState, RequestId, Resource, ResourceId, StableId,
 };
+use chrono::{DateTime, Utc};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -65,6 +66,8 @@ struct MemoryState {
     assignments: BTreeMap<AssignmentId, Assignment>,
     requests: BTreeMap<RequestId, AssignmentRequest>,
     jobs: Vec<JobRun>,
+    audit: BTreeMap<u64, AuditEntry>,
+    audit_seq: u64,
 }
 
 impl MemoryState {
@@ -79,6 +82,28 @@ impl MemoryState {
             }
         }
         self.by_state.entry(to).or_default().insert(id.clone());
+    }
+
+    fn append_audit(&mut self, entry: AuditEntry) -> u64 {
+        self.audit_seq += 1;
+        self.audit.insert(self.audit_seq, entry);
+        self.audit_seq
+    }
+
+    /// Removes an order with its index entry, history and review decision.
+    fn remove_order(&mut self, id: &OrderId) -> bool {
+        let Some(r) = self.orders.remove(id) else {
+            return false;
+        };
+        if let Some(ids) = self.by_state.get_mut(&r.state) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_state.remove(&r.state);
+            }
+        }
+        self.history.remove(id);
+        self.reviews.remove(id);
+        true
     }
 
     /// The one place an order record changes: check the version, apply the update through
@@ -201,6 +226,7 @@ impl Store for MemoryStore {
         let mut state = self.lock();
         let update = OrderUpdate::event(decision.verdict.event(), decision.at);
         let record = state.apply(&decision.order_id, expected_version, &update)?;
+        state.append_audit(decision.audit_entry(record.order.owner_id().cloned()));
         state.reviews.insert(decision.order_id.clone(), decision);
         Ok(record)
     }
@@ -380,6 +406,99 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<AssignmentRequest>, StoreError> {
         Ok(page(&self.lock().requests, after, limit))
+    }
+
+    async fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
+        Ok(self.lock().append_audit(entry))
+    }
+
+    async fn audit_page(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
+        let state = self.lock();
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(state
+            .audit
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect())
+    }
+
+    async fn purge_finished(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let mut state = self.lock();
+        let mut ids: Vec<OrderId> = state
+            .by_state
+            .iter()
+            .filter(|(s, _)| !OPEN_STATES.contains(s))
+            .flat_map(|(_, ids)| ids.iter())
+            .filter(|id| {
+                state
+                    .orders
+                    .get(*id)
+                    .is_some_and(|r| r.dispatch.updated_at < before)
+            })
+            .cloned()
+            .collect();
+        ids.sort();
+        ids.truncate(limit);
+        for id in &ids {
+            state.remove_order(id);
+        }
+        Ok(ids)
+    }
+
+    async fn erase_owner(
+        &self,
+        owner: &OwnerId,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Erasure, StoreError> {
+        let mut state = self.lock();
+        let mut erasure = Erasure::default();
+        let orders: Vec<OrderId> = state
+            .orders
+            .values()
+            .filter(|r| r.order.owner_id() == Some(owner))
+            .map(|r| r.id().clone())
+            .collect();
+        for id in &orders {
+            state.remove_order(id);
+        }
+        erasure.orders = orders.len() as u64;
+        let arts: BTreeSet<AssignmentId> = state
+            .assignments
+            .values()
+            .filter_map(|a| match a {
+                Assignment::ResourceType(a) if &a.owner == owner => Some(a.id.clone()),
+                _ => None,
+            })
+            .collect();
+        let before = state.assignments.len();
+        state.assignments.retain(|id, a| {
+            !arts.contains(id)
+                && match a {
+                    Assignment::Scalar(s) => !arts.contains(&s.assigned_resource_type),
+                    Assignment::Navigation(n) => !arts.contains(&n.assigned_resource_type),
+                    Assignment::ResourceType(_) => true,
+                }
+        });
+        erasure.assignments = (before - state.assignments.len()) as u64;
+        let before = state.requests.len();
+        state.requests.retain(|_, r| &r.owner != owner);
+        erasure.requests = (before - state.requests.len()) as u64;
+        let before = state.audit.len();
+        state.audit.retain(|_, e| e.owner.as_ref() != Some(owner));
+        erasure.audit_entries = (before - state.audit.len()) as u64;
+        let entry = AuditEntry::new(at, actor, AuditAction::Erased, owner.as_str());
+        state.append_audit(entry);
+        Ok(erasure)
     }
 
     async fn put_job_run(&self, run: JobRun) -> Result<(), StoreError> {

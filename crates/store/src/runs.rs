@@ -140,6 +140,19 @@ impl ReviewDecision {
         self.reason = Some(reason.into());
         self
     }
+
+    /// The audit-trail entry of this decision (every store appends it with the decision).
+    pub fn audit_entry(&self, owner: Option<autoprov_core::OwnerId>) -> crate::AuditEntry {
+        let action = match self.verdict {
+            ReviewVerdict::Approved => crate::AuditAction::Approved,
+            ReviewVerdict::Declined => crate::AuditAction::Declined,
+            ReviewVerdict::Postponed => crate::AuditAction::Postponed,
+        };
+        let mut entry = crate::AuditEntry::new(self.at, &self.by, action, self.order_id.as_str());
+        entry.owner = owner;
+        entry.reason = self.reason.clone();
+        entry
+    }
 }
 
 /// The three kinds of assignments, keyed by id: a batch to write, or a page read.

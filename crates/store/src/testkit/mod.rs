@@ -62,7 +62,10 @@ macro_rules! store_conformance_tests {
                 review_decisions,
                 job_runs,
                 concurrent_updates_lose_nothing,
-                concurrent_transitions_apply_once
+                concurrent_transitions_apply_once,
+                audit_trail,
+                retention_purges_finished_orders_only,
+                erasure_removes_one_owner
             );
         }
     };
