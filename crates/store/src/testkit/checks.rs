@@ -807,7 +807,9 @@ pub async fn audit_trail(store: Arc<impl Store>) {
         S::AwaitingApproval,
         t0(),
     );
-    s.insert_orders(&[review.clone()]).await.expect("insert");
+    s.insert_orders(std::slice::from_ref(&review))
+        .await
+        .expect("insert");
     s.decide_review(
         1,
         ReviewDecision::new(review.id().clone(), ReviewVerdict::Declined, "dave", t0())
