@@ -87,6 +87,15 @@ pub enum JobError {
         #[source]
         source: PlanError,
     },
+    /// Dispatch refused the orders (a duplicate id, a dependency cycle).
+    #[error("job {job}: {source}")]
+    Dispatch {
+        /// The job run.
+        job: String,
+        /// The dispatcher's error.
+        #[source]
+        source: DispatchError,
+    },
 }
 
 /// What one run did.
@@ -572,6 +581,10 @@ impl ProvisioningJob {
             .await
             .map_err(|e| match e {
                 DispatchError::Store(source) => store_err(source),
+                source => JobError::Dispatch {
+                    job: job.clone(),
+                    source,
+                },
             })?;
         // Tell the planner what happened to its orders.
         let mut outcomes: Vec<(&OrderId, ProvisioningEvent)> = Vec::new();

@@ -724,3 +724,42 @@ async fn mockall_retry_budget_refills_at_its_steady_rate() {
         );
     }
 }
+
+#[tokio::test]
+async fn duplicate_ids_and_dependency_cycles_are_refused_before_anything_is_stored() {
+    let c = Scripted::new(ConnectionMode::Automated, Reply::Ok);
+    let (d, store) = dispatcher(c.clone(), policy());
+    let err = d
+        .dispatch(
+            vec![order("o1"), order("o2"), order("o1")],
+            &CancellationToken::new(),
+        )
+        .await
+        .expect_err("a duplicate id");
+    assert!(
+        matches!(&err, autoprov_orchestrator::dispatch::DispatchError::DuplicateOrder { order_id } if order_id.as_str() == "o1"),
+        "{err:?}"
+    );
+    let (mut a, mut b, mut x, free) = (order("a"), order("b"), order("x"), order("free"));
+    a.depends_on = vec!["b".into()];
+    b.depends_on = vec!["a".into()];
+    x.depends_on = vec!["a".into()];
+    let err = d
+        .dispatch(vec![free, a, b, x], &CancellationToken::new())
+        .await
+        .expect_err("a cycle");
+    match &err {
+        autoprov_orchestrator::dispatch::DispatchError::DependencyCycle { orders } => {
+            let ids: Vec<&str> = orders.iter().map(|o| o.as_str()).collect();
+            assert_eq!(ids, ["a", "b", "x"]);
+            let msg = err.to_string();
+            assert!(msg.contains("a, b, x"), "{msg}");
+        }
+        other => panic!("expected DependencyCycle, got {other:?}"),
+    }
+    assert!(
+        store.orders_page(None, 1).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    assert!(c.calls_of("free").is_empty(), "nothing sent");
+}

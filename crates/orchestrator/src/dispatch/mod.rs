@@ -49,6 +49,67 @@ pub enum DispatchError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The same order id appears twice in one dispatch; nothing was stored or sent.
+    #[error("order {order_id} appears twice in one dispatch; nothing was sent")]
+    DuplicateOrder {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// Orders of one dispatch depend on each other in a cycle, so none of them could ever be
+    /// sent; nothing was stored or sent.
+    #[error("orders {} depend on each other in a cycle; nothing was sent", .orders.iter().map(OrderId::as_str).collect::<Vec<_>>().join(", "))]
+    DependencyCycle {
+        /// The orders on the cycle (and those waiting on it), sorted.
+        orders: Vec<OrderId>,
+    },
+}
+
+/// Refuses a batch with a duplicate order id or a dependency cycle, before anything is
+/// stored: such a batch would otherwise leave orders Pending forever.
+fn check_batch<'a>(
+    orders: impl Iterator<Item = &'a ProvisioningOrder> + Clone,
+) -> Result<(), DispatchError> {
+    let mut index: HashMap<&OrderId, usize> = HashMap::new();
+    for (i, o) in orders.clone().enumerate() {
+        if index.insert(&o.order_id, i).is_some() {
+            return Err(DispatchError::DuplicateOrder {
+                order_id: o.order_id.clone(),
+            });
+        }
+    }
+    // Kahn's algorithm over the dependencies inside the batch.
+    let n = index.len();
+    let mut waiting = vec![0usize; n];
+    let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, o) in orders.clone().enumerate() {
+        for dep in &o.depends_on {
+            if let Some(&j) = index.get(dep) {
+                waiting[i] += 1;
+                dependants[j].push(i);
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut seen = 0;
+    while let Some(j) = ready.pop() {
+        seen += 1;
+        for &i in &dependants[j] {
+            waiting[i] -= 1;
+            if waiting[i] == 0 {
+                ready.push(i);
+            }
+        }
+    }
+    if seen == n {
+        return Ok(());
+    }
+    let mut stuck: Vec<OrderId> = orders
+        .enumerate()
+        .filter(|(i, _)| waiting[*i] > 0)
+        .map(|(_, o)| o.order_id.clone())
+        .collect();
+    stuck.sort();
+    Err(DispatchError::DependencyCycle { orders: stuck })
 }
 
 /// What a dispatch achieved.
@@ -240,6 +301,7 @@ impl Core {
         orders: Vec<ProvisioningOrder>,
         cancel: &CancellationToken,
     ) -> Result<DispatchReport, DispatchError> {
+        check_batch(orders.iter())?;
         let now = self.clock.now();
         let records: Vec<OrderRecord> = orders
             .into_iter()
@@ -284,6 +346,7 @@ impl Core {
         cancel: &CancellationToken,
     ) -> Result<DispatchReport, DispatchError> {
         let batch = self.store.unfinished_orders().await?;
+        check_batch(batch.iter().map(|r| r.order.as_ref()))?;
         self.run(batch, DispatchReport::default(), cancel).await
     }
 
