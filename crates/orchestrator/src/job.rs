@@ -121,6 +121,9 @@ pub struct JobReport {
     pub evaluation_errors: Vec<EvaluationError>,
     /// What dispatch did (empty for simulations and blocked runs).
     pub dispatch: DispatchReport,
+    /// Orders of earlier runs whose outcome was unknown (an attempt started, no outcome
+    /// recorded: the process stopped), sent again before this run's orders.
+    pub resumed: DispatchReport,
 }
 
 /// Builds a [`ProvisioningJob`].
@@ -416,6 +419,7 @@ impl ProvisioningJob {
             breaches: Vec::new(),
             evaluation_errors: Vec::new(),
             dispatch: DispatchReport::default(),
+            resumed: DispatchReport::default(),
         };
 
         // 1–2. Export every connection and synchronize what it holds.
@@ -575,17 +579,41 @@ impl ProvisioningJob {
             }
             to_send.push(order);
         }
+        let dispatch_err = |e| match e {
+            DispatchError::Store(source) => store_err(source),
+            source => JobError::Dispatch {
+                job: job.clone(),
+                source,
+            },
+        };
+        // Orders whose attempt started but whose outcome was never recorded (the process
+        // stopped during the call) have an unknown outcome: they are sent again, before this
+        // plan's orders, so that a newer order for the same target comes after them
+        // (connectors are idempotent, so an effect already applied is not applied twice).
+        let planned: BTreeSet<&OrderId> = to_send.iter().map(|o| &o.order_id).collect();
+        let unknown: Vec<ProvisioningOrder> = self
+            .store
+            .unfinished_orders()
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|r| r.dispatch.attempts > 0 && !planned.contains(r.id()))
+            .map(|r| (*r.order).clone())
+            .collect();
+        drop(planned);
+        if !unknown.is_empty() {
+            let resumed = self
+                .dispatcher
+                .dispatch(unknown, cancel)
+                .await
+                .map_err(dispatch_err)?;
+            report.resumed = resumed;
+        }
         let dispatch = self
             .dispatcher
             .dispatch(to_send, cancel)
             .await
-            .map_err(|e| match e {
-                DispatchError::Store(source) => store_err(source),
-                source => JobError::Dispatch {
-                    job: job.clone(),
-                    source,
-                },
-            })?;
+            .map_err(dispatch_err)?;
         // Tell the planner what happened to its orders.
         let mut outcomes: Vec<(&OrderId, ProvisioningEvent)> = Vec::new();
         for id in &dispatch.executed {

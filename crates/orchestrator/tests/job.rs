@@ -637,3 +637,58 @@ async fn an_ou_deleted_in_the_directory_is_forgotten_by_the_next_incremental_run
         r.evaluation_errors
     );
 }
+
+#[tokio::test]
+async fn an_order_whose_outcome_was_lost_is_sent_again_once_and_verified() {
+    use autoprov_orchestrator::store::{OrderRecord, OrderUpdate};
+    let mut w = world(3);
+    let sim = w
+        .job
+        .run_complete(JobOptions::simulation(), &CancellationToken::new())
+        .await
+        .unwrap();
+    let order = sim
+        .orders
+        .iter()
+        .find(|o| o.change_type == ChangeType::Added)
+        .unwrap()
+        .clone();
+    // A previous process recorded the attempt, the directory applied it, and the process
+    // died before recording the outcome.
+    w.system.fulfill(&order).await.unwrap();
+    w.store
+        .insert_orders(&[OrderRecord::pending(
+            order.clone(),
+            autoprov_core::ConnectionMode::Automated,
+            now(),
+        )])
+        .await
+        .unwrap();
+    w.store
+        .update_order(&order.order_id, 1, OrderUpdate::at(now()).attempt_started())
+        .await
+        .unwrap();
+    let report = w
+        .job
+        .run_complete(JobOptions::default(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.resumed.executed, vec![order.order_id.clone()]);
+    assert!(
+        !report.orders.iter().any(|o| o.order_id == order.order_id),
+        "the applied change is not planned again"
+    );
+    assert!(
+        w.system.repeated_effects().is_empty(),
+        "{:?}",
+        w.system.repeated_effects()
+    );
+    let rec = w.store.order(&order.order_id).await.unwrap().unwrap();
+    assert_eq!(rec.dispatch.total_attempts, 2);
+    w.job
+        .run_incremental(JobOptions::default(), &CancellationToken::new())
+        .await
+        .unwrap();
+    let rec = w.store.order(&order.order_id).await.unwrap().unwrap();
+    assert_eq!(rec.state, ProvisioningState::Verified);
+}
