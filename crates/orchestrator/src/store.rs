@@ -6,7 +6,6 @@
 //! connection), so repeating a write after a crash is harmless, and
 //! [`Store::unfinished_orders`] gives a restarted dispatcher every order that was not finished.
 
-use crate::fxhash::{FxHashMap, FxHashSet};
 use async_trait::async_trait;
 use autoprov_connector::ExportCookie;
 use autoprov_core::{
@@ -15,6 +14,7 @@ use autoprov_core::{
     ProvisioningState, Resource, ResourceId, StableId,
 };
 use chrono::{DateTime, Utc};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -8,13 +8,13 @@
 
 use crate::compare::ComparisonType;
 use crate::error::{ConfigError, EvaluationError};
-use crate::fxhash::FxHashMap;
 use crate::targets::{RefId, References, Sym, Symbols, TargetIdx};
 use autoprov_core::{
     EntityTypeId, Owner, Period, PropertyValue, Reference, ResourceType, ResourceTypeId, RoleId,
     ScalarValue, WorkflowState,
 };
 use chrono::{DateTime, TimeDelta, Utc};
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

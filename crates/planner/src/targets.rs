@@ -5,10 +5,10 @@
 //! so the planner interns property names and references once and keeps targets as sorted
 //! arrays of small ids. `Resource`s are rebuilt only for the targets an order touches.
 
-use crate::fxhash::FxHashMap;
 use autoprov_core::{
     EntityTypeId, PropertyValue, Reference, Resource, ResourceId, ScalarValue, StableId,
 };
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An interned property name.

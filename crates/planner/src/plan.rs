@@ -9,7 +9,6 @@
 
 use crate::compare::ComparisonType;
 use crate::error::{ConfigError, EvaluationError, PlanError};
-use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::policy::{
     CompiledKept, CompiledPolicy, CompiledRequest, KeptTarget, Lookups, OwnerExpectation,
     OwnerExtras, RequestTarget, RoleModel, RtExpectation,
@@ -27,6 +26,7 @@ use autoprov_core::{
 };
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
