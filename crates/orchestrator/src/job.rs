@@ -12,7 +12,8 @@
 use crate::clock::Clock;
 use crate::dispatch::{DispatchError, DispatchReport, Dispatcher};
 use crate::events::{EventSink, JobEvent, NoEvents};
-use crate::plan::{Plan, PlanOptions, Planner, ThresholdBreach};
+use crate::plan::{Plan, PlanOptions, Planner, PlannerConfig, ThresholdBreach};
+use crate::policy::RoleModel;
 use crate::store::{JobKind, JobRun, JobStatus, Store, StoreError};
 use crate::verify::{VerificationReport, verify};
 use crate::{EvaluationError, PlanError};
@@ -483,20 +484,25 @@ impl ProvisioningJob {
         let plan_options = PlanOptions {
             force_thresholds: options.force_thresholds,
         };
-        if kind == JobKind::Complete {
-            self.planner.mark_all_dirty();
-        }
-        let plan: Plan = if options.simulation {
-            self.planner.simulate(now, plan_options)
-        } else {
-            match kind {
-                JobKind::Complete => self.planner.plan_full(now, plan_options),
-                JobKind::Incremental => {
-                    self.planner.plan_incremental(now, plan_options);
-                    self.planner.current_plan(plan_options)
+        let simulation = options.simulation;
+        let plan: Plan = self
+            .with_planner_off_runtime(move |planner| {
+                if kind == JobKind::Complete {
+                    planner.mark_all_dirty();
                 }
-            }
-        };
+                if simulation {
+                    planner.simulate(now, plan_options)
+                } else {
+                    match kind {
+                        JobKind::Complete => planner.plan_full(now, plan_options),
+                        JobKind::Incremental => {
+                            planner.plan_incremental(now, plan_options);
+                            planner.current_plan(plan_options)
+                        }
+                    }
+                }
+            })
+            .await;
         report.orders = plan.all_orders().cloned().collect();
         report.awaiting_review = plan
             .awaiting_approval()
@@ -619,6 +625,36 @@ impl ProvisioningJob {
         };
         report.dispatch = dispatch;
         Ok(report)
+    }
+
+    /// Runs `work` on the planner on tokio's blocking pool: a plan of a million identities
+    /// takes seconds of CPU, which must not hold a runtime worker (nor the only thread of a
+    /// current-thread runtime). The planner moves into the blocking task and back; a panic
+    /// while planning resumes here. Cancel a run with its token rather than by dropping its
+    /// future: dropped while planning, the job would keep an empty planner.
+    async fn with_planner_off_runtime<R: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut Planner) -> R + Send + 'static,
+    ) -> R {
+        let empty = Planner::new(PlannerConfig::new(Vec::new(), RoleModel::new()))
+            .expect("an empty planner configuration is valid");
+        let mut planner = std::mem::replace(&mut self.planner, empty);
+        let done = tokio::task::spawn_blocking(move || {
+            let out = work(&mut planner);
+            (planner, out)
+        })
+        .await;
+        match done {
+            Ok((planner, out)) => {
+                self.planner = planner;
+                out
+            }
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // The blocking pool only cancels tasks at runtime shutdown.
+                Err(e) => panic!("planning task cancelled: {e}"),
+            },
+        }
     }
 
     async fn mode_of_order(&self, order: &OrderId) -> Result<ConnectionMode, StoreError> {
