@@ -1,7 +1,12 @@
 //! Correlation (SPEC §5): owners are matched with existing targets through
 //! [`CorrelationKey`]s; a target no owner claims is an orphan.
 
-use super::*;
+use super::{OwnerSlot, Planner};
+use crate::compare::ComparisonType;
+use crate::error::EvaluationError;
+use crate::targets::{Target, TargetIdx};
+use autoprov_core::{Owner, OwnerId, PropertyValue, ResourceId};
+use std::borrow::Cow;
 
 /// How an owner is matched with an existing target: the owner property's value equals the
 /// target property's value under `comparison` (e.g. `employeeId` ⇄ `employeeID`).

@@ -1,7 +1,16 @@
 //! An owner's expected assignments (SPEC §2) as the core assignment types, with their
 //! workflow and provisioning states.
 
-use super::*;
+use super::Planner;
+use crate::error::PlanError;
+use crate::policy::{KeptTarget, RequestTarget};
+use autoprov_core::{
+    AssignedResourceNavigation, AssignedResourceScalar, AssignedResourceType, AssignmentId,
+    AssignmentStatus, OwnerId, Period, ProvisioningState, ResourceTypeId, RoleId, WorkflowState,
+};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeSet;
 
 /// The expected assignments of one owner (SPEC §2) as the core assignment types, each with its
 /// workflow state (where it comes from) and provisioning state (how far its fulfilment went).

@@ -1,7 +1,18 @@
 //! Generating the plan (SPEC §5, §8): a full plan evaluates every owner in parallel and
 //! installs the result in owner order; a simulation computes the same without installing it.
 
-use super::*;
+use super::{
+    Claims, OrderCounts, OrderHome, OwnerOutcome, OwnerPlan, OwnerSlot, Plan, PlanOptions,
+    PlannedItem, Planner, error_plan, orphan_item,
+};
+use crate::error::EvaluationError;
+use crate::targets::TargetIdx;
+use autoprov_core::{OwnerId, ResourceId};
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use rustc_hash::FxHashSet;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 impl Planner {
     /// Re-evaluates every owner and every target, installs the result and returns the whole

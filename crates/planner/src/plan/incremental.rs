@@ -1,7 +1,10 @@
 //! Incremental evaluation (SPEC §5): only the owners marked dirty since the last run are
 //! re-evaluated, with cost proportional to the change.
 
-use super::*;
+use super::{OwnerPlan, PlanDelta, PlanOptions, Planner};
+use crate::error::PlanError;
+use autoprov_core::{OwnerId, ResourceId};
+use chrono::{DateTime, Utc};
 
 impl Planner {
     /// Marks an owner dirty: the next [`Planner::plan_incremental`] re-evaluates it.

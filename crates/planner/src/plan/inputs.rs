@@ -1,7 +1,12 @@
 //! Loading the planner's inputs: owners (identities) and the actual targets exported from the
 //! managed systems. Every change marks the owners it may concern dirty.
 
-use super::*;
+use super::{Claims, OwnerSlot, Planner};
+use crate::error::PlanError;
+use crate::policy::OwnerExtras;
+use crate::targets::Target;
+use autoprov_core::{Owner, OwnerId, Resource, ResourceId, ResourceTypeId};
+use std::collections::BTreeMap;
 
 impl Planner {
     /// Adds or replaces an owner and marks it dirty.

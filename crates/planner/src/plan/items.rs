@@ -2,7 +2,15 @@
 //! grouped per owner ([`OwnerPlan`]), the whole [`Plan`] and what an incremental run changed
 //! ([`PlanDelta`]).
 
-use super::*;
+use super::{GenerationStatus, OrderCounts};
+use crate::error::EvaluationError;
+use autoprov_core::{
+    AssignmentId, ChangeType, OwnerId, ProvisioningOrder, ProvisioningOrdersList,
+    ProvisioningState, ResourceId, ResourceTypeId, WorkflowState,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Why an expected change produced no order yet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -2,7 +2,13 @@
 //! indexed per rule by their normalized key; a change re-evaluates only the owners it may
 //! concern.
 
-use super::*;
+use super::Planner;
+#[cfg(test)]
+use crate::targets::RefId;
+use autoprov_core::{EntityTypeId, PropertyValue, Reference, Resource, ResourceId, ScalarValue};
+#[cfg(test)]
+use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 
 impl Planner {
     /// Adds or replaces a resource that query rules search (e.g. an OU, a group). When the
@@ -136,6 +142,7 @@ fn lookup_key(rule: &crate::policy::QueryRule, r: &Resource) -> Option<String> {
 mod lookup_tests {
     use super::*;
     use crate::demo;
+    use crate::plan::PlanOptions;
     use proptest::prelude::*;
 
     fn ou(id: &str, name: &str) -> Resource {

@@ -25,29 +25,15 @@ pub use items::{OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, WaitReason
 pub use requests::{KeptAssignment, KeptValue};
 pub use thresholds::{GenerationStatus, LimitKind, OrderCounts, ThresholdBreach};
 
-use crate::compare::ComparisonType;
-use crate::error::{ConfigError, EvaluationError, PlanError};
-use crate::policy::{
-    CompiledKept, CompiledPolicy, CompiledRequest, KeptTarget, Lookups, OwnerExpectation,
-    OwnerExtras, RequestTarget, RoleModel, RtExpectation,
-};
-use crate::targets::{
-    RefId, References, Symbols, Target, TargetIdx, TargetStore, sorted_difference,
-};
+use crate::error::{ConfigError, PlanError};
+use crate::policy::{CompiledPolicy, Lookups, OwnerExtras, RoleModel};
+use crate::targets::{References, Symbols, TargetIdx, TargetStore};
 use autoprov_core::{
-    AssignedResourceNavigation, AssignedResourceScalar, AssignedResourceType, AssignmentId,
-    AssignmentRequest, AssignmentStatus, ChangeType, Changes, ConnectionMode, EntityTypeId,
-    NavigationChange, OrderId, Owner, OwnerId, Period, PropertyChange, PropertyValue,
-    ProvisioningEvent, ProvisioningOrder, ProvisioningOrdersList, ProvisioningState, Reference,
-    RequestId, RequestKind, Resource, ResourceId, ResourceType, ResourceTypeId, ResourceTypeRef,
-    RoleId, ScalarValue, WorkflowState,
+    AssignmentRequest, EntityTypeId, OrderId, Owner, OwnerId, RequestId, Resource, ResourceId,
+    ResourceType, ResourceTypeId,
 };
-use chrono::{DateTime, Utc};
-use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde::Serialize;
-use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use orders::{error_plan, orphan_item};

@@ -2,7 +2,17 @@
 //! Modified (value-level deltas) or Deleted orders, each item moved through the provisioning
 //! state machine (SPEC §4).
 
-use super::*;
+use super::{OwnerPlan, OwnerSlot, PlannedItem, Planner, WaitReason};
+use crate::error::EvaluationError;
+use crate::policy::{KeptTarget, OwnerExpectation, RtExpectation};
+use crate::targets::{RefId, References, Symbols, Target, TargetIdx, sorted_difference};
+use autoprov_core::{
+    AssignmentId, ChangeType, Changes, ConnectionMode, NavigationChange, OrderId, Owner,
+    PropertyChange, PropertyValue, ProvisioningEvent, ProvisioningOrder, ProvisioningState,
+    ResourceType, ResourceTypeRef, ScalarValue, WorkflowState,
+};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
 
 impl Planner {
     pub(super) fn compare(

@@ -1,7 +1,14 @@
 //! Assignment requests (SPEC §2: manual assignments, approved or declined) and kept values
 //! (Found / Historic, SPEC §3: never overwritten automatically).
 
-use super::*;
+use super::{OwnerSlot, Planner};
+use crate::error::PlanError;
+use crate::policy::{CompiledKept, CompiledRequest, KeptTarget, OwnerExtras, RequestTarget};
+use autoprov_core::{
+    AssignmentRequest, OwnerId, Reference, RequestId, RequestKind, ResourceTypeId, ScalarValue,
+    WorkflowState,
+};
+use serde::Serialize;
 
 /// A value found in a target that no rule explains and that an operator decided to keep
 /// (workflow state Found or Historic): the planner never turns it into an order — neither

@@ -1,7 +1,10 @@
 //! Provisioning review (SPEC §4: approve, decline, postpone) and the dispatcher's events fed
 //! back to the planner's items.
 
-use super::*;
+use super::{OrderHome, PlannedItem, Planner, WaitReason};
+use crate::error::PlanError;
+use autoprov_core::{ConnectionMode, OrderId, ProvisioningEvent, ProvisioningState};
+use std::sync::Arc;
 
 impl Planner {
     /// Items waiting in provisioning review, in plan order.

@@ -1,7 +1,10 @@
 //! Thresholds (SPEC §2, §5): `MaximumInsert/Update/Delete` and their percentages block a
 //! generation until an operator forces it.
 
-use super::*;
+use super::{PlanOptions, Planner};
+use autoprov_core::{ChangeType, ResourceTypeId};
+use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// How many orders a generation holds for one resource type.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

@@ -1,7 +1,16 @@
 //! Compiling the role model once per planner: rules resolved to resource type indexes and
 //! interned names, indexed by their criteria, and resource types sorted by `DependsOn`.
 
-use super::*;
+use super::{
+    CompiledNav, CompiledPolicy, Criteria, CriteriaIndex, Multiplicity, QueryRule, RoleModel,
+    RtPolicy,
+};
+use crate::compare::ComparisonType;
+use crate::error::ConfigError;
+use crate::targets::{References, Sym, Symbols};
+use autoprov_core::{ResourceType, ResourceTypeId, RoleId};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl RtPolicy {
     pub(crate) fn multiplicity(&self, sym: Sym) -> Option<Multiplicity> {
@@ -258,6 +267,8 @@ impl CompiledPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{NavigationRule, ScalarRule, TypeRule};
+    use autoprov_core::Reference;
 
     #[test]
     fn configuration_errors_name_what_is_wrong() {

@@ -1,7 +1,10 @@
 //! Criteria (SPEC §2): the owner dimensions (department, site, ...) and the single role a rule
 //! requires, and the index that lets an owner check only the rules that can match it.
 
-use super::*;
+use autoprov_core::{Owner, PropertyValue, RoleId, ScalarValue};
+use rustc_hash::FxHashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Owner criteria of a rule: every listed dimension must hold one of its accepted values, and
 /// the owner must hold `single_role` when set. Empty criteria match every owner.

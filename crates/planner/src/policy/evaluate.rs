@@ -1,7 +1,17 @@
 //! Policy evaluation (SPEC §1, §5): one owner's roles, period, rules, approved requests and
 //! kept values become its expected values per resource type.
 
-use super::*;
+use super::{
+    BindingFailure, CompiledPolicy, Multiplicity, RuleKind, TimeOffset, TimeOffsetReference,
+    criteria_match,
+};
+use crate::error::EvaluationError;
+use crate::targets::{RefId, Sym, TargetIdx};
+use autoprov_core::{Owner, Period, RoleId, ScalarValue, WorkflowState};
+use chrono::{DateTime, TimeDelta, Utc};
+use rustc_hash::FxHashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn push_multi(multi: &mut Vec<(Sym, Vec<RefId>)>, sym: Sym, r: RefId) {
     match multi.iter_mut().find(|(s, _)| *s == sym) {

@@ -26,18 +26,10 @@ pub use rules::{
 pub use time_offsets::{TimeOffset, TimeOffsetReference};
 
 use crate::compare::ComparisonType;
-use crate::error::{ConfigError, EvaluationError};
-use crate::targets::{RefId, References, Sym, Symbols, TargetIdx};
-use autoprov_core::{
-    EntityTypeId, Owner, Period, PropertyValue, Reference, ResourceType, ResourceTypeId, RoleId,
-    ScalarValue, WorkflowState,
-};
-use chrono::{DateTime, TimeDelta, Utc};
+use crate::targets::{RefId, Sym};
+use autoprov_core::{ResourceType, ResourceTypeId, RoleId};
 use rustc_hash::FxHashMap;
-use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use criteria::{CriteriaIndex, criteria_match};
 use rules::BindingFailure;

@@ -1,7 +1,9 @@
 //! Roles (SPEC §2): single roles, composite roles that grant them, and role rules that give
 //! roles to owners by their dimensions.
 
-use super::*;
+use super::{CompiledPolicy, Criteria};
+use autoprov_core::{Owner, RoleId};
+use std::collections::BTreeSet;
 
 /// A single role: a named set of entitlements that type and navigation rules can require.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,6 +119,8 @@ impl CompiledPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::RoleModel;
+    use crate::targets::{References, Symbols};
 
     #[test]
     fn composite_roles_grant_their_single_roles_and_denials_win() {

@@ -1,7 +1,12 @@
 //! The rules of the role model (SPEC §2): type rules, scalar rules (with their bindings),
 //! navigation rules and query rules.
 
-use super::*;
+use super::{Criteria, TimeOffset};
+use crate::compare::ComparisonType;
+use autoprov_core::{EntityTypeId, Owner, PropertyValue, Reference, ResourceTypeId, ScalarValue};
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
 
 /// What a type rule does with the resource type it names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

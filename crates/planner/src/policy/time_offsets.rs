@@ -1,7 +1,10 @@
 //! Time offsets (SPEC §2): a rule holds before, during or after the owner's assignment period
 //! (an account exists disabled a month before arrival, enabled during the contract, ...).
 
-use super::*;
+use super::CompiledPolicy;
+use crate::error::EvaluationError;
+use autoprov_core::{Owner, Period, PropertyValue, ScalarValue};
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// Where a rule's time window is anchored, relative to the owner's assignment period.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
