@@ -233,6 +233,29 @@ impl std::fmt::Debug for ProvisioningJob {
     }
 }
 
+/// Where the planner returns after planning on the blocking pool; dropped early (the run's
+/// future dropped while planning), it waits for the planner so the job keeps it.
+struct PlannerHome<'a> {
+    slot: &'a mut Planner,
+    returned: Option<std::sync::mpsc::Receiver<Planner>>,
+}
+
+impl PlannerHome<'_> {
+    /// Puts the planner back; the blocking task sent it before finishing, so this does not
+    /// wait after the task's handle resolved.
+    fn take_back(&mut self) {
+        if let Some(planner) = self.returned.take().and_then(|r| r.recv().ok()) {
+            *self.slot = planner;
+        }
+    }
+}
+
+impl Drop for PlannerHome<'_> {
+    fn drop(&mut self) {
+        self.take_back();
+    }
+}
+
 /// How the resources of one connection feed the planner.
 struct Routing {
     /// Resource types of the connection by target entity type.
@@ -629,9 +652,10 @@ impl ProvisioningJob {
 
     /// Runs `work` on the planner on tokio's blocking pool: a plan of a million identities
     /// takes seconds of CPU, which must not hold a runtime worker (nor the only thread of a
-    /// current-thread runtime). The planner moves into the blocking task and back; a panic
-    /// while planning resumes here. Cancel a run with its token rather than by dropping its
-    /// future: dropped while planning, the job would keep an empty planner.
+    /// current-thread runtime). The planner moves into the blocking task and comes back
+    /// through a channel, also when the run's future is dropped while planning (the drop then
+    /// waits for the plan to finish), so the job never loses its planner; a panic while
+    /// planning resumes here, as it did when planning ran inline.
     async fn with_planner_off_runtime<R: Send + 'static>(
         &mut self,
         work: impl FnOnce(&mut Planner) -> R + Send + 'static,
@@ -639,21 +663,23 @@ impl ProvisioningJob {
         let empty = Planner::new(PlannerConfig::new(Vec::new(), RoleModel::new()))
             .expect("an empty planner configuration is valid");
         let mut planner = std::mem::replace(&mut self.planner, empty);
+        let (back, returned) = std::sync::mpsc::sync_channel(1);
+        let mut home = PlannerHome {
+            slot: &mut self.planner,
+            returned: Some(returned),
+        };
         let done = tokio::task::spawn_blocking(move || {
-            let out = work(&mut planner);
-            (planner, out)
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut planner)));
+            let _ = back.send(planner);
+            out
         })
         .await;
+        home.take_back();
         match done {
-            Ok((planner, out)) => {
-                self.planner = planner;
-                out
-            }
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                // The blocking pool only cancels tasks at runtime shutdown.
-                Err(e) => panic!("planning task cancelled: {e}"),
-            },
+            Ok(Ok(out)) => out,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // The blocking pool cancels a task only at runtime shutdown, before it started.
+            Err(e) => panic!("planning task cancelled: {e}"),
         }
     }
 

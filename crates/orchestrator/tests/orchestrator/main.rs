@@ -4,4 +4,5 @@
 mod chaos;
 mod dispatch;
 mod job;
+mod planning_off_runtime;
 mod store;
