@@ -269,7 +269,7 @@ pub struct NavigationRule {
 
 impl NavigationRule {
     /// A rule matching every owner. The property is multi-valued unless declared otherwise
-    /// with [`RoleModel::declare_navigation`].
+    /// with [`RoleModel::declare_navigation`](super::RoleModel::declare_navigation).
     pub fn new(
         resource_type: impl Into<ResourceTypeId>,
         property: impl Into<String>,
