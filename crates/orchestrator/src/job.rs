@@ -12,8 +12,7 @@
 use crate::clock::Clock;
 use crate::dispatch::{DispatchError, DispatchReport, Dispatcher};
 use crate::events::{EventSink, JobEvent, NoEvents};
-use crate::plan::{Plan, PlanOptions, Planner, PlannerConfig, ThresholdBreach};
-use crate::policy::RoleModel;
+use crate::plan::{Plan, PlanOptions, Planner, ThresholdBreach};
 use crate::store::{JobKind, JobRun, JobStatus, Store, StoreError};
 use crate::verify::{VerificationReport, verify};
 use crate::{EvaluationError, PlanError};
@@ -230,29 +229,6 @@ impl std::fmt::Debug for ProvisioningJob {
             .field("connections", &self.connectors.keys().collect::<Vec<_>>())
             .field("runs", &self.runs)
             .finish_non_exhaustive()
-    }
-}
-
-/// Where the planner returns after planning on the blocking pool; dropped early (the run's
-/// future dropped while planning), it waits for the planner so the job keeps it.
-struct PlannerHome<'a> {
-    slot: &'a mut Planner,
-    returned: Option<std::sync::mpsc::Receiver<Planner>>,
-}
-
-impl PlannerHome<'_> {
-    /// Puts the planner back; the blocking task sent it before finishing, so this does not
-    /// wait after the task's handle resolved.
-    fn take_back(&mut self) {
-        if let Some(planner) = self.returned.take().and_then(|r| r.recv().ok()) {
-            *self.slot = planner;
-        }
-    }
-}
-
-impl Drop for PlannerHome<'_> {
-    fn drop(&mut self) {
-        self.take_back();
     }
 }
 
@@ -508,24 +484,23 @@ impl ProvisioningJob {
             force_thresholds: options.force_thresholds,
         };
         let simulation = options.simulation;
-        let plan: Plan = self
-            .with_planner_off_runtime(move |planner| {
-                if kind == JobKind::Complete {
-                    planner.mark_all_dirty();
-                }
-                if simulation {
-                    planner.simulate(now, plan_options)
-                } else {
-                    match kind {
-                        JobKind::Complete => planner.plan_full(now, plan_options),
-                        JobKind::Incremental => {
-                            planner.plan_incremental(now, plan_options);
-                            planner.current_plan(plan_options)
-                        }
+        let plan: Plan = crate::planning::off_runtime(&mut self.planner, move |planner| {
+            if kind == JobKind::Complete {
+                planner.mark_all_dirty();
+            }
+            if simulation {
+                planner.simulate(now, plan_options)
+            } else {
+                match kind {
+                    JobKind::Complete => planner.plan_full(now, plan_options),
+                    JobKind::Incremental => {
+                        planner.plan_incremental(now, plan_options);
+                        planner.current_plan(plan_options)
                     }
                 }
-            })
-            .await;
+            }
+        })
+        .await;
         report.orders = plan.all_orders().cloned().collect();
         report.awaiting_review = plan
             .awaiting_approval()
@@ -648,39 +623,6 @@ impl ProvisioningJob {
         };
         report.dispatch = dispatch;
         Ok(report)
-    }
-
-    /// Runs `work` on the planner on tokio's blocking pool: a plan of a million identities
-    /// takes seconds of CPU, which must not hold a runtime worker (nor the only thread of a
-    /// current-thread runtime). The planner moves into the blocking task and comes back
-    /// through a channel, also when the run's future is dropped while planning (the drop then
-    /// waits for the plan to finish), so the job never loses its planner; a panic while
-    /// planning resumes here, as it did when planning ran inline.
-    async fn with_planner_off_runtime<R: Send + 'static>(
-        &mut self,
-        work: impl FnOnce(&mut Planner) -> R + Send + 'static,
-    ) -> R {
-        let empty = Planner::new(PlannerConfig::new(Vec::new(), RoleModel::new()))
-            .expect("an empty planner configuration is valid");
-        let mut planner = std::mem::replace(&mut self.planner, empty);
-        let (back, returned) = std::sync::mpsc::sync_channel(1);
-        let mut home = PlannerHome {
-            slot: &mut self.planner,
-            returned: Some(returned),
-        };
-        let done = tokio::task::spawn_blocking(move || {
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut planner)));
-            let _ = back.send(planner);
-            out
-        })
-        .await;
-        home.take_back();
-        match done {
-            Ok(Ok(out)) => out,
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            // The blocking pool cancels a task only at runtime shutdown, before it started.
-            Err(e) => panic!("planning task cancelled: {e}"),
-        }
     }
 
     async fn mode_of_order(&self, order: &OrderId) -> Result<ConnectionMode, StoreError> {

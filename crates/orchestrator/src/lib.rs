@@ -6,6 +6,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod events;
 pub mod job;
+mod planning;
 pub mod store;
 pub mod verify;
 
