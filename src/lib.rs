@@ -8,5 +8,8 @@ pub use autoprov_connector as connector;
 #[cfg(feature = "ad")]
 pub use autoprov_ad as ad;
 
+#[cfg(feature = "planner")]
+pub use autoprov_planner as planner;
+
 #[cfg(feature = "orchestrator")]
 pub use autoprov_orchestrator as orchestrator;

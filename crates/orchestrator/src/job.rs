@@ -489,20 +489,24 @@ impl ProvisioningJob {
         let plan_options = PlanOptions {
             force_thresholds: options.force_thresholds,
         };
-        if kind == JobKind::Complete {
-            self.planner.mark_all_dirty();
-        }
-        let plan: Plan = if options.simulation {
-            self.planner.simulate(now, plan_options)
-        } else {
-            match kind {
-                JobKind::Complete => self.planner.plan_full(now, plan_options),
-                JobKind::Incremental => {
-                    self.planner.plan_incremental(now, plan_options);
-                    self.planner.current_plan(plan_options)
+        let simulation = options.simulation;
+        let plan: Plan = crate::planning::off_runtime(&mut self.planner, move |planner| {
+            if kind == JobKind::Complete {
+                planner.mark_all_dirty();
+            }
+            if simulation {
+                planner.simulate(now, plan_options)
+            } else {
+                match kind {
+                    JobKind::Complete => planner.plan_full(now, plan_options),
+                    JobKind::Incremental => {
+                        planner.plan_incremental(now, plan_options);
+                        planner.current_plan(plan_options)
+                    }
                 }
             }
-        };
+        })
+        .await;
         report.orders = plan.all_orders().cloned().collect();
         report.awaiting_review = plan
             .awaiting_approval()

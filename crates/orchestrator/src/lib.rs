@@ -1,30 +1,27 @@
 #![doc = include_str!("../README.md")]
 
 pub mod clock;
-pub mod compare;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod dispatch;
-pub mod error;
 pub mod events;
-mod fxhash;
 pub mod job;
-pub mod plan;
-pub mod policy;
-pub mod simulation;
+mod planning;
 pub mod store;
-pub mod synthetic;
-mod targets;
 pub mod verify;
 
-pub use compare::ComparisonType;
-pub use error::{ConfigError, EvaluationError, PlanError};
-pub use plan::{
-    CorrelationKey, ExpectedAssignments, GenerationStatus, KeptAssignment, KeptValue, LimitKind,
-    OrderCounts, OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, Planner, PlannerConfig,
-    ThresholdBreach, WaitReason,
-};
-pub use policy::{
-    CompositeRole, ComputeFn, Criteria, Multiplicity, NavigationRule, OwnerPeriod, QueryRule,
-    RoleModel, RoleRule, RuleKind, ScalarBinding, ScalarRule, SingleRole, TimeOffset,
-    TimeOffsetReference, TryComputeFn, TypeRule,
+// The planning subsystem lives in `autoprov-planner`; its modules and types stay reachable at
+// the paths they had here.
+pub use autoprov_planner as planner;
+#[cfg(feature = "demo")]
+pub use autoprov_planner::synthetic;
+pub use autoprov_planner::{compare, error, plan, policy, simulation};
+
+pub use autoprov_planner::{
+    ComparisonType, CompositeRole, ComputeFn, ConfigError, CorrelationKey, Criteria,
+    EvaluationError, ExpectedAssignments, GenerationStatus, KeptAssignment, KeptValue, LimitKind,
+    Multiplicity, NavigationRule, OrderCounts, OwnerPeriod, OwnerPlan, Plan, PlanDelta, PlanError,
+    PlanOptions, PlannedItem, Planner, PlannerConfig, QueryRule, RoleModel, RoleRule, RuleKind,
+    ScalarBinding, ScalarRule, SingleRole, ThresholdBreach, TimeOffset, TimeOffsetReference,
+    TryComputeFn, TypeRule, WaitReason,
 };

@@ -7,7 +7,7 @@ use autoprov_core::{
     ChangeType, Owner, PropertyChange, PropertyValue, ProvisioningOrder, Reference, Resource,
     ResourceType, ResourceTypeId, WorkflowState,
 };
-use autoprov_orchestrator::{
+use autoprov_planner::{
     ComparisonType, CorrelationKey, Criteria, KeptAssignment, KeptValue, Multiplicity,
     NavigationRule, Plan, PlanOptions, Planner, PlannerConfig, RoleModel, ScalarRule, TypeRule,
 };
@@ -327,7 +327,7 @@ proptest! {
         let desired = desired(&people, &s);
         let mut p = planner(&people, &s, &desired, &[]);
         let plan = p.plan_full(now(), PlanOptions::default());
-        prop_assert!(plan.has_no_orders(), "{}", autoprov_orchestrator::simulation::render(&plan));
+        prop_assert!(plan.has_no_orders(), "{}", autoprov_planner::simulation::render(&plan));
     }
 
     #[test]
@@ -360,7 +360,7 @@ proptest! {
         // Applied once, the system conforms: a second plan is empty.
         let mut again = planner(&people, &s, &system, &[]);
         let second = again.plan_full(now(), PlanOptions::forced());
-        prop_assert!(second.has_no_orders(), "{}", autoprov_orchestrator::simulation::render(&second));
+        prop_assert!(second.has_no_orders(), "{}", autoprov_planner::simulation::render(&second));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use autoprov_core::{
     ProvisioningState, Reference, RequestKind, RequestedAssignment, Resource, ResourceType,
     ResourceTypeId, ScalarValue, Secret, WorkflowState,
 };
-use autoprov_orchestrator::{
+use autoprov_planner::{
     ComparisonType, CompositeRole, CorrelationKey, Criteria, EvaluationError, GenerationStatus,
     LimitKind, NavigationRule, PlanOptions, Planner, PlannerConfig, QueryRule, RoleModel, RoleRule,
     ScalarBinding, ScalarRule, SingleRole, TimeOffset, TypeRule, WaitReason, simulation,
@@ -111,7 +111,7 @@ fn config() -> PlannerConfig {
             NavigationRule::new(AD, "memberOf", group("IT"))
                 .when(Criteria::always().dimension("department", "IT")),
         )
-        .declare_navigation(AD, "memberOf", autoprov_orchestrator::Multiplicity::Multi)
+        .declare_navigation(AD, "memberOf", autoprov_planner::Multiplicity::Multi)
         .scalar_rule(ScalarRule::computed(MBX, "mail", |o| {
             let login = o.get("login")?.as_scalar()?.as_str()?;
             Some(format!("{login}@example.test").into())
@@ -198,10 +198,10 @@ fn planner() -> Planner {
 }
 
 fn item<'a>(
-    plan: &'a autoprov_orchestrator::Plan,
+    plan: &'a autoprov_planner::Plan,
     owner: &str,
     rt: &str,
-) -> &'a autoprov_orchestrator::PlannedItem {
+) -> &'a autoprov_planner::PlannedItem {
     plan.items()
         .find(|i| {
             i.owner.as_ref().map(OwnerId::as_str) == Some(owner) && i.resource_type.as_str() == rt
@@ -429,10 +429,10 @@ fn approved_requests_join_the_expected_assignments_and_found_values_are_kept() {
     );
 
     // An operator keeps the Legacy membership as Found: no order touches it any more.
-    p.keep(autoprov_orchestrator::KeptAssignment {
+    p.keep(autoprov_planner::KeptAssignment {
         owner: "alice".into(),
         resource_type: AD.into(),
-        value: autoprov_orchestrator::KeptValue::Navigation("memberOf".into(), group("Legacy")),
+        value: autoprov_planner::KeptValue::Navigation("memberOf".into(), group("Legacy")),
         workflow_state: WorkflowState::Found,
     })
     .unwrap();

@@ -5,10 +5,10 @@
 //! so the planner interns property names and references once and keeps targets as sorted
 //! arrays of small ids. `Resource`s are rebuilt only for the targets an order touches.
 
-use crate::fxhash::FxHashMap;
 use autoprov_core::{
     EntityTypeId, PropertyValue, Reference, Resource, ResourceId, ScalarValue, StableId,
 };
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An interned property name.
@@ -334,5 +334,23 @@ mod tests {
     fn sorted_difference_is_a_set_difference() {
         assert_eq!(sorted_difference(&[1, 2, 4, 7], &[2, 3, 7]), vec![1, 4]);
         assert_eq!(sorted_difference(&[], &[1]), Vec::<RefId>::new());
+    }
+
+    /// The key indexes hash normalized key values such as `e00000123`, which differ in their
+    /// last bytes; hash tables pick buckets from the low bits, so the hasher must carry those
+    /// bytes down (the hand-written Fx hasher this replaced folded them with a finalizer;
+    /// rustc-hash does it itself). A weak spread would make key lookups linear.
+    #[test]
+    fn keys_differing_in_their_last_bytes_spread_over_low_bits() {
+        use std::hash::BuildHasher;
+        let build = rustc_hash::FxBuildHasher;
+        let buckets: std::collections::HashSet<u64> = (0..4096)
+            .map(|i| build.hash_one(format!("e{i:08}")) & 0xfff)
+            .collect();
+        assert!(
+            buckets.len() > 2500,
+            "{} distinct buckets of 4096",
+            buckets.len()
+        );
     }
 }

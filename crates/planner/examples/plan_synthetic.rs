@@ -2,12 +2,12 @@
 //! `/usr/bin/time -v` to read the peak memory (maximum resident set size):
 //!
 //! ```text
-//! cargo build --release -p autoprov-orchestrator --example plan_synthetic
+//! cargo build --release -p autoprov-planner --features demo --example plan_synthetic
 //! /usr/bin/time -v target/release/examples/plan_synthetic 100000
 //! ```
 
-use autoprov_orchestrator::PlanOptions;
-use autoprov_orchestrator::synthetic::SyntheticOrg;
+use autoprov_planner::PlanOptions;
+use autoprov_planner::synthetic::SyntheticOrg;
 use std::time::Instant;
 
 fn main() {

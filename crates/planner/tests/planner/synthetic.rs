@@ -2,8 +2,8 @@
 //! drifted identity ⇒ exactly one order of the expected kind.
 
 use autoprov_core::ChangeType;
-use autoprov_orchestrator::synthetic::{Drift, SyntheticOrg};
-use autoprov_orchestrator::{PlanOptions, simulation};
+use autoprov_planner::synthetic::{Drift, SyntheticOrg};
+use autoprov_planner::{PlanOptions, simulation};
 
 #[test]
 fn no_drift_means_no_order() {

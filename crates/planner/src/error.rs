@@ -1,5 +1,6 @@
-//! The orchestrator's errors. Each one names the owner, resource type, property or order it is
-//! about, so an operator can act on it without reading logs.
+//! The planner's errors: configuration, policy evaluation and refused planner operations. Each
+//! one names the owner, resource type, property or order it is about, so an operator can act on
+//! it without reading logs.
 
 use autoprov_core::{
     IllegalTransition, OrderId, OwnerId, ResourceId, ResourceTypeError, ResourceTypeId, RoleId,

@@ -4,7 +4,7 @@ use autoprov_core::{
     ChangeType, Owner, ProvisioningState, Reference, Resource, ResourceType, ScalarValue,
     WorkflowState,
 };
-use autoprov_orchestrator::{
+use autoprov_planner::{
     CorrelationKey, Criteria, EvaluationError, GenerationStatus, LimitKind, NavigationRule,
     PlanOptions, Planner, PlannerConfig, RoleModel, RuleKind, ScalarBinding, ScalarRule, TypeRule,
     WaitReason,

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 /// are never equal to anything: they are write-only.
 ///
 /// ```
-/// use autoprov_orchestrator::ComparisonType;
+/// use autoprov_planner::ComparisonType;
 /// assert!(ComparisonType::IgnoreCase.text_equals("JDoe", "jdoe"));
 /// assert!(!ComparisonType::CaseSensitive.text_equals("JDoe", "jdoe"));
 /// assert!(ComparisonType::Approximate.text_equals(" Hélène  Dupont", "helene dupont"));

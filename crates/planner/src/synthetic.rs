@@ -8,8 +8,8 @@
 //! targets one by one instead of materializing the whole organization.
 //!
 //! ```
-//! use autoprov_orchestrator::synthetic::SyntheticOrg;
-//! use autoprov_orchestrator::PlanOptions;
+//! use autoprov_planner::synthetic::SyntheticOrg;
+//! use autoprov_planner::PlanOptions;
 //! let org = SyntheticOrg::new(200);
 //! let mut planner = org.planner();
 //! let plan = planner.plan_full(org.now(), PlanOptions::default());

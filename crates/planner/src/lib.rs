@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+
+pub mod compare;
+#[cfg(any(test, feature = "demo"))]
+pub mod demo;
+pub mod error;
+pub mod plan;
+pub mod policy;
+pub mod simulation;
+#[cfg(feature = "demo")]
+pub mod synthetic;
+mod targets;
+
+pub use compare::ComparisonType;
+pub use error::{ConfigError, EvaluationError, PlanError};
+pub use plan::{
+    CorrelationKey, ExpectedAssignments, GenerationStatus, KeptAssignment, KeptValue, LimitKind,
+    OrderCounts, OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, Planner, PlannerConfig,
+    ThresholdBreach, WaitReason,
+};
+pub use policy::{
+    CompositeRole, ComputeFn, Criteria, Multiplicity, NavigationRule, OwnerPeriod, QueryRule,
+    RoleModel, RoleRule, RuleKind, ScalarBinding, ScalarRule, SingleRole, TimeOffset,
+    TimeOffsetReference, TryComputeFn, TypeRule,
+};

@@ -1,0 +1,172 @@
+//! Correlation (SPEC §5): owners are matched with existing targets through
+//! [`CorrelationKey`]s; a target no owner claims is an orphan.
+
+use super::{OwnerSlot, Planner};
+use crate::compare::ComparisonType;
+use crate::error::EvaluationError;
+use crate::targets::{Target, TargetIdx};
+use autoprov_core::{Owner, OwnerId, PropertyValue, ResourceId};
+use std::borrow::Cow;
+
+/// How an owner is matched with an existing target: the owner property's value equals the
+/// target property's value under `comparison` (e.g. `employeeId` ⇄ `employeeID`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorrelationKey {
+    /// The owner property.
+    pub owner_property: String,
+    /// The target property (`Id` means the target's resource id).
+    pub target_property: String,
+    /// How the values are compared.
+    pub comparison: ComparisonType,
+}
+
+impl CorrelationKey {
+    /// A key compared case-insensitively (as directories compare names).
+    pub fn new(owner_property: impl Into<String>, target_property: impl Into<String>) -> Self {
+        Self {
+            owner_property: owner_property.into(),
+            target_property: target_property.into(),
+            comparison: ComparisonType::IgnoreCase,
+        }
+    }
+
+    /// Sets the comparison.
+    pub fn comparison(mut self, comparison: ComparisonType) -> Self {
+        self.comparison = comparison;
+        self
+    }
+}
+
+impl Planner {
+    pub(super) fn owner_key_values(&self, owner: &Owner) -> Vec<Vec<Option<String>>> {
+        self.keys
+            .iter()
+            .map(|keys| {
+                keys.iter()
+                    .map(|(k, _)| match owner.get(&k.owner_property) {
+                        Some(PropertyValue::Scalar(s)) => {
+                            k.comparison.key_of(s).map(Cow::into_owned)
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    pub(super) fn target_key_values(
+        keys: &[(CorrelationKey, u32)],
+        target: &Target,
+    ) -> Vec<Option<String>> {
+        keys.iter()
+            .map(|(k, sym)| {
+                if k.target_property == "Id" {
+                    return Some(k.comparison.normalize(target.id.as_str()).into_owned());
+                }
+                target
+                    .scalar(*sym)
+                    .and_then(|s| k.comparison.key_of(s))
+                    .map(Cow::into_owned)
+            })
+            .collect()
+    }
+
+    /// Marks the owners sharing a key value dirty (their correlation conflicts may change).
+    pub(super) fn index_owner_keys(
+        &mut self,
+        id: &OwnerId,
+        values: &[Vec<Option<String>>],
+        insert: bool,
+    ) {
+        for (rt, per_key) in values.iter().enumerate() {
+            for (k, v) in per_key.iter().enumerate() {
+                let Some(v) = v else { continue };
+                let map = &mut self.owner_keys[rt][k];
+                if insert {
+                    let list = map.entry(v.clone()).or_default();
+                    if !list.contains(id) {
+                        list.push(id.clone());
+                    }
+                    if list.len() > 1 {
+                        self.dirty.extend(list.iter().cloned());
+                    }
+                } else if let Some(list) = map.get_mut(v) {
+                    list.retain(|o| o != id);
+                    self.dirty.extend(list.iter().cloned());
+                    if list.is_empty() {
+                        map.remove(v);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn release_claim(&mut self, rt: usize, idx: TargetIdx, owner: &OwnerId) {
+        let store = &mut self.targets[rt];
+        if let Some(claim) = store.claimed_by.get_mut(idx as usize)
+            && claim.as_ref() == Some(owner)
+        {
+            *claim = None;
+            if let Some(t) = store.get(idx) {
+                self.dirty_targets.insert((rt, t.id.clone()));
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub(super) fn correlate(
+        &self,
+        slot: &OwnerSlot,
+        rt: usize,
+    ) -> Result<Option<TargetIdx>, Box<(EvaluationError, Vec<TargetIdx>)>> {
+        let owner = &slot.owner;
+        let store = &self.targets[rt];
+        if store.len() == 0 {
+            return Ok(None);
+        }
+        for k in 0..self.keys[rt].len() {
+            // Normalized once, when the owner was upserted.
+            let Some(value) = slot.keys.get(rt).and_then(|v| v[k].as_deref()) else {
+                continue;
+            };
+            let candidates = store.candidates(k, value);
+            if let Some(others) = self.owner_keys[rt][k].get(value)
+                && let Some(other) = others.iter().find(|o| **o != owner.id)
+                && let Some(&first) = candidates.first()
+            {
+                return Err(Box::new((
+                    EvaluationError::CorrelationConflict {
+                        owner: owner.id.clone(),
+                        resource_type: self.policy.rts[rt].id.clone(),
+                        target: store
+                            .get(first)
+                            .map(|t| t.id.clone())
+                            .unwrap_or_else(|| ResourceId::new("?")),
+                        other_owner: other.clone(),
+                    },
+                    candidates.to_vec(),
+                )));
+            }
+            match candidates {
+                [] => continue,
+                [one] => return Ok(Some(*one)),
+                many => {
+                    let mut targets: Vec<ResourceId> = many
+                        .iter()
+                        .filter_map(|i| store.get(*i).map(|t| t.id.clone()))
+                        .collect();
+                    targets.sort();
+                    return Err(Box::new((
+                        EvaluationError::AmbiguousCorrelation {
+                            owner: owner.id.clone(),
+                            resource_type: self.policy.rts[rt].id.clone(),
+                            targets,
+                        },
+                        many.to_vec(),
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+}

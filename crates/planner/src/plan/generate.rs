@@ -1,0 +1,341 @@
+//! Generating the plan (SPEC §5, §8): a full plan evaluates every owner in parallel and
+//! installs the result in owner order; a simulation computes the same without installing it.
+
+use super::{
+    Claims, OrderCounts, OrderHome, OwnerOutcome, OwnerPlan, OwnerSlot, Plan, PlanOptions,
+    PlannedItem, Planner, error_plan, orphan_item,
+};
+use crate::error::EvaluationError;
+use crate::targets::TargetIdx;
+use autoprov_core::{OwnerId, ResourceId};
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use rustc_hash::FxHashSet;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+impl Planner {
+    /// Re-evaluates every owner and every target, installs the result and returns the whole
+    /// plan. Owners are evaluated in parallel; the result does not depend on scheduling.
+    pub fn plan_full(&mut self, now: DateTime<Utc>, options: PlanOptions) -> Plan {
+        let outcomes = self.compute_all(now);
+        let mut claimed: Vec<Vec<bool>> = self
+            .targets
+            .iter()
+            .map(|s| vec![false; s.claimed_by.len()])
+            .collect();
+        let mut fragments = BTreeMap::new();
+        let targets = &mut self.targets;
+        for ((id, slot), outcome) in self.owners.iter_mut().zip(outcomes) {
+            for (rt, idx) in outcome.claims.iter() {
+                claimed[rt][idx as usize] = true;
+                let claim = &mut targets[rt].claimed_by[idx as usize];
+                if claim.as_ref() != Some(id) {
+                    *claim = Some(id.clone());
+                }
+            }
+            slot.claims = outcome.claims;
+            slot.has_fragment = outcome.plan.is_some();
+            if let Some(plan) = outcome.plan {
+                fragments.insert(id.clone(), Arc::new(plan));
+            }
+        }
+        let old_orphans = std::mem::take(&mut self.orphans);
+        let mut orphans = BTreeMap::new();
+        for (rt, store) in self.targets.iter_mut().enumerate() {
+            for (idx, claim) in store.claimed_by.iter_mut().enumerate() {
+                if !claimed[rt][idx] {
+                    *claim = None;
+                }
+            }
+            for (idx, t) in store.iter() {
+                if claimed[rt][idx as usize] {
+                    continue;
+                }
+                let key = (rt, t.id.clone());
+                let prev = old_orphans.get(&key);
+                if let Some(item) =
+                    orphan_item(&self.policy.rts[rt], t, prev, &self.syms, &self.refs)
+                {
+                    orphans.insert(key, item);
+                }
+            }
+        }
+        self.fragments = fragments;
+        self.orphans = orphans;
+        self.reindex();
+        // Fresh sets rather than `clear()`: after a load they hold a million slots, which the
+        // next incremental run would otherwise walk.
+        self.dirty = FxHashSet::default();
+        self.dirty_targets = FxHashSet::default();
+        self.current_plan(options)
+    }
+
+    /// Rebuilds the order counts and the order index from the installed items.
+    fn reindex(&mut self) {
+        self.order_index.clear();
+        self.counts = vec![OrderCounts::default(); self.policy.rts.len()];
+        for (id, fragment) in &self.fragments {
+            for (i, item) in fragment.items.iter().enumerate() {
+                let rt = self.policy.rt_ids[&item.resource_type];
+                if let Some(c) = item.counts() {
+                    self.counts[rt].add(c, 1);
+                }
+                if let Some(o) = &item.order {
+                    self.order_index
+                        .insert(o.order_id.clone(), OrderHome::Owner(id.clone(), i));
+                }
+            }
+        }
+        for ((rt, id), item) in &self.orphans {
+            if let Some(c) = item.counts() {
+                self.counts[*rt].add(c, 1);
+            }
+            if let Some(o) = &item.order {
+                self.order_index
+                    .insert(o.order_id.clone(), OrderHome::Orphan(*rt, id.clone()));
+            }
+        }
+    }
+
+    /// Computes the whole plan without installing anything (a simulation): the planner's state
+    /// is left as it was.
+    pub fn simulate(&self, now: DateTime<Utc>, options: PlanOptions) -> Plan {
+        let outcomes = self.compute_all(now);
+        let mut claimed: Vec<Vec<bool>> = self
+            .targets
+            .iter()
+            .map(|s| vec![false; s.claimed_by.len()])
+            .collect();
+        let mut counts = vec![OrderCounts::default(); self.policy.rts.len()];
+        let mut owners = Vec::new();
+        for outcome in outcomes {
+            for (rt, idx) in outcome.claims.iter() {
+                claimed[rt][idx as usize] = true;
+            }
+            let Some(plan) = outcome.plan else { continue };
+            for item in &plan.items {
+                if let Some(c) = item.counts() {
+                    counts[self.policy.rt_ids[&item.resource_type]].add(c, 1);
+                }
+            }
+            owners.push(Arc::new(plan));
+        }
+        let mut orphans = Vec::new();
+        for (rt, store) in self.targets.iter().enumerate() {
+            for (idx, t) in store.iter() {
+                if !claimed[rt][idx as usize] {
+                    let prev = self.orphans.get(&(rt, t.id.clone()));
+                    if let Some(item) =
+                        orphan_item(&self.policy.rts[rt], t, prev, &self.syms, &self.refs)
+                    {
+                        if let Some(c) = item.counts() {
+                            counts[rt].add(c, 1);
+                        }
+                        orphans.push(((rt, t.id.clone()), item));
+                    }
+                }
+            }
+        }
+        orphans.sort_by(|a, b| a.0.cmp(&b.0));
+        for (rt, c) in counts.iter_mut().enumerate() {
+            c.existing_targets = self.targets[rt].len();
+        }
+        Plan {
+            status: self.status_for(&counts, options),
+            owners,
+            orphans: orphans.into_iter().map(|(_, i)| i).collect(),
+            counts: self.counts_map(&counts),
+        }
+    }
+
+    /// The plan as currently installed (after [`Planner::plan_full`] /
+    /// [`Planner::plan_incremental`] and review decisions).
+    pub fn current_plan(&self, options: PlanOptions) -> Plan {
+        Plan {
+            status: self.status(options),
+            owners: self.fragments.values().cloned().collect(),
+            orphans: self.orphans.values().cloned().collect(),
+            counts: self.counts_map(&self.current_counts()),
+        }
+    }
+
+    /// The installed fragment of one owner (`None` when everything is Verified).
+    pub fn owner_plan(&self, owner: &OwnerId) -> Option<&OwnerPlan> {
+        self.fragments.get(owner).map(Arc::as_ref)
+    }
+
+    pub(super) fn compute_owners<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a OwnerId>,
+        now: DateTime<Utc>,
+    ) -> Vec<(OwnerId, OwnerOutcome)> {
+        let slots: Vec<(&OwnerId, &OwnerSlot)> =
+            ids.filter_map(|id| self.owners.get_key_value(id)).collect();
+        let work = |(id, slot): &(&OwnerId, &OwnerSlot)| {
+            let prev = self.fragments.get(*id).map(Arc::as_ref);
+            ((*id).clone(), self.plan_owner(slot, prev, now))
+        };
+        // A handful of dirty owners is not worth a thread hop; a lookup change that dirties
+        // everyone is.
+        if slots.len() < 1024 {
+            slots.iter().map(work).collect()
+        } else {
+            slots.par_iter().with_min_len(1024).map(work).collect()
+        }
+    }
+
+    /// Plans every owner, in parallel; the outcomes are in owner order.
+    fn compute_all(&self, now: DateTime<Utc>) -> Vec<OwnerOutcome> {
+        let slots: Vec<(&OwnerId, &OwnerSlot)> = self.owners.iter().collect();
+        slots
+            .par_iter()
+            .with_min_len(1024)
+            .map(|(id, slot)| {
+                let prev = if slot.has_fragment {
+                    self.fragments.get(*id).map(Arc::as_ref)
+                } else {
+                    None
+                };
+                self.plan_owner(slot, prev, now)
+            })
+            .collect()
+    }
+
+    pub(super) fn install_outcome(&mut self, id: OwnerId, outcome: OwnerOutcome) {
+        let old_claims = self
+            .owners
+            .get_mut(&id)
+            .map(|s| std::mem::replace(&mut s.claims, outcome.claims.clone()))
+            .unwrap_or_default();
+        for (rt, idx) in old_claims.iter() {
+            if !outcome.claims.contains((rt, idx)) {
+                self.release_claim(rt, idx, &id);
+            }
+        }
+        for (rt, idx) in outcome.claims.iter() {
+            let store = &mut self.targets[rt];
+            let claim = &mut store.claimed_by[idx as usize];
+            if claim.as_ref() != Some(&id) {
+                *claim = Some(id.clone());
+                if let Some(t) = store.get(idx) {
+                    self.dirty_targets.insert((rt, t.id.clone()));
+                }
+            }
+        }
+        self.install_fragment(id, outcome.plan);
+    }
+
+    pub(super) fn install_fragment(&mut self, id: OwnerId, plan: Option<OwnerPlan>) {
+        if let Some(old) = self.fragments.remove(&id) {
+            for item in &old.items {
+                let rt = self.policy.rt_ids[&item.resource_type];
+                if let Some(c) = item.counts() {
+                    self.counts[rt].add(c, -1);
+                }
+                if let Some(o) = &item.order {
+                    self.order_index.remove(&o.order_id);
+                }
+            }
+        }
+        if let Some(plan) = plan {
+            for (i, item) in plan.items.iter().enumerate() {
+                let rt = self.policy.rt_ids[&item.resource_type];
+                if let Some(c) = item.counts() {
+                    self.counts[rt].add(c, 1);
+                }
+                if let Some(o) = &item.order {
+                    self.order_index
+                        .insert(o.order_id.clone(), OrderHome::Owner(id.clone(), i));
+                }
+            }
+            if let Some(slot) = self.owners.get_mut(&id) {
+                slot.has_fragment = true;
+            }
+            self.fragments.insert(id, Arc::new(plan));
+        } else if let Some(slot) = self.owners.get_mut(&id) {
+            slot.has_fragment = false;
+        }
+    }
+
+    /// Re-checks whether a target is an orphan and installs its item.
+    pub(super) fn recheck_orphan(&mut self, key: (usize, ResourceId)) -> Option<PlannedItem> {
+        let (rt, id) = &key;
+        let store = &self.targets[*rt];
+        let item = store.find(id).and_then(|idx| {
+            if store.claimed_by[idx as usize].is_some() {
+                return None;
+            }
+            let t = store.get(idx)?;
+            orphan_item(
+                &self.policy.rts[*rt],
+                t,
+                self.orphans.get(&key),
+                &self.syms,
+                &self.refs,
+            )
+        });
+        if let Some(old) = self.orphans.remove(&key) {
+            if let Some(c) = old.counts() {
+                self.counts[*rt].add(c, -1);
+            }
+            if let Some(o) = &old.order {
+                self.order_index.remove(&o.order_id);
+            }
+        }
+        if let Some(item) = &item {
+            if let Some(c) = item.counts() {
+                self.counts[*rt].add(c, 1);
+            }
+            if let Some(o) = &item.order {
+                self.order_index
+                    .insert(o.order_id.clone(), OrderHome::Orphan(*rt, id.clone()));
+            }
+            self.orphans.insert(key, item.clone());
+        }
+        item
+    }
+
+    /// Plans one owner: correlation, evaluation, comparison, gating, states. Pure.
+    fn plan_owner(
+        &self,
+        slot: &OwnerSlot,
+        prev: Option<&OwnerPlan>,
+        now: DateTime<Utc>,
+    ) -> OwnerOutcome {
+        let owner = &slot.owner;
+        let mut claims = Claims::default();
+        let mut correlated: Vec<Option<TargetIdx>> = vec![None; self.policy.rts.len()];
+        let mut failure: Option<EvaluationError> = None;
+        for (rt, correlated_target) in correlated.iter_mut().enumerate() {
+            match self.correlate(slot, rt) {
+                Ok(found) => {
+                    *correlated_target = found;
+                    if let Some(i) = found {
+                        claims.push((rt, i));
+                    }
+                }
+                Err(boxed) => {
+                    let (err, protect) = *boxed;
+                    // Protect every candidate so an unclear correlation never makes a target
+                    // look orphaned.
+                    for i in protect {
+                        claims.push((rt, i));
+                    }
+                    failure.get_or_insert(err);
+                }
+            }
+        }
+        let expectation = match failure {
+            Some(e) => Err(e),
+            None => self
+                .policy
+                .evaluate(owner, &slot.extras, &self.lookups, now, &correlated),
+        };
+        let plan = match expectation {
+            Ok(exp) => self.compare(slot, &exp, &correlated, prev),
+            Err(error) => Some(error_plan(owner, prev, error)),
+        };
+        OwnerOutcome { plan, claims }
+    }
+}

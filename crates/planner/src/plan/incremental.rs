@@ -1,0 +1,70 @@
+//! Incremental evaluation (SPEC §5): only the owners marked dirty since the last run are
+//! re-evaluated, with cost proportional to the change.
+
+use super::{OwnerPlan, PlanDelta, PlanOptions, Planner};
+use crate::error::PlanError;
+use autoprov_core::{OwnerId, ResourceId};
+use chrono::{DateTime, Utc};
+
+impl Planner {
+    /// Marks an owner dirty: the next [`Planner::plan_incremental`] re-evaluates it.
+    pub fn mark_dirty(&mut self, id: &OwnerId) -> Result<(), PlanError> {
+        if !self.owners.contains_key(id) {
+            return Err(PlanError::UnknownOwner { owner: id.clone() });
+        }
+        self.dirty.insert(id.clone());
+        Ok(())
+    }
+
+    /// Marks every owner dirty.
+    pub fn mark_all_dirty(&mut self) {
+        self.dirty.extend(self.owners.keys().cloned());
+    }
+
+    /// How many owners are dirty.
+    pub fn dirty_count(&self) -> usize {
+        self.dirty.len()
+    }
+
+    pub(super) fn mark_target_owners_dirty(&mut self, rt: usize, key_values: &[Option<String>]) {
+        for (k, v) in key_values.iter().enumerate() {
+            if let Some(v) = v
+                && let Some(owners) = self.owner_keys[rt][k].get(v)
+            {
+                self.dirty.extend(owners.iter().cloned());
+            }
+        }
+    }
+
+    /// Re-evaluates only the dirty owners (and the targets whose owner changed) and returns
+    /// what changed. Cost is proportional to the change, not to the organization.
+    pub fn plan_incremental(&mut self, now: DateTime<Utc>, options: PlanOptions) -> PlanDelta {
+        let mut dirty: Vec<OwnerId> = std::mem::take(&mut self.dirty).into_iter().collect();
+        dirty.sort_unstable();
+        let outcomes = self.compute_owners(dirty.iter(), now);
+        let mut owners = Vec::with_capacity(outcomes.len());
+        for (id, outcome) in outcomes {
+            let plan = outcome.plan.clone().unwrap_or_else(|| OwnerPlan {
+                owner: id.clone(),
+                items: Vec::new(),
+                error: None,
+            });
+            self.install_outcome(id, outcome);
+            owners.push(plan);
+        }
+        let mut dirty_targets: Vec<(usize, ResourceId)> = std::mem::take(&mut self.dirty_targets)
+            .into_iter()
+            .collect();
+        dirty_targets.sort_unstable();
+        let mut orphans = Vec::new();
+        for key in dirty_targets {
+            let item = self.recheck_orphan(key.clone());
+            orphans.push((self.policy.rts[key.0].id.clone(), key.1, item));
+        }
+        PlanDelta {
+            status: self.status(options),
+            owners,
+            orphans,
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Loading the planner's inputs: owners (identities) and the actual targets exported from the
+//! managed systems. Every change marks the owners it may concern dirty.
+
+use super::{Claims, OwnerSlot, Planner};
+use crate::error::PlanError;
+use crate::policy::OwnerExtras;
+use crate::targets::Target;
+use autoprov_core::{Owner, OwnerId, Resource, ResourceId, ResourceTypeId};
+use std::collections::BTreeMap;
+
+impl Planner {
+    /// Adds or replaces an owner and marks it dirty.
+    pub fn upsert_owner(&mut self, owner: Owner) {
+        let id = owner.id.clone();
+        let new_keys = self.owner_key_values(&owner);
+        if let Some(slot) = self.owners.get_mut(&id) {
+            slot.owner = owner;
+            let old_keys = std::mem::replace(&mut slot.keys, new_keys.clone());
+            if old_keys != new_keys {
+                self.index_owner_keys(&id, &old_keys, false);
+                self.index_owner_keys(&id, &new_keys, true);
+            }
+        } else {
+            self.owners.insert(
+                id.clone(),
+                OwnerSlot {
+                    owner,
+                    requests: BTreeMap::new(),
+                    extras: OwnerExtras::default(),
+                    kept: Vec::new(),
+                    claims: Claims::default(),
+                    keys: new_keys.clone(),
+                    has_fragment: false,
+                },
+            );
+            self.index_owner_keys(&id, &new_keys, true);
+        }
+        self.dirty.insert(id);
+    }
+
+    /// Removes an owner (it left the source). Its targets become orphans at the next planning
+    /// and are deleted only where `RemoveOrphans` is set.
+    pub fn remove_owner(&mut self, id: &OwnerId) -> Option<Owner> {
+        let slot = self.owners.remove(id)?;
+        self.index_owner_keys(id, &slot.keys, false);
+        for (rt, idx) in slot.claims.iter() {
+            self.release_claim(rt, idx, id);
+        }
+        self.install_fragment(id.clone(), None);
+        self.dirty.remove(id);
+        Some(slot.owner)
+    }
+
+    /// Adds or replaces an actual target of a resource type (what a synchronization saw) and
+    /// marks the owners it concerns dirty.
+    pub fn upsert_target(
+        &mut self,
+        resource_type: &ResourceTypeId,
+        resource: &Resource,
+    ) -> Result<(), PlanError> {
+        let rt = self.rt_index(resource_type)?;
+        let target = Target::compact(resource, &mut self.syms, &mut self.refs);
+        let keys = &self.keys[rt];
+        let new_keys = Self::target_key_values(keys, &target);
+        let (idx, old) = self.targets[rt].upsert(target, new_keys.clone(), |old| {
+            Self::target_key_values(keys, old)
+        });
+        if let Some(old) = old {
+            let old_keys = Self::target_key_values(&self.keys[rt], &old);
+            self.mark_target_owners_dirty(rt, &old_keys);
+        }
+        if let Some(owner) = self.targets[rt].claimed_by[idx as usize].clone() {
+            self.dirty.insert(owner);
+        }
+        self.mark_target_owners_dirty(rt, &new_keys);
+        self.dirty_targets.insert((rt, resource.id.clone()));
+        Ok(())
+    }
+
+    /// Removes an actual target (it disappeared from the managed system).
+    pub fn remove_target(
+        &mut self,
+        resource_type: &ResourceTypeId,
+        id: &ResourceId,
+    ) -> Result<bool, PlanError> {
+        let rt = self.rt_index(resource_type)?;
+        let keys = &self.keys[rt];
+        let Some((idx, old)) = self.targets[rt].remove(id, |t| Self::target_key_values(keys, t))
+        else {
+            return Ok(false);
+        };
+        let old_keys = Self::target_key_values(&self.keys[rt], &old);
+        self.mark_target_owners_dirty(rt, &old_keys);
+        if let Some(owner) = self.targets[rt].claimed_by[idx as usize].take() {
+            self.dirty.insert(owner);
+        }
+        self.dirty_targets.insert((rt, id.clone()));
+        Ok(true)
+    }
+}

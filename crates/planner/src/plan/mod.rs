@@ -1,0 +1,253 @@
+//! Correlation and planning (SPEC §5): from owners, the role model, approved requests and the
+//! actual targets to the exact orders that close the gap, with provisioning review, thresholds,
+//! incremental re-planning and simulation.
+//!
+//! The [`Planner`] holds the inputs (owners, targets, requests, kept values) and, per owner, the
+//! last plan fragment ([`OwnerPlan`]) — only for owners that have something to say (an order, a
+//! wait, an error); an owner whose targets already conform costs nothing after planning. Marking
+//! an owner dirty and calling [`Planner::plan_incremental`] re-evaluates that owner alone.
+
+mod correlate;
+mod expected;
+mod generate;
+mod incremental;
+mod inputs;
+mod items;
+mod lookups;
+mod orders;
+mod requests;
+mod review;
+mod thresholds;
+
+pub use correlate::CorrelationKey;
+pub use expected::ExpectedAssignments;
+pub use items::{OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, WaitReason};
+pub use requests::{KeptAssignment, KeptValue};
+pub use thresholds::{GenerationStatus, LimitKind, OrderCounts, ThresholdBreach};
+
+use crate::error::{ConfigError, PlanError};
+use crate::policy::{CompiledPolicy, Lookups, OwnerExtras, RoleModel};
+use crate::targets::{References, Symbols, TargetIdx, TargetStore};
+use autoprov_core::{
+    AssignmentRequest, EntityTypeId, OrderId, Owner, OwnerId, RequestId, Resource, ResourceId,
+    ResourceType, ResourceTypeId,
+};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use orders::{error_plan, orphan_item};
+
+/// Everything the planner needs to be built.
+#[derive(Clone, Debug, Default)]
+pub struct PlannerConfig {
+    /// The resource types.
+    pub resource_types: Vec<ResourceType>,
+    /// The role model.
+    pub role_model: RoleModel,
+    /// Correlation keys per resource type, tried in order: the first key that finds a target
+    /// decides. A resource type without keys never finds existing targets.
+    pub correlation: BTreeMap<ResourceTypeId, Vec<CorrelationKey>>,
+}
+
+impl PlannerConfig {
+    /// A configuration with these resource types and role model, no correlation yet.
+    pub fn new(resource_types: Vec<ResourceType>, role_model: RoleModel) -> Self {
+        Self {
+            resource_types,
+            role_model,
+            correlation: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a correlation key for a resource type.
+    pub fn correlate(
+        mut self,
+        resource_type: impl Into<ResourceTypeId>,
+        key: CorrelationKey,
+    ) -> Self {
+        self.correlation
+            .entry(resource_type.into())
+            .or_default()
+            .push(key);
+        self
+    }
+}
+
+/// Where an order lives in the planner.
+#[derive(Clone, Debug)]
+enum OrderHome {
+    Owner(OwnerId, usize),
+    Orphan(usize, ResourceId),
+}
+
+struct OwnerSlot {
+    owner: Owner,
+    requests: BTreeMap<RequestId, AssignmentRequest>,
+    extras: OwnerExtras,
+    kept: Vec<KeptAssignment>,
+    /// Targets this owner correlates with, per resource type.
+    claims: Claims,
+    /// The owner's normalized correlation key values, per resource type and key.
+    keys: Vec<Vec<Option<String>>>,
+    /// Whether `fragments` holds an entry for this owner (saves a map lookup per owner
+    /// during a full plan, where most owners have none).
+    has_fragment: bool,
+}
+
+/// The targets an owner correlates with: one inline (the common case, no allocation), more on
+/// the heap.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Claims {
+    first: Option<(usize, TargetIdx)>,
+    rest: Vec<(usize, TargetIdx)>,
+}
+
+impl Claims {
+    fn push(&mut self, claim: (usize, TargetIdx)) {
+        if self.first.is_none() {
+            self.first = Some(claim);
+        } else {
+            self.rest.push(claim);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, TargetIdx)> + '_ {
+        self.first.into_iter().chain(self.rest.iter().copied())
+    }
+
+    fn contains(&self, claim: (usize, TargetIdx)) -> bool {
+        self.iter().any(|c| c == claim)
+    }
+}
+
+/// The result of planning one owner, before it is installed.
+struct OwnerOutcome {
+    /// `None` when everything is Verified.
+    plan: Option<OwnerPlan>,
+    claims: Claims,
+}
+
+/// The planner: inputs, per-owner fragments and the indexes that keep re-planning cheap.
+///
+/// Time is always passed in (`now`), never read from the clock.
+pub struct Planner {
+    policy: CompiledPolicy,
+    syms: Symbols,
+    refs: References,
+    /// Per resource type: its keys with the target property symbol.
+    keys: Vec<Vec<(CorrelationKey, u32)>>,
+    /// Per resource type and key: normalized owner key value ⇒ owners holding it.
+    owner_keys: Vec<Vec<FxHashMap<String, Vec<OwnerId>>>>,
+    targets: Vec<TargetStore>,
+    owners: BTreeMap<OwnerId, OwnerSlot>,
+    lookup_resources: BTreeMap<EntityTypeId, BTreeMap<ResourceId, Resource>>,
+    lookups: Lookups,
+    fragments: BTreeMap<OwnerId, Arc<OwnerPlan>>,
+    orphans: BTreeMap<(usize, ResourceId), PlannedItem>,
+    order_index: FxHashMap<OrderId, OrderHome>,
+    counts: Vec<OrderCounts>,
+    /// Hash sets (sorted when drained): loading a million owners marks a million of them.
+    dirty: FxHashSet<OwnerId>,
+    dirty_targets: FxHashSet<(usize, ResourceId)>,
+}
+
+impl std::fmt::Debug for Planner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planner")
+            .field("resource_types", &self.policy.rts.len())
+            .field("owners", &self.owners.len())
+            .field(
+                "targets",
+                &self.targets.iter().map(TargetStore::len).sum::<usize>(),
+            )
+            .field("fragments", &self.fragments.len())
+            .field("dirty", &self.dirty.len())
+            .finish()
+    }
+}
+
+impl Planner {
+    /// Compiles the configuration.
+    pub fn new(config: PlannerConfig) -> Result<Self, ConfigError> {
+        let mut syms = Symbols::default();
+        let mut refs = References::default();
+        let policy = CompiledPolicy::compile(
+            config.resource_types,
+            config.role_model,
+            &mut syms,
+            &mut refs,
+        )?;
+        let mut keys = vec![Vec::new(); policy.rts.len()];
+        for (rt_id, list) in config.correlation {
+            let rt =
+                *policy
+                    .rt_ids
+                    .get(&rt_id)
+                    .ok_or_else(|| ConfigError::UnknownResourceType {
+                        context: "correlation".into(),
+                        resource_type: rt_id.clone(),
+                    })?;
+            keys[rt] = list
+                .into_iter()
+                .map(|k| {
+                    let sym = syms.intern(&k.target_property);
+                    (k, sym)
+                })
+                .collect();
+        }
+        let owner_keys = keys
+            .iter()
+            .map(|k| vec![FxHashMap::default(); k.len()])
+            .collect();
+        let targets = keys.iter().map(|k| TargetStore::new(k.len())).collect();
+        let lookups = Lookups {
+            per_rule: vec![FxHashMap::default(); policy.query_rules().len()],
+        };
+        let counts = vec![OrderCounts::default(); policy.rts.len()];
+        Ok(Self {
+            policy,
+            syms,
+            refs,
+            keys,
+            owner_keys,
+            targets,
+            owners: BTreeMap::new(),
+            lookup_resources: BTreeMap::new(),
+            lookups,
+            fragments: BTreeMap::new(),
+            orphans: BTreeMap::new(),
+            order_index: FxHashMap::default(),
+            counts,
+            dirty: FxHashSet::default(),
+            dirty_targets: FxHashSet::default(),
+        })
+    }
+
+    fn rt_index(&self, id: &ResourceTypeId) -> Result<usize, PlanError> {
+        self.policy
+            .rt_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| PlanError::UnknownResourceType {
+                resource_type: id.clone(),
+            })
+    }
+
+    /// The configured resource types.
+    pub fn resource_types(&self) -> &[ResourceType] {
+        &self.policy.rts
+    }
+
+    /// How many owners the planner holds.
+    pub fn owner_count(&self) -> usize {
+        self.owners.len()
+    }
+
+    /// How many targets the planner holds for a resource type.
+    pub fn target_count(&self, resource_type: &ResourceTypeId) -> usize {
+        self.rt_index(resource_type)
+            .map(|rt| self.targets[rt].len())
+            .unwrap_or(0)
+    }
+}

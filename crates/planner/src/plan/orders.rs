@@ -1,0 +1,499 @@
+//! Computing orders (SPEC §5, §6): expected values against the correlated target give Added,
+//! Modified (value-level deltas) or Deleted orders, each item moved through the provisioning
+//! state machine (SPEC §4).
+
+use super::{OwnerPlan, OwnerSlot, PlannedItem, Planner, WaitReason};
+use crate::error::EvaluationError;
+use crate::policy::{KeptTarget, OwnerExpectation, RtExpectation};
+use crate::targets::{RefId, References, Symbols, Target, TargetIdx, sorted_difference};
+use autoprov_core::{
+    AssignmentId, ChangeType, Changes, ConnectionMode, NavigationChange, OrderId, Owner,
+    PropertyChange, PropertyValue, ProvisioningEvent, ProvisioningOrder, ProvisioningState,
+    ResourceType, ResourceTypeRef, ScalarValue, WorkflowState,
+};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
+
+impl Planner {
+    pub(super) fn compare(
+        &self,
+        slot: &OwnerSlot,
+        exp: &OwnerExpectation,
+        correlated: &[Option<TargetIdx>],
+        prev: Option<&OwnerPlan>,
+    ) -> Option<OwnerPlan> {
+        let owner = &slot.owner;
+        let mut items: Vec<PlannedItem> = Vec::new();
+        // Orders of this plan per resource type, for DependsOn.
+        let mut added_orders: FxHashMap<usize, Option<OrderId>> = FxHashMap::default();
+        let mut deleted_at: FxHashMap<usize, usize> = FxHashMap::default();
+        for &rt in &self.policy.dependency_order {
+            let rtype = &self.policy.rts[rt];
+            let expected = exp.rts.iter().find(|e| e.rt == rt);
+            let target = correlated[rt].and_then(|i| self.targets[rt].get(i));
+            let prev_item = prev.and_then(|p| p.items.iter().find(|i| i.resource_type == rtype.id));
+            // The common case — the target already conforms and nothing was pending — costs no
+            // allocation.
+            let mut diff = match (expected, target) {
+                (Some(e), Some(t)) if e.active() => {
+                    let changes = self.diff(slot, e, t);
+                    if changes.is_empty() && prev_item.is_none() {
+                        continue;
+                    }
+                    Some(changes)
+                }
+                _ => None,
+            };
+            let mut item = PlannedItem {
+                owner: Some(owner.id.clone()),
+                resource_type: rtype.id.clone(),
+                assigned_resource_type_id: Some(AssignmentId::new(format!(
+                    "{}/{}",
+                    owner.id, rtype.id
+                ))),
+                workflow_state: expected.map_or(WorkflowState::None, |e| e.workflow),
+                provisioning_state: ProvisioningState::None,
+                target: target.map(|t| t.id.clone()),
+                order: None,
+                waiting: None,
+                error: None,
+            };
+            let review = rtype.require_provisioning_review;
+            match (expected, target) {
+                (Some(_), Some(t)) if diff.is_some() => {
+                    let changes = diff.take().unwrap_or_default();
+                    if changes.is_empty() {
+                        if verified(&mut item, prev_item) {
+                            continue;
+                        }
+                    } else {
+                        let order =
+                            self.order(owner, rtype, ChangeType::Modified, changes, Some(t));
+                        transition_with_order(&mut item, prev_item, order, review);
+                    }
+                }
+                (Some(e), None) if e.active() => {
+                    let gate = if !rtype.allow_add {
+                        Some(WaitReason::AllowAddDisabled)
+                    } else if let Some(p) = rtype
+                        .depends_on_owner_property
+                        .as_ref()
+                        .filter(|p| owner_property_empty(owner, p))
+                    {
+                        Some(WaitReason::OwnerPropertyEmpty {
+                            property: p.clone(),
+                        })
+                    } else if let Some(dep) = &rtype.depends_on {
+                        let d = self.policy.rt_ids[dep];
+                        match (correlated[d], added_orders.get(&d)) {
+                            (Some(_), _) | (None, Some(_)) => None,
+                            (None, None) => Some(WaitReason::DependsOn {
+                                resource_type: dep.clone(),
+                            }),
+                        }
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = gate {
+                        item.waiting = Some(reason);
+                    } else {
+                        let changes = self.initial_values(e);
+                        let mut order = self.order(owner, rtype, ChangeType::Added, changes, None);
+                        if let Some(dep) = &rtype.depends_on
+                            && let Some(Some(dep_order)) =
+                                added_orders.get(&self.policy.rt_ids[dep])
+                        {
+                            order.depends_on.push(dep_order.clone());
+                        }
+                        transition_with_order(&mut item, prev_item, order, review);
+                        let live = item.order.is_some()
+                            && item.waiting.is_none()
+                            && item.provisioning_state != ProvisioningState::Inactive;
+                        added_orders.insert(
+                            rt,
+                            live.then(|| item.order.as_ref().map(|o| o.order_id.clone()))
+                                .flatten(),
+                        );
+                    }
+                }
+                (Some(e), target) if !e.active() => {
+                    // Waiting for validation, or a kept Found/Historic account: nothing is
+                    // created and nothing is removed.
+                    if e.kept_account || (target.is_none() && e.workflow.is_reconciliation_only()) {
+                        continue;
+                    }
+                    item.waiting = Some(WaitReason::AwaitingValidation);
+                }
+                (_, Some(t)) => {
+                    if slot
+                        .extras
+                        .kept
+                        .iter()
+                        .any(|k| k.rt == rt && k.what == KeptTarget::Account)
+                    {
+                        continue;
+                    }
+                    if !rtype.allow_remove {
+                        item.waiting = Some(WaitReason::AllowRemoveDisabled);
+                    } else {
+                        let order = self.order(
+                            owner,
+                            rtype,
+                            ChangeType::Deleted,
+                            Changes::default(),
+                            Some(t),
+                        );
+                        transition_with_order(&mut item, prev_item, order, review);
+                        deleted_at.insert(rt, items.len());
+                    }
+                }
+                _ => continue,
+            }
+            items.push(item);
+        }
+        // A target that others depend on is deleted after them (a mailbox before its account).
+        for (&rt, &pos) in &deleted_at {
+            let dependents: Vec<OrderId> = deleted_at
+                .iter()
+                .filter(|(d, _)| {
+                    self.policy.rts[**d].depends_on.as_ref() == Some(&self.policy.rts[rt].id)
+                })
+                .filter_map(|(_, p)| items[*p].order.as_ref().map(|o| o.order_id.clone()))
+                .collect();
+            if let Some(order) = items[pos].order.as_mut() {
+                order.depends_on.extend(dependents);
+                order.depends_on.sort();
+            }
+        }
+        if items.is_empty() {
+            return None;
+        }
+        Some(OwnerPlan {
+            owner: owner.id.clone(),
+            items,
+            error: None,
+        })
+    }
+
+    /// The Added order's changes: every expected value, memberships as `<nav>_add`.
+    fn initial_values(&self, e: &RtExpectation) -> Changes {
+        let mut changes = Changes::default();
+        for (sym, v) in &e.scalars {
+            changes.properties.insert(
+                self.syms.name(*sym).to_owned(),
+                PropertyChange::Set(v.as_ref().clone()),
+            );
+        }
+        for (sym, r) in &e.mono {
+            changes.properties.insert(
+                self.syms.name(*sym).to_owned(),
+                PropertyChange::SetReference(self.refs.get(*r).clone()),
+            );
+        }
+        for (sym, list) in &e.multi {
+            if !list.is_empty() {
+                changes.navigations.insert(
+                    self.syms.name(*sym).to_owned(),
+                    NavigationChange {
+                        add: list.iter().map(|r| self.refs.get(*r).clone()).collect(),
+                        remove: BTreeSet::new(),
+                    },
+                );
+            }
+        }
+        changes
+    }
+
+    /// The Modified order's changes: only what differs; memberships as deltas.
+    fn diff(&self, slot: &OwnerSlot, e: &RtExpectation, t: &Target) -> Changes {
+        let rt = e.rt;
+        let policy = &self.policy.per_rt[rt];
+        let kept = &slot.extras.kept;
+        let scalar_kept = |sym| {
+            kept.iter()
+                .any(|k| k.rt == rt && k.what == KeptTarget::Scalar(sym))
+        };
+        let mut changes = Changes::default();
+        let mut exp_scalars = e.scalars.iter().peekable();
+        for &(sym, comparison, mapped) in &policy.scalars {
+            while exp_scalars.peek().is_some_and(|(s, _)| *s < sym) {
+                exp_scalars.next();
+            }
+            let expected = exp_scalars
+                .peek()
+                .filter(|(s, _)| *s == sym)
+                .map(|(_, v)| v);
+            if !mapped || expected.is_some_and(|v| v.is_secret()) || scalar_kept(sym) {
+                continue;
+            }
+            let actual = t.scalar(sym);
+            let change = match (expected, actual) {
+                (Some(x), Some(a)) if comparison.scalar_equals(x, a) => None,
+                (Some(x), _) => Some(PropertyChange::Set(x.as_ref().clone())),
+                (None, Some(_)) => Some(PropertyChange::Clear),
+                (None, None) => None,
+            };
+            if let Some(c) = change {
+                changes.properties.insert(self.syms.name(sym).to_owned(), c);
+            }
+        }
+        for &sym in &policy.mono {
+            if kept
+                .iter()
+                .any(|k| k.rt == rt && matches!(k.what, KeptTarget::Navigation(s, _) if s == sym))
+            {
+                continue;
+            }
+            let expected = e.mono.iter().find(|(s, _)| *s == sym).map(|(_, r)| *r);
+            let actual = t.reference(sym);
+            let change = match (expected, actual) {
+                (Some(x), Some(a)) if x == a => None,
+                (Some(x), _) => Some(PropertyChange::SetReference(self.refs.get(x).clone())),
+                (None, Some(_)) => Some(PropertyChange::Clear),
+                (None, None) => None,
+            };
+            if let Some(c) = change {
+                changes.properties.insert(self.syms.name(sym).to_owned(), c);
+            }
+        }
+        for &sym in &policy.multi {
+            let expected: &[RefId] = e
+                .multi
+                .iter()
+                .find(|(s, _)| *s == sym)
+                .map_or(&[], |(_, l)| l.as_slice());
+            let actual = t.references(sym);
+            if expected == actual {
+                continue;
+            }
+            let add = sorted_difference(expected, actual);
+            let mut remove = sorted_difference(actual, expected);
+            remove.retain(|r| {
+                !kept.iter().any(|k| {
+                    k.rt == rt
+                        && matches!(k.what, KeptTarget::Navigation(s, kr) if s == sym && kr == *r)
+                })
+            });
+            if add.is_empty() && remove.is_empty() {
+                continue;
+            }
+            changes.navigations.insert(
+                self.syms.name(sym).to_owned(),
+                NavigationChange {
+                    add: add.iter().map(|r| self.refs.get(*r).clone()).collect(),
+                    remove: remove.iter().map(|r| self.refs.get(*r).clone()).collect(),
+                },
+            );
+        }
+        changes
+    }
+
+    pub(super) fn order(
+        &self,
+        owner: &Owner,
+        rtype: &ResourceType,
+        change_type: ChangeType,
+        changes: Changes,
+        target: Option<&Target>,
+    ) -> ProvisioningOrder {
+        let target_id = target.map(|t| t.id.as_str()).unwrap_or("");
+        let digest = fnv1a(
+            serde_json::to_vec(&changes)
+                .unwrap_or_default()
+                .iter()
+                .chain(target_id.as_bytes()),
+        );
+        ProvisioningOrder {
+            order_id: OrderId::new(format!(
+                "{}/{}/{change_type}/{digest:016x}",
+                owner.id, rtype.id
+            )),
+            assigned_resource_type_id: Some(AssignmentId::new(format!(
+                "{}/{}",
+                owner.id, rtype.id
+            ))),
+            change_type,
+            workflow_instance_id: None,
+            owner: Some(owner.clone()),
+            resource_type: ResourceTypeRef::of(rtype),
+            connection: Some(rtype.connection.clone()),
+            changes,
+            resource: target.map(|t| t.to_resource(&self.syms, &self.refs)),
+            depends_on: Vec::new(),
+            not_before: None,
+        }
+    }
+}
+
+/// The item is equal to what is expected: Verified through the state machine. Returns true
+/// when nothing needs to be kept for it.
+fn verified(item: &mut PlannedItem, prev: Option<&PlannedItem>) -> bool {
+    let from = prev.map_or(ProvisioningState::None, |p| p.provisioning_state);
+    let event = match from {
+        ProvisioningState::Executed | ProvisioningState::Transmitted => {
+            ProvisioningEvent::SynchronizationMatched
+        }
+        _ => ProvisioningEvent::FoundEqualAtEvaluation,
+    };
+    item.provisioning_state = from.apply(event, ConnectionMode::Automated).unwrap_or(from);
+    item.provisioning_state == ProvisioningState::Verified
+}
+
+/// Gives the item its order and the state the state machine says: an order already known (same
+/// id) keeps its state (review decision, in flight, errored); a new one opens from None.
+fn transition_with_order(
+    item: &mut PlannedItem,
+    prev: Option<&PlannedItem>,
+    order: ProvisioningOrder,
+    review_required: bool,
+) {
+    let same = prev.filter(|p| p.order.as_ref().map(|o| &o.order_id) == Some(&order.order_id));
+    let event = ProvisioningEvent::DifferenceFound { review_required };
+    match same {
+        Some(p) if p.waiting == Some(WaitReason::DeclinedInReview) => {
+            item.provisioning_state = p.provisioning_state;
+            item.waiting = Some(WaitReason::DeclinedInReview);
+        }
+        Some(p) => {
+            item.provisioning_state = match p.provisioning_state {
+                s @ (ProvisioningState::Error
+                | ProvisioningState::Inactive
+                | ProvisioningState::None
+                | ProvisioningState::Verified) => {
+                    s.apply(event, ConnectionMode::Automated).unwrap_or(s)
+                }
+                // Pending, AwaitingApproval, Transmitted, Executed, Errored: nothing new
+                // happened to this order.
+                s => s,
+            };
+        }
+        None => {
+            item.provisioning_state = ProvisioningState::None
+                .apply(event, ConnectionMode::Automated)
+                .unwrap_or(ProvisioningState::Pending);
+        }
+    }
+    item.order = Some(order);
+}
+
+pub(super) fn error_plan(
+    owner: &Owner,
+    prev: Option<&OwnerPlan>,
+    error: EvaluationError,
+) -> OwnerPlan {
+    let reason = error.to_string();
+    let mut items: Vec<PlannedItem> = prev
+        .map(|p| p.items.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut i| {
+            i.provisioning_state = i
+                .provisioning_state
+                .apply(
+                    ProvisioningEvent::EvaluationFailed,
+                    ConnectionMode::Automated,
+                )
+                .unwrap_or(i.provisioning_state);
+            if i.provisioning_state == ProvisioningState::Error {
+                i.order = None;
+                i.waiting = None;
+            }
+            i.error = Some(reason.clone());
+            i
+        })
+        .collect();
+    let resource_type = match &error {
+        EvaluationError::RuleFailed { resource_type, .. }
+        | EvaluationError::QueryNoMatch { resource_type, .. }
+        | EvaluationError::QueryAmbiguous { resource_type, .. }
+        | EvaluationError::AmbiguousCorrelation { resource_type, .. }
+        | EvaluationError::CorrelationConflict { resource_type, .. } => Some(resource_type.clone()),
+        _ => None,
+    };
+    if let Some(rt) = resource_type
+        && !items.iter().any(|i| i.resource_type == rt)
+    {
+        items.push(PlannedItem {
+            owner: Some(owner.id.clone()),
+            resource_type: rt.clone(),
+            assigned_resource_type_id: Some(AssignmentId::new(format!("{}/{}", owner.id, rt))),
+            workflow_state: WorkflowState::None,
+            provisioning_state: ProvisioningState::None
+                .apply(
+                    ProvisioningEvent::EvaluationFailed,
+                    ConnectionMode::Automated,
+                )
+                .unwrap_or(ProvisioningState::Error),
+            target: None,
+            order: None,
+            waiting: None,
+            error: Some(reason),
+        });
+    }
+    OwnerPlan {
+        owner: owner.id.clone(),
+        items,
+        error: Some(error),
+    }
+}
+
+fn owner_property_empty(owner: &Owner, property: &str) -> bool {
+    match owner.get(property) {
+        None => true,
+        Some(PropertyValue::Scalar(ScalarValue::String(s))) => s.trim().is_empty(),
+        Some(PropertyValue::References(r)) => r.is_empty(),
+        Some(PropertyValue::Reference(r)) => r.is_empty(),
+        Some(_) => false,
+    }
+}
+
+/// 64-bit FNV-1a: a stable digest for order ids (the standard library's hasher is seeded).
+fn fnv1a<'a>(bytes: impl Iterator<Item = &'a u8>) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The item of a target without owner: a Deleted order when `RemoveOrphans` allows it, else
+/// a report that waits for an operator.
+pub(super) fn orphan_item(
+    rtype: &ResourceType,
+    t: &Target,
+    prev: Option<&PlannedItem>,
+    syms: &Symbols,
+    refs: &References,
+) -> Option<PlannedItem> {
+    let mut item = PlannedItem {
+        owner: None,
+        resource_type: rtype.id.clone(),
+        assigned_resource_type_id: None,
+        workflow_state: WorkflowState::None,
+        provisioning_state: ProvisioningState::None,
+        target: Some(t.id.clone()),
+        order: None,
+        waiting: None,
+        error: None,
+    };
+    if !(rtype.remove_orphans && rtype.allow_remove) {
+        item.waiting = Some(WaitReason::OrphanKept);
+        return Some(item);
+    }
+    let order = ProvisioningOrder {
+        order_id: OrderId::new(format!("~orphan/{}/{}/Deleted", rtype.id, t.id)),
+        assigned_resource_type_id: None,
+        change_type: ChangeType::Deleted,
+        workflow_instance_id: None,
+        owner: None,
+        resource_type: ResourceTypeRef::of(rtype),
+        connection: Some(rtype.connection.clone()),
+        changes: Changes::default(),
+        resource: Some(t.to_resource(syms, refs)),
+        depends_on: Vec::new(),
+        not_before: None,
+    };
+    transition_with_order(&mut item, prev, order, rtype.require_provisioning_review);
+    Some(item)
+}

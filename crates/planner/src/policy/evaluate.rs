@@ -1,0 +1,449 @@
+//! Policy evaluation (SPEC §1, §5): one owner's roles, period, rules, approved requests and
+//! kept values become its expected values per resource type.
+
+use super::{
+    BindingFailure, CompiledPolicy, Multiplicity, RuleKind, TimeOffset, TimeOffsetReference,
+    criteria_match,
+};
+use crate::error::EvaluationError;
+use crate::targets::{RefId, Sym, TargetIdx};
+use autoprov_core::{Owner, Period, RoleId, ScalarValue, WorkflowState};
+use chrono::{DateTime, TimeDelta, Utc};
+use rustc_hash::FxHashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn push_multi(multi: &mut Vec<(Sym, Vec<RefId>)>, sym: Sym, r: RefId) {
+    match multi.iter_mut().find(|(s, _)| *s == sym) {
+        Some((_, list)) => list.push(r),
+        None => {
+            let mut list = Vec::with_capacity(16);
+            list.push(r);
+            multi.push((sym, list));
+        }
+    }
+}
+
+/// What a compiled approved request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RequestTarget {
+    ResourceType,
+    Scalar(Sym, ScalarValue),
+    Navigation(Sym, RefId),
+}
+
+/// An approved assignment request, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CompiledRequest {
+    pub(crate) rt: usize,
+    pub(crate) add: bool,
+    pub(crate) what: RequestTarget,
+}
+
+/// What a kept (Found/Historic) value protects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeptTarget {
+    Account,
+    Scalar(Sym),
+    Navigation(Sym, RefId),
+}
+
+/// A Found/Historic value, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CompiledKept {
+    pub(crate) rt: usize,
+    pub(crate) what: KeptTarget,
+    pub(crate) workflow: WorkflowState,
+}
+
+/// Approved requests and kept values of one owner.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OwnerExtras {
+    pub(crate) requests: Vec<CompiledRequest>,
+    pub(crate) kept: Vec<CompiledKept>,
+}
+
+/// Query-rule lookups: for each query rule, normalized value ⇒ references.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lookups {
+    pub(crate) per_rule: Vec<FxHashMap<String, Vec<RefId>>>,
+}
+
+impl Lookups {
+    pub(super) fn find(&self, rule: usize, key: &str) -> &[RefId] {
+        self.per_rule
+            .get(rule)
+            .and_then(|m| m.get(key))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// What one owner should have in one resource type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RtExpectation<'a> {
+    pub(crate) rt: usize,
+    pub(crate) workflow: WorkflowState,
+    pub(crate) window: Period,
+    /// A Found/Historic account: never deleted automatically.
+    pub(crate) kept_account: bool,
+    /// Sorted by symbol.
+    pub(crate) scalars: Vec<(Sym, Cow<'a, ScalarValue>)>,
+    /// Sorted by symbol.
+    pub(crate) mono: Vec<(Sym, RefId)>,
+    /// Sorted by symbol; each list sorted, without duplicates.
+    pub(crate) multi: Vec<(Sym, Vec<RefId>)>,
+}
+
+impl RtExpectation<'_> {
+    fn normalize(&mut self) {
+        self.scalars.sort_by_key(|(s, _)| *s);
+        self.mono.sort_by_key(|(s, _)| *s);
+        self.multi.sort_by_key(|(s, _)| *s);
+        for (_, list) in &mut self.multi {
+            list.sort_unstable();
+            list.dedup();
+        }
+    }
+
+    /// Whether the assignment produces orders (approval complete).
+    pub(crate) fn active(&self) -> bool {
+        self.workflow.produces_orders()
+    }
+}
+
+/// The evaluation of one owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OwnerExpectation<'a> {
+    pub(crate) roles: BTreeSet<RoleId>,
+    /// Sorted by resource type index.
+    pub(crate) rts: Vec<RtExpectation<'a>>,
+    pub(crate) suggested: Vec<usize>,
+}
+
+impl CompiledPolicy {
+    /// Evaluates the role model for one owner.
+    /// `targets[rt]` is the owner's correlated target of that type, if any: an existing
+    /// target never receives write-only values, so they are not computed (an empty slice
+    /// computes everything).
+    pub(crate) fn evaluate<'a>(
+        &'a self,
+        owner: &'a Owner,
+        extras: &'a OwnerExtras,
+        lookups: &Lookups,
+        now: DateTime<Utc>,
+        targets: &[Option<TargetIdx>],
+    ) -> Result<OwnerExpectation<'a>, EvaluationError> {
+        let mut scratch = Vec::new();
+        let roles = self.roles_of(owner, &mut scratch);
+        let period = self.owner_period(owner)?;
+
+        // Type rules ⇒ which resource types, with which workflow state and window.
+        #[derive(Clone, Copy)]
+        struct Candidate {
+            workflow: WorkflowState,
+            rank: u8,
+            window: Period,
+            eval_at: DateTime<Utc>,
+        }
+        let mut chosen: BTreeMap<usize, Candidate> = BTreeMap::new();
+        let mut denied: BTreeSet<usize> = BTreeSet::new();
+        let mut suggested: BTreeSet<usize> = BTreeSet::new();
+        self.type_index.candidates(owner, &mut scratch);
+        for &i in scratch.iter() {
+            let (rt, rule) = &self.type_rules[i as usize];
+            if !self.type_index.matches(i, &rule.criteria, owner, &roles) {
+                continue;
+            }
+            let Some(window) = rule.time_offset.window(period) else {
+                continue;
+            };
+            let ahead = TimeDelta::hours(i64::from(self.rts[*rt].fulfill_hours_ahead_of_time));
+            let eval_at = if window.contains(now) {
+                now
+            } else if let Some(start) = window.start.filter(|s| *s > now && *s - ahead <= now) {
+                start
+            } else {
+                continue;
+            };
+            if rule.is_denied {
+                denied.insert(*rt);
+                continue;
+            }
+            let (workflow, rank) = match rule.kind {
+                RuleKind::Required if rule.criteria.single_role.is_some() => {
+                    (WorkflowState::GivenByRole, 3)
+                }
+                RuleKind::Required => (WorkflowState::Calculated, 3),
+                RuleKind::RequestedAutomatically => (WorkflowState::AutomaticButWithValidation, 2),
+                RuleKind::Suggested => {
+                    suggested.insert(*rt);
+                    continue;
+                }
+            };
+            let candidate = Candidate {
+                workflow,
+                rank,
+                window,
+                eval_at,
+            };
+            chosen
+                .entry(*rt)
+                .and_modify(|c| {
+                    if rank > c.rank {
+                        *c = candidate;
+                    }
+                })
+                .or_insert(candidate);
+        }
+
+        // Approved manual requests.
+        let mut manual_scalars: Vec<(usize, Sym, Option<&'a ScalarValue>)> = Vec::new();
+        let mut manual_navs: Vec<(usize, Sym, RefId, bool)> = Vec::new();
+        let mut cancelled: BTreeSet<usize> = BTreeSet::new();
+        for req in &extras.requests {
+            if self.rts[req.rt].discard_manual_assignments {
+                continue;
+            }
+            if req.add {
+                // Any approved addition (of the account, a value or a membership) means the
+                // owner has the account.
+                let c = chosen.entry(req.rt).or_insert(Candidate {
+                    workflow: WorkflowState::Approved,
+                    rank: 1,
+                    window: Period::ALWAYS,
+                    eval_at: now,
+                });
+                if !c.workflow.produces_orders() {
+                    c.workflow = WorkflowState::Approved;
+                }
+            } else if req.what == RequestTarget::ResourceType {
+                cancelled.insert(req.rt);
+            }
+            match &req.what {
+                RequestTarget::ResourceType => {}
+                RequestTarget::Scalar(sym, value) => {
+                    manual_scalars.push((req.rt, *sym, req.add.then_some(value)));
+                }
+                RequestTarget::Navigation(sym, r) => manual_navs.push((req.rt, *sym, *r, req.add)),
+            }
+        }
+
+        let mut out = OwnerExpectation {
+            roles,
+            rts: Vec::new(),
+            suggested: suggested.into_iter().collect(),
+        };
+        let kept_accounts: BTreeSet<usize> = extras
+            .kept
+            .iter()
+            .filter(|k| matches!(k.what, KeptTarget::Account))
+            .map(|k| k.rt)
+            .collect();
+        for (&rt, c) in &chosen {
+            if denied.contains(&rt) || cancelled.contains(&rt) {
+                continue;
+            }
+            let mut exp = RtExpectation {
+                rt,
+                workflow: c.workflow,
+                window: c.window,
+                kept_account: kept_accounts.contains(&rt),
+                scalars: Vec::with_capacity(self.per_rt[rt].scalars.len()),
+                mono: Vec::with_capacity(self.per_rt[rt].mono.len()),
+                multi: Vec::with_capacity(self.per_rt[rt].multi.len()),
+            };
+            if c.workflow.produces_orders() {
+                let skip_write_only = targets.get(rt).is_some_and(Option::is_some);
+                self.fill_values(
+                    owner,
+                    &out.roles,
+                    rt,
+                    period,
+                    c.eval_at,
+                    lookups,
+                    skip_write_only,
+                    &mut exp,
+                )?;
+                for (mrt, sym, value) in &manual_scalars {
+                    if *mrt == rt {
+                        exp.scalars.retain(|(s, _)| s != sym);
+                        if let Some(v) = value {
+                            exp.scalars.push((*sym, Cow::Borrowed(*v)));
+                        }
+                    }
+                }
+                for (mrt, sym, r, add) in &manual_navs {
+                    if *mrt != rt {
+                        continue;
+                    }
+                    let multi = self.per_rt[rt].multiplicity(*sym) == Some(Multiplicity::Multi);
+                    if multi {
+                        let entry = match exp.multi.iter_mut().find(|(s, _)| s == sym) {
+                            Some(e) => e,
+                            None => {
+                                exp.multi.push((*sym, Vec::new()));
+                                exp.multi.last_mut().expect("just pushed")
+                            }
+                        };
+                        if *add {
+                            entry.1.push(*r);
+                        } else {
+                            entry.1.retain(|x| x != r);
+                        }
+                    } else {
+                        exp.mono.retain(|(s, _)| s != sym);
+                        if *add {
+                            exp.mono.push((*sym, *r));
+                        }
+                    }
+                }
+                exp.normalize();
+            }
+            out.rts.push(exp);
+        }
+        // Found/Historic accounts no rule explains are kept as they are.
+        for rt in kept_accounts {
+            if !out.rts.iter().any(|e| e.rt == rt) {
+                let workflow = extras
+                    .kept
+                    .iter()
+                    .find(|k| k.rt == rt && matches!(k.what, KeptTarget::Account))
+                    .map_or(WorkflowState::Found, |k| k.workflow);
+                out.rts.push(RtExpectation {
+                    rt,
+                    workflow,
+                    window: Period::ALWAYS,
+                    kept_account: true,
+                    scalars: Vec::new(),
+                    mono: Vec::new(),
+                    multi: Vec::new(),
+                });
+            }
+        }
+        out.rts.sort_unstable_by_key(|e| e.rt);
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fill_values<'a>(
+        &'a self,
+        owner: &'a Owner,
+        roles: &BTreeSet<RoleId>,
+        rt: usize,
+        period: Period,
+        at: DateTime<Utc>,
+        lookups: &Lookups,
+        skip_write_only: bool,
+        exp: &mut RtExpectation<'a>,
+    ) -> Result<(), EvaluationError> {
+        let policy = &self.per_rt[rt];
+        // A value rule with the default offset holds as long as the resource type does (its
+        // window may be wider than the period, e.g. an account prepared before arrival).
+        let holds = |offset: &TimeOffset| {
+            offset.reference == TimeOffsetReference::Default
+                || offset.window(period).is_some_and(|w| w.contains(at))
+        };
+        for (sym, rules) in &policy.scalar_rules {
+            if skip_write_only && policy.scalar(*sym).is_some_and(|(_, mapped)| !mapped) {
+                continue;
+            }
+            for &i in rules {
+                let rule = &self.scalar_rules[i];
+                if !holds(&rule.time_offset) || !criteria_match(&rule.criteria, owner, roles) {
+                    continue;
+                }
+                let value = rule
+                    .binding
+                    .evaluate(owner)
+                    .map_err(|f| self.binding_error(owner, rt, &rule.property, f))?;
+                if let Some(v) = value {
+                    exp.scalars.push((*sym, v));
+                    break;
+                }
+            }
+        }
+        let mut scratch = Vec::new();
+        policy.nav_index.candidates(owner, &mut scratch);
+        for &i in &scratch {
+            let nav = &policy.navs[i as usize];
+            if !holds(&nav.time_offset) || !policy.nav_index.matches(i, &nav.criteria, owner, roles)
+            {
+                continue;
+            }
+            if nav.multi {
+                push_multi(&mut exp.multi, nav.sym, nav.reference);
+            } else if !exp.mono.iter().any(|(s, _)| *s == nav.sym) {
+                exp.mono.push((nav.sym, nav.reference));
+            }
+        }
+        for &(qi, sym, multi) in &policy.queries {
+            let rule = &self.query_rules[qi];
+            if !multi && exp.mono.iter().any(|(s, _)| *s == sym) {
+                continue;
+            }
+            if !holds(&rule.time_offset) || !criteria_match(&rule.criteria, owner, roles) {
+                continue;
+            }
+            let Some(value) = rule
+                .source
+                .evaluate(owner)
+                .map_err(|f| self.binding_error(owner, rt, &rule.property, f))?
+            else {
+                continue;
+            };
+            let Some(key) = rule.comparison.key_of(&value) else {
+                continue;
+            };
+            let found = lookups.find(qi, &key);
+            match (found.len(), multi) {
+                (0, _) => {
+                    return Err(EvaluationError::QueryNoMatch {
+                        owner: owner.id.clone(),
+                        resource_type: self.rts[rt].id.clone(),
+                        property: rule.property.clone(),
+                        value: value.to_string(),
+                    });
+                }
+                (1, false) => exp.mono.push((sym, found[0])),
+                (n, false) => {
+                    return Err(EvaluationError::QueryAmbiguous {
+                        owner: owner.id.clone(),
+                        resource_type: self.rts[rt].id.clone(),
+                        property: rule.property.clone(),
+                        value: value.to_string(),
+                        matches: n,
+                    });
+                }
+                (_, true) => {
+                    for r in found {
+                        push_multi(&mut exp.multi, sym, *r);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn binding_error(
+        &self,
+        owner: &Owner,
+        rt: usize,
+        property: &str,
+        failure: BindingFailure,
+    ) -> EvaluationError {
+        match failure {
+            BindingFailure::Kind { property, found } => EvaluationError::InvalidOwnerProperty {
+                owner: owner.id.clone(),
+                property,
+                expected: "a scalar",
+                found,
+            },
+            BindingFailure::Rule(reason) => EvaluationError::RuleFailed {
+                owner: owner.id.clone(),
+                resource_type: self.rts[rt].id.clone(),
+                property: property.to_owned(),
+                reason,
+            },
+        }
+    }
+}
