@@ -43,7 +43,7 @@ fn settled_job(rt: &tokio::runtime::Runtime, history: usize) -> ProvisioningJob 
                 .unwrap();
             assert!(r.dispatch.errored.is_empty());
             for id in r.awaiting_review {
-                job.planner_mut().approve(&id).unwrap();
+                job.approve(&id, "bench").await.unwrap();
             }
         }
         let template = store

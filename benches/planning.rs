@@ -24,7 +24,11 @@ fn loaded(n: usize) -> (SyntheticOrg, Planner) {
     let org = SyntheticOrg::new(n);
     let mut planner = org.planner();
     // The first full plan installs the fragments the incremental runs build on.
-    planner.plan_full(org.now(), PlanOptions::default());
+    planner.plan_full(
+        org.now(),
+        PlanOptions::default(),
+        &autoprov::planner::OrderStates::new(),
+    );
     (org, planner)
 }
 
@@ -44,7 +48,13 @@ fn full_plan(c: &mut Criterion) {
         let (org, mut planner) = loaded(n);
         group.measurement_time(Duration::from_secs(if n >= 1_000_000 { 90 } else { 15 }));
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| planner.plan_full(org.now(), PlanOptions::default()));
+            b.iter(|| {
+                planner.plan_full(
+                    org.now(),
+                    PlanOptions::default(),
+                    &autoprov::planner::OrderStates::new(),
+                )
+            });
         });
     }
     group.finish();
@@ -65,7 +75,11 @@ fn incremental(c: &mut Criterion) {
                 round += 1;
                 owner = owner.clone().with("title", format!("T{:02}", round % 30));
                 planner.upsert_owner(owner.clone());
-                planner.plan_incremental(org.now(), PlanOptions::default())
+                planner.plan_incremental(
+                    org.now(),
+                    PlanOptions::default(),
+                    &autoprov::planner::OrderStates::new(),
+                )
             });
         });
     }

@@ -140,7 +140,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .collect();
     println!("\n==> provisioning review");
     for (id, label) in &reviews {
-        job.planner_mut().approve(id)?;
+        job.approve(id, "quickstart reviewer").await?;
         println!("    approved {label}");
     }
     run(&mut job, &clock, "incremental job: approved accounts", true).await;

@@ -254,7 +254,7 @@ async fn the_job_provisions_and_verifies_a_requested_permission_in_samba() {
     assert_eq!(r1.dispatch.executed.len(), 6, "{:?}", r1.orders);
     assert_eq!(r1.awaiting_review.len(), 1);
     let review = r1.awaiting_review[0].clone();
-    job.planner_mut().approve(&review).unwrap();
+    job.approve(&review, "ad-test").await.unwrap();
     let r2 = run(&mut job).await;
     assert_eq!(
         r2.verification.verified.len(),

@@ -318,6 +318,37 @@ pub struct ProvisioningOrder {
 }
 
 impl ProvisioningOrder {
+    /// Whether `other` asks for the same change: same id, change type, owner, resource type,
+    /// connection, changes and target. The rest is context that may legitimately differ
+    /// between two plans of the same change (the owner's and the target's current values, the
+    /// orders it waits for, its not-before time), so a store treats such a re-insert as the
+    /// same order, not as a conflict.
+    ///
+    /// ```
+    /// # use autoprov_core::*;
+    /// let rt = ResourceType::new("rt", "AD_User", "Directory_User", "AD_Entry", "ad");
+    /// let mut a = ProvisioningOrder {
+    ///     order_id: "o-1".into(), assigned_resource_type_id: None, change_type: ChangeType::Added,
+    ///     workflow_instance_id: None, owner: None, resource_type: ResourceTypeRef::of(&rt),
+    ///     connection: Some("ad".into()), changes: Changes::default(), resource: None,
+    ///     depends_on: vec![], not_before: None,
+    /// };
+    /// let mut b = a.clone();
+    /// b.depends_on.push("o-0".into());
+    /// assert!(a.same_change(&b));
+    /// b.changes.set("sAMAccountName", "jdoe");
+    /// assert!(!a.same_change(&b));
+    /// ```
+    pub fn same_change(&self, other: &Self) -> bool {
+        self.order_id == other.order_id
+            && self.change_type == other.change_type
+            && self.owner_id() == other.owner_id()
+            && self.resource_type.id == other.resource_type.id
+            && self.connection == other.connection
+            && self.changes == other.changes
+            && self.resource.as_ref().map(|r| &r.id) == other.resource.as_ref().map(|r| &r.id)
+    }
+
     /// The owner id, if any.
     pub fn owner_id(&self) -> Option<&OwnerId> {
         self.owner.as_ref().map(|o| &o.id)

@@ -12,16 +12,19 @@
 use crate::clock::Clock;
 use crate::dispatch::{DispatchError, DispatchReport, Dispatcher};
 use crate::events::{EventSink, JobEvent, NoEvents};
-use crate::plan::{Plan, PlanOptions, Planner, ThresholdBreach};
-use crate::store::{JobKind, JobRun, JobStatus, OrderUpdate, Store, StoreError};
+use crate::plan::{OrderStates, Plan, PlanOptions, Planner, ThresholdBreach};
+use crate::store::{
+    JobKind, JobRun, JobStatus, OPEN_STATES, OrderRecord, OrderUpdate, ReviewDecision,
+    ReviewVerdict, Store, StoreError,
+};
 use crate::verify::{VerificationReport, verify};
 use crate::{EvaluationError, PlanError};
 use autoprov_connector::{
     Connector, ConnectorError, ExportItem, ExportMode, ExportRequest, Preview,
 };
 use autoprov_core::{
-    ConnectionId, ConnectionMode, EntityTypeId, OrderId, ProvisioningEvent, ProvisioningOrder,
-    ProvisioningState, Resource, ResourceId, ResourceTypeId,
+    ConnectionId, EntityTypeId, OrderId, ProvisioningEvent, ProvisioningOrder, ProvisioningState,
+    Resource, ResourceId, ResourceTypeId,
 };
 use futures::StreamExt as _;
 use std::collections::{BTreeMap, BTreeSet};
@@ -289,26 +292,100 @@ impl ProvisioningJob {
         &self.store
     }
 
-    /// Records a human's answer for a Transmitted order, in the store and the planner.
+    /// Records a human's answer for a Transmitted order in the store; its owner is
+    /// re-evaluated by the next run.
     pub async fn record_human_resolution(
         &mut self,
         order: &OrderId,
         resolution: Result<(), String>,
     ) -> Result<ProvisioningState, DispatchError> {
-        let event = if resolution.is_ok() {
-            ProvisioningEvent::HumanConfirmed
-        } else {
-            ProvisioningEvent::HumanReportedError
-        };
         let state = self
             .dispatcher
             .record_human_resolution(order, resolution)
             .await?;
-        // The planner may have dropped the item meanwhile; the store is the record.
-        let _ = self
-            .planner
-            .apply_event(order, event, ConnectionMode::Manual);
+        self.orders_changed(std::slice::from_ref(order)).await?;
         Ok(state)
+    }
+
+    /// Records a provisioning-review decision (approve ⇒ Pending, sent by the next run;
+    /// decline ⇒ cancelled and not generated again for the same change; postpone) in the
+    /// store, with who decided and why (audited), and returns the order's new state. An order
+    /// not in review is a typed error and nothing is recorded.
+    pub async fn decide_review(
+        &mut self,
+        decision: ReviewDecision,
+    ) -> Result<ProvisioningState, StoreError> {
+        let order_id = decision.order_id.clone();
+        let record =
+            self.store
+                .order(&order_id)
+                .await?
+                .ok_or_else(|| StoreError::UnknownOrder {
+                    order_id: order_id.clone(),
+                })?;
+        let record = self.store.decide_review(record.version, decision).await?;
+        self.orders_changed(std::slice::from_ref(&order_id)).await?;
+        Ok(record.state)
+    }
+
+    /// Approves an order in provisioning review ([`ProvisioningJob::decide_review`]).
+    pub async fn approve(
+        &mut self,
+        order: &OrderId,
+        by: &str,
+    ) -> Result<ProvisioningState, StoreError> {
+        let now = self.clock.now();
+        self.decide_review(ReviewDecision::new(
+            order.clone(),
+            ReviewVerdict::Approved,
+            by,
+            now,
+        ))
+        .await
+    }
+
+    /// The store's view of the orders not done with, and of the orders review declined: what
+    /// the planner must know so that it neither plans an order twice nor asks again.
+    async fn order_states(&self) -> Result<OrderStates, StoreError> {
+        let mut view: OrderStates = self
+            .store
+            .orders_in(OPEN_STATES)
+            .await?
+            .into_iter()
+            .map(|r| (r.id().clone(), r.state))
+            .collect();
+        let mut after: Option<OrderId> = None;
+        loop {
+            let page = self
+                .store
+                .review_decisions_page(after.as_ref(), 1000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.order_id.clone());
+            for d in page {
+                if d.verdict == ReviewVerdict::Declined {
+                    view.decline(d.order_id);
+                }
+            }
+        }
+        Ok(view)
+    }
+
+    /// Orders whose state changed in the store: their owners are re-evaluated by the next
+    /// plan, which sees the new states (the planner keeps no copy of them).
+    async fn orders_changed(&mut self, orders: &[OrderId]) -> Result<(), StoreError> {
+        for id in orders {
+            if let Some(owner) = self
+                .store
+                .order(id)
+                .await?
+                .and_then(|r| r.order.owner_id().cloned())
+            {
+                // An owner removed meanwhile has nothing left to re-evaluate.
+                let _ = self.planner.mark_dirty(&owner);
+            }
+        }
+        Ok(())
     }
 
     /// Runs a complete job.
@@ -405,10 +482,6 @@ impl ProvisioningJob {
             job: job.clone(),
             source,
         };
-        let plan_err = |source| JobError::Plan {
-            job: job.clone(),
-            source,
-        };
         let mut report = JobReport {
             run: run.clone(),
             exported: BTreeMap::new(),
@@ -467,12 +540,16 @@ impl ProvisioningJob {
         )
         .await
         .map_err(store_err)?;
-        for order in &report.verification.timed_out {
-            let mode = self.mode_of_order(order).await.map_err(store_err)?;
-            let _ = self
-                .planner
-                .apply_event(order, ProvisioningEvent::VerificationTimedOut, mode);
-        }
+        let verified_or_timed_out: Vec<OrderId> = report
+            .verification
+            .verified
+            .iter()
+            .chain(&report.verification.timed_out)
+            .cloned()
+            .collect();
+        self.orders_changed(&verified_or_timed_out)
+            .await
+            .map_err(store_err)?;
         self.events.emit(JobEvent::StepFinished {
             step: "verify",
             summary: format!(
@@ -490,17 +567,18 @@ impl ProvisioningJob {
             force_thresholds: options.force_thresholds,
         };
         let simulation = options.simulation;
+        let in_store = self.order_states().await.map_err(store_err)?;
         let plan: Plan = crate::planning::off_runtime(&mut self.planner, move |planner| {
             if kind == JobKind::Complete {
                 planner.mark_all_dirty();
             }
             if simulation {
-                planner.simulate(now, plan_options)
+                planner.simulate(now, plan_options, &in_store)
             } else {
                 match kind {
-                    JobKind::Complete => planner.plan_full(now, plan_options),
+                    JobKind::Complete => planner.plan_full(now, plan_options, &in_store),
                     JobKind::Incremental => {
-                        planner.plan_incremental(now, plan_options);
+                        planner.plan_incremental(now, plan_options, &in_store);
                         planner.current_plan(plan_options)
                     }
                 }
@@ -552,6 +630,26 @@ impl ProvisioningJob {
         if options.simulation {
             run.status = JobStatus::Succeeded;
             return Ok(report);
+        }
+        // Orders waiting in provisioning review are stored as AwaitingApproval: the review
+        // decision is the store's to record (and survives a restart), never asked twice.
+        let awaiting: Vec<OrderRecord> = plan
+            .awaiting_approval()
+            .filter_map(|i| i.order.as_ref())
+            .map(|o| {
+                let mode = o
+                    .connection
+                    .as_ref()
+                    .and_then(|c| self.dispatcher.mode_of(c))
+                    .unwrap_or_default();
+                OrderRecord::new(o.clone(), mode, ProvisioningState::AwaitingApproval, now)
+            })
+            .collect();
+        if !awaiting.is_empty() {
+            self.store
+                .insert_orders(&awaiting)
+                .await
+                .map_err(store_err)?;
         }
         if cancel.is_cancelled() {
             run.status = JobStatus::Cancelled;
@@ -618,24 +716,18 @@ impl ProvisioningJob {
             .dispatch(to_send, cancel)
             .await
             .map_err(dispatch_err)?;
-        // Tell the planner what happened to its orders.
-        let mut outcomes: Vec<(&OrderId, ProvisioningEvent)> = Vec::new();
-        for id in &dispatch.executed {
-            outcomes.push((id, ProvisioningEvent::ConnectorSucceeded));
-        }
-        for id in &dispatch.transmitted {
-            outcomes.push((id, ProvisioningEvent::HandedToHuman));
-        }
-        for (id, _) in &dispatch.errored {
-            outcomes.push((id, ProvisioningEvent::ConnectorFailed));
-        }
-        for (id, event) in outcomes {
-            let mode = self.mode_of_order(id).await.map_err(store_err)?;
-            match self.planner.apply_event(id, event, mode) {
-                Ok(_) | Err(PlanError::UnknownOrder { .. }) => {}
-                Err(e) => return Err(plan_err(e)),
-            }
-        }
+        // The store recorded every outcome; the owners concerned are re-evaluated next time.
+        let finished: Vec<OrderId> = dispatch
+            .executed
+            .iter()
+            .chain(&dispatch.transmitted)
+            .chain(dispatch.errored.iter().map(|(id, _)| id))
+            .chain(&report.resumed.executed)
+            .chain(&report.resumed.transmitted)
+            .chain(report.resumed.errored.iter().map(|(id, _)| id))
+            .cloned()
+            .collect();
+        self.orders_changed(&finished).await.map_err(store_err)?;
         self.events.emit(JobEvent::StepFinished {
             step: "fulfil",
             summary: format!(
@@ -653,15 +745,6 @@ impl ProvisioningJob {
         };
         report.dispatch = dispatch;
         Ok(report)
-    }
-
-    async fn mode_of_order(&self, order: &OrderId) -> Result<ConnectionMode, StoreError> {
-        Ok(self
-            .store
-            .order(order)
-            .await?
-            .map(|r| r.mode)
-            .unwrap_or_default())
     }
 
     fn routing(&self, conn: &ConnectionId) -> Routing {

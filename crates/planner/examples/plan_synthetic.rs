@@ -32,7 +32,11 @@ fn main() {
     for _ in 0..repeat {
         let cpu = cpu_seconds();
         let t = Instant::now();
-        plan = Some(planner.plan_full(now, PlanOptions::default()));
+        plan = Some(planner.plan_full(
+            now,
+            PlanOptions::default(),
+            &autoprov_planner::OrderStates::new(),
+        ));
         full = full.min(t.elapsed());
         full_cpu = full_cpu.min(cpu_seconds() - cpu);
     }
@@ -50,7 +54,11 @@ fn main() {
         owner = owner.with("title", format!("T{:02}", round % 30));
         let t = Instant::now();
         planner.upsert_owner(owner.clone());
-        let delta = planner.plan_incremental(now, PlanOptions::default());
+        let delta = planner.plan_incremental(
+            now,
+            PlanOptions::default(),
+            &autoprov_planner::OrderStates::new(),
+        );
         let e = t.elapsed();
         assert_eq!(delta.owners.len(), 1);
         worst = worst.max(e);

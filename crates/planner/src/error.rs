@@ -2,9 +2,7 @@
 //! one names the owner, resource type, property or order it is about, so an operator can act on
 //! it without reading logs.
 
-use autoprov_core::{
-    IllegalTransition, OrderId, OwnerId, ResourceId, ResourceTypeError, ResourceTypeId, RoleId,
-};
+use autoprov_core::{OwnerId, ResourceId, ResourceTypeError, ResourceTypeId, RoleId};
 
 /// A role model or planner configuration that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,23 +173,4 @@ pub enum PlanError {
     /// Policy evaluation failed for the owner.
     #[error(transparent)]
     Evaluation(#[from] EvaluationError),
-    /// No current item holds this order.
-    #[error("order {order_id} is not in the current plan")]
-    UnknownOrder {
-        /// The order.
-        order_id: OrderId,
-    },
-    /// The state machine refused the event for this order's item.
-    #[error("order {order_id} (owner {owner}, resource type {resource_type}): {source}")]
-    IllegalTransition {
-        /// The order.
-        order_id: OrderId,
-        /// Its owner, or `-` for an orphan.
-        owner: String,
-        /// Its resource type.
-        resource_type: ResourceTypeId,
-        /// The refused transition.
-        #[source]
-        source: IllegalTransition,
-    },
 }

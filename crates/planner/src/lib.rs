@@ -15,8 +15,8 @@ pub use compare::ComparisonType;
 pub use error::{ConfigError, EvaluationError, PlanError};
 pub use plan::{
     CorrelationKey, ExpectedAssignments, GenerationStatus, KeptAssignment, KeptValue, LimitKind,
-    OrderCounts, OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, Planner, PlannerConfig,
-    ThresholdBreach, WaitReason,
+    OrderCounts, OrderStates, OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, Planner,
+    PlannerConfig, ThresholdBreach, WaitReason,
 };
 pub use policy::{
     CompositeRole, ComputeFn, Criteria, Multiplicity, NavigationRule, OwnerPeriod, QueryRule,

@@ -12,7 +12,7 @@
 //! use autoprov_planner::PlanOptions;
 //! let org = SyntheticOrg::new(200);
 //! let mut planner = org.planner();
-//! let plan = planner.plan_full(org.now(), PlanOptions::default());
+//! let plan = planner.plan_full(org.now(), PlanOptions::default(), &autoprov_planner::OrderStates::new());
 //! let orders = plan.orders().count();
 //! assert!(orders > 0 && orders < 40, "about 5% drift: {orders}");
 //! ```

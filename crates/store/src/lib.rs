@@ -65,7 +65,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     // -- orders -------------------------------------------------------------------------------
 
     /// Stores new orders (version 1) and returns the ids of those already stored. An order
-    /// id already stored with the same order is left as it is; with a different order it is
+    /// id already stored for the same change ([`same_change`](autoprov_core::ProvisioningOrder::same_change): its context
+    /// may differ) is left as it is; for a different change it is
     /// [`StoreError::ConflictingOrder`], and an id twice in `records` is
     /// [`StoreError::DuplicateInBatch`]; in both cases nothing of the batch is written.
     async fn insert_orders(&self, records: &[OrderRecord]) -> Result<Vec<OrderId>, StoreError>;

@@ -181,7 +181,7 @@ impl Store for MemoryStore {
                 });
             }
             if let Some(existing) = state.orders.get(r.id()) {
-                if existing.order != r.order {
+                if !existing.order.same_change(&r.order) {
                     return Err(StoreError::ConflictingOrder {
                         order_id: r.id().clone(),
                     });

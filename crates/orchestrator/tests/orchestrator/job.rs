@@ -141,7 +141,7 @@ async fn joiners_review_verification_request_mover_leaver() {
     assert_eq!(pending.len(), admins.len());
     for id in &pending {
         assert_eq!(
-            w.job.planner_mut().approve(id).unwrap(),
+            w.job.approve(id, "reviewer").await.unwrap(),
             ProvisioningState::Pending
         );
     }

@@ -2,7 +2,7 @@
 //! installs the result in owner order; a simulation computes the same without installing it.
 
 use super::{
-    Claims, OrderCounts, OrderHome, OwnerOutcome, OwnerPlan, OwnerSlot, Plan, PlanOptions,
+    Claims, OrderCounts, OrderStates, OwnerOutcome, OwnerPlan, OwnerSlot, Plan, PlanOptions,
     PlannedItem, Planner, error_plan, orphan_item,
 };
 use crate::error::EvaluationError;
@@ -17,8 +17,14 @@ use std::sync::Arc;
 impl Planner {
     /// Re-evaluates every owner and every target, installs the result and returns the whole
     /// plan. Owners are evaluated in parallel; the result does not depend on scheduling.
-    pub fn plan_full(&mut self, now: DateTime<Utc>, options: PlanOptions) -> Plan {
-        let outcomes = self.compute_all(now);
+    /// `orders` is the store's view of the orders not done with (see [`OrderStates`]).
+    pub fn plan_full(
+        &mut self,
+        now: DateTime<Utc>,
+        options: PlanOptions,
+        orders: &OrderStates,
+    ) -> Plan {
+        let outcomes = self.compute_all(now, orders);
         let mut claimed: Vec<Vec<bool>> = self
             .targets
             .iter()
@@ -40,7 +46,6 @@ impl Planner {
                 fragments.insert(id.clone(), Arc::new(plan));
             }
         }
-        let old_orphans = std::mem::take(&mut self.orphans);
         let mut orphans = BTreeMap::new();
         for (rt, store) in self.targets.iter_mut().enumerate() {
             for (idx, claim) in store.claimed_by.iter_mut().enumerate() {
@@ -53,9 +58,8 @@ impl Planner {
                     continue;
                 }
                 let key = (rt, t.id.clone());
-                let prev = old_orphans.get(&key);
                 if let Some(item) =
-                    orphan_item(&self.policy.rts[rt], t, prev, &self.syms, &self.refs)
+                    orphan_item(&self.policy.rts[rt], t, orders, &self.syms, &self.refs)
                 {
                     orphans.insert(key, item);
                 }
@@ -71,37 +75,28 @@ impl Planner {
         self.current_plan(options)
     }
 
-    /// Rebuilds the order counts and the order index from the installed items.
+    /// Rebuilds the order counts from the installed items.
     fn reindex(&mut self) {
-        self.order_index.clear();
         self.counts = vec![OrderCounts::default(); self.policy.rts.len()];
-        for (id, fragment) in &self.fragments {
-            for (i, item) in fragment.items.iter().enumerate() {
+        for fragment in self.fragments.values() {
+            for item in &fragment.items {
                 let rt = self.policy.rt_ids[&item.resource_type];
                 if let Some(c) = item.counts() {
                     self.counts[rt].add(c, 1);
                 }
-                if let Some(o) = &item.order {
-                    self.order_index
-                        .insert(o.order_id.clone(), OrderHome::Owner(id.clone(), i));
-                }
             }
         }
-        for ((rt, id), item) in &self.orphans {
+        for ((rt, _), item) in &self.orphans {
             if let Some(c) = item.counts() {
                 self.counts[*rt].add(c, 1);
-            }
-            if let Some(o) = &item.order {
-                self.order_index
-                    .insert(o.order_id.clone(), OrderHome::Orphan(*rt, id.clone()));
             }
         }
     }
 
     /// Computes the whole plan without installing anything (a simulation): the planner's state
     /// is left as it was.
-    pub fn simulate(&self, now: DateTime<Utc>, options: PlanOptions) -> Plan {
-        let outcomes = self.compute_all(now);
+    pub fn simulate(&self, now: DateTime<Utc>, options: PlanOptions, orders: &OrderStates) -> Plan {
+        let outcomes = self.compute_all(now, orders);
         let mut claimed: Vec<Vec<bool>> = self
             .targets
             .iter()
@@ -124,16 +119,14 @@ impl Planner {
         let mut orphans = Vec::new();
         for (rt, store) in self.targets.iter().enumerate() {
             for (idx, t) in store.iter() {
-                if !claimed[rt][idx as usize] {
-                    let prev = self.orphans.get(&(rt, t.id.clone()));
-                    if let Some(item) =
-                        orphan_item(&self.policy.rts[rt], t, prev, &self.syms, &self.refs)
-                    {
-                        if let Some(c) = item.counts() {
-                            counts[rt].add(c, 1);
-                        }
-                        orphans.push(((rt, t.id.clone()), item));
+                if !claimed[rt][idx as usize]
+                    && let Some(item) =
+                        orphan_item(&self.policy.rts[rt], t, orders, &self.syms, &self.refs)
+                {
+                    if let Some(c) = item.counts() {
+                        counts[rt].add(c, 1);
                     }
+                    orphans.push(((rt, t.id.clone()), item));
                 }
             }
         }
@@ -150,7 +143,7 @@ impl Planner {
     }
 
     /// The plan as currently installed (after [`Planner::plan_full`] /
-    /// [`Planner::plan_incremental`] and review decisions).
+    /// [`Planner::plan_incremental`]).
     pub fn current_plan(&self, options: PlanOptions) -> Plan {
         Plan {
             status: self.status(options),
@@ -169,12 +162,13 @@ impl Planner {
         &self,
         ids: impl Iterator<Item = &'a OwnerId>,
         now: DateTime<Utc>,
+        orders: &OrderStates,
     ) -> Vec<(OwnerId, OwnerOutcome)> {
         let slots: Vec<(&OwnerId, &OwnerSlot)> =
             ids.filter_map(|id| self.owners.get_key_value(id)).collect();
         let work = |(id, slot): &(&OwnerId, &OwnerSlot)| {
             let prev = self.fragments.get(*id).map(Arc::as_ref);
-            ((*id).clone(), self.plan_owner(slot, prev, now))
+            ((*id).clone(), self.plan_owner(slot, prev, now, orders))
         };
         // A handful of dirty owners is not worth a thread hop; a lookup change that dirties
         // everyone is.
@@ -186,7 +180,7 @@ impl Planner {
     }
 
     /// Plans every owner, in parallel; the outcomes are in owner order.
-    fn compute_all(&self, now: DateTime<Utc>) -> Vec<OwnerOutcome> {
+    fn compute_all(&self, now: DateTime<Utc>, orders: &OrderStates) -> Vec<OwnerOutcome> {
         let slots: Vec<(&OwnerId, &OwnerSlot)> = self.owners.iter().collect();
         slots
             .par_iter()
@@ -197,7 +191,7 @@ impl Planner {
                 } else {
                     None
                 };
-                self.plan_owner(slot, prev, now)
+                self.plan_owner(slot, prev, now, orders)
             })
             .collect()
     }
@@ -233,20 +227,13 @@ impl Planner {
                 if let Some(c) = item.counts() {
                     self.counts[rt].add(c, -1);
                 }
-                if let Some(o) = &item.order {
-                    self.order_index.remove(&o.order_id);
-                }
             }
         }
         if let Some(plan) = plan {
-            for (i, item) in plan.items.iter().enumerate() {
+            for item in &plan.items {
                 let rt = self.policy.rt_ids[&item.resource_type];
                 if let Some(c) = item.counts() {
                     self.counts[rt].add(c, 1);
-                }
-                if let Some(o) = &item.order {
-                    self.order_index
-                        .insert(o.order_id.clone(), OrderHome::Owner(id.clone(), i));
                 }
             }
             if let Some(slot) = self.owners.get_mut(&id) {
@@ -259,7 +246,11 @@ impl Planner {
     }
 
     /// Re-checks whether a target is an orphan and installs its item.
-    pub(super) fn recheck_orphan(&mut self, key: (usize, ResourceId)) -> Option<PlannedItem> {
+    pub(super) fn recheck_orphan(
+        &mut self,
+        key: (usize, ResourceId),
+        orders: &OrderStates,
+    ) -> Option<PlannedItem> {
         let (rt, id) = &key;
         let store = &self.targets[*rt];
         let item = store.find(id).and_then(|idx| {
@@ -267,29 +258,16 @@ impl Planner {
                 return None;
             }
             let t = store.get(idx)?;
-            orphan_item(
-                &self.policy.rts[*rt],
-                t,
-                self.orphans.get(&key),
-                &self.syms,
-                &self.refs,
-            )
+            orphan_item(&self.policy.rts[*rt], t, orders, &self.syms, &self.refs)
         });
-        if let Some(old) = self.orphans.remove(&key) {
-            if let Some(c) = old.counts() {
-                self.counts[*rt].add(c, -1);
-            }
-            if let Some(o) = &old.order {
-                self.order_index.remove(&o.order_id);
-            }
+        if let Some(old) = self.orphans.remove(&key)
+            && let Some(c) = old.counts()
+        {
+            self.counts[*rt].add(c, -1);
         }
         if let Some(item) = &item {
             if let Some(c) = item.counts() {
                 self.counts[*rt].add(c, 1);
-            }
-            if let Some(o) = &item.order {
-                self.order_index
-                    .insert(o.order_id.clone(), OrderHome::Orphan(*rt, id.clone()));
             }
             self.orphans.insert(key, item.clone());
         }
@@ -302,6 +280,7 @@ impl Planner {
         slot: &OwnerSlot,
         prev: Option<&OwnerPlan>,
         now: DateTime<Utc>,
+        orders: &OrderStates,
     ) -> OwnerOutcome {
         let owner = &slot.owner;
         let mut claims = Claims::default();
@@ -333,8 +312,8 @@ impl Planner {
                 .evaluate(owner, &slot.extras, &self.lookups, now, &correlated),
         };
         let plan = match expectation {
-            Ok(exp) => self.compare(slot, &exp, &correlated, prev),
-            Err(error) => Some(error_plan(owner, prev, error)),
+            Ok(exp) => self.compare(slot, &exp, &correlated, orders),
+            Err(error) => Some(error_plan(owner, prev, error, orders)),
         };
         OwnerOutcome { plan, claims }
     }

@@ -1,7 +1,7 @@
 //! Incremental evaluation (SPEC §5): only the owners marked dirty since the last run are
 //! re-evaluated, with cost proportional to the change.
 
-use super::{OwnerPlan, PlanDelta, PlanOptions, Planner};
+use super::{OrderStates, OwnerPlan, PlanDelta, PlanOptions, Planner};
 use crate::error::PlanError;
 use autoprov_core::{OwnerId, ResourceId};
 use chrono::{DateTime, Utc};
@@ -37,11 +37,18 @@ impl Planner {
     }
 
     /// Re-evaluates only the dirty owners (and the targets whose owner changed) and returns
-    /// what changed. Cost is proportional to the change, not to the organization.
-    pub fn plan_incremental(&mut self, now: DateTime<Utc>, options: PlanOptions) -> PlanDelta {
+    /// what changed. Cost is proportional to the change, not to the organization. `orders` is
+    /// the store's view of the orders not done with; an owner whose orders changed state in
+    /// the store since the last plan must be marked dirty to see it.
+    pub fn plan_incremental(
+        &mut self,
+        now: DateTime<Utc>,
+        options: PlanOptions,
+        orders: &OrderStates,
+    ) -> PlanDelta {
         let mut dirty: Vec<OwnerId> = std::mem::take(&mut self.dirty).into_iter().collect();
         dirty.sort_unstable();
-        let outcomes = self.compute_owners(dirty.iter(), now);
+        let outcomes = self.compute_owners(dirty.iter(), now, orders);
         let mut owners = Vec::with_capacity(outcomes.len());
         for (id, outcome) in outcomes {
             let plan = outcome.plan.clone().unwrap_or_else(|| OwnerPlan {
@@ -58,7 +65,7 @@ impl Planner {
         dirty_targets.sort_unstable();
         let mut orphans = Vec::new();
         for key in dirty_targets {
-            let item = self.recheck_orphan(key.clone());
+            let item = self.recheck_orphan(key.clone(), orders);
             orphans.push((self.policy.rts[key.0].id.clone(), key.1, item));
         }
         PlanDelta {

@@ -161,7 +161,11 @@ mod lookup_tests {
     }
 
     fn clean(p: &mut Planner) {
-        let _ = p.plan_incremental(chrono::Utc::now(), PlanOptions::default());
+        let _ = p.plan_incremental(
+            chrono::Utc::now(),
+            PlanOptions::default(),
+            &crate::OrderStates::new(),
+        );
         assert_eq!(p.dirty_count(), 0);
     }
 

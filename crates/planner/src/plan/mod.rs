@@ -14,6 +14,7 @@ mod incremental;
 mod inputs;
 mod items;
 mod lookups;
+mod order_states;
 mod orders;
 mod requests;
 mod review;
@@ -22,6 +23,7 @@ mod thresholds;
 pub use correlate::CorrelationKey;
 pub use expected::ExpectedAssignments;
 pub use items::{OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, WaitReason};
+pub use order_states::OrderStates;
 pub use requests::{KeptAssignment, KeptValue};
 pub use thresholds::{GenerationStatus, LimitKind, OrderCounts, ThresholdBreach};
 
@@ -29,8 +31,8 @@ use crate::error::{ConfigError, PlanError};
 use crate::policy::{CompiledPolicy, Lookups, OwnerExtras, RoleModel};
 use crate::targets::{References, Symbols, TargetIdx, TargetStore};
 use autoprov_core::{
-    AssignmentRequest, EntityTypeId, OrderId, Owner, OwnerId, RequestId, Resource, ResourceId,
-    ResourceType, ResourceTypeId,
+    AssignmentRequest, EntityTypeId, Owner, OwnerId, RequestId, Resource, ResourceId, ResourceType,
+    ResourceTypeId,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeMap;
@@ -72,13 +74,6 @@ impl PlannerConfig {
             .push(key);
         self
     }
-}
-
-/// Where an order lives in the planner.
-#[derive(Clone, Debug)]
-enum OrderHome {
-    Owner(OwnerId, usize),
-    Orphan(usize, ResourceId),
 }
 
 struct OwnerSlot {
@@ -145,7 +140,6 @@ pub struct Planner {
     lookups: Lookups,
     fragments: BTreeMap<OwnerId, Arc<OwnerPlan>>,
     orphans: BTreeMap<(usize, ResourceId), PlannedItem>,
-    order_index: FxHashMap<OrderId, OrderHome>,
     counts: Vec<OrderCounts>,
     /// Hash sets (sorted when drained): loading a million owners marks a million of them.
     dirty: FxHashSet<OwnerId>,
@@ -217,7 +211,6 @@ impl Planner {
             lookups,
             fragments: BTreeMap::new(),
             orphans: BTreeMap::new(),
-            order_index: FxHashMap::default(),
             counts,
             dirty: FxHashSet::default(),
             dirty_targets: FxHashSet::default(),

@@ -2,14 +2,14 @@
 //! Modified (value-level deltas) or Deleted orders, each item moved through the provisioning
 //! state machine (SPEC §4).
 
-use super::{OwnerPlan, OwnerSlot, PlannedItem, Planner, WaitReason};
+use super::{OrderStates, OwnerPlan, OwnerSlot, PlannedItem, Planner, WaitReason};
 use crate::error::EvaluationError;
 use crate::policy::{KeptTarget, OwnerExpectation, RtExpectation};
 use crate::targets::{RefId, References, Symbols, Target, TargetIdx, sorted_difference};
 use autoprov_core::{
-    AssignmentId, ChangeType, Changes, ConnectionMode, NavigationChange, OrderId, Owner,
-    PropertyChange, PropertyValue, ProvisioningEvent, ProvisioningOrder, ProvisioningState,
-    ResourceType, ResourceTypeRef, ScalarValue, WorkflowState,
+    AssignmentId, ChangeType, Changes, NavigationChange, OrderId, Owner, PropertyChange,
+    PropertyValue, ProvisioningOrder, ProvisioningState, ResourceType, ResourceTypeRef,
+    ScalarValue, WorkflowState,
 };
 use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
@@ -20,7 +20,7 @@ impl Planner {
         slot: &OwnerSlot,
         exp: &OwnerExpectation,
         correlated: &[Option<TargetIdx>],
-        prev: Option<&OwnerPlan>,
+        view: &OrderStates,
     ) -> Option<OwnerPlan> {
         let owner = &slot.owner;
         let mut items: Vec<PlannedItem> = Vec::new();
@@ -31,13 +31,12 @@ impl Planner {
             let rtype = &self.policy.rts[rt];
             let expected = exp.rts.iter().find(|e| e.rt == rt);
             let target = correlated[rt].and_then(|i| self.targets[rt].get(i));
-            let prev_item = prev.and_then(|p| p.items.iter().find(|i| i.resource_type == rtype.id));
-            // The common case — the target already conforms and nothing was pending — costs no
-            // allocation.
+            // The common case — the target already conforms — costs no allocation: the item is
+            // Verified and reported by nobody.
             let mut diff = match (expected, target) {
                 (Some(e), Some(t)) if e.active() => {
                     let changes = self.diff(slot, e, t);
-                    if changes.is_empty() && prev_item.is_none() {
+                    if changes.is_empty() {
                         continue;
                     }
                     Some(changes)
@@ -62,15 +61,8 @@ impl Planner {
             match (expected, target) {
                 (Some(_), Some(t)) if diff.is_some() => {
                     let changes = diff.take().unwrap_or_default();
-                    if changes.is_empty() {
-                        if verified(&mut item, prev_item) {
-                            continue;
-                        }
-                    } else {
-                        let order =
-                            self.order(owner, rtype, ChangeType::Modified, changes, Some(t));
-                        transition_with_order(&mut item, prev_item, order, review);
-                    }
+                    let order = self.order(owner, rtype, ChangeType::Modified, changes, Some(t));
+                    with_order(&mut item, order, review, view);
                 }
                 (Some(e), None) if e.active() => {
                     let gate = if !rtype.allow_add {
@@ -105,7 +97,7 @@ impl Planner {
                         {
                             order.depends_on.push(dep_order.clone());
                         }
-                        transition_with_order(&mut item, prev_item, order, review);
+                        with_order(&mut item, order, review, view);
                         let live = item.order.is_some()
                             && item.waiting.is_none()
                             && item.provisioning_state != ProvisioningState::Inactive;
@@ -143,7 +135,7 @@ impl Planner {
                             Changes::default(),
                             Some(t),
                         );
-                        transition_with_order(&mut item, prev_item, order, review);
+                        with_order(&mut item, order, review, view);
                         deleted_at.insert(rt, items.len());
                     }
                 }
@@ -325,61 +317,47 @@ impl Planner {
     }
 }
 
-/// The item is equal to what is expected: Verified through the state machine. Returns true
-/// when nothing needs to be kept for it.
-fn verified(item: &mut PlannedItem, prev: Option<&PlannedItem>) -> bool {
-    let from = prev.map_or(ProvisioningState::None, |p| p.provisioning_state);
-    let event = match from {
-        ProvisioningState::Executed | ProvisioningState::Transmitted => {
-            ProvisioningEvent::SynchronizationMatched
-        }
-        _ => ProvisioningEvent::FoundEqualAtEvaluation,
-    };
-    item.provisioning_state = from.apply(event, ConnectionMode::Automated).unwrap_or(from);
-    item.provisioning_state == ProvisioningState::Verified
-}
-
-/// Gives the item its order and the state the state machine says: an order already known (same
-/// id) keeps its state (review decision, in flight, errored); a new one opens from None.
-fn transition_with_order(
+/// Gives the item its order and its state as the store knows it (SPEC §4; the store is the
+/// one owner of provisioning state, `view` its read-only copy for this plan):
+/// - an order the store holds open (Pending, AwaitingApproval, Transmitted, Executed, Errored)
+///   keeps its state: it is in flight, waiting or failed, and is not planned again;
+/// - an order review declined is not generated again while the same change is computed;
+/// - any other order is a new difference: Pending, or AwaitingApproval under review. (The
+///   store reopens a finished order with the same id through its state machine when the job
+///   sends it again.)
+fn with_order(
     item: &mut PlannedItem,
-    prev: Option<&PlannedItem>,
     order: ProvisioningOrder,
     review_required: bool,
+    view: &OrderStates,
 ) {
-    let same = prev.filter(|p| p.order.as_ref().map(|o| &o.order_id) == Some(&order.order_id));
-    let event = ProvisioningEvent::DifferenceFound { review_required };
-    match same {
-        Some(p) if p.waiting == Some(WaitReason::DeclinedInReview) => {
-            item.provisioning_state = p.provisioning_state;
-            item.waiting = Some(WaitReason::DeclinedInReview);
+    item.provisioning_state = if view.is_declined(&order.order_id) {
+        item.waiting = Some(WaitReason::DeclinedInReview);
+        ProvisioningState::Inactive
+    } else {
+        match view.state(&order.order_id) {
+            Some(
+                s @ (ProvisioningState::Pending
+                | ProvisioningState::AwaitingApproval
+                | ProvisioningState::Transmitted
+                | ProvisioningState::Executed
+                | ProvisioningState::Errored),
+            ) => s,
+            _ if review_required => ProvisioningState::AwaitingApproval,
+            _ => ProvisioningState::Pending,
         }
-        Some(p) => {
-            item.provisioning_state = match p.provisioning_state {
-                s @ (ProvisioningState::Error
-                | ProvisioningState::Inactive
-                | ProvisioningState::None
-                | ProvisioningState::Verified) => {
-                    s.apply(event, ConnectionMode::Automated).unwrap_or(s)
-                }
-                // Pending, AwaitingApproval, Transmitted, Executed, Errored: nothing new
-                // happened to this order.
-                s => s,
-            };
-        }
-        None => {
-            item.provisioning_state = ProvisioningState::None
-                .apply(event, ConnectionMode::Automated)
-                .unwrap_or(ProvisioningState::Pending);
-        }
-    }
+    };
     item.order = Some(order);
 }
 
+/// The owner's plan when its evaluation failed: every item it had is in Error and releases
+/// nothing — except an order already handed over (Executed, Transmitted in the store), which
+/// keeps its state: its effect is out of our hands and verification decides.
 pub(super) fn error_plan(
     owner: &Owner,
     prev: Option<&OwnerPlan>,
     error: EvaluationError,
+    view: &OrderStates,
 ) -> OwnerPlan {
     let reason = error.to_string();
     let mut items: Vec<PlannedItem> = prev
@@ -387,16 +365,23 @@ pub(super) fn error_plan(
         .unwrap_or_default()
         .into_iter()
         .map(|mut i| {
-            i.provisioning_state = i
-                .provisioning_state
-                .apply(
-                    ProvisioningEvent::EvaluationFailed,
-                    ConnectionMode::Automated,
-                )
-                .unwrap_or(i.provisioning_state);
-            if i.provisioning_state == ProvisioningState::Error {
-                i.order = None;
-                i.waiting = None;
+            let handed_over = i
+                .order
+                .as_ref()
+                .and_then(|o| view.state(&o.order_id))
+                .filter(|s| {
+                    matches!(
+                        s,
+                        ProvisioningState::Executed | ProvisioningState::Transmitted
+                    )
+                });
+            match handed_over {
+                Some(s) => i.provisioning_state = s,
+                None => {
+                    i.provisioning_state = ProvisioningState::Error;
+                    i.order = None;
+                    i.waiting = None;
+                }
             }
             i.error = Some(reason.clone());
             i
@@ -418,12 +403,7 @@ pub(super) fn error_plan(
             resource_type: rt.clone(),
             assigned_resource_type_id: Some(AssignmentId::new(format!("{}/{}", owner.id, rt))),
             workflow_state: WorkflowState::None,
-            provisioning_state: ProvisioningState::None
-                .apply(
-                    ProvisioningEvent::EvaluationFailed,
-                    ConnectionMode::Automated,
-                )
-                .unwrap_or(ProvisioningState::Error),
+            provisioning_state: ProvisioningState::Error,
             target: None,
             order: None,
             waiting: None,
@@ -462,7 +442,7 @@ fn fnv1a<'a>(bytes: impl Iterator<Item = &'a u8>) -> u64 {
 pub(super) fn orphan_item(
     rtype: &ResourceType,
     t: &Target,
-    prev: Option<&PlannedItem>,
+    view: &OrderStates,
     syms: &Symbols,
     refs: &References,
 ) -> Option<PlannedItem> {
@@ -494,6 +474,6 @@ pub(super) fn orphan_item(
         depends_on: Vec::new(),
         not_before: None,
     };
-    transition_with_order(&mut item, prev, order, rtype.require_provisioning_review);
+    with_order(&mut item, order, rtype.require_provisioning_review, view);
     Some(item)
 }

@@ -200,7 +200,11 @@ fn released(plan: &Plan) -> Vec<ProvisioningOrder> {
 /// The desired system: what the planner creates from nothing.
 fn desired(people: &[Person], s: &Settings) -> Vec<Resource> {
     let mut p = planner(people, s, &[], &[]);
-    let plan = p.plan_full(now(), PlanOptions::forced());
+    let plan = p.plan_full(
+        now(),
+        PlanOptions::forced(),
+        &autoprov_planner::OrderStates::new(),
+    );
     let mut system = Vec::new();
     apply(&released(&plan), &mut system);
     system
@@ -326,7 +330,7 @@ proptest! {
     fn planning_desired_against_itself_is_empty(people in people(), s in settings()) {
         let desired = desired(&people, &s);
         let mut p = planner(&people, &s, &desired, &[]);
-        let plan = p.plan_full(now(), PlanOptions::default());
+        let plan = p.plan_full(now(), PlanOptions::default(), &autoprov_planner::OrderStates::new());
         prop_assert!(plan.has_no_orders(), "{}", autoprov_planner::simulation::render(&plan));
     }
 
@@ -340,7 +344,7 @@ proptest! {
         let mut actual = desired.clone();
         perturb(&mut actual, &people, &ops);
         let mut p = planner(&people, &s, &actual, &[]);
-        let plan = p.plan_full(now(), PlanOptions::forced());
+        let plan = p.plan_full(now(), PlanOptions::forced(), &autoprov_planner::OrderStates::new());
         let mut system = actual.clone();
         apply(&released(&plan), &mut system);
 
@@ -359,7 +363,7 @@ proptest! {
 
         // Applied once, the system conforms: a second plan is empty.
         let mut again = planner(&people, &s, &system, &[]);
-        let second = again.plan_full(now(), PlanOptions::forced());
+        let second = again.plan_full(now(), PlanOptions::forced(), &autoprov_planner::OrderStates::new());
         prop_assert!(second.has_no_orders(), "{}", autoprov_planner::simulation::render(&second));
     }
 
@@ -367,10 +371,10 @@ proptest! {
     fn plans_are_deterministic(people in people(), s in settings(), ops in perturbations()) {
         let mut actual = desired(&people, &s);
         perturb(&mut actual, &people, &ops);
-        let a = planner(&people, &s, &actual, &[]).plan_full(now(), PlanOptions::default()).to_json();
+        let a = planner(&people, &s, &actual, &[]).plan_full(now(), PlanOptions::default(), &autoprov_planner::OrderStates::new()).to_json();
         let mut reversed = actual.clone();
         reversed.reverse();
-        let b = planner(&people, &s, &reversed, &[]).plan_full(now(), PlanOptions::default()).to_json();
+        let b = planner(&people, &s, &reversed, &[]).plan_full(now(), PlanOptions::default(), &autoprov_planner::OrderStates::new()).to_json();
         prop_assert_eq!(a, b);
     }
 
@@ -379,7 +383,7 @@ proptest! {
         let s = Settings { allow_remove: false, remove_orphans: false };
         let mut actual = desired(&people, &s);
         perturb(&mut actual, &people, &ops);
-        let plan = planner(&people, &s, &actual, &[]).plan_full(now(), PlanOptions::forced());
+        let plan = planner(&people, &s, &actual, &[]).plan_full(now(), PlanOptions::forced(), &autoprov_planner::OrderStates::new());
         prop_assert!(plan.all_orders().all(|o| o.change_type != ChangeType::Deleted));
     }
 
@@ -415,7 +419,7 @@ proptest! {
                 });
             }
         }
-        let plan = planner(&people, &s, &actual, &kept).plan_full(now(), PlanOptions::forced());
+        let plan = planner(&people, &s, &actual, &kept).plan_full(now(), PlanOptions::forced(), &autoprov_planner::OrderStates::new());
         for order in plan.all_orders() {
             if order.change_type != ChangeType::Modified {
                 continue;

@@ -54,7 +54,11 @@ fn denied_rules_win_and_suggested_or_automatic_rules_produce_no_order() {
     let mut p = planner(vec![rt("a"), rt("b"), rt("c")], model);
     p.upsert_owner(owner("u1"));
     p.upsert_owner(owner("u2").with("department", "HR"));
-    let plan = p.plan_full(now(), PlanOptions::default());
+    let plan = p.plan_full(
+        now(),
+        PlanOptions::default(),
+        &autoprov_planner::OrderStates::new(),
+    );
     let orders: Vec<_> = plan.orders().collect();
     assert_eq!(orders.len(), 1, "only u2 gets `a`: {orders:#?}");
     assert_eq!(orders[0].owner_id().unwrap().as_str(), "u2");
@@ -90,7 +94,11 @@ fn creation_waits_for_allow_add_owner_property_and_dependency() {
         });
     let mut p = planner(vec![no_add, needs_login, dependent], model);
     p.upsert_owner(owner("u1"));
-    let plan = p.plan_full(now(), PlanOptions::default());
+    let plan = p.plan_full(
+        now(),
+        PlanOptions::default(),
+        &autoprov_planner::OrderStates::new(),
+    );
     assert!(plan.has_no_orders());
     let reasons: Vec<_> = plan.items().map(|i| i.waiting.clone().unwrap()).collect();
     assert!(reasons.contains(&WaitReason::AllowAddDisabled));
@@ -103,7 +111,11 @@ fn creation_waits_for_allow_add_owner_property_and_dependency() {
     // Once the owner property is filled, both the type and its dependent are created, the
     // dependent after it.
     p.upsert_owner(owner("u1").with("login", "u1"));
-    let delta = p.plan_incremental(now(), PlanOptions::default());
+    let delta = p.plan_incremental(
+        now(),
+        PlanOptions::default(),
+        &autoprov_planner::OrderStates::new(),
+    );
     let items = &delta.owners[0].items;
     let login = items
         .iter()
@@ -132,7 +144,11 @@ fn fulfill_hours_ahead_of_time_prepares_future_assignments() {
         "arrival",
         ScalarValue::from(now() + chrono::TimeDelta::hours(24)),
     ));
-    let plan = p.plan_full(now(), PlanOptions::default());
+    let plan = p.plan_full(
+        now(),
+        PlanOptions::default(),
+        &autoprov_planner::OrderStates::new(),
+    );
     let types: Vec<_> = plan
         .orders()
         .map(|o| o.resource_type.id.as_str().to_owned())
@@ -144,7 +160,11 @@ fn fulfill_hours_ahead_of_time_prepares_future_assignments() {
         "departure",
         ScalarValue::from(now() - chrono::TimeDelta::hours(1)),
     ));
-    let plan = p.plan_full(now(), PlanOptions::default());
+    let plan = p.plan_full(
+        now(),
+        PlanOptions::default(),
+        &autoprov_planner::OrderStates::new(),
+    );
     let changes: Vec<_> = plan
         .orders()
         .map(|o| (o.resource_type.id.as_str().to_owned(), o.change_type))
@@ -167,7 +187,11 @@ fn percent_thresholds_count_against_existing_targets() {
         p.upsert_target(&"a".into(), &account(&id).with("flag", flag))
             .unwrap();
     }
-    let plan = p.plan_full(now(), PlanOptions::default());
+    let plan = p.plan_full(
+        now(),
+        PlanOptions::default(),
+        &autoprov_planner::OrderStates::new(),
+    );
     let GenerationStatus::Blocked { breaches } = &plan.status else {
         panic!("3 updates of 20 targets exceed 10%");
     };
@@ -201,7 +225,11 @@ fn a_failing_rule_marks_its_owner_only_and_postpone_keeps_review() {
     let mut p = planner(vec![t], model);
     p.upsert_owner(owner("bad"));
     p.upsert_owner(owner("good"));
-    let plan = p.plan_full(now(), PlanOptions::default());
+    let plan = p.plan_full(
+        now(),
+        PlanOptions::default(),
+        &autoprov_planner::OrderStates::new(),
+    );
     let errors: Vec<_> = plan.errors().collect();
     assert!(
         matches!(errors[..], [EvaluationError::RuleFailed { owner, property, .. }]
@@ -211,12 +239,16 @@ fn a_failing_rule_marks_its_owner_only_and_postpone_keeps_review() {
     let reviews: Vec<_> = p.pending_reviews().into_iter().cloned().collect();
     assert_eq!(reviews.len(), 1);
     let order = reviews[0].order.as_ref().unwrap().order_id.clone();
-    assert_eq!(
-        p.postpone(&order).unwrap(),
-        ProvisioningState::AwaitingApproval
-    );
+    // Postponed in the store, it stays AwaitingApproval there and in the next plan.
+    let mut view = autoprov_planner::OrderStates::new();
+    view.insert(order.clone(), ProvisioningState::AwaitingApproval);
+    p.mark_dirty(&"good".into()).unwrap();
+    p.plan_incremental(now(), PlanOptions::default(), &view);
     assert_eq!(p.pending_reviews().len(), 1);
-    assert!(p.approve(&"nope".into()).is_err());
+    assert_eq!(
+        p.pending_reviews()[0].order.as_ref().map(|o| &o.order_id),
+        Some(&order)
+    );
 }
 
 #[test]
@@ -233,7 +265,11 @@ fn orphans_are_deleted_only_with_remove_orphans() {
     let mut p = planner(vec![keep, purge], model);
     p.upsert_target(&"keep".into(), &account("gone")).unwrap();
     p.upsert_target(&"purge".into(), &account("gone")).unwrap();
-    let plan = p.plan_full(now(), PlanOptions::default());
+    let plan = p.plan_full(
+        now(),
+        PlanOptions::default(),
+        &autoprov_planner::OrderStates::new(),
+    );
     let orders: Vec<_> = plan.orders().collect();
     assert_eq!(orders.len(), 1);
     assert_eq!(orders[0].resource_type.id.as_str(), "purge");
@@ -247,7 +283,11 @@ fn orphans_are_deleted_only_with_remove_orphans() {
     assert_eq!(kept.waiting, Some(WaitReason::OrphanKept));
     // The owner shows up: the orphan is correlated again and the delete disappears.
     p.upsert_owner(owner("gone"));
-    let delta = p.plan_incremental(now(), PlanOptions::default());
+    let delta = p.plan_incremental(
+        now(),
+        PlanOptions::default(),
+        &autoprov_planner::OrderStates::new(),
+    );
     assert_eq!(delta.orphans.len(), 2);
     assert!(delta.orphans.iter().all(|(_, _, item)| item.is_none()));
     let plan = p.current_plan(PlanOptions::default());

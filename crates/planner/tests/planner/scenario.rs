@@ -4,8 +4,8 @@
 
 use autoprov_core::{
     ApprovalWorkflowType, AssignmentRequest, ChangeType, Owner, OwnerId, PropertyValue,
-    ProvisioningState, Reference, RequestKind, RequestedAssignment, Resource, ResourceType,
-    ResourceTypeId, ScalarValue, Secret, WorkflowState,
+    ProvisioningEvent, ProvisioningState, Reference, RequestKind, RequestedAssignment, Resource,
+    ResourceType, ResourceTypeId, ScalarValue, Secret, WorkflowState,
 };
 use autoprov_planner::{
     ComparisonType, CompositeRole, CorrelationKey, Criteria, EvaluationError, GenerationStatus,
@@ -214,7 +214,11 @@ fn a_day_of_provisioning() {
     let mut p = planner();
 
     // ---- first generation: the leaver's deletion breaches MaximumDelete = 0 ----------------
-    let plan = p.plan_full(now(), PlanOptions::default());
+    let plan = p.plan_full(
+        now(),
+        PlanOptions::default(),
+        &autoprov_planner::OrderStates::new(),
+    );
     let GenerationStatus::Blocked { breaches } = &plan.status else {
         panic!(
             "expected a blocked generation:\n{}",
@@ -334,24 +338,40 @@ fn a_day_of_provisioning() {
         .map(|i| i.owner.clone())
         .collect();
     assert_eq!(reviews.len(), 2, "{reviews:?}");
+    // The decisions are the store's (the one owner of provisioning state): approving moves
+    // alice's order AwaitingApproval ⇒ Pending, declining dave's ⇒ Inactive, and a declined
+    // order cannot be approved. The planner sees them through the view of its next plan.
+    let (approve, decline) = (
+        ProvisioningEvent::ReviewApproved,
+        ProvisioningEvent::ReviewDeclined,
+    );
+    let automated = autoprov_core::ConnectionMode::Automated;
     assert_eq!(
-        p.approve(&alice_mbx_order).unwrap(),
-        ProvisioningState::Pending
+        ProvisioningState::AwaitingApproval.apply(approve, automated),
+        Ok(ProvisioningState::Pending)
     );
     assert_eq!(
-        p.decline(&dave_mbx_order).unwrap(),
-        ProvisioningState::Inactive
+        ProvisioningState::AwaitingApproval.apply(decline, automated),
+        Ok(ProvisioningState::Inactive)
     );
     assert!(
-        p.approve(&dave_mbx_order).is_err(),
+        ProvisioningState::Inactive
+            .apply(approve, automated)
+            .is_err(),
         "a declined order cannot be approved"
     );
+    let mut view = autoprov_planner::OrderStates::new();
+    view.insert(alice_mbx_order.clone(), ProvisioningState::Pending);
+    view.decline(dave_mbx_order.clone());
+    p.mark_dirty(&"alice".into()).unwrap();
+    p.mark_dirty(&"dave".into()).unwrap();
+    p.plan_incremental(now(), PlanOptions::forced(), &view);
     let plan = p.current_plan(PlanOptions::forced());
     assert!(plan.orders().any(|o| o.order_id == alice_mbx_order));
     // A re-evaluation keeps both decisions for the same change.
     p.mark_dirty(&"alice".into()).unwrap();
     p.mark_dirty(&"dave".into()).unwrap();
-    p.plan_incremental(now(), PlanOptions::forced());
+    p.plan_incremental(now(), PlanOptions::forced(), &view);
     let plan = p.current_plan(PlanOptions::forced());
     assert_eq!(
         item(&plan, "alice", MBX).provisioning_state,
@@ -364,7 +384,7 @@ fn a_day_of_provisioning() {
 
     // ---- mover: carol goes from Sales to IT -------------------------------------------------
     p.upsert_owner(person("carol", "IT", "Dev"));
-    let delta = p.plan_incremental(now(), PlanOptions::forced());
+    let delta = p.plan_incremental(now(), PlanOptions::forced(), &view);
     assert_eq!(delta.owners.len(), 1, "only carol is re-evaluated");
     let carol = &delta.owners[0];
     let ad_item = carol
@@ -421,7 +441,11 @@ fn approved_requests_join_the_expected_assignments_and_found_values_are_kept() {
         &ad_account("alice", "Sales", "Rep", &["AllStaff", "Sales", "Legacy"]),
     )
     .unwrap();
-    let plan = p.plan_full(now(), PlanOptions::forced());
+    let plan = p.plan_full(
+        now(),
+        PlanOptions::forced(),
+        &autoprov_planner::OrderStates::new(),
+    );
     let order = item(&plan, "alice", AD).order.as_ref().unwrap();
     assert_eq!(
         order.changes.navigations["memberOf"].remove,
@@ -450,7 +474,11 @@ fn approved_requests_join_the_expected_assignments_and_found_values_are_kept() {
     );
     request.submit().unwrap();
     p.upsert_request(request.clone()).unwrap();
-    let delta = p.plan_incremental(now(), PlanOptions::forced());
+    let delta = p.plan_incremental(
+        now(),
+        PlanOptions::forced(),
+        &autoprov_planner::OrderStates::new(),
+    );
     assert!(
         delta.owners[0]
             .items
@@ -460,7 +488,11 @@ fn approved_requests_join_the_expected_assignments_and_found_values_are_kept() {
     );
     request.approve(1).unwrap();
     p.upsert_request(request).unwrap();
-    let delta = p.plan_incremental(now(), PlanOptions::forced());
+    let delta = p.plan_incremental(
+        now(),
+        PlanOptions::forced(),
+        &autoprov_planner::OrderStates::new(),
+    );
     let order = delta.owners[0].items[0].order.as_ref().unwrap();
     let members = &order.changes.navigations["memberOf"];
     assert_eq!(members.add, [group("VPN-Users")].into_iter().collect());
@@ -515,17 +547,47 @@ fn approved_requests_join_the_expected_assignments_and_found_values_are_kept() {
 
 #[test]
 fn same_inputs_give_byte_identical_plans() {
-    let a = planner().plan_full(now(), PlanOptions::forced()).to_json();
-    let b = planner().plan_full(now(), PlanOptions::forced()).to_json();
+    let a = planner()
+        .plan_full(
+            now(),
+            PlanOptions::forced(),
+            &autoprov_planner::OrderStates::new(),
+        )
+        .to_json();
+    let b = planner()
+        .plan_full(
+            now(),
+            PlanOptions::forced(),
+            &autoprov_planner::OrderStates::new(),
+        )
+        .to_json();
     assert_eq!(a, b);
     // Re-planning without change gives the same plan again.
     let mut p = planner();
-    let first = p.plan_full(now(), PlanOptions::forced()).to_json();
-    let second = p.plan_full(now(), PlanOptions::forced()).to_json();
+    let first = p
+        .plan_full(
+            now(),
+            PlanOptions::forced(),
+            &autoprov_planner::OrderStates::new(),
+        )
+        .to_json();
+    let second = p
+        .plan_full(
+            now(),
+            PlanOptions::forced(),
+            &autoprov_planner::OrderStates::new(),
+        )
+        .to_json();
     assert_eq!(first, second);
     // And a simulation equals the installed plan without installing it.
     let p = planner();
-    let simulated = p.simulate(now(), PlanOptions::forced()).to_json();
+    let simulated = p
+        .simulate(
+            now(),
+            PlanOptions::forced(),
+            &autoprov_planner::OrderStates::new(),
+        )
+        .to_json();
     assert_eq!(simulated, first);
     assert_eq!(
         p.current_plan(PlanOptions::forced()).owners.len(),

@@ -10,7 +10,11 @@ fn no_drift_means_no_order() {
     let mut org = SyntheticOrg::new(500);
     org.drift_percent = 0;
     let mut planner = org.planner();
-    let plan = planner.plan_full(org.now(), PlanOptions::default());
+    let plan = planner.plan_full(
+        org.now(),
+        PlanOptions::default(),
+        &autoprov_planner::OrderStates::new(),
+    );
     assert!(plan.has_no_orders(), "{}", simulation::render(&plan));
     assert!(plan.owners.is_empty());
 }
@@ -21,7 +25,11 @@ fn each_drift_gives_one_order_of_its_kind() {
     org.drift_percent = 20;
     org.orphans = 3;
     let mut planner = org.planner();
-    let plan = planner.plan_full(org.now(), PlanOptions::default());
+    let plan = planner.plan_full(
+        org.now(),
+        PlanOptions::default(),
+        &autoprov_planner::OrderStates::new(),
+    );
     let mut expected = 0;
     for i in 0..org.identities {
         let drift = org.drift(i);

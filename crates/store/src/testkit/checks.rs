@@ -129,6 +129,27 @@ pub async fn reinsert_is_noop_and_conflict_is_refused(store: Arc<impl Store>) {
         "re-inserting an order must not reset it"
     );
     assert!(store.order(record(2).id()).await.expect("order").is_some());
+    // The same change planned again with another context (the owner's current values, the
+    // orders it waits for) is the same order: a no-op, not a conflict.
+    let mut replanned = order(1);
+    replanned.depends_on.push("o-00000".into());
+    if let Some(owner) = replanned.owner.as_mut() {
+        owner.identifier = "renamed".to_owned();
+    }
+    let again = store
+        .insert_orders(&[OrderRecord::pending(
+            replanned,
+            ConnectionMode::Automated,
+            t0(),
+        )])
+        .await
+        .expect("the same change again");
+    assert_eq!(again, vec![record(1).id().clone()]);
+    assert_eq!(
+        get(store.as_ref(), record(1).id()).await,
+        sent,
+        "the stored order stays"
+    );
 
     let conflicting = OrderRecord::pending(
         order_for(1, "someone-else"),

@@ -1,0 +1,94 @@
+//! Order identity (autoprov-store README, "Order identity"): an order id names the content of
+//! one change — owner, resource type, change type and a digest of the changes and the target.
+//! Stored ids must never change meaning between versions, so the id function is pinned here
+//! with known outputs. If this test fails, stored orders would no longer be recognised: keep
+//! the function, or write a migration.
+
+use autoprov_core::{ChangeType, Owner, Resource, ResourceType};
+use autoprov_planner::{
+    CorrelationKey, Criteria, OrderStates, PlanOptions, Planner, PlannerConfig, RoleModel,
+    ScalarRule, TypeRule,
+};
+use chrono::{TimeZone, Utc};
+
+fn planner() -> Planner {
+    let mut rt = ResourceType::new("AD_User", "AD_User", "Directory_User", "AD_Entry", "ad");
+    rt.remove_orphans = true;
+    let model = RoleModel::new()
+        .type_rule(TypeRule::new(
+            "AD_User",
+            Criteria::always().dimension("active", "yes"),
+        ))
+        .scalar_rule(ScalarRule::from_owner(
+            "AD_User",
+            "employeeID",
+            "employeeId",
+        ))
+        .scalar_rule(ScalarRule::from_owner(
+            "AD_User",
+            "department",
+            "department",
+        ));
+    let config = PlannerConfig::new(vec![rt], model)
+        .correlate("AD_User", CorrelationKey::new("employeeId", "employeeID"));
+    Planner::new(config).unwrap()
+}
+
+fn person(id: &str, department: &str, active: &str) -> Owner {
+    Owner::new(id, id)
+        .with("employeeId", format!("E-{id}"))
+        .with("department", department)
+        .with("active", active)
+}
+
+fn ids() -> Vec<(ChangeType, String)> {
+    let mut p = planner();
+    p.upsert_owner(person("u1", "Sales", "yes")); // joiner: Added
+    p.upsert_owner(person("u2", "HR", "yes")); // mover: Modified
+    p.upsert_owner(person("u3", "IT", "no")); // leaver: Deleted
+    let account = |id: &str, department: &str| {
+        Resource::new(format!("CN={id},OU=Users,DC=example,DC=test"))
+            .with("employeeID", format!("E-{id}"))
+            .with("department", department)
+    };
+    for r in [
+        account("u2", "Sales"),
+        account("u3", "IT"),
+        account("gone", "IT"),
+    ] {
+        p.upsert_target(&"AD_User".into(), &r).unwrap();
+    }
+    let now = Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap();
+    let plan = p.plan_full(now, PlanOptions::forced(), &OrderStates::new());
+    let mut out: Vec<(ChangeType, String)> = plan
+        .all_orders()
+        .map(|o| (o.change_type, o.order_id.to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn order_ids_are_pinned() {
+    let got = ids();
+    let expected: Vec<(ChangeType, String)> = vec![
+        (
+            ChangeType::Added,
+            "u1/AD_User/Added/e7e2dc198733fefc".to_owned(),
+        ),
+        (
+            ChangeType::Modified,
+            "u2/AD_User/Modified/ae7ce96c5f025487".to_owned(),
+        ),
+        (
+            ChangeType::Deleted,
+            "u3/AD_User/Deleted/55ae1e7ce42c6a4e".to_owned(),
+        ),
+        (
+            ChangeType::Deleted,
+            "~orphan/AD_User/CN=gone,OU=Users,DC=example,DC=test/Deleted".to_owned(),
+        ),
+    ];
+    assert_eq!(got, expected);
+    assert_eq!(ids(), got, "the same inputs give the same ids");
+}
