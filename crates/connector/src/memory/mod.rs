@@ -53,6 +53,7 @@
 //! # });
 //! ```
 
+mod apply;
 mod package;
 mod plan;
 mod schema;
