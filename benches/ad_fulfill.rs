@@ -241,7 +241,7 @@ async fn setup(env: &Env) -> Fixture {
         .into_iter()
         .map(SearchEntry::construct)
         .map(|e| {
-            let guid = autoprov::ad::dn::guid_to_string(&e.bin_attrs["objectGUID"][0]).unwrap();
+            let guid = autoprov::ad::guid::guid_to_string(&e.bin_attrs["objectGUID"][0]).unwrap();
             (e.dn, StableId::new(guid))
         })
         .collect();

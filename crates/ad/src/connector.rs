@@ -1,6 +1,5 @@
 //! [`AdConnector`]: the `Connector` of the AD package, its builder, and [`AdPackage`].
 
-use crate::dn::Dn;
 use crate::errors::LdapFailure;
 use crate::mapping::EntityMapping;
 use crate::pool::{ConnectSpec, Entry, ServerPool};
@@ -8,6 +7,7 @@ use crate::settings::{
     AdSettings, BindSettings, CaCertificate, ServerSettings, SettingsError, TlsMode,
 };
 use async_trait::async_trait;
+use autoprov_connector::dn::Dn;
 use autoprov_connector::{
     Capabilities, Connector, ConnectorError, ConnectorInfo, ErrorKind, ExportRequest, ExportStream,
     Fulfillment, Operation, Package, Preview,
@@ -420,7 +420,7 @@ impl Inner {
         dn: &str,
         attrs: &[String],
     ) -> Result<Option<(usize, Entry)>, ConnectorError> {
-        if let Some(guid) = stable_id.filter(|g| crate::dn::guid_from_str(g).is_some()) {
+        if let Some(guid) = stable_id.filter(|g| crate::guid::guid_from_str(g).is_some()) {
             let guid_dn = format!("<GUID={guid}>");
             for (i, server) in self.servers.iter().enumerate() {
                 match server.read(&guid_dn, attrs, &[]).await {

@@ -11,10 +11,10 @@
 //! is not reported as deleted by a scoped incremental export.
 
 use crate::connector::Inner;
-use crate::dn::{Dn, split_rdn};
 use crate::errors::LdapFailure;
 use crate::mapping::{EntityMapping, ValueKind};
 use crate::pool::{Entry, Handle, SHOW_DELETED_OID, ServerPool, control};
+use autoprov_connector::dn::{Dn, Rdn, split_rdn};
 use autoprov_connector::{
     ConnectorError, ErrorKind, ExportCookie, ExportItem, ExportMode, ExportRequest, ExportStream,
     Operation, schema,
@@ -119,7 +119,7 @@ async fn mark_of(pool: &ServerPool) -> Result<Mark, ConnectorError> {
             .and_then(|e| {
                 e.values("invocationId")
                     .first()
-                    .and_then(|b| crate::dn::guid_to_string(b))
+                    .and_then(|b| crate::guid::guid_to_string(b))
                     .or_else(|| e.guid())
             })
             .unwrap_or(service),
@@ -594,7 +594,7 @@ async fn deleted(
         let classes: String = m
             .object_classes
             .iter()
-            .map(|c| format!("(objectClass={})", crate::dn::escape_filter_value(c)))
+            .map(|c| format!("(objectClass={})", ldap3::ldap_escape(c.as_str())))
             .collect();
         let filter = format!("(&(isDeleted=TRUE){classes}(uSNChanged>={}))", usn + 1);
         let scope = plan.scope.clone();
@@ -620,7 +620,7 @@ async fn deleted(
                     {
                         return None;
                     }
-                    Dn::child(&parent, &attr, &rdn_value).to_string()
+                    parent.child(Rdn::new(attr, rdn_value)).to_string()
                 }
                 None => entry.dn.clone(),
             };

@@ -23,13 +23,13 @@
 //! with `ldapmodify`, it reaches the same end state, except for passwords, which it cannot carry.
 
 use crate::connector::{Inner, operation_of};
-use crate::dn::{Dn, escape_rdn_value};
 use crate::fulfill::{
     NewEntry, Relocation, UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT, activation, creation_attributes,
     desired, relocation,
 };
 use crate::mapping::EntityMapping;
 use crate::pool::{PERMISSIVE_MODIFY_OID, TREE_DELETE_OID};
+use autoprov_connector::dn::{Dn, Rdn};
 use autoprov_connector::{ConnectorError, Operation, Preview};
 use autoprov_core::{ChangeType, PropertyValue, ProvisioningOrder, ScalarValue};
 use base64::Engine as _;
@@ -285,16 +285,13 @@ fn modified(
             .to_owned();
         out.value("dn", key.as_bytes());
         out.bare("changetype: modrdn");
-        out.value(
-            "newrdn",
-            format!("{attr}={}", escape_rdn_value(&value)).as_bytes(),
-        );
+        out.value("newrdn", Rdn::new(&attr, &value).to_string().as_bytes());
         out.bare("deleteoldrdn: 1");
         if let Some(p) = &new_parent {
             out.value("newsuperior", p.to_string().as_bytes());
         }
         out.end_record();
-        dn_text = Dn::child(&parent, &attr, &value).to_string();
+        dn_text = parent.child(Rdn::new(&attr, &value)).to_string();
     }
 
     // Scalars, enabled, password, must-change: one modify.

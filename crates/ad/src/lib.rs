@@ -1,10 +1,10 @@
 #![doc = include_str!("../README.md")]
 
 pub mod connector;
-pub mod dn;
 pub mod errors;
 mod export;
 mod fulfill;
+pub mod guid;
 mod ldif;
 pub mod mapping;
 pub mod password;

@@ -359,7 +359,8 @@ impl EntityMapping {
             return Err(err("RdnProperties", "at least one property is required"));
         }
         if let Some(parent) = &self.default_parent {
-            crate::dn::Dn::parse(parent).map_err(|e| err("DefaultParent", &e.to_string()))?;
+            autoprov_connector::dn::Dn::parse(parent)
+                .map_err(|e| err("DefaultParent", &e.to_string()))?;
         }
         if let Some(pw) = &self.password
             && let Some(policy) = &pw.generate

@@ -15,8 +15,8 @@
 //! `EntityTypes` (the resource-type mapping, see [`crate::mapping`]) may be added; without it the
 //! defaults for `user`, `group` and `organizationalUnit` apply.
 
-use crate::dn::Dn;
 use crate::mapping::{EntityMapping, default_entity_types};
+use autoprov_connector::dn::Dn;
 use autoprov_core::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -336,7 +336,7 @@ impl AdSettings {
             }
             let base = Dn::parse(&server.base_dn)
                 .map_err(|e| SettingsError::new(at("BaseDn"), e.to_string()))?;
-            if base.is_root() {
+            if base.is_empty() {
                 return Err(SettingsError::new(at("BaseDn"), "the base DN is required"));
             }
             if let Some(other) = bases.iter().position(|b| b.same_as(&base)) {

@@ -63,7 +63,7 @@ impl Inner {
                 }
             }
         };
-        let dn = Dn::child(&parent, &m.rdn_attribute, &rdn_value);
+        let dn = parent.child(Rdn::new(&m.rdn_attribute, &rdn_value));
         Ok(NewEntry {
             rdn_property,
             rdn_value,
@@ -232,7 +232,7 @@ impl Inner {
                 Some(sam) => server
                     .search_paged(
                         &server.base_dn,
-                        &format!("(sAMAccountName={})", escape_filter_value(sam)),
+                        &format!("(sAMAccountName={})", ldap_escape(sam.as_str())),
                         &["1.1".to_owned()],
                         &[],
                         10,

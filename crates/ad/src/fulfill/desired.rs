@@ -4,9 +4,9 @@ use super::{
     PROTECTED, UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT, invalid, ldap_value, nul, reference_dn,
 };
 use crate::connector::operation_of;
-use crate::dn::Dn;
 use crate::mapping::{EntityMapping, is_attr_name};
 use autoprov_connector::ConnectorError;
+use autoprov_connector::dn::Dn;
 use autoprov_core::{PropertyChange, ProvisioningOrder, ScalarValue, Secret};
 use std::collections::BTreeMap;
 

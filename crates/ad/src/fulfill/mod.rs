@@ -18,13 +18,14 @@ pub(crate) use desired::{
 };
 
 use crate::connector::Inner;
-use crate::dn::{Dn, escape_filter_value, escape_rdn_value};
 use crate::errors::LdapFailure;
 use crate::mapping::EntityMapping;
 use crate::pool::{Entry, PERMISSIVE_MODIFY_OID, ServerPool, TREE_DELETE_OID, control};
+use autoprov_connector::dn::{Dn, Rdn};
 use autoprov_connector::{ConnectorError, ErrorKind, Executed, Operation};
 use autoprov_core::{PropertyChange, ProvisioningOrder, Reference, ScalarValue, StableId};
 use ldap3::Mod;
+use ldap3::ldap_escape;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
@@ -62,7 +63,7 @@ fn reference_dn(property: &str, r: &Reference, op: Operation) -> Result<Dn, Conn
         )
     })?;
     let dn = Dn::parse(text).map_err(|e| invalid(op, format!("`{property}`: {e}")))?;
-    if dn.is_root() {
+    if dn.is_empty() {
         return Err(invalid(op, format!("`{property}`: the DN is empty")));
     }
     if text.contains('\0') || dn.key().contains("\\00") {

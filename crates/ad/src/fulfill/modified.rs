@@ -136,7 +136,7 @@ impl Inner {
                 .rdn_attribute()
                 .unwrap_or(&m.rdn_attribute)
                 .to_owned();
-            let new_dn = Dn::child(&parent, &attr, &value);
+            let new_dn = parent.child(Rdn::new(&attr, &value));
             let dn_text = entry.dn.clone();
             let fail = |e: ConnectorError| e.with_target(dn_text.clone());
             let (new_server, _) = self.server_of(&parent, Operation::Rename).map_err(fail)?;
@@ -166,7 +166,7 @@ impl Inner {
                 )
                 .with_target(dn_text));
             }
-            let rdn = format!("{attr}={}", escape_rdn_value(&value));
+            let rdn = Rdn::new(&attr, &value).to_string();
             let sup = new_parent.as_ref().map(|p| p.to_string());
             server
                 .modify_dn(&entry.dn, &rdn, sup.as_deref())

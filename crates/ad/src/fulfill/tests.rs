@@ -179,3 +179,35 @@ fn ldap_values() {
     );
     assert_eq!(ldap_value("x", &"".into(), op).unwrap(), None);
 }
+
+/// Filter values go through `ldap3::ldap_escape` (RFC 4515): the filter's own syntax and NUL
+/// never reach the server raw.
+#[test]
+fn filter_values_are_escaped() {
+    let cases = [
+        ("plain", "plain"),
+        ("*)(objectClass=*", "\\2a\\29\\28objectClass=\\2a"),
+        ("a\\b", "a\\5cb"),
+        ("nul\0", "nul\\00"),
+        ("René", "René"),
+    ];
+    for (raw, escaped) in cases {
+        assert_eq!(ldap_escape(raw), escaped, "{raw:?}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn filter_value_has_no_special_characters(value in "\\PC{0,24}|[*()\\\\\0a-z]{0,12}") {
+        let e = ldap_escape(value.as_str());
+        proptest::prop_assert!(!e.contains(['*', '(', ')', '\0']));
+        // every backslash starts a two-digit hex escape
+        let bytes = e.as_bytes();
+        for (i, b) in bytes.iter().enumerate() {
+            if *b == b'\\' {
+                proptest::prop_assert!(bytes.len() > i + 2);
+                proptest::prop_assert!(bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit());
+            }
+        }
+    }
+}

@@ -343,6 +343,12 @@ impl InMemoryConnector {
         let below = parsed.rdns().len() - root.rdns().len();
         let mut parent = root.clone();
         for rdn in parsed.rdns()[..below].iter().rev() {
+            let rdn = rdn.single().ok_or_else(|| {
+                ConnectorError::invalid_order(
+                    Operation::Create,
+                    format!("{dn}: multi-valued RDNs are not supported"),
+                )
+            })?;
             let container_type = schema
                 .types
                 .values()
