@@ -285,17 +285,9 @@ impl AdConnectorBuilder {
     /// one connection to every server. Invalid settings are `InvalidConfiguration` naming the
     /// setting; refused credentials `Unauthenticated`; an unreachable server `Unavailable`.
     pub async fn build(self) -> Result<AdConnector, ConnectorError> {
-        let (connection, settings, lazy) = self.build_settings().map_err(settings_error)?;
+        let (connection, settings, lazy) = self.build_settings().map_err(ConnectorError::from)?;
         AdConnector::from_settings(connection, settings, lazy).await
     }
-}
-
-pub(crate) fn settings_error(e: SettingsError) -> ConnectorError {
-    ConnectorError::new(
-        ErrorKind::InvalidConfiguration,
-        Operation::Configure,
-        e.to_string(),
-    )
 }
 
 impl AdConnector {
@@ -305,8 +297,8 @@ impl AdConnector {
         settings: AdSettings,
         connect_lazily: bool,
     ) -> Result<Self, ConnectorError> {
-        settings.validate().map_err(settings_error)?;
-        let spec = Arc::new(ConnectSpec::from_settings(&settings).map_err(settings_error)?);
+        settings.validate().map_err(ConnectorError::from)?;
+        let spec = Arc::new(ConnectSpec::from_settings(&settings).map_err(ConnectorError::from)?);
         let servers: Vec<Arc<ServerPool>> = settings
             .servers
             .iter()
@@ -373,7 +365,7 @@ impl Inner {
             }
         }
         Err(ConnectorError::invalid_order(
-            operation_of(order.change_type),
+            Operation::from(order.change_type),
             format!(
                 "entity type `{}` is not mapped by this AD connection (mapped: {})",
                 et.id,
@@ -467,14 +459,6 @@ pub(crate) fn attribute_type_names(def: &str) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn operation_of(change: ChangeType) -> Operation {
-    match change {
-        ChangeType::Added => Operation::Create,
-        ChangeType::Modified => Operation::Update,
-        ChangeType::Deleted => Operation::Delete,
-    }
-}
-
 #[async_trait]
 impl Connector for AdConnector {
     fn info(&self) -> &ConnectorInfo {
@@ -509,9 +493,9 @@ impl Connector for AdConnector {
 
     async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
         let result = async {
-            order
-                .validate()
-                .map_err(|m| ConnectorError::invalid_order(operation_of(order.change_type), m))?;
+            order.validate().map_err(|m| {
+                ConnectorError::invalid_order(Operation::from(order.change_type), m)
+            })?;
             let (entity_type, mapping) = self.inner.mapping_for(order)?;
             match order.change_type {
                 ChangeType::Added => self.inner.added(order, entity_type, mapping).await,
@@ -557,13 +541,8 @@ impl Package for AdPackage {
         connection: ConnectionId,
         settings: serde_json::Value,
     ) -> Result<Arc<dyn Connector>, ConnectorError> {
-        let settings = AdSettings::from_json(settings).map_err(|e| {
-            ConnectorError::new(
-                ErrorKind::InvalidConfiguration,
-                Operation::Configure,
-                format!("connection {connection}: {e}"),
-            )
-        })?;
+        let settings =
+            AdSettings::from_json(settings).map_err(|e| e.for_connection(&connection))?;
         let connector = AdConnector::from_settings(connection, settings, true).await?;
         Ok(Arc::new(connector))
     }

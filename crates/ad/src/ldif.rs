@@ -22,7 +22,7 @@
 //! disabled bit of `userAccountControl`), so the preview shows what the orders ask for; applied
 //! with `ldapmodify`, it reaches the same end state, except for passwords, which it cannot carry.
 
-use crate::connector::{Inner, operation_of};
+use crate::connector::Inner;
 use crate::fulfill::{
     NewEntry, Relocation, UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT, activation, creation_attributes,
     desired, relocation,
@@ -179,7 +179,7 @@ fn render_order(
 ) -> Result<(), ConnectorError> {
     order
         .validate()
-        .map_err(|m| ConnectorError::invalid_order(operation_of(order.change_type), m))?;
+        .map_err(|m| ConnectorError::invalid_order(Operation::from(order.change_type), m))?;
     let (_, m) = inner.mapping_for(order)?;
     match order.change_type {
         ChangeType::Added => added(inner, order, m, out),

@@ -46,6 +46,7 @@ use crate::connector::{
 use crate::error::{ConnectorError, ErrorKind, Operation};
 use crate::memory::{InMemoryConnector, InMemorySettings, MemoryPackage};
 use crate::registry::Package;
+use crate::settings::parse_settings_or_default;
 use async_trait::async_trait;
 use autoprov_core::{ConnectionId, ConnectionMode, OrderId, PackageId, ProvisioningOrder};
 use futures::channel::mpsc;
@@ -493,21 +494,8 @@ impl Package for ManualPackage {
         connection: ConnectionId,
         settings: serde_json::Value,
     ) -> Result<Arc<dyn Connector>, ConnectorError> {
-        let settings: ManualSettings = if settings.is_null() {
-            ManualSettings::default()
-        } else {
-            serde_path_to_error::deserialize(settings).map_err(|e| {
-                ConnectorError::new(
-                    ErrorKind::InvalidConfiguration,
-                    Operation::Configure,
-                    format!(
-                        "connection {connection}: settings at `{}`: {}",
-                        e.path(),
-                        e.inner()
-                    ),
-                )
-            })?
-        };
+        let settings: ManualSettings =
+            parse_settings_or_default(settings).map_err(|e| e.for_connection(&connection))?;
         let desk = match settings.backing {
             None => ManualConnector::new(connection.clone()),
             Some(backing) => {

@@ -316,7 +316,7 @@ impl<C: Connector> FaultInjector<C> {
                 let operation = match (call, order) {
                     (Call::Check, _) => Operation::Check,
                     (Call::Export, _) => Operation::Export,
-                    (Call::Fulfill, Some(order)) => order_operation(order),
+                    (Call::Fulfill, Some(order)) => order.change_type.into(),
                     (Call::Fulfill, None) => Operation::Update,
                 };
                 let message = match timing {
@@ -365,14 +365,6 @@ fn random_fault(plan: &FaultPlan, rng: &mut StdRng) -> Fault {
     match delay {
         Some(d) if !d.is_zero() => Fault::Delay(d),
         _ => Fault::Pass,
-    }
-}
-
-fn order_operation(order: &ProvisioningOrder) -> Operation {
-    match order.change_type {
-        ChangeType::Added => Operation::Create,
-        ChangeType::Modified => Operation::Update,
-        ChangeType::Deleted => Operation::Delete,
     }
 }
 

@@ -3,10 +3,9 @@
 use super::{
     PROTECTED, UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT, invalid, ldap_value, nul, reference_dn,
 };
-use crate::connector::operation_of;
 use crate::mapping::{EntityMapping, is_attr_name};
-use autoprov_connector::ConnectorError;
 use autoprov_connector::dn::Dn;
+use autoprov_connector::{ConnectorError, Operation};
 use autoprov_core::{PropertyChange, ProvisioningOrder, ScalarValue, Secret};
 use std::collections::BTreeMap;
 
@@ -40,7 +39,7 @@ pub(crate) fn desired(
     order: &ProvisioningOrder,
     m: &EntityMapping,
 ) -> Result<Desired, ConnectorError> {
-    let op = operation_of(order.change_type);
+    let op = Operation::from(order.change_type);
     let mut d = Desired::default();
     let pw = m.password.as_ref();
     for (property, change) in &order.changes.properties {

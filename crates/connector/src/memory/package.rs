@@ -2,9 +2,10 @@
 
 use crate::capability::Capabilities;
 use crate::connector::Connector;
-use crate::error::{ConnectorError, ErrorKind, Operation};
+use crate::error::{ConnectorError, Operation};
 use crate::memory::{InMemoryConnector, InMemorySchema, PACKAGE_ID};
 use crate::registry::Package;
+use crate::settings::parse_settings_or_default;
 use async_trait::async_trait;
 use autoprov_core::{ConnectionId, PackageId};
 use serde::{Deserialize, Serialize};
@@ -106,21 +107,8 @@ impl Package for MemoryPackage {
         connection: ConnectionId,
         settings: serde_json::Value,
     ) -> Result<Arc<dyn Connector>, ConnectorError> {
-        let settings: InMemorySettings = if settings.is_null() {
-            InMemorySettings::default()
-        } else {
-            serde_path_to_error::deserialize(settings).map_err(|e| {
-                ConnectorError::new(
-                    ErrorKind::InvalidConfiguration,
-                    Operation::Configure,
-                    format!(
-                        "connection {connection}: settings at `{}`: {}",
-                        e.path(),
-                        e.inner()
-                    ),
-                )
-            })?
-        };
+        let settings: InMemorySettings =
+            parse_settings_or_default(settings).map_err(|e| e.for_connection(&connection))?;
         let system = Self::build(connection.clone(), settings).map_err(|e| {
             ConnectorError::new(
                 e.kind(),

@@ -85,14 +85,6 @@ fn invalid(operation: Operation, message: impl Into<String>) -> ConnectorError {
     ConnectorError::invalid_order(operation, message)
 }
 
-fn op_of(change_type: ChangeType) -> Operation {
-    match change_type {
-        ChangeType::Added => Operation::Create,
-        ChangeType::Modified => Operation::Update,
-        ChangeType::Deleted => Operation::Delete,
-    }
-}
-
 fn kind_matches(kind: &PropertyKind, value: &ScalarValue) -> bool {
     matches!(
         (kind, value),
@@ -384,7 +376,7 @@ impl State {
         schema: &CompiledSchema,
         request: &Request<'_>,
     ) -> Result<Plan, ConnectorError> {
-        let operation = op_of(request.change_type);
+        let operation = Operation::from(request.change_type);
         let Some(t) = schema.types.get(request.entity_type) else {
             return Err(invalid(
                 operation,
