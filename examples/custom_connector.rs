@@ -415,6 +415,13 @@ impl Connector for BadgeConnector {
                     }
                 }
             }
+            other => {
+                return Err(ConnectorError::new(
+                    ErrorKind::Unsupported,
+                    Operation::Export,
+                    format!("export mode {other:?}"),
+                ));
+            }
         };
         // A toy system: the items are copied out under the lock. A real package pages through
         // the system here instead (see `InMemoryConnector` or the AD package).

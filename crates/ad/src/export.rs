@@ -180,6 +180,13 @@ pub(crate) async fn export(
         ExportMode::Incremental(cookie) => Some(Cookie::decode(cookie).ok_or_else(|| {
             conflict("the export cookie is not one this AD package issued; run a complete export")
         })?),
+        other => {
+            return Err(ConnectorError::new(
+                ErrorKind::Unsupported,
+                Operation::Export,
+                format!("export mode {other:?}"),
+            ));
+        }
     };
     let mut servers = Vec::new();
     for pool in &inner.servers {

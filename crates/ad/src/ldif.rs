@@ -147,11 +147,7 @@ pub(crate) fn render(inner: &Inner, orders: &[ProvisioningOrder]) -> Preview {
             }
         }
     }
-    Preview {
-        format: "ldif",
-        text: ldif.into_string(),
-        refused,
-    }
+    Preview::new("ldif", ldif.into_string()).with_refused(refused)
 }
 
 fn order_title(order: &ProvisioningOrder) -> String {

@@ -16,9 +16,7 @@ use crate::plan::{Plan, PlanOptions, Planner, ThresholdBreach};
 use crate::store::{JobKind, JobRun, JobStatus, Store, StoreError};
 use crate::verify::{VerificationReport, verify};
 use crate::{EvaluationError, PlanError};
-use autoprov_connector::{
-    Connector, ConnectorError, ExportItem, ExportMode, ExportRequest, Preview,
-};
+use autoprov_connector::{Connector, ConnectorError, ExportItem, ExportRequest, Preview};
 use autoprov_core::{
     ConnectionId, ConnectionMode, EntityTypeId, OrderId, ProvisioningEvent, ProvisioningOrder,
     ProvisioningState, Resource, ResourceId, ResourceTypeId,
@@ -806,11 +804,7 @@ impl ProvisioningJob {
             Err(e) if incremental && e.kind() == autoprov_connector::ErrorKind::Conflict => {
                 // The cookie expired: fall back to a complete export.
                 connector
-                    .export(scoped(ExportRequest {
-                        mode: ExportMode::Complete,
-                        entity_types: Vec::new(),
-                        scope: None,
-                    }))
+                    .export(scoped(ExportRequest::complete()))
                     .await
                     .map_err(export_err)?
             }

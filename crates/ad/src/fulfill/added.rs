@@ -190,12 +190,9 @@ impl Inner {
             Some(e) => (e.dn.clone(), e.guid()),
             None => (dn_text.clone(), None),
         };
-        Ok(Executed {
-            resource_id: resource_id.into(),
-            stable_id: stable_id.map(StableId::new),
-            changed,
-            adopted: false,
-        })
+        Ok(Executed::new(resource_id)
+            .with_stable_id(stable_id.map(StableId::new))
+            .with_changed(changed))
     }
 
     /// An Added order met an existing entry: adopt it when it is the same account, and converge.

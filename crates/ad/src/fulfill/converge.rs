@@ -145,12 +145,9 @@ impl Inner {
                 changed.insert(p.clone());
             }
         }
-        Ok(Executed {
-            resource_id: dn_text.clone().into(),
-            stable_id: entry.guid().map(StableId::new),
-            changed,
-            adopted: false,
-        })
+        Ok(Executed::new(dn_text.clone())
+            .with_stable_id(entry.guid().map(StableId::new))
+            .with_changed(changed))
     }
 
     /// Adds or removes `member_dn` on each group's member attribute: value-level, never a

@@ -67,12 +67,10 @@ impl Inner {
             .await
             .map_err(|e| e.with_target(resource.id.as_str()))?;
         match server.modify(resource.id.as_str(), &mods, &[]).await {
-            Ok(()) => Ok(Some(Executed {
-                resource_id: resource.id.clone(),
-                stable_id: None,
-                changed: d.scalars.iter().map(|w| w.property.clone()).collect(),
-                adopted: false,
-            })),
+            Ok(()) => Ok(Some(
+                Executed::new(resource.id.clone())
+                    .with_changed(d.scalars.iter().map(|w| w.property.clone())),
+            )),
             Err(LdapFailure::Result { .. }) => Ok(None),
             Err(f) => Err(f.into_error(Operation::Update, resource.id.as_str())),
         }
