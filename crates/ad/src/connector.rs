@@ -471,6 +471,15 @@ impl Connector for AdConnector {
         Some(crate::ldif::render(&self.inner, orders))
     }
 
+    /// One entity schema per configured mapping ([`EntityMapping::schema`]).
+    fn schema(&self) -> Option<autoprov_connector::ConnectionSchema> {
+        let mappings = &self.inner.settings.entity_types;
+        Some(mappings.iter().fold(
+            autoprov_connector::ConnectionSchema::new(),
+            |schema, (entity_type, m)| schema.with_entity(m.schema(entity_type)),
+        ))
+    }
+
     async fn check(&self) -> Result<(), ConnectorError> {
         for server in &self.inner.servers {
             match server.read(&server.base_dn, &["1.1".to_owned()], &[]).await {

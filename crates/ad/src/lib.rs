@@ -13,7 +13,7 @@ pub mod settings;
 
 pub use connector::{AdConnector, AdConnectorBuilder, AdPackage, PACKAGE_ID};
 pub use fulfill::{UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT};
-pub use mapping::{EntityMapping, MembershipSettings, PasswordPolicy, PasswordSettings, ValueKind};
+pub use mapping::{EntityMapping, MembershipSettings, PasswordPolicy, PasswordSettings};
 pub use settings::{
     AdSettings, BindSettings, CaCertificate, ServerSettings, SettingsError, TlsMode, TlsSettings,
 };

@@ -2,6 +2,7 @@
 
 use crate::capability::Capabilities;
 use crate::error::{ConnectorError, ErrorKind, Operation};
+use crate::schema::ConnectionSchema;
 use async_trait::async_trait;
 use autoprov_core::{
     ConnectionId, EntityTypeId, PackageId, ProvisioningOrder, Resource, ResourceId, StableId,
@@ -351,6 +352,18 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
         let _ = orders;
         None
     }
+
+    /// The declared schema of the connection's entity types: which properties each takes and
+    /// how (type, multi-valued, required, key, secret, writable). The default, `None`, means
+    /// the connection declares none.
+    ///
+    /// Behaviour:
+    /// - MUST return the same value for the life of the connection, and MUST NOT do I/O.
+    /// - A property it declares `secret` is never exported; one it declares read-only is
+    ///   refused in orders.
+    fn schema(&self) -> Option<ConnectionSchema> {
+        None
+    }
 }
 
 macro_rules! forward_connector {
@@ -378,6 +391,10 @@ macro_rules! forward_connector {
 
             fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
                 (**self).preview(orders)
+            }
+
+            fn schema(&self) -> Option<ConnectionSchema> {
+                (**self).schema()
             }
         }
     };

@@ -46,6 +46,7 @@ use crate::connector::{
 use crate::error::{ConnectorError, ErrorKind, Operation};
 use crate::memory::{InMemoryConnector, InMemorySettings, MemoryPackage};
 use crate::registry::Package;
+use crate::schema::ConnectionSchema;
 use crate::settings::parse_settings_or_default;
 use async_trait::async_trait;
 use autoprov_core::{ConnectionId, ConnectionMode, OrderId, PackageId, ProvisioningOrder};
@@ -394,6 +395,11 @@ fn ticket_number(id: &str) -> u64 {
 impl Connector for ManualConnector {
     fn info(&self) -> &ConnectorInfo {
         &self.inner.info
+    }
+
+    /// The backing system's schema, when there is one.
+    fn schema(&self) -> Option<ConnectionSchema> {
+        self.inner.backing.as_ref()?.schema()
     }
 
     async fn check(&self) -> Result<(), ConnectorError> {

@@ -20,6 +20,7 @@ use crate::connector::{
     Connector, ConnectorInfo, ExportRequest, ExportStream, Fulfillment, Preview,
 };
 use crate::error::{ConnectorError, ErrorKind, Operation};
+use crate::schema::ConnectionSchema;
 use async_trait::async_trait;
 use autoprov_core::{ChangeType, OrderId, ProvisioningOrder};
 use futures::Stream;
@@ -391,6 +392,10 @@ impl<C: Connector> Connector for FaultInjector<C> {
     fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
         self.inner.preview(orders)
     }
+
+    fn schema(&self) -> Option<ConnectionSchema> {
+        self.inner.schema()
+    }
 }
 
 /// Bounds how many calls run at once against the wrapped connector (a tokio semaphore).
@@ -503,6 +508,10 @@ impl<C: Connector> Connector for ConcurrencyLimiter<C> {
 
     fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
         self.inner.preview(orders)
+    }
+
+    fn schema(&self) -> Option<ConnectionSchema> {
+        self.inner.schema()
     }
 }
 
@@ -630,5 +639,9 @@ impl<C: Connector> Connector for Recorder<C> {
 
     fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
         self.inner.preview(orders)
+    }
+
+    fn schema(&self) -> Option<ConnectionSchema> {
+        self.inner.schema()
     }
 }

@@ -1,9 +1,7 @@
 //! An order turned into the LDAP values it wants, without any I/O.
 
-use super::{
-    PROTECTED, UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT, invalid, ldap_value, nul, reference_dn,
-};
-use crate::mapping::{EntityMapping, is_attr_name};
+use super::{UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT, invalid, ldap_value, nul, reference_dn};
+use crate::mapping::{EntityMapping, PROTECTED, is_attr_name};
 use autoprov_connector::dn::Dn;
 use autoprov_connector::{ConnectorError, Operation};
 use autoprov_core::{PropertyChange, ProvisioningOrder, ScalarValue, Secret};

@@ -34,18 +34,6 @@ pub const UF_ACCOUNTDISABLE: i64 = 0x2;
 /// `userAccountControl` flag: a normal user account.
 pub const UF_NORMAL_ACCOUNT: i64 = 0x200;
 
-/// Attributes an order may not write directly.
-const PROTECTED: &[&str] = &[
-    "objectclass",
-    "objectguid",
-    "objectsid",
-    "distinguishedname",
-    "unicodepwd",
-    "userpassword",
-    "memberof",
-    "name",
-];
-
 fn invalid(op: Operation, message: impl Into<String>) -> ConnectorError {
     ConnectorError::invalid_order(op, message)
 }
