@@ -10,6 +10,9 @@ pub mod mapping;
 pub mod password;
 mod pool;
 pub mod settings;
+#[cfg(feature = "test-fixtures")]
+#[doc(hidden)]
+pub mod test_fixtures;
 
 pub use connector::{AdConnector, AdConnectorBuilder, AdPackage, PACKAGE_ID};
 pub use fulfill::{UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT};

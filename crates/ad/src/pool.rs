@@ -157,7 +157,9 @@ impl ConnectSpec {
 }
 
 #[cfg(feature = "tls-rustls")]
-fn rustls_config(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, crate::settings::SettingsError> {
+pub(crate) fn rustls_config(
+    pem: &[u8],
+) -> Result<Arc<rustls::ClientConfig>, crate::settings::SettingsError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
     let bad = |m: String| crate::settings::SettingsError::new("Tls.CaCertificate", m);
