@@ -189,6 +189,21 @@ fn yes() -> bool {
     true
 }
 
+/// The export typing of the directory-maintained attributes every default mapping types.
+const SYSTEM_KINDS: &[(&str, ValueType)] = &[
+    ("uSNChanged", ValueType::Integer),
+    ("uSNCreated", ValueType::Integer),
+];
+
+/// A `Kinds` map of the default mappings: `SYSTEM_KINDS` and `own`.
+fn kinds(own: &[(&str, ValueType)]) -> BTreeMap<String, ValueType> {
+    SYSTEM_KINDS
+        .iter()
+        .chain(own)
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect()
+}
+
 fn default_parent_property() -> String {
     schema::PARENT.to_owned()
 }
@@ -240,20 +255,15 @@ impl EntityMapping {
         m.password = Some(PasswordSettings::default());
         m.membership = Some(MembershipSettings::default());
         m.references = ["manager".to_owned()].into();
-        m.kinds = [
+        m.kinds = kinds(&[
             ("userAccountControl", ValueType::Integer),
             ("pwdLastSet", ValueType::Integer),
             ("accountExpires", ValueType::Integer),
             ("badPwdCount", ValueType::Integer),
             ("logonCount", ValueType::Integer),
             ("primaryGroupID", ValueType::Integer),
-            ("uSNChanged", ValueType::Integer),
-            ("uSNCreated", ValueType::Integer),
             ("objectSid", ValueType::Binary),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        ]);
         m
     }
 
@@ -269,15 +279,10 @@ impl EntityMapping {
         m.required_properties = vec!["sAMAccountName".into()];
         m.membership = Some(MembershipSettings::default());
         m.references = ["managedBy".to_owned()].into();
-        m.kinds = [
+        m.kinds = kinds(&[
             ("groupType", ValueType::Integer),
-            ("uSNChanged", ValueType::Integer),
-            ("uSNCreated", ValueType::Integer),
             ("objectSid", ValueType::Binary),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        ]);
         m
     }
 
@@ -291,13 +296,7 @@ impl EntityMapping {
         );
         m.tree_delete = true;
         m.references = ["managedBy".to_owned()].into();
-        m.kinds = [
-            ("uSNChanged", ValueType::Integer),
-            ("uSNCreated", ValueType::Integer),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        m.kinds = kinds(&[]);
         m
     }
 

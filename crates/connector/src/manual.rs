@@ -45,7 +45,7 @@ use crate::connector::{
 };
 use crate::error::{ConnectorError, ErrorKind, Operation};
 use crate::memory::{InMemoryConnector, InMemorySettings, MemoryPackage};
-use crate::registry::Package;
+use crate::registry::{BuiltConnections, Package};
 use crate::schema::ConnectionSchema;
 use crate::settings::parse_settings_or_default;
 use async_trait::async_trait;
@@ -470,7 +470,7 @@ pub struct ManualSettings {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ManualPackage {
-    built: Arc<Mutex<BTreeMap<ConnectionId, ManualConnector>>>,
+    built: BuiltConnections<ManualConnector>,
 }
 
 impl ManualPackage {
@@ -481,11 +481,7 @@ impl ManualPackage {
 
     /// The connection built for an id, if any (its queue, for the humans' side).
     pub fn desk(&self, connection: &ConnectionId) -> Option<ManualConnector> {
-        self.built
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(connection)
-            .cloned()
+        self.built.get(connection)
     }
 }
 
@@ -509,10 +505,7 @@ impl Package for ManualPackage {
                 ManualConnector::with_backing(connection.clone(), system)
             }
         };
-        self.built
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(connection, desk.clone());
+        self.built.record(connection, desk.clone());
         Ok(Arc::new(desk))
     }
 }

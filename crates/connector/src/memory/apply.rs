@@ -85,20 +85,9 @@ impl State {
             done.changed.insert(property);
         }
         if p.password.is_some() {
-            self.log(
-                schema,
-                order,
-                Operation::SetPassword,
-                key,
-                Some(PASSWORD),
-                SECRET_MASK.to_owned(),
-            );
-            done.changed.insert(PASSWORD.to_owned());
+            self.password_written(schema, key, order, &mut done);
         }
-        for (group, member, via) in p.memberships {
-            self.link(schema, group, member, true, usn, order);
-            done.changed.insert(via.to_owned());
-        }
+        self.link_all(schema, p.memberships, true, usn, order, &mut done);
         done
     }
 
@@ -165,6 +154,41 @@ impl State {
     }
 
     /// Adds or removes one membership; the group's `member` is what is written.
+    /// Logs a password write (masked) and reports it.
+    fn password_written(
+        &mut self,
+        schema: &CompiledSchema,
+        key: ObjKey,
+        order: Option<&OrderId>,
+        done: &mut Executed,
+    ) {
+        self.log(
+            schema,
+            order,
+            Operation::SetPassword,
+            key,
+            Some(PASSWORD),
+            SECRET_MASK.to_owned(),
+        );
+        done.changed.insert(PASSWORD.to_owned());
+    }
+
+    /// Adds (or removes) each (group, member) link, reporting the navigation it came through.
+    fn link_all(
+        &mut self,
+        schema: &CompiledSchema,
+        links: Vec<(ObjKey, ObjKey, &'static str)>,
+        add: bool,
+        usn: u64,
+        order: Option<&OrderId>,
+        done: &mut Executed,
+    ) {
+        for (group, member, via) in links {
+            self.link(schema, group, member, add, usn, order);
+            done.changed.insert(via.to_owned());
+        }
+    }
+
     fn link(
         &mut self,
         schema: &CompiledSchema,
@@ -282,24 +306,10 @@ impl State {
             if let Some(o) = self.objects.get_mut(&key) {
                 o.password = Some(hash);
             }
-            self.log(
-                schema,
-                order,
-                Operation::SetPassword,
-                key,
-                Some(PASSWORD),
-                SECRET_MASK.to_owned(),
-            );
-            done.changed.insert(PASSWORD.to_owned());
+            self.password_written(schema, key, order, &mut done);
         }
-        for (group, member, via) in p.add {
-            self.link(schema, group, member, true, usn, order);
-            done.changed.insert(via.to_owned());
-        }
-        for (group, member, via) in p.remove {
-            self.link(schema, group, member, false, usn, order);
-            done.changed.insert(via.to_owned());
-        }
+        self.link_all(schema, p.add, true, usn, order, &mut done);
+        self.link_all(schema, p.remove, false, usn, order, &mut done);
         done
     }
 

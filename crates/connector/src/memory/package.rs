@@ -4,13 +4,12 @@ use crate::capability::Capabilities;
 use crate::connector::Connector;
 use crate::error::{ConnectorError, Operation};
 use crate::memory::{InMemoryConnector, InMemorySchema, PACKAGE_ID};
-use crate::registry::Package;
+use crate::registry::{BuiltConnections, Package};
 use crate::settings::parse_settings_or_default;
 use async_trait::async_trait;
 use autoprov_core::{ConnectionId, PackageId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 /// The settings of an in-memory connection (every field optional):
 ///
@@ -60,7 +59,7 @@ pub struct InMemorySettings {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct MemoryPackage {
-    built: Arc<Mutex<BTreeMap<ConnectionId, InMemoryConnector>>>,
+    built: BuiltConnections<InMemoryConnector>,
 }
 
 impl MemoryPackage {
@@ -71,11 +70,7 @@ impl MemoryPackage {
 
     /// The system built for a connection, if any.
     pub fn system(&self, connection: &ConnectionId) -> Option<InMemoryConnector> {
-        self.built
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(connection)
-            .cloned()
+        self.built.get(connection)
     }
 
     /// Builds a system from settings.
@@ -116,10 +111,7 @@ impl Package for MemoryPackage {
                 format!("connection {connection}: {}", e.message()),
             )
         })?;
-        self.built
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(connection, system.clone());
+        self.built.record(connection, system.clone());
         Ok(Arc::new(system))
     }
 }
