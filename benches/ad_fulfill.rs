@@ -30,16 +30,13 @@
 
 use autoprov::ad::AdConnector;
 use autoprov::connector::{Connector, ExportItem, ExportRequest, Fulfillment};
-use autoprov::core::{
-    ChangeType, Changes, EntityTypeRef, OrderId, Owner, ProvisioningOrder, Resource,
-    ResourceTypeRef, StableId,
-};
+use autoprov::core::{ChangeType, Changes, OrderId, ProvisioningOrder, StableId};
+use autoprov_ad::test_fixtures::{self, AdEnv};
 use criterion::{Criterion, SamplingMode, Throughput};
 use futures::StreamExt as _;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
+use ldap3::{Ldap, Mod, Scope, SearchEntry};
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -47,58 +44,11 @@ const CONNECTIONS: usize = 4;
 const PAGE_SIZE: u32 = 500;
 const USER_FILTER: &str = "(&(objectCategory=person)(objectClass=user))";
 
-struct Env {
-    url: String,
-    base_dn: String,
-    login: String,
-    password: String,
-    ca_file: String,
-}
-
-fn env() -> Option<Env> {
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    Some(Env {
-        url: get("AUTOPROV_AD_URL")?,
-        base_dn: get("AUTOPROV_AD_BASE_DN")?,
-        login: get("AUTOPROV_AD_BIND_DN")?,
-        password: get("AUTOPROV_AD_PASSWORD")?,
-        ca_file: get("AUTOPROV_AD_CA_FILE")?,
-    })
-}
-
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A bare ldap3 connection verifying the server with the same CA.
-async fn bare(env: &Env) -> Ldap {
-    let pem = std::fs::read(&env.ca_file).expect("CA file");
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject as _;
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-        roots.add(cert.expect("PEM")).expect("CA");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let settings = LdapConnSettings::new().set_config(Arc::new(config));
-    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &env.url)
-        .await
-        .expect("connect");
-    ldap3::drive!(conn);
-    ldap.simple_bind(&env.login, &env.password)
-        .await
-        .expect("bind")
-        .success()
-        .expect("bind");
-    ldap
 }
 
 struct Fixture {
@@ -118,35 +68,18 @@ struct Fixture {
 fn order(target: &(String, StableId), current: Option<&str>, value: String) -> ProvisioningOrder {
     let mut changes = Changes::default();
     changes.set("description", value);
-    let mut resource = Resource::new(target.0.as_str()).with_entity_type("user");
-    resource.stable_id = Some(target.1.clone());
-    if let Some(current) = current {
-        resource = resource.with("description", current);
-    }
-    ProvisioningOrder {
-        order_id: OrderId::new(format!("bench-{}", target.1)),
-        assigned_resource_type_id: None,
-        change_type: ChangeType::Modified,
-        workflow_instance_id: None,
-        owner: Some(Owner::new("bench", "bench")),
-        resource_type: ResourceTypeRef {
-            id: "AD_user".into(),
-            identifier: "AD_user".into(),
-            source_entity_type: EntityTypeRef {
-                id: "Directory_User".into(),
-                identifier: "Directory_User".into(),
-            },
-            target_entity_type: EntityTypeRef {
-                id: "user".into(),
-                identifier: "user".into(),
-            },
-        },
-        connection: None,
+    let mut order = test_fixtures::order(
+        ChangeType::Modified,
+        "user",
         changes,
-        resource: Some(resource),
-        depends_on: Vec::new(),
-        not_before: None,
+        Some((target.0.as_str(), Some(&target.1))),
+    );
+    order.order_id = OrderId::new(format!("bench-{}", target.1));
+    order.connection = None;
+    if let Some(current) = current {
+        order.resource = order.resource.map(|r| r.with("description", current));
     }
+    order
 }
 
 async fn add_users(ldap: &Ldap, parent: &str, prefix: &str, n: usize, concurrency: usize) {
@@ -172,15 +105,12 @@ async fn add_users(ldap: &Ldap, parent: &str, prefix: &str, n: usize, concurrenc
         .await;
 }
 
-async fn setup(env: &Env) -> Fixture {
+async fn setup(env: &AdEnv) -> Fixture {
     let concurrency = knob("AUTOPROV_BENCH_CONCURRENCY", 8);
     let orders = knob("AUTOPROV_BENCH_ORDERS", 200);
     let accounts = knob("AUTOPROV_BENCH_ACCOUNTS", 5000);
-    let ad = AdConnector::builder()
-        .connection("bench")
-        .server(&env.url, &env.base_dn)
-        .bind(&env.login, env.password.as_str())
-        .ca_certificate_file(&env.ca_file)
+    let ad = env
+        .builder("bench")
         .connections(CONNECTIONS)
         .page_size(PAGE_SIZE)
         .build()
@@ -188,7 +118,7 @@ async fn setup(env: &Env) -> Fixture {
         .expect("the connector connects");
     let mut pool = Vec::new();
     for _ in 0..CONNECTIONS {
-        pool.push(bare(env).await);
+        pool.push(test_fixtures::admin_ldap(env).await);
     }
     let mut admin = pool[0].clone();
     let tag = format!(
@@ -241,7 +171,7 @@ async fn setup(env: &Env) -> Fixture {
         .into_iter()
         .map(SearchEntry::construct)
         .map(|e| {
-            let guid = autoprov::ad::dn::guid_to_string(&e.bin_attrs["objectGUID"][0]).unwrap();
+            let guid = autoprov::ad::guid::guid_to_string(&e.bin_attrs["objectGUID"][0]).unwrap();
             (e.dn, StableId::new(guid))
         })
         .collect();
@@ -498,7 +428,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let Some(env) = env() else {
+    let Some(env) = AdEnv::from_env() else {
         println!(
             "SKIPPED ad_fulfill: no AD test server (set AUTOPROV_AD_URL, run scripts/ad-test-server.sh start)"
         );

@@ -17,15 +17,18 @@ use autoprov::connector::{
     Connector, ConnectorError, ConnectorExt, ExportMode, ExportRequest, Fulfillment,
 };
 use autoprov::core::{
-    ChangeType, Changes, EntityTypeRef, OrderId, Owner, PropertyValue, ProvisioningOrder,
-    Reference, Resource, ResourceTypeRef, Secret, StableId,
+    ChangeType, Changes, OrderId, Owner, PropertyValue, ProvisioningOrder, Reference, Resource,
+    Secret, StableId,
 };
+use autoprov_ad::test_fixtures;
 use std::process::ExitCode;
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// An order as a planner writes it; the AD package's test fixtures fill in the resource type
+/// (`AD_<entity type>`) and the target resource.
 fn order(
     id: &str,
     change: ChangeType,
@@ -33,34 +36,11 @@ fn order(
     changes: Changes,
     target: Option<(&str, Option<&StableId>)>,
 ) -> ProvisioningOrder {
-    ProvisioningOrder {
-        order_id: OrderId::new(id),
-        assigned_resource_type_id: None,
-        change_type: change,
-        workflow_instance_id: None,
-        owner: Some(Owner::new("hr-1042", "jdoe").with_entity_type("Directory_User")),
-        resource_type: ResourceTypeRef {
-            id: format!("AD_{entity_type}").into(),
-            identifier: format!("AD_{entity_type}"),
-            source_entity_type: EntityTypeRef {
-                id: "Directory_User".into(),
-                identifier: "Directory_User".into(),
-            },
-            target_entity_type: EntityTypeRef {
-                id: entity_type.into(),
-                identifier: entity_type.into(),
-            },
-        },
-        connection: Some("ad".into()),
-        changes,
-        resource: target.map(|(dn, stable)| {
-            let mut r = Resource::new(dn);
-            r.stable_id = stable.cloned();
-            r
-        }),
-        depends_on: Vec::new(),
-        not_before: None,
-    }
+    let mut order = test_fixtures::order(change, entity_type, changes, target);
+    order.order_id = OrderId::new(id);
+    order.owner = Some(Owner::new("hr-1042", "jdoe").with_entity_type("Directory_User"));
+    order.connection = Some("ad".into());
+    order
 }
 
 /// Fulfils an order and prints it and its outcome.

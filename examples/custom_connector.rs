@@ -14,7 +14,7 @@ use autoprov_connector::testkit::{self, KitProfile};
 use autoprov_connector::{
     Capabilities, ConnectionConfig, Connector, ConnectorError, ConnectorInfo, ErrorKind, Executed,
     ExportCookie, ExportItem, ExportMode, ExportRequest, ExportStream, Fulfillment, Operation,
-    Package, PackageRegistry, async_trait,
+    Package, PackageRegistry, SettingsError, async_trait, parse_settings,
 };
 use autoprov_core::{
     ChangeType, ConnectionId, PackageId, PropertyChange, ProvisioningOrder, Resource, ResourceId,
@@ -214,11 +214,7 @@ impl BadgeConnector {
     }
 
     fn apply(&self, order: &ProvisioningOrder) -> Result<Executed, ConnectorError> {
-        let operation = match order.change_type {
-            ChangeType::Added => Operation::Create,
-            ChangeType::Modified => Operation::Update,
-            ChangeType::Deleted => Operation::Delete,
-        };
+        let operation = Operation::from(order.change_type);
         if order.resource_type.target_entity_type.id.as_str() != BADGE_HOLDER {
             return Err(invalid(
                 order,
@@ -419,6 +415,13 @@ impl Connector for BadgeConnector {
                     }
                 }
             }
+            other => {
+                return Err(ConnectorError::new(
+                    ErrorKind::Unsupported,
+                    Operation::Export,
+                    format!("export mode {other:?}"),
+                ));
+            }
         };
         // A toy system: the items are copied out under the lock. A real package pages through
         // the system here instead (see `InMemoryConnector` or the AD package).
@@ -446,6 +449,14 @@ impl Connector for BadgeConnector {
 /// The package: builds badge connections from `{"Site": "HQ"}`.
 pub struct BadgePackage;
 
+/// The package's settings.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct BadgeSettings {
+    /// The site whose badges the connection manages.
+    site: String,
+}
+
 #[async_trait]
 impl Package for BadgePackage {
     fn id(&self) -> PackageId {
@@ -457,25 +468,21 @@ impl Package for BadgePackage {
         connection: ConnectionId,
         settings: serde_json::Value,
     ) -> Result<Arc<dyn Connector>, ConnectorError> {
-        let bad = |message: String| {
-            ConnectorError::new(
-                ErrorKind::InvalidConfiguration,
-                Operation::Configure,
-                format!("connection {connection}: {message}"),
+        if !settings.is_object() {
+            return Err(SettingsError::new(
+                "Settings",
+                "must be an object like {\"Site\": \"HQ\"}",
             )
-        };
-        let serde_json::Value::Object(map) = settings else {
-            return Err(bad(
-                "settings must be an object like {\"Site\": \"HQ\"}".into()
-            ));
-        };
-        if let Some(unknown) = map.keys().find(|k| k.as_str() != "Site") {
-            return Err(bad(format!("unknown setting `{unknown}`")));
+            .for_connection(&connection));
         }
-        let site = match map.get("Site") {
-            Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => return Err(bad("`Site` must be a non-empty string".into())),
-        };
+        // The one settings parser of autoprov-connector: a wrong shape names the setting.
+        let settings: BadgeSettings =
+            parse_settings(settings).map_err(|e| e.for_connection(&connection))?;
+        if settings.site.is_empty() {
+            return Err(SettingsError::new("Site", "must be a non-empty string")
+                .for_connection(&connection));
+        }
+        let site = settings.site;
         Ok(Arc::new(BadgeConnector::new(connection, site)))
     }
 }

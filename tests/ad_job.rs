@@ -8,71 +8,25 @@
 //! test prints that it skipped, and fails when `CI=true`.
 #![cfg(feature = "ad")]
 
-use autoprov::ad::AdConnector;
 use autoprov::connector::Connector;
 use autoprov::core::{
-    ApprovalWorkflowType, AssignmentRequest, ChangeType, Changes, EntityTypeRef, Owner, OwnerId,
+    ApprovalWorkflowType, AssignmentRequest, ChangeType, Changes, Owner, OwnerId,
     ProvisioningOrder, ProvisioningState, Reference, RequestKind, RequestedAssignment,
-    ResourceTypeRef,
 };
 use autoprov::orchestrator::Planner;
 use autoprov::orchestrator::clock::ManualClock;
 use autoprov::orchestrator::demo::{self, ACCOUNT, ADMIN_ACCOUNT};
 use autoprov::orchestrator::job::{JobOptions, ProvisioningJob};
 use autoprov::orchestrator::store::{JobStatus, MemoryStore, Store, StoreExt};
+use autoprov_ad::test_fixtures::{self, AdEnv, ad_env};
 use chrono::{TimeDelta, Utc};
 use futures::TryStreamExt as _;
-use std::process::Command;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-struct Env {
-    url: String,
-    base_dn: String,
-    bind_dn: String,
-    password: String,
-    ca_file: String,
-}
-
-fn env(test: &str) -> Option<Env> {
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let found = (|| {
-        Some(Env {
-            url: get("AUTOPROV_AD_URL")?,
-            base_dn: get("AUTOPROV_AD_BASE_DN")?,
-            bind_dn: get("AUTOPROV_AD_BIND_DN")?,
-            password: get("AUTOPROV_AD_PASSWORD")?,
-            ca_file: get("AUTOPROV_AD_CA_FILE")?,
-        })
-    })();
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: no AD test server in CI: run `bash scripts/ad-test-server.sh start` and \
-             source its env file"
-        );
-        println!(
-            "SKIPPED {test}: no AD test server (set AUTOPROV_AD_URL, run scripts/ad-test-server.sh start)"
-        );
-    }
-    found
-}
-
-fn ldap(env: &Env, tool: &str, args: &[&str]) -> String {
-    let out = Command::new(tool)
-        .env("LDAPTLS_CACERT", &env.ca_file)
-        .args([
-            "-x",
-            "-H",
-            &env.url,
-            "-D",
-            &env.bind_dn,
-            "-w",
-            &env.password,
-        ])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+/// Runs one of OpenLDAP's tools as the admin; its output.
+fn ldap(env: &AdEnv, tool: &str, args: &[&str]) -> String {
+    let out = env.ldap_tool(tool, args);
     assert!(
         out.status.success() || tool == "ldapdelete",
         "{tool} failed: {}",
@@ -82,7 +36,7 @@ fn ldap(env: &Env, tool: &str, args: &[&str]) -> String {
 }
 
 /// `ldapsearch` for one account by login below `root`, returning one attribute (LDIF).
-fn account_search(env: &Env, root: &str, login: &str, attribute: &str) -> String {
+fn account_search(env: &AdEnv, root: &str, login: &str, attribute: &str) -> String {
     ldap(
         env,
         "ldapsearch",
@@ -98,35 +52,17 @@ fn account_search(env: &Env, root: &str, login: &str, attribute: &str) -> String
 
 /// An Added order for a container or group, written through the connector.
 fn seed_order(entity: &str, changes: Changes, n: usize) -> ProvisioningOrder {
-    ProvisioningOrder {
-        order_id: format!("seed-{n}").as_str().into(),
-        assigned_resource_type_id: None,
-        change_type: ChangeType::Added,
-        workflow_instance_id: None,
-        owner: Some(Owner::new("seed", "seed")),
-        resource_type: ResourceTypeRef {
-            id: format!("seed-{entity}").as_str().into(),
-            identifier: format!("seed {entity}"),
-            source_entity_type: EntityTypeRef {
-                id: "seed".into(),
-                identifier: "seed".into(),
-            },
-            target_entity_type: EntityTypeRef {
-                id: entity.into(),
-                identifier: entity.into(),
-            },
-        },
-        connection: Some(demo::CONNECTION.into()),
-        changes,
-        resource: None,
-        depends_on: vec![],
-        not_before: None,
-    }
+    let mut order = test_fixtures::order(ChangeType::Added, entity, changes, None);
+    order.order_id = format!("seed-{n}").as_str().into();
+    order.owner = Some(Owner::new("seed", "seed"));
+    order.connection = Some(demo::CONNECTION.into());
+    order
 }
 
 #[tokio::test]
 async fn the_job_provisions_and_verifies_a_requested_permission_in_samba() {
-    let Some(env) = env("the_job_provisions_and_verifies_a_requested_permission_in_samba") else {
+    let Some(env) = ad_env("the_job_provisions_and_verifies_a_requested_permission_in_samba")
+    else {
         return;
     };
     let token = format!(
@@ -134,11 +70,8 @@ async fn the_job_provisions_and_verifies_a_requested_permission_in_samba() {
         (std::process::id() as u64 ^ Utc::now().timestamp_micros() as u64) & 0xffffff
     );
     let root = format!("OU=e2e-{token},{}", env.base_dn);
-    let ad = AdConnector::builder()
-        .connection(demo::CONNECTION)
-        .server(&env.url, &env.base_dn)
-        .bind(&env.bind_dn, env.password.as_str())
-        .ca_certificate_file(&env.ca_file)
+    let ad = env
+        .builder(demo::CONNECTION)
         .connections(2)
         .build()
         .await

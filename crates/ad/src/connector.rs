@@ -1,6 +1,5 @@
 //! [`AdConnector`]: the `Connector` of the AD package, its builder, and [`AdPackage`].
 
-use crate::dn::Dn;
 use crate::errors::LdapFailure;
 use crate::mapping::EntityMapping;
 use crate::pool::{ConnectSpec, Entry, ServerPool};
@@ -8,6 +7,7 @@ use crate::settings::{
     AdSettings, BindSettings, CaCertificate, ServerSettings, SettingsError, TlsMode,
 };
 use async_trait::async_trait;
+use autoprov_connector::dn::Dn;
 use autoprov_connector::{
     Capabilities, Connector, ConnectorError, ConnectorInfo, ErrorKind, ExportRequest, ExportStream,
     Fulfillment, Operation, Package, Preview,
@@ -285,17 +285,9 @@ impl AdConnectorBuilder {
     /// one connection to every server. Invalid settings are `InvalidConfiguration` naming the
     /// setting; refused credentials `Unauthenticated`; an unreachable server `Unavailable`.
     pub async fn build(self) -> Result<AdConnector, ConnectorError> {
-        let (connection, settings, lazy) = self.build_settings().map_err(settings_error)?;
+        let (connection, settings, lazy) = self.build_settings().map_err(ConnectorError::from)?;
         AdConnector::from_settings(connection, settings, lazy).await
     }
-}
-
-pub(crate) fn settings_error(e: SettingsError) -> ConnectorError {
-    ConnectorError::new(
-        ErrorKind::InvalidConfiguration,
-        Operation::Configure,
-        e.to_string(),
-    )
 }
 
 impl AdConnector {
@@ -305,8 +297,8 @@ impl AdConnector {
         settings: AdSettings,
         connect_lazily: bool,
     ) -> Result<Self, ConnectorError> {
-        settings.validate().map_err(settings_error)?;
-        let spec = Arc::new(ConnectSpec::from_settings(&settings).map_err(settings_error)?);
+        settings.validate().map_err(ConnectorError::from)?;
+        let spec = Arc::new(ConnectSpec::from_settings(&settings).map_err(ConnectorError::from)?);
         let servers: Vec<Arc<ServerPool>> = settings
             .servers
             .iter()
@@ -373,7 +365,7 @@ impl Inner {
             }
         }
         Err(ConnectorError::invalid_order(
-            operation_of(order.change_type),
+            Operation::from(order.change_type),
             format!(
                 "entity type `{}` is not mapped by this AD connection (mapped: {})",
                 et.id,
@@ -420,7 +412,7 @@ impl Inner {
         dn: &str,
         attrs: &[String],
     ) -> Result<Option<(usize, Entry)>, ConnectorError> {
-        if let Some(guid) = stable_id.filter(|g| crate::dn::guid_from_str(g).is_some()) {
+        if let Some(guid) = stable_id.filter(|g| crate::guid::guid_from_str(g).is_some()) {
             let guid_dn = format!("<GUID={guid}>");
             for (i, server) in self.servers.iter().enumerate() {
                 match server.read(&guid_dn, attrs, &[]).await {
@@ -467,14 +459,6 @@ pub(crate) fn attribute_type_names(def: &str) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn operation_of(change: ChangeType) -> Operation {
-    match change {
-        ChangeType::Added => Operation::Create,
-        ChangeType::Modified => Operation::Update,
-        ChangeType::Deleted => Operation::Delete,
-    }
-}
-
 #[async_trait]
 impl Connector for AdConnector {
     fn info(&self) -> &ConnectorInfo {
@@ -485,6 +469,15 @@ impl Connector for AdConnector {
     /// preview").
     fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
         Some(crate::ldif::render(&self.inner, orders))
+    }
+
+    /// One entity schema per configured mapping ([`EntityMapping::schema`]).
+    fn schema(&self) -> Option<autoprov_connector::ConnectionSchema> {
+        let mappings = &self.inner.settings.entity_types;
+        Some(mappings.iter().fold(
+            autoprov_connector::ConnectionSchema::new(),
+            |schema, (entity_type, m)| schema.with_entity(m.schema(entity_type)),
+        ))
     }
 
     async fn check(&self) -> Result<(), ConnectorError> {
@@ -509,9 +502,9 @@ impl Connector for AdConnector {
 
     async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
         let result = async {
-            order
-                .validate()
-                .map_err(|m| ConnectorError::invalid_order(operation_of(order.change_type), m))?;
+            order.validate().map_err(|m| {
+                ConnectorError::invalid_order(Operation::from(order.change_type), m)
+            })?;
             let (entity_type, mapping) = self.inner.mapping_for(order)?;
             match order.change_type {
                 ChangeType::Added => self.inner.added(order, entity_type, mapping).await,
@@ -557,13 +550,8 @@ impl Package for AdPackage {
         connection: ConnectionId,
         settings: serde_json::Value,
     ) -> Result<Arc<dyn Connector>, ConnectorError> {
-        let settings = AdSettings::from_json(settings).map_err(|e| {
-            ConnectorError::new(
-                ErrorKind::InvalidConfiguration,
-                Operation::Configure,
-                format!("connection {connection}: {e}"),
-            )
-        })?;
+        let settings =
+            AdSettings::from_json(settings).map_err(|e| e.for_connection(&connection))?;
         let connector = AdConnector::from_settings(connection, settings, true).await?;
         Ok(Arc::new(connector))
     }

@@ -11,10 +11,11 @@
 //! is not reported as deleted by a scoped incremental export.
 
 use crate::connector::Inner;
-use crate::dn::{Dn, split_rdn};
 use crate::errors::LdapFailure;
-use crate::mapping::{EntityMapping, ValueKind};
+use crate::mapping::EntityMapping;
 use crate::pool::{Entry, Handle, SHOW_DELETED_OID, ServerPool, control};
+use autoprov_connector::dn::{Dn, Rdn, split_rdn};
+use autoprov_connector::schema::ValueType;
 use autoprov_connector::{
     ConnectorError, ErrorKind, ExportCookie, ExportItem, ExportMode, ExportRequest, ExportStream,
     Operation, schema,
@@ -119,7 +120,7 @@ async fn mark_of(pool: &ServerPool) -> Result<Mark, ConnectorError> {
             .and_then(|e| {
                 e.values("invocationId")
                     .first()
-                    .and_then(|b| crate::dn::guid_to_string(b))
+                    .and_then(|b| crate::guid::guid_to_string(b))
                     .or_else(|| e.guid())
             })
             .unwrap_or(service),
@@ -180,6 +181,13 @@ pub(crate) async fn export(
         ExportMode::Incremental(cookie) => Some(Cookie::decode(cookie).ok_or_else(|| {
             conflict("the export cookie is not one this AD package issued; run a complete export")
         })?),
+        other => {
+            return Err(ConnectorError::new(
+                ErrorKind::Unsupported,
+                Operation::Export,
+                format!("export mode {other:?}"),
+            ));
+        }
     };
     let mut servers = Vec::new();
     for pool in &inner.servers {
@@ -472,30 +480,31 @@ fn references(values: Vec<String>) -> BTreeSet<Reference> {
     values.into_iter().map(Reference::dn).collect()
 }
 
-fn typed(kind: ValueKind, raw: &[u8]) -> ScalarValue {
+fn typed(kind: ValueType, raw: &[u8]) -> ScalarValue {
     let text = || String::from_utf8_lossy(raw).into_owned();
     match kind {
-        ValueKind::String => match std::str::from_utf8(raw) {
-            Ok(s) => ScalarValue::String(s.to_owned()),
-            Err(_) => ScalarValue::Binary(raw.to_vec()),
-        },
-        ValueKind::Integer => text()
+        ValueType::Integer => text()
             .trim()
             .parse()
             .map(ScalarValue::Integer)
             .unwrap_or_else(|_| ScalarValue::String(text())),
-        ValueKind::Bool => match text().as_str() {
+        ValueType::Bool => match text().as_str() {
             "TRUE" => ScalarValue::Bool(true),
             "FALSE" => ScalarValue::Bool(false),
             other => ScalarValue::String(other.to_owned()),
         },
-        ValueKind::DateTime => {
+        ValueType::DateTime => {
             let t = text();
             chrono::NaiveDateTime::parse_from_str(&t, "%Y%m%d%H%M%S%.fZ")
                 .map(|d| ScalarValue::DateTime(d.and_utc()))
                 .unwrap_or(ScalarValue::String(t))
         }
-        ValueKind::Binary => ScalarValue::Binary(raw.to_vec()),
+        ValueType::Binary => ScalarValue::Binary(raw.to_vec()),
+        // Text, and DN-valued or later types read as text.
+        _ => match std::str::from_utf8(raw) {
+            Ok(s) => ScalarValue::String(s.to_owned()),
+            Err(_) => ScalarValue::Binary(raw.to_vec()),
+        },
     }
 }
 
@@ -594,7 +603,7 @@ async fn deleted(
         let classes: String = m
             .object_classes
             .iter()
-            .map(|c| format!("(objectClass={})", crate::dn::escape_filter_value(c)))
+            .map(|c| format!("(objectClass={})", ldap3::ldap_escape(c.as_str())))
             .collect();
         let filter = format!("(&(isDeleted=TRUE){classes}(uSNChanged>={}))", usn + 1);
         let scope = plan.scope.clone();
@@ -620,7 +629,7 @@ async fn deleted(
                     {
                         return None;
                     }
-                    Dn::child(&parent, &attr, &rdn_value).to_string()
+                    parent.child(Rdn::new(attr, rdn_value)).to_string()
                 }
                 None => entry.dn.clone(),
             };
@@ -723,14 +732,14 @@ mod tests {
 
     #[test]
     fn typed_values() {
-        assert_eq!(typed(ValueKind::Integer, b"42"), ScalarValue::Integer(42));
-        assert_eq!(typed(ValueKind::Bool, b"TRUE"), ScalarValue::Bool(true));
+        assert_eq!(typed(ValueType::Integer, b"42"), ScalarValue::Integer(42));
+        assert_eq!(typed(ValueType::Bool, b"TRUE"), ScalarValue::Bool(true));
         assert!(matches!(
-            typed(ValueKind::DateTime, b"20260131080000.0Z"),
+            typed(ValueType::DateTime, b"20260131080000.0Z"),
             ScalarValue::DateTime(_)
         ));
         assert_eq!(
-            typed(ValueKind::String, &[0xff, 0]),
+            typed(ValueType::String, &[0xff, 0]),
             ScalarValue::Binary(vec![0xff, 0])
         );
     }

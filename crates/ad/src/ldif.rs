@@ -22,14 +22,14 @@
 //! disabled bit of `userAccountControl`), so the preview shows what the orders ask for; applied
 //! with `ldapmodify`, it reaches the same end state, except for passwords, which it cannot carry.
 
-use crate::connector::{Inner, operation_of};
-use crate::dn::{Dn, escape_rdn_value};
+use crate::connector::Inner;
 use crate::fulfill::{
     NewEntry, Relocation, UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT, activation, creation_attributes,
     desired, relocation,
 };
 use crate::mapping::EntityMapping;
 use crate::pool::{PERMISSIVE_MODIFY_OID, TREE_DELETE_OID};
+use autoprov_connector::dn::{Dn, Rdn};
 use autoprov_connector::{ConnectorError, Operation, Preview};
 use autoprov_core::{ChangeType, PropertyValue, ProvisioningOrder, ScalarValue};
 use base64::Engine as _;
@@ -147,11 +147,7 @@ pub(crate) fn render(inner: &Inner, orders: &[ProvisioningOrder]) -> Preview {
             }
         }
     }
-    Preview {
-        format: "ldif",
-        text: ldif.into_string(),
-        refused,
-    }
+    Preview::new("ldif", ldif.into_string()).with_refused(refused)
 }
 
 fn order_title(order: &ProvisioningOrder) -> String {
@@ -179,7 +175,7 @@ fn render_order(
 ) -> Result<(), ConnectorError> {
     order
         .validate()
-        .map_err(|m| ConnectorError::invalid_order(operation_of(order.change_type), m))?;
+        .map_err(|m| ConnectorError::invalid_order(Operation::from(order.change_type), m))?;
     let (_, m) = inner.mapping_for(order)?;
     match order.change_type {
         ChangeType::Added => added(inner, order, m, out),
@@ -285,16 +281,13 @@ fn modified(
             .to_owned();
         out.value("dn", key.as_bytes());
         out.bare("changetype: modrdn");
-        out.value(
-            "newrdn",
-            format!("{attr}={}", escape_rdn_value(&value)).as_bytes(),
-        );
+        out.value("newrdn", Rdn::new(&attr, &value).to_string().as_bytes());
         out.bare("deleteoldrdn: 1");
         if let Some(p) = &new_parent {
             out.value("newsuperior", p.to_string().as_bytes());
         }
         out.end_record();
-        dn_text = Dn::child(&parent, &attr, &value).to_string();
+        dn_text = parent.child(Rdn::new(&attr, &value)).to_string();
     }
 
     // Scalars, enabled, password, must-change: one modify.

@@ -17,27 +17,39 @@
 //!
 //! Permissive modify is on everywhere. Property names map to LDAP attributes through
 //! `Attributes` (identity for any property not listed).
+//!
+//! Each mapping declares its entity type's schema ([`EntityMapping::schema`], one
+//! [`EntitySchema`] per type; [`AdConnector`](crate::AdConnector) returns them all from
+//! `Connector::schema`): the properties it names — RDN, required, parent, `enabled`, the
+//! write-only password, `memberOf`, the mapped attributes, the DN-valued references and the
+//! typed ones — with their type and flags.
 
 use crate::settings::SettingsError;
-use autoprov_connector::schema;
+use autoprov_connector::schema::{self, EntitySchema, PropertySchema, ValueType};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// How a property's LDAP text is typed in exports (orders carry typed values already).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ValueKind {
-    /// Text (the default).
-    #[default]
-    String,
-    /// A decimal integer (`userAccountControl`, `pwdLastSet`).
-    Integer,
-    /// `TRUE` / `FALSE`.
-    Bool,
-    /// A GeneralizedTime (`20260131080000.0Z`).
-    DateTime,
-    /// Raw bytes (`objectSid`, `thumbnailPhoto`).
-    Binary,
-}
+/// Attributes an order may not write directly (lower case).
+pub(crate) const PROTECTED: &[&str] = &[
+    "objectclass",
+    "objectguid",
+    "objectsid",
+    "distinguishedname",
+    "unicodepwd",
+    "userpassword",
+    "memberof",
+    "name",
+];
+
+/// Attributes the directory maintains itself (lower case): exported, never written.
+const SYSTEM_MAINTAINED: &[&str] = &[
+    "usnchanged",
+    "usncreated",
+    "badpwdcount",
+    "logoncount",
+    "whenchanged",
+    "whencreated",
+];
 
 /// How an initial password is generated when the order carries none.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,11 +182,26 @@ pub struct EntityMapping {
     pub export_attributes: Vec<String>,
     /// The typing of exported values by property (default: text).
     #[serde(default)]
-    pub kinds: BTreeMap<String, ValueKind>,
+    pub kinds: BTreeMap<String, ValueType>,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// The export typing of the directory-maintained attributes every default mapping types.
+const SYSTEM_KINDS: &[(&str, ValueType)] = &[
+    ("uSNChanged", ValueType::Integer),
+    ("uSNCreated", ValueType::Integer),
+];
+
+/// A `Kinds` map of the default mappings: `SYSTEM_KINDS` and `own`.
+fn kinds(own: &[(&str, ValueType)]) -> BTreeMap<String, ValueType> {
+    SYSTEM_KINDS
+        .iter()
+        .chain(own)
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect()
 }
 
 fn default_parent_property() -> String {
@@ -228,20 +255,15 @@ impl EntityMapping {
         m.password = Some(PasswordSettings::default());
         m.membership = Some(MembershipSettings::default());
         m.references = ["manager".to_owned()].into();
-        m.kinds = [
-            ("userAccountControl", ValueKind::Integer),
-            ("pwdLastSet", ValueKind::Integer),
-            ("accountExpires", ValueKind::Integer),
-            ("badPwdCount", ValueKind::Integer),
-            ("logonCount", ValueKind::Integer),
-            ("primaryGroupID", ValueKind::Integer),
-            ("uSNChanged", ValueKind::Integer),
-            ("uSNCreated", ValueKind::Integer),
-            ("objectSid", ValueKind::Binary),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        m.kinds = kinds(&[
+            ("userAccountControl", ValueType::Integer),
+            ("pwdLastSet", ValueType::Integer),
+            ("accountExpires", ValueType::Integer),
+            ("badPwdCount", ValueType::Integer),
+            ("logonCount", ValueType::Integer),
+            ("primaryGroupID", ValueType::Integer),
+            ("objectSid", ValueType::Binary),
+        ]);
         m
     }
 
@@ -257,15 +279,10 @@ impl EntityMapping {
         m.required_properties = vec!["sAMAccountName".into()];
         m.membership = Some(MembershipSettings::default());
         m.references = ["managedBy".to_owned()].into();
-        m.kinds = [
-            ("groupType", ValueKind::Integer),
-            ("uSNChanged", ValueKind::Integer),
-            ("uSNCreated", ValueKind::Integer),
-            ("objectSid", ValueKind::Binary),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        m.kinds = kinds(&[
+            ("groupType", ValueType::Integer),
+            ("objectSid", ValueType::Binary),
+        ]);
         m
     }
 
@@ -279,13 +296,7 @@ impl EntityMapping {
         );
         m.tree_delete = true;
         m.references = ["managedBy".to_owned()].into();
-        m.kinds = [
-            ("uSNChanged", ValueKind::Integer),
-            ("uSNCreated", ValueKind::Integer),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        m.kinds = kinds(&[]);
         m
     }
 
@@ -331,8 +342,71 @@ impl EntityMapping {
     }
 
     /// The export typing of a property.
-    pub fn kind_of(&self, property: &str) -> ValueKind {
+    pub fn kind_of(&self, property: &str) -> ValueType {
         self.kinds.get(property).copied().unwrap_or_default()
+    }
+
+    /// The declared schema of `entity_type` under this mapping: every property the mapping
+    /// names, with its type (from `Kinds`, `References` and the built-in roles) and flags.
+    /// `sAMAccountName` is a key (unique in a domain); protected and directory-maintained
+    /// attributes are read-only; the password is secret.
+    pub fn schema(&self, entity_type: &str) -> EntitySchema {
+        let mut properties: BTreeMap<String, PropertySchema> = BTreeMap::new();
+        let typed = |name: &str| {
+            let kind = if self.is_reference(name) {
+                ValueType::Reference
+            } else {
+                self.kind_of(name)
+            };
+            let attribute = self.attribute_of(name).to_ascii_lowercase();
+            let mut p = PropertySchema::new(kind);
+            p.writable = !PROTECTED.contains(&attribute.as_str())
+                && !SYSTEM_MAINTAINED.contains(&attribute.as_str());
+            p.key = attribute == "samaccountname";
+            p
+        };
+        let names = self
+            .rdn_properties
+            .iter()
+            .chain(&self.required_properties)
+            .chain(self.attributes.keys())
+            .chain(&self.references)
+            .chain(self.kinds.keys());
+        for name in names {
+            properties.insert(name.clone(), typed(name));
+        }
+        for name in &self.required_properties {
+            if let Some(p) = properties.get_mut(name) {
+                p.required = true;
+            }
+        }
+        let mut parent = PropertySchema::reference(None);
+        parent.required = self.default_parent.is_none();
+        properties.insert(self.parent_property.clone(), parent);
+        if let Some(enabled) = &self.enabled_property {
+            properties.insert(enabled.clone(), PropertySchema::new(ValueType::Bool));
+        }
+        if let Some(pw) = &self.password {
+            properties.insert(
+                pw.property.clone(),
+                PropertySchema::new(ValueType::String).secret(),
+            );
+            properties.insert(
+                pw.must_change_property.clone(),
+                PropertySchema::new(ValueType::Bool),
+            );
+        }
+        if let Some(ms) = &self.membership {
+            properties.insert(
+                ms.property.clone(),
+                PropertySchema::reference(Some("group".into())).multi_valued(),
+            );
+        }
+        properties
+            .into_iter()
+            .fold(EntitySchema::new(entity_type), |e, (name, p)| {
+                e.with_property(name, p)
+            })
     }
 
     pub(crate) fn validate(&self, at: &str) -> Result<(), SettingsError> {
@@ -359,7 +433,8 @@ impl EntityMapping {
             return Err(err("RdnProperties", "at least one property is required"));
         }
         if let Some(parent) = &self.default_parent {
-            crate::dn::Dn::parse(parent).map_err(|e| err("DefaultParent", &e.to_string()))?;
+            autoprov_connector::dn::Dn::parse(parent)
+                .map_err(|e| err("DefaultParent", &e.to_string()))?;
         }
         if let Some(pw) = &self.password
             && let Some(policy) = &pw.generate
@@ -465,5 +540,28 @@ mod tests {
         let mut m = EntityMapping::group();
         m.attributes.insert("x".into(), "bad attr)".into());
         assert_eq!(m.validate("g").unwrap_err().setting, "g.Attributes.x");
+    }
+
+    #[test]
+    fn mappings_declare_their_schema() {
+        let user = EntityMapping::user().schema("user");
+        assert_eq!(user.entity_type.as_str(), "user");
+        let sam = user.property("sAMAccountName").unwrap();
+        assert!(sam.required && sam.key && sam.writable);
+        assert_eq!(user.secrets().collect::<Vec<_>>(), [schema::PASSWORD]);
+        assert!(user.property(schema::MEMBER_OF).unwrap().multi_valued);
+        assert_eq!(user.property("manager").unwrap().kind, ValueType::Reference);
+        assert_eq!(
+            user.property(schema::ENABLED).unwrap().kind,
+            ValueType::Bool
+        );
+        assert!(!user.property(schema::PARENT).unwrap().required);
+        let usn = user.property("uSNChanged").unwrap();
+        assert!(usn.kind == ValueType::Integer && !usn.writable);
+        assert!(!user.property("objectSid").unwrap().writable);
+        let ou = EntityMapping::organizational_unit().schema("organizationalUnit");
+        assert!(ou.property(schema::PARENT).unwrap().required);
+        assert!(ou.property(schema::PASSWORD).is_none());
+        assert_eq!(ou.keys().count(), 0);
     }
 }

@@ -11,9 +11,9 @@
 //! Each connection of a slot has a generation number, so a late failure on a connection that
 //! was already replaced does not drop its healthy successor.
 
-use crate::dn::Dn;
 use crate::errors::LdapFailure;
 use crate::settings::{AdSettings, ServerSettings, TlsMode};
+use autoprov_connector::dn::Dn;
 use autoprov_core::Secret;
 use futures::future::BoxFuture;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
@@ -95,7 +95,7 @@ impl Entry {
     pub(crate) fn guid(&self) -> Option<String> {
         self.values("objectGUID")
             .first()
-            .and_then(|b| crate::dn::guid_to_string(b))
+            .and_then(|b| crate::guid::guid_to_string(b))
     }
 }
 
@@ -157,7 +157,9 @@ impl ConnectSpec {
 }
 
 #[cfg(feature = "tls-rustls")]
-fn rustls_config(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, crate::settings::SettingsError> {
+pub(crate) fn rustls_config(
+    pem: &[u8],
+) -> Result<Arc<rustls::ClientConfig>, crate::settings::SettingsError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
     let bad = |m: String| crate::settings::SettingsError::new("Tls.CaCertificate", m);

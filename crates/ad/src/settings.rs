@@ -15,32 +15,17 @@
 //! `EntityTypes` (the resource-type mapping, see [`crate::mapping`]) may be added; without it the
 //! defaults for `user`, `group` and `organizationalUnit` apply.
 
-use crate::dn::Dn;
 use crate::mapping::{EntityMapping, default_entity_types};
+use autoprov_connector::dn::Dn;
 use autoprov_core::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-/// A setting that is missing or wrong. Its message names the setting (`Servers[1].Url`).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid AD setting `{setting}`: {message}")]
-pub struct SettingsError {
-    /// The setting, as a JSON path (`Tls.CaCertificate`).
-    pub setting: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl SettingsError {
-    pub(crate) fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            setting: setting.into(),
-            message: message.into(),
-        }
-    }
-}
+/// A setting that is missing or wrong, naming the setting (`Servers[1].Url`): the one type
+/// every package reports its settings with.
+pub use autoprov_connector::settings::SettingsError;
 
 /// One directory server (domain): where to connect and the naming context it holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,17 +289,7 @@ impl AdSettings {
 
     /// Parses settings from JSON; a wrong shape is reported with its JSON path.
     pub fn from_json(json: serde_json::Value) -> Result<Self, SettingsError> {
-        let settings: Self = serde_path_to_error::deserialize(json).map_err(|e| {
-            let path = e.path().to_string();
-            SettingsError::new(
-                if path == "." {
-                    "Settings".to_owned()
-                } else {
-                    path
-                },
-                e.inner().to_string(),
-            )
-        })?;
+        let settings: Self = autoprov_connector::settings::parse_settings(json)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -336,7 +311,7 @@ impl AdSettings {
             }
             let base = Dn::parse(&server.base_dn)
                 .map_err(|e| SettingsError::new(at("BaseDn"), e.to_string()))?;
-            if base.is_root() {
+            if base.is_empty() {
                 return Err(SettingsError::new(at("BaseDn"), "the base DN is required"));
             }
             if let Some(other) = bases.iter().position(|b| b.same_as(&base)) {

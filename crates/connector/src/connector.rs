@@ -2,6 +2,7 @@
 
 use crate::capability::Capabilities;
 use crate::error::{ConnectorError, ErrorKind, Operation};
+use crate::schema::ConnectionSchema;
 use async_trait::async_trait;
 use autoprov_core::{
     ConnectionId, EntityTypeId, PackageId, ProvisioningOrder, Resource, ResourceId, StableId,
@@ -14,7 +15,10 @@ use std::fmt;
 use std::sync::Arc;
 
 /// What a connection is: its package, its id and its declared capabilities.
+///
+/// `#[non_exhaustive]`: build it with [`ConnectorInfo::new`]; it may gain fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ConnectorInfo {
     /// The package (implementation), e.g. `autoprov.memory`, `autoprov.ad`.
     pub package: PackageId,
@@ -63,7 +67,20 @@ impl Fulfillment {
 }
 
 /// The outcome of an applied order.
+///
+/// `#[non_exhaustive]`: build it with [`Executed::new`] and the `with_*` setters; it may gain
+/// fields.
+///
+/// ```
+/// use autoprov_connector::Executed;
+/// use autoprov_core::StableId;
+/// let done = Executed::new("CN=jdoe,OU=Sales,DC=example,DC=test")
+///     .with_stable_id(Some(StableId::new("c5c26e30-35d3-43ca-9ea4-44c41a57ea9c")))
+///     .with_changed(["sn", "givenName"]);
+/// assert!(!done.is_noop() && !done.adopted);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Executed {
     /// The target's key after the order (its DN after a create, rename or move). For a delete,
     /// the key it had.
@@ -88,6 +105,24 @@ impl Executed {
         }
     }
 
+    /// Sets the target's stable id.
+    pub fn with_stable_id(mut self, stable_id: Option<StableId>) -> Self {
+        self.stable_id = stable_id;
+        self
+    }
+
+    /// Sets the properties the connector wrote.
+    pub fn with_changed(mut self, changed: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.changed = changed.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Marks an Added order that adopted an existing identical target.
+    pub fn with_adopted(mut self, adopted: bool) -> Self {
+        self.adopted = adopted;
+        self
+    }
+
     /// Whether nothing was written.
     pub fn is_noop(&self) -> bool {
         self.changed.is_empty()
@@ -99,7 +134,11 @@ impl Executed {
 pub use autoprov_core::ExportCookie;
 
 /// Complete or incremental export.
+///
+/// `#[non_exhaustive]`: a package answers a mode it does not know with an `Unsupported`
+/// error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ExportMode {
     /// Every resource.
     Complete,
@@ -108,7 +147,12 @@ pub enum ExportMode {
 }
 
 /// What to export.
+///
+/// `#[non_exhaustive]`: build it with [`ExportRequest::complete`],
+/// [`ExportRequest::incremental`] or [`ExportRequest::new`] and the setters; it may gain
+/// fields (a package ignores none it does not know: new fields default to "no restriction").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ExportRequest {
     /// Complete or incremental.
     pub mode: ExportMode,
@@ -119,22 +163,29 @@ pub struct ExportRequest {
 }
 
 impl ExportRequest {
-    /// A complete export of everything.
-    pub fn complete() -> Self {
+    /// An export of everything in `mode`.
+    pub fn new(mode: ExportMode) -> Self {
         Self {
-            mode: ExportMode::Complete,
+            mode,
             entity_types: Vec::new(),
             scope: None,
         }
     }
 
+    /// A complete export of everything.
+    pub fn complete() -> Self {
+        Self::new(ExportMode::Complete)
+    }
+
     /// An incremental export of everything since `cookie`.
     pub fn incremental(cookie: ExportCookie) -> Self {
-        Self {
-            mode: ExportMode::Incremental(cookie),
-            entity_types: Vec::new(),
-            scope: None,
-        }
+        Self::new(ExportMode::Incremental(cookie))
+    }
+
+    /// Sets the mode, keeping the restrictions.
+    pub fn with_mode(mut self, mode: ExportMode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// Restricts the export to some entity types.
@@ -176,7 +227,11 @@ pub type ExportStream = BoxStream<'static, Result<ExportItem, ConnectorError>>;
 
 /// Orders rendered in a managed system's own change language, for simulations and reviews:
 /// LDIF for Active Directory. See [`Connector::preview`].
+///
+/// `#[non_exhaustive]`: build it with [`Preview::new`] and [`Preview::with_refused`]; it may
+/// gain fields.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Preview {
     /// The language, e.g. `"ldif"`.
     pub format: &'static str,
@@ -184,6 +239,23 @@ pub struct Preview {
     pub text: String,
     /// The orders the connector would refuse as given, with why (they are not rendered).
     pub refused: Vec<ConnectorError>,
+}
+
+impl Preview {
+    /// A rendering in the language `format` (e.g. `"ldif"`), refusing nothing.
+    pub fn new(format: &'static str, text: impl Into<String>) -> Self {
+        Self {
+            format,
+            text: text.into(),
+            refused: Vec::new(),
+        }
+    }
+
+    /// Sets the orders refused as given.
+    pub fn with_refused(mut self, refused: Vec<ConnectorError>) -> Self {
+        self.refused = refused;
+        self
+    }
 }
 
 /// A connector package's connection to one managed system.
@@ -238,6 +310,17 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     ///   `invalid_order_*` checks)
     /// - A manual connection returns [`Fulfillment::Transmitted`] with a ticket. (kit:
     ///   `manual_transmits`)
+    ///
+    /// Cancel safety: the host's dispatcher drops the returned future when the order's deadline
+    /// passes (and may drop it at any `.await` on shutdown), then re-sends the same order
+    /// later, possibly to a new connection. So a package MUST guarantee that a call dropped at
+    /// any point leaves the managed system either untouched, or with effects that the re-sent
+    /// order converges: each write it issues is complete in itself (one LDAP operation, one API
+    /// request; never a half-written value) and idempotent under the rules above (an Added
+    /// order adopts what a dropped call created, membership deltas tolerate present and absent
+    /// values, a Deleted order of a missing target succeeds). It MUST NOT hold state across the
+    /// drop that a re-send depends on (a lock, a half-consumed stream, a pending local
+    /// transaction), and MUST NOT spawn work that keeps writing after the future is dropped.
     async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError>;
 
     /// Exports resources as a stream.
@@ -269,6 +352,18 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
         let _ = orders;
         None
     }
+
+    /// The declared schema of the connection's entity types: which properties each takes and
+    /// how (type, multi-valued, required, key, secret, writable). The default, `None`, means
+    /// the connection declares none.
+    ///
+    /// Behaviour:
+    /// - MUST return the same value for the life of the connection, and MUST NOT do I/O.
+    /// - A property it declares `secret` is never exported; one it declares read-only is
+    ///   refused in orders.
+    fn schema(&self) -> Option<ConnectionSchema> {
+        None
+    }
 }
 
 macro_rules! forward_connector {
@@ -297,6 +392,10 @@ macro_rules! forward_connector {
             fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
                 (**self).preview(orders)
             }
+
+            fn schema(&self) -> Option<ConnectionSchema> {
+                (**self).schema()
+            }
         }
     };
 }
@@ -304,8 +403,11 @@ macro_rules! forward_connector {
 forward_connector!(Arc);
 forward_connector!(Box);
 
-/// An export read to its end.
+/// An export read to its end ([`ConnectorExt::export_all`]).
+///
+/// `#[non_exhaustive]`: it may gain fields; read it, or start from `Default`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExportBatch {
     /// The resources.
     pub resources: Vec<Resource>,

@@ -124,6 +124,17 @@ pub enum Operation {
     Transmit,
 }
 
+/// The operation an order mainly performs: Added creates, Modified updates, Deleted deletes.
+impl From<autoprov_core::ChangeType> for Operation {
+    fn from(change: autoprov_core::ChangeType) -> Self {
+        match change {
+            autoprov_core::ChangeType::Added => Self::Create,
+            autoprov_core::ChangeType::Modified => Self::Update,
+            autoprov_core::ChangeType::Deleted => Self::Delete,
+        }
+    }
+}
+
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

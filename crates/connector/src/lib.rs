@@ -8,6 +8,7 @@ pub mod manual;
 pub mod memory;
 pub mod registry;
 pub mod schema;
+pub mod settings;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod wrappers;
@@ -25,3 +26,5 @@ pub use connector::{
 pub use error::{ConnectorError, ErrorKind, ErrorStatus, Operation};
 pub use memory::{InMemoryConnector, MemoryPackage};
 pub use registry::{ConnectionConfig, Package, PackageRegistry};
+pub use schema::{ConnectionSchema, EntitySchema, PropertySchema, ValueType};
+pub use settings::{SettingsError, parse_settings, parse_settings_or_default};

@@ -45,7 +45,9 @@ use crate::connector::{
 };
 use crate::error::{ConnectorError, ErrorKind, Operation};
 use crate::memory::{InMemoryConnector, InMemorySettings, MemoryPackage};
-use crate::registry::Package;
+use crate::registry::{BuiltConnections, Package};
+use crate::schema::ConnectionSchema;
+use crate::settings::parse_settings_or_default;
 use async_trait::async_trait;
 use autoprov_core::{ConnectionId, ConnectionMode, OrderId, PackageId, ProvisioningOrder};
 use futures::channel::mpsc;
@@ -395,6 +397,11 @@ impl Connector for ManualConnector {
         &self.inner.info
     }
 
+    /// The backing system's schema, when there is one.
+    fn schema(&self) -> Option<ConnectionSchema> {
+        self.inner.backing.as_ref()?.schema()
+    }
+
     async fn check(&self) -> Result<(), ConnectorError> {
         Ok(())
     }
@@ -463,7 +470,7 @@ pub struct ManualSettings {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ManualPackage {
-    built: Arc<Mutex<BTreeMap<ConnectionId, ManualConnector>>>,
+    built: BuiltConnections<ManualConnector>,
 }
 
 impl ManualPackage {
@@ -474,11 +481,7 @@ impl ManualPackage {
 
     /// The connection built for an id, if any (its queue, for the humans' side).
     pub fn desk(&self, connection: &ConnectionId) -> Option<ManualConnector> {
-        self.built
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(connection)
-            .cloned()
+        self.built.get(connection)
     }
 }
 
@@ -493,21 +496,8 @@ impl Package for ManualPackage {
         connection: ConnectionId,
         settings: serde_json::Value,
     ) -> Result<Arc<dyn Connector>, ConnectorError> {
-        let settings: ManualSettings = if settings.is_null() {
-            ManualSettings::default()
-        } else {
-            serde_path_to_error::deserialize(settings).map_err(|e| {
-                ConnectorError::new(
-                    ErrorKind::InvalidConfiguration,
-                    Operation::Configure,
-                    format!(
-                        "connection {connection}: settings at `{}`: {}",
-                        e.path(),
-                        e.inner()
-                    ),
-                )
-            })?
-        };
+        let settings: ManualSettings =
+            parse_settings_or_default(settings).map_err(|e| e.for_connection(&connection))?;
         let desk = match settings.backing {
             None => ManualConnector::new(connection.clone()),
             Some(backing) => {
@@ -515,10 +505,7 @@ impl Package for ManualPackage {
                 ManualConnector::with_backing(connection.clone(), system)
             }
         };
-        self.built
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(connection, desk.clone());
+        self.built.record(connection, desk.clone());
         Ok(Arc::new(desk))
     }
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use autoprov_core::{ConnectionId, PackageId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// A connector package: builds connections from serde settings.
 #[async_trait]
@@ -25,6 +25,49 @@ pub trait Package: Send + Sync + 'static {
         connection: ConnectionId,
         settings: serde_json::Value,
     ) -> Result<Arc<dyn Connector>, ConnectorError>;
+}
+
+/// The connections a package built, by id. Clones share them, so a host that registered one
+/// clone of a package reaches, through another, what the registry built (an in-memory system,
+/// a manual desk).
+#[derive(Debug)]
+pub(crate) struct BuiltConnections<T> {
+    built: Arc<Mutex<BTreeMap<ConnectionId, T>>>,
+}
+
+impl<T> Default for BuiltConnections<T> {
+    fn default() -> Self {
+        Self {
+            built: Arc::default(),
+        }
+    }
+}
+
+impl<T> Clone for BuiltConnections<T> {
+    fn clone(&self) -> Self {
+        Self {
+            built: self.built.clone(),
+        }
+    }
+}
+
+impl<T: Clone> BuiltConnections<T> {
+    /// Records what was built for `connection` (replacing an earlier build).
+    pub(crate) fn record(&self, connection: ConnectionId, built: T) {
+        self.built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(connection, built);
+    }
+
+    /// What was built for `connection`, if anything.
+    pub(crate) fn get(&self, connection: &ConnectionId) -> Option<T> {
+        self.built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(connection)
+            .cloned()
+    }
 }
 
 /// One configured connection.

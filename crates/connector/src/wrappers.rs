@@ -20,6 +20,7 @@ use crate::connector::{
     Connector, ConnectorInfo, ExportRequest, ExportStream, Fulfillment, Preview,
 };
 use crate::error::{ConnectorError, ErrorKind, Operation};
+use crate::schema::ConnectionSchema;
 use async_trait::async_trait;
 use autoprov_core::{ChangeType, OrderId, ProvisioningOrder};
 use futures::Stream;
@@ -316,7 +317,7 @@ impl<C: Connector> FaultInjector<C> {
                 let operation = match (call, order) {
                     (Call::Check, _) => Operation::Check,
                     (Call::Export, _) => Operation::Export,
-                    (Call::Fulfill, Some(order)) => order_operation(order),
+                    (Call::Fulfill, Some(order)) => order.change_type.into(),
                     (Call::Fulfill, None) => Operation::Update,
                 };
                 let message = match timing {
@@ -368,14 +369,6 @@ fn random_fault(plan: &FaultPlan, rng: &mut StdRng) -> Fault {
     }
 }
 
-fn order_operation(order: &ProvisioningOrder) -> Operation {
-    match order.change_type {
-        ChangeType::Added => Operation::Create,
-        ChangeType::Modified => Operation::Update,
-        ChangeType::Deleted => Operation::Delete,
-    }
-}
-
 #[async_trait]
 impl<C: Connector> Connector for FaultInjector<C> {
     fn info(&self) -> &ConnectorInfo {
@@ -398,6 +391,10 @@ impl<C: Connector> Connector for FaultInjector<C> {
 
     fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
         self.inner.preview(orders)
+    }
+
+    fn schema(&self) -> Option<ConnectionSchema> {
+        self.inner.schema()
     }
 }
 
@@ -511,6 +508,10 @@ impl<C: Connector> Connector for ConcurrencyLimiter<C> {
 
     fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
         self.inner.preview(orders)
+    }
+
+    fn schema(&self) -> Option<ConnectionSchema> {
+        self.inner.schema()
     }
 }
 
@@ -638,5 +639,9 @@ impl<C: Connector> Connector for Recorder<C> {
 
     fn preview(&self, orders: &[ProvisioningOrder]) -> Option<Preview> {
         self.inner.preview(orders)
+    }
+
+    fn schema(&self) -> Option<ConnectionSchema> {
+        self.inner.schema()
     }
 }

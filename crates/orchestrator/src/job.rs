@@ -19,9 +19,7 @@ use crate::store::{
 };
 use crate::verify::{VerificationReport, verify};
 use crate::{EvaluationError, PlanError};
-use autoprov_connector::{
-    Connector, ConnectorError, ExportItem, ExportMode, ExportRequest, Preview,
-};
+use autoprov_connector::{Connector, ConnectorError, ExportItem, ExportRequest, Preview};
 use autoprov_core::{
     ConnectionId, EntityTypeId, OrderId, ProvisioningEvent, ProvisioningOrder, ProvisioningState,
     Resource, ResourceId, ResourceTypeId,
@@ -923,11 +921,7 @@ impl ProvisioningJob {
             Err(e) if incremental && e.kind() == autoprov_connector::ErrorKind::Conflict => {
                 // The cookie expired: fall back to a complete export.
                 connector
-                    .export(scoped(ExportRequest {
-                        mode: ExportMode::Complete,
-                        entity_types: Vec::new(),
-                        scope: None,
-                    }))
+                    .export(scoped(ExportRequest::complete()))
                     .await
                     .map_err(export_err)?
             }

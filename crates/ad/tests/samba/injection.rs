@@ -2,7 +2,7 @@
 //! interpreted.
 
 use crate::support::*;
-use autoprov_ad::dn::Dn;
+use autoprov_connector::dn::Dn;
 use autoprov_connector::{Connector, ConnectorExt, ErrorKind, ExportRequest};
 use autoprov_core::{ChangeType, Changes, PropertyValue, Reference, ScalarValue};
 

@@ -6,7 +6,6 @@ use autoprov_connector::Connector;
 use autoprov_core::{
     ChangeType, Changes, PropertyValue, ProvisioningOrder, Reference, ScalarValue, Secret,
 };
-use std::process::Command;
 
 /// Renders orders; none may be refused, and the password never shows.
 fn preview(ad: &autoprov_ad::AdConnector, orders: &[ProvisioningOrder]) -> String {
@@ -21,21 +20,7 @@ fn preview(ad: &autoprov_ad::AdConnector, orders: &[ProvisioningOrder]) -> Strin
 fn ldapmodify(env: &AdEnv, ldif: &str) {
     let path = std::env::temp_dir().join(format!("autoprov-preview-{}.ldif", token()));
     std::fs::write(&path, ldif).unwrap();
-    let out = Command::new("ldapmodify")
-        .env("LDAPTLS_CACERT", &env.ca_file)
-        .args([
-            "-x",
-            "-H",
-            &env.url,
-            "-D",
-            &env.bind_dn,
-            "-w",
-            &env.password,
-        ])
-        .arg("-f")
-        .arg(&path)
-        .output()
-        .unwrap_or_else(|e| panic!("running ldapmodify (ldap-utils): {e}"));
+    let out = env.ldap_tool("ldapmodify", &["-f", &path.to_string_lossy()]);
     let _ = std::fs::remove_file(&path);
     assert!(
         out.status.success(),

@@ -100,7 +100,7 @@ async fn joiner_is_created_disabled_then_enabled_with_password_and_groups() {
         assert!(admin.members(&g1).await.contains(&dn.to_ascii_lowercase()));
         let guid_bytes = &entry.bin_attrs["objectGUID"][0];
         assert_eq!(
-            autoprov_ad::dn::guid_to_string(guid_bytes).unwrap(),
+            autoprov_ad::guid::guid_to_string(guid_bytes).unwrap(),
             guid.as_str()
         );
 
@@ -274,7 +274,7 @@ async fn mover_changes_ou_and_groups_keeping_object_guid() {
             .await
             .unwrap();
         assert_eq!(
-            autoprov_ad::dn::guid_to_string(&entry.bin_attrs["objectGUID"][0]).unwrap(),
+            autoprov_ad::guid::guid_to_string(&entry.bin_attrs["objectGUID"][0]).unwrap(),
             guid.as_str()
         );
         assert_eq!(entry.attrs["department"], vec!["Marketing"]);

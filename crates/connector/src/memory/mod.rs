@@ -53,6 +53,7 @@
 //! # });
 //! ```
 
+mod apply;
 mod package;
 mod plan;
 mod schema;
@@ -69,7 +70,7 @@ use crate::connector::{
 };
 use crate::dn::{Dn, Rdn};
 use crate::error::{ConnectorError, ErrorKind, Operation};
-use crate::schema::PARENT;
+use crate::schema::{ConnectionSchema, PARENT};
 use async_trait::async_trait;
 use autoprov_core::{
     ChangeType, Changes, ConnectionId, EntityTypeId, OrderId, ProvisioningOrder, Reference,
@@ -232,15 +233,15 @@ impl InMemoryConnector {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn schema(&self) -> &CompiledSchema {
+    fn compiled(&self) -> &CompiledSchema {
         &self.inner.schema
     }
 
     /// Validates and applies one request under the write lock.
     fn apply(&self, request: &Request<'_>) -> Result<Executed, ConnectorError> {
         let mut state = self.write();
-        let plan = state.plan(self.schema(), request)?;
-        Ok(state.apply(self.schema(), plan, request.order))
+        let plan = state.plan(self.compiled(), request)?;
+        Ok(state.apply(self.compiled(), plan, request.order))
     }
 
     /// Creates an object out of band (no order): the same rules as an Added order. For
@@ -306,7 +307,7 @@ impl InMemoryConnector {
         })?;
         let o = &state.objects[&key];
         Ok((
-            state.dn(self.schema(), key).to_string().into(),
+            state.dn(self.compiled(), key).to_string().into(),
             o.entity_type.clone(),
             o.stable_id.clone(),
         ))
@@ -316,7 +317,7 @@ impl InMemoryConnector {
         if let Some(k) = state.by_stable.get(target) {
             return Some(*k);
         }
-        match state.resolve(self.schema(), &Dn::parse(target).ok()?)? {
+        match state.resolve(self.compiled(), &Dn::parse(target).ok()?)? {
             Slot::Object(k) => Some(k),
             Slot::Root(_) => None,
         }
@@ -327,7 +328,7 @@ impl InMemoryConnector {
     pub fn ensure_container(&self, dn: &str) -> Result<ResourceId, ConnectorError> {
         let parsed = Dn::parse(dn)
             .map_err(|e| ConnectorError::invalid_order(Operation::Create, e.to_string()))?;
-        let schema = self.schema();
+        let schema = self.compiled();
         let Some(root) = schema
             .roots
             .iter()
@@ -342,6 +343,12 @@ impl InMemoryConnector {
         let below = parsed.rdns().len() - root.rdns().len();
         let mut parent = root.clone();
         for rdn in parsed.rdns()[..below].iter().rev() {
+            let rdn = rdn.single().ok_or_else(|| {
+                ConnectorError::invalid_order(
+                    Operation::Create,
+                    format!("{dn}: multi-valued RDNs are not supported"),
+                )
+            })?;
             let container_type = schema
                 .types
                 .values()
@@ -373,7 +380,7 @@ impl InMemoryConnector {
         state
             .objects
             .keys()
-            .map(|k| state.resource(self.schema(), *k))
+            .map(|k| state.resource(self.compiled(), *k))
             .collect()
     }
 
@@ -381,7 +388,7 @@ impl InMemoryConnector {
     pub fn get(&self, target: &str) -> Option<Resource> {
         let state = self.read();
         let key = self.key_of(&state, target)?;
-        Some(state.resource(self.schema(), key))
+        Some(state.resource(self.compiled(), key))
     }
 
     /// How many objects the system holds.
@@ -498,6 +505,13 @@ impl Connector for InMemoryConnector {
         &self.inner.info
     }
 
+    fn schema(&self) -> Option<ConnectionSchema> {
+        let types = self.compiled().types.values();
+        Some(types.fold(ConnectionSchema::new(), |schema, t| {
+            schema.with_entity(t.declared())
+        }))
+    }
+
     async fn check(&self) -> Result<(), ConnectorError> {
         Ok(())
     }
@@ -528,8 +542,8 @@ impl Connector for InMemoryConnector {
                     ConnectorError::new(ErrorKind::NotFound, Operation::Export, e.to_string())
                 })?;
                 let state = self.read();
-                let exists = state.resolve(self.schema(), &dn).is_some()
-                    || self.schema().roots.iter().any(|r| r.is_within(&dn));
+                let exists = state.resolve(self.compiled(), &dn).is_some()
+                    || self.compiled().roots.iter().any(|r| r.is_within(&dn));
                 if !exists {
                     return Err(ConnectorError::new(
                         ErrorKind::NotFound,
@@ -608,7 +622,7 @@ type Page = Vec<Result<ExportItem, ConnectorError>>;
 impl ExportCursor {
     fn next_page(&mut self) -> Option<Page> {
         let system = self.system.clone();
-        let schema = system.schema();
+        let schema = system.compiled();
         let state = system.read();
         let mut page = Vec::new();
         match self.phase {

@@ -2,14 +2,14 @@
 
 use crate::capability::Capabilities;
 use crate::connector::Connector;
-use crate::error::{ConnectorError, ErrorKind, Operation};
+use crate::error::{ConnectorError, Operation};
 use crate::memory::{InMemoryConnector, InMemorySchema, PACKAGE_ID};
-use crate::registry::Package;
+use crate::registry::{BuiltConnections, Package};
+use crate::settings::parse_settings_or_default;
 use async_trait::async_trait;
 use autoprov_core::{ConnectionId, PackageId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 /// The settings of an in-memory connection (every field optional):
 ///
@@ -59,7 +59,7 @@ pub struct InMemorySettings {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct MemoryPackage {
-    built: Arc<Mutex<BTreeMap<ConnectionId, InMemoryConnector>>>,
+    built: BuiltConnections<InMemoryConnector>,
 }
 
 impl MemoryPackage {
@@ -70,11 +70,7 @@ impl MemoryPackage {
 
     /// The system built for a connection, if any.
     pub fn system(&self, connection: &ConnectionId) -> Option<InMemoryConnector> {
-        self.built
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(connection)
-            .cloned()
+        self.built.get(connection)
     }
 
     /// Builds a system from settings.
@@ -106,21 +102,8 @@ impl Package for MemoryPackage {
         connection: ConnectionId,
         settings: serde_json::Value,
     ) -> Result<Arc<dyn Connector>, ConnectorError> {
-        let settings: InMemorySettings = if settings.is_null() {
-            InMemorySettings::default()
-        } else {
-            serde_path_to_error::deserialize(settings).map_err(|e| {
-                ConnectorError::new(
-                    ErrorKind::InvalidConfiguration,
-                    Operation::Configure,
-                    format!(
-                        "connection {connection}: settings at `{}`: {}",
-                        e.path(),
-                        e.inner()
-                    ),
-                )
-            })?
-        };
+        let settings: InMemorySettings =
+            parse_settings_or_default(settings).map_err(|e| e.for_connection(&connection))?;
         let system = Self::build(connection.clone(), settings).map_err(|e| {
             ConnectorError::new(
                 e.kind(),
@@ -128,10 +111,7 @@ impl Package for MemoryPackage {
                 format!("connection {connection}: {}", e.message()),
             )
         })?;
-        self.built
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(connection, system.clone());
+        self.built.record(connection, system.clone());
         Ok(Arc::new(system))
     }
 }

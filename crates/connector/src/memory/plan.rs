@@ -1,4 +1,4 @@
-//! Validating an order against the current state into a plan, then applying the plan.
+//! Validating an order against the current state into a plan (applied by `apply`).
 //!
 //! Planning reads only; applying cannot fail. Both run under the same write lock, so an order
 //! that is invalid anywhere writes nothing, and a valid one is applied whole.
@@ -7,13 +7,13 @@ use crate::connector::Executed;
 use crate::dn::{Dn, Rdn};
 use crate::error::{ConnectorError, ErrorKind, Operation};
 use crate::memory::schema::{CompiledSchema, EntityTypeSchema, ObjectKind};
-use crate::memory::state::{ObjKey, Object, PasswordHash, Slot, State, stable_id_of, unique_form};
+use crate::memory::state::{ObjKey, PasswordHash, Slot, State, stable_id_of, unique_form};
 use crate::schema::{
     DN_KEY, ENABLED, MEMBER_OF, MEMBERS, MUST_CHANGE_PASSWORD, PARENT, PASSWORD, STABLE_ID_KEY,
 };
 use autoprov_core::{
     ChangeType, Changes, EntityTypeId, OrderId, PropertyChange, PropertyKind, Reference,
-    ResourceId, SECRET_MASK, ScalarValue, Secret, StableId,
+    ResourceId, ScalarValue, Secret, StableId,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,34 +37,34 @@ pub(crate) enum Plan {
 }
 
 pub(crate) struct CreatePlan {
-    key: ObjKey,
-    entity_type: EntityTypeId,
-    kind: ObjectKind,
-    parent: Slot,
-    name: String,
-    scalars: BTreeMap<String, ScalarValue>,
-    references: BTreeMap<String, ObjKey>,
-    password: Option<PasswordHash>,
+    pub(super) key: ObjKey,
+    pub(super) entity_type: EntityTypeId,
+    pub(super) kind: ObjectKind,
+    pub(super) parent: Slot,
+    pub(super) name: String,
+    pub(super) scalars: BTreeMap<String, ScalarValue>,
+    pub(super) references: BTreeMap<String, ObjKey>,
+    pub(super) password: Option<PasswordHash>,
     /// (group, member) pairs; the new object is one side of each.
-    memberships: Vec<(ObjKey, ObjKey, &'static str)>,
+    pub(super) memberships: Vec<(ObjKey, ObjKey, &'static str)>,
 }
 
 pub(crate) struct UpdatePlan {
-    key: ObjKey,
-    adopted: bool,
-    rename: Option<String>,
-    move_to: Option<Slot>,
-    name_property: String,
-    scalars: Vec<(String, Option<ScalarValue>)>,
-    references: Vec<(String, Option<ObjKey>)>,
-    password: Option<PasswordHash>,
-    add: Vec<(ObjKey, ObjKey, &'static str)>,
-    remove: Vec<(ObjKey, ObjKey, &'static str)>,
+    pub(super) key: ObjKey,
+    pub(super) adopted: bool,
+    pub(super) rename: Option<String>,
+    pub(super) move_to: Option<Slot>,
+    pub(super) name_property: String,
+    pub(super) scalars: Vec<(String, Option<ScalarValue>)>,
+    pub(super) references: Vec<(String, Option<ObjKey>)>,
+    pub(super) password: Option<PasswordHash>,
+    pub(super) add: Vec<(ObjKey, ObjKey, &'static str)>,
+    pub(super) remove: Vec<(ObjKey, ObjKey, &'static str)>,
 }
 
 pub(crate) struct DeletePlan {
     /// Deepest first.
-    keys: Vec<ObjKey>,
+    pub(super) keys: Vec<ObjKey>,
 }
 
 /// What the changes of a request say, checked against the schema and resolved.
@@ -83,14 +83,6 @@ struct Interpreted {
 
 fn invalid(operation: Operation, message: impl Into<String>) -> ConnectorError {
     ConnectorError::invalid_order(operation, message)
-}
-
-fn op_of(change_type: ChangeType) -> Operation {
-    match change_type {
-        ChangeType::Added => Operation::Create,
-        ChangeType::Modified => Operation::Update,
-        ChangeType::Deleted => Operation::Delete,
-    }
 }
 
 fn kind_matches(kind: &PropertyKind, value: &ScalarValue) -> bool {
@@ -384,7 +376,7 @@ impl State {
         schema: &CompiledSchema,
         request: &Request<'_>,
     ) -> Result<Plan, ConnectorError> {
-        let operation = op_of(request.change_type);
+        let operation = Operation::from(request.change_type);
         let Some(t) = schema.types.get(request.entity_type) else {
             return Err(invalid(
                 operation,
@@ -666,324 +658,5 @@ impl State {
 
     pub(crate) fn has_children(&self, key: ObjKey) -> bool {
         !self.objects[&key].children.is_empty()
-    }
-
-    pub(crate) fn apply(
-        &mut self,
-        schema: &CompiledSchema,
-        plan: Plan,
-        order: Option<&OrderId>,
-    ) -> Executed {
-        match plan {
-            Plan::Nothing(done) => done,
-            Plan::Create(p) => self.apply_create(schema, p, order),
-            Plan::Update(p) => self.apply_update(schema, p, order),
-            Plan::Delete(p) => self.apply_delete(schema, p, order),
-        }
-    }
-
-    fn apply_create(
-        &mut self,
-        schema: &CompiledSchema,
-        p: CreatePlan,
-        order: Option<&OrderId>,
-    ) -> Executed {
-        let usn = self.begin();
-        let key = p.key;
-        debug_assert_eq!(key, self.next_key);
-        self.next_key += 1;
-        let stable_id = stable_id_of(key);
-        let name_property = schema.types[&p.entity_type].name_property.clone();
-        let name_key = State::name_key(schema, &p.entity_type, &p.name);
-        self.objects.insert(
-            key,
-            Object {
-                stable_id: stable_id.clone(),
-                entity_type: p.entity_type,
-                kind: p.kind,
-                parent: p.parent,
-                name: p.name,
-                scalars: BTreeMap::new(),
-                references: BTreeMap::new(),
-                password: p.password,
-                members: BTreeSet::new(),
-                member_of: BTreeSet::new(),
-                children: BTreeSet::new(),
-                referenced_by: BTreeSet::new(),
-                usn,
-            },
-        );
-        self.by_usn.insert((usn, key));
-        self.by_stable.insert(stable_id.clone(), key);
-        self.by_name.insert((p.parent, name_key), key);
-        if let Slot::Object(parent) = p.parent
-            && let Some(parent) = self.objects.get_mut(&parent)
-        {
-            parent.children.insert(key);
-        }
-        let dn = self.dn(schema, key).to_string();
-        let mut done = Executed::new(dn.clone());
-        done.stable_id = Some(stable_id);
-        self.log(
-            schema,
-            order,
-            Operation::Create,
-            key,
-            None,
-            format!("create {dn}"),
-        );
-        done.changed.insert(name_property);
-        done.changed.insert(PARENT.to_owned());
-        for (property, value) in p.scalars {
-            self.write_scalar(schema, key, &property, Some(value), order);
-            done.changed.insert(property);
-        }
-        for (property, target) in p.references {
-            self.write_reference(schema, key, &property, Some(target), order);
-            done.changed.insert(property);
-        }
-        if p.password.is_some() {
-            self.log(
-                schema,
-                order,
-                Operation::SetPassword,
-                key,
-                Some(PASSWORD),
-                SECRET_MASK.to_owned(),
-            );
-            done.changed.insert(PASSWORD.to_owned());
-        }
-        for (group, member, via) in p.memberships {
-            self.link(schema, group, member, true, usn, order);
-            done.changed.insert(via.to_owned());
-        }
-        done
-    }
-
-    fn write_scalar(
-        &mut self,
-        schema: &CompiledSchema,
-        key: ObjKey,
-        property: &str,
-        value: Option<ScalarValue>,
-        order: Option<&OrderId>,
-    ) {
-        let old = self.objects[&key].scalars.get(property).cloned();
-        self.set_unique(schema, key, property, old.as_ref(), value.as_ref());
-        let detail = match &value {
-            Some(v) => format!("= {}", v.display_text()),
-            None => "clear".to_owned(),
-        };
-        let o = self.objects.get_mut(&key).expect("planned object exists");
-        match value {
-            Some(v) => o.scalars.insert(property.to_owned(), v),
-            None => o.scalars.remove(property),
-        };
-        let operation = if property == ENABLED {
-            Operation::Enable
-        } else {
-            Operation::Update
-        };
-        self.log(schema, order, operation, key, Some(property), detail);
-    }
-
-    fn write_reference(
-        &mut self,
-        schema: &CompiledSchema,
-        key: ObjKey,
-        property: &str,
-        target: Option<ObjKey>,
-        order: Option<&OrderId>,
-    ) {
-        let o = self.objects.get_mut(&key).expect("planned object exists");
-        let old = match target {
-            Some(t) => o.references.insert(property.to_owned(), t),
-            None => o.references.remove(property),
-        };
-        if let Some(old) = old.and_then(|k| self.objects.get_mut(&k)) {
-            old.referenced_by.remove(&(key, property.to_owned()));
-        }
-        let detail = match target {
-            Some(t) => {
-                if let Some(t) = self.objects.get_mut(&t) {
-                    t.referenced_by.insert((key, property.to_owned()));
-                }
-                format!("= {}", self.dn(schema, t))
-            }
-            None => "clear".to_owned(),
-        };
-        self.log(
-            schema,
-            order,
-            Operation::Update,
-            key,
-            Some(property),
-            detail,
-        );
-    }
-
-    /// Adds or removes one membership; the group's `member` is what is written.
-    fn link(
-        &mut self,
-        schema: &CompiledSchema,
-        group: ObjKey,
-        member: ObjKey,
-        add: bool,
-        usn: u64,
-        order: Option<&OrderId>,
-    ) {
-        if let Some(g) = self.objects.get_mut(&group) {
-            if add {
-                g.members.insert(member);
-            } else {
-                g.members.remove(&member);
-            }
-        }
-        if let Some(m) = self.objects.get_mut(&member) {
-            if add {
-                m.member_of.insert(group);
-            } else {
-                m.member_of.remove(&group);
-            }
-        }
-        self.touch(group, usn);
-        self.touch(member, usn);
-        let detail = format!(
-            "{} {}",
-            if add { "add" } else { "remove" },
-            self.dn(schema, member)
-        );
-        self.log(
-            schema,
-            order,
-            Operation::Membership,
-            group,
-            Some(MEMBERS),
-            detail,
-        );
-    }
-
-    fn apply_update(
-        &mut self,
-        schema: &CompiledSchema,
-        p: UpdatePlan,
-        order: Option<&OrderId>,
-    ) -> Executed {
-        let key = p.key;
-        let nothing = p.rename.is_none()
-            && p.move_to.is_none()
-            && p.scalars.is_empty()
-            && p.references.is_empty()
-            && p.password.is_none()
-            && p.add.is_empty()
-            && p.remove.is_empty();
-        let mut done = Executed::new(self.dn(schema, key).to_string());
-        done.stable_id = Some(self.objects[&key].stable_id.clone());
-        done.adopted = p.adopted;
-        if nothing {
-            return done;
-        }
-        let usn = self.begin();
-        self.touch(key, usn);
-        if p.rename.is_some() || p.move_to.is_some() {
-            let before = self.dn(schema, key);
-            let o = &self.objects[&key];
-            let (old_parent, entity_type) = (o.parent, o.entity_type.clone());
-            let old_key = State::name_key(schema, &entity_type, &o.name);
-            self.by_name.remove(&(old_parent, old_key));
-            let o = self.objects.get_mut(&key).expect("planned object exists");
-            if let Some(name) = p.rename {
-                o.name = name;
-                done.changed.insert(p.name_property.clone());
-            }
-            if let Some(parent) = p.move_to {
-                o.parent = parent;
-                done.changed.insert(PARENT.to_owned());
-            }
-            let (new_parent, name) = (o.parent, o.name.clone());
-            self.by_name.insert(
-                (new_parent, State::name_key(schema, &entity_type, &name)),
-                key,
-            );
-            if new_parent != old_parent {
-                if let Slot::Object(k) = old_parent
-                    && let Some(o) = self.objects.get_mut(&k)
-                {
-                    o.children.remove(&key);
-                }
-                if let Slot::Object(k) = new_parent
-                    && let Some(o) = self.objects.get_mut(&k)
-                {
-                    o.children.insert(key);
-                }
-            }
-            let after = self.dn(schema, key);
-            self.log(
-                schema,
-                order,
-                Operation::Rename,
-                key,
-                None,
-                format!("from {before} to {after}"),
-            );
-            done.resource_id = after.to_string().into();
-        }
-        for (property, value) in p.scalars {
-            self.write_scalar(schema, key, &property, value, order);
-            done.changed.insert(property);
-        }
-        for (property, target) in p.references {
-            self.write_reference(schema, key, &property, target, order);
-            done.changed.insert(property);
-        }
-        if let Some(hash) = p.password {
-            if let Some(o) = self.objects.get_mut(&key) {
-                o.password = Some(hash);
-            }
-            self.log(
-                schema,
-                order,
-                Operation::SetPassword,
-                key,
-                Some(PASSWORD),
-                SECRET_MASK.to_owned(),
-            );
-            done.changed.insert(PASSWORD.to_owned());
-        }
-        for (group, member, via) in p.add {
-            self.link(schema, group, member, true, usn, order);
-            done.changed.insert(via.to_owned());
-        }
-        for (group, member, via) in p.remove {
-            self.link(schema, group, member, false, usn, order);
-            done.changed.insert(via.to_owned());
-        }
-        done
-    }
-
-    fn apply_delete(
-        &mut self,
-        schema: &CompiledSchema,
-        p: DeletePlan,
-        order: Option<&OrderId>,
-    ) -> Executed {
-        let usn = self.begin();
-        let top = *p.keys.last().expect("a delete plan names its target");
-        let mut done = Executed::new(self.dn(schema, top).to_string());
-        done.stable_id = Some(self.objects[&top].stable_id.clone());
-        for key in p.keys {
-            let dn = self.dn(schema, key);
-            self.log(
-                schema,
-                order,
-                Operation::Delete,
-                key,
-                None,
-                format!("delete {dn}"),
-            );
-            self.remove_object(schema, key, usn);
-        }
-        done.changed.insert("deleted".to_owned());
-        done
     }
 }

@@ -2,7 +2,10 @@
 
 use crate::dn::Dn;
 use crate::error::{ConnectorError, ErrorKind, Operation};
-use crate::schema::{ENABLED, MEMBER_OF, MEMBERS, MUST_CHANGE_PASSWORD, PARENT, PASSWORD};
+use crate::schema::{
+    ConnectionSchema, ENABLED, EntitySchema, MEMBER_OF, MEMBERS, MUST_CHANGE_PASSWORD, PARENT,
+    PASSWORD, PropertySchema, ValueType,
+};
 use autoprov_core::{EntityTypeId, PropertyDefinition, PropertyKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -104,6 +107,45 @@ impl EntityTypeSchema {
             ObjectKind::Group => &[PARENT, MEMBER_OF, MEMBERS],
             ObjectKind::Container | ObjectKind::Other => &[PARENT],
         }
+    }
+
+    /// This type as a declared [`EntitySchema`]: the name property (required), the built-in
+    /// properties of its kind, and the declared ones (`unique` ones are keys).
+    pub fn declared(&self) -> EntitySchema {
+        let mut entity = EntitySchema::new(self.id.clone()).with_property(
+            self.name_property.clone(),
+            PropertySchema::new(ValueType::String).required(),
+        );
+        for &builtin in self.builtin_properties() {
+            let property = match builtin {
+                ENABLED | MUST_CHANGE_PASSWORD => PropertySchema::new(ValueType::Bool),
+                PASSWORD => PropertySchema::new(ValueType::String).secret(),
+                MEMBER_OF => PropertySchema::reference(None).multi_valued(),
+                MEMBERS => PropertySchema::reference(None).multi_valued().read_only(),
+                _ => PropertySchema::reference(None),
+            };
+            entity = entity.with_property(builtin, property);
+        }
+        for (name, definition) in &self.properties {
+            let mut property = match &definition.kind {
+                PropertyKind::Integer => PropertySchema::new(ValueType::Integer),
+                PropertyKind::Bool => PropertySchema::new(ValueType::Bool),
+                PropertyKind::DateTime => PropertySchema::new(ValueType::DateTime),
+                PropertyKind::Binary => PropertySchema::new(ValueType::Binary),
+                PropertyKind::Secret => PropertySchema::new(ValueType::String).secret(),
+                PropertyKind::MonoReference { target } => {
+                    PropertySchema::reference(Some(target.clone()))
+                }
+                PropertyKind::MultiReference { target } => {
+                    PropertySchema::reference(Some(target.clone())).multi_valued()
+                }
+                _ => PropertySchema::new(ValueType::String),
+            };
+            property.required = definition.required;
+            property.key = definition.unique;
+            entity = entity.with_property(name.clone(), property);
+        }
+        entity
     }
 
     /// Whether the type knows a property (declared, built-in or the name property).
@@ -209,6 +251,16 @@ impl InMemorySchema {
             )
     }
 
+    /// The declared schema of a connection with this schema (see
+    /// [`EntityTypeSchema::declared`]).
+    pub fn declared(&self) -> ConnectionSchema {
+        self.entity_types
+            .iter()
+            .fold(ConnectionSchema::new(), |schema, t| {
+                schema.with_entity(t.declared())
+            })
+    }
+
     /// An entity type by id.
     pub fn entity_type(&self, id: &str) -> Option<&EntityTypeSchema> {
         self.entity_types.iter().find(|t| t.id.as_str() == id)
@@ -290,6 +342,28 @@ pub(crate) struct CompiledSchema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ad_like_schema_declares_its_properties() {
+        let declared = InMemorySchema::ad_like().declared();
+        let user = declared.entity("user").unwrap();
+        let sam = user.property("sAMAccountName").unwrap();
+        assert!(sam.required && sam.key && sam.writable);
+        assert_eq!(user.secrets().collect::<Vec<_>>(), [PASSWORD]);
+        assert!(user.property(MEMBER_OF).unwrap().multi_valued);
+        assert_eq!(
+            user.property("manager")
+                .unwrap()
+                .target
+                .as_ref()
+                .map(|t| t.as_str()),
+            Some("user")
+        );
+        assert!(user.property("cn").unwrap().required);
+        let members = declared.property("group", MEMBERS).unwrap();
+        assert!(members.multi_valued && !members.writable);
+        assert!(declared.property("organizationalUnit", PASSWORD).is_none());
+    }
 
     #[test]
     fn ad_like_schema_compiles_and_roundtrips_json() {

@@ -114,7 +114,7 @@ pub(crate) struct State {
     pub(crate) objects: BTreeMap<ObjKey, Object>,
     pub(crate) by_stable: HashMap<StableId, ObjKey>,
     /// (parent, case-folded RDN) ⇒ object.
-    pub(crate) by_name: HashMap<(Slot, (String, String)), ObjKey>,
+    pub(crate) by_name: HashMap<(Slot, String), ObjKey>,
     /// (property, case-folded value) ⇒ object holding it.
     pub(crate) unique: HashMap<(String, String), ObjKey>,
     /// (usn, object) of every live object.
@@ -184,7 +184,7 @@ impl State {
         let mut slot = Slot::Root(root);
         let below = dn.rdns().len() - root_dn.rdns().len();
         for rdn in dn.rdns()[..below].iter().rev() {
-            slot = Slot::Object(*self.by_name.get(&(slot, rdn.normalized()))?);
+            slot = Slot::Object(*self.by_name.get(&(slot, rdn.key()))?);
         }
         Some(slot)
     }
@@ -205,9 +205,9 @@ impl State {
         schema: &CompiledSchema,
         entity_type: &EntityTypeId,
         name: &str,
-    ) -> (String, String) {
+    ) -> String {
         let attribute = &schema.types[entity_type].rdn_attribute;
-        Rdn::new(attribute.clone(), name).normalized()
+        Rdn::new(attribute.clone(), name).key()
     }
 
     /// The resource as an export shows it (never a password).

@@ -296,11 +296,7 @@ mod previews {
                 }
                 text.push('\n');
             }
-            Some(Preview {
-                format: "lines",
-                text,
-                refused,
-            })
+            Some(Preview::new("lines", text).with_refused(refused))
         }
     }
 

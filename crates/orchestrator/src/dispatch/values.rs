@@ -6,11 +6,7 @@ use autoprov_core::{PropertyChange, PropertyValue, ProvisioningOrder};
 
 /// The operation an order mainly performs, for errors raised around the connector call.
 pub fn operation_of(order: &ProvisioningOrder) -> Operation {
-    match order.change_type {
-        autoprov_core::ChangeType::Added => Operation::Create,
-        autoprov_core::ChangeType::Modified => Operation::Update,
-        autoprov_core::ChangeType::Deleted => Operation::Delete,
-    }
+    order.change_type.into()
 }
 
 /// What an order changes, old → new, rendered for people (secrets masked).

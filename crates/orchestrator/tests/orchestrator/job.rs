@@ -532,14 +532,13 @@ impl Connector for Lines {
         self.0.export(request).await
     }
     fn preview(&self, orders: &[autoprov_core::ProvisioningOrder]) -> Option<Preview> {
-        Some(Preview {
-            format: "lines",
-            text: orders
+        Some(Preview::new(
+            "lines",
+            orders
                 .iter()
                 .map(|o| format!("{} {:?}\n", o.order_id, o.change_type))
-                .collect(),
-            refused: Vec::new(),
-        })
+                .collect::<String>(),
+        ))
     }
 }
 

@@ -1,0 +1,290 @@
+//! Added orders: create the entry, or adopt the same account already there (SPEC §7).
+
+use super::*;
+
+impl Inner {
+    /// The name and place of the entry an Added order creates, checked without I/O: the
+    /// required properties, the RDN (the first RDN property the order gives) and the parent
+    /// (the order's, or the mapping's default below the first server's base).
+    pub(crate) fn new_entry(
+        &self,
+        order: &ProvisioningOrder,
+        m: &EntityMapping,
+        d: &Desired,
+    ) -> Result<NewEntry, ConnectorError> {
+        let op = Operation::Create;
+        for required in &m.required_properties {
+            match order.changes.properties.get(required) {
+                Some(PropertyChange::Set(ScalarValue::String(s))) if !s.is_empty() => {}
+                Some(PropertyChange::Set(v)) if !matches!(v, ScalarValue::String(_)) => {}
+                _ => {
+                    return Err(invalid(
+                        op,
+                        format!("`{required}` is required to create this entry"),
+                    ));
+                }
+            }
+        }
+        let (rdn_property, rdn_value) = match d.rdn.clone() {
+            Some(r) => r,
+            None => m
+                .rdn_properties
+                .iter()
+                .find_map(|p| match order.changes.scalar(p) {
+                    Some(ScalarValue::String(s)) if !s.is_empty() => Some((p.clone(), s.clone())),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    invalid(
+                        op,
+                        format!(
+                            "the entry needs a name: one of {} is required",
+                            m.rdn_properties.join(", ")
+                        ),
+                    )
+                })?,
+        };
+        let parent = match &d.parent {
+            Some((_, dn)) => dn.clone(),
+            None => {
+                let default = m.default_parent.as_deref().ok_or_else(|| {
+                    invalid(
+                        op,
+                        format!("`{}` (the parent DN) is required", m.parent_property),
+                    )
+                })?;
+                let dn = Dn::parse(default).map_err(|e| invalid(op, e.to_string()))?;
+                if self.server_for(&dn).is_some() {
+                    dn
+                } else {
+                    let base = &self.servers[0].base_dn;
+                    Dn::parse(&format!("{default},{base}"))
+                        .map_err(|e| invalid(op, e.to_string()))?
+                }
+            }
+        };
+        let dn = parent.child(Rdn::new(&m.rdn_attribute, &rdn_value));
+        Ok(NewEntry {
+            rdn_property,
+            rdn_value,
+            parent,
+            dn,
+        })
+    }
+    pub(crate) async fn added(
+        &self,
+        order: &ProvisioningOrder,
+        _entity_type: &str,
+        m: &EntityMapping,
+    ) -> Result<Executed, ConnectorError> {
+        let op = Operation::Create;
+        let mut d = desired(order, m)?;
+        let NewEntry {
+            rdn_property,
+            rdn_value,
+            parent,
+            dn,
+        } = self.new_entry(order, m, &d)?;
+        let (server_index, server) = self.server_of(&parent, op)?;
+        let dn_text = dn.to_string();
+        let fail = |e: ConnectorError| e.with_target(dn_text.clone());
+
+        // The initial password: given, or generated.
+        if d.password.is_none()
+            && let Some(pw) = &m.password
+            && let Some(policy) = &pw.generate
+        {
+            d.password = Some((
+                pw.property.clone(),
+                crate::password::generate(policy, &mut rand::thread_rng()),
+            ));
+        }
+        if d.password.is_some() && !self.encrypted() {
+            return Err(self.refuse_plain_password(&dn_text));
+        }
+        for g in d.groups_add.iter() {
+            self.server_of(g, Operation::Membership).map_err(fail)?;
+        }
+        self.check_attributes(server_index, &d, op)
+            .await
+            .map_err(fail)?;
+        let groups: Vec<&Dn> = d.groups_add.iter().collect();
+        self.check_exist(&server, "group", &groups, Operation::Membership)
+            .await
+            .map_err(fail)?;
+
+        // The entry, created disabled.
+        let mut changed: BTreeSet<String> = BTreeSet::new();
+        changed.insert(rdn_property.clone());
+        for w in &d.scalars {
+            if w.value.is_some() {
+                changed.insert(w.property.clone());
+            }
+        }
+        let mut attrs: BTreeMap<String, HashSet<Vec<u8>>> = creation_attributes(m, &d, &rdn_value)
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().collect()))
+            .collect();
+        if let Some((property, secret)) = &d.password {
+            attrs.insert(
+                "unicodePwd".into(),
+                set([crate::password::unicode_pwd(secret.expose())]),
+            );
+            changed.insert(property.clone());
+        }
+        if let Some((p, _)) = &d.parent {
+            changed.insert(p.clone());
+        }
+        let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
+            .into_iter()
+            .map(|(k, v)| (k.into_bytes(), v))
+            .collect();
+        match server.add(&dn_text, &attrs).await {
+            Ok(()) => {}
+            Err(LdapFailure::Result { rc: 68, .. }) => {
+                return self.adopt(order, m, &server, server_index, &dn, d).await;
+            }
+            Err(LdapFailure::Result { rc: 32, text, .. }) => {
+                return Err(invalid(
+                    op,
+                    format!("the parent `{parent}` (or another referenced object) does not exist: {text}"),
+                )
+                .with_target(dn_text));
+            }
+            Err(f) => {
+                let operation = match f.text() {
+                    t if t.contains("0000052D") => Operation::SetPassword,
+                    _ => op,
+                };
+                return Err(f.into_error(operation, &dn_text));
+            }
+        }
+
+        // Enable, and must-change-at-first-logon, in one modify.
+        let mut mods: Vec<Mod<Vec<u8>>> = Vec::new();
+        for (attribute, value, property) in activation(m, &d, d.password.is_some()) {
+            mods.push(Mod::Replace(attribute.as_bytes().to_vec(), set([value])));
+            changed.extend(property);
+        }
+        if !mods.is_empty() {
+            server
+                .modify(&dn_text, &mods, &[])
+                .await
+                .map_err(|f| f.into_error(Operation::Enable, &dn_text))?;
+        }
+
+        // Memberships, on the groups.
+        if let Some(p) = &d.membership_property {
+            self.change_members(&server, m, &dn_text, &d.groups_add, true)
+                .await?;
+            if !d.groups_add.is_empty() {
+                changed.insert(p.clone());
+            }
+        }
+
+        let entry = server
+            .read(&dn_text, &["objectGUID".to_owned()], &[])
+            .await
+            .map_err(|f| f.into_error(Operation::Read, &dn_text))?;
+        let (resource_id, stable_id) = match entry {
+            Some(e) => (e.dn.clone(), e.guid()),
+            None => (dn_text.clone(), None),
+        };
+        Ok(Executed::new(resource_id)
+            .with_stable_id(stable_id.map(StableId::new))
+            .with_changed(changed))
+    }
+
+    /// An Added order met an existing entry: adopt it when it is the same account, and converge.
+    pub(super) async fn adopt(
+        &self,
+        order: &ProvisioningOrder,
+        m: &EntityMapping,
+        server: &Arc<ServerPool>,
+        server_index: usize,
+        dn: &Dn,
+        d: Desired,
+    ) -> Result<Executed, ConnectorError> {
+        let op = Operation::Create;
+        let dn_text = dn.to_string();
+        let attrs = self.read_list(&d, m);
+        let existing = server
+            .read(&dn_text, &attrs, &[])
+            .await
+            .map_err(|f| f.into_error(Operation::Read, &dn_text))?;
+        let wanted_sam = order
+            .changes
+            .scalar(
+                m.attributes
+                    .iter()
+                    .find(|(_, a)| a.eq_ignore_ascii_case("sAMAccountName"))
+                    .map(|(p, _)| p.as_str())
+                    .unwrap_or("sAMAccountName"),
+            )
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let Some(entry) = existing else {
+            // Something else holds a unique value (sAMAccountName): name it.
+            let holder = match &wanted_sam {
+                Some(sam) => server
+                    .search_paged(
+                        &server.base_dn,
+                        &format!("(sAMAccountName={})", ldap_escape(sam.as_str())),
+                        &["1.1".to_owned()],
+                        &[],
+                        10,
+                    )
+                    .await
+                    .ok()
+                    .and_then(|v| v.into_iter().next())
+                    .map(|e| e.dn),
+                None => None,
+            };
+            return Err(ConnectorError::new(
+                ErrorKind::AlreadyExists,
+                op,
+                match holder {
+                    Some(h) => format!(
+                        "sAMAccountName `{}` is already held by another object: {h}",
+                        wanted_sam.unwrap_or_default()
+                    ),
+                    None => "another object already holds a unique value of this entry".into(),
+                },
+            )
+            .with_target(dn_text));
+        };
+        if !has_classes(&entry, m) {
+            return Err(ConnectorError::new(
+                ErrorKind::AlreadyExists,
+                op,
+                format!(
+                    "an object of another kind ({}) already has this DN",
+                    entry.texts("objectClass").join(", ")
+                ),
+            )
+            .with_target(dn_text));
+        }
+        if let (Some(wanted), Some(actual)) = (&wanted_sam, entry.text("sAMAccountName"))
+            && !wanted.eq_ignore_ascii_case(&actual)
+        {
+            return Err(ConnectorError::new(
+                ErrorKind::AlreadyExists,
+                op,
+                format!(
+                    "a different account (sAMAccountName `{actual}`, not `{wanted}`) already has this DN"
+                ),
+            )
+            .with_target(dn_text));
+        }
+        // The same account: converge. Its password, and whether it must be changed, belong to
+        // the account's creation: an adopted account keeps them (they cannot be compared).
+        let mut d = d;
+        d.password = None;
+        d.must_change = None;
+        d.parent = None;
+        d.rdn = None;
+        let mut executed = self.converge(server, server_index, m, entry, d, op).await?;
+        executed.adopted = true;
+        Ok(executed)
+    }
+}

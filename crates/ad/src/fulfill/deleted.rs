@@ -1,0 +1,63 @@
+//! Deleted orders: a missing target is success; an account may be disabled instead.
+
+use super::*;
+
+impl Inner {
+    pub(crate) async fn deleted(
+        &self,
+        order: &ProvisioningOrder,
+        m: &EntityMapping,
+    ) -> Result<Executed, ConnectorError> {
+        let op = Operation::Delete;
+        let resource = order
+            .resource
+            .as_ref()
+            .ok_or_else(|| invalid(op, "a Deleted order needs `Resource`"))?;
+        let key = resource.id.as_str();
+        let attrs = ["objectGUID".to_owned(), "userAccountControl".to_owned()];
+        let Some((server_index, entry)) = self
+            .locate(resource.stable_id.as_ref().map(|s| s.as_str()), key, &attrs)
+            .await?
+        else {
+            // Already gone: the wanted state holds.
+            let mut e = Executed::new(resource.id.clone());
+            e.stable_id = resource.stable_id.clone();
+            return Ok(e);
+        };
+        let server = &self.servers[server_index];
+        let mut executed = Executed::new(entry.dn.clone());
+        executed.stable_id = entry.guid().map(StableId::new);
+        if m.disable_instead_of_delete {
+            let current = uac_of(&entry).unwrap_or(UF_NORMAL_ACCOUNT);
+            if current & UF_ACCOUNTDISABLE == 0 {
+                let mods = [Mod::Replace(
+                    b"userAccountControl".to_vec(),
+                    set([(current | UF_ACCOUNTDISABLE).to_string().into_bytes()]),
+                )];
+                server
+                    .modify(&entry.dn, &mods, &[])
+                    .await
+                    .map_err(|f| f.into_error(Operation::Enable, &entry.dn))?;
+                executed.changed.insert(
+                    m.enabled_property
+                        .clone()
+                        .unwrap_or_else(|| "enabled".into()),
+                );
+            }
+            return Ok(executed);
+        }
+        let controls = if m.tree_delete {
+            vec![control(TREE_DELETE_OID)]
+        } else {
+            Vec::new()
+        };
+        match server.delete(&entry.dn, &controls).await {
+            Ok(()) => {
+                executed.changed.insert("deleted".into());
+                Ok(executed)
+            }
+            Err(LdapFailure::Result { rc: 32, .. }) => Ok(executed),
+            Err(f) => Err(f.into_error(op, &entry.dn)),
+        }
+    }
+}
