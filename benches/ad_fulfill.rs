@@ -27,6 +27,7 @@
 //! `AUTOPROV_BENCH_ORDERS` (N, default 200), `AUTOPROV_BENCH_CONCURRENCY` (C, default 8),
 //! `AUTOPROV_BENCH_ACCOUNTS` (default 5000), `AUTOPROV_BENCH_ROUNDS` (interleaved rounds,
 //! default 15), `AUTOPROV_BENCH_CRITERION=0` (only the interleaved rounds).
+#![allow(clippy::disallowed_methods)] // examples, benchmarks and tests may read the wall clock
 
 use autoprov::ad::AdConnector;
 use autoprov::connector::{Connector, ExportItem, ExportRequest, Fulfillment};

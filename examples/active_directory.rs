@@ -11,6 +11,7 @@
 //! `AUTOPROV_AD_PASSWORD`, and `AUTOPROV_AD_CA_FILE` (the CA that signed the server's
 //! certificate; without it the system roots are used). `AUTOPROV_EXAMPLE_KEEP=1` keeps what was
 //! created.
+#![allow(clippy::disallowed_methods)] // examples, benchmarks and tests may read the wall clock
 
 use autoprov::ad::{AdConnector, TlsMode};
 use autoprov::connector::{

@@ -7,6 +7,7 @@
 //! Needs the test server of `scripts/ad-test-server.sh` (its env file sourced). Without it the
 //! test prints that it skipped, and fails when `CI=true`.
 #![cfg(feature = "ad")]
+#![allow(clippy::disallowed_methods)] // examples, benchmarks and tests may read the wall clock
 
 use autoprov::connector::Connector;
 use autoprov::core::{

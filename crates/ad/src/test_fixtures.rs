@@ -145,6 +145,7 @@ pub async fn admin_ldap(env: &AdEnv) -> ldap3::Ldap {
 }
 
 /// A short unique token for names (sAMAccountName allows 20 characters).
+#[allow(clippy::disallowed_methods)] // a unique name for a test object, not domain time
 pub fn token() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()

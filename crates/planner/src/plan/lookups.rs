@@ -139,6 +139,7 @@ fn lookup_key(rule: &crate::policy::QueryRule, r: &Resource) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests may read the wall clock
 mod lookup_tests {
     use super::*;
     use crate::demo;

@@ -1,0 +1,298 @@
+//! The steps of one run (SPEC §8): export and synchronize, verify, evaluate and plan,
+//! review gate and thresholds, fulfil.
+
+use crate::dispatch::{DispatchError, DispatchReport};
+use crate::events::JobEvent;
+use crate::plan::{Plan, PlanOptions};
+use crate::store::{JobKind, JobRun, JobStatus, OrderRecord, OrderUpdate};
+use crate::verify::{VerificationReport, verify};
+use autoprov_connector::Connector;
+use autoprov_core::{
+    ConnectionId, OrderId, ProvisioningEvent, ProvisioningOrder, ProvisioningState, ResourceTypeId,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::{JobError, JobOptions, JobReport, ProvisioningJob};
+
+impl ProvisioningJob {
+    pub(super) async fn steps(
+        &mut self,
+        run: &mut JobRun,
+        kind: JobKind,
+        options: JobOptions,
+        cancel: &CancellationToken,
+    ) -> Result<JobReport, JobError> {
+        let job = run.id.clone();
+        let store_err = |source| JobError::Store {
+            job: job.clone(),
+            source,
+        };
+        let mut report = JobReport {
+            run: run.clone(),
+            exported: BTreeMap::new(),
+            verification: VerificationReport::default(),
+            orders: Vec::new(),
+            previews: BTreeMap::new(),
+            awaiting_review: Vec::new(),
+            breaches: Vec::new(),
+            evaluation_errors: Vec::new(),
+            dispatch: DispatchReport::default(),
+            resumed: DispatchReport::default(),
+        };
+
+        // 1–2. Export every connection and synchronize what it holds.
+        self.events.emit(JobEvent::StepStarted { step: "export" });
+        let connections: Vec<(ConnectionId, Arc<dyn Connector>)> = self
+            .connectors
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (conn, connector) in connections {
+            if cancel.is_cancelled() {
+                run.status = JobStatus::Cancelled;
+                return Ok(report);
+            }
+            let span = tracing::info_span!("connection", connection = %conn);
+            let n = self
+                .export_and_sync(&job, &conn, connector.as_ref(), kind)
+                .instrument(span)
+                .await?;
+            report.exported.insert(conn, n);
+        }
+        self.events.emit(JobEvent::StepFinished {
+            step: "export",
+            summary: format!(
+                "{} resources from {} connections",
+                report.exported.values().sum::<usize>(),
+                report.exported.len()
+            ),
+        });
+
+        // 3. Verify what earlier runs executed, against what was just synchronized.
+        self.events.emit(JobEvent::StepStarted { step: "verify" });
+        let validity: BTreeMap<ResourceTypeId, Duration> = self
+            .planner
+            .resource_types()
+            .iter()
+            .map(|rt| (rt.id.clone(), rt.transmitted_state_validity_period))
+            .collect();
+        report.verification = verify(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            self.events.as_ref(),
+            &validity,
+            self.default_validity,
+        )
+        .await
+        .map_err(store_err)?;
+        let verified_or_timed_out: Vec<OrderId> = report
+            .verification
+            .verified
+            .iter()
+            .chain(&report.verification.timed_out)
+            .cloned()
+            .collect();
+        self.orders_changed(&verified_or_timed_out)
+            .await
+            .map_err(store_err)?;
+        self.events.emit(JobEvent::StepFinished {
+            step: "verify",
+            summary: format!(
+                "{} verified, {} waiting, {} timed out",
+                report.verification.verified.len(),
+                report.verification.waiting.len(),
+                report.verification.timed_out.len()
+            ),
+        });
+
+        // 4. Evaluate and plan.
+        self.events.emit(JobEvent::StepStarted { step: "plan" });
+        let now = self.clock.now();
+        let plan_options = PlanOptions {
+            force_thresholds: options.force_thresholds,
+        };
+        let simulation = options.simulation;
+        let in_store = self.order_states().await.map_err(store_err)?;
+        let plan: Plan = crate::planning::off_runtime(&mut self.planner, move |planner| {
+            if kind == JobKind::Complete {
+                planner.mark_all_dirty();
+            }
+            if simulation {
+                planner.simulate(now, plan_options, &in_store)
+            } else {
+                match kind {
+                    JobKind::Complete => planner.plan_full(now, plan_options, &in_store),
+                    JobKind::Incremental => {
+                        planner.plan_incremental(now, plan_options, &in_store);
+                        planner.current_plan(plan_options)
+                    }
+                }
+            }
+        })
+        .await;
+        report.orders = plan.all_orders().cloned().collect();
+        report.awaiting_review = plan
+            .awaiting_approval()
+            .filter_map(|i| i.order.as_ref().map(|o| o.order_id.clone()))
+            .collect();
+        report.evaluation_errors = plan.errors().cloned().collect();
+        run.orders_total = report.orders.len() as u64;
+        let released: Vec<ProvisioningOrder> = plan.orders().cloned().collect();
+        self.events.emit(JobEvent::StepFinished {
+            step: "plan",
+            summary: format!(
+                "{} orders ({} released, {} awaiting review), {} evaluation errors",
+                report.orders.len(),
+                released.len(),
+                report.awaiting_review.len(),
+                report.evaluation_errors.len()
+            ),
+        });
+
+        // 5. Thresholds and simulation stop here. A simulation shows the previews even when
+        //    thresholds block the generation: that is when an operator wants to see it.
+        if options.simulation {
+            report.previews = self.previews(&report.orders);
+        }
+        match &plan.status {
+            crate::plan::GenerationStatus::Blocked { breaches } => {
+                report.breaches = breaches.clone();
+                run.status = JobStatus::Blocked;
+                run.message = Some(
+                    breaches
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+                return Ok(report);
+            }
+            crate::plan::GenerationStatus::Forced { breaches } => {
+                report.breaches = breaches.clone();
+            }
+            _ => {}
+        }
+        if options.simulation {
+            run.status = JobStatus::Succeeded;
+            return Ok(report);
+        }
+        // Orders waiting in provisioning review are stored as AwaitingApproval: the review
+        // decision is the store's to record (and survives a restart), never asked twice.
+        let awaiting: Vec<OrderRecord> = plan
+            .awaiting_approval()
+            .filter_map(|i| i.order.as_ref())
+            .map(|o| {
+                let mode = o
+                    .connection
+                    .as_ref()
+                    .and_then(|c| self.dispatcher.mode_of(c))
+                    .unwrap_or_default();
+                OrderRecord::new(o.clone(), mode, ProvisioningState::AwaitingApproval, now)
+            })
+            .collect();
+        if !awaiting.is_empty() {
+            self.store
+                .insert_orders(&awaiting)
+                .await
+                .map_err(store_err)?;
+        }
+        if cancel.is_cancelled() {
+            run.status = JobStatus::Cancelled;
+            return Ok(report);
+        }
+
+        // 6. Fulfil the released orders. An order already verified by an earlier run that is
+        //    due again (drift back to an old value) reopens through the state machine.
+        self.events.emit(JobEvent::StepStarted { step: "fulfil" });
+        let mut to_send = Vec::with_capacity(released.len());
+        for order in released {
+            if order.not_before.is_some_and(|t| t > now) {
+                continue;
+            }
+            if let Some(rec) = self.store.order(&order.order_id).await.map_err(store_err)?
+                && matches!(
+                    rec.state,
+                    ProvisioningState::Verified | ProvisioningState::Inactive
+                )
+            {
+                // Reopened through the store: a new round of attempts, the history kept.
+                let event = ProvisioningEvent::DifferenceFound {
+                    review_required: false,
+                };
+                self.store
+                    .update_order(rec.id(), rec.version, OrderUpdate::event(event, now))
+                    .await
+                    .map_err(store_err)?;
+            }
+            to_send.push(order);
+        }
+        let dispatch_err = |e| match e {
+            DispatchError::Store(source) => store_err(source),
+            source => JobError::Dispatch {
+                job: job.clone(),
+                source,
+            },
+        };
+        // Orders whose attempt started but whose outcome was never recorded (the process
+        // stopped during the call) have an unknown outcome: they are sent again, before this
+        // plan's orders, so that a newer order for the same target comes after them
+        // (connectors are idempotent, so an effect already applied is not applied twice).
+        let planned: BTreeSet<&OrderId> = to_send.iter().map(|o| &o.order_id).collect();
+        let unknown: Vec<ProvisioningOrder> = self
+            .store
+            .unfinished_orders()
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|r| r.dispatch.attempts > 0 && !planned.contains(r.id()))
+            .map(|r| (*r.order).clone())
+            .collect();
+        drop(planned);
+        if !unknown.is_empty() {
+            let resumed = self
+                .dispatcher
+                .dispatch(unknown, cancel)
+                .await
+                .map_err(dispatch_err)?;
+            report.resumed = resumed;
+        }
+        let dispatch = self
+            .dispatcher
+            .dispatch(to_send, cancel)
+            .await
+            .map_err(dispatch_err)?;
+        // The store recorded every outcome; the owners concerned are re-evaluated next time.
+        let finished: Vec<OrderId> = dispatch
+            .executed
+            .iter()
+            .chain(&dispatch.transmitted)
+            .chain(dispatch.errored.iter().map(|(id, _)| id))
+            .chain(&report.resumed.executed)
+            .chain(&report.resumed.transmitted)
+            .chain(report.resumed.errored.iter().map(|(id, _)| id))
+            .cloned()
+            .collect();
+        self.orders_changed(&finished).await.map_err(store_err)?;
+        self.events.emit(JobEvent::StepFinished {
+            step: "fulfil",
+            summary: format!(
+                "{} executed, {} transmitted, {} errored, {} not sent",
+                dispatch.executed.len(),
+                dispatch.transmitted.len(),
+                dispatch.errored.len(),
+                dispatch.pending.len()
+            ),
+        });
+        run.status = if cancel.is_cancelled() {
+            JobStatus::Cancelled
+        } else {
+            JobStatus::Succeeded
+        };
+        report.dispatch = dispatch;
+        Ok(report)
+    }
+}
