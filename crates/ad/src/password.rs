@@ -23,13 +23,29 @@ pub fn unicode_pwd(password: &str) -> Vec<u8> {
         .collect()
 }
 
+/// The `unicodePwd` value of a secret; a redacted secret (a masked value read back from a
+/// file) has none and is refused, naming the property.
+pub(crate) fn unicode_pwd_of(
+    property: &str,
+    secret: &Secret,
+    operation: autoprov_connector::Operation,
+) -> Result<Vec<u8>, autoprov_connector::ConnectorError> {
+    let clear = secret.expose().map_err(|e| {
+        autoprov_connector::ConnectorError::invalid_order(
+            operation,
+            format!("property `{property}`: {e}"),
+        )
+    })?;
+    Ok(unicode_pwd(clear))
+}
+
 /// Generates a password with at least the policy's counts of each class, filled up to its length
 /// from all classes, shuffled. Look-alike characters (`l`, `I`, `O`, `0`, `1`) are left out.
 ///
 /// ```
 /// use autoprov_ad::mapping::PasswordPolicy;
 /// let p = autoprov_ad::password::generate(&PasswordPolicy::default(), &mut rand::thread_rng());
-/// assert_eq!(p.expose().chars().count(), 16);
+/// assert_eq!(p.expose().unwrap().chars().count(), 16);
 /// ```
 pub fn generate(policy: &PasswordPolicy, rng: &mut impl Rng) -> Secret {
     let mut chars: Vec<u8> = Vec::with_capacity(policy.length);
@@ -68,7 +84,7 @@ mod tests {
         };
         for _ in 0..200 {
             let p = generate(&policy, &mut rng);
-            let p = p.expose();
+            let p = p.expose().unwrap();
             assert_eq!(p.len(), 12);
             let count = |set: &[u8]| p.bytes().filter(|b| set.contains(b)).count();
             assert!(count(LOWER) >= 2, "{p}");

@@ -14,7 +14,7 @@
 use crate::errors::LdapFailure;
 use crate::settings::{AdSettings, ServerSettings, TlsMode};
 use autoprov_connector::dn::Dn;
-use autoprov_core::Secret;
+use autoprov_core::{SECRET_MASK, Secret};
 use futures::future::BoxFuture;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::RawControl;
@@ -336,7 +336,9 @@ impl ServerPool {
         }
         let target = url.to_owned();
         let login = spec.login.clone();
-        let password = spec.password.clone();
+        // Settings validation refuses a redacted bind password; should one reach here, it
+        // binds with a value no directory accepts rather than anonymously.
+        let password = spec.password.expose().unwrap_or(SECRET_MASK).to_owned();
         let timeout = spec.connect_timeout;
         let attempt = async move {
             let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &target).await?;
@@ -346,7 +348,7 @@ impl ServerPool {
                 }
             });
             ldap.with_timeout(timeout)
-                .simple_bind(&login, password.expose())
+                .simple_bind(&login, &password)
                 .await?
                 .success()?;
             Ok::<_, LdapError>(ldap)

@@ -340,6 +340,12 @@ impl AdSettings {
                 "the password is required (an empty password would be an anonymous bind)",
             ));
         }
+        if self.bind.password.is_redacted() {
+            return Err(SettingsError::new(
+                "Bind.Password",
+                "is the mask `********` of a written file, not a password: give the password itself",
+            ));
+        }
         if self.tls.mode == TlsMode::Plain && !self.tls.allow_plain_for_tests {
             return Err(SettingsError::new(
                 "Tls.Mode",

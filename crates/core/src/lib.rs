@@ -26,7 +26,7 @@ pub use order::{
     ProvisioningOrder, ProvisioningOrdersList, ProvisioningResult, ProvisioningResultsList,
     ResourceTypeRef,
 };
-pub use secret::{SECRET_MASK, Secret};
+pub use secret::{RedactedSecret, SECRET_MASK, Secret};
 pub use states::{
     ConnectionMode, IllegalTransition, ProvisioningEvent, ProvisioningState, WorkflowState,
 };

@@ -349,6 +349,15 @@ impl ProvisioningOrder {
             && self.resource.as_ref().map(|r| &r.id) == other.resource.as_ref().map(|r| &r.id)
     }
 
+    /// The first property whose value is a redacted secret (a masked value read back from a
+    /// file): such an order can never be sent, whatever the connector.
+    pub fn redacted_secret(&self) -> Option<&str> {
+        self.changes.properties.iter().find_map(|(name, change)| {
+            matches!(change, PropertyChange::Set(ScalarValue::Secret(s)) if s.is_redacted())
+                .then_some(name.as_str())
+        })
+    }
+
     /// The owner id, if any.
     pub fn owner_id(&self) -> Option<&OwnerId> {
         self.owner.as_ref().map(|o| &o.id)

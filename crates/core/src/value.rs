@@ -380,7 +380,7 @@ impl PropertyValue {
                     let text = v
                         .as_str()
                         .ok_or_else(|| format!("expected a string in {SECRET_TAG}"))?;
-                    return Ok(Self::Scalar(ScalarValue::Secret(Secret::new(text))));
+                    return Ok(Self::Scalar(ScalarValue::Secret(Secret::from(text))));
                 }
                 Ok(Self::Reference(reference_from_map(map)?))
             }
@@ -518,7 +518,7 @@ mod tests {
     fn secret_scalar_is_masked_on_output_and_read_in_clear() {
         let v: ScalarValue = serde_json::from_str("{\"$secret\":\"Init-Pass1\"}").unwrap();
         match &v {
-            ScalarValue::Secret(s) => assert_eq!(s.expose(), "Init-Pass1"),
+            ScalarValue::Secret(s) => assert_eq!(s.expose(), Ok("Init-Pass1")),
             other => panic!("{other:?}"),
         }
         let out = serde_json::to_string(&v).unwrap();

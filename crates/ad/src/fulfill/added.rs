@@ -128,7 +128,11 @@ impl Inner {
         if let Some((property, secret)) = &d.password {
             attrs.insert(
                 "unicodePwd".into(),
-                set([crate::password::unicode_pwd(secret.expose())]),
+                set([crate::password::unicode_pwd_of(
+                    property,
+                    secret,
+                    Operation::Create,
+                )?]),
             );
             changed.insert(property.clone());
         }

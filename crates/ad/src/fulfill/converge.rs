@@ -83,7 +83,11 @@ impl Inner {
         if let Some((p, secret)) = &d.password {
             mods.push(Mod::Replace(
                 b"unicodePwd".to_vec(),
-                set([crate::password::unicode_pwd(secret.expose())]),
+                set([crate::password::unicode_pwd_of(
+                    p,
+                    secret,
+                    Operation::SetPassword,
+                )?]),
             ));
             changed.insert(p.clone());
             kinds.insert(Operation::SetPassword);

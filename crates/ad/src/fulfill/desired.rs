@@ -75,7 +75,17 @@ pub(crate) fn desired(
         if let Some(pw) = pw {
             if p == pw.property {
                 match change {
-                    PropertyChange::Set(ScalarValue::Secret(s)) if s.expose().contains('\0') => {
+                    PropertyChange::Set(ScalarValue::Secret(s)) if s.is_redacted() => {
+                        return Err(invalid(
+                            op,
+                            format!(
+                                "property `{p}` is a masked secret read back from a file: it has no value and is never sent"
+                            ),
+                        ));
+                    }
+                    PropertyChange::Set(ScalarValue::Secret(s))
+                        if s.expose().is_ok_and(|c| c.contains('\0')) =>
+                    {
                         return Err(nul(p, op));
                     }
                     PropertyChange::Set(ScalarValue::Secret(s)) if !s.is_empty() => {

@@ -85,6 +85,15 @@ fn invalid(operation: Operation, message: impl Into<String>) -> ConnectorError {
     ConnectorError::invalid_order(operation, message)
 }
 
+/// The stored hash of a password; a redacted secret (refused when the order is read) has no
+/// value to hash.
+fn password_hash(stable_id: &StableId, p: &Secret) -> Result<PasswordHash, ConnectorError> {
+    let clear = p
+        .expose()
+        .map_err(|e| invalid(Operation::Update, format!("property `password`: {e}")))?;
+    Ok(PasswordHash::of(stable_id, clear))
+}
+
 fn kind_matches(kind: &PropertyKind, value: &ScalarValue) -> bool {
     matches!(
         (kind, value),
@@ -187,6 +196,11 @@ impl State {
             }
             if t.kind == ObjectKind::Account && property == PASSWORD {
                 match change {
+                    PropertyChange::Set(ScalarValue::Secret(s)) if s.is_redacted() => {
+                        return Err(wrong(
+                            "is a masked secret read back from a file: it has no value and is never sent",
+                        ));
+                    }
                     PropertyChange::Set(ScalarValue::Secret(s)) if !s.is_empty() => {
                         out.password = Some(s.clone());
                     }
@@ -538,7 +552,8 @@ impl State {
             password: interpreted
                 .password
                 .as_ref()
-                .map(|p| PasswordHash::of(&stable_id, p.expose())),
+                .map(|p| password_hash(&stable_id, p))
+                .transpose()?,
             memberships,
         }))
     }
@@ -594,7 +609,8 @@ impl State {
             .collect();
         let password = interpreted
             .password
-            .map(|p| PasswordHash::of(&o.stable_id, p.expose()))
+            .map(|p| password_hash(&o.stable_id, &p))
+            .transpose()?
             .filter(|h| o.password != Some(*h));
         let mut add = Vec::new();
         let mut remove = Vec::new();

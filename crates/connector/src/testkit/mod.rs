@@ -452,6 +452,7 @@ macro_rules! __conformance_tests {
             invalid_order_missing_required,
             invalid_order_unknown_property,
             invalid_order_bad_reference,
+            redacted_secret_is_refused,
             special_characters_round_trip,
             manual_transmits,
             preview_is_offline_and_shows_no_secret

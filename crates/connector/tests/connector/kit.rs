@@ -288,7 +288,7 @@ mod previews {
                 for (p, c) in &o.changes.properties {
                     match c {
                         PropertyChange::Set(ScalarValue::Secret(s)) if self.1 == Mode::Leaky => {
-                            text.push_str(&format!(" {p}={}", s.expose()))
+                            text.push_str(&format!(" {p}={}", s.expose().unwrap_or("<redacted>")))
                         }
                         PropertyChange::Set(v) => text.push_str(&format!(" {p}={v:?}")),
                         _ => {}

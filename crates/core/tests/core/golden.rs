@@ -112,7 +112,7 @@ fn added_order_has_typed_owner_resource_type_and_changes() {
         &ScalarValue::Binary(vec![0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'])
     );
     match scalar(c, "password") {
-        ScalarValue::Secret(s) => assert_eq!(s.expose(), SECRET_TEXT),
+        ScalarValue::Secret(s) => assert_eq!(s.expose(), Ok(SECRET_TEXT)),
         other => panic!("password should be a secret, is {other:?}"),
     }
     assert_eq!(

@@ -31,6 +31,15 @@ impl Core {
             self.errored(&mut record, &msg).await?;
             return Ok((Outcome::Failed(msg), 0));
         };
+        if let Some(property) = record.order.redacted_secret() {
+            // Not a convention each connector must remember: no connector ever sees it.
+            let msg = format!(
+                "{}: property `{property}` is a masked secret read back from a file; it has no value and is never sent",
+                record.order.label()
+            );
+            self.errored(&mut record, &msg).await?;
+            return Ok((Outcome::Failed(msg), 0));
+        }
         let started = Instant::now();
         let mut calls = 0u32;
         loop {

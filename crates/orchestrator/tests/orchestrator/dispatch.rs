@@ -763,3 +763,32 @@ async fn duplicate_ids_and_dependency_cycles_are_refused_before_anything_is_stor
     );
     assert!(c.calls_of("free").is_empty(), "nothing sent");
 }
+
+#[tokio::test]
+async fn an_order_with_a_redacted_secret_is_errored_without_calling_the_connector() {
+    let c = Scripted::new(ConnectionMode::Automated, Reply::Ok);
+    let (d, store) = dispatcher(c.clone(), policy());
+    // An orders file written by autoprov (passwords masked) and read back.
+    let mut o = order("masked");
+    o.changes
+        .set("password", autoprov_core::Secret::new("Init-Pass1"));
+    let json = serde_json::to_string(&o).unwrap();
+    let back: ProvisioningOrder = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.redacted_secret(), Some("password"));
+    let report = d
+        .dispatch(vec![back], &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.errored.len(), 1);
+    assert!(
+        report.errored[0].1.contains("masked secret"),
+        "{:?}",
+        report.errored
+    );
+    assert!(
+        c.calls_of("masked").is_empty(),
+        "the connector never sees it"
+    );
+    let rec = store.order(&"masked".into()).await.unwrap().unwrap();
+    assert_eq!(rec.state, ProvisioningState::Errored);
+}

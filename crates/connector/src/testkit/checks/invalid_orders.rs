@@ -174,3 +174,48 @@ pub async fn invalid_order_bad_reference(
     )
     .await
 }
+
+/// A secret that was masked when written and read back (a redacted secret) has no value: an
+/// order carrying one as the password is a permanent `InvalidOrder` that writes nothing —
+/// never the password `********`.
+pub async fn redacted_secret_is_refused(conn: &dyn Connector, profile: &KitProfile) -> CheckResult {
+    fn need(c: &Capabilities, _: &KitProfile) -> Option<String> {
+        (!c.password).then(|| "the connection does not declare `password`".into())
+    }
+    run_writing(
+        conn,
+        profile,
+        "redacted_secret_is_refused",
+        &[need],
+        |ctx| async move {
+            let p = ctx.profile;
+            let name = ctx.name("redacted");
+            let mut c = ctx.account_named(name.clone(), None);
+            c.set(PASSWORD, autoprov_core::Secret::redacted());
+            let order = ctx.order(ChangeType::Added, &p.account_type, c, None);
+            let result = ctx.send(&order).await?;
+            if let Ok(done) = &result {
+                ctx.track_created(&p.account_type, done, false)?;
+            }
+            expect_invalid(result, &order, "an Added order whose password is redacted")?;
+            ensure!(
+                ctx.find_named(&name).await?.is_none(),
+                "the order with a redacted password created {name:?}"
+            );
+            if ctx.conn.info().capabilities.update {
+                let a = ctx.create_account(ctx.account("pw-kept")).await?;
+                let mut m = autoprov_core::Changes::default();
+                m.set(PASSWORD, autoprov_core::Secret::redacted());
+                let order = ctx.modify_order(&a, m);
+                let result = ctx.send(&order).await?;
+                expect_invalid(
+                    result,
+                    &order,
+                    "a Modified order whose password is redacted",
+                )?;
+            }
+            Ok(())
+        },
+    )
+    .await
+}

@@ -16,6 +16,7 @@ pub use deleted::idempotent_delete;
 pub use export::{export_sees_fulfilment, incremental_export};
 pub use invalid_orders::{
     invalid_order_bad_reference, invalid_order_missing_required, invalid_order_unknown_property,
+    redacted_secret_is_refused,
 };
 pub use memberships::membership_add_twice_remove_absent;
 pub use modified::{
@@ -197,6 +198,7 @@ checks! {
     invalid_order_missing_required => "a missing required attribute is a permanent InvalidOrder that writes nothing",
     invalid_order_unknown_property => "an unknown property is a permanent InvalidOrder that writes nothing",
     invalid_order_bad_reference => "a reference to a missing object is a permanent InvalidOrder that writes nothing",
+    redacted_secret_is_refused => "a masked secret read back from a file is a permanent InvalidOrder that writes nothing, never the password `********`",
     special_characters_round_trip => "names and values with unicode and every LDAP-special character round-trip exactly",
     manual_transmits => "a manual connection hands orders to a human with a ticket",
     preview_is_offline_and_shows_no_secret => "a preview (when the connector has one) writes nothing, shows no password, and lists refused orders by name",

@@ -209,7 +209,9 @@ pub async fn password_write_only(conn: &dyn Connector, profile: &KitProfile) -> 
             let mut c = ctx.account("secret");
             c.set(PASSWORD, password.clone());
             let mut a = ctx.create_account(c).await?;
-            let clear = password.expose();
+            let clear = password
+                .expose()
+                .map_err(|e| format!("the kit profile's password: {e}"))?;
             let leak = |r: &Resource| -> Option<String> {
                 let debug = format!("{r:?}");
                 let json = serde_json::to_string(r).unwrap_or_default();

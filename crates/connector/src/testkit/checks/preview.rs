@@ -41,7 +41,10 @@ pub async fn preview_is_offline_and_shows_no_secret(
                 .preview(&orders)
                 .ok_or("`preview` gave None for orders after Some for none")?;
             ensure!(!preview.format.is_empty(), "the preview names no format");
-            let clear = p.password.expose();
+            let clear = p
+                .password
+                .expose()
+                .map_err(|e| format!("the kit profile's password: {e}"))?;
             let shown = format!("{} {:?}", preview.text, preview.refused);
             ensure!(
                 !with_password || !shown.contains(clear),
