@@ -35,6 +35,11 @@ pub struct DispatchRecord {
     pub first_sent_at: Option<DateTime<Utc>>,
     /// When the order last reached Executed, Transmitted or Errored.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The order was last Errored because retries of temporary failures ran out (the
+    /// connection was down or overloaded), not because it was refused: a job reopens it once
+    /// the connection checks healthy again.
+    #[serde(default)]
+    pub retries_exhausted: bool,
 }
 
 impl DispatchRecord {
@@ -50,6 +55,7 @@ impl DispatchRecord {
             updated_at: now,
             first_sent_at: None,
             finished_at: None,
+            retries_exhausted: false,
         }
     }
 }
@@ -181,6 +187,9 @@ impl OrderRecord {
         if let Some(t) = &update.ticket {
             next.ticket = Some(t.clone());
         }
+        if update.retries_exhausted {
+            next.dispatch.retries_exhausted = true;
+        }
         if let Some(event) = update.event {
             let to = self.state.apply(event, self.mode).map_err(|source| {
                 StoreError::IllegalTransition {
@@ -201,6 +210,7 @@ impl OrderRecord {
                     d.attempts = 0;
                     d.next_attempt_at = None;
                     d.finished_at = None;
+                    d.retries_exhausted = false;
                 }
                 _ => {}
             }
@@ -243,6 +253,8 @@ pub struct OrderUpdate {
     pub stable_id: Option<StableId>,
     /// The ticket of a manual connection.
     pub ticket: Option<String>,
+    /// The order errs because retries of temporary failures ran out.
+    pub retries_exhausted: bool,
 }
 
 impl OrderUpdate {
@@ -257,6 +269,7 @@ impl OrderUpdate {
             resource_id: None,
             stable_id: None,
             ticket: None,
+            retries_exhausted: false,
         }
     }
 
@@ -293,6 +306,13 @@ impl OrderUpdate {
     pub fn learned(mut self, resource_id: Option<ResourceId>, stable_id: Option<StableId>) -> Self {
         self.resource_id = resource_id;
         self.stable_id = stable_id;
+        self
+    }
+
+    /// Records that retries of temporary failures ran out (see
+    /// [`DispatchRecord::retries_exhausted`]).
+    pub fn retries_exhausted(mut self) -> Self {
+        self.retries_exhausted = true;
         self
     }
 

@@ -24,13 +24,26 @@ pub(super) struct Breaker {
 
 impl Core {
     /// Waits until the connection's breaker lets calls through, probing when it is due.
+    /// Returns false when `deadline` (the end of the order's retry window) passed first: an
+    /// outage longer than the window ends the order's round instead of holding the dispatch
+    /// (and its job) until the connection comes back.
     pub(super) async fn breaker_ready(
         &self,
         lane: &Lane,
         conn: &ConnectionId,
         cancel: &CancellationToken,
-    ) {
+        deadline: Instant,
+    ) -> bool {
         loop {
+            if Instant::now() >= deadline {
+                let closed = matches!(
+                    *lane.breaker.state.lock().unwrap_or_else(|e| e.into_inner()),
+                    BreakerState::Closed { .. }
+                );
+                if !closed {
+                    return false;
+                }
+            }
             enum Next {
                 Go,
                 Sleep(Instant),
@@ -52,19 +65,21 @@ impl Core {
                 }
             };
             match next {
-                Next::Go => return,
+                Next::Go => return true,
                 Next::Sleep(until) => {
                     tokio::select! {
-                        () = tokio::time::sleep_until(until) => {}
-                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep_until(until.min(deadline)) => {}
+                        () = cancel.cancelled() => return true,
                     }
                 }
                 Next::Wait => {
                     let notified = lane.breaker.changed.notified();
                     tokio::select! {
                         () = notified => {}
-                        () = tokio::time::sleep(self.policy.breaker.open_for) => {}
-                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep_until(
+                            (Instant::now() + self.policy.breaker.open_for).min(deadline),
+                        ) => {}
+                        () = cancel.cancelled() => return true,
                     }
                 }
                 Next::Probe => {
@@ -88,10 +103,27 @@ impl Core {
                         self.events.emit(JobEvent::CircuitClosed {
                             connection: conn.clone(),
                         });
-                        return;
+                        return true;
                     }
                 }
             }
+        }
+    }
+
+    /// A connection check succeeded outside dispatch (the job's health check): the breaker
+    /// closes as after a good probe.
+    pub(super) fn breaker_close(&self, conn: &ConnectionId) {
+        let Some(lane) = self.lanes.get(conn) else {
+            return;
+        };
+        let mut s = lane.breaker.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(*s, BreakerState::Closed { .. }) {
+            *s = BreakerState::Closed { failures: 0 };
+            drop(s);
+            lane.breaker.changed.notify_waiters();
+            self.events.emit(JobEvent::CircuitClosed {
+                connection: conn.clone(),
+            });
         }
     }
 

@@ -273,6 +273,12 @@ impl Dispatcher {
         self.core.resume(cancel).await
     }
 
+    /// Tells the dispatcher a connection checked healthy (a job's health check): its circuit
+    /// breaker closes, as after a good probe.
+    pub fn connection_healthy(&self, connection: &ConnectionId) {
+        self.core.breaker_close(connection);
+    }
+
     /// Records a human's answer for a Transmitted order: confirmed ⇒ Executed, an error ⇒
     /// Errored.
     pub async fn record_human_resolution(
@@ -533,7 +539,10 @@ impl Core {
             order: record.order.order_id.clone(),
             dependency: dependency.clone(),
         });
-        self.errored(&mut record, &message).await?;
+        // Its failure is not its own: reopened with its dependency once the connection is
+        // healthy again.
+        self.errored_after_retries(&mut record, &message, true)
+            .await?;
         Ok(message)
     }
 

@@ -46,9 +46,19 @@ impl Core {
             if cancel.is_cancelled() {
                 return Ok((Outcome::NotStarted, calls));
             }
-            self.breaker_ready(lane, &conn, cancel).await;
+            let window = started + self.policy.retry.max_total;
+            let ready = self.breaker_ready(lane, &conn, cancel, window).await;
             if cancel.is_cancelled() {
                 return Ok((Outcome::NotStarted, calls));
+            }
+            if !ready {
+                let msg = format!(
+                    "{}: connection {conn} stayed unavailable (circuit open) past the retry window of {:?} ({calls} attempts)",
+                    record.order.label(),
+                    self.policy.retry.max_total
+                );
+                self.errored_after_retries(&mut record, &msg, true).await?;
+                return Ok((Outcome::Failed(msg), calls));
             }
             let permit = tokio::select! {
                 p = lane.semaphore.acquire() => p.ok(),
@@ -166,16 +176,18 @@ impl Core {
                         let error = error.persistent();
                         let msg =
                             format!("{error} (retry budget exhausted after {attempts} attempts)");
-                        self.errored(&mut record, &msg).await?;
+                        self.errored_after_retries(&mut record, &msg, true).await?;
                         return Ok((Outcome::Failed(msg), calls));
                     }
                     let error = error.persistent();
-                    let msg = if error.status() == autoprov_connector::ErrorStatus::Persistent {
+                    let exhausted = error.status() == autoprov_connector::ErrorStatus::Persistent;
+                    let msg = if exhausted {
                         format!("{error} (gave up after {attempts} attempts)")
                     } else {
                         error.to_string()
                     };
-                    self.errored(&mut record, &msg).await?;
+                    self.errored_after_retries(&mut record, &msg, exhausted)
+                        .await?;
                     return Ok((Outcome::Failed(msg), calls));
                 }
             }
@@ -190,8 +202,22 @@ impl Core {
         record: &mut OrderRecord,
         message: &str,
     ) -> Result<(), DispatchError> {
-        let update =
+        self.errored_after_retries(record, message, false).await
+    }
+
+    /// Ends an order as Errored; `exhausted` when retries of temporary failures ran out (the
+    /// next job reopens it once the connection is healthy again).
+    pub(super) async fn errored_after_retries(
+        &self,
+        record: &mut OrderRecord,
+        message: &str,
+        exhausted: bool,
+    ) -> Result<(), DispatchError> {
+        let mut update =
             OrderUpdate::event(ProvisioningEvent::ConnectorFailed, self.clock.now()).error(message);
+        if exhausted {
+            update = update.retries_exhausted();
+        }
         self.settle(record, update, Some(message.to_owned())).await
     }
 

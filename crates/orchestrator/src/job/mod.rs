@@ -131,6 +131,7 @@ pub struct ProvisioningJobBuilder {
     filters: BTreeMap<ResourceTypeId, TargetFilter>,
     scopes: BTreeMap<ConnectionId, String>,
     default_validity: Duration,
+    reopen_after_outage: bool,
 }
 
 impl ProvisioningJobBuilder {
@@ -185,6 +186,14 @@ impl ProvisioningJobBuilder {
         self
     }
 
+    /// Whether a job reopens the orders whose retries ran out while their connection was
+    /// down or overloaded, once the connection checks healthy again (their attempt history is
+    /// kept). Default: on.
+    pub fn reopen_after_outage(mut self, reopen: bool) -> Self {
+        self.reopen_after_outage = reopen;
+        self
+    }
+
     /// Builds the job.
     pub fn build(self) -> ProvisioningJob {
         let dispatcher = Dispatcher::new(
@@ -209,6 +218,7 @@ impl ProvisioningJobBuilder {
             filters: self.filters,
             scopes: self.scopes,
             default_validity: self.default_validity,
+            reopen_after_outage: self.reopen_after_outage,
             runs: 0,
         }
     }
@@ -226,6 +236,7 @@ pub struct ProvisioningJob {
     filters: BTreeMap<ResourceTypeId, TargetFilter>,
     scopes: BTreeMap<ConnectionId, String>,
     default_validity: Duration,
+    reopen_after_outage: bool,
     runs: u64,
 }
 
@@ -255,6 +266,7 @@ impl ProvisioningJob {
             filters: BTreeMap::new(),
             scopes: BTreeMap::new(),
             default_validity: Duration::from_secs(7 * 24 * 3600),
+            reopen_after_outage: true,
         }
     }
 

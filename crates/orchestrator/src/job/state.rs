@@ -4,8 +4,13 @@
 
 use crate::dispatch::DispatchError;
 use crate::plan::OrderStates;
-use crate::store::{OPEN_STATES, ReviewDecision, ReviewVerdict, StoreError};
-use autoprov_core::{OrderId, ProvisioningState};
+use crate::store::{
+    AuditAction, AuditEntry, OPEN_STATES, OrderRecord, OrderUpdate, ReviewDecision, ReviewVerdict,
+    StoreError,
+};
+use autoprov_core::{ConnectionId, OrderId, ProvisioningEvent, ProvisioningState};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 
 use super::ProvisioningJob;
 
@@ -104,5 +109,136 @@ impl ProvisioningJob {
             }
         }
         Ok(())
+    }
+
+    /// Operator retry of one Errored order (SPEC §4: Errored + operator retry ⇒ Pending): the
+    /// store reopens it through the state machine (a new round of attempts; the history and
+    /// the attempts made are kept), the retry is audited with who asked, and the next run
+    /// sends it.
+    pub async fn retry(
+        &mut self,
+        order: &OrderId,
+        by: &str,
+    ) -> Result<ProvisioningState, StoreError> {
+        let record = self
+            .store
+            .order(order)
+            .await?
+            .ok_or_else(|| StoreError::UnknownOrder {
+                order_id: order.clone(),
+            })?;
+        self.reopen(record, by, None).await
+    }
+
+    /// Operator retry of every Errored order of a connection; returns the orders reopened.
+    pub async fn retry_connection(
+        &mut self,
+        connection: &ConnectionId,
+        by: &str,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        self.retry_where(by, |r| r.order.connection.as_ref() == Some(connection))
+            .await
+    }
+
+    /// Operator retry of every order Errored since `since`; returns the orders reopened.
+    pub async fn retry_errored_since(
+        &mut self,
+        since: DateTime<Utc>,
+        by: &str,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        self.retry_where(by, |r| r.dispatch.finished_at.is_some_and(|t| t >= since))
+            .await
+    }
+
+    async fn retry_where(
+        &mut self,
+        by: &str,
+        which: impl Fn(&OrderRecord) -> bool,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let mut reopened = Vec::new();
+        for record in self.store.orders_in(&[ProvisioningState::Errored]).await? {
+            if which(&record) {
+                let id = record.id().clone();
+                self.reopen(record, by, None).await?;
+                reopened.push(id);
+            }
+        }
+        Ok(reopened)
+    }
+
+    /// Errored ⇒ Pending through the store, audited, the owner re-evaluated.
+    pub(super) async fn reopen(
+        &mut self,
+        record: OrderRecord,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<ProvisioningState, StoreError> {
+        let now = self.clock.now();
+        let id = record.id().clone();
+        let owner = record.order.owner_id().cloned();
+        let next = self
+            .store
+            .update_order(
+                &id,
+                record.version,
+                OrderUpdate::event(ProvisioningEvent::OperatorRetried, now),
+            )
+            .await?;
+        let mut entry = AuditEntry::new(now, by, AuditAction::Retried, id.as_str());
+        entry.owner = owner;
+        if let Some(r) = reason {
+            entry = entry.because(r);
+        }
+        self.store.append_audit(entry).await?;
+        self.orders_changed(std::slice::from_ref(&id)).await?;
+        Ok(next.state)
+    }
+
+    /// Reopens, for each connection that checks healthy, the orders whose retries ran out
+    /// while it was down (when [`reopen_after_outage`](super::ProvisioningJobBuilder::reopen_after_outage) is on); returns
+    /// them, to be sent again.
+    pub(super) async fn reopen_after_outage(&mut self) -> Result<Vec<OrderId>, StoreError> {
+        if !self.reopen_after_outage {
+            return Ok(Vec::new());
+        }
+        let stuck: Vec<OrderRecord> = self
+            .store
+            .orders_in(&[ProvisioningState::Errored])
+            .await?
+            .into_iter()
+            .filter(|r| r.dispatch.retries_exhausted)
+            .collect();
+        let mut healthy: BTreeMap<ConnectionId, bool> = BTreeMap::new();
+        let mut reopened = Vec::new();
+        for record in stuck {
+            let Some(conn) = record.order.connection.clone() else {
+                continue;
+            };
+            let ok = match healthy.get(&conn) {
+                Some(ok) => *ok,
+                None => {
+                    let ok = match self.connectors.get(&conn) {
+                        Some(c) => c.check().await.is_ok(),
+                        None => false,
+                    };
+                    if ok {
+                        self.dispatcher.connection_healthy(&conn);
+                    }
+                    healthy.insert(conn.clone(), ok);
+                    ok
+                }
+            };
+            if ok {
+                let id = record.id().clone();
+                self.reopen(
+                    record,
+                    "autoprov",
+                    Some("the connection checks healthy again after its retries ran out"),
+                )
+                .await?;
+                reopened.push(id);
+            }
+        }
+        Ok(reopened)
     }
 }

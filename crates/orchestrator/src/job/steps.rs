@@ -237,10 +237,14 @@ impl ProvisioningJob {
                 source,
             },
         };
-        // Orders whose attempt started but whose outcome was never recorded (the process
-        // stopped during the call) have an unknown outcome: they are sent again, before this
+        // Orders sent before and Pending again — an attempt started whose outcome was never
+        // recorded (the process stopped during the call), or an order reopened by a retry —
+        // are sent again, before this
         // plan's orders, so that a newer order for the same target comes after them
         // (connectors are idempotent, so an effect already applied is not applied twice).
+        // Orders whose retries ran out while their connection was down are reopened once it
+        // checks healthy, and sent again with them; so are orders an operator retried.
+        self.reopen_after_outage().await.map_err(store_err)?;
         let planned: BTreeSet<&OrderId> = to_send.iter().map(|o| &o.order_id).collect();
         let unknown: Vec<ProvisioningOrder> = self
             .store
@@ -248,7 +252,10 @@ impl ProvisioningJob {
             .await
             .map_err(store_err)?
             .into_iter()
-            .filter(|r| r.dispatch.attempts > 0 && !planned.contains(r.id()))
+            .filter(|r| {
+                (r.dispatch.total_attempts > 0 || r.dispatch.reopened > 0)
+                    && !planned.contains(r.id())
+            })
             .map(|r| (*r.order).clone())
             .collect();
         drop(planned);

@@ -8,3 +8,4 @@ mod chaos;
 mod dispatch;
 mod job;
 mod planning_off_runtime;
+mod retry;
