@@ -1,0 +1,5 @@
+//! The integration tests of autoprov-store-sqlite, in one binary: the store conformance kit,
+//! sealing of secrets, open errors, the schema-v1 fixture and the crash test.
+
+mod common;
+mod conformance;
