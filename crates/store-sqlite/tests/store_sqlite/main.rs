@@ -3,3 +3,5 @@
 
 mod common;
 mod conformance;
+mod open_errors;
+mod secrets;
