@@ -1,9 +1,8 @@
 -- Schema version 1. Never edit a migration once released: add the next one.
 
--- An order: its immutable content (JSON, secrets masked) and its mutable record.
+-- An order's mutable record: small rows, rewritten by every update.
 CREATE TABLE orders (
     id          TEXT PRIMARY KEY NOT NULL,
-    order_json  TEXT NOT NULL,
     owner       TEXT,
     mode        TEXT NOT NULL,
     state       TEXT NOT NULL,
@@ -15,6 +14,11 @@ CREATE TABLE orders (
     updated_at  TEXT NOT NULL,
     -- How many sealed secrets of the order are kept in `sealed_secrets`.
     secrets     INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+-- The order itself (JSON, secrets masked): written once.
+CREATE TABLE order_contents (
+    id         TEXT PRIMARY KEY NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    order_json TEXT NOT NULL
 ) WITHOUT ROWID;
 -- orders_in(states), order_counts, purge_finished: by state, then id.
 CREATE INDEX orders_by_state ON orders (state, id);

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod cache;
 mod codec;
 mod error;
 mod options;
@@ -15,6 +16,7 @@ pub use options::{SealingKey, SqliteOptions};
 pub use orders::STATES_KEEPING_SECRETS;
 pub use stats::SqliteStats;
 
+use crate::cache::OrderCache;
 use crate::seal::Sealer;
 use crate::writer::{Job, WriteJob};
 use async_trait::async_trait;
@@ -145,7 +147,7 @@ impl SqliteStore {
     async fn write<T, F>(&self, operation: &'static str, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &Sealer) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection, &Sealer, &mut OrderCache) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Job {
@@ -212,8 +214,8 @@ impl Drop for SqliteStore {
 impl Store for SqliteStore {
     async fn insert_orders(&self, records: &[OrderRecord]) -> Result<Vec<OrderId>, StoreError> {
         let records = records.to_vec();
-        self.write("inserting orders", move |c, s| {
-            orders::insert_orders(c, s, &records)
+        self.write("inserting orders", move |c, s, cache| {
+            orders::insert_orders(c, s, cache, &records)
         })
         .await
     }
@@ -231,8 +233,8 @@ impl Store for SqliteStore {
         update: OrderUpdate,
     ) -> Result<OrderRecord, StoreError> {
         let id = order_id.clone();
-        self.write("updating an order", move |c, s| {
-            orders::apply(c, s, &id, expected_version, &update)
+        self.write("updating an order", move |c, s, cache| {
+            orders::apply(c, s, cache, &id, expected_version, &update)
         })
         .await
     }
@@ -242,8 +244,8 @@ impl Store for SqliteStore {
         expected_version: u64,
         decision: ReviewDecision,
     ) -> Result<OrderRecord, StoreError> {
-        self.write("recording a review decision", move |c, s| {
-            orders::decide_review(c, s, expected_version, &decision)
+        self.write("recording a review decision", move |c, s, cache| {
+            orders::decide_review(c, s, cache, expected_version, &decision)
         })
         .await
     }
@@ -323,7 +325,7 @@ impl Store for SqliteStore {
         resources: Vec<Resource>,
     ) -> Result<(), StoreError> {
         let connection = connection.clone();
-        self.write("upserting resources", move |c, _| {
+        self.write("upserting resources", move |c, _, _| {
             records::upsert_resources(c, &connection, &resources)
         })
         .await
@@ -335,7 +337,7 @@ impl Store for SqliteStore {
         ids: &[ResourceId],
     ) -> Result<Vec<Resource>, StoreError> {
         let (connection, ids) = (connection.clone(), ids.to_vec());
-        self.write("deleting resources", move |c, _| {
+        self.write("deleting resources", move |c, _, _| {
             records::delete_resources(c, &connection, &ids)
         })
         .await
@@ -392,14 +394,14 @@ impl Store for SqliteStore {
         cookie: ExportCookie,
     ) -> Result<(), StoreError> {
         let connection = connection.clone();
-        self.write("storing a cookie", move |c, _| {
+        self.write("storing a cookie", move |c, _, _| {
             records::set_cookie(c, &connection, &cookie)
         })
         .await
     }
 
     async fn put_assignments(&self, assignments: Assignments) -> Result<(), StoreError> {
-        self.write("storing assignments", move |c, _| {
+        self.write("storing assignments", move |c, _, _| {
             records::put_assignments(c, assignments)
         })
         .await
@@ -426,7 +428,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_request(&self, request: AssignmentRequest) -> Result<(), StoreError> {
-        self.write("storing a request", move |c, _| {
+        self.write("storing a request", move |c, _, _| {
             records::put_request(c, &request)
         })
         .await
@@ -451,7 +453,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
-        self.write("appending to the audit trail", move |c, _| {
+        self.write("appending to the audit trail", move |c, _, _| {
             records::append_audit(c, &entry)
         })
         .await
@@ -473,7 +475,8 @@ impl Store for SqliteStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<OrderId>, StoreError> {
-        self.write("purging orders", move |c, _| {
+        self.write("purging orders", move |c, _, cache| {
+            cache.clear();
             orders::purge_finished(c, &before, limit)
         })
         .await
@@ -486,7 +489,8 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<Erasure, StoreError> {
         let (owner, actor) = (owner.clone(), actor.to_owned());
-        self.write("erasing an owner", move |c, _| {
+        self.write("erasing an owner", move |c, _, cache| {
+            cache.clear();
             let mut erasure = Erasure::default();
             erasure.orders = orders::erase_owner_orders(c, &owner)?;
             let (assignments, requests, audit) = records::erase_owner_records(c, &owner)?;
@@ -503,7 +507,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_job_run(&self, run: JobRun) -> Result<(), StoreError> {
-        self.write("storing a job run", move |c, _| {
+        self.write("storing a job run", move |c, _, _| {
             records::put_job_run(c, &run)
         })
         .await

@@ -1,6 +1,7 @@
 //! Orders as rows: the immutable order (JSON, secrets masked), the mutable record in columns,
 //! sealed secrets beside them; every order write and read.
 
+use crate::cache::{Cached, OrderCache};
 use crate::codec::{Context as _, from_json, limit, time_key, to_i64, to_json, to_u64};
 use crate::seal::{Sealed, Sealer};
 use autoprov_core::{
@@ -8,10 +9,12 @@ use autoprov_core::{
     ProvisioningState, ScalarValue, Secret,
 };
 use autoprov_store::{
-    AuditEntry, HistoryEntry, OPEN_STATES, OrderRecord, OrderUpdate, ReviewDecision, StoreError,
+    AuditEntry, DispatchRecord, HistoryEntry, OPEN_STATES, OrderRecord, OrderUpdate,
+    ReviewDecision, StoreError,
 };
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 /// States in which an order keeps its sealed secrets: not yet delivered (Pending, in review)
 /// or possibly to be sent again (Errored: an operator retry makes it Pending). Any other state
@@ -23,8 +26,10 @@ pub const STATES_KEEPING_SECRETS: &[ProvisioningState] = &[
     ProvisioningState::Errored,
 ];
 
-const COLUMNS: &str =
-    "id, order_json, mode, state, version, dispatch, resource_id, stable_id, ticket, secrets";
+const COLUMNS: &str = "o.id, c.order_json, o.mode, o.state, o.version, o.dispatch, \
+     o.resource_id, o.stable_id, o.ticket, o.secrets";
+/// The tables of [`COLUMNS`].
+const FROM: &str = "orders AS o JOIN order_contents AS c ON c.id = o.id";
 
 /// The prefix of the slot of a secret among the current values of the order's target.
 const RESOURCE_SLOT: &str = "Resource:";
@@ -151,15 +156,26 @@ fn unseal_into(
     Ok(())
 }
 
-fn decode(conn: &Connection, sealer: &Sealer, raw: RawOrder) -> Result<OrderRecord, StoreError> {
-    let mut order: ProvisioningOrder = from_json("decoding an order", &raw.order_json)?;
-    if raw.secrets > 0 {
+/// The order of a row: its JSON, with the sealed secrets put back.
+fn decode_order(
+    conn: &Connection,
+    sealer: &Sealer,
+    order_json: &str,
+    secrets: i64,
+) -> Result<Arc<ProvisioningOrder>, StoreError> {
+    let mut order: ProvisioningOrder = from_json("decoding an order", order_json)?;
+    if secrets > 0 {
         unseal_into(conn, sealer, &mut order)?;
     }
+    Ok(Arc::new(order))
+}
+
+/// The record of a row around its (decoded) order.
+fn record_of(raw: RawOrder, order: Arc<ProvisioningOrder>) -> Result<OrderRecord, StoreError> {
     let mode: ConnectionMode =
         serde_json::from_value(serde_json::Value::String(raw.mode)).during("decoding a mode")?;
-    let dispatch = from_json("decoding a dispatch record", &raw.dispatch)?;
-    let mut record = OrderRecord::new(order, mode, state_of(&raw.state)?, chrono::Utc::now());
+    let dispatch: DispatchRecord = from_json("decoding a dispatch record", &raw.dispatch)?;
+    let mut record = OrderRecord::new(order, mode, state_of(&raw.state)?, dispatch.created_at);
     record.version = to_u64(raw.version);
     record.dispatch = dispatch;
     record.resource_id = raw.resource_id.map(Into::into);
@@ -167,6 +183,11 @@ fn decode(conn: &Connection, sealer: &Sealer, raw: RawOrder) -> Result<OrderReco
     record.ticket = raw.ticket;
     debug_assert_eq!(record.id().as_str(), raw.id);
     Ok(record)
+}
+
+fn decode(conn: &Connection, sealer: &Sealer, raw: RawOrder) -> Result<OrderRecord, StoreError> {
+    let order = decode_order(conn, sealer, &raw.order_json, raw.secrets)?;
+    record_of(raw, order)
 }
 
 fn query_orders(
@@ -192,7 +213,7 @@ pub(crate) fn order(
     sealer: &Sealer,
     id: &OrderId,
 ) -> Result<Option<OrderRecord>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = ?1");
+    let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE o.id = ?1");
     Ok(query_orders(conn, sealer, &sql, [id.as_str()])?.pop())
 }
 
@@ -211,7 +232,8 @@ pub(crate) fn orders_in(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT {COLUMNS} FROM orders INDEXED BY orders_by_state WHERE state IN ({}) ORDER BY id",
+        "SELECT {COLUMNS} FROM orders AS o INDEXED BY orders_by_state \
+         JOIN order_contents AS c ON c.id = o.id WHERE o.state IN ({}) ORDER BY o.id",
         vec!["?"; names.len()].join(", ")
     );
     query_orders(conn, sealer, &sql, rusqlite::params_from_iter(names))
@@ -223,7 +245,7 @@ pub(crate) fn orders_page(
     after: Option<&OrderId>,
     n: usize,
 ) -> Result<Vec<OrderRecord>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM orders WHERE id > ?1 ORDER BY id LIMIT ?2");
+    let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE o.id > ?1 ORDER BY o.id LIMIT ?2");
     query_orders(
         conn,
         sealer,
@@ -239,8 +261,8 @@ pub(crate) fn results_page(
     n: usize,
 ) -> Result<Vec<ProvisioningResult>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM orders WHERE id > ?1 \
-         AND state NOT IN ('Pending', 'AwaitingApproval') ORDER BY id LIMIT ?2"
+        "SELECT {COLUMNS} FROM {FROM} WHERE o.id > ?1 \
+         AND o.state NOT IN ('Pending', 'AwaitingApproval') ORDER BY o.id LIMIT ?2"
     );
     Ok(query_orders(
         conn,
@@ -327,13 +349,14 @@ pub(crate) fn review_decisions_page(
 pub(crate) fn insert_orders(
     conn: &Connection,
     sealer: &Sealer,
+    cache: &mut OrderCache,
     records: &[OrderRecord],
 ) -> Result<Vec<OrderId>, StoreError> {
     let mut seen: HashSet<&OrderId> = HashSet::with_capacity(records.len());
     let mut existing = Vec::new();
     let mut fresh = Vec::with_capacity(records.len());
     let mut find = conn
-        .prepare_cached("SELECT order_json FROM orders WHERE id = ?1")
+        .prepare_cached("SELECT order_json FROM order_contents WHERE id = ?1")
         .during("inserting orders")?;
     for r in records {
         if !seen.insert(r.id()) {
@@ -364,10 +387,13 @@ pub(crate) fn insert_orders(
     }
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO orders (id, order_json, owner, mode, state, version, dispatch, \
+            "INSERT INTO orders (id, owner, mode, state, version, dispatch, \
              resource_id, stable_id, ticket, updated_at, secrets) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9, ?10, ?11)",
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
+        .during("inserting orders")?;
+    let mut insert_content = conn
+        .prepare_cached("INSERT INTO order_contents (id, order_json) VALUES (?1, ?2)")
         .during("inserting orders")?;
     for (r, order_json) in fresh {
         let secrets = secrets_of(&r.order);
@@ -382,7 +408,6 @@ pub(crate) fn insert_orders(
         insert
             .execute(params![
                 r.id().as_str(),
-                order_json,
                 r.order.owner_id().map(|o| o.as_str()),
                 mode_text(r.mode)?,
                 r.state.name(),
@@ -394,6 +419,10 @@ pub(crate) fn insert_orders(
                 sealed.len() as i64,
             ])
             .during("inserting orders")?;
+        insert_content
+            .execute(params![r.id().as_str(), order_json])
+            .during("inserting orders")?;
+        let sealed_count = sealed.len() as i64;
         for (slot, s) in sealed {
             conn.prepare_cached(
                 "INSERT INTO sealed_secrets (order_id, property, key_id, nonce, ciphertext) \
@@ -409,6 +438,11 @@ pub(crate) fn insert_orders(
             ])
             .during("sealing secrets")?;
         }
+        if keep || secrets.is_empty() {
+            let mut stored = r.clone();
+            stored.version = 1;
+            cache.put(stored, sealed_count);
+        }
     }
     Ok(existing)
 }
@@ -419,30 +453,39 @@ pub(crate) fn insert_orders(
 pub(crate) fn apply(
     conn: &Connection,
     sealer: &Sealer,
+    cache: &mut OrderCache,
     id: &OrderId,
     expected_version: u64,
     update: &OrderUpdate,
 ) -> Result<OrderRecord, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = ?1");
-    let raw = conn
-        .prepare_cached(&sql)
-        .during("updating an order")?
-        .query_row([id.as_str()], raw)
-        .optional()
-        .during("updating an order")?
-        .ok_or_else(|| StoreError::UnknownOrder {
-            order_id: id.clone(),
-        })?;
-    if to_u64(raw.version) != expected_version {
+    let cached = match cache.get(id) {
+        Some(c) => c,
+        None => {
+            let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE o.id = ?1");
+            let raw = conn
+                .prepare_cached(&sql)
+                .during("updating an order")?
+                .query_row([id.as_str()], raw)
+                .optional()
+                .during("updating an order")?
+                .ok_or_else(|| StoreError::UnknownOrder {
+                    order_id: id.clone(),
+                })?;
+            let secrets = raw.secrets;
+            Cached {
+                record: decode(conn, sealer, raw)?,
+                secrets,
+            }
+        }
+    };
+    let (current, secrets) = (cached.record, cached.secrets);
+    if current.version != expected_version {
         return Err(StoreError::StaleVersion {
             order_id: id.clone(),
             expected: expected_version,
-            actual: to_u64(raw.version),
+            actual: current.version,
         });
     }
-    let secrets = raw.secrets;
-    let masked_json = (secrets > 0).then(|| raw.order_json.clone());
-    let current = decode(conn, sealer, raw)?;
     let (mut next, entry) = current.applied(update)?;
     let erase = secrets > 0 && !STATES_KEEPING_SECRETS.contains(&next.state);
     if erase {
@@ -450,11 +493,15 @@ pub(crate) fn apply(
             .during("erasing sealed secrets")?
             .execute([id.as_str()])
             .during("erasing sealed secrets")?;
-        if let Some(json) = masked_json {
-            // What a later read returns: the secret is gone from the store.
-            next.order = std::sync::Arc::new(from_json("decoding an order", &json)?);
-        }
+        // What a later read returns: the secret is gone from the store.
+        let json: String = conn
+            .prepare_cached("SELECT order_json FROM order_contents WHERE id = ?1")
+            .during("erasing sealed secrets")?
+            .query_row([id.as_str()], |r| r.get(0))
+            .during("erasing sealed secrets")?;
+        next.order = Arc::new(from_json("decoding an order", &json)?);
     }
+    let secrets = if erase { 0 } else { secrets };
     conn.prepare_cached(
         "UPDATE orders SET state = ?2, version = ?3, dispatch = ?4, resource_id = ?5, \
          stable_id = ?6, ticket = ?7, updated_at = ?8, secrets = ?9 WHERE id = ?1",
@@ -469,7 +516,7 @@ pub(crate) fn apply(
         next.stable_id.as_ref().map(|x| x.as_str()),
         next.ticket,
         time_key(&next.dispatch.updated_at),
-        if erase { 0 } else { secrets },
+        secrets,
     ])
     .during("updating an order")?;
     conn.prepare_cached("INSERT INTO order_history (order_id, version, entry) VALUES (?1, ?2, ?3)")
@@ -480,17 +527,26 @@ pub(crate) fn apply(
             to_json("encoding history", &entry)?
         ])
         .during("appending history")?;
+    cache.put(next.clone(), secrets);
     Ok(next)
 }
 
 pub(crate) fn decide_review(
     conn: &Connection,
     sealer: &Sealer,
+    cache: &mut OrderCache,
     expected_version: u64,
     decision: &ReviewDecision,
 ) -> Result<OrderRecord, StoreError> {
     let update = OrderUpdate::event(decision.verdict.event(), decision.at);
-    let record = apply(conn, sealer, &decision.order_id, expected_version, &update)?;
+    let record = apply(
+        conn,
+        sealer,
+        cache,
+        &decision.order_id,
+        expected_version,
+        &update,
+    )?;
     crate::records::append_audit(
         conn,
         &decision.audit_entry(record.order.owner_id().cloned()),

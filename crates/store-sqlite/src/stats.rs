@@ -40,6 +40,9 @@ pub(crate) struct Stats {
     largest_batch: usize,
     commit: Ring,
     write: Ring,
+    idle: Duration,
+    sync: Duration,
+    busy: Duration,
 }
 
 impl Stats {
@@ -48,6 +51,12 @@ impl Stats {
         self.writes += writes as u64;
         self.largest_batch = self.largest_batch.max(writes);
         self.commit.push(took);
+        self.busy += took;
+    }
+
+    pub fn record_split(&mut self, idle: Duration, sync: Duration) {
+        self.idle += idle;
+        self.sync += sync;
     }
 
     pub fn record_write(&mut self, took: Duration) {
@@ -63,6 +72,9 @@ impl Stats {
             commit_p99: self.commit.percentile(0.99),
             write_p50: self.write.percentile(0.50),
             write_p99: self.write.percentile(0.99),
+            idle: self.idle,
+            busy: self.busy,
+            syncing: self.sync,
         }
     }
 }
@@ -87,4 +99,10 @@ pub struct SqliteStats {
     pub write_p50: Duration,
     /// 99th percentile of the time from queued to committed.
     pub write_p99: Duration,
+    /// Time the writer thread waited for writes.
+    pub idle: Duration,
+    /// Time the writer thread spent in transactions (writes and commits).
+    pub busy: Duration,
+    /// Of `busy`, the time spent in `COMMIT` (writing the WAL and fsync).
+    pub syncing: Duration,
 }

@@ -3,6 +3,7 @@
 //! own savepoint so that a write that fails undoes only itself; then it answers each caller.
 //! An answer is sent only after the commit, so a write reported as recorded is on disk.
 
+use crate::cache::OrderCache;
 use crate::seal::Sealer;
 use crate::stats::Stats;
 use autoprov_store::StoreError;
@@ -20,7 +21,7 @@ const MAX_BATCH: usize = 2048;
 /// What the writer thread runs for one write.
 pub(crate) trait WriteJob: Send {
     /// Runs the write (inside its savepoint); whether it succeeded.
-    fn run(&mut self, conn: &Connection, sealer: &Sealer) -> bool;
+    fn run(&mut self, conn: &Connection, sealer: &Sealer, cache: &mut OrderCache) -> bool;
     /// Answers the caller once the batch is committed (or failed to commit).
     fn answer(self: Box<Self>, commit: Result<(), StoreError>);
     /// When the caller queued it.
@@ -39,13 +40,13 @@ pub(crate) struct Job<T, F> {
 impl<T, F> WriteJob for Job<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection, &Sealer) -> Result<T, StoreError> + Send,
+    F: FnOnce(&Connection, &Sealer, &mut OrderCache) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, conn: &Connection, sealer: &Sealer) -> bool {
+    fn run(&mut self, conn: &Connection, sealer: &Sealer, cache: &mut OrderCache) -> bool {
         let Some(write) = self.write.take() else {
             return false;
         };
-        let result = catch_unwind(AssertUnwindSafe(|| write(conn, sealer)))
+        let result = catch_unwind(AssertUnwindSafe(|| write(conn, sealer, cache)))
             .unwrap_or_else(|_| Err(StoreError::backend(self.operation, Panicked)));
         let ok = result.is_ok();
         self.result = Some(result);
@@ -81,8 +82,11 @@ pub(crate) struct CommitFailed {
     cause: String,
 }
 
+/// Runs one of the writer's own statements (prepared once, kept in the statement cache).
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
-    conn.execute_batch(sql)
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
         .map_err(|e| StoreError::backend("committing", e))
 }
 
@@ -94,7 +98,10 @@ pub(crate) fn run(
     stats: Arc<Mutex<Stats>>,
 ) {
     let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(MAX_BATCH);
+    let mut cache = OrderCache::default();
+    let mut idle_since = Instant::now();
     while let Ok(first) = queue.recv() {
+        let idle = idle_since.elapsed();
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -103,10 +110,15 @@ pub(crate) fn run(
             }
         }
         let started = Instant::now();
-        let commit = commit_batch(&conn, &sealer, &mut batch);
+        let (commit, sync) = commit_batch(&conn, &sealer, &mut cache, &mut batch);
+        if commit.is_err() {
+            // Entries put by writes now rolled back may be wrong.
+            cache.clear();
+        }
         let done = Instant::now();
         if let Ok(mut s) = stats.lock() {
             s.record_commit(done - started, batch.len());
+            s.record_split(idle, sync);
             for job in &batch {
                 s.record_write(done - job.queued_at());
             }
@@ -114,6 +126,7 @@ pub(crate) fn run(
         for job in batch.drain(..) {
             job.answer(commit.clone());
         }
+        idle_since = Instant::now();
     }
     // Every store handle is gone: fold the WAL into the file before closing.
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -123,23 +136,32 @@ pub(crate) fn run(
 fn commit_batch(
     conn: &Connection,
     sealer: &Sealer,
+    cache: &mut OrderCache,
     batch: &mut [Box<dyn WriteJob>],
-) -> Result<(), StoreError> {
-    exec(conn, "BEGIN IMMEDIATE")?;
+) -> (Result<(), StoreError>, std::time::Duration) {
+    let zero = std::time::Duration::ZERO;
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        return (Err(e), zero);
+    }
     for job in batch.iter_mut() {
         let step = exec(conn, "SAVEPOINT w").and_then(|()| {
-            if job.run(conn, sealer) {
+            if job.run(conn, sealer, cache) {
+                cache.keep();
                 exec(conn, "RELEASE w")
             } else {
-                exec(conn, "ROLLBACK TO w; RELEASE w")
+                cache.discard();
+                exec(conn, "ROLLBACK TO w").and_then(|()| exec(conn, "RELEASE w"))
             }
         });
         if let Err(e) = step {
             let _ = conn.execute_batch("ROLLBACK");
-            return Err(e);
+            return (Err(e), zero);
         }
     }
-    match conn.execute_batch("COMMIT") {
+    let syncing = Instant::now();
+    let committed = conn.execute_batch("COMMIT");
+    let sync = syncing.elapsed();
+    let result = match committed {
         Ok(()) => Ok(()),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
@@ -151,5 +173,6 @@ fn commit_batch(
                 },
             ))
         }
-    }
+    };
+    (result, sync)
 }
