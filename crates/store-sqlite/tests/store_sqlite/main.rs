@@ -3,5 +3,6 @@
 
 mod common;
 mod conformance;
+mod fixture;
 mod open_errors;
 mod secrets;
