@@ -3,6 +3,7 @@
 
 mod common;
 mod conformance;
+mod crash;
 mod fixture;
 mod open_errors;
 mod secrets;
