@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod cache;
+mod checkpoint;
 mod codec;
 mod error;
 mod options;
@@ -54,6 +55,7 @@ pub struct SqliteStore {
     path: PathBuf,
     queue: Option<Sender<Box<dyn WriteJob>>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    checkpointer: Option<(Sender<()>, std::thread::JoinHandle<()>)>,
     readers: Arc<Mutex<Vec<Connection>>>,
     sealer: Arc<Sealer>,
     stats: Arc<Mutex<stats::Stats>>,
@@ -88,6 +90,8 @@ impl SqliteStore {
         let conn = schema::open_writer(&path, options.check_on_open)?;
         let reader = schema::open_reader(&path)
             .map_err(|e| schema::open_error(&path, "opening a reader", e))?;
+        let checkpoints = schema::open_checkpointer(&path)
+            .map_err(|e| schema::open_error(&path, "opening the checkpointer", e))?;
         let sealer = Arc::new(sealer);
         let stats = Arc::new(Mutex::new(stats::Stats::default()));
         let (queue, jobs) = std::sync::mpsc::channel();
@@ -102,10 +106,20 @@ impl SqliteStore {
                     source: Arc::new(e),
                 })?
         };
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let checkpointer = std::thread::Builder::new()
+            .name("autoprov-sqlite-checkpoint".into())
+            .spawn(move || checkpoint::run(checkpoints, stopped))
+            .map_err(|e| OpenError::Io {
+                path: path.clone(),
+                operation: "starting the checkpointer thread",
+                source: Arc::new(e),
+            })?;
         Ok(Self {
             path,
             queue: Some(queue),
             writer: Some(writer),
+            checkpointer: Some((stop, checkpointer)),
             readers: Arc::new(Mutex::new(vec![reader])),
             sealer,
             stats,
@@ -199,6 +213,10 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
         // Closing the queue ends the writer thread once the queued writes are committed.
         self.queue.take();
         if let Some(w) = self.writer.take() {

@@ -140,6 +140,22 @@ pub(crate) fn open_writer(path: &Path, check: bool) -> Result<Connection, OpenEr
         }
     }
     migrate(path, &conn)?;
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = {};",
+        crate::checkpoint::WRITER_AUTOCHECKPOINT_PAGES
+    ))
+    .map_err(err("configuring"))?;
+    Ok(conn)
+}
+
+/// Opens the checkpointer's connection (it writes the database file, so it fsyncs it).
+pub(crate) fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn)?;
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
     Ok(conn)
 }
 
