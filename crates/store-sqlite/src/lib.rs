@@ -6,6 +6,8 @@ mod codec;
 mod error;
 mod options;
 mod orders;
+#[cfg(test)]
+mod plans;
 mod records;
 mod schema;
 mod seal;

@@ -231,12 +231,26 @@ pub(crate) fn orders_in(
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
+    query_orders(
+        conn,
+        sealer,
+        &orders_in_sql(names.len()),
+        rusqlite::params_from_iter(names),
+    )
+}
+
+/// `orders_in` for `n` states: from the `(state, id)` index.
+pub(crate) fn orders_in_sql(n: usize) -> String {
+    format!(
         "SELECT {COLUMNS} FROM orders AS o INDEXED BY orders_by_state \
          JOIN order_contents AS c ON c.id = o.id WHERE o.state IN ({}) ORDER BY o.id",
-        vec!["?"; names.len()].join(", ")
-    );
-    query_orders(conn, sealer, &sql, rusqlite::params_from_iter(names))
+        vec!["?"; n].join(", ")
+    )
+}
+
+/// A page of orders: keyset pagination on the primary key.
+pub(crate) fn orders_page_sql() -> String {
+    format!("SELECT {COLUMNS} FROM {FROM} WHERE o.id > ?1 ORDER BY o.id LIMIT ?2")
 }
 
 pub(crate) fn orders_page(
@@ -245,7 +259,7 @@ pub(crate) fn orders_page(
     after: Option<&OrderId>,
     n: usize,
 ) -> Result<Vec<OrderRecord>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE o.id > ?1 ORDER BY o.id LIMIT ?2");
+    let sql = orders_page_sql();
     query_orders(
         conn,
         sealer,

@@ -5,5 +5,6 @@ mod common;
 mod conformance;
 mod crash;
 mod fixture;
+mod group_commit;
 mod open_errors;
 mod secrets;
