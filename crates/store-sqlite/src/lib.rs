@@ -333,8 +333,8 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<ProvisioningResult>, StoreError> {
         let after = after.cloned();
-        self.read("reading results", move |c, s| {
-            orders::results_page(c, s, after.as_ref(), limit)
+        self.read("reading results", move |c, _| {
+            orders::results_page(c, after.as_ref(), limit)
         })
         .await
     }

@@ -62,9 +62,7 @@ impl fmt::Debug for SealingKey {
 pub struct SqliteOptions {
     pub(crate) keys: Vec<SealingKey>,
     pub(crate) current: Option<String>,
-    /// Run `PRAGMA quick_check` when opening (default true): a damaged file is refused at
-    /// open rather than failing at some later read. It reads the whole file once.
-    pub check_on_open: bool,
+    pub(crate) check_on_open: bool,
 }
 
 impl SqliteOptions {
@@ -92,7 +90,9 @@ impl SqliteOptions {
         self
     }
 
-    /// Whether to run `PRAGMA quick_check` on open.
+    /// Whether to run `PRAGMA quick_check` on open (default: yes). A damaged file is then
+    /// refused at open rather than failing at some later read; the check reads the whole
+    /// file once, which a host opening a large file often may want to skip.
     pub fn check_on_open(mut self, check: bool) -> Self {
         self.check_on_open = check;
         self

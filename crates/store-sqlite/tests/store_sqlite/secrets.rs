@@ -160,6 +160,12 @@ async fn wrong_or_missing_key_is_a_typed_error() {
                 if order_id == &id(3) && property == "unicodePwd" && key_id == "k1"),
             "got {err:?}"
         );
+        // Results need no secret: a missing key hides none.
+        let results = store.results_page(None, 100).await.expect("results");
+        assert!(
+            results.iter().any(|r| r.order_id == id(1)),
+            "o-1 is Errored"
+        );
         // An order whose secret was erased reads without a key: it holds the mask only.
         let executed = store.order(&id(0)).await.expect("read").expect("stored");
         assert_eq!(secret_of(&executed), SECRET_MASK);
