@@ -3,7 +3,8 @@
 use autoprov_store_sqlite::{SqliteOptions, SqliteStore};
 use std::path::PathBuf;
 
-/// A fresh directory kept after the test (the store inside outlives the factory).
+/// A fresh directory kept after the test: the conformance kit's factory returns the store
+/// alone, so its directory must outlive the factory.
 pub fn kept_dir() -> PathBuf {
     tempfile::Builder::new()
         .prefix("autoprov-sqlite-")

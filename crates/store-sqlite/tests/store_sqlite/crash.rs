@@ -3,7 +3,6 @@
 //! SIGKILLs it at random moments, reopens the file and checks that it is sound and holds
 //! every acknowledged write, with whole histories.
 
-use crate::common::kept_dir;
 use autoprov_core::{ConnectionMode, OrderId, ProvisioningEvent as E, ScalarValue, Secret};
 use autoprov_store::testkit::{order, t0};
 use autoprov_store::{OrderRecord, OrderUpdate, Store};
@@ -69,7 +68,8 @@ fn run_and_kill(db: &Path, run: usize) -> BTreeMap<String, u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
     let started = Instant::now();
-    let db = kept_dir().join("crash.db");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("crash.db");
     let mut acked: BTreeMap<String, u64> = BTreeMap::new();
     for run in 0..KILLS {
         for (id, v) in run_and_kill(&db, run) {

@@ -5,7 +5,6 @@
 //! the fixture of version 1 with the version-1 code (never with a later schema):
 //! `AUTOPROV_WRITE_FIXTURE=1 cargo test -p autoprov-store-sqlite --test store_sqlite -- --ignored generate_schema_v1_fixture`
 
-use crate::common::kept_dir;
 use autoprov_core::{
     AssignedResourceType, AssignmentId, AssignmentRequest, AssignmentStatus, ConnectionMode,
     ExportCookie, OrderId, ProvisioningEvent as E, ProvisioningState as S, RequestKind,
@@ -168,7 +167,8 @@ async fn generate_schema_v1_fixture() {
         1,
         "the fixture is of version 1"
     );
-    let db = kept_dir().join("schema-v1.sqlite");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("schema-v1.sqlite");
     let store =
         SqliteStore::open(&db, SqliteOptions::new().with_current_key(fixture_key())).expect("open");
     populate(&store).await;
@@ -178,7 +178,8 @@ async fn generate_schema_v1_fixture() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schema_v1_fixture_opens_and_resumes() {
-    let db = kept_dir().join("store.db");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("store.db");
     std::fs::copy(fixture(), &db).expect("copy the fixture");
     let store = SqliteStore::open(&db, SqliteOptions::new().with_current_key(fixture_key()))
         .expect("a v1 file opens (migrated to the current schema)");

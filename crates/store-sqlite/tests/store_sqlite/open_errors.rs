@@ -1,7 +1,6 @@
 //! Opening refuses, with a typed error and never a panic: a newer schema, a damaged file, a
 //! file that is not SQLite, a file another process is using.
 
-use crate::common::kept_dir;
 use autoprov_store::Store;
 use autoprov_store::testkit::record;
 use autoprov_store_sqlite::{OpenError, SqliteOptions, SqliteStore};
@@ -20,7 +19,8 @@ async fn store_with_orders(db: &Path, n: usize) {
 
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
-    let db = kept_dir().join("store.db");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("store.db");
     store_with_orders(&db, 3).await;
     let conn = rusqlite::Connection::open(&db).expect("open");
     conn.execute_batch("PRAGMA user_version = 99")
@@ -36,7 +36,8 @@ async fn a_newer_schema_is_refused() {
 
 #[test]
 fn a_file_that_is_not_sqlite_is_refused() {
-    let db = kept_dir().join("store.db");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("store.db");
     std::fs::write(
         &db,
         "ProvisioningOrdersList: this is not a database\n".repeat(100),
@@ -48,7 +49,8 @@ fn a_file_that_is_not_sqlite_is_refused() {
 
 #[tokio::test]
 async fn a_damaged_file_is_refused() {
-    let db = kept_dir().join("store.db");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("store.db");
     store_with_orders(&db, 300).await;
     let mut bytes = std::fs::read(&db).expect("read");
     assert!(bytes.len() > 8 * 4096, "several pages: {}", bytes.len());
@@ -63,7 +65,8 @@ async fn a_damaged_file_is_refused() {
 
 #[test]
 fn a_second_store_on_the_same_file_is_refused() {
-    let db = kept_dir().join("store.db");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("store.db");
     let first = SqliteStore::open(&db, SqliteOptions::new()).expect("open");
     let err = SqliteStore::open(&db, SqliteOptions::new()).expect_err("in use");
     assert!(matches!(err, OpenError::InUse { .. }), "got {err:?}");
@@ -89,7 +92,8 @@ fn open_in_child(db: &Path) -> String {
 
 #[test]
 fn a_file_used_by_another_process_is_refused() {
-    let db = kept_dir().join("store.db");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("store.db");
     let store = SqliteStore::open(&db, SqliteOptions::new()).expect("open");
     let seen = open_in_child(&db);
     assert!(seen.contains("child: in use"), "child said: {seen}");

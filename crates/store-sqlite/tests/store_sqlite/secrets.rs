@@ -1,7 +1,6 @@
 //! Secrets never at rest in clear: sealed with the host's key, erased once delivered,
 //! refused without a key, unreadable (a typed error, never a masked value) with a wrong one.
 
-use crate::common::kept_dir;
 use autoprov_core::{
     ConnectionMode, OrderId, ProvisioningEvent as E, ProvisioningState as S, SECRET_MASK,
     ScalarValue, Secret,
@@ -135,7 +134,8 @@ async fn run_with_passwords(db: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_password_at_rest_in_db_or_wal() {
-    let db = kept_dir().join("store.db");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("store.db");
     run_with_passwords(&db).await;
     // Closed (the WAL checkpointed into the file).
     assert_no_password_in(&db);
@@ -143,7 +143,8 @@ async fn no_password_at_rest_in_db_or_wal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_or_missing_key_is_a_typed_error() {
-    let db = kept_dir().join("store.db");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("store.db");
     run_with_passwords(&db).await;
     for options in [
         SqliteOptions::new(),
@@ -174,7 +175,8 @@ async fn wrong_or_missing_key_is_a_typed_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_by_the_id_each_row_names() {
-    let db = kept_dir().join("store.db");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("store.db");
     run_with_passwords(&db).await;
     let rotated = SqliteOptions::new()
         .with_current_key(k2())
@@ -205,7 +207,8 @@ async fn keys_rotate_by_the_id_each_row_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_without_key_is_refused() {
-    let db = kept_dir().join("store.db");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("store.db");
     let store = SqliteStore::open(&db, SqliteOptions::new()).expect("open");
     let plain = OrderRecord::pending(order(1), ConnectionMode::Automated, t0());
     let err = store
@@ -233,7 +236,8 @@ fn key_debug_prints_no_key_bytes() {
 
 #[test]
 fn the_scan_finds_a_password_in_clear() {
-    let file = kept_dir().join("plain.db");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("plain.db");
     for form in forms(&password(5)) {
         let mut bytes = vec![0u8; 1000];
         bytes.extend_from_slice(&form);
