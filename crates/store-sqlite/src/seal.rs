@@ -104,3 +104,57 @@ impl Sealer {
         String::from_utf8(plain).map_err(|_| unreadable())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealer() -> Sealer {
+        Sealer::new(vec![SealingKey::new("k", [5; 32])], Some("k")).expect("current key")
+    }
+
+    #[test]
+    fn a_sealed_value_opens_only_where_it_was_sealed() {
+        let s = sealer();
+        let (o1, o2): (OrderId, OrderId) = ("o-1".into(), "o-2".into());
+        let sealed = s.seal(&o1, "unicodePwd", "Pw-1!").expect("seal");
+        assert_eq!(s.open(&o1, "unicodePwd", &sealed).expect("open"), "Pw-1!");
+        for (order, property) in [(&o2, "unicodePwd"), (&o1, "otherPwd")] {
+            assert!(
+                matches!(
+                    s.open(order, property, &sealed),
+                    Err(StoreError::SecretUnreadable { .. })
+                ),
+                "moved to {order}/{property}"
+            );
+        }
+        let mut tampered = Sealed {
+            key_id: sealed.key_id.clone(),
+            nonce: sealed.nonce.clone(),
+            ciphertext: sealed.ciphertext.clone(),
+        };
+        tampered.ciphertext[0] ^= 1;
+        assert!(s.open(&o1, "unicodePwd", &tampered).is_err(), "tampered");
+        assert!(!sealed.ciphertext.windows(5).any(|w| w == b"Pw-1!"));
+    }
+
+    #[test]
+    fn two_seals_of_one_value_differ() {
+        let s = sealer();
+        let o: OrderId = "o-1".into();
+        let a = s.seal(&o, "p", "same").expect("seal");
+        let b = s.seal(&o, "p", "same").expect("seal");
+        assert_ne!(a.nonce, b.nonce);
+        assert_ne!(a.ciphertext, b.ciphertext);
+    }
+
+    #[test]
+    fn an_unknown_current_key_is_refused() {
+        assert!(Sealer::new(vec![SealingKey::new("k", [5; 32])], Some("other")).is_none());
+        let none = Sealer::new(Vec::new(), None).expect("no key");
+        assert!(matches!(
+            none.seal(&"o".into(), "p", "x"),
+            Err(StoreError::SecretWithoutKey { .. })
+        ));
+    }
+}
