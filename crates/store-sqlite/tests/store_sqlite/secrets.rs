@@ -247,3 +247,43 @@ fn the_scan_finds_a_password_in_clear() {
         assert!(found.is_err(), "a password in clear must be found");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_among_the_targets_values_is_sealed_too() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("store.db");
+    let store = SqliteStore::open(&db, SqliteOptions::new().with_current_key(k1())).expect("open");
+    let mut o = order(7);
+    let mut target = autoprov_core::Resource::new("CN=u7");
+    target.values.insert(
+        "unicodePwd".into(),
+        autoprov_core::PropertyValue::Scalar(ScalarValue::Secret(Secret::new(password(7)))),
+    );
+    o.resource = Some(target);
+    store
+        .insert_orders(&[OrderRecord::pending(o, ConnectionMode::Automated, t0())])
+        .await
+        .expect("insert");
+    drop(store);
+    assert_no_password_in(&db);
+    let store =
+        SqliteStore::open(&db, SqliteOptions::new().with_current_key(k1())).expect("reopen");
+    let r = store.order(&id(7)).await.expect("read").expect("stored");
+    match r
+        .order
+        .resource
+        .as_ref()
+        .and_then(|t| t.values.get("unicodePwd"))
+    {
+        Some(autoprov_core::PropertyValue::Scalar(ScalarValue::Secret(s))) => {
+            assert_eq!(s.expose(), password(7));
+        }
+        other => panic!("expected the secret back, found {other:?}"),
+    }
+    drop(store);
+    let store = SqliteStore::open(&db, SqliteOptions::new()).expect("reopen without key");
+    assert!(matches!(
+        store.order(&id(7)).await,
+        Err(StoreError::SecretUnreadable { property, .. }) if property == "Resource:unicodePwd"
+    ));
+}
