@@ -80,6 +80,9 @@ impl SqliteStore {
     ///
     /// Every refusal is a typed [`OpenError`]: another process holds the file, the file is
     /// not SQLite, damaged, or written by a newer version.
+    ///
+    /// It blocks (file I/O, the check, migrations): call it before serving, or inside
+    /// `tokio::task::spawn_blocking`.
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
         let path = path.as_ref().to_owned();
         let sealer = Sealer::new(options.keys, options.current.as_deref()).ok_or_else(|| {
