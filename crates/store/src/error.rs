@@ -48,6 +48,31 @@ pub enum StoreError {
         /// The order.
         order_id: OrderId,
     },
+    /// The order holds a secret value and the store has no key to seal it with: a durable
+    /// store never keeps a secret in clear, so it refuses the order (nothing of the batch is
+    /// written).
+    #[error(
+        "order {order_id}: property {property} holds a secret and the store has no sealing key"
+    )]
+    SecretWithoutKey {
+        /// The order.
+        order_id: OrderId,
+        /// The property holding the secret.
+        property: String,
+    },
+    /// A sealed secret of the order cannot be opened: the key it was sealed with is not among
+    /// the store's keys, or the key given under that id is not the one that sealed it.
+    #[error(
+        "order {order_id}: the secret of property {property} cannot be unsealed with key {key_id}"
+    )]
+    SecretUnreadable {
+        /// The order.
+        order_id: OrderId,
+        /// The property holding the secret.
+        property: String,
+        /// The id of the key the secret was sealed with.
+        key_id: String,
+    },
     /// The backend failed.
     #[error("store backend failed during {operation}")]
     Backend {
@@ -78,7 +103,9 @@ impl StoreError {
             | Self::UnknownOrder { order_id }
             | Self::StaleVersion { order_id, .. }
             | Self::IllegalTransition { order_id, .. }
-            | Self::DuplicateInBatch { order_id } => Some(order_id),
+            | Self::DuplicateInBatch { order_id }
+            | Self::SecretWithoutKey { order_id, .. }
+            | Self::SecretUnreadable { order_id, .. } => Some(order_id),
             Self::Backend { .. } => None,
         }
     }

@@ -1,0 +1,105 @@
+//! How a store is opened: its sealing keys.
+
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// A key that seals secrets at rest (XChaCha20-Poly1305, 256 bits), with the id stored beside
+/// every value it seals. Its `Debug` prints the id only; the key bytes are zeroized on drop.
+///
+/// ```
+/// use autoprov_store_sqlite::SealingKey;
+/// let key = SealingKey::new("2026-01", [7u8; 32]);
+/// assert_eq!(format!("{key:?}"), r#"SealingKey { id: "2026-01", key: "********" }"#);
+/// ```
+#[derive(Clone)]
+pub struct SealingKey {
+    pub(crate) id: String,
+    pub(crate) key: Zeroizing<[u8; 32]>,
+}
+
+impl SealingKey {
+    /// A key named `id` (what the host calls it; stored with each sealed value, so choose a
+    /// new id for every new key).
+    pub fn new(id: impl Into<String>, key: [u8; 32]) -> Self {
+        Self {
+            id: id.into(),
+            key: Zeroizing::new(key),
+        }
+    }
+
+    /// The key's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealingKey")
+            .field("id", &self.id)
+            .field("key", &autoprov_core::SECRET_MASK)
+            .finish()
+    }
+}
+
+/// Options of [`SqliteStore::open`](crate::SqliteStore::open).
+///
+/// Without a key the store refuses every order holding a secret
+/// ([`StoreError::SecretWithoutKey`](autoprov_store::StoreError::SecretWithoutKey)). With keys,
+/// new secrets are sealed with the *current* key and a stored secret is opened with the key
+/// its row names, so a key is rotated by making a new key current and keeping the old one
+/// until no order sealed with it is left.
+///
+/// ```
+/// use autoprov_store_sqlite::{SealingKey, SqliteOptions};
+/// let options = SqliteOptions::new()
+///     .with_current_key(SealingKey::new("2026-02", [2u8; 32]))
+///     .with_old_key(SealingKey::new("2026-01", [1u8; 32]));
+/// assert_eq!(options.current_key_id(), Some("2026-02"));
+/// ```
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    pub(crate) keys: Vec<SealingKey>,
+    pub(crate) current: Option<String>,
+    pub(crate) check_on_open: bool,
+}
+
+impl SqliteOptions {
+    /// No sealing key; the file is checked on open.
+    pub fn new() -> Self {
+        Self {
+            keys: Vec::new(),
+            current: None,
+            check_on_open: true,
+        }
+    }
+
+    /// Adds `key` and seals new secrets with it.
+    pub fn with_current_key(mut self, key: SealingKey) -> Self {
+        self.current = Some(key.id.clone());
+        self.keys.retain(|k| k.id != key.id);
+        self.keys.push(key);
+        self
+    }
+
+    /// Adds `key` to open secrets sealed earlier with it (a rotated-out key).
+    pub fn with_old_key(mut self, key: SealingKey) -> Self {
+        self.keys.retain(|k| k.id != key.id);
+        self.keys.push(key);
+        self
+    }
+
+    /// Whether to run `PRAGMA quick_check` on open (default: yes). A damaged file is then
+    /// refused at open rather than failing at some later read; the check reads the whole
+    /// file once, which a host opening a large file often may want to skip.
+    pub fn check_on_open(mut self, check: bool) -> Self {
+        self.check_on_open = check;
+        self
+    }
+
+    /// The id of the key new secrets are sealed with, if any.
+    pub fn current_key_id(&self) -> Option<&str> {
+        self.current.as_deref()
+    }
+}
