@@ -48,6 +48,35 @@ pub enum StoreError {
         /// The order.
         order_id: OrderId,
     },
+    /// A write under a claim whose lease another worker took over (its fencing token is not
+    /// the order's latest); nothing was written. Drop the order: its new holder sends it.
+    #[error("order {order_id}: lease lost (token {token} was taken over)")]
+    LeaseLost {
+        /// The order.
+        order_id: OrderId,
+        /// The token of the lost claim.
+        token: u64,
+    },
+    /// Orders inserted under a planning epoch that a newer planner superseded; nothing was
+    /// written.
+    #[error("planning epoch {epoch} is stale (current epoch: {current})")]
+    StalePlanningEpoch {
+        /// The epoch the caller holds.
+        epoch: u64,
+        /// The current epoch.
+        current: u64,
+    },
+    /// An order holds a secret value that this store cannot keep without writing it in
+    /// clear (no sealing key configured); nothing of the batch was written.
+    #[error(
+        "order {order_id}: property {property} holds a secret and this store has no sealing key"
+    )]
+    UnsealedSecret {
+        /// The order.
+        order_id: OrderId,
+        /// The property holding the secret.
+        property: String,
+    },
     /// The backend failed.
     #[error("store backend failed during {operation}")]
     Backend {
@@ -78,8 +107,10 @@ impl StoreError {
             | Self::UnknownOrder { order_id }
             | Self::StaleVersion { order_id, .. }
             | Self::IllegalTransition { order_id, .. }
-            | Self::DuplicateInBatch { order_id } => Some(order_id),
-            Self::Backend { .. } => None,
+            | Self::DuplicateInBatch { order_id }
+            | Self::LeaseLost { order_id, .. }
+            | Self::UnsealedSecret { order_id, .. } => Some(order_id),
+            Self::Backend { .. } | Self::StalePlanningEpoch { .. } => None,
         }
     }
 }

@@ -38,17 +38,48 @@ pub fn __run<F: std::future::Future<Output = ()>>(name: &str, check: impl FnOnce
 /// });
 /// # fn main() {}
 /// ```
+///
+/// A store that needs a server may return `Option<Store>`: `None` means the server is not
+/// there, and each check returns at once. The factory says so (prints that it skipped and
+/// why, or panics where a missing server is a failure, as in CI).
+///
+/// ```
+/// use autoprov_store::MemoryStore;
+/// autoprov_store::store_conformance_tests!(maybe, async fn make() -> Option<MemoryStore> {
+///     Some(MemoryStore::new())
+/// });
+/// # fn main() {}
+/// ```
 #[macro_export]
 macro_rules! store_conformance_tests {
+    ($module:ident, async fn $make:ident () -> Option<$ret:ty> $body:block) => {
+        $crate::__store_conformance_module!(
+            $module, $ret, { async fn $make() -> Option<$ret> $body }, $make().await
+        );
+    };
     ($module:ident, async fn $make:ident () -> $ret:ty $body:block) => {
+        $crate::__store_conformance_module!(
+            $module, $ret, { async fn $make() -> $ret $body }, Some($make().await)
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_module {
+    ($module:ident, $ret:ty, { $($item:item)* }, $made:expr) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
 
-            async fn $make() -> $ret $body
+            $($item)*
+
+            async fn __kit_make() -> ::std::option::Option<$ret> {
+                $made
+            }
 
             $crate::__store_conformance_fns!(
-                $make;
+                __kit_make;
                 insert_and_reread,
                 reinsert_is_noop_and_conflict_is_refused,
                 illegal_transition_is_refused,
@@ -79,7 +110,10 @@ macro_rules! __store_conformance_fns {
             #[test]
             fn $check() {
                 $crate::testkit::__run(stringify!($check), || async {
-                    let store = ::std::sync::Arc::new($make().await);
+                    let ::std::option::Option::Some(store) = $make().await else {
+                        return;
+                    };
+                    let store = ::std::sync::Arc::new(store);
                     $crate::testkit::checks::$check(store).await;
                 });
             }
