@@ -15,3 +15,4 @@ autoprov_store::store_conformance_tests!(
 );
 
 mod schema;
+mod workers;

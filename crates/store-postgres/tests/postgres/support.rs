@@ -48,3 +48,15 @@ pub async fn store_in(url: &str, schema: &str) -> PgStore {
         .await
         .unwrap_or_else(|e| panic!("connecting to the PostgreSQL test server: {e:?}"))
 }
+
+/// A plain connection with `schema` first on the search path (the tests' own tables).
+pub async fn raw_client(url: &str, schema: &str) -> tokio_postgres::Client {
+    let mut config: tokio_postgres::Config = url.parse().expect("AUTOPROV_PG_URL parses");
+    config.options(format!("-c search_path={schema}"));
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connecting to the PostgreSQL test server");
+    tokio::spawn(connection);
+    client
+}
