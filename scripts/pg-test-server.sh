@@ -299,6 +299,20 @@ EOF
     fi
 }
 
+# The tests make a schema each (kit_<random>); a freshly started server drops those that
+# earlier runs left (never while re-used: a running suite may be using them).
+drop_test_schemas() {
+    local log="$LOG_DIR/setup.log" rc=0
+    psql_admin -d "$DB_NAME" >>"$log" 2>&1 <<'SQL' || rc=$?
+DO $$ DECLARE s text; BEGIN
+  FOR s IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 'kit\_%' LOOP
+    EXECUTE format('DROP SCHEMA %I CASCADE', s);
+  END LOOP;
+END $$;
+SQL
+    [[ $rc -eq 0 ]] || say "warning: could not drop old test schemas (log: $log)"
+}
+
 write_env() {
     local tmp="$ENV_FILE.tmp"
     {
@@ -330,6 +344,8 @@ cmd_start() {
         [[ $fresh -eq 1 ]] && rm -rf "$DATA_DIR"
         init_cluster
         start_server
+        ensure_role_and_db
+        drop_test_schemas
     fi
     ensure_role_and_db
     write_env

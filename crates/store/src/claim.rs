@@ -94,7 +94,7 @@ impl PlanningEpoch {
 ///   epoch with [`StoreError::StalePlanningEpoch`], checked in the transaction that inserts.
 #[async_trait]
 pub trait ClaimStore: Store {
-    /// Claims up to `limit` ready orders for `worker` for `lease`, oldest ids first.
+    /// Claims up to `limit` ready orders for `worker` for `lease`, sorted by order id.
     async fn claim(
         &self,
         worker: &str,
