@@ -2,7 +2,6 @@
 //! conformance kit, and the work-distribution guarantees (claims, leases, fencing, planning
 //! epochs). One binary for the crate.
 
-mod claims;
 mod support;
 
 use autoprov_store_postgres::PgStore;
@@ -11,6 +10,13 @@ autoprov_store::store_conformance_tests!(
     kit,
     async fn make() -> Option<PgStore> {
         support::store("store kit").await
+    }
+);
+
+autoprov_store::claim_conformance_tests!(
+    claims,
+    async fn make() -> Option<PgStore> {
+        support::store("claim kit").await
     }
 );
 

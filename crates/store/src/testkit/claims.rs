@@ -1,14 +1,23 @@
-//! Work distribution against the real server: exclusive claims, lease expiry and fencing,
-//! dependencies, planning epochs.
+//! The claim checks: what every [`ClaimStore`] must show when several workers share it
+//! (exclusive claims, lease expiry and fencing, dependencies, planning epochs). They use the
+//! store's real clock: the lease check sleeps past a short lease.
 
-use crate::support;
+use super::fixtures::{order, record, t0};
+use crate::{Claim, ClaimStore, OrderRecord, OrderUpdate, StoreError};
 use autoprov_core::{ConnectionMode, OrderId, ProvisioningEvent as E, ProvisioningState as S};
-use autoprov_store::testkit::{order, record, t0};
-use autoprov_store::{ClaimStore, OrderRecord, OrderUpdate, Store, StoreError};
 use chrono::{TimeDelta, Utc};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Every claim check, in the order the macro generates them.
+pub const ALL: &[&str] = &[
+    "concurrent_claimers_never_get_the_same_order",
+    "an_expired_lease_is_taken_over_and_the_old_holder_is_fenced",
+    "a_write_under_a_claim_checks_the_version_too",
+    "a_claim_never_returns_an_order_whose_dependency_is_not_done",
+    "a_stale_planning_epoch_cannot_insert",
+];
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -18,17 +27,14 @@ fn dependent(i: usize, on: &[usize]) -> OrderRecord {
     OrderRecord::pending(o, ConnectionMode::Automated, t0())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_claimers_never_get_the_same_order() {
-    let Some(store) = support::store("concurrent_claimers_never_get_the_same_order").await else {
-        return;
-    };
+/// Four tasks claiming in small batches until nothing is left: every order is claimed exactly
+/// once, each lease with its own token, and leased orders are not claimable.
+pub async fn concurrent_claimers_never_get_the_same_order(store: Arc<impl ClaimStore>) {
     let n = 60;
     store
         .insert_orders(&(0..n).map(record).collect::<Vec<_>>())
         .await
         .expect("insert");
-    let store = Arc::new(store);
     let mut handles = Vec::new();
     for w in 0..4 {
         let store = store.clone();
@@ -65,11 +71,11 @@ async fn concurrent_claimers_never_get_the_same_order() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced() {
-    let Some(store) = support::store("an_expired_lease_is_taken_over").await else {
-        return;
-    };
+/// A lease that expired is taken over with a greater token; the old holder's outcome, renewal
+/// and release are refused with `LeaseLost`, and only the new holder's outcome is stored.
+pub async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced(
+    store: Arc<impl ClaimStore>,
+) {
     store.insert_orders(&[record(1)]).await.expect("insert");
     let short = Duration::from_millis(300);
     let old = store.claim("a", 10, short).await.expect("claim").remove(0);
@@ -137,11 +143,8 @@ async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_under_a_claim_checks_the_version_too() {
-    let Some(store) = support::store("a_write_under_a_claim_checks_the_version_too").await else {
-        return;
-    };
+/// A write under a claim is refused as stale when the order changed outside the claim.
+pub async fn a_write_under_a_claim_checks_the_version_too(store: Arc<impl ClaimStore>) {
     store.insert_orders(&[record(1)]).await.expect("insert");
     let claim = store.claim("a", 1, LONG).await.expect("claim").remove(0);
     // An operator changes the order meanwhile (outside the claim).
@@ -159,12 +162,11 @@ async fn a_write_under_a_claim_checks_the_version_too() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_claim_never_returns_an_order_whose_dependency_is_not_done() {
-    let Some(store) = support::store("a_claim_never_returns_an_order_whose_dependency").await
-    else {
-        return;
-    };
+/// A claim never returns an order whose dependencies are not Executed or Verified (or not
+/// stored), nor one whose next attempt is not due.
+pub async fn a_claim_never_returns_an_order_whose_dependency_is_not_done(
+    store: Arc<impl ClaimStore>,
+) {
     // 2 needs 1; 3 needs 9, which is not stored; 4 needs 1 and 5.
     store
         .insert_orders(&[
@@ -176,7 +178,7 @@ async fn a_claim_never_returns_an_order_whose_dependency_is_not_done() {
         ])
         .await
         .expect("insert");
-    let ids = |cs: &[autoprov_store::Claim]| {
+    let ids = |cs: &[Claim]| {
         cs.iter()
             .map(|c| c.order_id().to_string())
             .collect::<Vec<_>>()
@@ -229,11 +231,8 @@ async fn a_claim_never_returns_an_order_whose_dependency_is_not_done() {
     assert_eq!(ids(&ready), ["o-00002", "o-00004"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_planning_epoch_cannot_insert() {
-    let Some(store) = support::store("a_stale_planning_epoch_cannot_insert").await else {
-        return;
-    };
+/// An insert under a superseded planning epoch is refused and writes nothing.
+pub async fn a_stale_planning_epoch_cannot_insert(store: Arc<impl ClaimStore>) {
     let first = store.begin_planning("planner-a").await.expect("begin");
     store
         .insert_orders_in_epoch(&first, &[record(1)])
