@@ -27,7 +27,11 @@ pub(crate) async fn insert_orders(
 ) -> Result<Vec<OrderId>, StoreError> {
     let mut seen = HashSet::new();
     let mut rows = Vec::with_capacity(records.len());
-    for r in records {
+    // Rows are inserted (and their keys locked) in id order, so two batches sharing ids
+    // wait for each other instead of deadlocking.
+    let mut sorted: Vec<&OrderRecord> = records.iter().collect();
+    sorted.sort_by(|a, b| a.id().cmp(b.id()));
+    for r in sorted {
         if !seen.insert(r.id()) {
             return Err(StoreError::DuplicateInBatch {
                 order_id: r.id().clone(),
@@ -59,7 +63,8 @@ pub(crate) async fn insert_orders(
                     ARRAY(SELECT jsonb_array_elements_text(x->'deps')),
                     (x->>'not_before')::timestamptz, (x->>'next')::timestamptz,
                     (x->>'updated')::timestamptz, x->'record'
-             FROM jsonb_array_elements($1::jsonb) AS x
+             FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(x, n)
+             ORDER BY n
              ON CONFLICT (order_id) DO NOTHING
              RETURNING order_id",
             &[&serde_json::Value::Array(rows)],

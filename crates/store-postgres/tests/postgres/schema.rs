@@ -59,3 +59,31 @@ async fn a_bad_schema_name_is_refused() {
         .expect_err("refused before connecting");
     assert!(format!("{err:?}").contains("BadSchema"), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overlapping_batches_inserted_at_once_do_not_deadlock() {
+    let Some(store) = support::store("overlapping_batches_inserted_at_once").await else {
+        return;
+    };
+    let store = std::sync::Arc::new(store);
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut batch: Vec<OrderRecord> = (0..100).map(record).collect();
+                if t % 2 == 1 {
+                    batch.reverse();
+                }
+                batch.rotate_left(t * 7);
+                store.insert_orders(&batch).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("every batch is accepted");
+    }
+    assert_eq!(
+        store.orders_page(None, 1000).await.expect("page").len(),
+        100
+    );
+}
