@@ -53,9 +53,13 @@ impl ClaimStore for PgStore {
         }
         let done: Vec<&str> = DEPENDENCY_DONE.iter().map(|s| s.name()).collect();
         let client = self.client().await?;
+        let claim = client
+            .prepare_cached(CLAIM)
+            .await
+            .map_err(db("claim orders: prepare"))?;
         let rows = client
             .query(
-                CLAIM,
+                &claim,
                 &[
                     &worker,
                     &i64::try_from(limit).unwrap_or(i64::MAX),

@@ -126,11 +126,27 @@ pub(crate) async fn apply(
     update: &OrderUpdate,
     fence: Option<Fence>,
 ) -> Result<OrderRecord, StoreError> {
-    let row = tx
-        .query_opt(
-            "SELECT record, lease_token FROM orders WHERE order_id = $1 FOR UPDATE",
-            &[&order_id.as_str()],
+    // Prepared once per connection: an update is three statements, each one round trip.
+    let read = tx
+        .prepare_cached("SELECT record, lease_token FROM orders WHERE order_id = $1 FOR UPDATE")
+        .await
+        .map_err(db("update order: prepare"))?;
+    let write = tx
+        .prepare_cached(
+            "UPDATE orders SET state = $2, version = $3, next_attempt_at = $4, updated_at = $5,
+                    record = $6,
+                    lease_owner = CASE WHEN $8 THEN NULL ELSE lease_owner END,
+                    lease_expires_at = CASE WHEN $8 THEN NULL ELSE lease_expires_at END
+             WHERE order_id = $1 AND ($7::bigint IS NULL OR lease_token = $7)",
         )
+        .await
+        .map_err(db("update order: prepare"))?;
+    let append = tx
+        .prepare_cached("INSERT INTO order_history (order_id, version, entry) VALUES ($1, $2, $3)")
+        .await
+        .map_err(db("update order: prepare"))?;
+    let row = tx
+        .query_opt(&read, &[&order_id.as_str()])
         .await
         .map_err(db("update order: read"))?
         .ok_or_else(|| StoreError::UnknownOrder {
@@ -158,11 +174,7 @@ pub(crate) async fn apply(
     let release = fence.is_some() && next.state != ProvisioningState::Pending;
     let written = tx
         .execute(
-            "UPDATE orders SET state = $2, version = $3, next_attempt_at = $4, updated_at = $5,
-                    record = $6,
-                    lease_owner = CASE WHEN $8 THEN NULL ELSE lease_owner END,
-                    lease_expires_at = CASE WHEN $8 THEN NULL ELSE lease_expires_at END
-             WHERE order_id = $1 AND ($7::bigint IS NULL OR lease_token = $7)",
+            &write,
             &[
                 &order_id.as_str(),
                 &next.state.name(),
@@ -180,7 +192,7 @@ pub(crate) async fn apply(
         return Err(lost());
     }
     tx.execute(
-        "INSERT INTO order_history (order_id, version, entry) VALUES ($1, $2, $3)",
+        &append,
         &[
             &order_id.as_str(),
             &to_i64(entry.version),
