@@ -206,6 +206,65 @@ answers() {
     "$BIN_DIR/pg_isready" -q -h "$HOST" -p "$PORT" -t 5 >/dev/null 2>&1
 }
 
+# Is PID a zombie (dead, not yet reaped)?
+is_zombie() {
+    local stat rest
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    rest=${stat##*) }
+    [[ ${rest:0:1} == Z ]]
+}
+
+# PIDs of live postgres processes working in our data dir (a killed postmaster's backends).
+data_dir_pids() {
+    local d p exe
+    for d in /proc/[0-9]*; do
+        [[ $(readlink "$d/cwd" 2>/dev/null) == "$DATA_DIR" ]] || continue
+        p=${d#/proc/}
+        is_zombie "$p" && continue
+        exe=$(readlink "$d/exe" 2>/dev/null || true)
+        exe=${exe% (deleted)}
+        [[ ${exe##*/} == postgres ]] && printf '%s\n' "$p"
+    done
+}
+
+# After a server of ours was killed (SIGKILL, OOM), its postmaster.pid remains. postgres
+# refuses to start while the PID in it exists: wait for the dead postmaster (and its backends,
+# which exit once they notice) to go; a PID that is then a zombie or no postgres at all (reused)
+# cannot hold the data dir, so the stale file goes. A live postgres on our data dir that is
+# not in our pidfile is left alone.
+clear_stale_lock() {
+    local f="$DATA_DIR/postmaster.pid" pid exe deadline
+    [[ -f $f ]] || return 0
+    pid=$(head -n 1 "$f" 2>/dev/null || true)
+    [[ $pid =~ ^[0-9]+$ ]] || return 0
+    local left=()
+    deadline=$(( SECONDS + 10 ))
+    while (( SECONDS < deadline )); do
+        mapfile -t left < <(data_dir_pids)
+        if [[ ${#left[@]} -eq 0 ]] && { ! kill -0 "$pid" 2>/dev/null || is_zombie "$pid"; }; then
+            break
+        fi
+        sleep 0.1
+    done
+    if [[ ${#left[@]} -gt 0 ]]; then
+        die "postgres process(es) ${left[*]} still work in $DATA_DIR (not in our pidfile);" \
+            "stop them first: kill ${left[*]}"
+    fi
+    kill -0 "$pid" 2>/dev/null || return 0
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+    exe=${exe% (deleted)}
+    if is_zombie "$pid" || [[ ${exe##*/} != postgres ]]; then
+        say "removing the stale lock files of pid $pid (no live postgres)"
+        rm -f "$f"
+        local lock
+        for lock in "$SOCK_DIR"/.s.PGSQL.*.lock; do
+            [[ -f $lock && $(head -n 1 "$lock" 2>/dev/null) == "$pid" ]] && rm -f "$lock"
+        done
+        return 0
+    fi
+    die "postgres pid $pid runs on $DATA_DIR but is not in our pidfile; stop it: kill $pid"
+}
+
 start_server() {
     if port_in_use; then
         if command -v ss >/dev/null; then
@@ -219,8 +278,7 @@ start_server() {
     [[ -f $PG_LOG ]] && mv -f "$PG_LOG" "$PG_LOG.old"
     touch "$PG_LOG"
     chown "$OS_USER:" "$PG_LOG"
-    # A postmaster.pid left by a killed server of ours would block the start; postgres itself
-    # checks that its PID is gone before it reuses the file, so we leave that to it.
+    clear_stale_lock
     local t0 rc=0
     t0=$(now_ms)
     # pg_ctl detaches the postmaster from us (its own session); -w waits until it accepts
