@@ -1,6 +1,6 @@
 //! The claim checks: what every [`ClaimStore`] must show when several workers share it
 //! (exclusive claims, lease expiry and fencing, dependencies, planning epochs). They use the
-//! store's real clock: the lease check sleeps past a short lease.
+//! store's real clock: the lease check sleeps past a short lease (about 1.3 s).
 
 use super::fixtures::{order, record, t0};
 use crate::{Claim, ClaimStore, OrderRecord, OrderUpdate, StoreError};
@@ -77,7 +77,8 @@ pub async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced(
     store: Arc<impl ClaimStore>,
 ) {
     store.insert_orders(&[record(1)]).await.expect("insert");
-    let short = Duration::from_millis(300);
+    // Long enough that a loaded CI machine claims twice within it; the sleep below ends it.
+    let short = Duration::from_millis(1000);
     let old = store.claim("a", 10, short).await.expect("claim").remove(0);
     assert!(
         store.claim("b", 10, short).await.expect("claim").is_empty(),
@@ -88,7 +89,7 @@ pub async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced(
         .record_outcome(&old, OrderUpdate::at(Utc::now()).attempt_started())
         .await
         .expect("write under a live lease");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     let new = store.claim("b", 10, LONG).await.expect("claim");
     assert_eq!(new.len(), 1, "the expired lease is taken over");
     let new = new.into_iter().next().expect("one");
