@@ -4,8 +4,9 @@
 # 1. checks formatting and lints;
 # 2. installs (Debian's samba packages, if missing) and starts the throwaway Samba domain
 #    controller that the AD tests use, and exports its connection settings;
+#    and likewise the throwaway PostgreSQL that the PostgreSQL store tests use;
 # 3. runs every test of the workspace and builds the docs;
-# 4. stops the domain controller again if (and only if) this run started it.
+# 4. stops the domain controller and PostgreSQL again if (and only if) this run started them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 AD_STATE_DIR="${AUTOPROV_AD_STATE_DIR:-/var/tmp/autoprov-ad}"
+PG_STATE_DIR="${AUTOPROV_PG_STATE_DIR:-/var/tmp/autoprov-pg}"
 
 step "format check"
 cargo fmt --all -- --check
@@ -25,15 +27,27 @@ started_here=0
 if ! bash scripts/ad-test-server.sh status >/dev/null 2>&1; then
     started_here=1
 fi
-bash scripts/ad-test-server.sh start
+pg_started_here=0
 cleanup() {
     if [ "$started_here" = 1 ]; then
         bash scripts/ad-test-server.sh stop || true
     fi
+    if [ "$pg_started_here" = 1 ]; then
+        bash scripts/pg-test-server.sh stop || true
+    fi
 }
 trap cleanup EXIT
+bash scripts/ad-test-server.sh start
 # shellcheck disable=SC1091
 source "$AD_STATE_DIR/env"
+
+step "PostgreSQL test server (throwaway cluster on loopback)"
+if ! bash scripts/pg-test-server.sh status >/dev/null 2>&1; then
+    pg_started_here=1
+fi
+bash scripts/pg-test-server.sh start >/dev/null
+# shellcheck disable=SC1091
+source "$PG_STATE_DIR/env"
 
 step "workspace tests (real-AD suite included)"
 cargo test --workspace --features ad --no-fail-fast

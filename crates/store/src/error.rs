@@ -48,6 +48,24 @@ pub enum StoreError {
         /// The order.
         order_id: OrderId,
     },
+    /// A write under a claim whose lease another worker took over (its fencing token is not
+    /// the order's latest); nothing was written. Drop the order: its new holder sends it.
+    #[error("order {order_id}: lease lost (token {token} was taken over)")]
+    LeaseLost {
+        /// The order.
+        order_id: OrderId,
+        /// The token of the lost claim.
+        token: u64,
+    },
+    /// Orders inserted under a planning epoch that a newer planner superseded; nothing was
+    /// written.
+    #[error("planning epoch {epoch} is stale (current epoch: {current})")]
+    StalePlanningEpoch {
+        /// The epoch the caller holds.
+        epoch: u64,
+        /// The current epoch.
+        current: u64,
+    },
     /// The order holds a secret value and the store has no key to seal it with: a durable
     /// store never keeps a secret in clear, so it refuses the order (nothing of the batch is
     /// written).
@@ -104,9 +122,10 @@ impl StoreError {
             | Self::StaleVersion { order_id, .. }
             | Self::IllegalTransition { order_id, .. }
             | Self::DuplicateInBatch { order_id }
+            | Self::LeaseLost { order_id, .. }
             | Self::SecretWithoutKey { order_id, .. }
             | Self::SecretUnreadable { order_id, .. } => Some(order_id),
-            Self::Backend { .. } => None,
+            Self::Backend { .. } | Self::StalePlanningEpoch { .. } => None,
         }
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod audit;
+mod claim;
 mod error;
 mod memory;
 mod paging;
@@ -10,6 +11,7 @@ mod runs;
 pub mod testkit;
 
 pub use audit::{AuditAction, AuditEntry, Erasure};
+pub use claim::{Claim, ClaimStore, PlanningEpoch};
 pub use error::{BackendError, StoreError};
 pub use memory::MemoryStore;
 pub use paging::{DEFAULT_PAGE, StoreExt};

@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Mutex;
 
+mod claims;
+
 #[derive(Debug, Default)]
 struct ConnectionResources {
     by_key: BTreeMap<ResourceId, Resource>,
@@ -68,6 +70,10 @@ struct MemoryState {
     jobs: Vec<JobRun>,
     audit: BTreeMap<u64, AuditEntry>,
     audit_seq: u64,
+    /// Work distribution (`ClaimStore`): the latest lease of each claimed order.
+    leases: FxHashMap<OrderId, claims::Lease>,
+    lease_seq: u64,
+    planning_epoch: u64,
 }
 
 impl MemoryState {
@@ -103,7 +109,42 @@ impl MemoryState {
         }
         self.history.remove(id);
         self.reviews.remove(id);
+        self.leases.remove(id);
         true
+    }
+
+    /// Stores new orders (see [`Store::insert_orders`]); nothing if one is refused.
+    fn insert(&mut self, records: &[OrderRecord]) -> Result<Vec<OrderId>, StoreError> {
+        let mut existing_ids = Vec::new();
+        let mut seen: FxHashSet<&OrderId> = FxHashSet::default();
+        for r in records {
+            if !seen.insert(r.id()) {
+                return Err(StoreError::DuplicateInBatch {
+                    order_id: r.id().clone(),
+                });
+            }
+            if let Some(existing) = self.orders.get(r.id()) {
+                if !existing.order.same_change(&r.order) {
+                    return Err(StoreError::ConflictingOrder {
+                        order_id: r.id().clone(),
+                    });
+                }
+                existing_ids.push(r.id().clone());
+            }
+        }
+        for r in records {
+            if self.orders.contains_key(r.id()) {
+                continue;
+            }
+            let mut stored = r.clone();
+            stored.version = 1;
+            self.by_state
+                .entry(stored.state)
+                .or_default()
+                .insert(stored.id().clone());
+            self.orders.insert(stored.id().clone(), stored);
+        }
+        Ok(existing_ids)
     }
 
     /// The one place an order record changes: check the version, apply the update through
@@ -171,38 +212,7 @@ fn page<K: Ord, V: Clone>(map: &BTreeMap<K, V>, after: Option<&K>, limit: usize)
 #[async_trait]
 impl Store for MemoryStore {
     async fn insert_orders(&self, records: &[OrderRecord]) -> Result<Vec<OrderId>, StoreError> {
-        let mut state = self.lock();
-        let mut existing_ids = Vec::new();
-        let mut seen: FxHashSet<&OrderId> = FxHashSet::default();
-        for r in records {
-            if !seen.insert(r.id()) {
-                return Err(StoreError::DuplicateInBatch {
-                    order_id: r.id().clone(),
-                });
-            }
-            if let Some(existing) = state.orders.get(r.id()) {
-                if !existing.order.same_change(&r.order) {
-                    return Err(StoreError::ConflictingOrder {
-                        order_id: r.id().clone(),
-                    });
-                }
-                existing_ids.push(r.id().clone());
-            }
-        }
-        for r in records {
-            if state.orders.contains_key(r.id()) {
-                continue;
-            }
-            let mut stored = r.clone();
-            stored.version = 1;
-            state
-                .by_state
-                .entry(stored.state)
-                .or_default()
-                .insert(stored.id().clone());
-            state.orders.insert(stored.id().clone(), stored);
-        }
-        Ok(existing_ids)
+        self.lock().insert(records)
     }
 
     async fn order(&self, order_id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {

@@ -13,6 +13,7 @@
 //! the concurrency checks race for real.
 
 pub mod checks;
+pub mod claims;
 mod fixtures;
 
 pub use fixtures::{order, order_for, record, t0};
@@ -38,17 +39,48 @@ pub fn __run<F: std::future::Future<Output = ()>>(name: &str, check: impl FnOnce
 /// });
 /// # fn main() {}
 /// ```
+///
+/// A store that needs a server may return `Option<Store>`: `None` means the server is not
+/// there, and each check returns at once. The factory says so (prints that it skipped and
+/// why, or panics where a missing server is a failure, as in CI).
+///
+/// ```
+/// use autoprov_store::MemoryStore;
+/// autoprov_store::store_conformance_tests!(maybe, async fn make() -> Option<MemoryStore> {
+///     Some(MemoryStore::new())
+/// });
+/// # fn main() {}
+/// ```
 #[macro_export]
 macro_rules! store_conformance_tests {
+    ($module:ident, async fn $make:ident () -> Option<$ret:ty> $body:block) => {
+        $crate::__store_conformance_module!(
+            $module, $ret, { async fn $make() -> Option<$ret> $body }, $make().await
+        );
+    };
     ($module:ident, async fn $make:ident () -> $ret:ty $body:block) => {
+        $crate::__store_conformance_module!(
+            $module, $ret, { async fn $make() -> $ret $body }, Some($make().await)
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_module {
+    ($module:ident, $ret:ty, { $($item:item)* }, $made:expr) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
 
-            async fn $make() -> $ret $body
+            $($item)*
 
-            $crate::__store_conformance_fns!(
-                $make;
+            async fn __kit_make() -> ::std::option::Option<$ret> {
+                $made
+            }
+
+            $crate::__conformance_fns!(
+                __kit_make, checks;
                 insert_and_reread,
                 reinsert_is_noop_and_conflict_is_refused,
                 illegal_transition_is_refused,
@@ -73,14 +105,17 @@ macro_rules! store_conformance_tests {
 
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __store_conformance_fns {
-    ($make:ident; $($check:ident),+) => {
+macro_rules! __conformance_fns {
+    ($make:ident, $checks:ident; $($check:ident),+) => {
         $(
             #[test]
             fn $check() {
                 $crate::testkit::__run(stringify!($check), || async {
-                    let store = ::std::sync::Arc::new($make().await);
-                    $crate::testkit::checks::$check(store).await;
+                    let ::std::option::Option::Some(store) = $make().await else {
+                        return;
+                    };
+                    let store = ::std::sync::Arc::new(store);
+                    $crate::testkit::$checks::$check(store).await;
                 });
             }
         )+
@@ -90,8 +125,52 @@ macro_rules! __store_conformance_fns {
             let generated: &[&str] = &[$(stringify!($check)),+];
             assert_eq!(
                 generated,
-                $crate::testkit::checks::ALL,
-                "store_conformance_tests! and checks::ALL disagree"
+                $crate::testkit::$checks::ALL,
+                "the generated checks and {}::ALL disagree",
+                stringify!($checks)
+            );
+        }
+    };
+}
+
+/// Generates one `#[test]` per claim check ([`claims`]), in a module, for the
+/// [`ClaimStore`](crate::ClaimStore) the factory makes (a fresh one per check). The factory may
+/// return `Option<Store>` like [`store_conformance_tests!`](crate::store_conformance_tests).
+#[macro_export]
+macro_rules! claim_conformance_tests {
+    ($module:ident, async fn $make:ident () -> Option<$ret:ty> $body:block) => {
+        $crate::__claim_conformance_module!(
+            $module, $ret, { async fn $make() -> Option<$ret> $body }, $make().await
+        );
+    };
+    ($module:ident, async fn $make:ident () -> $ret:ty $body:block) => {
+        $crate::__claim_conformance_module!(
+            $module, $ret, { async fn $make() -> $ret $body }, Some($make().await)
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __claim_conformance_module {
+    ($module:ident, $ret:ty, { $($item:item)* }, $made:expr) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $($item)*
+
+            async fn __kit_make() -> ::std::option::Option<$ret> {
+                $made
+            }
+
+            $crate::__conformance_fns!(
+                __kit_make, claims;
+                concurrent_claimers_never_get_the_same_order,
+                an_expired_lease_is_taken_over_and_the_old_holder_is_fenced,
+                a_write_under_a_claim_checks_the_version_too,
+                a_claim_never_returns_an_order_whose_dependency_is_not_done,
+                a_stale_planning_epoch_cannot_insert
             );
         }
     };

@@ -10,3 +10,10 @@ autoprov_store::store_conformance_tests!(
 );
 
 mod index;
+
+autoprov_store::claim_conformance_tests!(
+    memory_claims,
+    async fn make() -> MemoryStore {
+        MemoryStore::new()
+    }
+);

@@ -1,0 +1,205 @@
+//! Orders: insertion, and the one place an order record changes (read it `FOR UPDATE`,
+//! apply the update through [`OrderRecord::applied`], write it back with its history entry,
+//! in the caller's transaction).
+
+use crate::{db, from_json, refuse_secrets, to_i64, to_json};
+use autoprov_core::{OrderId, ProvisioningState};
+use autoprov_store::{OrderRecord, OrderUpdate, StoreError};
+use deadpool_postgres::Transaction;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use tokio_postgres::Row;
+
+/// The record of a row selected as `record`.
+pub(crate) fn record_of(row: &Row) -> Result<OrderRecord, StoreError> {
+    from_json(
+        "decode an order record",
+        row.get::<_, serde_json::Value>("record"),
+    )
+}
+
+/// Inserts new orders (version 1) in `tx`; returns the ids already stored with the same
+/// order. A conflicting or duplicated id, or an order holding a secret, is an error and the
+/// caller's transaction must not commit.
+pub(crate) async fn insert_orders(
+    tx: &Transaction<'_>,
+    records: &[OrderRecord],
+) -> Result<Vec<OrderId>, StoreError> {
+    let mut seen = HashSet::new();
+    let mut rows = Vec::with_capacity(records.len());
+    // Rows are inserted (and their keys locked) in id order, so two batches sharing ids
+    // wait for each other instead of deadlocking.
+    let mut sorted: Vec<&OrderRecord> = records.iter().collect();
+    sorted.sort_by(|a, b| a.id().cmp(b.id()));
+    for r in sorted {
+        if !seen.insert(r.id()) {
+            return Err(StoreError::DuplicateInBatch {
+                order_id: r.id().clone(),
+            });
+        }
+        refuse_secrets(r)?;
+        let mut stored = r.clone();
+        stored.version = 1;
+        rows.push(json!({
+            "id": r.id().as_str(),
+            "state": r.state.name(),
+            "owner": r.order.owner_id().map(|o| o.as_str()),
+            "deps": r.order.depends_on.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+            "not_before": r.order.not_before,
+            "next": r.dispatch.next_attempt_at,
+            "updated": r.dispatch.updated_at,
+            "record": to_json("encode an order record", &stored)?,
+        }));
+    }
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One round trip for the whole batch; rows already there are compared below.
+    let inserted: HashSet<String> = tx
+        .query(
+            "INSERT INTO orders (order_id, state, version, owner_id, depends_on, not_before,
+                                 next_attempt_at, updated_at, record)
+             SELECT x->>'id', x->>'state', 1, x->>'owner',
+                    ARRAY(SELECT jsonb_array_elements_text(x->'deps')),
+                    (x->>'not_before')::timestamptz, (x->>'next')::timestamptz,
+                    (x->>'updated')::timestamptz, x->'record'
+             FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(x, n)
+             ORDER BY n
+             ON CONFLICT (order_id) DO NOTHING
+             RETURNING order_id",
+            &[&serde_json::Value::Array(rows)],
+        )
+        .await
+        .map_err(db("insert orders"))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let existing: Vec<&OrderRecord> = records
+        .iter()
+        .filter(|r| !inserted.contains(r.id().as_str()))
+        .collect();
+    if existing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let existing_ids: Vec<String> = existing
+        .iter()
+        .map(|r| r.id().as_str().to_owned())
+        .collect();
+    let stored = tx
+        .query(
+            "SELECT order_id, record FROM orders WHERE order_id = ANY($1)",
+            &[&existing_ids],
+        )
+        .await
+        .map_err(db("insert orders: compare"))?;
+    let mut stored_by_id = HashMap::new();
+    for row in &stored {
+        stored_by_id.insert(row.get::<_, String>("order_id"), record_of(row)?);
+    }
+    for r in &existing {
+        match stored_by_id.get(r.id().as_str()) {
+            Some(s) if s.order.same_change(&r.order) => {}
+            _ => {
+                return Err(StoreError::ConflictingOrder {
+                    order_id: r.id().clone(),
+                });
+            }
+        }
+    }
+    Ok(existing.into_iter().map(|r| r.id().clone()).collect())
+}
+
+/// The fencing condition of a write made under a claim.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fence {
+    pub(crate) token: u64,
+}
+
+/// The one place an order record changes: read it `FOR UPDATE`, check the fence (if any)
+/// and the version, apply `update` through [`OrderRecord::applied`], write the record (the
+/// fence checked again in the `UPDATE`'s `WHERE`) and append its history entry. Nothing is
+/// written on an error; the caller commits.
+pub(crate) async fn apply(
+    tx: &Transaction<'_>,
+    order_id: &OrderId,
+    expected_version: u64,
+    update: &OrderUpdate,
+    fence: Option<Fence>,
+) -> Result<OrderRecord, StoreError> {
+    // Prepared once per connection: an update is three statements, each one round trip.
+    let read = tx
+        .prepare_cached("SELECT record, lease_token FROM orders WHERE order_id = $1 FOR UPDATE")
+        .await
+        .map_err(db("update order: prepare"))?;
+    let write = tx
+        .prepare_cached(
+            "UPDATE orders SET state = $2, version = $3, next_attempt_at = $4, updated_at = $5,
+                    record = $6,
+                    lease_owner = CASE WHEN $8 THEN NULL ELSE lease_owner END,
+                    lease_expires_at = CASE WHEN $8 THEN NULL ELSE lease_expires_at END
+             WHERE order_id = $1 AND ($7::bigint IS NULL OR lease_token = $7)",
+        )
+        .await
+        .map_err(db("update order: prepare"))?;
+    let append = tx
+        .prepare_cached("INSERT INTO order_history (order_id, version, entry) VALUES ($1, $2, $3)")
+        .await
+        .map_err(db("update order: prepare"))?;
+    let row = tx
+        .query_opt(&read, &[&order_id.as_str()])
+        .await
+        .map_err(db("update order: read"))?
+        .ok_or_else(|| StoreError::UnknownOrder {
+            order_id: order_id.clone(),
+        })?;
+    let lost = || StoreError::LeaseLost {
+        order_id: order_id.clone(),
+        token: fence.map_or(0, |f| f.token),
+    };
+    if let Some(f) = fence
+        && row.get::<_, Option<i64>>("lease_token") != Some(to_i64(f.token))
+    {
+        return Err(lost());
+    }
+    let current = record_of(&row)?;
+    if current.version != expected_version {
+        return Err(StoreError::StaleVersion {
+            order_id: order_id.clone(),
+            expected: expected_version,
+            actual: current.version,
+        });
+    }
+    let (next, entry) = current.applied(update)?;
+    // Under a claim, an order that left Pending has nothing left to hold: free the lease.
+    let release = fence.is_some() && next.state != ProvisioningState::Pending;
+    let written = tx
+        .execute(
+            &write,
+            &[
+                &order_id.as_str(),
+                &next.state.name(),
+                &to_i64(next.version),
+                &next.dispatch.next_attempt_at,
+                &next.dispatch.updated_at,
+                &to_json("encode an order record", &next)?,
+                &fence.map(|f| to_i64(f.token)),
+                &release,
+            ],
+        )
+        .await
+        .map_err(db("update order: write"))?;
+    if written != 1 {
+        return Err(lost());
+    }
+    tx.execute(
+        &append,
+        &[
+            &order_id.as_str(),
+            &to_i64(entry.version),
+            &to_json("encode a history entry", &entry)?,
+        ],
+    )
+    .await
+    .map_err(db("update order: history"))?;
+    Ok(next)
+}

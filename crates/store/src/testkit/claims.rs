@@ -1,0 +1,258 @@
+//! The claim checks: what every [`ClaimStore`] must show when several workers share it
+//! (exclusive claims, lease expiry and fencing, dependencies, planning epochs). They use the
+//! store's real clock: the lease check sleeps past a short lease (about 1.3 s).
+#![allow(clippy::disallowed_methods)] // test checks may read the wall clock
+
+use super::fixtures::{order, record, t0};
+use crate::{Claim, ClaimStore, OrderRecord, OrderUpdate, StoreError};
+use autoprov_core::{ConnectionMode, OrderId, ProvisioningEvent as E, ProvisioningState as S};
+use chrono::{TimeDelta, Utc};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every claim check, in the order the macro generates them.
+pub const ALL: &[&str] = &[
+    "concurrent_claimers_never_get_the_same_order",
+    "an_expired_lease_is_taken_over_and_the_old_holder_is_fenced",
+    "a_write_under_a_claim_checks_the_version_too",
+    "a_claim_never_returns_an_order_whose_dependency_is_not_done",
+    "a_stale_planning_epoch_cannot_insert",
+];
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn dependent(i: usize, on: &[usize]) -> OrderRecord {
+    let mut o = order(i);
+    o.depends_on = on.iter().map(|d| record(*d).id().clone()).collect();
+    OrderRecord::pending(o, ConnectionMode::Automated, t0())
+}
+
+/// Four tasks claiming in small batches until nothing is left: every order is claimed exactly
+/// once, each lease with its own token, and leased orders are not claimable.
+pub async fn concurrent_claimers_never_get_the_same_order(store: Arc<impl ClaimStore>) {
+    let n = 60;
+    store
+        .insert_orders(&(0..n).map(record).collect::<Vec<_>>())
+        .await
+        .expect("insert");
+    let mut handles = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let claims = store
+                    .claim(&format!("worker-{w}"), 3, LONG)
+                    .await
+                    .expect("claim");
+                if claims.is_empty() {
+                    return got;
+                }
+                got.extend(claims.into_iter().map(|c| (c.order_id().clone(), c.token)));
+            }
+        }));
+    }
+    let mut all: Vec<(OrderId, u64)> = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("worker"));
+    }
+    let ids: BTreeSet<&OrderId> = all.iter().map(|(id, _)| id).collect();
+    assert_eq!(all.len(), n, "every order claimed exactly once: {all:?}");
+    assert_eq!(ids.len(), n, "no order claimed twice");
+    let tokens: BTreeSet<u64> = all.iter().map(|(_, t)| *t).collect();
+    assert_eq!(tokens.len(), n, "every lease has its own token");
+    assert!(
+        store
+            .claim("late", 10, LONG)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased orders are not claimable"
+    );
+}
+
+/// A lease that expired is taken over with a greater token; the old holder's outcome, renewal
+/// and release are refused with `LeaseLost`, and only the new holder's outcome is stored.
+pub async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced(
+    store: Arc<impl ClaimStore>,
+) {
+    store.insert_orders(&[record(1)]).await.expect("insert");
+    // Long enough that a loaded CI machine claims twice within it; the sleep below ends it.
+    let short = Duration::from_millis(1000);
+    let old = store.claim("a", 10, short).await.expect("claim").remove(0);
+    assert!(
+        store.claim("b", 10, short).await.expect("claim").is_empty(),
+        "a live lease is not taken"
+    );
+    // The old holder records that its attempt starts, then stalls past its lease.
+    let old = store
+        .record_outcome(&old, OrderUpdate::at(Utc::now()).attempt_started())
+        .await
+        .expect("write under a live lease");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let new = store.claim("b", 10, LONG).await.expect("claim");
+    assert_eq!(new.len(), 1, "the expired lease is taken over");
+    let new = new.into_iter().next().expect("one");
+    assert!(new.token > old.token, "a later holder has a greater token");
+    assert_eq!(
+        new.record.dispatch.attempts, 1,
+        "the new holder sees the attempt"
+    );
+
+    let err = store
+        .record_outcome(&old, OrderUpdate::event(E::ConnectorSucceeded, Utc::now()))
+        .await
+        .expect_err("the old holder is fenced");
+    assert!(
+        matches!(&err, StoreError::LeaseLost { order_id, token } if order_id == old.order_id() && *token == old.token),
+        "got {err:?}"
+    );
+    assert!(matches!(
+        store.renew(&old, LONG).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        store.release(&old).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    let renewed = store.renew(&new, LONG).await.expect("renew");
+    assert!(renewed.lease_expires_at >= new.lease_expires_at);
+    let done = store
+        .record_outcome(
+            &renewed,
+            OrderUpdate::event(E::ConnectorFailed, Utc::now()).error("x"),
+        )
+        .await
+        .expect("the holder records");
+    assert_eq!(done.record.state, S::Errored);
+    let stored = store
+        .order(old.order_id())
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(
+        stored, done.record,
+        "only the new holder's outcome is stored"
+    );
+    assert_eq!(
+        store
+            .order_history(old.order_id())
+            .await
+            .expect("history")
+            .len(),
+        2
+    );
+}
+
+/// A write under a claim is refused as stale when the order changed outside the claim.
+pub async fn a_write_under_a_claim_checks_the_version_too(store: Arc<impl ClaimStore>) {
+    store.insert_orders(&[record(1)]).await.expect("insert");
+    let claim = store.claim("a", 1, LONG).await.expect("claim").remove(0);
+    // An operator changes the order meanwhile (outside the claim).
+    store
+        .update_order(claim.order_id(), 1, OrderUpdate::at(t0()).error("note"))
+        .await
+        .expect("operator");
+    let err = store
+        .record_outcome(&claim, OrderUpdate::event(E::ConnectorSucceeded, t0()))
+        .await
+        .expect_err("stale");
+    assert!(
+        matches!(err, StoreError::StaleVersion { .. }),
+        "got {err:?}"
+    );
+}
+
+/// A claim never returns an order whose dependencies are not Executed or Verified (or not
+/// stored), nor one whose next attempt is not due.
+pub async fn a_claim_never_returns_an_order_whose_dependency_is_not_done(
+    store: Arc<impl ClaimStore>,
+) {
+    // 2 needs 1; 3 needs 9, which is not stored; 4 needs 1 and 5.
+    store
+        .insert_orders(&[
+            record(1),
+            dependent(2, &[1]),
+            dependent(3, &[9]),
+            dependent(4, &[1, 5]),
+            record(5),
+        ])
+        .await
+        .expect("insert");
+    let ids = |cs: &[Claim]| {
+        cs.iter()
+            .map(|c| c.order_id().to_string())
+            .collect::<Vec<_>>()
+    };
+    let first = store.claim("w", 10, LONG).await.expect("claim");
+    assert_eq!(ids(&first), ["o-00001", "o-00005"]);
+    // 1 fails for now and is retried later: 2 and 4 stay blocked, 1 is not due.
+    let one = store
+        .record_outcome(
+            &first[0],
+            OrderUpdate::at(Utc::now())
+                .retry_at(Utc::now() + TimeDelta::hours(1))
+                .error("busy"),
+        )
+        .await
+        .expect("retry later");
+    store.release(&one).await.expect("release");
+    store
+        .record_outcome(
+            &first[1],
+            OrderUpdate::event(E::ConnectorSucceeded, Utc::now()),
+        )
+        .await
+        .expect("5 done");
+    assert!(store.claim("w", 10, LONG).await.expect("claim").is_empty());
+    // An operator makes 1 due now; it succeeds; 2 and 4 become ready, 3 never.
+    let r1 = store
+        .order(record(1).id())
+        .await
+        .expect("read")
+        .expect("stored");
+    store
+        .update_order(
+            r1.id(),
+            r1.version,
+            OrderUpdate::at(Utc::now()).retry_at(t0()),
+        )
+        .await
+        .expect("due now");
+    let again = store.claim("w", 10, LONG).await.expect("claim");
+    assert_eq!(ids(&again), ["o-00001"]);
+    store
+        .record_outcome(
+            &again[0],
+            OrderUpdate::event(E::ConnectorSucceeded, Utc::now()),
+        )
+        .await
+        .expect("1 done");
+    let ready = store.claim("w", 10, LONG).await.expect("claim");
+    assert_eq!(ids(&ready), ["o-00002", "o-00004"]);
+}
+
+/// An insert under a superseded planning epoch is refused and writes nothing.
+pub async fn a_stale_planning_epoch_cannot_insert(store: Arc<impl ClaimStore>) {
+    let first = store.begin_planning("planner-a").await.expect("begin");
+    store
+        .insert_orders_in_epoch(&first, &[record(1)])
+        .await
+        .expect("current epoch inserts");
+    let second = store.begin_planning("planner-b").await.expect("begin");
+    assert!(second.epoch > first.epoch);
+    let err = store
+        .insert_orders_in_epoch(&first, &[record(2)])
+        .await
+        .expect_err("stale epoch");
+    assert!(
+        matches!(err, StoreError::StalePlanningEpoch { epoch, current } if epoch == first.epoch && current == second.epoch),
+        "got {err:?}"
+    );
+    assert!(store.order(record(2).id()).await.expect("read").is_none());
+    store
+        .insert_orders_in_epoch(&second, &[record(2)])
+        .await
+        .expect("the new planner inserts");
+}
