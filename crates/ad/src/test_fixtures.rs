@@ -144,6 +144,28 @@ pub async fn admin_ldap(env: &AdEnv) -> ldap3::Ldap {
     ldap
 }
 
+/// Whether `dn` can bind with `password` (over LDAPS, verifying the test CA): how a test
+/// proves that a password set by the connector really works.
+pub async fn can_bind(env: &AdEnv, dn: &str, password: &str) -> bool {
+    let Ok(pem) = std::fs::read(&env.ca_file) else {
+        return false;
+    };
+    let Ok(config) = crate::pool::rustls_config(&pem) else {
+        return false;
+    };
+    let settings = LdapConnSettings::new().set_config(config);
+    let Ok((conn, mut ldap)) = LdapConnAsync::with_settings(settings, &env.url).await else {
+        return false;
+    };
+    ldap3::drive!(conn);
+    let ok = matches!(
+        ldap.simple_bind(dn, password).await.map(|r| r.success()),
+        Ok(Ok(_))
+    );
+    let _ = ldap.unbind().await;
+    ok
+}
+
 /// A short unique token for names (sAMAccountName allows 20 characters).
 #[allow(clippy::disallowed_methods)] // a unique name for a test object, not domain time
 pub fn token() -> String {

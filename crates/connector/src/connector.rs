@@ -5,7 +5,8 @@ use crate::error::{ConnectorError, ErrorKind, Operation};
 use crate::schema::ConnectionSchema;
 use async_trait::async_trait;
 use autoprov_core::{
-    ConnectionId, EntityTypeId, PackageId, ProvisioningOrder, Resource, ResourceId, StableId,
+    ConnectionId, EntityTypeId, PackageId, ProvisioningOrder, Resource, ResourceId, Secret,
+    StableId,
 };
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
@@ -92,6 +93,11 @@ pub struct Executed {
     pub changed: BTreeSet<String>,
     /// An Added order found an existing identical target and adopted it.
     pub adopted: bool,
+    /// The initial password the connector generated and set (the order carried none): handed
+    /// to the host's delivery hook and then dropped. Never serialized, never stored, shown
+    /// masked in `Debug`.
+    #[serde(skip)]
+    pub initial_password: Option<Secret>,
 }
 
 impl Executed {
@@ -102,7 +108,14 @@ impl Executed {
             stable_id: None,
             changed: BTreeSet::new(),
             adopted: false,
+            initial_password: None,
         }
+    }
+
+    /// Hands back the initial password the connector generated and set.
+    pub fn with_initial_password(mut self, password: Secret) -> Self {
+        self.initial_password = Some(password);
+        self
     }
 
     /// Sets the target's stable id.

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod clock;
+pub mod delivery;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod dispatch;

@@ -89,15 +89,15 @@ impl Inner {
         let dn_text = dn.to_string();
         let fail = |e: ConnectorError| e.with_target(dn_text.clone());
 
-        // The initial password: given, or generated.
+        // The initial password: given, or generated (and then handed back for delivery).
+        let mut generated = None;
         if d.password.is_none()
             && let Some(pw) = &m.password
             && let Some(policy) = &pw.generate
         {
-            d.password = Some((
-                pw.property.clone(),
-                crate::password::generate(policy, &mut rand::thread_rng()),
-            ));
+            let secret = crate::password::generate(policy, &mut rand::thread_rng());
+            generated = Some(secret.clone());
+            d.password = Some((pw.property.clone(), secret));
         }
         if d.password.is_some() && !self.encrypted() {
             return Err(self.refuse_plain_password(&dn_text));
@@ -146,7 +146,19 @@ impl Inner {
         match server.add(&dn_text, &attrs).await {
             Ok(()) => {}
             Err(LdapFailure::Result { rc: 68, .. }) => {
-                return self.adopt(order, m, &server, server_index, &dn, d).await;
+                let adopted = self.adopt(order, m, &server, server_index, &dn, d).await?;
+                // Adoption converges the password too: the generated one is the one set.
+                return Ok(match generated {
+                    Some(p)
+                        if adopted
+                            .changed
+                            .iter()
+                            .any(|c| Some(c) == m.password.as_ref().map(|pw| &pw.property)) =>
+                    {
+                        adopted.with_initial_password(p)
+                    }
+                    _ => adopted,
+                });
             }
             Err(LdapFailure::Result { rc: 32, text, .. }) => {
                 return Err(invalid(
@@ -194,9 +206,13 @@ impl Inner {
             Some(e) => (e.dn.clone(), e.guid()),
             None => (dn_text.clone(), None),
         };
-        Ok(Executed::new(resource_id)
+        let executed = Executed::new(resource_id)
             .with_stable_id(stable_id.map(StableId::new))
-            .with_changed(changed))
+            .with_changed(changed);
+        Ok(match generated {
+            Some(p) => executed.with_initial_password(p),
+            None => executed,
+        })
     }
 
     /// An Added order met an existing entry: adopt it when it is the same account, and converge.

@@ -196,6 +196,20 @@ async fn generated_password_when_the_order_has_none() {
             vec!["0"],
             "a generated password was set"
         );
+        // It is handed back for delivery (and nowhere else), and it is the one that works.
+        let password = done
+            .initial_password
+            .clone()
+            .expect("the generated password is handed back for delivery");
+        assert!(
+            !format!("{done:?}").contains(password.expose().unwrap()),
+            "Debug masks it"
+        );
+        assert!(
+            can_bind(&env, done.resource_id.as_str(), password.expose().unwrap()).await,
+            "the account binds with the delivered password"
+        );
+        assert!(!can_bind(&env, done.resource_id.as_str(), "Not-The-Passw0rd!").await);
     })
     .await;
 }

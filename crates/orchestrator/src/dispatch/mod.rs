@@ -164,6 +164,7 @@ pub struct Dispatcher {
 
 struct Core {
     lanes: BTreeMap<ConnectionId, Lane>,
+    delivery: Option<Arc<dyn crate::delivery::PasswordDelivery>>,
     policy: DispatchPolicy,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -220,6 +221,7 @@ impl Dispatcher {
         Self {
             core: Arc::new(Core {
                 lanes,
+                delivery: None,
                 policy,
                 store,
                 clock,
@@ -228,6 +230,18 @@ impl Dispatcher {
                 rng,
             }),
         }
+    }
+
+    /// Hands generated initial passwords to `delivery` (see [`crate::delivery`]).
+    pub fn with_password_delivery(
+        mut self,
+        delivery: Arc<dyn crate::delivery::PasswordDelivery>,
+    ) -> Self {
+        match Arc::get_mut(&mut self.core) {
+            Some(core) => core.delivery = Some(delivery),
+            None => unreachable!("the core is shared only while a dispatch runs"),
+        }
+        self
     }
 
     /// Sends events to `sink`.

@@ -4,8 +4,8 @@
 use super::{Core, DispatchError, Outcome, operation_of, value_changes};
 use crate::events::JobEvent;
 use crate::store::{OrderRecord, OrderUpdate};
-use autoprov_connector::{ConnectorError, ErrorKind, Fulfillment};
-use autoprov_core::ProvisioningEvent;
+use autoprov_connector::{ConnectorError, ErrorKind, Executed, Fulfillment, Operation};
+use autoprov_core::{ProvisioningEvent, ProvisioningOrder};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -94,6 +94,9 @@ impl Core {
             .await;
             drop(permit);
             let result = match call {
+                Ok(Ok(Fulfillment::Executed(executed))) if executed.initial_password.is_some() => {
+                    self.deliver(&record.order, executed).await
+                }
                 Ok(r) => r,
                 Err(_) => Err(ConnectorError::new(
                     ErrorKind::Timeout,
@@ -246,5 +249,37 @@ impl Core {
             changes: value_changes(&record.order),
         });
         Ok(())
+    }
+
+    /// Hands a generated initial password to the delivery hook, then drops it. A failed
+    /// delivery fails the attempt (temporary): the order is sent again and a new password is
+    /// set and delivered. Without a hook the password is dropped, with a warning that names
+    /// the order only.
+    async fn deliver(
+        &self,
+        order: &ProvisioningOrder,
+        mut executed: Executed,
+    ) -> Result<Fulfillment, ConnectorError> {
+        let Some(password) = executed.initial_password.take() else {
+            return Ok(Fulfillment::Executed(executed));
+        };
+        let Some(hook) = &self.delivery else {
+            tracing::warn!(
+                order = %order.order_id,
+                "a generated initial password was set but no password delivery is configured"
+            );
+            return Ok(Fulfillment::Executed(executed));
+        };
+        match hook.deliver(order, &executed.resource_id, &password).await {
+            Ok(()) => Ok(Fulfillment::Executed(executed)),
+            Err(e) => Err(ConnectorError::new(
+                ErrorKind::Unavailable,
+                Operation::SetPassword,
+                format!(
+                    "the initial password set on {} could not be delivered: {e}; the order is sent again with a new password",
+                    executed.resource_id
+                ),
+            )),
+        }
     }
 }

@@ -132,6 +132,7 @@ pub struct ProvisioningJobBuilder {
     scopes: BTreeMap<ConnectionId, String>,
     default_validity: Duration,
     reopen_after_outage: bool,
+    delivery: Option<Arc<dyn crate::delivery::PasswordDelivery>>,
 }
 
 impl ProvisioningJobBuilder {
@@ -194,15 +195,28 @@ impl ProvisioningJobBuilder {
         self
     }
 
+    /// Where generated initial passwords go (see [`crate::delivery`]). Without one, a
+    /// password a connector generates is set and dropped (with a warning).
+    pub fn password_delivery(
+        mut self,
+        delivery: Arc<dyn crate::delivery::PasswordDelivery>,
+    ) -> Self {
+        self.delivery = Some(delivery);
+        self
+    }
+
     /// Builds the job.
     pub fn build(self) -> ProvisioningJob {
-        let dispatcher = Dispatcher::new(
+        let mut dispatcher = Dispatcher::new(
             self.connectors.iter().cloned(),
             self.policy,
             self.store.clone(),
             self.clock.clone(),
         )
         .with_events(self.events.clone());
+        if let Some(delivery) = self.delivery {
+            dispatcher = dispatcher.with_password_delivery(delivery);
+        }
         let connectors = self
             .connectors
             .into_iter()
@@ -267,6 +281,7 @@ impl ProvisioningJob {
             scopes: BTreeMap::new(),
             default_validity: Duration::from_secs(7 * 24 * 3600),
             reopen_after_outage: true,
+            delivery: None,
         }
     }
 

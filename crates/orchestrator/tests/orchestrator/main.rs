@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod chaos;
+mod delivery;
 mod dispatch;
 mod job;
 mod planning_off_runtime;
