@@ -367,6 +367,7 @@ async fn rename_and_move_keep_the_stable_id() {
         stable_id: container.stable_id.clone(),
         changed: BTreeSet::new(),
         adopted: false,
+        initial_password: None,
     };
     run(
         &s,
@@ -429,6 +430,7 @@ async fn deletes_are_idempotent_and_containers_protect_their_children() {
         stable_id: ou_obj.stable_id.clone(),
         changed: BTreeSet::new(),
         adopted: false,
+        initial_password: None,
     };
     let e = run(
         &s,
