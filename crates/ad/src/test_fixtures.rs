@@ -418,6 +418,7 @@ pub fn order(
         }),
         depends_on: Vec::new(),
         not_before: None,
+        arguments: Default::default(),
     }
 }
 

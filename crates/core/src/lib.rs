@@ -24,7 +24,7 @@ pub use model::{
 pub use order::{
     ChangeType, Changes, EntityTypeRef, NavigationChange, OrderFileError, PropertyChange,
     ProvisioningOrder, ProvisioningOrdersList, ProvisioningResult, ProvisioningResultsList,
-    ResourceTypeRef,
+    ResourceKeys, ResourceTypeRef,
 };
 pub use secret::{RedactedSecret, SECRET_MASK, Secret};
 pub use states::{
