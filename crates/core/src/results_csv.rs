@@ -175,7 +175,7 @@ pub fn write<W: Write>(writer: W, results: &[ProvisioningResult]) -> Result<(), 
     })
 }
 
-/// Reads a results CSV as the reference system (or [`write`]) writes it. The header must be
+/// Reads a results CSV as the reference system (or [`write()`]) writes it. The header must be
 /// exactly [`HEADER`]; every row has its six columns; states are `Executed` or `Errored` (by
 /// name or numeric code), change types `Added`, `Modified` or `Deleted`.
 ///
