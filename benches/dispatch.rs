@@ -88,6 +88,7 @@ fn orders(n: usize, run: usize) -> Vec<ProvisioningOrder> {
                 ))),
                 depends_on: vec![],
                 not_before: None,
+                arguments: Default::default(),
             }
         })
         .collect()

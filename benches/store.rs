@@ -77,6 +77,7 @@ fn orders(n: usize) -> Vec<ProvisioningOrder> {
                 ))),
                 depends_on: vec![],
                 not_before: None,
+                arguments: Default::default(),
             }
         })
         .collect()

@@ -440,6 +440,7 @@ pub fn order(
         }),
         depends_on: Vec::new(),
         not_before: None,
+        arguments: Default::default(),
     }
 }
 

@@ -24,7 +24,8 @@
 //! #     change_type: ChangeType::Added, workflow_instance_id: None,
 //! #     owner: Some(Owner::new("u-1", "ann")),
 //! #     resource_type: ResourceTypeRef::of(&ResourceType::new("rt", "rt", "Directory_User", "user", "hr-app-manual")),
-//! #     connection: None, changes, resource: None, depends_on: vec![], not_before: None };
+//! #     connection: None, changes, resource: None, depends_on: vec![], not_before: None,
+//! #     arguments: Default::default() };
 //! let Fulfillment::Transmitted { ticket } = desk.fulfill(&order).await.unwrap() else {
 //!     panic!("a manual connection transmits")
 //! };
@@ -534,6 +535,7 @@ mod tests {
             resource: None,
             depends_on: vec![],
             not_before: None,
+            arguments: Default::default(),
         }
     }
 

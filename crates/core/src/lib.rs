@@ -4,6 +4,7 @@ pub mod assignment;
 pub mod ids;
 pub mod model;
 pub mod order;
+pub mod results_csv;
 pub mod secret;
 pub mod states;
 pub mod value;
@@ -24,8 +25,9 @@ pub use model::{
 pub use order::{
     ChangeType, Changes, EntityTypeRef, NavigationChange, OrderFileError, PropertyChange,
     ProvisioningOrder, ProvisioningOrdersList, ProvisioningResult, ProvisioningResultsList,
-    ResourceTypeRef,
+    ResourceKeys, ResourceTypeRef,
 };
+pub use results_csv::ResultsCsvError;
 pub use secret::{RedactedSecret, SECRET_MASK, Secret};
 pub use states::{
     ConnectionMode, IllegalTransition, ProvisioningEvent, ProvisioningState, WorkflowState,

@@ -5,6 +5,12 @@
 //! `<nav>_remove` lists (value-level deltas, never a full replacement). autoprov adds its own
 //! fields: `OrderId` (unique; the idempotency key), `DependsOn` (order ids) and `NotBefore`.
 //! A file without `OrderId`s gets ids derived from `AssignedResourceTypeId` and `ChangeType`.
+//!
+//! Files as the reference system writes them are read as they are: `Resource` (the target's
+//! current values) needs no `Id` (its key comes from `dn`, then `objectGUID`, then the resource
+//! type's key property when the reader knows it, see [`ResourceKeys`]), reference objects may
+//! hold numbers and booleans (read as their text), and an order's `Arguments` (the output of
+//! its `ArgumentsExpression`) travel with it.
 
 use crate::ids::{
     AssignmentId, ConnectionId, EntityTypeId, OrderId, OwnerId, ResourceId, ResourceTypeId,
@@ -16,8 +22,12 @@ use crate::value::{PropertyValue, Reference, ScalarValue};
 use chrono::{DateTime, Utc};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+mod file;
+
+pub use file::{OrderFileError, ProvisioningOrdersList, ResourceKeys};
 
 /// What an order does to its target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -214,6 +224,7 @@ impl<'de> Deserialize<'de> for Changes {
                 .strip_suffix("_add")
                 .map(|p| (p, true))
                 .or_else(|| key.strip_suffix("_remove").map(|p| (p, false)));
+            let value = file::reference_values_as_text(value);
             if let Some((property, is_add)) = delta {
                 let refs = match PropertyValue::from_json(value) {
                     Ok(PropertyValue::References(refs)) => refs,
@@ -337,6 +348,14 @@ pub struct ProvisioningOrder {
     /// Not to be sent before this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,
+    /// The order's arguments (the reference system's `ArgumentsExpression` output), passed to
+    /// the connector as they are. Numbers and booleans in a file are read as their text.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "file::arguments_from_json"
+    )]
+    pub arguments: BTreeMap<String, String>,
 }
 
 impl ProvisioningOrder {
@@ -353,7 +372,7 @@ impl ProvisioningOrder {
     ///     order_id: "o-1".into(), assigned_resource_type_id: None, change_type: ChangeType::Added,
     ///     workflow_instance_id: None, owner: None, resource_type: ResourceTypeRef::of(&rt),
     ///     connection: Some("ad".into()), changes: Changes::default(), resource: None,
-    ///     depends_on: vec![], not_before: None,
+    ///     depends_on: vec![], not_before: None, arguments: Default::default(),
     /// };
     /// let mut b = a.clone();
     /// b.depends_on.push("o-0".into());
@@ -416,193 +435,6 @@ impl ProvisioningOrder {
             }
             _ => Ok(()),
         }
-    }
-}
-
-/// A malformed orders file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum OrderFileError {
-    /// The JSON does not have the expected shape.
-    #[error("malformed orders file at `{path}`: {message}")]
-    Malformed {
-        /// The JSON path (e.g. `ProvisioningOrdersList[3].Changes`).
-        path: String,
-        /// What was expected.
-        message: String,
-    },
-    /// Two orders share an id.
-    #[error("duplicate order id {order_id} at ProvisioningOrdersList[{first}] and [{second}]")]
-    DuplicateOrderId {
-        /// The id.
-        order_id: OrderId,
-        /// Index of the first occurrence.
-        first: usize,
-        /// Index of the second occurrence.
-        second: usize,
-    },
-    /// An order is inconsistent.
-    #[error("invalid order {order_id} at ProvisioningOrdersList[{index}]: {reason}")]
-    InvalidOrder {
-        /// Its index.
-        index: usize,
-        /// Its id.
-        order_id: OrderId,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-/// The root of an orders file: `{"ProvisioningOrdersList": [...]}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ProvisioningOrdersList {
-    /// The orders.
-    pub provisioning_orders_list: Vec<ProvisioningOrder>,
-}
-
-const ROOT_KEY: &str = "ProvisioningOrdersList";
-
-struct RawOrdersList {
-    provisioning_orders_list: Vec<RawOrder>,
-}
-
-// Hand-written rather than derived: a derived struct also accepts a JSON array (serde's
-// positional form), so `[[...]]` would pass for an orders file. The root must be the object
-// of SPEC §6.
-impl<'de> Deserialize<'de> for RawOrdersList {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Root;
-        impl<'de> serde::de::Visitor<'de> for Root {
-            type Value = RawOrdersList;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "an object `{{\"{ROOT_KEY}\": [...]}}`")
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<RawOrdersList, A::Error> {
-                let mut list = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    if key != ROOT_KEY {
-                        return Err(A::Error::unknown_field(&key, &[ROOT_KEY]));
-                    }
-                    if list.is_some() {
-                        return Err(A::Error::duplicate_field(ROOT_KEY));
-                    }
-                    list = Some(map.next_value()?);
-                }
-                Ok(RawOrdersList {
-                    provisioning_orders_list: list
-                        .ok_or_else(|| A::Error::missing_field(ROOT_KEY))?,
-                })
-            }
-        }
-        deserializer.deserialize_map(Root)
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", expecting = "an order object")]
-struct RawOrder {
-    #[serde(default)]
-    order_id: Option<OrderId>,
-    #[serde(default)]
-    assigned_resource_type_id: Option<AssignmentId>,
-    change_type: ChangeType,
-    #[serde(default)]
-    workflow_instance_id: Option<String>,
-    #[serde(default)]
-    owner: Option<Owner>,
-    resource_type: ResourceTypeRef,
-    #[serde(default)]
-    connection: Option<ConnectionId>,
-    #[serde(default)]
-    changes: Changes,
-    #[serde(default)]
-    resource: Option<Resource>,
-    #[serde(default)]
-    depends_on: Vec<OrderId>,
-    #[serde(default)]
-    not_before: Option<DateTime<Utc>>,
-}
-
-impl ProvisioningOrdersList {
-    /// Parses an orders file, checking its shape, that order ids are unique and that each order
-    /// is consistent. Never panics on bad input.
-    ///
-    /// ```
-    /// use autoprov_core::{OrderFileError, ProvisioningOrdersList};
-    /// let err = ProvisioningOrdersList::from_json(
-    ///     r#"{"ProvisioningOrdersList":[{"ChangeType":"Renamed"}]}"#).unwrap_err();
-    /// assert!(matches!(err, OrderFileError::Malformed { .. }));
-    /// assert!(err.to_string().contains("ProvisioningOrdersList[0]"), "{err}");
-    /// ```
-    pub fn from_json(text: &str) -> Result<Self, OrderFileError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let raw: RawOrdersList =
-            serde_path_to_error::deserialize(&mut *de).map_err(|e| OrderFileError::Malformed {
-                path: e.path().to_string(),
-                message: e.inner().to_string(),
-            })?;
-        // Only whitespace may follow the root object: a second document or stray text means
-        // the file is not what it claims to be.
-        de.end().map_err(|e| OrderFileError::Malformed {
-            path: ".".into(),
-            message: e.to_string(),
-        })?;
-        let mut seen: HashMap<OrderId, usize> = HashMap::new();
-        let mut orders = Vec::with_capacity(raw.provisioning_orders_list.len());
-        for (index, raw) in raw.provisioning_orders_list.into_iter().enumerate() {
-            let order_id = match (raw.order_id, &raw.assigned_resource_type_id) {
-                (Some(id), _) => id,
-                (None, Some(art)) => OrderId::new(format!("{art}:{}", raw.change_type)),
-                (None, None) => {
-                    return Err(OrderFileError::Malformed {
-                        path: format!("ProvisioningOrdersList[{index}]"),
-                        message: "expected `OrderId` or `AssignedResourceTypeId`".into(),
-                    });
-                }
-            };
-            if let Some(first) = seen.insert(order_id.clone(), index) {
-                return Err(OrderFileError::DuplicateOrderId {
-                    order_id,
-                    first,
-                    second: index,
-                });
-            }
-            let order = ProvisioningOrder {
-                order_id,
-                assigned_resource_type_id: raw.assigned_resource_type_id,
-                change_type: raw.change_type,
-                workflow_instance_id: raw.workflow_instance_id,
-                owner: raw.owner,
-                resource_type: raw.resource_type,
-                connection: raw.connection,
-                changes: raw.changes,
-                resource: raw.resource,
-                depends_on: raw.depends_on,
-                not_before: raw.not_before,
-            };
-            order
-                .validate()
-                .map_err(|reason| OrderFileError::InvalidOrder {
-                    index,
-                    order_id: order.order_id.clone(),
-                    reason,
-                })?;
-            orders.push(order);
-        }
-        Ok(Self {
-            provisioning_orders_list: orders,
-        })
-    }
-
-    /// Writes the file as pretty JSON. Secrets are masked.
-    pub fn to_json_pretty(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
     }
 }
 

@@ -25,6 +25,7 @@ fn order(changes: Changes) -> ProvisioningOrder {
         resource: None,
         depends_on: Vec::new(),
         not_before: None,
+        arguments: Default::default(),
     }
 }
 

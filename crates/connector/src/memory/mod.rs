@@ -36,6 +36,7 @@
 //!     resource: None,
 //!     depends_on: vec![],
 //!     not_before: None,
+//!     arguments: Default::default(),
 //! };
 //! let done = system.fulfill(&order).await.unwrap();
 //! let done = done.executed().unwrap();

@@ -30,6 +30,7 @@ fn order(
         resource: None,
         depends_on: vec![],
         not_before: None,
+        arguments: Default::default(),
     }
 }
 

@@ -260,6 +260,7 @@ impl<'a> Ctx<'a> {
             }),
             depends_on: Vec::new(),
             not_before: None,
+            arguments: Default::default(),
         }
     }
 

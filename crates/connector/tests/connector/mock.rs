@@ -88,6 +88,7 @@ fn order(id: &str, connection: &str) -> ProvisioningOrder {
         resource: None,
         depends_on: vec![],
         not_before: None,
+        arguments: Default::default(),
     }
 }
 

@@ -44,6 +44,7 @@ fn added(i: usize) -> ProvisioningOrder {
         resource: None,
         depends_on: vec![],
         not_before: None,
+        arguments: Default::default(),
     }
 }
 

@@ -8,10 +8,14 @@
 //! - `secrets`: a secret never reaches `Debug`, `Display` or JSON.
 //! - `state_machine`: the provisioning state machine of SPEC §4 under random event sequences.
 //! - `requests`: assignment requests with 0–3 approval steps under random operations.
+//! - `reference_files`: orders files as the reference system writes them (`fixtures/`).
+//! - `results_csv`: results in the reference system's CSV, written and read.
 
 mod golden;
 mod malformed;
+mod reference_files;
 mod requests;
+mod results_csv;
 mod roundtrip;
 mod secrets;
 mod state_machine;

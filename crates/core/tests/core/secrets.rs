@@ -37,6 +37,7 @@ fn order_with_secret(secret: &str) -> ProvisioningOrder {
         )),
         depends_on: vec![],
         not_before: None,
+        arguments: Default::default(),
     }
 }
 

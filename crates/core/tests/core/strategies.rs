@@ -319,6 +319,7 @@ pub fn arb_order() -> impl Strategy<Value = ProvisioningOrder> {
         arb_resource(),
         vec(arb_key(), 0..3),
         option::of(arb_datetime()),
+        proptest::collection::btree_map(arb_key(), any_text(), 0..3),
     );
     (head, tail).prop_map(
         |(
@@ -331,6 +332,7 @@ pub fn arb_order() -> impl Strategy<Value = ProvisioningOrder> {
                 fallback_resource,
                 depends_on,
                 not_before,
+                arguments,
             ),
         )| {
             let owner = match change_type {
@@ -358,6 +360,7 @@ pub fn arb_order() -> impl Strategy<Value = ProvisioningOrder> {
                 resource,
                 depends_on,
                 not_before,
+                arguments,
             }
         },
     )

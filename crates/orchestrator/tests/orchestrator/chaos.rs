@@ -76,6 +76,7 @@ fn account_order(i: usize, invalid: bool) -> ProvisioningOrder {
         resource: None,
         depends_on: vec![],
         not_before: None,
+        arguments: Default::default(),
     }
 }
 

@@ -313,6 +313,7 @@ impl Planner {
             resource: target.map(|t| t.to_resource(&self.syms, &self.refs)),
             depends_on: Vec::new(),
             not_before: None,
+            arguments: Default::default(),
         }
     }
 }
@@ -473,6 +474,7 @@ pub(super) fn orphan_item(
         resource: Some(t.to_resource(syms, refs)),
         depends_on: Vec::new(),
         not_before: None,
+        arguments: Default::default(),
     };
     with_order(&mut item, order, rtype.require_provisioning_review, view);
     Some(item)

@@ -36,6 +36,7 @@ pub fn order_for(i: usize, login: &str) -> ProvisioningOrder {
         resource: None,
         depends_on: vec![],
         not_before: None,
+        arguments: Default::default(),
     }
 }
 
