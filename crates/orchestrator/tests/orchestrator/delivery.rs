@@ -142,6 +142,7 @@ fn order(id: &str) -> ProvisioningOrder {
         resource: None,
         depends_on: vec![],
         not_before: None,
+        arguments: Default::default(),
     }
 }
 
