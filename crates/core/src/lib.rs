@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod assignment;
+pub mod config;
 pub mod ids;
 pub mod model;
 pub mod order;
@@ -13,6 +14,7 @@ pub use assignment::{
     AssignedResourceNavigation, AssignedResourceScalar, AssignedResourceType, AssignmentStatus,
     Period,
 };
+pub use config::ConfigError;
 pub use ids::{
     AssignmentId, ConnectionId, EntityTypeId, ExportCookie, OrderId, OwnerId, PackageId, RequestId,
     ResourceId, ResourceTypeId, RoleId, StableId,
