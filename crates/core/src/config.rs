@@ -279,6 +279,8 @@ mod tests {
         );
         let e = from_json_str::<Outer>(r#"{"Inner": [{"PageSize": "x"}]}"#).unwrap_err();
         assert!(matches!(&e, ConfigError::Invalid { path, .. } if path == "Inner[0].PageSize"));
+        let ok = from_json_str::<Outer>(r#"{"Inner": [{"PageSize": 3}]}"#).unwrap();
+        assert_eq!(ok.inner[0].page_size, 3);
         let e = from_json_str::<Outer>(r#"{} {}"#).unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { .. }));
     }
