@@ -110,6 +110,16 @@ pub fn from_json_str<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> 
     Ok(value)
 }
 
+impl ConfigError {
+    /// The typed error for serde's error `message` at the JSON `path` (as
+    /// `serde_path_to_error` reports it): an unknown field or variant becomes
+    /// [`ConfigError::UnknownField`] with the closest known name. For parsers that keep their
+    /// own error type (the connector crate's settings parser).
+    pub fn from_serde(path: impl Into<String>, message: &str) -> Self {
+        error_at(path.into(), message)
+    }
+}
+
 /// The typed error for serde's `message` at `path`.
 fn error_at(path: String, message: &str) -> ConfigError {
     match UnknownName::parse(message) {
