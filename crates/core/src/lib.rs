@@ -14,7 +14,6 @@ pub use assignment::{
     AssignedResourceNavigation, AssignedResourceScalar, AssignedResourceType, AssignmentStatus,
     Period,
 };
-pub use config::ConfigError;
 pub use ids::{
     AssignmentId, ConnectionId, EntityTypeId, ExportCookie, OrderId, OwnerId, PackageId, RequestId,
     ResourceId, ResourceTypeId, RoleId, StableId,
