@@ -191,6 +191,12 @@ enum Outcome {
 
 impl Dispatcher {
     /// A dispatcher over the given connections.
+    ///
+    /// The policy is not checked here: check one that comes from configuration with
+    /// [`DispatchPolicy::validate`] (or build the job with
+    /// [`crate::job::ProvisioningJobBuilder::try_build`]). An unchecked policy never makes
+    /// dispatch panic (its waits saturate, its concurrency is capped), but does not behave as
+    /// meant.
     pub fn new(
         connectors: impl IntoIterator<Item = Arc<dyn Connector>>,
         policy: DispatchPolicy,
