@@ -580,6 +580,43 @@ mod tests {
     }
 
     #[test]
+    fn misspelt_settings_name_the_closest_setting() {
+        for (json, setting, suggestion) in [
+            (
+                with(base(), &["RequestTimeoutMS"], json!(1000)),
+                "RequestTimeoutMS",
+                Some("RequestTimeoutMs"),
+            ),
+            (
+                with(base(), &["PageSise"], json!(100)),
+                "PageSise",
+                Some("PageSize"),
+            ),
+            (
+                with(base(), &["Tls", "AllowPlainForTest"], json!(true)),
+                "Tls.AllowPlainForTest",
+                Some("AllowPlainForTests"),
+            ),
+            (
+                with(base(), &["Tls", "Mode"], json!("StartTLS")),
+                "Tls.Mode",
+                Some("StartTls"),
+            ),
+            (with(base(), &["Unknown"], json!(1)), "Unknown", None),
+        ] {
+            let err = AdSettings::from_json(json.clone()).unwrap_err();
+            assert_eq!(err.setting, setting, "{err} for {json}");
+            assert_eq!(err.suggestion.as_deref(), suggestion, "{err}");
+            if let Some(s) = suggestion {
+                assert!(
+                    err.to_string().ends_with(&format!("did you mean `{s}`?")),
+                    "{err}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn plain_needs_the_explicit_flag() {
         let json = with(
             with(

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Every flag defaults to `false` (a connection declares what it does, nothing is assumed), and
 /// [`Capabilities::mode`] to Automated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Capabilities {
     /// Automated (the connector applies orders) or manual (orders go to a human).

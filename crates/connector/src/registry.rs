@@ -72,7 +72,7 @@ impl<T: Clone> BuiltConnections<T> {
 
 /// One configured connection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ConnectionConfig {
     /// The connection id.
     pub id: ConnectionId,
@@ -145,13 +145,15 @@ impl PackageRegistry {
         &self,
         json: &str,
     ) -> Result<BTreeMap<ConnectionId, Arc<dyn Connector>>, ConnectorError> {
-        let configs: Vec<ConnectionConfig> = serde_json::from_str(json).map_err(|e| {
-            ConnectorError::new(
-                ErrorKind::InvalidConfiguration,
-                Operation::Configure,
-                format!("connections file: {e}"),
-            )
-        })?;
+        // A misspelt `Settings` would otherwise build the connection with no settings at all.
+        let configs: Vec<ConnectionConfig> =
+            autoprov_core::config::from_json_str(json).map_err(|e| {
+                ConnectorError::new(
+                    ErrorKind::InvalidConfiguration,
+                    Operation::Configure,
+                    format!("connections file: {e}"),
+                )
+            })?;
         let mut out = BTreeMap::new();
         for config in &configs {
             if out.contains_key(&config.id) {

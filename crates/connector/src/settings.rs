@@ -18,18 +18,38 @@
 
 use crate::error::{ConnectorError, ErrorKind, Operation};
 use autoprov_core::ConnectionId;
+use autoprov_core::config::ConfigError;
 use serde::de::DeserializeOwned;
 
 /// A package setting that is missing or wrong. It names the setting as a JSON path
 /// (`Tls.CaCertificate`, `Servers[1].Url`; `Settings` for the whole value).
+///
+/// An unknown setting (settings types refuse them with `#[serde(deny_unknown_fields)]`, so that
+/// a typo is not silently dropped) carries the closest known name in `suggestion`, found by
+/// [`autoprov_core::config::closest_name`], and the message ends in `did you mean `X`?`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid setting `{setting}`: {message}")]
+#[error("invalid setting `{setting}`: {message}{}", Hint(.suggestion.as_deref()))]
 #[non_exhaustive]
 pub struct SettingsError {
     /// The setting, as a JSON path.
     pub setting: String,
     /// What is wrong with it.
     pub message: String,
+    /// For an unknown setting: the closest known name, when one is close enough to be a likely
+    /// typo.
+    pub suggestion: Option<String>,
+}
+
+/// Displays `; did you mean `X`?` when there is a suggestion.
+struct Hint<'a>(Option<&'a str>);
+
+impl std::fmt::Display for Hint<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(s) => write!(f, "; did you mean `{s}`?"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl SettingsError {
@@ -38,6 +58,7 @@ impl SettingsError {
         Self {
             setting: setting.into(),
             message: message.into(),
+            suggestion: None,
         }
     }
 
@@ -64,20 +85,26 @@ impl From<SettingsError> for ConnectorError {
 }
 
 /// Parses a package's settings from JSON. A value of the wrong shape (a wrong type, an unknown
-/// or missing field) is a [`SettingsError`] naming the field by its JSON path.
+/// or missing field) is a [`SettingsError`] naming the field by its JSON path; an unknown
+/// field or variant also names the closest known one ([`SettingsError::suggestion`]).
 pub fn parse_settings<T: DeserializeOwned>(
     settings: serde_json::Value,
 ) -> Result<T, SettingsError> {
     serde_path_to_error::deserialize(settings).map_err(|e| {
         let path = e.path().to_string();
-        SettingsError::new(
-            if path == "." {
+        let message = e.inner().to_string();
+        let suggestion = ConfigError::from_serde(path.as_str(), &message)
+            .suggestion()
+            .map(str::to_owned);
+        SettingsError {
+            setting: if path == "." {
                 "Settings".to_owned()
             } else {
                 path
             },
-            e.inner().to_string(),
-        )
+            message,
+            suggestion,
+        }
     })
 }
 
@@ -112,6 +139,11 @@ mod tests {
         let e = parse_settings::<S>(serde_json::json!({"Sise": 1})).unwrap_err();
         assert_eq!(e.setting, "Sise");
         assert!(e.message.contains("unknown field"), "{e}");
+        assert_eq!(e.suggestion.as_deref(), Some("Size"));
+        assert!(e.to_string().ends_with("did you mean `Size`?"), "{e}");
+        let e = parse_settings::<S>(serde_json::json!({"Colour": 1})).unwrap_err();
+        assert_eq!(e.suggestion, None);
+        assert!(!e.to_string().contains("did you mean"), "{e}");
         let e = parse_settings::<S>(serde_json::json!(3)).unwrap_err();
         assert_eq!(e.setting, "Settings");
         let c = e.for_connection(&"c1".into());

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod assignment;
+pub mod config;
 pub mod ids;
 pub mod model;
 pub mod order;

@@ -1,5 +1,6 @@
 //! Entity types, resource types, resources and owners (SPEC §2).
 
+use crate::config::{self, ConfigError};
 use crate::ids::{ConnectionId, EntityTypeId, OwnerId, ResourceId, ResourceTypeId, StableId};
 use crate::value::{PropertyValue, json_kind};
 use crate::workflow::ApprovalWorkflowType;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 /// The kind of a property of an entity type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub enum PropertyKind {
     /// Text.
@@ -49,7 +51,7 @@ impl PropertyKind {
 
 /// A property of an entity type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct PropertyDefinition {
     /// The property's kind.
     pub kind: PropertyKind,
@@ -87,7 +89,7 @@ impl PropertyDefinition {
 
 /// A kind of resource, such as `Directory_User` or `AD_Entry`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct EntityType {
     /// Its id.
     pub id: EntityTypeId,
@@ -120,7 +122,7 @@ impl EntityType {
 ///
 /// `None` means no limit. Percentages are of the resource type's existing targets.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Thresholds {
     /// At most this many Added orders.
     #[serde(default)]
@@ -142,10 +144,20 @@ pub struct Thresholds {
     pub maximum_delete_percent: Option<u8>,
 }
 
+/// The JSON names of the [`Thresholds`] settings.
+const THRESHOLD_SETTINGS: [&str; 6] = [
+    "MaximumInsert",
+    "MaximumUpdate",
+    "MaximumDelete",
+    "MaximumInsertPercent",
+    "MaximumUpdatePercent",
+    "MaximumDeletePercent",
+];
+
 /// "An owner of source type S owns one resource of target type T in managed system C"
 /// (SPEC §2), with every setting and its default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ResourceType {
     /// Its id.
     pub id: ResourceTypeId,
@@ -271,6 +283,59 @@ impl ResourceType {
             discard_manual_assignments: false,
             approval_workflow_type: ApprovalWorkflowType::default(),
         }
+    }
+
+    /// Reads a resource type from its JSON configuration and checks it ([`Self::validate`]).
+    ///
+    /// An unknown field is a [`ConfigError::UnknownField`] naming it and the closest known name;
+    /// a threshold written at the top level (`MaximumDeletePercnt` next to `AllowRemove`) gets
+    /// the closest threshold, as `Thresholds.MaximumDeletePercent`. A contradiction is a
+    /// [`ConfigError::Invalid`] at the setting's path.
+    ///
+    /// ```
+    /// use autoprov_core::ResourceType;
+    /// let json = serde_json::json!({
+    ///     "Id": "rt-1", "Identifier": "AD_User", "SourceEntityType": "Directory_User",
+    ///     "TargetEntityType": "AD_Entry", "Connection": "ad", "MaximumDeletePercnt": 5
+    /// });
+    /// let err = ResourceType::from_json(json).unwrap_err();
+    /// assert_eq!(err.suggestion(), Some("Thresholds.MaximumDeletePercent"));
+    /// ```
+    pub fn from_json(json: serde_json::Value) -> Result<Self, ConfigError> {
+        let rt: Self = config::from_json(json).map_err(|e| match e {
+            ConfigError::UnknownField {
+                path,
+                field,
+                suggestion: None,
+                expected,
+            } if path == field => {
+                let suggestion = config::closest_name(&field, THRESHOLD_SETTINGS)
+                    .map(|t| format!("Thresholds.{t}"));
+                ConfigError::UnknownField {
+                    path,
+                    field,
+                    suggestion,
+                    expected,
+                }
+            }
+            other => other,
+        })?;
+        rt.validate().map_err(|e| {
+            let path = match &e {
+                ResourceTypeError::RemoveOrphansWithoutAllowRemove { .. } => {
+                    "RemoveOrphans".to_owned()
+                }
+                ResourceTypeError::PercentOutOfRange { setting, .. } => {
+                    format!("Thresholds.{setting}")
+                }
+                ResourceTypeError::DependsOnItself { .. } => "DependsOn".to_owned(),
+            };
+            ConfigError::Invalid {
+                path,
+                message: e.to_string(),
+            }
+        })?;
+        Ok(rt)
     }
 
     /// Checks that the settings agree with each other.
@@ -544,6 +609,77 @@ mod tests {
         rt.thresholds.maximum_delete_percent = Some(150);
         let err = rt.validate().unwrap_err();
         assert!(err.to_string().contains("MaximumDeletePercent"), "{err}");
+    }
+
+    #[test]
+    fn unknown_settings_are_refused_with_the_closest_name() {
+        use crate::config::{ConfigError, from_json};
+        let base = serde_json::json!({
+            "Id": "rt-1", "Identifier": "x", "SourceEntityType": "s",
+            "TargetEntityType": "t", "Connection": "c"
+        });
+        // A typo at the top level of a resource type.
+        let mut json = base.clone();
+        json["MaximumDeletePercnt"] = serde_json::json!(5);
+        let err = from_json::<ResourceType>(json).unwrap_err();
+        match &err {
+            ConfigError::UnknownField {
+                path,
+                field,
+                suggestion,
+                expected,
+            } => {
+                assert_eq!(path, "MaximumDeletePercnt");
+                assert_eq!(field, "MaximumDeletePercnt");
+                // Not a resource-type field: the closest one there is suggested, if any.
+                assert!(expected.iter().any(|e| e == "Thresholds"), "{expected:?}");
+                assert!(suggestion.as_deref() != Some("MaximumDeletePercnt"));
+            }
+            other => panic!("expected an unknown field, got {other}"),
+        }
+        let mut json = base.clone();
+        json["MaximumDeletePercnt"] = serde_json::json!(5);
+        let err = ResourceType::from_json(json).unwrap_err();
+        assert_eq!(err.path(), "MaximumDeletePercnt");
+        assert_eq!(err.suggestion(), Some("Thresholds.MaximumDeletePercent"));
+        assert!(err.to_string().contains("`MaximumDeletePercnt`"), "{err}");
+        let mut json = base.clone();
+        json["Thresholds"] = serde_json::json!({"MaximumDeletePercent": 150});
+        let err = ResourceType::from_json(json).unwrap_err();
+        assert_eq!(err.path(), "Thresholds.MaximumDeletePercent");
+        ResourceType::from_json(base.clone()).unwrap();
+        // A typo in a threshold: it used to switch the threshold off silently.
+        let mut json = base.clone();
+        json["Thresholds"] = serde_json::json!({"MaximumDeletePercnt": 5});
+        let err = from_json::<ResourceType>(json).unwrap_err();
+        assert_eq!(err.path(), "Thresholds.MaximumDeletePercnt");
+        assert_eq!(err.suggestion(), Some("MaximumDeletePercent"));
+        assert!(err.to_string().contains("MaximumDeletePercnt"), "{err}");
+        assert!(err.to_string().contains("MaximumDeletePercent`?"), "{err}");
+        let err = from_json::<Thresholds>(serde_json::json!({"MaximumDelte": 1})).unwrap_err();
+        assert_eq!(err.suggestion(), Some("MaximumDelete"));
+        // A typo of a resource-type setting.
+        let mut json = base.clone();
+        json["AllowRemvoe"] = serde_json::json!(false);
+        let err = from_json::<ResourceType>(json).unwrap_err();
+        assert_eq!(err.suggestion(), Some("AllowRemove"));
+        // Entity types and property definitions too; property names stay open.
+        let err = from_json::<EntityType>(serde_json::json!({
+            "Id": "e", "Identifier": "E",
+            "Properties": {"anyName": {"Kind": "String", "Requried": true}}
+        }))
+        .unwrap_err();
+        assert_eq!(err.path(), "Properties.anyName.Requried");
+        assert_eq!(err.suggestion(), Some("Required"));
+        let err = from_json::<PropertyKind>(serde_json::json!({"MonoReference": {"Traget": "x"}}))
+            .unwrap_err();
+        assert_eq!(err.suggestion(), Some("target"));
+        let err = from_json::<PropertyKind>(serde_json::json!("Strnig")).unwrap_err();
+        assert_eq!(err.suggestion(), Some("String"));
+        // The written form reads back.
+        let rt = ResourceType::new("rt-1", "x", "s", "t", "c");
+        let back: ResourceType = from_json(serde_json::to_value(&rt).unwrap()).unwrap();
+        assert_eq!(back, rt);
     }
 
     #[test]

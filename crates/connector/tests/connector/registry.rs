@@ -53,3 +53,32 @@ fn manual_connections_declare_the_manual_mode() {
     assert!(desk.info().capabilities.is_manual());
     assert!(!desk.info().capabilities.export);
 }
+
+#[tokio::test]
+async fn misspelt_connection_fields_are_refused_with_the_closest_name() {
+    let mut registry = PackageRegistry::new();
+    registry.register(MemoryPackage::new());
+    // `Setings` used to be dropped: the connection was built with no settings at all.
+    let e = registry
+        .connect_all_from_json(r#"[{"Id": "x", "Package": "autoprov.memory", "Setings": {}}]"#)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfiguration);
+    assert!(
+        e.to_string().contains("Setings") && e.to_string().contains("did you mean `Settings`?"),
+        "{e}"
+    );
+    // A misspelt capability used to leave it off.
+    let e = registry
+        .connect_all_from_json(
+            r#"[{"Id": "x", "Package": "autoprov.memory",
+                 "Settings": {"Capabilities": {"creat": true}}}]"#,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("Capabilities.creat")
+            && e.to_string().contains("did you mean `create`?"),
+        "{e}"
+    );
+}

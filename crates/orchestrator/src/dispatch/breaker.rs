@@ -77,7 +77,7 @@ impl Core {
                     tokio::select! {
                         () = notified => {}
                         () = tokio::time::sleep_until(
-                            (Instant::now() + self.policy.breaker.open_for).min(deadline),
+                            (super::policy::instant_after(Instant::now(), self.policy.breaker.open_for)).min(deadline),
                         ) => {}
                         () = cancel.cancelled() => return true,
                     }
@@ -93,7 +93,10 @@ impl Core {
                             BreakerState::Closed { failures: 0 }
                         } else {
                             BreakerState::Open {
-                                until: Instant::now() + self.policy.breaker.open_for,
+                                until: super::policy::instant_after(
+                                    Instant::now(),
+                                    self.policy.breaker.open_for,
+                                ),
                             }
                         };
                     }
@@ -141,7 +144,10 @@ impl Core {
             if *failures >= self.policy.breaker.failure_threshold {
                 let failures = *failures;
                 *s = BreakerState::Open {
-                    until: Instant::now() + self.policy.breaker.open_for,
+                    until: super::policy::instant_after(
+                        Instant::now(),
+                        self.policy.breaker.open_for,
+                    ),
                 };
                 drop(s);
                 tracing::warn!(connection = %conn, failures, "circuit opened: dispatch paused");

@@ -2,7 +2,6 @@
 //! steady allowance, so a sick system cannot cause a retry storm.
 
 use super::Core;
-use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -37,12 +36,14 @@ impl Core {
                     b.tokens -= 1.0;
                     return true;
                 }
-                if self.policy.budget.min_per_second <= 0.0 {
+                let rate = self.policy.budget.min_per_second;
+                // A NaN rate never refills (and would otherwise make a zero wait: a busy loop).
+                if rate.is_nan() || rate <= 0.0 {
                     return false;
                 }
-                Duration::from_secs_f64((1.0 - b.tokens) / self.policy.budget.min_per_second)
+                super::policy::saturating_secs((1.0 - b.tokens) / rate)
             };
-            let until = Instant::now() + wait;
+            let until = super::policy::instant_after(Instant::now(), wait);
             if until > deadline {
                 return false;
             }

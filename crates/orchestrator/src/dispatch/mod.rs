@@ -35,7 +35,7 @@ mod policy;
 mod send;
 mod values;
 
-pub use policy::{CircuitBreakerPolicy, DispatchPolicy, RetryBudget, RetryPolicy};
+pub use policy::{CircuitBreakerPolicy, DispatchPolicy, PolicyError, RetryBudget, RetryPolicy};
 pub use values::{operation_of, value_changes};
 
 use breaker::{Breaker, BreakerState};
@@ -192,6 +192,12 @@ enum Outcome {
 
 impl Dispatcher {
     /// A dispatcher over the given connections.
+    ///
+    /// The policy is not checked here: check one that comes from configuration with
+    /// [`DispatchPolicy::validate`] (or build the job with
+    /// [`crate::job::ProvisioningJobBuilder::try_build`]). An unchecked policy never makes
+    /// dispatch panic (its waits saturate, its concurrency is capped), but does not behave as
+    /// meant.
     pub fn new(
         connectors: impl IntoIterator<Item = Arc<dyn Connector>>,
         policy: DispatchPolicy,
@@ -204,7 +210,11 @@ impl Dispatcher {
                 let id = c.info().connection.clone();
                 let lane = Lane {
                     connector: c,
-                    semaphore: Arc::new(Semaphore::new(policy.concurrency_per_connection.max(1))),
+                    semaphore: Arc::new(Semaphore::new(
+                        policy
+                            .concurrency_per_connection
+                            .clamp(1, policy::MAX_CONCURRENCY),
+                    )),
                     breaker: Breaker {
                         state: Mutex::new(BreakerState::Closed { failures: 0 }),
                         changed: Notify::new(),
@@ -455,7 +465,11 @@ impl Core {
         let mut records: Vec<Option<OrderRecord>> = batch.into_iter().map(Some).collect();
         let mut running = FuturesUnordered::new();
         let mut in_flight: HashMap<ConnectionId, usize> = HashMap::new();
-        let launch_limit = self.policy.concurrency_per_connection.max(1) * 2;
+        let launch_limit = self
+            .policy
+            .concurrency_per_connection
+            .max(1)
+            .saturating_mul(2);
         let mut queues: BTreeMap<ConnectionId, VecDeque<usize>> = BTreeMap::new();
 
         loop {

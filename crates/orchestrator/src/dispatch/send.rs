@@ -46,7 +46,7 @@ impl Core {
             if cancel.is_cancelled() {
                 return Ok((Outcome::NotStarted, calls));
             }
-            let window = started + self.policy.retry.max_total;
+            let window = super::policy::instant_after(started, self.policy.retry.max_total);
             let ready = self.breaker_ready(lane, &conn, cancel, window).await;
             if cancel.is_cancelled() {
                 return Ok((Outcome::NotStarted, calls));
@@ -145,11 +145,15 @@ impl Core {
                     };
                     let can_retry = error.is_temporary()
                         && attempts < self.policy.retry.max_attempts
-                        && started.elapsed() + delay <= self.policy.retry.max_total;
+                        && started.elapsed().saturating_add(delay) <= self.policy.retry.max_total;
                     if can_retry {
-                        let deadline = started + self.policy.retry.max_total;
+                        let deadline =
+                            super::policy::instant_after(started, self.policy.retry.max_total);
                         let now = self.clock.now();
-                        let retry_at = now + chrono::TimeDelta::from_std(delay).unwrap_or_default();
+                        let retry_at = chrono::TimeDelta::from_std(delay)
+                            .ok()
+                            .and_then(|d| now.checked_add_signed(d))
+                            .unwrap_or(now);
                         record = self
                             .store
                             .update_order(

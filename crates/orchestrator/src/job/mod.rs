@@ -205,7 +205,21 @@ impl ProvisioningJobBuilder {
         self
     }
 
-    /// Builds the job.
+    /// Builds the job after checking the dispatch policy ([`DispatchPolicy::validate`]): a
+    /// policy out of range (no concurrency, a zero call deadline, a NaN or negative backoff
+    /// multiplier, a jitter outside `[0, 1]`, ...) is refused, naming the setting, before the
+    /// job can write anything. Prefer it to [`Self::build`] whenever the policy comes from
+    /// configuration.
+    ///
+    /// [`DispatchPolicy::validate`]: crate::dispatch::DispatchPolicy::validate
+    pub fn try_build(self) -> Result<ProvisioningJob, crate::dispatch::PolicyError> {
+        self.policy.validate()?;
+        Ok(self.build())
+    }
+
+    /// Builds the job without checking the dispatch policy (see [`Self::try_build`]); an
+    /// out-of-range policy never makes dispatch panic (its waits saturate) but does not
+    /// behave as meant.
     pub fn build(self) -> ProvisioningJob {
         let mut dispatcher = Dispatcher::new(
             self.connectors.iter().cloned(),

@@ -11,7 +11,7 @@ use autoprov_core::{ProvisioningOrder, ProvisioningState};
 use autoprov_orchestrator::Planner;
 use autoprov_orchestrator::clock::ManualClock;
 use autoprov_orchestrator::demo::{self, ACCOUNT};
-use autoprov_orchestrator::dispatch::{DispatchPolicy, RetryPolicy};
+use autoprov_orchestrator::dispatch::{DispatchPolicy, PolicyError, RetryPolicy};
 use autoprov_orchestrator::job::{JobOptions, ProvisioningJob};
 use autoprov_orchestrator::store::{AuditAction, MemoryStore, Store};
 use chrono::{TimeZone, Utc};
@@ -224,4 +224,69 @@ async fn an_operator_retries_errored_orders_and_the_next_job_sends_them() {
             .iter()
             .any(|h| h.from == ProvisioningState::Errored && h.to == ProvisioningState::Pending)
     );
+}
+
+/// A policy no one should write: NaN growth and jitter, unbounded waits, a budget that never
+/// refills, a breaker that opens at once and stays open "forever".
+fn hostile_policy() -> DispatchPolicy {
+    let mut policy = DispatchPolicy {
+        retry: RetryPolicy {
+            max_attempts: u32::MAX,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::MAX,
+            multiplier: f64::NAN,
+            jitter: f64::NAN,
+            max_total: Duration::from_millis(50),
+        },
+        ..DispatchPolicy::default()
+    };
+    policy.budget.min_per_second = f64::NAN;
+    policy.budget.capacity = f64::NAN;
+    policy.breaker.failure_threshold = 0;
+    policy.breaker.open_for = Duration::MAX;
+    policy.concurrency_per_connection = usize::MAX;
+    policy
+}
+
+#[tokio::test]
+async fn try_build_refuses_a_hostile_policy_and_build_never_panics_on_it() {
+    let now = Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap();
+    let builder = || {
+        let system = InMemoryConnector::new(demo::CONNECTION);
+        demo::seed_directory(&system).unwrap();
+        let switch = Switch {
+            inner: system,
+            down: Arc::new(AtomicBool::new(true)),
+        };
+        let mut planner = Planner::new(demo::planner_config()).unwrap();
+        for p in demo::people(3, now) {
+            planner.upsert_owner(p);
+        }
+        let store = Arc::new(MemoryStore::new());
+        let builder = ProvisioningJob::builder(planner, store.clone())
+            .connector(Arc::new(switch))
+            .dispatch_policy(hostile_policy())
+            .reopen_after_outage(false)
+            .clock(Arc::new(ManualClock::new(now)))
+            .target_filter(ACCOUNT, |r| !demo::is_admin_account(r))
+            .target_filter(demo::ADMIN_ACCOUNT, demo::is_admin_account);
+        (builder, store)
+    };
+    let (b, _) = builder();
+    let err = b.try_build().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            PolicyError::OutOfRange { setting, .. } if *setting == "concurrency_per_connection"
+        ),
+        "{err}"
+    );
+    // Unchecked, the same policy still dispatches to the end: every wait saturates.
+    let (b, store) = builder();
+    let mut job = b.build();
+    let report = tokio::time::timeout(Duration::from_secs(30), run(&mut job))
+        .await
+        .expect("a hostile policy must not hang dispatch");
+    assert!(!report.dispatch.errored.is_empty(), "{:?}", report.dispatch);
+    assert!(!errored_after_outage(&store).await.is_empty());
 }
