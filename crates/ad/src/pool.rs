@@ -119,21 +119,27 @@ impl ConnectSpec {
     pub(crate) fn from_settings(
         settings: &AdSettings,
     ) -> Result<Self, crate::settings::SettingsError> {
+        let encrypted = settings.tls.mode.is_encrypted();
         let ca = match &settings.tls.ca_certificate {
-            Some(ca) if settings.tls.mode.is_encrypted() => Some(ca.pem()?),
+            Some(ca) if encrypted => Some(ca.pem()?),
             _ => None,
         };
         #[cfg(feature = "tls-rustls")]
-        let rustls = match ca {
-            Some(pem) if settings.tls.verify => Some(rustls_config(&pem)?),
-            _ => None,
+        let rustls = if encrypted {
+            Some(rustls_config(ca.as_deref(), settings.tls.verify)?)
+        } else {
+            None
         };
         #[cfg(feature = "tls-native")]
-        let native = native_connector(ca.as_deref(), settings.tls.verify)?;
+        let native = if encrypted {
+            Some(native_connector(ca.as_deref(), settings.tls.verify)?)
+        } else {
+            None
+        };
         #[cfg(not(any(feature = "tls-rustls", feature = "tls-native")))]
         {
             let _ = ca;
-            if settings.tls.mode.is_encrypted() {
+            if encrypted {
                 return Err(crate::settings::SettingsError::new(
                     "Tls.Mode",
                     "this build has no TLS (enable the `tls-rustls` or `tls-native` feature)",
@@ -156,39 +162,145 @@ impl ConnectSpec {
     }
 }
 
+/// The system's trust roots, read once per process (reading them scans the certificate store).
+#[cfg(feature = "tls-rustls")]
+static SYSTEM_ROOTS: std::sync::LazyLock<Arc<rustls::RootCertStore>> =
+    std::sync::LazyLock::new(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::warn!("reading the system's TLS trust roots: {e}");
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, ignored) = roots.add_parsable_certificates(found.certs);
+        if ignored > 0 {
+            tracing::warn!(added, ignored, "some system TLS trust roots are unusable");
+        }
+        Arc::new(roots)
+    });
+
+/// The package's own rustls configuration, used on every encrypted path (LDAPS and StartTLS)
+/// so that ldap3 never builds one: ldap3's would take the process-wide default crypto provider,
+/// which panics when the host links a second provider without installing one.
+///
+/// - The crypto provider is explicit (ring, the one this crate enables).
+/// - Only TLS 1.3 and 1.2 are offered.
+/// - A configured CA replaces the trust roots: only certificates it signed are accepted, even
+///   ones a public CA would vouch for (an AD's certificates come from its own CA, and a public
+///   root would let anyone with a certificate for the DC's name impersonate it). Without one,
+///   the system's roots are used.
+/// - `verify == false` (only with `Tls.DangerAcceptInvalidCertsForTests`) accepts any
+///   certificate and name, but handshake signatures are still checked.
 #[cfg(feature = "tls-rustls")]
 pub(crate) fn rustls_config(
-    pem: &[u8],
+    ca_pem: Option<&[u8]>,
+    verify: bool,
 ) -> Result<Arc<rustls::ClientConfig>, crate::settings::SettingsError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
     let bad = |m: String| crate::settings::SettingsError::new("Tls.CaCertificate", m);
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| bad(format!("unreadable PEM: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("holds no certificate".into()));
-    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| {
+            crate::settings::SettingsError::new("Tls", format!("TLS setup failed: {e}"))
+        })?;
+    let config = if !verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        let roots = match ca_pem {
+            Some(pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    let cert = cert.map_err(|e| bad(format!("unreadable PEM: {e}")))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+                }
+                if roots.is_empty() {
+                    return Err(bad("holds no certificate".into()));
+                }
+                Arc::new(roots)
+            }
+            None => {
+                let roots = SYSTEM_ROOTS.clone();
+                if roots.is_empty() {
+                    tracing::warn!(
+                        "no Tls.CaCertificate and no system TLS trust roots: no server can be verified"
+                    );
+                }
+                roots
+            }
+        };
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
     Ok(Arc::new(config))
 }
 
+/// Accepts any server certificate and name (tests against a throwaway server only), while
+/// still checking that the server holds the key of the certificate it sent.
+#[cfg(feature = "tls-rustls")]
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+#[cfg(feature = "tls-rustls")]
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The native-tls counterpart of [`rustls_config`]: TLS 1.2 or later, a configured CA
+/// replaces the built-in roots, `verify == false` accepts any certificate and name.
 #[cfg(feature = "tls-native")]
 fn native_connector(
     pem: Option<&[u8]>,
     verify: bool,
-) -> Result<Option<native_tls::TlsConnector>, crate::settings::SettingsError> {
+) -> Result<native_tls::TlsConnector, crate::settings::SettingsError> {
     let bad = |m: String| crate::settings::SettingsError::new("Tls.CaCertificate", m);
     let mut builder = native_tls::TlsConnector::builder();
+    builder.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
     if let Some(pem) = pem {
         let text = String::from_utf8_lossy(pem);
         let end = "-----END CERTIFICATE-----";
@@ -197,6 +309,7 @@ fn native_connector(
                 .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
             builder.add_root_certificate(cert);
         }
+        builder.disable_built_in_roots(true);
     }
     if !verify {
         builder.danger_accept_invalid_certs(true);
@@ -204,7 +317,6 @@ fn native_connector(
     }
     builder
         .build()
-        .map(Some)
         .map_err(|e| bad(format!("TLS setup failed: {e}")))
 }
 

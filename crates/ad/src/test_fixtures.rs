@@ -130,7 +130,7 @@ pub async fn plain_connector(env: &AdEnv) -> AdConnector {
 /// the connector's own rustls setup.
 pub async fn admin_ldap(env: &AdEnv) -> ldap3::Ldap {
     let pem = std::fs::read(&env.ca_file).expect("reading the test CA");
-    let config = crate::pool::rustls_config(&pem).expect("the test CA");
+    let config = crate::pool::rustls_config(Some(&pem), true).expect("the test CA");
     let settings = LdapConnSettings::new().set_config(config);
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &env.url)
         .await
