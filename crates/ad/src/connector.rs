@@ -92,6 +92,7 @@ pub struct AdConnectorBuilder {
     ca: Option<CaCertificate>,
     verify: Option<bool>,
     allow_plain_for_tests: Option<bool>,
+    danger_accept_invalid_certs_for_tests: Option<bool>,
     connect_timeout: Option<Duration>,
     request_timeout: Option<Duration>,
     retry_delay: Option<Duration>,
@@ -163,15 +164,24 @@ impl AdConnectorBuilder {
         self
     }
 
-    /// Turns certificate verification off (needs [`Self::allow_plain_for_tests`]).
+    /// Turns certificate verification off (needs
+    /// [`Self::danger_accept_invalid_certs_for_tests`]).
     pub fn verify_certificates(mut self, verify: bool) -> Self {
         self.verify = Some(verify);
         self
     }
 
-    /// Allows `TlsMode::Plain` and unverified TLS. For tests against a throwaway server only.
+    /// Allows `TlsMode::Plain` (and not unverified TLS). For tests against a throwaway server
+    /// only.
     pub fn allow_plain_for_tests(mut self, allow: bool) -> Self {
         self.allow_plain_for_tests = Some(allow);
+        self
+    }
+
+    /// Allows turning certificate verification off with [`Self::verify_certificates`] (and
+    /// not `TlsMode::Plain`). For tests against a throwaway server only.
+    pub fn danger_accept_invalid_certs_for_tests(mut self, allow: bool) -> Self {
+        self.danger_accept_invalid_certs_for_tests = Some(allow);
         self
     }
 
@@ -256,6 +266,9 @@ impl AdConnectorBuilder {
         }
         if let Some(v) = self.allow_plain_for_tests {
             settings.tls.allow_plain_for_tests = v;
+        }
+        if let Some(v) = self.danger_accept_invalid_certs_for_tests {
+            settings.tls.danger_accept_invalid_certs_for_tests = v;
         }
         if let Some(v) = self.connect_timeout {
             settings.connect_timeout = v;

@@ -155,13 +155,18 @@ impl CaCertificate {
 pub struct TlsSettings {
     /// Ldaps (default), StartTls, or Plain (tests only).
     pub mode: TlsMode,
-    /// The CA that signed the server's certificate. Without it, the system's roots are used.
+    /// The CA that signed the server's certificate. It replaces the trust roots: only
+    /// certificates it signed are accepted. Without it, the system's roots are used.
     pub ca_certificate: Option<CaCertificate>,
     /// Verify the server's certificate and name (default `true`). Turning it off is only
-    /// accepted together with `AllowPlainForTests`, since it is as unsafe as no TLS at all.
+    /// accepted together with `DangerAcceptInvalidCertsForTests`, since it is as unsafe as no
+    /// TLS at all.
     pub verify: bool,
-    /// Explicitly allows `Plain` (and `Verify: false`). For tests against a throwaway server.
+    /// Explicitly allows `Mode: Plain`, and nothing else. For tests against a throwaway server.
     pub allow_plain_for_tests: bool,
+    /// Explicitly allows `Verify: false`, and nothing else (not `Plain`). For tests against a
+    /// throwaway server whose certificate cannot be verified.
+    pub danger_accept_invalid_certs_for_tests: bool,
 }
 
 impl Default for TlsSettings {
@@ -171,6 +176,7 @@ impl Default for TlsSettings {
             ca_certificate: None,
             verify: true,
             allow_plain_for_tests: false,
+            danger_accept_invalid_certs_for_tests: false,
         }
     }
 }
@@ -352,10 +358,11 @@ impl AdSettings {
                 "Plain sends everything unencrypted; it needs Tls.AllowPlainForTests: true",
             ));
         }
-        if !self.tls.verify && !self.tls.allow_plain_for_tests {
+        if !self.tls.verify && !self.tls.danger_accept_invalid_certs_for_tests {
             return Err(SettingsError::new(
                 "Tls.Verify",
-                "turning certificate verification off needs Tls.AllowPlainForTests: true",
+                "turning certificate verification off needs \
+                 Tls.DangerAcceptInvalidCertsForTests: true",
             ));
         }
         if let Some(ca) = &self.tls.ca_certificate {
