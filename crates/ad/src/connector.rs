@@ -49,7 +49,9 @@ pub(crate) struct Inner {
     pub info: ConnectorInfo,
     pub settings: AdSettings,
     pub servers: Vec<Arc<ServerPool>>,
-    /// Lower-case attribute names of each server's schema, loaded on first use.
+    /// Lower-case attribute names of each server's schema, loaded on first use; `None` when
+    /// the server answered without a readable schema. A read that failed is not kept, so the
+    /// next use reads again.
     pub schemas: Vec<tokio::sync::OnceCell<Option<HashSet<String>>>>,
 }
 
@@ -395,27 +397,45 @@ impl Inner {
     /// The lower-case attribute names of a server's schema, or `None` when they cannot be read
     /// (then attribute names are left to the server to check).
     pub(crate) async fn schema(&self, server: usize) -> Option<&HashSet<String>> {
-        self.schemas[server]
-            .get_or_init(|| async {
-                let pool = &self.servers[server];
-                let root = pool
-                    .read("", &["subschemaSubentry".to_owned()], &[])
-                    .await
-                    .ok()??;
-                let subschema = root.text("subschemaSubentry")?;
-                let entry = pool
-                    .read(&subschema, &["attributeTypes".to_owned()], &[])
-                    .await
-                    .ok()??;
-                let names: HashSet<String> = entry
-                    .texts("attributeTypes")
-                    .iter()
-                    .flat_map(|def| attribute_type_names(def))
-                    .collect();
-                (!names.is_empty()).then_some(names)
-            })
-            .await
-            .as_ref()
+        let pool = &self.servers[server];
+        // A transient failure (connection lost, timeout, busy DC) is an `Err` and is not
+        // cached; a server that answers but does not show its schema is cached as `None`.
+        let read_one = |dn: String, attr: &'static str| async move {
+            match pool.read(&dn, &[attr.to_owned()], &[]).await {
+                Ok(entry) => Ok(entry),
+                // Classified once, as everywhere else in the package.
+                Err(f) if f.clone().into_error(Operation::Read, &dn).is_temporary() => Err(f),
+                Err(_) => Ok(None),
+            }
+        };
+        let read = || async {
+            let Some(root) = read_one(String::new(), "subschemaSubentry").await? else {
+                return Ok(None);
+            };
+            let Some(subschema) = root.text("subschemaSubentry") else {
+                return Ok(None);
+            };
+            let Some(entry) = read_one(subschema, "attributeTypes").await? else {
+                return Ok(None);
+            };
+            let names: HashSet<String> = entry
+                .texts("attributeTypes")
+                .iter()
+                .flat_map(|def| attribute_type_names(def))
+                .collect();
+            Ok::<_, LdapFailure>((!names.is_empty()).then_some(names))
+        };
+        match self.schemas[server].get_or_try_init(read).await {
+            Ok(names) => names.as_ref(),
+            Err(failure) => {
+                tracing::debug!(
+                    server = %self.servers[server].url,
+                    "the schema could not be read (read again on the next use): {}",
+                    failure.text()
+                );
+                None
+            }
+        }
     }
 
     /// Reads an entry by stable id (`<GUID=...>`), then by DN.
