@@ -195,9 +195,6 @@ pub(crate) fn rustls_config(
     ca_pem: Option<&[u8]>,
     verify: bool,
 ) -> Result<Arc<rustls::ClientConfig>, crate::settings::SettingsError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject as _;
-    let bad = |m: String| crate::settings::SettingsError::new("Tls.CaCertificate", m);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -210,33 +207,42 @@ pub(crate) fn rustls_config(
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
             .with_no_client_auth()
     } else {
-        let roots = match ca_pem {
-            Some(pem) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(pem) {
-                    let cert = cert.map_err(|e| bad(format!("unreadable PEM: {e}")))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
-                }
-                if roots.is_empty() {
-                    return Err(bad("holds no certificate".into()));
-                }
-                Arc::new(roots)
-            }
-            None => {
-                let roots = SYSTEM_ROOTS.clone();
-                if roots.is_empty() {
-                    tracing::warn!(
-                        "no Tls.CaCertificate and no system TLS trust roots: no server can be verified"
-                    );
-                }
-                roots
-            }
-        };
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder
+            .with_root_certificates(trust_roots(ca_pem)?)
+            .with_no_client_auth()
     };
     Ok(Arc::new(config))
+}
+
+/// The roots a server's certificate must chain to: the configured CA's certificates alone
+/// (they replace the system's roots, they do not extend them), or the system's roots.
+#[cfg(feature = "tls-rustls")]
+fn trust_roots(
+    ca_pem: Option<&[u8]>,
+) -> Result<Arc<rustls::RootCertStore>, crate::settings::SettingsError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let Some(pem) = ca_pem else {
+        let roots = SYSTEM_ROOTS.clone();
+        if roots.is_empty() {
+            tracing::warn!(
+                "no Tls.CaCertificate and no system TLS trust roots: no server can be verified"
+            );
+        }
+        return Ok(roots);
+    };
+    let bad = |m: String| crate::settings::SettingsError::new("Tls.CaCertificate", m);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| bad(format!("unreadable PEM: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("holds no certificate".into()));
+    }
+    Ok(Arc::new(roots))
 }
 
 /// Accepts any server certificate and name (tests against a throwaway server only), while
@@ -713,5 +719,42 @@ impl ServerPool {
             })
         })
         .await
+    }
+}
+
+#[cfg(all(test, feature = "test-fixtures"))]
+mod tls_tests {
+    use super::*;
+    use crate::test_fixtures::throwaway_ca_pem;
+
+    #[test]
+    fn a_configured_ca_replaces_the_trust_roots() {
+        let one = throwaway_ca_pem();
+        let two = format!("{one}{}", throwaway_ca_pem());
+        assert_eq!(trust_roots(Some(one.as_bytes())).unwrap().len(), 1);
+        assert_eq!(trust_roots(Some(two.as_bytes())).unwrap().len(), 2);
+        // Not one more root, whatever the system holds.
+        let system = trust_roots(None).unwrap().len();
+        assert!(
+            Arc::ptr_eq(&trust_roots(None).unwrap(), &SYSTEM_ROOTS),
+            "without a CA the system's roots ({system}) are used"
+        );
+    }
+
+    #[test]
+    fn every_path_builds_without_a_process_default_provider() {
+        // Nothing in this test binary installs a default provider; rustls would panic in
+        // `ClientConfig::builder()` if one were needed and two were linked.
+        let pem = throwaway_ca_pem();
+        for (ca, verify) in [(Some(pem.as_bytes()), true), (None, true), (None, false)] {
+            let config = rustls_config(ca, verify).unwrap();
+            assert!(!config.crypto_provider().cipher_suites.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_ca_without_a_certificate_is_a_settings_error() {
+        let e = rustls_config(Some(b"no PEM here"), true).unwrap_err();
+        assert_eq!(e.setting, "Tls.CaCertificate", "{e}");
     }
 }

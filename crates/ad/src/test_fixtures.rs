@@ -144,6 +144,45 @@ pub async fn admin_ldap(env: &AdEnv) -> ldap3::Ldap {
     ldap
 }
 
+/// A throwaway self-signed CA certificate (PEM) that signed nothing the test server holds,
+/// made with `openssl` in a private temporary directory that is removed again.
+pub fn throwaway_ca_pem() -> String {
+    let dir = std::env::temp_dir().join(format!("autoprov-ad-throwaway-ca-{}", token()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let (key, cert) = (dir.join("key.pem"), dir.join("ca.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=autoprov throwaway test CA",
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap_or_else(|e| panic!("running openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = std::fs::read_to_string(&cert).expect("the throwaway CA");
+    let _ = std::fs::remove_dir_all(&dir);
+    pem
+}
+
 /// A short unique token for names (sAMAccountName allows 20 characters).
 #[allow(clippy::disallowed_methods)] // a unique name for a test object, not domain time
 pub fn token() -> String {
