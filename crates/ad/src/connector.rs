@@ -642,4 +642,58 @@ mod tests {
         assert!(e.is_temporary(), "{e}");
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     }
+
+    /// A transient failure of the first schema read leaves nothing cached: the next use reads
+    /// again. The directory is first unreachable (nothing listens on the port yet), then a
+    /// relay on that port forwards to the test DC.
+    #[cfg(feature = "test-fixtures")]
+    #[tokio::test]
+    async fn a_failed_schema_read_is_not_cached() {
+        let Some(env) = crate::test_fixtures::ad_env("a_failed_schema_read_is_not_cached") else {
+            return;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let ad = AdConnector::builder()
+            .server(format!("ldaps://127.0.0.1:{port}"), &env.base_dn)
+            .bind(&env.bind_dn, env.password.as_str())
+            .ca_certificate_file(&env.ca_file)
+            .connections(1)
+            .retry_delay(Duration::from_millis(1))
+            .connect_lazily(true)
+            .build()
+            .await
+            .unwrap();
+        assert!(ad.inner.schema(0).await.is_none(), "unreachable");
+        assert!(
+            ad.inner.schemas[0].get().is_none(),
+            "the failure was cached"
+        );
+
+        let upstream = env.url.trim_start_matches("ldaps://").trim_end_matches('/');
+        let upstream = upstream.to_owned();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let relay = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let names = ad.inner.schema(0).await.expect("read on the next use");
+        assert!(names.contains("samaccountname"), "{} names", names.len());
+        assert!(
+            ad.inner.schemas[0].get().is_some(),
+            "a successful read is kept"
+        );
+        relay.abort();
+    }
 }
