@@ -100,6 +100,10 @@ impl Entry {
 }
 
 /// What a connection is made with.
+#[cfg_attr(
+    not(any(feature = "tls-rustls", feature = "tls-native")),
+    allow(dead_code)
+)]
 pub(crate) struct ConnectSpec {
     pub mode: TlsMode,
     pub verify: bool,
@@ -437,12 +441,20 @@ impl ServerPool {
 
     async fn connect_to(&self, url: &str) -> Result<Ldap, LdapFailure> {
         let spec = &self.spec;
+        #[cfg_attr(
+            not(any(feature = "tls-rustls", feature = "tls-native")),
+            allow(unused_mut)
+        )]
         let mut settings = LdapConnSettings::new().set_conn_timeout(spec.connect_timeout);
-        if spec.mode == TlsMode::StartTls {
-            settings = settings.set_starttls(true);
-        }
-        if !spec.verify {
-            settings = settings.set_no_tls_verify(true);
+        // A build without TLS only ever connects in Plain mode (`ConnectSpec` refuses others).
+        #[cfg(any(feature = "tls-rustls", feature = "tls-native"))]
+        {
+            if spec.mode == TlsMode::StartTls {
+                settings = settings.set_starttls(true);
+            }
+            if !spec.verify {
+                settings = settings.set_no_tls_verify(true);
+            }
         }
         #[cfg(feature = "tls-rustls")]
         if let Some(config) = &spec.rustls {
