@@ -49,7 +49,9 @@ pub(crate) struct Inner {
     pub info: ConnectorInfo,
     pub settings: AdSettings,
     pub servers: Vec<Arc<ServerPool>>,
-    /// Lower-case attribute names of each server's schema, loaded on first use.
+    /// Lower-case attribute names of each server's schema, loaded on first use; `None` when
+    /// the server answered without a readable schema. A read that failed is not kept, so the
+    /// next use reads again.
     pub schemas: Vec<tokio::sync::OnceCell<Option<HashSet<String>>>>,
 }
 
@@ -92,6 +94,7 @@ pub struct AdConnectorBuilder {
     ca: Option<CaCertificate>,
     verify: Option<bool>,
     allow_plain_for_tests: Option<bool>,
+    danger_accept_invalid_certs_for_tests: Option<bool>,
     connect_timeout: Option<Duration>,
     request_timeout: Option<Duration>,
     retry_delay: Option<Duration>,
@@ -163,15 +166,24 @@ impl AdConnectorBuilder {
         self
     }
 
-    /// Turns certificate verification off (needs [`Self::allow_plain_for_tests`]).
+    /// Turns certificate verification off (needs
+    /// [`Self::danger_accept_invalid_certs_for_tests`]).
     pub fn verify_certificates(mut self, verify: bool) -> Self {
         self.verify = Some(verify);
         self
     }
 
-    /// Allows `TlsMode::Plain` and unverified TLS. For tests against a throwaway server only.
+    /// Allows `TlsMode::Plain` (and not unverified TLS). For tests against a throwaway server
+    /// only.
     pub fn allow_plain_for_tests(mut self, allow: bool) -> Self {
         self.allow_plain_for_tests = Some(allow);
+        self
+    }
+
+    /// Allows turning certificate verification off with [`Self::verify_certificates`] (and
+    /// not `TlsMode::Plain`). For tests against a throwaway server only.
+    pub fn danger_accept_invalid_certs_for_tests(mut self, allow: bool) -> Self {
+        self.danger_accept_invalid_certs_for_tests = Some(allow);
         self
     }
 
@@ -256,6 +268,9 @@ impl AdConnectorBuilder {
         }
         if let Some(v) = self.allow_plain_for_tests {
             settings.tls.allow_plain_for_tests = v;
+        }
+        if let Some(v) = self.danger_accept_invalid_certs_for_tests {
+            settings.tls.danger_accept_invalid_certs_for_tests = v;
         }
         if let Some(v) = self.connect_timeout {
             settings.connect_timeout = v;
@@ -382,27 +397,45 @@ impl Inner {
     /// The lower-case attribute names of a server's schema, or `None` when they cannot be read
     /// (then attribute names are left to the server to check).
     pub(crate) async fn schema(&self, server: usize) -> Option<&HashSet<String>> {
-        self.schemas[server]
-            .get_or_init(|| async {
-                let pool = &self.servers[server];
-                let root = pool
-                    .read("", &["subschemaSubentry".to_owned()], &[])
-                    .await
-                    .ok()??;
-                let subschema = root.text("subschemaSubentry")?;
-                let entry = pool
-                    .read(&subschema, &["attributeTypes".to_owned()], &[])
-                    .await
-                    .ok()??;
-                let names: HashSet<String> = entry
-                    .texts("attributeTypes")
-                    .iter()
-                    .flat_map(|def| attribute_type_names(def))
-                    .collect();
-                (!names.is_empty()).then_some(names)
-            })
-            .await
-            .as_ref()
+        let pool = &self.servers[server];
+        // A transient failure (connection lost, timeout, busy DC) is an `Err` and is not
+        // cached; a server that answers but does not show its schema is cached as `None`.
+        let read_one = |dn: String, attr: &'static str| async move {
+            match pool.read(&dn, &[attr.to_owned()], &[]).await {
+                Ok(entry) => Ok(entry),
+                // Classified once, as everywhere else in the package.
+                Err(f) if f.clone().into_error(Operation::Read, &dn).is_temporary() => Err(f),
+                Err(_) => Ok(None),
+            }
+        };
+        let read = || async {
+            let Some(root) = read_one(String::new(), "subschemaSubentry").await? else {
+                return Ok(None);
+            };
+            let Some(subschema) = root.text("subschemaSubentry") else {
+                return Ok(None);
+            };
+            let Some(entry) = read_one(subschema, "attributeTypes").await? else {
+                return Ok(None);
+            };
+            let names: HashSet<String> = entry
+                .texts("attributeTypes")
+                .iter()
+                .flat_map(|def| attribute_type_names(def))
+                .collect();
+            Ok::<_, LdapFailure>((!names.is_empty()).then_some(names))
+        };
+        match self.schemas[server].get_or_try_init(read).await {
+            Ok(names) => names.as_ref(),
+            Err(failure) => {
+                tracing::debug!(
+                    server = %self.servers[server].url,
+                    "the schema could not be read (read again on the next use): {}",
+                    failure.text()
+                );
+                None
+            }
+        }
     }
 
     /// Reads an entry by stable id (`<GUID=...>`), then by DN.
@@ -608,5 +641,59 @@ mod tests {
         let e = ad.check().await.unwrap_err();
         assert!(e.is_temporary(), "{e}");
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    }
+
+    /// A transient failure of the first schema read leaves nothing cached: the next use reads
+    /// again. The directory is first unreachable (nothing listens on the port yet), then a
+    /// relay on that port forwards to the test DC.
+    #[cfg(feature = "test-fixtures")]
+    #[tokio::test]
+    async fn a_failed_schema_read_is_not_cached() {
+        let Some(env) = crate::test_fixtures::ad_env("a_failed_schema_read_is_not_cached") else {
+            return;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let ad = AdConnector::builder()
+            .server(format!("ldaps://127.0.0.1:{port}"), &env.base_dn)
+            .bind(&env.bind_dn, env.password.as_str())
+            .ca_certificate_file(&env.ca_file)
+            .connections(1)
+            .retry_delay(Duration::from_millis(1))
+            .connect_lazily(true)
+            .build()
+            .await
+            .unwrap();
+        assert!(ad.inner.schema(0).await.is_none(), "unreachable");
+        assert!(
+            ad.inner.schemas[0].get().is_none(),
+            "the failure was cached"
+        );
+
+        let upstream = env.url.trim_start_matches("ldaps://").trim_end_matches('/');
+        let upstream = upstream.to_owned();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let relay = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let names = ad.inner.schema(0).await.expect("read on the next use");
+        assert!(names.contains("samaccountname"), "{} names", names.len());
+        assert!(
+            ad.inner.schemas[0].get().is_some(),
+            "a successful read is kept"
+        );
+        relay.abort();
     }
 }

@@ -100,6 +100,10 @@ impl Entry {
 }
 
 /// What a connection is made with.
+#[cfg_attr(
+    not(any(feature = "tls-rustls", feature = "tls-native")),
+    allow(dead_code)
+)]
 pub(crate) struct ConnectSpec {
     pub mode: TlsMode,
     pub verify: bool,
@@ -119,21 +123,27 @@ impl ConnectSpec {
     pub(crate) fn from_settings(
         settings: &AdSettings,
     ) -> Result<Self, crate::settings::SettingsError> {
+        let encrypted = settings.tls.mode.is_encrypted();
         let ca = match &settings.tls.ca_certificate {
-            Some(ca) if settings.tls.mode.is_encrypted() => Some(ca.pem()?),
+            Some(ca) if encrypted => Some(ca.pem()?),
             _ => None,
         };
         #[cfg(feature = "tls-rustls")]
-        let rustls = match ca {
-            Some(pem) if settings.tls.verify => Some(rustls_config(&pem)?),
-            _ => None,
+        let rustls = if encrypted {
+            Some(rustls_config(ca.as_deref(), settings.tls.verify)?)
+        } else {
+            None
         };
         #[cfg(feature = "tls-native")]
-        let native = native_connector(ca.as_deref(), settings.tls.verify)?;
+        let native = if encrypted {
+            Some(native_connector(ca.as_deref(), settings.tls.verify)?)
+        } else {
+            None
+        };
         #[cfg(not(any(feature = "tls-rustls", feature = "tls-native")))]
         {
             let _ = ca;
-            if settings.tls.mode.is_encrypted() {
+            if encrypted {
                 return Err(crate::settings::SettingsError::new(
                     "Tls.Mode",
                     "this build has no TLS (enable the `tls-rustls` or `tls-native` feature)",
@@ -156,12 +166,75 @@ impl ConnectSpec {
     }
 }
 
+/// The system's trust roots, read once per process (reading them scans the certificate store).
+#[cfg(feature = "tls-rustls")]
+static SYSTEM_ROOTS: std::sync::LazyLock<Arc<rustls::RootCertStore>> =
+    std::sync::LazyLock::new(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::warn!("reading the system's TLS trust roots: {e}");
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, ignored) = roots.add_parsable_certificates(found.certs);
+        if ignored > 0 {
+            tracing::warn!(added, ignored, "some system TLS trust roots are unusable");
+        }
+        Arc::new(roots)
+    });
+
+/// The package's own rustls configuration, used on every encrypted path (LDAPS and StartTLS)
+/// so that ldap3 never builds one: ldap3's would take the process-wide default crypto provider,
+/// which panics when the host links a second provider without installing one.
+///
+/// - The crypto provider is explicit (ring, the one this crate enables).
+/// - Only TLS 1.3 and 1.2 are offered.
+/// - A configured CA replaces the trust roots: only certificates it signed are accepted, even
+///   ones a public CA would vouch for (an AD's certificates come from its own CA, and a public
+///   root would let anyone with a certificate for the DC's name impersonate it). Without one,
+///   the system's roots are used.
+/// - `verify == false` (only with `Tls.DangerAcceptInvalidCertsForTests`) accepts any
+///   certificate and name, but handshake signatures are still checked.
 #[cfg(feature = "tls-rustls")]
 pub(crate) fn rustls_config(
-    pem: &[u8],
+    ca_pem: Option<&[u8]>,
+    verify: bool,
 ) -> Result<Arc<rustls::ClientConfig>, crate::settings::SettingsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| {
+            crate::settings::SettingsError::new("Tls", format!("TLS setup failed: {e}"))
+        })?;
+    let config = if !verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        builder
+            .with_root_certificates(trust_roots(ca_pem)?)
+            .with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+/// The roots a server's certificate must chain to: the configured CA's certificates alone
+/// (they replace the system's roots, they do not extend them), or the system's roots.
+#[cfg(feature = "tls-rustls")]
+fn trust_roots(
+    ca_pem: Option<&[u8]>,
+) -> Result<Arc<rustls::RootCertStore>, crate::settings::SettingsError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
+    let Some(pem) = ca_pem else {
+        let roots = SYSTEM_ROOTS.clone();
+        if roots.is_empty() {
+            tracing::warn!(
+                "no Tls.CaCertificate and no system TLS trust roots: no server can be verified"
+            );
+        }
+        return Ok(roots);
+    };
     let bad = |m: String| crate::settings::SettingsError::new("Tls.CaCertificate", m);
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
@@ -173,22 +246,71 @@ pub(crate) fn rustls_config(
     if roots.is_empty() {
         return Err(bad("holds no certificate".into()));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(Arc::new(roots))
 }
 
+/// Accepts any server certificate and name (tests against a throwaway server only), while
+/// still checking that the server holds the key of the certificate it sent.
+#[cfg(feature = "tls-rustls")]
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+#[cfg(feature = "tls-rustls")]
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The native-tls counterpart of [`rustls_config`]: TLS 1.2 or later, a configured CA
+/// replaces the built-in roots, `verify == false` accepts any certificate and name.
 #[cfg(feature = "tls-native")]
 fn native_connector(
     pem: Option<&[u8]>,
     verify: bool,
-) -> Result<Option<native_tls::TlsConnector>, crate::settings::SettingsError> {
+) -> Result<native_tls::TlsConnector, crate::settings::SettingsError> {
     let bad = |m: String| crate::settings::SettingsError::new("Tls.CaCertificate", m);
     let mut builder = native_tls::TlsConnector::builder();
+    builder.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
     if let Some(pem) = pem {
         let text = String::from_utf8_lossy(pem);
         let end = "-----END CERTIFICATE-----";
@@ -197,6 +319,7 @@ fn native_connector(
                 .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
             builder.add_root_certificate(cert);
         }
+        builder.disable_built_in_roots(true);
     }
     if !verify {
         builder.danger_accept_invalid_certs(true);
@@ -204,7 +327,6 @@ fn native_connector(
     }
     builder
         .build()
-        .map(Some)
         .map_err(|e| bad(format!("TLS setup failed: {e}")))
 }
 
@@ -319,12 +441,20 @@ impl ServerPool {
 
     async fn connect_to(&self, url: &str) -> Result<Ldap, LdapFailure> {
         let spec = &self.spec;
+        #[cfg_attr(
+            not(any(feature = "tls-rustls", feature = "tls-native")),
+            allow(unused_mut)
+        )]
         let mut settings = LdapConnSettings::new().set_conn_timeout(spec.connect_timeout);
-        if spec.mode == TlsMode::StartTls {
-            settings = settings.set_starttls(true);
-        }
-        if !spec.verify {
-            settings = settings.set_no_tls_verify(true);
+        // A build without TLS only ever connects in Plain mode (`ConnectSpec` refuses others).
+        #[cfg(any(feature = "tls-rustls", feature = "tls-native"))]
+        {
+            if spec.mode == TlsMode::StartTls {
+                settings = settings.set_starttls(true);
+            }
+            if !spec.verify {
+                settings = settings.set_no_tls_verify(true);
+            }
         }
         #[cfg(feature = "tls-rustls")]
         if let Some(config) = &spec.rustls {
@@ -601,5 +731,42 @@ impl ServerPool {
             })
         })
         .await
+    }
+}
+
+#[cfg(all(test, feature = "test-fixtures"))]
+mod tls_tests {
+    use super::*;
+    use crate::test_fixtures::throwaway_ca_pem;
+
+    #[test]
+    fn a_configured_ca_replaces_the_trust_roots() {
+        let one = throwaway_ca_pem();
+        let two = format!("{one}{}", throwaway_ca_pem());
+        assert_eq!(trust_roots(Some(one.as_bytes())).unwrap().len(), 1);
+        assert_eq!(trust_roots(Some(two.as_bytes())).unwrap().len(), 2);
+        // Not one more root, whatever the system holds.
+        let system = trust_roots(None).unwrap().len();
+        assert!(
+            Arc::ptr_eq(&trust_roots(None).unwrap(), &SYSTEM_ROOTS),
+            "without a CA the system's roots ({system}) are used"
+        );
+    }
+
+    #[test]
+    fn every_path_builds_without_a_process_default_provider() {
+        // Nothing in this test binary installs a default provider; rustls would panic in
+        // `ClientConfig::builder()` if one were needed and two were linked.
+        let pem = throwaway_ca_pem();
+        for (ca, verify) in [(Some(pem.as_bytes()), true), (None, true), (None, false)] {
+            let config = rustls_config(ca, verify).unwrap();
+            assert!(!config.crypto_provider().cipher_suites.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_ca_without_a_certificate_is_a_settings_error() {
+        let e = rustls_config(Some(b"no PEM here"), true).unwrap_err();
+        assert_eq!(e.setting, "Tls.CaCertificate", "{e}");
     }
 }

@@ -155,13 +155,18 @@ impl CaCertificate {
 pub struct TlsSettings {
     /// Ldaps (default), StartTls, or Plain (tests only).
     pub mode: TlsMode,
-    /// The CA that signed the server's certificate. Without it, the system's roots are used.
+    /// The CA that signed the server's certificate. It replaces the trust roots: only
+    /// certificates it signed are accepted. Without it, the system's roots are used.
     pub ca_certificate: Option<CaCertificate>,
     /// Verify the server's certificate and name (default `true`). Turning it off is only
-    /// accepted together with `AllowPlainForTests`, since it is as unsafe as no TLS at all.
+    /// accepted together with `DangerAcceptInvalidCertsForTests`, since it is as unsafe as no
+    /// TLS at all.
     pub verify: bool,
-    /// Explicitly allows `Plain` (and `Verify: false`). For tests against a throwaway server.
+    /// Explicitly allows `Mode: Plain`, and nothing else. For tests against a throwaway server.
     pub allow_plain_for_tests: bool,
+    /// Explicitly allows `Verify: false`, and nothing else (not `Plain`). For tests against a
+    /// throwaway server whose certificate cannot be verified.
+    pub danger_accept_invalid_certs_for_tests: bool,
 }
 
 impl Default for TlsSettings {
@@ -171,6 +176,7 @@ impl Default for TlsSettings {
             ca_certificate: None,
             verify: true,
             allow_plain_for_tests: false,
+            danger_accept_invalid_certs_for_tests: false,
         }
     }
 }
@@ -251,6 +257,38 @@ mod defaults {
     }
 }
 
+/// The bind password as written in raw settings (a string, or a number given by mistake).
+fn bind_password_text(json: &serde_json::Value) -> Option<String> {
+    match json.get("Bind")?.get("Password")? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A parse error with no value of `Bind` in it: serde echoes a wrongly typed value ("invalid
+/// type: string \"...\""), and under `Bind` that value may be the password (or hold it, as in
+/// `"Bind": "svc:password"`). The setting's name and what was expected stay.
+fn without_bind_values(mut e: SettingsError, password: Option<&str>) -> SettingsError {
+    if e.setting == "Bind" || e.setting.starts_with("Bind.") {
+        let is_echo = ["invalid type", "invalid value", "invalid length"]
+            .iter()
+            .any(|p| e.message.starts_with(p));
+        if is_echo {
+            e.message = match e.message.split_once(", expected ") {
+                Some((_, expected)) => {
+                    format!("wrong value (not shown, it may be secret); expected {expected}")
+                }
+                None => "wrong value (not shown, it may be secret)".to_owned(),
+            };
+        }
+    }
+    if let Some(p) = password.filter(|p| !p.is_empty() && e.message.contains(*p)) {
+        e.message = e.message.replace(p, autoprov_core::SECRET_MASK);
+    }
+    e
+}
+
 impl fmt::Debug for AdSettings {
     /// Never shows the password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -289,7 +327,9 @@ impl AdSettings {
 
     /// Parses settings from JSON; a wrong shape is reported with its JSON path.
     pub fn from_json(json: serde_json::Value) -> Result<Self, SettingsError> {
-        let settings: Self = autoprov_connector::settings::parse_settings(json)?;
+        let password = bind_password_text(&json);
+        let settings: Self = autoprov_connector::settings::parse_settings(json)
+            .map_err(|e| without_bind_values(e, password.as_deref()))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -352,10 +392,11 @@ impl AdSettings {
                 "Plain sends everything unencrypted; it needs Tls.AllowPlainForTests: true",
             ));
         }
-        if !self.tls.verify && !self.tls.allow_plain_for_tests {
+        if !self.tls.verify && !self.tls.danger_accept_invalid_certs_for_tests {
             return Err(SettingsError::new(
                 "Tls.Verify",
-                "turning certificate verification off needs Tls.AllowPlainForTests: true",
+                "turning certificate verification off needs \
+                 Tls.DangerAcceptInvalidCertsForTests: true",
             ));
         }
         if let Some(ca) = &self.tls.ca_certificate {

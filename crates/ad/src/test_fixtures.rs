@@ -130,7 +130,7 @@ pub async fn plain_connector(env: &AdEnv) -> AdConnector {
 /// the connector's own rustls setup.
 pub async fn admin_ldap(env: &AdEnv) -> ldap3::Ldap {
     let pem = std::fs::read(&env.ca_file).expect("reading the test CA");
-    let config = crate::pool::rustls_config(&pem).expect("the test CA");
+    let config = crate::pool::rustls_config(Some(&pem), true).expect("the test CA");
     let settings = LdapConnSettings::new().set_config(config);
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &env.url)
         .await
@@ -150,7 +150,7 @@ pub async fn can_bind(env: &AdEnv, dn: &str, password: &str) -> bool {
     let Ok(pem) = std::fs::read(&env.ca_file) else {
         return false;
     };
-    let Ok(config) = crate::pool::rustls_config(&pem) else {
+    let Ok(config) = crate::pool::rustls_config(Some(&pem), true) else {
         return false;
     };
     let settings = LdapConnSettings::new().set_config(config);
@@ -164,6 +164,45 @@ pub async fn can_bind(env: &AdEnv, dn: &str, password: &str) -> bool {
     );
     let _ = ldap.unbind().await;
     ok
+}
+
+/// A throwaway self-signed CA certificate (PEM) that signed nothing the test server holds,
+/// made with `openssl` in a private temporary directory that is removed again.
+pub fn throwaway_ca_pem() -> String {
+    let dir = std::env::temp_dir().join(format!("autoprov-ad-throwaway-ca-{}", token()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let (key, cert) = (dir.join("key.pem"), dir.join("ca.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=autoprov throwaway test CA",
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap_or_else(|e| panic!("running openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = std::fs::read_to_string(&cert).expect("the throwaway CA");
+    let _ = std::fs::remove_dir_all(&dir);
+    pem
 }
 
 /// A short unique token for names (sAMAccountName allows 20 characters).

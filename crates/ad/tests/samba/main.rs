@@ -10,3 +10,4 @@ mod ldif;
 mod lifecycle;
 mod resilience;
 mod support;
+mod tls;
