@@ -272,7 +272,7 @@ impl<'de> Deserialize<'de> for Changes {
 
 /// An entity type as named in an order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct EntityTypeRef {
     /// Its id.
     pub id: EntityTypeId,
@@ -283,7 +283,7 @@ pub struct EntityTypeRef {
 
 /// A resource type as named in an order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ResourceTypeRef {
     /// Its id.
     pub id: ResourceTypeId,

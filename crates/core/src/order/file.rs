@@ -298,7 +298,11 @@ impl<'de> Deserialize<'de> for RawOrdersList {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", expecting = "an order object")]
+#[serde(
+    rename_all = "PascalCase",
+    expecting = "an order object",
+    deny_unknown_fields
+)]
 struct RawOrder {
     #[serde(default)]
     order_id: Option<OrderId>,
@@ -361,7 +365,7 @@ impl ProvisioningOrdersList {
         let raw: RawOrdersList =
             serde_path_to_error::deserialize(&mut *de).map_err(|e| OrderFileError::Malformed {
                 path: e.path().to_string(),
-                message: e.inner().to_string(),
+                message: with_suggestion(e.inner().to_string()),
             })?;
         // Only whitespace may follow the root object: a second document or stray text means
         // the file is not what it claims to be.
@@ -437,5 +441,17 @@ impl ProvisioningOrdersList {
     /// Writes the file as pretty JSON. Secrets are masked.
     pub fn to_json_pretty(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Serde's "unknown field `Chnges`, expected one of …" with the closest known name added, so a
+/// typo in the envelope names what was meant.
+fn with_suggestion(message: String) -> String {
+    let Some(unknown) = crate::config::UnknownName::parse(&message) else {
+        return message;
+    };
+    match crate::config::closest_name(&unknown.name, unknown.expected.iter().map(String::as_str)) {
+        Some(known) => format!("{message}; did you mean `{known}`?"),
+        None => message,
     }
 }

@@ -646,3 +646,44 @@ proptest! {
         }
     }
 }
+
+/// Unknown fields in the order envelope are refused, naming the field, where it is, and the
+/// closest known name (issue 13: a typo never silently drops a part of an order); property
+/// bags (owner properties, `Changes`, `Resource` values) stay open.
+#[test]
+fn unknown_envelope_fields_are_refused_with_the_closest_name() {
+    let file = |order: &str| format!(r#"{{"ProvisioningOrdersList":[{order}]}}"#);
+    let rt = r#""ResourceType":{"Id":"rt","Identifier":"AD_User","SourceEntityType":{"Id":"s","Identifier":"User"},"TargetEntityType":{"Id":"t","Identifier":"AD_Entry"}}"#;
+    for (order, path, field, meant) in [
+        (
+            format!(r#"{{"ChangeType":"Added",{rt},"Chnges":{{"sAMAccountName":"jdoe"}}}}"#),
+            "ProvisioningOrdersList[0]",
+            "Chnges",
+            "Changes",
+        ),
+        (
+            format!(r#"{{"ChangeType":"Added",{rt},"DependOn":["o-1"]}}"#),
+            "ProvisioningOrdersList[0]",
+            "DependOn",
+            "DependsOn",
+        ),
+        (
+            r#"{"ChangeType":"Added","ResourceType":{"Id":"rt","Identifer":"AD_User","SourceEntityType":{"Id":"s","Identifier":"User"},"TargetEntityType":{"Id":"t","Identifier":"AD_Entry"}}}"#.to_owned(),
+            "ProvisioningOrdersList[0].ResourceType",
+            "Identifer",
+            "Identifier",
+        ),
+    ] {
+        let err = ProvisioningOrdersList::from_json(&file(&order)).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, OrderFileError::Malformed { .. }), "{text}");
+        assert!(text.contains(path), "{text}");
+        assert!(text.contains(&format!("`{field}`")), "{text}");
+        assert!(text.contains(&format!("did you mean `{meant}`?")), "{text}");
+    }
+    // Bags stay open: any owner property and any change name.
+    let open = file(&format!(
+        r#"{{"AssignedResourceTypeId":"art-1","ChangeType":"Added",{rt},"Owner":{{"Id":"u-1","Identifier":"jdoe","AnyHrField":"x"}},"Changes":{{"anyAttribute":"y"}}}}"#
+    ));
+    ProvisioningOrdersList::from_json(&open).expect("owner properties and changes stay open");
+}
