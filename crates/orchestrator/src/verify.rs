@@ -27,6 +27,8 @@ pub struct VerificationReport {
     pub waiting: Vec<(autoprov_core::OrderId, String)>,
     /// Orders Errored because their validity period passed unverified.
     pub timed_out: Vec<autoprov_core::OrderId>,
+    /// The owners of the verified and timed-out orders: their plans are re-evaluated.
+    pub owners: std::collections::BTreeSet<autoprov_core::OwnerId>,
 }
 
 fn same_text(a: &str, b: &str) -> bool {
@@ -207,6 +209,9 @@ pub async fn verify(
             .update_order(record.id(), record.version, event)
             .await?;
         let next = record.state;
+        if let Some(owner) = record.order.owner_id() {
+            report.owners.insert(owner.clone());
+        }
         if next == ProvisioningState::Verified {
             events.emit(JobEvent::Verified {
                 order: record.order.order_id.clone(),

@@ -8,7 +8,7 @@ use crate::store::{
     AuditAction, AuditEntry, OPEN_STATES, OrderRecord, OrderUpdate, ReviewDecision, ReviewVerdict,
     StoreError,
 };
-use autoprov_core::{ConnectionId, OrderId, ProvisioningEvent, ProvisioningState};
+use autoprov_core::{ConnectionId, OrderId, OwnerId, ProvisioningEvent, ProvisioningState};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -47,7 +47,7 @@ impl ProvisioningJob {
                     order_id: order_id.clone(),
                 })?;
         let record = self.store.decide_review(record.version, decision).await?;
-        self.orders_changed(std::slice::from_ref(&order_id)).await?;
+        self.owners_changed(record.order.owner_id());
         Ok(record.state)
     }
 
@@ -98,17 +98,19 @@ impl ProvisioningJob {
     /// plan, which sees the new states (the planner keeps no copy of them).
     pub(super) async fn orders_changed(&mut self, orders: &[OrderId]) -> Result<(), StoreError> {
         for id in orders {
-            if let Some(owner) = self
-                .store
-                .order(id)
-                .await?
-                .and_then(|r| r.order.owner_id().cloned())
-            {
-                // An owner removed meanwhile has nothing left to re-evaluate.
-                let _ = self.planner.mark_dirty(&owner);
+            if let Some(record) = self.store.order(id).await? {
+                self.owners_changed(record.order.owner_id());
             }
         }
         Ok(())
+    }
+
+    /// Owners whose orders changed state in the store, when the caller holds the orders: no
+    /// store read. An owner removed meanwhile has nothing left to re-evaluate.
+    pub(super) fn owners_changed<'a>(&mut self, owners: impl IntoIterator<Item = &'a OwnerId>) {
+        for owner in owners {
+            let _ = self.planner.mark_dirty(owner);
+        }
     }
 
     /// Operator retry of one Errored order (SPEC §4: Errored + operator retry ⇒ Pending): the
@@ -184,13 +186,13 @@ impl ProvisioningJob {
                 OrderUpdate::event(ProvisioningEvent::OperatorRetried, now),
             )
             .await?;
+        self.owners_changed(owner.as_ref());
         let mut entry = AuditEntry::new(now, by, AuditAction::Retried, id.as_str());
         entry.owner = owner;
         if let Some(r) = reason {
             entry = entry.because(r);
         }
         self.store.append_audit(entry).await?;
-        self.orders_changed(std::slice::from_ref(&id)).await?;
         Ok(next.state)
     }
 

@@ -8,7 +8,8 @@ use crate::store::{JobKind, JobRun, JobStatus, OrderRecord, OrderUpdate};
 use crate::verify::{VerificationReport, verify};
 use autoprov_connector::Connector;
 use autoprov_core::{
-    ConnectionId, OrderId, ProvisioningEvent, ProvisioningOrder, ProvisioningState, ResourceTypeId,
+    ConnectionId, OrderId, OwnerId, ProvisioningEvent, ProvisioningOrder, ProvisioningState,
+    ResourceTypeId,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -89,16 +90,7 @@ impl ProvisioningJob {
         )
         .await
         .map_err(store_err)?;
-        let verified_or_timed_out: Vec<OrderId> = report
-            .verification
-            .verified
-            .iter()
-            .chain(&report.verification.timed_out)
-            .cloned()
-            .collect();
-        self.orders_changed(&verified_or_timed_out)
-            .await
-            .map_err(store_err)?;
+        self.owners_changed(&report.verification.owners);
         self.events.emit(JobEvent::StepFinished {
             step: "verify",
             summary: format!(
@@ -246,6 +238,10 @@ impl ProvisioningJob {
         // checks healthy, and sent again with them; so are orders an operator retried.
         self.reopen_after_outage().await.map_err(store_err)?;
         let planned: BTreeSet<&OrderId> = to_send.iter().map(|o| &o.order_id).collect();
+        let mut sent_owners: BTreeSet<OwnerId> = to_send
+            .iter()
+            .filter_map(|o| o.owner_id().cloned())
+            .collect();
         let unknown: Vec<ProvisioningOrder> = self
             .store
             .unfinished_orders()
@@ -259,6 +255,7 @@ impl ProvisioningJob {
             .map(|r| (*r.order).clone())
             .collect();
         drop(planned);
+        sent_owners.extend(unknown.iter().filter_map(|o| o.owner_id().cloned()));
         if !unknown.is_empty() {
             let resumed = self
                 .dispatcher
@@ -272,18 +269,9 @@ impl ProvisioningJob {
             .dispatch(to_send, cancel)
             .await
             .map_err(dispatch_err)?;
-        // The store recorded every outcome; the owners concerned are re-evaluated next time.
-        let finished: Vec<OrderId> = dispatch
-            .executed
-            .iter()
-            .chain(&dispatch.transmitted)
-            .chain(dispatch.errored.iter().map(|(id, _)| id))
-            .chain(&report.resumed.executed)
-            .chain(&report.resumed.transmitted)
-            .chain(report.resumed.errored.iter().map(|(id, _)| id))
-            .cloned()
-            .collect();
-        self.orders_changed(&finished).await.map_err(store_err)?;
+        // The store recorded every outcome; the owners of what was sent are re-evaluated
+        // next time (their orders are in hand: no store read per order).
+        self.owners_changed(&sent_owners);
         self.events.emit(JobEvent::StepFinished {
             step: "fulfil",
             summary: format!(
