@@ -67,8 +67,8 @@ macro_rules! store_conformance_tests {
 
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __store_conformance_module {
-    ($module:ident, $ret:ty, { $($item:item)* }, $made:expr) => {
+macro_rules! __kit_module {
+    ($module:ident, $ret:ty, { $($item:item)* }, $made:expr, $checks:ident; $($check:ident),+) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
@@ -79,27 +79,35 @@ macro_rules! __store_conformance_module {
                 $made
             }
 
-            $crate::__conformance_fns!(
-                __kit_make, checks;
-                insert_and_reread,
-                reinsert_is_noop_and_conflict_is_refused,
-                illegal_transition_is_refused,
-                stale_version_is_refused,
-                state_index_agrees_with_scan,
-                reopened_order_keeps_its_history,
-                results_follow_records,
-                cookies,
-                resources_by_key_and_stable_id,
-                assignments_and_requests,
-                review_decisions,
-                job_runs,
-                concurrent_updates_lose_nothing,
-                concurrent_transitions_apply_once,
-                audit_trail,
-                retention_purges_finished_orders_only,
-                erasure_removes_one_owner
-            );
+            $crate::__conformance_fns!(__kit_make, $checks; $($check),+);
         }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_module {
+    ($module:ident, $ret:ty, $items:tt, $made:expr) => {
+        $crate::__kit_module!(
+            $module, $ret, $items, $made, checks;
+            insert_and_reread,
+            reinsert_is_noop_and_conflict_is_refused,
+            illegal_transition_is_refused,
+            stale_version_is_refused,
+            state_index_agrees_with_scan,
+            reopened_order_keeps_its_history,
+            results_follow_records,
+            cookies,
+            resources_by_key_and_stable_id,
+            assignments_and_requests,
+            review_decisions,
+            job_runs,
+            concurrent_updates_lose_nothing,
+            concurrent_transitions_apply_once,
+            audit_trail,
+            retention_purges_finished_orders_only,
+            erasure_removes_one_owner
+        );
     };
 }
 
@@ -153,25 +161,14 @@ macro_rules! claim_conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __claim_conformance_module {
-    ($module:ident, $ret:ty, { $($item:item)* }, $made:expr) => {
-        mod $module {
-            #[allow(unused_imports)]
-            use super::*;
-
-            $($item)*
-
-            async fn __kit_make() -> ::std::option::Option<$ret> {
-                $made
-            }
-
-            $crate::__conformance_fns!(
-                __kit_make, claims;
-                concurrent_claimers_never_get_the_same_order,
-                an_expired_lease_is_taken_over_and_the_old_holder_is_fenced,
-                a_write_under_a_claim_checks_the_version_too,
-                a_claim_never_returns_an_order_whose_dependency_is_not_done,
-                a_stale_planning_epoch_cannot_insert
-            );
-        }
+    ($module:ident, $ret:ty, $items:tt, $made:expr) => {
+        $crate::__kit_module!(
+            $module, $ret, $items, $made, claims;
+            concurrent_claimers_never_get_the_same_order,
+            an_expired_lease_is_taken_over_and_the_old_holder_is_fenced,
+            a_write_under_a_claim_checks_the_version_too,
+            a_claim_never_returns_an_order_whose_dependency_is_not_done,
+            a_stale_planning_epoch_cannot_insert
+        );
     };
 }
