@@ -11,14 +11,9 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
-use async_trait::async_trait;
-use autoprov::connector::{
-    Capabilities, Connector, ConnectorError, ConnectorInfo, Executed, ExportRequest, ExportStream,
-    Fulfillment, Operation,
-};
-use autoprov::core::{
-    ChangeType, Changes, Owner, ProvisioningOrder, Resource, ResourceType, ResourceTypeRef,
-};
+mod support;
+
+use autoprov::connector::Connector;
 use autoprov::orchestrator::clock::SystemClock;
 use autoprov::orchestrator::dispatch::{DispatchPolicy, Dispatcher};
 use autoprov::orchestrator::store::MemoryStore;
@@ -26,73 +21,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
+use support::{Sleeper, orders, sleeper};
 use tokio_util::sync::CancellationToken;
-
-#[derive(Debug)]
-struct Sleeper {
-    info: ConnectorInfo,
-    latency: Duration,
-}
-
-#[async_trait]
-impl Connector for Sleeper {
-    fn info(&self) -> &ConnectorInfo {
-        &self.info
-    }
-    async fn check(&self) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-    async fn fulfill(&self, o: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
-        if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
-        }
-        Ok(Fulfillment::Executed(Executed::new(
-            o.resource
-                .as_ref()
-                .map(|r| r.id.clone())
-                .unwrap_or_else(|| "x".into()),
-        )))
-    }
-    async fn export(&self, _r: ExportRequest) -> Result<ExportStream, ConnectorError> {
-        Err(ConnectorError::unsupported(
-            Operation::Export,
-            "bench connector",
-        ))
-    }
-}
-
-fn sleeper(latency: Duration) -> Arc<Sleeper> {
-    Arc::new(Sleeper {
-        info: ConnectorInfo::new("bench.sleeper", "conn", Capabilities::full()),
-        latency,
-    })
-}
-
-fn orders(n: usize, run: usize) -> Vec<ProvisioningOrder> {
-    let rt = ResourceType::new("rt", "AD_User", "Directory_User", "AD_Entry", "conn");
-    (0..n)
-        .map(|i| {
-            let mut changes = Changes::default();
-            changes.set("department", "Sales").set("title", "Engineer");
-            ProvisioningOrder {
-                order_id: format!("run{run}-o{i:07}").into(),
-                assigned_resource_type_id: Some(format!("u{i}/rt").as_str().into()),
-                change_type: ChangeType::Modified,
-                workflow_instance_id: None,
-                owner: Some(Owner::new(format!("u{i}"), format!("user{i}"))),
-                resource_type: ResourceTypeRef::of(&rt),
-                connection: Some("conn".into()),
-                changes,
-                resource: Some(Resource::new(format!(
-                    "CN=user{i},OU=Staff,DC=example,DC=test"
-                ))),
-                depends_on: vec![],
-                not_before: None,
-                arguments: Default::default(),
-            }
-        })
-        .collect()
-}
 
 fn dispatcher(c: Arc<Sleeper>, concurrency: usize) -> Dispatcher {
     Dispatcher::new(
@@ -121,7 +51,10 @@ fn overhead(c: &mut Criterion) {
         b.iter_batched(
             || {
                 run += 1;
-                (dispatcher(sleeper(Duration::ZERO), 64), orders(n, run))
+                (
+                    dispatcher(sleeper(Duration::ZERO), 64),
+                    orders(n, &format!("run{run}-")),
+                )
             },
             |(d, os)| {
                 rt.block_on(async {
@@ -135,7 +68,7 @@ fn overhead(c: &mut Criterion) {
     });
     group.bench_function(BenchmarkId::new("direct", n), |b| {
         b.iter_batched(
-            || (sleeper(Duration::ZERO), orders(n, 0)),
+            || (sleeper(Duration::ZERO), orders(n, "run0-")),
             |(c, os)| {
                 rt.block_on(async {
                     for o in &os {
@@ -168,7 +101,7 @@ fn one_ms_calls(c: &mut Criterion) {
                 run += 1;
                 (
                     dispatcher(sleeper(Duration::from_millis(1)), concurrency),
-                    orders(n, run),
+                    orders(n, &format!("run{run}-")),
                 )
             },
             |(d, os)| {
@@ -183,7 +116,7 @@ fn one_ms_calls(c: &mut Criterion) {
     });
     group.bench_function("direct", |b| {
         b.iter_batched(
-            || (sleeper(Duration::from_millis(1)), orders(n, 0)),
+            || (sleeper(Duration::from_millis(1)), orders(n, "run0-")),
             |(c, os)| {
                 rt.block_on(async {
                     futures::stream::iter(os.iter())

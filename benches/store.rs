@@ -11,14 +11,9 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
-use async_trait::async_trait;
-use autoprov::connector::{
-    Capabilities, Connector, ConnectorError, ConnectorInfo, Executed, ExportRequest, ExportStream,
-    Fulfillment, Operation,
-};
-use autoprov::core::{
-    ChangeType, Changes, Owner, ProvisioningOrder, Resource, ResourceType, ResourceTypeRef,
-};
+mod support;
+
+use autoprov::connector::Connector;
 use autoprov::orchestrator::clock::SystemClock;
 use autoprov::orchestrator::dispatch::{DispatchPolicy, Dispatcher};
 use autoprov::orchestrator::store::{MemoryStore, Store};
@@ -26,69 +21,12 @@ use autoprov_store_sqlite::{SqliteOptions, SqliteStats, SqliteStore};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{orders, sleeper};
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug)]
-struct Noop {
-    info: ConnectorInfo,
-}
-
-#[async_trait]
-impl Connector for Noop {
-    fn info(&self) -> &ConnectorInfo {
-        &self.info
-    }
-    async fn check(&self) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-    async fn fulfill(&self, o: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
-        Ok(Fulfillment::Executed(Executed::new(
-            o.resource
-                .as_ref()
-                .map(|r| r.id.clone())
-                .unwrap_or_else(|| "x".into()),
-        )))
-    }
-    async fn export(&self, _r: ExportRequest) -> Result<ExportStream, ConnectorError> {
-        Err(ConnectorError::unsupported(
-            Operation::Export,
-            "bench connector",
-        ))
-    }
-}
-
-fn orders(n: usize) -> Vec<ProvisioningOrder> {
-    let rt = ResourceType::new("rt", "AD_User", "Directory_User", "AD_Entry", "conn");
-    (0..n)
-        .map(|i| {
-            let mut changes = Changes::default();
-            changes.set("department", "Sales").set("title", "Engineer");
-            ProvisioningOrder {
-                order_id: format!("o{i:07}").into(),
-                assigned_resource_type_id: Some(format!("u{i}/rt").as_str().into()),
-                change_type: ChangeType::Modified,
-                workflow_instance_id: None,
-                owner: Some(Owner::new(format!("u{i}"), format!("user{i}"))),
-                resource_type: ResourceTypeRef::of(&rt),
-                connection: Some("conn".into()),
-                changes,
-                resource: Some(Resource::new(format!(
-                    "CN=user{i},OU=Staff,DC=example,DC=test"
-                ))),
-                depends_on: vec![],
-                not_before: None,
-                arguments: Default::default(),
-            }
-        })
-        .collect()
-}
-
 fn dispatcher(store: Arc<dyn Store>, concurrency: usize) -> Dispatcher {
-    let noop = Arc::new(Noop {
-        info: ConnectorInfo::new("bench.noop", "conn", Capabilities::full()),
-    });
     Dispatcher::new(
-        [noop as Arc<dyn Connector>],
+        [sleeper(Duration::ZERO) as Arc<dyn Connector>],
         DispatchPolicy {
             concurrency_per_connection: concurrency,
             ..DispatchPolicy::default()
@@ -106,7 +44,7 @@ fn dispatch(
     concurrency: usize,
 ) -> Duration {
     let d = dispatcher(store, concurrency);
-    let os = orders(n);
+    let os = orders(n, "");
     let started = Instant::now();
     rt.block_on(async {
         let report = d.dispatch(os, &CancellationToken::new()).await.unwrap();
