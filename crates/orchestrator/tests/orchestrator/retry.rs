@@ -290,3 +290,29 @@ async fn try_build_refuses_a_hostile_policy_and_build_never_panics_on_it() {
     assert!(!report.dispatch.errored.is_empty(), "{:?}", report.dispatch);
     assert!(!errored_after_outage(&store).await.is_empty());
 }
+
+#[tokio::test]
+async fn an_operator_retries_what_errored_since_a_time() {
+    let (switch, mut job, store) = world(3, false);
+    switch.down.store(true, Ordering::SeqCst);
+    job.run_complete(JobOptions::default(), &CancellationToken::new())
+        .await
+        .unwrap();
+    let errored = errored_after_outage(&store).await;
+    assert!(!errored.is_empty());
+    let at = errored[0]
+        .dispatch
+        .finished_at
+        .expect("errored orders are finished");
+    let later = job
+        .retry_errored_since(at + chrono::TimeDelta::seconds(1), "ops")
+        .await
+        .unwrap();
+    assert!(
+        later.is_empty(),
+        "nothing errored after that time: {later:?}"
+    );
+    let since = job.retry_errored_since(at, "ops").await.unwrap();
+    assert_eq!(since.len(), errored.len());
+    assert!(errored_after_outage(&store).await.is_empty());
+}
