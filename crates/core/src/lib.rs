@@ -2,6 +2,7 @@
 
 pub mod assignment;
 pub mod config;
+pub mod found;
 pub mod ids;
 pub mod model;
 pub mod order;
@@ -15,6 +16,7 @@ pub use assignment::{
     AssignedResourceNavigation, AssignedResourceScalar, AssignedResourceType, AssignmentStatus,
     Period,
 };
+pub use found::{FoundDecision, FoundValue, FoundVerdict, NonConformingPolicy};
 pub use ids::{
     AssignmentId, ConnectionId, EntityTypeId, ExportCookie, OrderId, OwnerId, PackageId, RequestId,
     ResourceId, ResourceTypeId, RoleId, StableId,

@@ -1,6 +1,7 @@
 //! Entity types, resource types, resources and owners (SPEC §2).
 
 use crate::config::{self, ConfigError};
+use crate::found::NonConformingPolicy;
 use crate::ids::{ConnectionId, EntityTypeId, OwnerId, ResourceId, ResourceTypeId, StableId};
 use crate::value::{PropertyValue, json_kind};
 use crate::workflow::ApprovalWorkflowType;
@@ -205,6 +206,11 @@ pub struct ResourceType {
     /// Approval steps for manual requests of this type. Default: none (0 steps).
     #[serde(default)]
     pub approval_workflow_type: ApprovalWorkflowType,
+    /// What the planner does with values found in this type's targets that no rule, approved
+    /// manual assignment or kept value explains (`NonConforming`: `KeepAndReview` / 0,
+    /// `AdoptAsFound` / 1, `Remove` / 2). Default: keep them and list them for review.
+    #[serde(default)]
+    pub non_conforming: NonConformingPolicy,
 }
 
 fn yes() -> bool {
@@ -282,6 +288,7 @@ impl ResourceType {
             thresholds: Thresholds::default(),
             discard_manual_assignments: false,
             approval_workflow_type: ApprovalWorkflowType::default(),
+            non_conforming: NonConformingPolicy::default(),
         }
     }
 

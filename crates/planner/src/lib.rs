@@ -14,9 +14,10 @@ mod targets;
 pub use compare::ComparisonType;
 pub use error::{ConfigError, EvaluationError, PlanError};
 pub use plan::{
-    CorrelationKey, ExpectedAssignments, GenerationStatus, KeptAssignment, KeptValue, LimitKind,
-    OrderCounts, OrderStates, OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, Planner,
-    PlannerConfig, ThresholdBreach, WaitReason,
+    CorrelationKey, DeducedRole, Disposition, ExpectedAssignments, GenerationStatus,
+    KeptAssignment, KeptValue, LimitKind, NonConforming, NonConformingKind, OrderCounts,
+    OrderStates, OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, Planner, PlannerConfig,
+    ThresholdBreach, WaitReason,
 };
 pub use policy::{
     CompositeRole, ComputeFn, Criteria, Multiplicity, NavigationRule, OwnerPeriod, QueryRule,

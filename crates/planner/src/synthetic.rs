@@ -255,15 +255,19 @@ impl SyntheticOrg {
             .collect()
     }
 
-    /// The account resource type.
+    /// The account resource type. Its drift is corrected as the rules say
+    /// (`NonConforming = Remove`): every drifted value is still classified, so planning pays
+    /// for the classification, and each drift still gives its order.
     pub fn resource_type(&self) -> ResourceType {
-        ResourceType::new(
+        let mut rt = ResourceType::new(
             ACCOUNT_TYPE,
             ACCOUNT_TYPE,
             "Directory_User",
             "AD_Entry",
             "ad-main",
-        )
+        );
+        rt.non_conforming = autoprov_core::NonConformingPolicy::Remove;
+        rt
     }
 
     /// The role model: 1 type rule, 9 scalar rules, 4·departments + 3·sites + 2·titles + 1

@@ -1,6 +1,7 @@
 //! Generating the plan (SPEC §5, §8): a full plan evaluates every owner in parallel and
 //! installs the result in owner order; a simulation computes the same without installing it.
 
+use super::found::Established;
 use super::{
     Claims, OrderCounts, OrderStates, OwnerOutcome, OwnerPlan, OwnerSlot, Plan, PlanOptions,
     PlannedItem, Planner, error_plan, orphan_item,
@@ -41,6 +42,9 @@ impl Planner {
                 }
             }
             slot.claims = outcome.claims;
+            if let Some(established) = outcome.established {
+                slot.established = established;
+            }
             slot.has_fragment = outcome.plan.is_some();
             if let Some(plan) = outcome.plan {
                 fragments.insert(id.clone(), Arc::new(plan));
@@ -196,11 +200,16 @@ impl Planner {
             .collect()
     }
 
-    pub(super) fn install_outcome(&mut self, id: OwnerId, outcome: OwnerOutcome) {
+    pub(super) fn install_outcome(&mut self, id: OwnerId, mut outcome: OwnerOutcome) {
         let old_claims = self
             .owners
             .get_mut(&id)
-            .map(|s| std::mem::replace(&mut s.claims, outcome.claims.clone()))
+            .map(|s| {
+                if let Some(established) = outcome.established.take() {
+                    s.established = established;
+                }
+                std::mem::replace(&mut s.claims, outcome.claims.clone())
+            })
             .unwrap_or_default();
         for (rt, idx) in old_claims.iter() {
             if !outcome.claims.contains((rt, idx)) {
@@ -311,10 +320,22 @@ impl Planner {
                 .policy
                 .evaluate(owner, &slot.extras, &self.lookups, now, &correlated),
         };
-        let plan = match expectation {
-            Ok(exp) => self.compare(slot, &exp, &correlated, orders),
-            Err(error) => Some(error_plan(owner, prev, error, orders)),
+        let (plan, established) = match expectation {
+            Ok(exp) => {
+                let mut held = Vec::new();
+                let plan = self.compare(slot, &exp, &correlated, orders, &mut held);
+                // What this plan expects becomes autoprov's to change, except found values it
+                // keeps; unchanged in the common case, then nothing is allocated.
+                let established =
+                    (!slot.established.matches(&exp, &held)).then(|| Established::of(&exp, &held));
+                (plan, established)
+            }
+            Err(error) => (Some(error_plan(owner, prev, error, orders)), None),
         };
-        OwnerOutcome { plan, claims }
+        OwnerOutcome {
+            plan,
+            claims,
+            established,
+        }
     }
 }

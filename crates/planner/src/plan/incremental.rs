@@ -51,11 +51,10 @@ impl Planner {
         let outcomes = self.compute_owners(dirty.iter(), now, orders);
         let mut owners = Vec::with_capacity(outcomes.len());
         for (id, outcome) in outcomes {
-            let plan = outcome.plan.clone().unwrap_or_else(|| OwnerPlan {
-                owner: id.clone(),
-                items: Vec::new(),
-                error: None,
-            });
+            let plan = outcome
+                .plan
+                .clone()
+                .unwrap_or_else(|| OwnerPlan::new(id.clone()));
             self.install_outcome(id, outcome);
             owners.push(plan);
         }

@@ -28,6 +28,8 @@ impl Planner {
                     requests: BTreeMap::new(),
                     extras: OwnerExtras::default(),
                     kept: Vec::new(),
+                    found_removals: Vec::new(),
+                    established: Default::default(),
                     claims: Claims::default(),
                     keys: new_keys.clone(),
                     has_fragment: false,

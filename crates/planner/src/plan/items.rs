@@ -2,7 +2,7 @@
 //! grouped per owner ([`OwnerPlan`]), the whole [`Plan`] and what an incremental run changed
 //! ([`PlanDelta`]).
 
-use super::{GenerationStatus, OrderCounts};
+use super::{DeducedRole, GenerationStatus, NonConforming, OrderCounts};
 use crate::error::EvaluationError;
 use autoprov_core::{
     AssignmentId, ChangeType, OwnerId, ProvisioningOrder, ProvisioningOrdersList,
@@ -93,12 +93,32 @@ pub struct OwnerPlan {
     /// The evaluation failure, when policy evaluation failed for the owner (every item is
     /// then `Error` and no order is produced).
     pub error: Option<EvaluationError>,
+    /// Values found in the owner's targets that nothing explains, with what this plan does
+    /// with them (by default: kept and listed for review).
+    pub non_conforming: Vec<NonConforming>,
+    /// Roles deduced from the owner's unexplained memberships ("rules in reverse"), proposed
+    /// for a person to give.
+    pub deduced_roles: Vec<DeducedRole>,
 }
 
 impl OwnerPlan {
-    /// Whether the owner has nothing to report (everything Verified).
+    /// An empty fragment of an owner.
+    pub fn new(owner: OwnerId) -> Self {
+        Self {
+            owner,
+            items: Vec::new(),
+            error: None,
+            non_conforming: Vec::new(),
+            deduced_roles: Vec::new(),
+        }
+    }
+
+    /// Whether the owner has nothing to report (everything Verified, nothing non-conforming).
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty() && self.error.is_none()
+        self.items.is_empty()
+            && self.error.is_none()
+            && self.non_conforming.is_empty()
+            && self.deduced_roles.is_empty()
     }
 }
 
@@ -161,6 +181,17 @@ impl Plan {
     pub fn awaiting_approval(&self) -> impl Iterator<Item = &PlannedItem> {
         self.items()
             .filter(|i| i.provisioning_state == ProvisioningState::AwaitingApproval)
+    }
+
+    /// Every non-conforming value found (SPEC §10), owners in order: what waits for review,
+    /// what is adopted, what this plan removes.
+    pub fn non_conforming(&self) -> impl Iterator<Item = &NonConforming> {
+        self.owners.iter().flat_map(|o| o.non_conforming.iter())
+    }
+
+    /// Roles deduced from unexplained memberships, proposed (never assigned by the planner).
+    pub fn deduced_roles(&self) -> impl Iterator<Item = &DeducedRole> {
+        self.owners.iter().flat_map(|o| o.deduced_roles.iter())
     }
 
     /// Owners whose evaluation failed.

@@ -9,6 +9,7 @@
 
 mod correlate;
 mod expected;
+mod found;
 mod generate;
 mod incremental;
 mod inputs;
@@ -22,6 +23,7 @@ mod thresholds;
 
 pub use correlate::CorrelationKey;
 pub use expected::ExpectedAssignments;
+pub use found::{DeducedRole, Disposition, NonConforming, NonConformingKind};
 pub use items::{OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, WaitReason};
 pub use order_states::OrderStates;
 pub use requests::{KeptAssignment, KeptValue};
@@ -81,6 +83,10 @@ struct OwnerSlot {
     requests: BTreeMap<RequestId, AssignmentRequest>,
     extras: OwnerExtras,
     kept: Vec<KeptAssignment>,
+    /// Found values whose removal a person confirmed.
+    found_removals: Vec<(ResourceTypeId, autoprov_core::FoundValue)>,
+    /// What the last plan expected: the values that are autoprov's to change.
+    established: found::Established,
     /// Targets this owner correlates with, per resource type.
     claims: Claims,
     /// The owner's normalized correlation key values, per resource type and key.
@@ -121,6 +127,8 @@ struct OwnerOutcome {
     /// `None` when everything is Verified.
     plan: Option<OwnerPlan>,
     claims: Claims,
+    /// The new established values, when they changed.
+    established: Option<found::Established>,
 }
 
 /// The planner: inputs, per-owner fragments and the indexes that keep re-planning cheap.
@@ -141,6 +149,7 @@ pub struct Planner {
     fragments: BTreeMap<OwnerId, Arc<OwnerPlan>>,
     orphans: BTreeMap<(usize, ResourceId), PlannedItem>,
     counts: Vec<OrderCounts>,
+    role_grants: found::RoleGrants,
     /// Hash sets (sorted when drained): loading a million owners marks a million of them.
     dirty: FxHashSet<OwnerId>,
     dirty_targets: FxHashSet<(usize, ResourceId)>,
@@ -199,6 +208,7 @@ impl Planner {
             per_rule: vec![FxHashMap::default(); policy.query_rules().len()],
         };
         let counts = vec![OrderCounts::default(); policy.rts.len()];
+        let role_grants = found::RoleGrants::new(policy.role_grants());
         Ok(Self {
             policy,
             syms,
@@ -212,6 +222,7 @@ impl Planner {
             fragments: BTreeMap::new(),
             orphans: BTreeMap::new(),
             counts,
+            role_grants,
             dirty: FxHashSet::default(),
             dirty_targets: FxHashSet::default(),
         })

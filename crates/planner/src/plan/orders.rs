@@ -2,15 +2,28 @@
 //! Modified (value-level deltas) or Deleted orders, each item moved through the provisioning
 //! state machine (SPEC §4).
 
-use super::{OrderStates, OwnerPlan, OwnerSlot, PlannedItem, Planner, WaitReason};
-use crate::error::EvaluationError;
-use crate::policy::{KeptTarget, OwnerExpectation, RtExpectation};
-use crate::targets::{RefId, References, Symbols, Target, TargetIdx, sorted_difference};
-use autoprov_core::{
-    AssignmentId, ChangeType, Changes, NavigationChange, OrderId, Owner, PropertyChange,
-    PropertyValue, ProvisioningOrder, ProvisioningState, ResourceType, ResourceTypeRef,
-    ScalarValue, WorkflowState,
+use super::{
+    DeducedRole, Disposition, NonConforming, NonConformingKind, OrderStates, OwnerPlan, OwnerSlot,
+    PlannedItem, Planner, WaitReason,
 };
+use crate::error::EvaluationError;
+use crate::policy::{KeptTarget, OwnerExpectation, RemovalTarget, RtExpectation};
+use crate::targets::{RefId, References, Sym, Symbols, Target, TargetIdx, sorted_difference};
+use autoprov_core::{
+    AssignmentId, ChangeType, Changes, FoundValue, NavigationChange, OrderId, Owner,
+    PropertyChange, PropertyValue, ProvisioningOrder, ProvisioningState, ResourceType,
+    ResourceTypeRef, RoleId, ScalarValue, WorkflowState,
+};
+use std::collections::BTreeSet as RoleSet;
+
+/// What one owner's plan found that nothing explains.
+pub(super) struct Found<'a> {
+    pub(super) values: Vec<NonConforming>,
+    pub(super) deduced: Vec<DeducedRole>,
+    /// Properties whose differing found value this plan keeps (not established).
+    pub(super) held: &'a mut Vec<(u32, Sym)>,
+    pub(super) roles: &'a RoleSet<RoleId>,
+}
 use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
 
@@ -21,9 +34,16 @@ impl Planner {
         exp: &OwnerExpectation,
         correlated: &[Option<TargetIdx>],
         view: &OrderStates,
+        held: &mut Vec<(u32, Sym)>,
     ) -> Option<OwnerPlan> {
         let owner = &slot.owner;
         let mut items: Vec<PlannedItem> = Vec::new();
+        let mut found = Found {
+            values: Vec::new(),
+            deduced: Vec::new(),
+            held,
+            roles: &exp.roles,
+        };
         // Orders of this plan per resource type, for DependsOn.
         let mut added_orders: FxHashMap<usize, Option<OrderId>> = FxHashMap::default();
         let mut deleted_at: FxHashMap<usize, usize> = FxHashMap::default();
@@ -35,7 +55,7 @@ impl Planner {
             // Verified and reported by nobody.
             let mut diff = match (expected, target) {
                 (Some(e), Some(t)) if e.active() => {
-                    let changes = self.diff(slot, e, t);
+                    let changes = self.diff(slot, e, t, &mut found);
                     if changes.is_empty() {
                         continue;
                     }
@@ -125,6 +145,27 @@ impl Planner {
                     {
                         continue;
                     }
+                    // An account no plan expected predates us (or was made by hand): it is
+                    // deleted only after a person confirmed it, or under the `Remove` setting.
+                    if !slot.established.has_rt(rt) {
+                        let approved = slot
+                            .extras
+                            .removals
+                            .iter()
+                            .any(|(r, w)| *r == rt && *w == RemovalTarget::Account);
+                        let disposition = self.disposition(rt, approved);
+                        found.values.push(NonConforming {
+                            owner: owner.id.clone(),
+                            resource_type: rtype.id.clone(),
+                            target: t.id.clone(),
+                            value: FoundValue::Account,
+                            kind: NonConformingKind::UnexpectedAccount,
+                            disposition,
+                        });
+                        if disposition != Disposition::Removing {
+                            continue;
+                        }
+                    }
                     if !rtype.allow_remove {
                         item.waiting = Some(WaitReason::AllowRemoveDisabled);
                     } else {
@@ -157,13 +198,22 @@ impl Planner {
                 order.depends_on.sort();
             }
         }
-        if items.is_empty() {
+        if items.is_empty() && found.values.is_empty() && found.deduced.is_empty() {
             return None;
         }
+        // Sorted by value, not by interning order: the same inputs give the same plan.
+        found
+            .values
+            .sort_by(|a, b| (&a.resource_type, &a.value).cmp(&(&b.resource_type, &b.value)));
+        found.deduced.sort_by(|a, b| {
+            (&a.resource_type, &a.property, &a.role).cmp(&(&b.resource_type, &b.property, &b.role))
+        });
         Some(OwnerPlan {
             owner: owner.id.clone(),
             items,
             error: None,
+            non_conforming: found.values,
+            deduced_roles: found.deduced,
         })
     }
 
@@ -196,14 +246,44 @@ impl Planner {
         changes
     }
 
-    /// The Modified order's changes: only what differs; memberships as deltas.
-    fn diff(&self, slot: &OwnerSlot, e: &RtExpectation, t: &Target) -> Changes {
+    /// The Modified order's changes: only what differs; memberships as deltas. A value found
+    /// that nothing explains and that is not autoprov's to change (see `plan/found.rs`) is
+    /// classified in `found` and changed only when its disposition is `Removing`.
+    fn diff(&self, slot: &OwnerSlot, e: &RtExpectation, t: &Target, found: &mut Found) -> Changes {
         let rt = e.rt;
         let policy = &self.policy.per_rt[rt];
         let kept = &slot.extras.kept;
+        let established = &slot.established;
+        let removals = &slot.extras.removals;
         let scalar_kept = |sym| {
             kept.iter()
                 .any(|k| k.rt == rt && k.what == KeptTarget::Scalar(sym))
+        };
+        // Whether a differing value may be changed; classifies it when it is not ours.
+        let classify = |sym: Sym,
+                        value: FoundValue,
+                        kind: NonConformingKind,
+                        approved: bool,
+                        found: &mut Found|
+         -> bool {
+            if established.has_prop(rt, sym) {
+                return true;
+            }
+            let disposition = self.disposition(rt, approved);
+            if disposition != Disposition::Removing
+                && matches!(kind, NonConformingKind::DifferentValue { .. })
+            {
+                found.held.push((rt as u32, sym));
+            }
+            found.values.push(NonConforming {
+                owner: slot.owner.id.clone(),
+                resource_type: self.policy.rts[rt].id.clone(),
+                target: t.id.clone(),
+                value,
+                kind,
+                disposition,
+            });
+            disposition == Disposition::Removing
         };
         let mut changes = Changes::default();
         let mut exp_scalars = e.scalars.iter().peekable();
@@ -221,8 +301,26 @@ impl Planner {
             let actual = t.scalar(sym);
             let change = match (expected, actual) {
                 (Some(x), Some(a)) if comparison.scalar_equals(x, a) => None,
-                (Some(x), _) => Some(PropertyChange::Set(x.as_ref().clone())),
-                (None, Some(_)) => Some(PropertyChange::Clear),
+                (Some(x), None) => Some(PropertyChange::Set(x.as_ref().clone())),
+                (expected, Some(a)) => {
+                    let approved = removals.iter().any(|(r, w)| {
+                        *r == rt && matches!(w, RemovalTarget::Scalar(s, v) if *s == sym && v == a)
+                    });
+                    let value = FoundValue::Scalar {
+                        property: self.syms.name(sym).to_owned(),
+                        value: a.clone(),
+                    };
+                    let kind = match expected {
+                        Some(x) => NonConformingKind::DifferentValue {
+                            expected: PropertyValue::Scalar(x.as_ref().clone()),
+                        },
+                        None => NonConformingKind::UnexpectedValue,
+                    };
+                    classify(sym, value, kind, approved, found).then(|| match expected {
+                        Some(x) => PropertyChange::Set(x.as_ref().clone()),
+                        None => PropertyChange::Clear,
+                    })
+                }
                 (None, None) => None,
             };
             if let Some(c) = change {
@@ -240,8 +338,27 @@ impl Planner {
             let actual = t.reference(sym);
             let change = match (expected, actual) {
                 (Some(x), Some(a)) if x == a => None,
-                (Some(x), _) => Some(PropertyChange::SetReference(self.refs.get(x).clone())),
-                (None, Some(_)) => Some(PropertyChange::Clear),
+                (Some(x), None) => Some(PropertyChange::SetReference(self.refs.get(x).clone())),
+                (expected, Some(a)) => {
+                    let approved = removals.iter().any(|(r, w)| {
+                        *r == rt
+                            && matches!(w, RemovalTarget::Navigation(s, v) if *s == sym && *v == a)
+                    });
+                    let value = FoundValue::Navigation {
+                        property: self.syms.name(sym).to_owned(),
+                        value: self.refs.get(a).clone(),
+                    };
+                    let kind = match expected {
+                        Some(x) => NonConformingKind::DifferentValue {
+                            expected: PropertyValue::Reference(self.refs.get(x).clone()),
+                        },
+                        None => NonConformingKind::UnexpectedValue,
+                    };
+                    classify(sym, value, kind, approved, found).then(|| match expected {
+                        Some(x) => PropertyChange::SetReference(self.refs.get(x).clone()),
+                        None => PropertyChange::Clear,
+                    })
+                }
                 (None, None) => None,
             };
             if let Some(c) = change {
@@ -266,6 +383,40 @@ impl Planner {
                         && matches!(k.what, KeptTarget::Navigation(s, kr) if s == sym && kr == *r)
                 })
             });
+            // Memberships no plan expected: classified, removed only when decided so.
+            let mut unexplained: Vec<RefId> = Vec::new();
+            remove.retain(|&r| {
+                if established.has_ref(rt, sym, r) {
+                    return true;
+                }
+                unexplained.push(r);
+                let approved = removals.iter().any(|(q, w)| {
+                    *q == rt && matches!(w, RemovalTarget::Navigation(s, v) if *s == sym && *v == r)
+                });
+                let disposition = self.disposition(rt, approved);
+                found.values.push(NonConforming {
+                    owner: slot.owner.id.clone(),
+                    resource_type: self.policy.rts[rt].id.clone(),
+                    target: t.id.clone(),
+                    value: FoundValue::Navigation {
+                        property: self.syms.name(sym).to_owned(),
+                        value: self.refs.get(r).clone(),
+                    },
+                    kind: NonConformingKind::ExtraValue,
+                    disposition,
+                });
+                disposition == Disposition::Removing
+            });
+            if !unexplained.is_empty() && !self.role_grants.is_empty() {
+                found.deduced.extend(self.deduce_roles(
+                    &slot.owner.id,
+                    found.roles,
+                    rt,
+                    sym,
+                    &unexplained,
+                    actual,
+                ));
+            }
             if add.is_empty() && remove.is_empty() {
                 continue;
             }
@@ -412,9 +563,9 @@ pub(super) fn error_plan(
         });
     }
     OwnerPlan {
-        owner: owner.id.clone(),
         items,
         error: Some(error),
+        ..OwnerPlan::new(owner.id.clone())
     }
 }
 

@@ -3,10 +3,12 @@
 
 use super::{OwnerSlot, Planner};
 use crate::error::PlanError;
-use crate::policy::{CompiledKept, CompiledRequest, KeptTarget, OwnerExtras, RequestTarget};
+use crate::policy::{
+    CompiledKept, CompiledRequest, KeptTarget, OwnerExtras, RemovalTarget, RequestTarget,
+};
 use autoprov_core::{
-    AssignmentRequest, OwnerId, Reference, RequestId, RequestKind, ResourceTypeId, ScalarValue,
-    WorkflowState,
+    AssignmentRequest, FoundValue, OwnerId, Reference, RequestId, RequestKind, ResourceTypeId,
+    ScalarValue, WorkflowState,
 };
 use serde::Serialize;
 
@@ -39,7 +41,7 @@ pub enum KeptValue {
 }
 
 impl Planner {
-    fn slot_mut(&mut self, owner: &OwnerId) -> Result<&mut OwnerSlot, PlanError> {
+    pub(super) fn slot_mut(&mut self, owner: &OwnerId) -> Result<&mut OwnerSlot, PlanError> {
         self.owners
             .get_mut(owner)
             .ok_or_else(|| PlanError::UnknownOwner {
@@ -77,7 +79,7 @@ impl Planner {
         Ok(())
     }
 
-    fn check_governed(
+    pub(super) fn check_governed(
         &self,
         owner: &OwnerId,
         rt: usize,
@@ -126,7 +128,7 @@ impl Planner {
         Ok(())
     }
 
-    fn recompile_extras(&mut self, owner: &OwnerId) {
+    pub(super) fn recompile_extras(&mut self, owner: &OwnerId) {
         let Some(slot) = self.owners.get(owner) else {
             return;
         };
@@ -174,6 +176,21 @@ impl Planner {
                 what,
                 workflow: k.workflow_state,
             });
+        }
+        for (rt_id, value) in &slot.found_removals {
+            let Ok(rt) = self.rt_index(rt_id) else {
+                continue;
+            };
+            let what = match value {
+                FoundValue::Account => RemovalTarget::Account,
+                FoundValue::Scalar { property, value } => {
+                    RemovalTarget::Scalar(self.syms.intern(property), value.clone())
+                }
+                FoundValue::Navigation { property, value } => {
+                    RemovalTarget::Navigation(self.syms.intern(property), self.refs.intern(value))
+                }
+            };
+            extras.removals.push((rt, what));
         }
         if let Some(slot) = self.owners.get_mut(owner) {
             slot.extras = extras;

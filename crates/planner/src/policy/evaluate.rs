@@ -56,11 +56,23 @@ pub(crate) struct CompiledKept {
     pub(crate) workflow: WorkflowState,
 }
 
-/// Approved requests and kept values of one owner.
+/// A found value whose removal a person confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RemovalTarget {
+    Account,
+    /// Only while the target still holds this value.
+    Scalar(Sym, ScalarValue),
+    /// A mono-valued reference or one reference of a multi-valued navigation.
+    Navigation(Sym, RefId),
+}
+
+/// Approved requests, kept values and confirmed removals of one owner.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OwnerExtras {
     pub(crate) requests: Vec<CompiledRequest>,
     pub(crate) kept: Vec<CompiledKept>,
+    /// Per resource type index.
+    pub(crate) removals: Vec<(usize, RemovalTarget)>,
 }
 
 /// Query-rule lookups: for each query rule, normalized value ⇒ references.

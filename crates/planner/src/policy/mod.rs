@@ -16,7 +16,7 @@ mod time_offsets;
 pub use criteria::Criteria;
 pub(crate) use evaluate::{
     CompiledKept, CompiledRequest, KeptTarget, Lookups, OwnerExpectation, OwnerExtras,
-    RequestTarget, RtExpectation,
+    RemovalTarget, RequestTarget, RtExpectation,
 };
 pub use roles::{CompositeRole, RoleRule, SingleRole};
 pub use rules::{
@@ -199,4 +199,21 @@ pub(crate) struct CompiledPolicy {
     scalar_rules: Vec<ScalarRule>,
     query_rules: Vec<QueryRule>,
     owner_period: Option<OwnerPeriod>,
+}
+
+impl CompiledPolicy {
+    /// The multi-valued references that navigation rules grant under a single role:
+    /// (resource type, property, reference, role), for "rules in reverse".
+    pub(crate) fn role_grants(&self) -> Vec<(usize, Sym, RefId, RoleId)> {
+        self.per_rt
+            .iter()
+            .enumerate()
+            .flat_map(|(rt, p)| {
+                p.navs.iter().filter(|n| n.multi).filter_map(move |n| {
+                    let role = n.criteria.single_role.clone()?;
+                    Some((rt, n.sym, n.reference, role))
+                })
+            })
+            .collect()
+    }
 }

@@ -4,7 +4,7 @@
 //! with known outputs. If this test fails, stored orders would no longer be recognised: keep
 //! the function, or write a migration.
 
-use autoprov_core::{ChangeType, Owner, Resource, ResourceType};
+use autoprov_core::{ChangeType, NonConformingPolicy, Owner, Resource, ResourceType};
 use autoprov_planner::{
     CorrelationKey, Criteria, OrderStates, PlanOptions, Planner, PlannerConfig, RoleModel,
     ScalarRule, TypeRule,
@@ -14,6 +14,9 @@ use chrono::{TimeZone, Utc};
 fn planner() -> Planner {
     let mut rt = ResourceType::new("AD_User", "AD_User", "Directory_User", "AD_Entry", "ad");
     rt.remove_orphans = true;
+    // These tests are about what the rules alone decide: values found that no rule
+    // explains are removed as before (the default keeps them for review, see found.rs tests).
+    rt.non_conforming = NonConformingPolicy::Remove;
     let model = RoleModel::new()
         .type_rule(TypeRule::new(
             "AD_User",

@@ -4,8 +4,8 @@
 //! Found/Historic value; a membership change is a delta, never a full replacement.
 
 use autoprov_core::{
-    ChangeType, Owner, PropertyChange, PropertyValue, ProvisioningOrder, Reference, Resource,
-    ResourceType, ResourceTypeId, WorkflowState,
+    ChangeType, NonConformingPolicy, Owner, PropertyChange, PropertyValue, ProvisioningOrder,
+    Reference, Resource, ResourceType, ResourceTypeId, WorkflowState,
 };
 use autoprov_planner::{
     ComparisonType, CorrelationKey, Criteria, KeptAssignment, KeptValue, Multiplicity,
@@ -53,6 +53,9 @@ fn config(s: &Settings) -> PlannerConfig {
     let mut rt = ResourceType::new(RT, "Account", "User", "Account", "conn");
     rt.allow_remove = s.allow_remove;
     rt.remove_orphans = s.remove_orphans && s.allow_remove;
+    // These tests are about what the rules alone decide: values found that no rule
+    // explains are removed as before (the default keeps them for review, see found.rs tests).
+    rt.non_conforming = NonConformingPolicy::Remove;
     let mut model = RoleModel::new()
         // Department C gets no account: its accounts are to be removed.
         .type_rule(TypeRule::new(

@@ -1,8 +1,8 @@
 //! One test per rule or setting of SPEC §2 / §5 that the scenario does not already cover.
 
 use autoprov_core::{
-    ChangeType, Owner, ProvisioningState, Reference, Resource, ResourceType, ScalarValue,
-    WorkflowState,
+    ChangeType, NonConformingPolicy, Owner, ProvisioningState, Reference, Resource, ResourceType,
+    ScalarValue, WorkflowState,
 };
 use autoprov_planner::{
     CorrelationKey, Criteria, EvaluationError, GenerationStatus, LimitKind, NavigationRule,
@@ -16,7 +16,11 @@ fn now() -> DateTime<Utc> {
 }
 
 fn rt(id: &str) -> ResourceType {
-    ResourceType::new(id, id, "User", "Account", "conn")
+    let mut rt = ResourceType::new(id, id, "User", "Account", "conn");
+    // These tests are about what the rules alone decide: values found that no rule
+    // explains are removed as before (the default keeps them for review, see found.rs tests).
+    rt.non_conforming = NonConformingPolicy::Remove;
+    rt
 }
 
 fn planner(types: Vec<ResourceType>, model: RoleModel) -> Planner {

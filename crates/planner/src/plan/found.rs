@@ -1,0 +1,360 @@
+//! What predates autoprov (SPEC §3 Found, §10; the reference system's non-conforming values and
+//! "rules in reverse"): values found in a correlated target that no rule, approved manual
+//! assignment or kept value explains are classified ([`NonConforming`]) and, by default,
+//! listed for review instead of being removed.
+//!
+//! A value is *established* — autoprov's to change — once a plan of this planner expected it
+//! (for a scalar or mono-valued property: once a rule gave the property a value; for a
+//! membership: that reference; for an account: the resource type). Established values follow
+//! the rules as before: a mover loses the groups the rules no longer give, a leaver's account
+//! is deleted, a drifted value is set back (SPEC §4: a later difference reopens a Verified
+//! item). Everything else that differs is non-conforming and goes by the resource type's
+//! [`NonConformingPolicy`] and the decisions made on it ([`Planner::decide_found`]).
+//! Established values live in memory: after a restart the first plan treats every difference
+//! as non-conforming again, which only ever holds back a removal, never adds one.
+
+use super::Planner;
+use crate::error::PlanError;
+use crate::policy::OwnerExpectation;
+use crate::targets::{RefId, Sym};
+use autoprov_core::{
+    FoundDecision, FoundValue, FoundVerdict, NonConformingPolicy, OwnerId, PropertyValue,
+    Reference, ResourceId, ResourceTypeId, RoleId, WorkflowState,
+};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use super::{KeptAssignment, KeptValue};
+
+/// Why a found value does not conform.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum NonConformingKind {
+    /// A reference of a multi-valued navigation that no rule gives (an extra membership).
+    ExtraValue,
+    /// A governed property holds a value while no rule gives it one.
+    UnexpectedValue,
+    /// A governed property holds another value than the one the rules give.
+    DifferentValue {
+        /// What the rules give.
+        expected: PropertyValue,
+    },
+    /// An account correlates with the owner while the owner is not expected to have one.
+    UnexpectedAccount,
+}
+
+/// What becomes of a non-conforming value in this plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum Disposition {
+    /// Kept as it is and listed until a person keeps it or confirms its removal
+    /// (`KeepAndReview`).
+    AwaitingReview,
+    /// Kept as a Found value without review (`AdoptAsFound`).
+    Adopted,
+    /// The plan's order removes it (or overwrites it, or deletes the account): a person
+    /// confirmed its removal, or the resource type's setting is `Remove`.
+    Removing,
+}
+
+/// One non-conforming value: a value found in an owner's correlated target that no rule,
+/// approved manual assignment or kept value explains.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NonConforming {
+    /// The owner the target correlates with.
+    pub owner: OwnerId,
+    /// The resource type.
+    pub resource_type: ResourceTypeId,
+    /// The target.
+    pub target: ResourceId,
+    /// The value found (the property is in it).
+    pub value: FoundValue,
+    /// Why it does not conform.
+    pub kind: NonConformingKind,
+    /// What this plan does with it.
+    pub disposition: Disposition,
+}
+
+impl NonConforming {
+    /// The decision that keeps this value, by `by` at `at`.
+    pub fn keep(&self, by: &str, at: chrono::DateTime<chrono::Utc>) -> FoundDecision {
+        self.decision(FoundVerdict::Keep, by, at)
+    }
+
+    /// The decision that confirms this value's removal, by `by` at `at`.
+    pub fn remove(&self, by: &str, at: chrono::DateTime<chrono::Utc>) -> FoundDecision {
+        self.decision(FoundVerdict::Remove, by, at)
+    }
+
+    /// A decision on this value.
+    pub fn decision(
+        &self,
+        verdict: FoundVerdict,
+        by: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> FoundDecision {
+        FoundDecision::new(
+            self.owner.clone(),
+            self.resource_type.clone(),
+            self.value.clone(),
+            verdict,
+            by,
+            at,
+        )
+    }
+}
+
+/// A role deduced from what is found ("rules in reverse"): the owner's unexplained memberships
+/// include a group that exactly one role grants. Proposed, never assigned by the planner: a
+/// person gives the role (or requests its groups); its missing memberships then become orders.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeducedRole {
+    /// The owner.
+    pub owner: OwnerId,
+    /// The role deduced.
+    pub role: RoleId,
+    /// The resource type of the memberships.
+    pub resource_type: ResourceTypeId,
+    /// The navigation property (e.g. `memberOf`).
+    pub property: String,
+    /// The role's groups the owner already has.
+    pub found: Vec<Reference>,
+    /// The role's groups the owner lacks: the orders giving the role would produce.
+    pub missing: Vec<Reference>,
+}
+
+/// What a plan of this planner expected of one owner: the values that are autoprov's to
+/// change. Compared with the next expectation without allocating, replaced only when it
+/// differs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Established {
+    rts: Vec<u32>,
+    /// Scalar and mono-valued properties that a rule gave a value.
+    props: Vec<(u32, Sym)>,
+    /// Multi-valued references.
+    refs: Vec<(u32, Sym, RefId)>,
+}
+
+impl Established {
+    fn entries<'a>(
+        exp: &'a OwnerExpectation<'_>,
+        held: &'a [(u32, Sym)],
+    ) -> (
+        impl Iterator<Item = u32> + 'a,
+        impl Iterator<Item = (u32, Sym)> + 'a,
+        impl Iterator<Item = (u32, Sym, RefId)> + 'a,
+    ) {
+        let rts = exp.rts.iter().map(|e| e.rt as u32);
+        let props = exp.rts.iter().flat_map(|e| {
+            let rt = e.rt as u32;
+            e.scalars
+                .iter()
+                .map(move |(s, _)| (rt, *s))
+                .chain(e.mono.iter().map(move |(s, _)| (rt, *s)))
+                .filter(|p| !held.contains(p))
+        });
+        let refs = exp.rts.iter().flat_map(|e| {
+            let rt = e.rt as u32;
+            e.multi
+                .iter()
+                .flat_map(move |(s, l)| l.iter().map(move |r| (rt, *s, *r)))
+        });
+        (rts, props, refs)
+    }
+
+    /// The expectation as established values, less the properties whose found value this
+    /// plan keeps (`held`: a value that differs and waits for review or was adopted).
+    pub(super) fn of(exp: &OwnerExpectation<'_>, held: &[(u32, Sym)]) -> Self {
+        let (rts, props, refs) = Self::entries(exp, held);
+        Self {
+            rts: rts.collect(),
+            props: props.collect(),
+            refs: refs.collect(),
+        }
+    }
+
+    /// Whether the expectation establishes exactly these values.
+    pub(super) fn matches(&self, exp: &OwnerExpectation<'_>, held: &[(u32, Sym)]) -> bool {
+        let (rts, props, refs) = Self::entries(exp, held);
+        rts.eq(self.rts.iter().copied())
+            && props.eq(self.props.iter().copied())
+            && refs.eq(self.refs.iter().copied())
+    }
+
+    pub(super) fn has_rt(&self, rt: usize) -> bool {
+        self.rts.contains(&(rt as u32))
+    }
+
+    pub(super) fn has_prop(&self, rt: usize, sym: Sym) -> bool {
+        self.props.contains(&(rt as u32, sym))
+    }
+
+    pub(super) fn has_ref(&self, rt: usize, sym: Sym, r: RefId) -> bool {
+        self.refs.contains(&(rt as u32, sym, r))
+    }
+}
+
+/// "Rules in reverse": which roles grant which memberships, from the navigation rules that
+/// require a single role.
+#[derive(Clone, Debug, Default)]
+pub(super) struct RoleGrants {
+    /// (resource type, property, reference) ⇒ roles granting it.
+    by_value: FxHashMap<(usize, Sym, RefId), Vec<RoleId>>,
+    /// role ⇒ (resource type, property, reference) it grants, sorted.
+    by_role: FxHashMap<RoleId, Vec<(usize, Sym, RefId)>>,
+}
+
+impl RoleGrants {
+    pub(super) fn new(grants: Vec<(usize, Sym, RefId, RoleId)>) -> Self {
+        let mut out = Self::default();
+        for (rt, sym, r, role) in grants {
+            let roles = out.by_value.entry((rt, sym, r)).or_default();
+            if !roles.contains(&role) {
+                roles.push(role.clone());
+            }
+            let values = out.by_role.entry(role).or_default();
+            if !values.contains(&(rt, sym, r)) {
+                values.push((rt, sym, r));
+            }
+        }
+        for v in out.by_role.values_mut() {
+            v.sort_unstable();
+        }
+        out
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.by_value.is_empty()
+    }
+}
+
+impl Planner {
+    /// The roles deduced from an owner's unexplained memberships of one resource type and
+    /// property (the reference system's deduction): a found group that exactly one role grants
+    /// deduces that role, with the role's other groups listed as missing; a group that several
+    /// roles grant deduces nothing. Roles the owner already holds are not proposed.
+    pub(super) fn deduce_roles(
+        &self,
+        owner: &OwnerId,
+        held: &std::collections::BTreeSet<RoleId>,
+        rt: usize,
+        sym: Sym,
+        found: &[RefId],
+        actual: &[RefId],
+    ) -> Vec<DeducedRole> {
+        let grants = &self.role_grants;
+        let mut roles: Vec<&RoleId> = found
+            .iter()
+            .filter_map(|r| grants.by_value.get(&(rt, sym, *r)))
+            .filter(|roles| roles.len() == 1)
+            .map(|roles| &roles[0])
+            .filter(|role| !held.contains(*role))
+            .collect();
+        roles.sort();
+        roles.dedup();
+        roles
+            .into_iter()
+            .map(|role| {
+                let (mut has, mut lacks) = (Vec::new(), Vec::new());
+                for &(grt, gsym, r) in grants.by_role.get(role).map_or(&[][..], Vec::as_slice) {
+                    if grt != rt || gsym != sym {
+                        continue;
+                    }
+                    let reference = self.refs.get(r).clone();
+                    if actual.binary_search(&r).is_ok() {
+                        has.push(reference);
+                    } else {
+                        lacks.push(reference);
+                    }
+                }
+                has.sort();
+                lacks.sort();
+                DeducedRole {
+                    owner: owner.clone(),
+                    role: role.clone(),
+                    resource_type: self.policy.rts[rt].id.clone(),
+                    property: self.syms.name(sym).to_owned(),
+                    found: has,
+                    missing: lacks,
+                }
+            })
+            .collect()
+    }
+
+    /// What a non-conforming value of `rt` becomes: a person's removal decision or the
+    /// resource type's setting.
+    pub(super) fn disposition(&self, rt: usize, removal_approved: bool) -> Disposition {
+        if removal_approved {
+            return Disposition::Removing;
+        }
+        match self.policy.rts[rt].non_conforming {
+            NonConformingPolicy::KeepAndReview => Disposition::AwaitingReview,
+            NonConformingPolicy::AdoptAsFound => Disposition::Adopted,
+            NonConformingPolicy::Remove => Disposition::Removing,
+        }
+    }
+
+    /// Applies a person's decision on a found value (SPEC §10): `Keep` makes it a Found value
+    /// that is never removed or overwritten automatically (see [`Planner::keep`]); `Remove`
+    /// confirms its removal, which the next plan orders (for a scalar, only while the target
+    /// still holds the value decided on). A later decision on the same value replaces the
+    /// earlier one. The owner is marked dirty.
+    ///
+    /// An unknown owner or resource type, or a property the resource type does not govern, is
+    /// an error and nothing changes.
+    pub fn decide_found(&mut self, decision: &FoundDecision) -> Result<(), PlanError> {
+        let rt = self.rt_index(&decision.resource_type)?;
+        let (scalar, nav) = match &decision.value {
+            FoundValue::Account => (None, None),
+            FoundValue::Scalar { property, value } => {
+                (Some((property.clone(), value.clone())), None)
+            }
+            FoundValue::Navigation { property, value } => {
+                (None, Some((property.clone(), value.clone())))
+            }
+        };
+        self.check_governed(&decision.owner, rt, &scalar, &nav)?;
+        let kept_value = match &decision.value {
+            FoundValue::Account => KeptValue::Account,
+            FoundValue::Scalar { property, .. } => KeptValue::Scalar(property.clone()),
+            FoundValue::Navigation { property, value } => {
+                KeptValue::Navigation(property.clone(), value.clone())
+            }
+        };
+        let kept = KeptAssignment {
+            owner: decision.owner.clone(),
+            resource_type: decision.resource_type.clone(),
+            value: kept_value,
+            workflow_state: WorkflowState::Found,
+        };
+        let owner = decision.owner.clone();
+        let slot = self.slot_mut(&owner)?;
+        slot.found_removals
+            .retain(|(r, v)| !(r == &decision.resource_type && v == &decision.value));
+        match decision.verdict {
+            FoundVerdict::Keep => {
+                if !slot.kept.contains(&kept) {
+                    slot.kept.push(kept);
+                }
+            }
+            FoundVerdict::Remove => {
+                slot.kept
+                    .retain(|k| !(k == &kept && k.workflow_state == WorkflowState::Found));
+                slot.found_removals
+                    .push((decision.resource_type.clone(), decision.value.clone()));
+            }
+        }
+        self.recompile_extras(&owner);
+        self.dirty.insert(owner);
+        Ok(())
+    }
+
+    /// Every non-conforming value of the installed plan, in owner order.
+    pub fn non_conforming(&self) -> impl Iterator<Item = &NonConforming> {
+        self.fragments
+            .values()
+            .flat_map(|f| f.non_conforming.iter())
+    }
+}
