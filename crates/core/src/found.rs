@@ -26,6 +26,12 @@
 //! let err = ResourceType::from_json(json).unwrap_err();
 //! assert_eq!(err.path(), "NonConforming");
 //! assert_eq!(err.suggestion(), Some("Remove"));
+//! // So is an unknown code.
+//! let json = serde_json::json!({
+//!     "Id": "rt-1", "Identifier": "AD_User", "SourceEntityType": "Directory_User",
+//!     "TargetEntityType": "AD_Entry", "Connection": "ad", "NonConforming": 7
+//! });
+//! assert_eq!(ResourceType::from_json(json).unwrap_err().path(), "NonConforming");
 //! ```
 
 use crate::ids::{OwnerId, ResourceTypeId};

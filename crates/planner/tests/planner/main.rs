@@ -1,6 +1,7 @@
 //! The planner's integration tests, as one test binary: SPEC scenarios, one test per rule or
 //! setting, the planner's invariants (proptest) and the synthetic organization.
 
+mod found;
 mod identity;
 mod properties;
 mod rules;
