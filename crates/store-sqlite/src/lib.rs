@@ -24,7 +24,7 @@ use crate::seal::Sealer;
 use crate::writer::{Job, WriteJob};
 use async_trait::async_trait;
 use autoprov_core::{
-    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, OrderId, OwnerId,
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OrderId, OwnerId,
     ProvisioningResult, ProvisioningState, RequestId, Resource, ResourceId, StableId,
 };
 use autoprov_store::{
@@ -269,6 +269,26 @@ impl Store for SqliteStore {
     ) -> Result<OrderRecord, StoreError> {
         self.write("recording a review decision", move |c, s, cache| {
             orders::decide_review(c, s, cache, expected_version, &decision)
+        })
+        .await
+    }
+
+    async fn put_found_decisions(&self, decisions: &[FoundDecision]) -> Result<(), StoreError> {
+        let decisions = decisions.to_vec();
+        self.write("recording decisions on found values", move |c, _, _| {
+            records::put_found_decisions(c, &decisions)
+        })
+        .await
+    }
+
+    async fn found_decisions_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FoundDecision>, StoreError> {
+        let after = after.map(str::to_owned);
+        self.read("reading decisions on found values", move |c, _| {
+            records::found_decisions_page(c, after.as_deref(), limit)
         })
         .await
     }

@@ -3,8 +3,8 @@
 
 use crate::codec::{Context as _, from_json, limit, time_key, to_json, to_u64};
 use autoprov_core::{
-    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, OwnerId, RequestId, Resource,
-    ResourceId, StableId,
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OwnerId, RequestId,
+    Resource, ResourceId, StableId,
 };
 use autoprov_store::{Assignment, Assignments, AuditEntry, JobRun, StoreError};
 use rusqlite::{Connection, OptionalExtension as _, params};
@@ -318,8 +318,42 @@ pub(crate) fn erase_owner_records(
     )?;
     let arts = exec("DELETE FROM assignments WHERE owner = ?1")?;
     let requests = exec("DELETE FROM requests WHERE owner = ?1")?;
+    exec("DELETE FROM found_decisions WHERE owner = ?1")?;
     let audit = exec("DELETE FROM audit WHERE owner = ?1")?;
     Ok((parts + arts, requests, audit))
+}
+
+// -- decisions on found values ---------------------------------------------------------------
+
+pub(crate) fn put_found_decisions(
+    conn: &Connection,
+    decisions: &[FoundDecision],
+) -> Result<(), StoreError> {
+    const OP: &str = "recording decisions on found values";
+    autoprov_store::check_found_batch(decisions)?;
+    for d in decisions {
+        append_audit(conn, &autoprov_store::found_decision_audit(d))?;
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO found_decisions (key, owner, decision) VALUES (?1, ?2, ?3)",
+        )
+        .during(OP)?
+        .execute(params![d.key(), d.owner.as_str(), to_json(OP, d)?])
+        .during(OP)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn found_decisions_page(
+    conn: &Connection,
+    after: Option<&str>,
+    n: usize,
+) -> Result<Vec<FoundDecision>, StoreError> {
+    many(
+        conn,
+        "reading decisions on found values",
+        "SELECT decision FROM found_decisions WHERE key > ?1 ORDER BY key LIMIT ?2",
+        params![after.unwrap_or(""), limit(n)],
+    )
 }
 
 // -- job runs ---------------------------------------------------------------------------------

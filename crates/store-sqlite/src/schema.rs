@@ -10,7 +10,10 @@ use std::sync::Arc;
 /// The schema migrations, in order: migration `i` takes a file from schema version `i` to
 /// `i + 1` (`PRAGMA user_version`). Released migrations never change; a schema change is a
 /// new script at the end (and `tests/fixtures/schema-v1.sqlite` must still open and resume).
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_found_decisions.sql"),
+];
 
 /// The schema version this version writes.
 pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -2,7 +2,7 @@
 //! what, when and why. Append-only; only an erasure on request removes entries (those about
 //! the erased owner), and says so in a new entry.
 
-use autoprov_core::OwnerId;
+use autoprov_core::{FoundDecision, FoundVerdict, OwnerId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -89,4 +89,19 @@ pub struct Erasure {
     pub requests: u64,
     /// Audit entries about the owner.
     pub audit_entries: u64,
+}
+
+/// The audit-trail entry of a decision on a found value (every store appends it with the
+/// decision): [`AuditAction::Adopted`] for a value kept, [`AuditAction::Declined`] for a
+/// removal confirmed; the subject names the resource type and the value, the owner is set.
+pub fn found_decision_audit(decision: &FoundDecision) -> AuditEntry {
+    let action = match decision.verdict {
+        FoundVerdict::Keep => AuditAction::Adopted,
+        FoundVerdict::Remove => AuditAction::Declined,
+    };
+    let subject = format!("found {}: {}", decision.resource_type, decision.value);
+    let mut entry =
+        AuditEntry::new(decision.at, &decision.by, action, subject).owner(decision.owner.clone());
+    entry.reason = decision.reason.clone();
+    entry
 }

@@ -48,6 +48,19 @@ pub enum StoreError {
         /// The order.
         order_id: OrderId,
     },
+    /// The same found value (owner, resource type, value) is decided twice in one batch;
+    /// nothing of the batch was written.
+    #[error(
+        "found value of owner {owner}, resource type {resource_type} ({value}) decided twice in one batch"
+    )]
+    DuplicateFoundDecision {
+        /// The owner.
+        owner: autoprov_core::OwnerId,
+        /// The resource type.
+        resource_type: autoprov_core::ResourceTypeId,
+        /// The value, as text.
+        value: String,
+    },
     /// A write under a claim whose lease another worker took over (its fencing token is not
     /// the order's latest); nothing was written. Drop the order: its new holder sends it.
     #[error("order {order_id}: lease lost (token {token} was taken over)")]
@@ -125,7 +138,9 @@ impl StoreError {
             | Self::LeaseLost { order_id, .. }
             | Self::SecretWithoutKey { order_id, .. }
             | Self::SecretUnreadable { order_id, .. } => Some(order_id),
-            Self::Backend { .. } | Self::StalePlanningEpoch { .. } => None,
+            Self::Backend { .. }
+            | Self::StalePlanningEpoch { .. }
+            | Self::DuplicateFoundDecision { .. } => None,
         }
     }
 }

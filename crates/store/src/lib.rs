@@ -10,7 +10,7 @@ mod runs;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use audit::{AuditAction, AuditEntry, Erasure};
+pub use audit::{AuditAction, AuditEntry, Erasure, found_decision_audit};
 pub use claim::{Claim, ClaimStore, PlanningEpoch};
 pub use error::{BackendError, StoreError};
 pub use memory::MemoryStore;
@@ -22,7 +22,7 @@ pub use runs::{
 
 use async_trait::async_trait;
 use autoprov_core::{
-    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, OrderId, OwnerId,
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OrderId, OwnerId,
     ProvisioningResult, ProvisioningState, RequestId, Resource, ResourceId, StableId,
 };
 use chrono::{DateTime, Utc};
@@ -235,6 +235,23 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<AssignmentRequest>, StoreError>;
 
+    // -- what predates autoprov: decisions on found values ------------------------------------
+
+    /// Records decisions on found (non-conforming) values, in one write: each is filed under
+    /// its [`FoundDecision::key`] (owner, resource type, value), replacing an earlier decision
+    /// on the same value, and gets its audit entry ([`found_decision_audit`]: who kept or
+    /// confirmed the removal of what, and why). A key twice in `decisions` is
+    /// [`StoreError::DuplicateFoundDecision`] and nothing is written.
+    async fn put_found_decisions(&self, decisions: &[FoundDecision]) -> Result<(), StoreError>;
+
+    /// Decisions on found values, by key ([`FoundDecision::key`]); `after` is the key of the
+    /// last decision of the previous page.
+    async fn found_decisions_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FoundDecision>, StoreError>;
+
     // -- audit, retention, erasure -------------------------------------------------------------
 
     /// Appends an entry to the audit trail; returns its sequence number (increasing).
@@ -257,7 +274,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<OrderId>, StoreError>;
 
     /// Erases an owner's data on request (data-protection law): their orders with history
-    /// and review decisions, assignments, requests and the audit entries about them. The
+    /// and review decisions, assignments, requests, decisions on found values and the audit
+    /// entries about them. The
     /// erasure itself is then audited (by `actor`, naming no personal data but the owner id).
     async fn erase_owner(
         &self,
@@ -281,4 +299,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<JobRun>, StoreError>;
+}
+
+/// Refuses a batch of found-value decisions that decides one value twice (every store checks
+/// a batch with it before writing anything).
+pub fn check_found_batch(decisions: &[FoundDecision]) -> Result<(), StoreError> {
+    let mut keys = std::collections::BTreeSet::new();
+    for d in decisions {
+        if !keys.insert(d.key()) {
+            return Err(StoreError::DuplicateFoundDecision {
+                owner: d.owner.clone(),
+                resource_type: d.resource_type.clone(),
+                value: d.value.to_string(),
+            });
+        }
+    }
+    Ok(())
 }

@@ -3,11 +3,11 @@
 
 use crate::{
     Assignment, Assignments, AuditAction, AuditEntry, Erasure, HistoryEntry, JobRun, OPEN_STATES,
-    OrderRecord, OrderUpdate, ReviewDecision, Store, StoreError,
+    OrderRecord, OrderUpdate, ReviewDecision, Store, StoreError, check_found_batch,
 };
 use async_trait::async_trait;
 use autoprov_core::{
-    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, OrderId, OwnerId,
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OrderId, OwnerId,
     ProvisioningState, RequestId, Resource, ResourceId, StableId,
 };
 use chrono::{DateTime, Utc};
@@ -63,6 +63,7 @@ struct MemoryState {
     by_state: BTreeMap<ProvisioningState, FxHashSet<OrderId>>,
     history: FxHashMap<OrderId, Vec<HistoryEntry>>,
     reviews: BTreeMap<OrderId, ReviewDecision>,
+    found: BTreeMap<String, FoundDecision>,
     resources: BTreeMap<ConnectionId, ConnectionResources>,
     cookies: BTreeMap<ConnectionId, ExportCookie>,
     assignments: BTreeMap<AssignmentId, Assignment>,
@@ -239,6 +240,31 @@ impl Store for MemoryStore {
         state.append_audit(decision.audit_entry(record.order.owner_id().cloned()));
         state.reviews.insert(decision.order_id.clone(), decision);
         Ok(record)
+    }
+
+    async fn put_found_decisions(&self, decisions: &[FoundDecision]) -> Result<(), StoreError> {
+        check_found_batch(decisions)?;
+        let mut state = self.lock();
+        for d in decisions {
+            state.append_audit(crate::found_decision_audit(d));
+            state.found.insert(d.key(), d.clone());
+        }
+        Ok(())
+    }
+
+    async fn found_decisions_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FoundDecision>, StoreError> {
+        let state = self.lock();
+        let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        Ok(state
+            .found
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, d)| d.clone())
+            .collect())
     }
 
     async fn review_decision(
@@ -482,6 +508,7 @@ impl Store for MemoryStore {
             state.remove_order(id);
         }
         erasure.orders = orders.len() as u64;
+        state.found.retain(|_, d| &d.owner != owner);
         let arts: BTreeSet<AssignmentId> = state
             .assignments
             .values()

@@ -101,6 +101,7 @@ macro_rules! __store_conformance_module {
             resources_by_key_and_stable_id,
             assignments_and_requests,
             review_decisions,
+            found_decisions,
             job_runs,
             concurrent_updates_lose_nothing,
             concurrent_transitions_apply_once,

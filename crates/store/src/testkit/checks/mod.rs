@@ -11,7 +11,8 @@ pub use orders::{
     insert_and_reread, reinsert_is_noop_and_conflict_is_refused, results_follow_records,
 };
 pub use records::{
-    assignments_and_requests, cookies, job_runs, resources_by_key_and_stable_id, review_decisions,
+    assignments_and_requests, cookies, found_decisions, job_runs, resources_by_key_and_stable_id,
+    review_decisions,
 };
 pub use transitions::{
     concurrent_transitions_apply_once, concurrent_updates_lose_nothing,
@@ -47,6 +48,7 @@ pub const ALL: &[&str] = &[
     "resources_by_key_and_stable_id",
     "assignments_and_requests",
     "review_decisions",
+    "found_decisions",
     "job_runs",
     "concurrent_updates_lose_nothing",
     "concurrent_transitions_apply_once",

@@ -290,3 +290,113 @@ pub async fn job_runs(store: Arc<impl Store>) {
     let ids: Vec<&str> = first.iter().chain(&rest).map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["job-0", "job-1", "job-2"]);
 }
+
+/// Decisions on found values: filed by key (owner, resource type, value), a later decision on
+/// the same value replaces the earlier one, each is audited with who decided, a batch deciding
+/// one value twice writes nothing, and an erasure removes the owner's decisions.
+pub async fn found_decisions(store: Arc<impl Store>) {
+    use autoprov_core::{FoundDecision, FoundValue, FoundVerdict, Reference};
+    let s = store.as_ref();
+    let member = |owner: &str, group: &str, verdict, by: &str| {
+        FoundDecision::new(
+            owner,
+            "ad",
+            FoundValue::Navigation {
+                property: "memberOf".into(),
+                value: Reference::dn(format!("CN={group},OU=Groups")),
+            },
+            verdict,
+            by,
+            t0(),
+        )
+    };
+    let audit_before = s.audit_page(None, 10_000).await.expect("audit").len();
+    let batch = vec![
+        member("u2", "G1", FoundVerdict::Keep, "alice"),
+        member("u1", "G1", FoundVerdict::Remove, "alice").because("left the project"),
+        FoundDecision::new(
+            "u1",
+            "ad",
+            FoundValue::Scalar {
+                property: "title".into(),
+                value: ScalarValue::from("Boss"),
+            },
+            FoundVerdict::Keep,
+            "bob",
+            t0(),
+        ),
+    ];
+    s.put_found_decisions(&batch).await.expect("put");
+    let all = s.found_decisions_page(None, 10).await.expect("page");
+    let mut keys: Vec<String> = batch.iter().map(FoundDecision::key).collect();
+    keys.sort();
+    assert_eq!(
+        all.iter().map(FoundDecision::key).collect::<Vec<_>>(),
+        keys,
+        "decisions are paged by key"
+    );
+    let second = s
+        .found_decisions_page(Some(&keys[0]), 1)
+        .await
+        .expect("page 2");
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].key(), keys[1]);
+    let removal = all
+        .iter()
+        .find(|d| d.verdict == FoundVerdict::Remove)
+        .expect("the removal is kept");
+    assert_eq!(removal.by, "alice");
+    assert_eq!(removal.reason.as_deref(), Some("left the project"));
+
+    // Each decision is audited, with its owner and who decided.
+    let audit = s.audit_page(None, 10_000).await.expect("audit");
+    let new: Vec<&AuditEntry> = audit[audit_before..].iter().map(|(_, e)| e).collect();
+    assert_eq!(new.len(), 3, "one audit entry per decision: {new:?}");
+    assert!(new.iter().any(|e| e.action == AuditAction::Declined
+        && e.actor == "alice"
+        && e.owner.as_ref().map(|o| o.as_str()) == Some("u1")
+        && e.subject.contains("G1")));
+    assert_eq!(
+        new.iter()
+            .filter(|e| e.action == AuditAction::Adopted)
+            .count(),
+        2
+    );
+
+    // A later decision on the same value replaces the earlier one.
+    s.put_found_decisions(&[member("u1", "G1", FoundVerdict::Keep, "carol")])
+        .await
+        .expect("replace");
+    let all = s.found_decisions_page(None, 10).await.expect("page");
+    assert_eq!(all.len(), 3);
+    let g1 = all
+        .iter()
+        .find(|d| d.owner.as_str() == "u1" && d.value.property() == Some("memberOf"))
+        .expect("u1's membership");
+    assert_eq!((g1.verdict, g1.by.as_str()), (FoundVerdict::Keep, "carol"));
+
+    // One value twice in a batch: refused, nothing written.
+    let err = s
+        .put_found_decisions(&[
+            member("u3", "G9", FoundVerdict::Keep, "dave"),
+            member("u3", "G9", FoundVerdict::Remove, "dave"),
+        ])
+        .await
+        .expect_err("a value decided twice in one batch");
+    assert!(
+        matches!(err, StoreError::DuplicateFoundDecision { .. }),
+        "got {err:?}"
+    );
+    assert_eq!(
+        s.found_decisions_page(None, 10).await.expect("page").len(),
+        3
+    );
+
+    // An erasure removes the owner's decisions, and only theirs.
+    s.erase_owner(&"u1".into(), "dpo", t0())
+        .await
+        .expect("erase");
+    let left = s.found_decisions_page(None, 10).await.expect("page");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].owner.as_str(), "u2");
+}
