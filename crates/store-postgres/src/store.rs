@@ -6,7 +6,7 @@ use crate::records::append_audit;
 use crate::{PgStore, db, from_json, to_json};
 use async_trait::async_trait;
 use autoprov_core::{
-    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, OrderId, OwnerId,
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OrderId, OwnerId,
     ProvisioningState, RequestId, Resource, ResourceId, StableId,
 };
 use autoprov_store::{
@@ -117,6 +117,52 @@ impl Store for PgStore {
             .map_err(db("page review decisions"))?
             .into_iter()
             .map(|row| from_json("decode a review decision", row.get(0)))
+            .collect()
+    }
+
+    async fn put_found_decisions(&self, decisions: &[FoundDecision]) -> Result<(), StoreError> {
+        autoprov_store::check_found_batch(decisions)?;
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db("record found decisions"))?;
+        for d in decisions {
+            append_audit(&tx, &autoprov_store::found_decision_audit(d)).await?;
+            tx.execute(
+                "INSERT INTO found_decisions (key, owner_id, decision) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET decision = EXCLUDED.decision",
+                &[
+                    &d.key(),
+                    &d.owner.as_str(),
+                    &to_json("encode a found decision", d)?,
+                ],
+            )
+            .await
+            .map_err(db("record found decisions"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(db("record found decisions: commit"))?;
+        Ok(())
+    }
+
+    async fn found_decisions_page(
+        &self,
+        after: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<FoundDecision>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT decision FROM found_decisions
+                 WHERE ($1::text IS NULL OR key > $1) ORDER BY key LIMIT $2",
+                &[&after, &limit(n)],
+            )
+            .await
+            .map_err(db("page found decisions"))?
+            .into_iter()
+            .map(|row| from_json("decode a found decision", row.get(0)))
             .collect()
     }
 
@@ -343,6 +389,12 @@ impl Store for PgStore {
             )
             .await
             .map_err(db("erase owner: assignments"))?;
+        tx.execute(
+            "DELETE FROM found_decisions WHERE owner_id = $1",
+            &[&owner_id],
+        )
+        .await
+        .map_err(db("erase owner: found decisions"))?;
         erasure.requests = tx
             .execute("DELETE FROM requests WHERE owner_id = $1", &[&owner_id])
             .await
