@@ -14,7 +14,7 @@ mod targets;
 pub use compare::ComparisonType;
 pub use error::{ConfigError, EvaluationError, PlanError};
 pub use plan::{
-    CorrelationKey, DeducedRole, Disposition, ExpectedAssignments, GenerationStatus,
+    CorrelationKey, DeducedRole, Disposition, ExpectedAssignments, FoundScope, GenerationStatus,
     KeptAssignment, KeptValue, LimitKind, NonConforming, NonConformingKind, OrderCounts,
     OrderStates, OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, Planner, PlannerConfig,
     ThresholdBreach, WaitReason,

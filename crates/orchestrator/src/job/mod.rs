@@ -118,6 +118,11 @@ pub struct JobReport {
     /// Orders of earlier runs whose outcome was unknown (an attempt started, no outcome
     /// recorded: the process stopped), sent again before this run's orders.
     pub resumed: DispatchReport,
+    /// Values found in the managed systems that nothing explains (SPEC §10): what waits for
+    /// review, what is adopted, what this run removes (also in a simulation).
+    pub non_conforming: Vec<crate::plan::NonConforming>,
+    /// Roles deduced from unexplained memberships, proposed for a person to give.
+    pub deduced_roles: Vec<crate::plan::DeducedRole>,
 }
 
 /// Builds a [`ProvisioningJob`].
@@ -248,6 +253,7 @@ impl ProvisioningJobBuilder {
             default_validity: self.default_validity,
             reopen_after_outage: self.reopen_after_outage,
             runs: 0,
+            found_loaded: false,
         }
     }
 }
@@ -266,6 +272,9 @@ pub struct ProvisioningJob {
     default_validity: Duration,
     reopen_after_outage: bool,
     runs: u64,
+    /// Whether the decisions on found values stored by earlier processes were given to the
+    /// planner.
+    found_loaded: bool,
 }
 
 impl std::fmt::Debug for ProvisioningJob {
@@ -277,6 +286,8 @@ impl std::fmt::Debug for ProvisioningJob {
     }
 }
 
+mod found;
+pub use found::FoundDecisionError;
 mod state;
 mod steps;
 mod sync;

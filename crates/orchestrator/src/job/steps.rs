@@ -43,6 +43,8 @@ impl ProvisioningJob {
             evaluation_errors: Vec::new(),
             dispatch: DispatchReport::default(),
             resumed: DispatchReport::default(),
+            non_conforming: Vec::new(),
+            deduced_roles: Vec::new(),
         };
 
         // 1–2. Export every connection and synchronize what it holds.
@@ -109,6 +111,7 @@ impl ProvisioningJob {
         };
         let simulation = options.simulation;
         let in_store = self.order_states().await.map_err(store_err)?;
+        self.load_found_decisions().await.map_err(store_err)?;
         let plan: Plan = crate::planning::off_runtime(&mut self.planner, move |planner| {
             if kind == JobKind::Complete {
                 planner.mark_all_dirty();
@@ -132,16 +135,19 @@ impl ProvisioningJob {
             .filter_map(|i| i.order.as_ref().map(|o| o.order_id.clone()))
             .collect();
         report.evaluation_errors = plan.errors().cloned().collect();
+        report.non_conforming = plan.non_conforming().cloned().collect();
+        report.deduced_roles = plan.deduced_roles().cloned().collect();
         run.orders_total = report.orders.len() as u64;
         let released: Vec<ProvisioningOrder> = plan.orders().cloned().collect();
         self.events.emit(JobEvent::StepFinished {
             step: "plan",
             summary: format!(
-                "{} orders ({} released, {} awaiting review), {} evaluation errors",
+                "{} orders ({} released, {} awaiting review), {} evaluation errors, {} values found that nothing explains",
                 report.orders.len(),
                 released.len(),
                 report.awaiting_review.len(),
-                report.evaluation_errors.len()
+                report.evaluation_errors.len(),
+                report.non_conforming.len()
             ),
         });
 

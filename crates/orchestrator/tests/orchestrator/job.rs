@@ -481,20 +481,44 @@ async fn drift_in_the_directory_reopens_a_verified_item_and_is_corrected() {
     assert_eq!(fix.dispatch.executed.len(), 1, "{:?}", fix.orders);
     let order = &fix.orders[0];
     assert_eq!(order.change_type, ChangeType::Modified);
+    // The title autoprov set is set back (SPEC §4); the group added by hand is a value found
+    // that nothing explains: listed for review, not removed.
     assert_eq!(
         order.changes.scalar("title"),
         Some(&ScalarValue::from("Specialist"))
     );
-    let nav = &order.changes.navigations["memberOf"];
-    assert_eq!(nav.remove.len(), 1, "the stray group is removed as a delta");
-    assert!(nav.add.is_empty());
+    assert!(!order.changes.navigations.contains_key("memberOf"));
+    assert_eq!(fix.non_conforming.len(), 1, "{:?}", fix.non_conforming);
+    let stray = fix.non_conforming[0].clone();
+    assert_eq!(stray.disposition, autoprov_orchestrator::plan::Disposition::AwaitingReview);
     let fixed = account(&w.system.snapshot(), &login).unwrap().clone();
     assert_eq!(
         fixed.get("title").and_then(PropertyValue::as_scalar),
         Some(&ScalarValue::from("Specialist"))
     );
     assert!(
-        !groups_of(&fixed)
+        groups_of(&fixed)
+            .iter()
+            .any(|g| g.contains("Finance-Approvers"))
+    );
+    // A person confirms its removal: the next run removes exactly that membership, as a delta.
+    let now = autoprov_orchestrator::clock::Clock::now(w.clock.as_ref());
+    w.job
+        .decide_found(&[stray.remove("alice", now)])
+        .await
+        .unwrap();
+    w.clock.advance(TimeDelta::minutes(10));
+    let removal = w
+        .job
+        .run_complete(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(removal.dispatch.executed.len(), 1, "{:?}", removal.orders);
+    let nav = &removal.orders[0].changes.navigations["memberOf"];
+    assert_eq!(nav.remove.len(), 1, "the stray group is removed as a delta");
+    assert!(nav.add.is_empty());
+    assert!(
+        !groups_of(&account(&w.system.snapshot(), &login).unwrap().clone())
             .iter()
             .any(|g| g.contains("Finance-Approvers"))
     );
@@ -504,7 +528,12 @@ async fn drift_in_the_directory_reopens_a_verified_item_and_is_corrected() {
         .run_complete(JobOptions::default(), &cancel)
         .await
         .unwrap();
-    assert_eq!(again.verification.verified, vec![order.order_id.clone()]);
+    assert_eq!(removal.verification.verified, vec![order.order_id.clone()]);
+    assert_eq!(
+        again.verification.verified,
+        vec![removal.orders[0].order_id.clone()]
+    );
+    assert!(again.non_conforming.is_empty());
 }
 
 /// The in-memory system, with a change language: one line per order.

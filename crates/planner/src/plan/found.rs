@@ -196,6 +196,66 @@ impl Established {
     }
 }
 
+/// Which non-conforming values a decision in bulk covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum FoundScope {
+    /// Every value found in the targets of every resource type (a baseline of everything).
+    All,
+    /// Every value found in the targets of one resource type.
+    ResourceType(ResourceTypeId),
+    /// One value across owners: a group (a `memberOf` reference), a scalar value, or the
+    /// unexpected accounts ([`FoundValue::Account`]) of one resource type.
+    Value {
+        /// The resource type.
+        resource_type: ResourceTypeId,
+        /// The value.
+        value: FoundValue,
+    },
+}
+
+impl FoundScope {
+    /// Every membership of one group found in one resource type's targets.
+    pub fn group(
+        resource_type: impl Into<ResourceTypeId>,
+        property: impl Into<String>,
+        group: Reference,
+    ) -> Self {
+        Self::Value {
+            resource_type: resource_type.into(),
+            value: FoundValue::Navigation {
+                property: property.into(),
+                value: group,
+            },
+        }
+    }
+
+    /// Whether the scope covers this value.
+    pub fn covers(&self, found: &NonConforming) -> bool {
+        match self {
+            Self::All => true,
+            Self::ResourceType(rt) => &found.resource_type == rt,
+            Self::Value {
+                resource_type,
+                value,
+            } => &found.resource_type == resource_type && &found.value == value,
+        }
+    }
+}
+
+impl std::fmt::Display for FoundScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => f.write_str("every resource type"),
+            Self::ResourceType(rt) => write!(f, "resource type {rt}"),
+            Self::Value {
+                resource_type,
+                value,
+            } => write!(f, "resource type {resource_type}, {value}"),
+        }
+    }
+}
+
 /// "Rules in reverse": which roles grant which memberships, from the navigation rules that
 /// require a single role.
 #[derive(Clone, Debug, Default)]
@@ -305,17 +365,7 @@ impl Planner {
     /// An unknown owner or resource type, or a property the resource type does not govern, is
     /// an error and nothing changes.
     pub fn decide_found(&mut self, decision: &FoundDecision) -> Result<(), PlanError> {
-        let rt = self.rt_index(&decision.resource_type)?;
-        let (scalar, nav) = match &decision.value {
-            FoundValue::Account => (None, None),
-            FoundValue::Scalar { property, value } => {
-                (Some((property.clone(), value.clone())), None)
-            }
-            FoundValue::Navigation { property, value } => {
-                (None, Some((property.clone(), value.clone())))
-            }
-        };
-        self.check_governed(&decision.owner, rt, &scalar, &nav)?;
+        self.check_found(decision)?;
         let kept_value = match &decision.value {
             FoundValue::Account => KeptValue::Account,
             FoundValue::Scalar { property, .. } => KeptValue::Scalar(property.clone()),
@@ -349,6 +399,27 @@ impl Planner {
         self.recompile_extras(&owner);
         self.dirty.insert(owner);
         Ok(())
+    }
+
+    /// Checks a decision as [`Planner::decide_found`] would, changing nothing: the owner and
+    /// the resource type exist and the resource type governs the property.
+    pub fn check_found(&self, decision: &FoundDecision) -> Result<(), PlanError> {
+        let rt = self.rt_index(&decision.resource_type)?;
+        if !self.owners.contains_key(&decision.owner) {
+            return Err(PlanError::UnknownOwner {
+                owner: decision.owner.clone(),
+            });
+        }
+        let (scalar, nav) = match &decision.value {
+            FoundValue::Account => (None, None),
+            FoundValue::Scalar { property, value } => {
+                (Some((property.clone(), value.clone())), None)
+            }
+            FoundValue::Navigation { property, value } => {
+                (None, Some((property.clone(), value.clone())))
+            }
+        };
+        self.check_governed(&decision.owner, rt, &scalar, &nav)
     }
 
     /// Every non-conforming value of the installed plan, in owner order.

@@ -23,7 +23,7 @@ mod thresholds;
 
 pub use correlate::CorrelationKey;
 pub use expected::ExpectedAssignments;
-pub use found::{DeducedRole, Disposition, NonConforming, NonConformingKind};
+pub use found::{DeducedRole, Disposition, FoundScope, NonConforming, NonConformingKind};
 pub use items::{OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, WaitReason};
 pub use order_states::OrderStates;
 pub use requests::{KeptAssignment, KeptValue};
