@@ -490,7 +490,10 @@ async fn drift_in_the_directory_reopens_a_verified_item_and_is_corrected() {
     assert!(!order.changes.navigations.contains_key("memberOf"));
     assert_eq!(fix.non_conforming.len(), 1, "{:?}", fix.non_conforming);
     let stray = fix.non_conforming[0].clone();
-    assert_eq!(stray.disposition, autoprov_orchestrator::plan::Disposition::AwaitingReview);
+    assert_eq!(
+        stray.disposition,
+        autoprov_orchestrator::plan::Disposition::AwaitingReview
+    );
     let fixed = account(&w.system.snapshot(), &login).unwrap().clone();
     assert_eq!(
         fixed.get("title").and_then(PropertyValue::as_scalar),
