@@ -151,7 +151,7 @@ async fn a_directory_that_predates_autoprov_is_kept_until_reviewed_in_samba() {
         )
     };
     let drifted = |i: usize| i % 20 == 3;
-    let vpn_by_hand = |i: usize| i % 10 == 0;
+    let vpn_by_hand = |i: usize| i.is_multiple_of(10);
     let approvers_by_hand = |i: usize| i % 25 == 1;
     let mut add = String::new();
     for (i, o) in people.iter().enumerate() {
