@@ -29,12 +29,14 @@ use tracing::Instrument as _;
 pub type TargetFilter = Arc<dyn Fn(&Resource) -> bool + Send + Sync>;
 
 /// Options of one run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobOptions {
     /// Everything up to the orders; nothing written to any managed system, no order stored.
     pub simulation: bool,
-    /// An operator forces the generation past threshold breaches.
-    pub force_thresholds: bool,
+    /// Operators' forces past threshold breaches, each naming a resource type and the most
+    /// orders it lets through. The generation goes out only when every breach is covered;
+    /// each force used is recorded in the audit trail with who forced it.
+    pub forces: Vec<crate::plan::ThresholdForce>,
 }
 
 impl JobOptions {
@@ -42,8 +44,14 @@ impl JobOptions {
     pub fn simulation() -> Self {
         Self {
             simulation: true,
-            force_thresholds: false,
+            forces: Vec::new(),
         }
+    }
+
+    /// With one more force past a resource type's thresholds.
+    pub fn force(mut self, force: crate::plan::ThresholdForce) -> Self {
+        self.forces.push(force);
+        self
     }
 }
 
