@@ -7,6 +7,7 @@
 mod chaos;
 mod delivery;
 mod dispatch;
+mod fulfil_file;
 mod job;
 mod planning_off_runtime;
 mod retry;
