@@ -6,6 +6,8 @@
 //!   it is never processed twice; once the results are written it becomes `<file>.done`.
 //! - Progress is reported as the reference system does: `OrdersCount:<n>`, then `Progress:<n>`
 //!   every 10 %.
+//! - Orders that name no connection (the reference system writes one file per connection) go
+//!   to the runner's connection when it has exactly one.
 //! - A failed order is Errored and the run goes on; an **unparsable file aborts the run** with a
 //!   typed error before anything is sent (the file becomes `<file>.unparsable`).
 //! - The results file is written **atomically** (a temporary file in the same directory, synced,
@@ -274,7 +276,15 @@ impl FileFulfilment {
                 });
             }
         };
-        let orders_list = list.provisioning_orders_list;
+        let mut orders_list = list.provisioning_orders_list;
+        // The reference system writes one file per connection, without naming it in the
+        // orders: with one connection configured, that is where they go.
+        if let [only] = self.connectors.as_slice() {
+            let id = only.info().connection.clone();
+            for o in orders_list.iter_mut().filter(|o| o.connection.is_none()) {
+                o.connection = Some(id.clone());
+            }
+        }
         let total = orders_list.len();
         let progress = Progress::new(total, self.progress.clone());
         progress.report(FulfilProgress::OrdersCount(total));
