@@ -271,9 +271,9 @@ pub struct ResourceType {
     /// Deletes targets that have no owner. Default: false; needs `allow_remove`.
     #[serde(default)]
     pub remove_orphans: bool,
-    /// Every order for this type waits in provisioning review (`BlockProvisioning`).
-    /// Default: false.
-    #[serde(default)]
+    /// Every order for this type waits in provisioning review. Default: false. The
+    /// reference system's name, `BlockProvisioning`, is accepted too.
+    #[serde(default, alias = "BlockProvisioning")]
     pub require_provisioning_review: bool,
     /// Another resource type that must be provisioned (Verified or Executed) first.
     #[serde(default)]
@@ -285,10 +285,11 @@ pub struct ResourceType {
     /// Default: 0.
     #[serde(default)]
     pub fulfill_hours_ahead_of_time: u32,
-    /// How long an Executed/Transmitted item may stay unverified before it becomes Errored.
-    /// Default: 7 days. Serialized as whole seconds.
-    #[serde(default = "default_validity", with = "duration_secs")]
-    pub transmitted_state_validity_period: Duration,
+    /// How long an Executed/Transmitted item may stay unverified before it becomes Errored;
+    /// `None`: never (the reference system's default). Written as the reference system does:
+    /// whole **minutes**, `0` = never times out.
+    #[serde(default, with = "validity_minutes")]
+    pub transmitted_state_validity_period: Option<Duration>,
     /// Generation thresholds. Default: the reference system's (30 % of existing targets for
     /// each kind of order, once the type has 100 existing targets); see [`Thresholds`].
     #[serde(default)]
@@ -305,20 +306,18 @@ fn yes() -> bool {
     true
 }
 
-fn default_validity() -> Duration {
-    Duration::from_secs(7 * 24 * 3600)
-}
-
-mod duration_secs {
+mod validity_minutes {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_secs())
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        // Whole minutes, rounded up so that a period is never written shorter than it is.
+        s.serialize_u64(d.map_or(0, |d| d.as_secs().div_ceil(60)))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_secs)
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let minutes = u64::deserialize(d)?;
+        Ok((minutes > 0).then(|| Duration::from_secs(minutes.saturating_mul(60))))
     }
 }
 
@@ -372,7 +371,7 @@ impl ResourceType {
             depends_on: None,
             depends_on_owner_property: None,
             fulfill_hours_ahead_of_time: 0,
-            transmitted_state_validity_period: default_validity(),
+            transmitted_state_validity_period: None,
             thresholds: Thresholds::default(),
             discard_manual_assignments: false,
             approval_workflow_type: ApprovalWorkflowType::default(),
@@ -720,10 +719,20 @@ mod tests {
         let json = r#"{"Id":"rt-1","Identifier":"x","SourceEntityType":"s","TargetEntityType":"t","Connection":"c"}"#;
         let parsed: ResourceType = serde_json::from_str(json).unwrap();
         assert!(parsed.allow_add);
+        assert_eq!(parsed.transmitted_state_validity_period, None);
+        // The reference system's names and units: BlockProvisioning, minutes with 0 = never.
+        let json = r#"{"Id":"rt-1","Identifier":"x","SourceEntityType":"s","TargetEntityType":"t","Connection":"c","BlockProvisioning":true,"TransmittedStateValidityPeriod":90}"#;
+        let parsed = ResourceType::from_json(serde_json::from_str(json).unwrap()).unwrap();
+        assert!(parsed.require_provisioning_review);
         assert_eq!(
             parsed.transmitted_state_validity_period,
-            Duration::from_secs(604_800)
+            Some(Duration::from_secs(90 * 60))
         );
+        let back = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(back["TransmittedStateValidityPeriod"], 90);
+        let json = r#"{"Id":"rt-1","Identifier":"x","SourceEntityType":"s","TargetEntityType":"t","Connection":"c","TransmittedStateValidityPeriod":0}"#;
+        let parsed: ResourceType = serde_json::from_str(json).unwrap();
+        assert_eq!(parsed.transmitted_state_validity_period, None);
     }
 
     #[test]

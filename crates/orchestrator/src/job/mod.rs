@@ -138,7 +138,7 @@ pub struct ProvisioningJobBuilder {
     policy: crate::dispatch::DispatchPolicy,
     filters: BTreeMap<ResourceTypeId, TargetFilter>,
     scopes: BTreeMap<ConnectionId, String>,
-    default_validity: Duration,
+    default_validity: Option<Duration>,
     reopen_after_outage: bool,
     delivery: Option<Arc<dyn crate::delivery::PasswordDelivery>>,
 }
@@ -189,9 +189,10 @@ impl ProvisioningJobBuilder {
         self
     }
 
-    /// The validity period used for resource types the planner does not know. Default: 7 days.
+    /// The validity period used for resource types the planner does not know. Default: none
+    /// (never times out, as a resource type without `TransmittedStateValidityPeriod`).
     pub fn default_validity(mut self, period: Duration) -> Self {
-        self.default_validity = period;
+        self.default_validity = Some(period);
         self
     }
 
@@ -271,7 +272,7 @@ pub struct ProvisioningJob {
     events: Arc<dyn EventSink>,
     filters: BTreeMap<ResourceTypeId, TargetFilter>,
     scopes: BTreeMap<ConnectionId, String>,
-    default_validity: Duration,
+    default_validity: Option<Duration>,
     reopen_after_outage: bool,
     runs: u64,
 }
@@ -301,7 +302,7 @@ impl ProvisioningJob {
             policy: crate::dispatch::DispatchPolicy::default(),
             filters: BTreeMap::new(),
             scopes: BTreeMap::new(),
-            default_validity: Duration::from_secs(7 * 24 * 3600),
+            default_validity: None,
             reopen_after_outage: true,
             delivery: None,
         }

@@ -75,7 +75,7 @@ impl ProvisioningJob {
 
         // 3. Verify what earlier runs executed, against what was just synchronized.
         self.events.emit(JobEvent::StepStarted { step: "verify" });
-        let validity: BTreeMap<ResourceTypeId, Duration> = self
+        let validity: BTreeMap<ResourceTypeId, Option<Duration>> = self
             .planner
             .resource_types()
             .iter()
