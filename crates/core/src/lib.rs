@@ -35,6 +35,6 @@ pub use states::{
 };
 pub use value::{PropertyValue, Reference, ScalarValue};
 pub use workflow::{
-    ApprovalWorkflowType, AssignmentRequest, RequestError, RequestKind, RequestState,
-    RequestedAssignment,
+    ApprovalWorkflowType, AssignmentRequest, ImplicitApproval, RequestError, RequestKind,
+    RequestState, RequestedAssignment, StepApproval,
 };

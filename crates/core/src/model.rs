@@ -3,7 +3,7 @@
 use crate::config::{self, ConfigError};
 use crate::ids::{ConnectionId, EntityTypeId, OwnerId, ResourceId, ResourceTypeId, StableId};
 use crate::value::{PropertyValue, json_kind};
-use crate::workflow::ApprovalWorkflowType;
+use crate::workflow::{ApprovalWorkflowType, ImplicitApproval};
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -297,9 +297,14 @@ pub struct ResourceType {
     /// Drops manual assignments of this type at evaluation. Default: false.
     #[serde(default)]
     pub discard_manual_assignments: bool,
-    /// Approval steps for manual requests of this type. Default: none (0 steps).
+    /// Approval steps for manual requests of this type, or none allowed. Default: none (0
+    /// steps). Names or the reference system's codes 0–4.
     #[serde(default)]
     pub approval_workflow_type: ApprovalWorkflowType,
+    /// Whether a requester may approve their own request. Default: inherited (autoprov's
+    /// policy: no). Names or the reference system's codes 0–2.
+    #[serde(default)]
+    pub implicit_approval: ImplicitApproval,
 }
 
 fn yes() -> bool {
@@ -375,6 +380,7 @@ impl ResourceType {
             thresholds: Thresholds::default(),
             discard_manual_assignments: false,
             approval_workflow_type: ApprovalWorkflowType::default(),
+            implicit_approval: ImplicitApproval::default(),
         }
     }
 
@@ -748,6 +754,44 @@ mod tests {
         rt.thresholds.maximum_delete_percent = Some(150);
         let err = rt.validate().unwrap_err();
         assert!(err.to_string().contains("MaximumDeletePercent"), "{err}");
+    }
+
+    #[test]
+    fn a_resource_type_written_in_the_reference_system_form_loads() {
+        // Names, units and numeric codes as the reference system's configuration has them.
+        let json = serde_json::json!({
+            "Id": "23150", "Identifier": "AD_Entry_NominativeUser",
+            "SourceEntityType": "Directory_User", "TargetEntityType": "AD_Entry",
+            "Connection": "ADExport",
+            "AllowAdd": true, "AllowRemove": false, "RemoveOrphans": false,
+            "BlockProvisioning": true,
+            "ApprovalWorkflowType": 2, "ImplicitApproval": 2,
+            "TransmittedStateValidityPeriod": 1440,
+            "MaximumInsert": 0, "MaximumDelete": 50, "MaximumDeletePercent": 10,
+            "DiscardManualAssignments": false
+        });
+        let rt = ResourceType::from_json(json).unwrap();
+        assert!(rt.require_provisioning_review);
+        assert_eq!(rt.approval_workflow_type, ApprovalWorkflowType::Two);
+        assert_eq!(rt.implicit_approval, ImplicitApproval::Implicit);
+        assert_eq!(
+            rt.transmitted_state_validity_period,
+            Some(Duration::from_secs(24 * 3600))
+        );
+        assert_eq!(rt.thresholds.insert_limit(), None);
+        assert_eq!(rt.thresholds.delete_limit(), Some(50));
+        assert_eq!(rt.thresholds.delete_percent(), Some(10));
+        // A code that is not one names the setting and what it may be.
+        let json = serde_json::json!({
+            "Id": "x", "Identifier": "x", "SourceEntityType": "s", "TargetEntityType": "t",
+            "Connection": "c", "ApprovalWorkflowType": 7
+        });
+        let err = ResourceType::from_json(json).unwrap_err();
+        assert!(err.to_string().contains("ApprovalWorkflowType"), "{err}");
+        assert!(
+            err.to_string().contains("ManualAssignmentNotAllowed"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -257,6 +257,7 @@ impl ProvisioningJobBuilder {
             default_validity: self.default_validity,
             reopen_after_outage: self.reopen_after_outage,
             runs: 0,
+            requests_loaded: false,
         }
     }
 }
@@ -275,6 +276,7 @@ pub struct ProvisioningJob {
     default_validity: Option<Duration>,
     reopen_after_outage: bool,
     runs: u64,
+    requests_loaded: bool,
 }
 
 impl std::fmt::Debug for ProvisioningJob {
@@ -286,9 +288,12 @@ impl std::fmt::Debug for ProvisioningJob {
     }
 }
 
+mod requests;
 mod state;
 mod steps;
 mod sync;
+
+pub use requests::RequestOpError;
 
 impl ProvisioningJob {
     /// Starts building a job around a planner and a store.

@@ -45,6 +45,9 @@ impl ProvisioningJob {
             resumed: DispatchReport::default(),
         };
 
+        // The requests recorded by an earlier process, before anything is planned.
+        self.load_requests().await.map_err(store_err)?;
+
         // 1–2. Export every connection and synchronize what it holds.
         self.events.emit(JobEvent::StepStarted { step: "export" });
         let connections: Vec<(ConnectionId, Arc<dyn Connector>)> = self

@@ -10,4 +10,5 @@ mod dispatch;
 mod fulfil_file;
 mod job;
 mod planning_off_runtime;
+mod requests;
 mod retry;
