@@ -9,5 +9,6 @@ mod delivery;
 mod dispatch;
 mod fulfil_file;
 mod job;
+mod password_settings;
 mod planning_off_runtime;
 mod retry;
