@@ -258,7 +258,7 @@ pub(crate) async fn apply(
             actual: current.version,
         });
     }
-    let (next, entry) = current.applied(update)?;
+    let (mut next, entry) = current.applied(update)?;
     // Under a claim, an order that left Pending has nothing left to hold: free the lease.
     let release = fence.is_some() && next.state != ProvisioningState::Pending;
     // Delivered (or never to be): the sealed secrets are erased in the same write.
@@ -293,5 +293,19 @@ pub(crate) async fn apply(
     )
     .await
     .map_err(db("update order: history"))?;
+    if erase {
+        // As stored: the secrets are gone, what is left is the mask (read back redacted).
+        let slots: Vec<String> = secrets_of(&next.order)
+            .into_iter()
+            .map(|(slot, _)| slot)
+            .collect();
+        if !slots.is_empty() {
+            let mut order = (*next.order).clone();
+            for slot in slots {
+                restore(&mut order, &slot, Secret::redacted());
+            }
+            next.order = std::sync::Arc::new(order);
+        }
+    }
     Ok(next)
 }
