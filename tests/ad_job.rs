@@ -258,10 +258,14 @@ async fn the_job_provisions_and_verifies_a_requested_permission_in_samba() {
     ldap(&env, "ldapdelete", &["-r", &root]);
 }
 
+/// One delivered password and what the hook was told: (password, target, resource type,
+/// owner, must change).
+type Delivered = (String, String, String, Option<String>, bool);
+
 /// Records every delivered password with what the hook was told.
 #[derive(Debug, Default)]
 struct Mailbox {
-    delivered: std::sync::Mutex<Vec<(String, String, String, Option<String>, bool)>>,
+    delivered: std::sync::Mutex<Vec<Delivered>>,
 }
 
 #[async_trait::async_trait]

@@ -57,7 +57,8 @@ impl SealedJson {
             key_id: self.key_id.clone(),
         };
         let unhex = |t: &str| -> Option<Vec<u8>> {
-            (t.len() % 2 == 0)
+            t.len()
+                .is_multiple_of(2)
                 .then(|| {
                     (0..t.len())
                         .step_by(2)

@@ -26,7 +26,7 @@ fn id(i: usize) -> OrderId {
 fn with_password(i: usize) -> OrderRecord {
     let mut o = order(i);
     o.changes.set("unicodePwd", Secret::new(password(i)));
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         // A secret among the target's current values is sealed too.
         let mut target = Resource::new(format!("CN=u{i}"));
         target.values.insert(
@@ -148,7 +148,7 @@ async fn sealed_secrets_round_trip_and_no_column_holds_a_password() {
     for i in 0..N {
         let r = store.order(&id(i)).await.expect("read").expect("stored");
         assert_eq!(secret_of(&r), password(i), "restored on read");
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             match r
                 .order
                 .resource
@@ -161,7 +161,7 @@ async fn sealed_secrets_round_trip_and_no_column_holds_a_password() {
                 other => panic!("expected the target's secret back, found {other:?}"),
             }
         }
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             let sent = store
                 .update_order(&id(i), 1, OrderUpdate::at(t0()).attempt_started())
                 .await
