@@ -104,6 +104,39 @@ fn order(rt: &ResourceType, login: &str) -> ProvisioningOrder {
     }
 }
 
+/// The in-memory system, recording the arguments of each order it is sent.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<InMemoryConnector>,
+    sent: Mutex<Vec<(String, std::collections::BTreeMap<String, String>)>>,
+}
+
+#[async_trait]
+impl Connector for Recording {
+    fn info(&self) -> &autoprov_connector::ConnectorInfo {
+        self.inner.info()
+    }
+    async fn check(&self) -> Result<(), autoprov_connector::ConnectorError> {
+        self.inner.check().await
+    }
+    async fn fulfill(
+        &self,
+        o: &ProvisioningOrder,
+    ) -> Result<autoprov_connector::Fulfillment, autoprov_connector::ConnectorError> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((o.order_id.to_string(), o.arguments.clone()));
+        self.inner.fulfill(o).await
+    }
+    async fn export(
+        &self,
+        r: autoprov_connector::ExportRequest,
+    ) -> Result<autoprov_connector::ExportStream, autoprov_connector::ConnectorError> {
+        self.inner.export(r).await
+    }
+}
+
 fn dispatcher(
     system: &Arc<InMemoryConnector>,
     store: &Arc<MemoryStore>,
@@ -226,13 +259,23 @@ async fn mode_0_generates_nothing_and_a_weak_given_password_is_refused() {
     let rt = resource_type(Some(settings(serde_json::json!({
         "Mode": 0, "StrengthCheck": ["^.{16,}$"]
     }))));
-    let (system, store, mailbox, events) = (
+    let (system, store, mailbox) = (
         system(),
         Arc::new(MemoryStore::new()),
         Arc::new(Mailbox::default()),
-        CollectEvents::new(),
     );
-    let d = dispatcher(&system, &store, &rt, &mailbox, &events);
+    let recording = Arc::new(Recording {
+        inner: system.clone(),
+        sent: Mutex::new(Vec::new()),
+    });
+    let d = Dispatcher::new(
+        [recording.clone() as Arc<dyn Connector>],
+        DispatchPolicy::default(),
+        store.clone(),
+        Arc::new(SystemClock),
+    )
+    .with_resource_types([&rt])
+    .with_password_delivery(mailbox.clone());
     let mut weak = order(&rt, "weak");
     weak.changes.set("password", Secret::new("Weak-Pa55!"));
     let report = d
@@ -241,18 +284,28 @@ async fn mode_0_generates_nothing_and_a_weak_given_password_is_refused() {
         .unwrap();
     assert_eq!(report.executed.len(), 1, "{report:?}");
     assert!(mailbox.delivered.lock().unwrap().is_empty());
-    let plain = system
-        .snapshot()
-        .into_iter()
-        .find(|r| r.get("sAMAccountName") == Some(&"plain".into()))
-        .unwrap();
     assert!(
         !system
             .operation_log()
             .iter()
             .any(|op| op.effect().1 == autoprov_connector::Operation::SetPassword),
-        "no password was set on {}",
-        plain.id
+        "no password was set"
+    );
+    // Connectors that could generate one themselves are told not to.
+    let sent = recording.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, "o-plain");
+    assert_eq!(
+        sent[0]
+            .1
+            .get(autoprov_connector::schema::NO_GENERATED_PASSWORD)
+            .map(String::as_str),
+        Some("true")
+    );
+    let stored = store.order(&"o-plain".into()).await.unwrap().unwrap();
+    assert!(
+        stored.order.arguments.is_empty(),
+        "the stored order is as planned"
     );
     let (id, message) = &report.errored[0];
     assert_eq!(id.as_str(), "o-weak");
@@ -273,6 +326,33 @@ async fn mode_0_generates_nothing_and_a_weak_given_password_is_refused() {
             Some(PropertyChange::Set(_))
         ),
         "the given password is the host's (a MemoryStore keeps it in memory)"
+    );
+}
+
+#[tokio::test]
+async fn with_notifications_disabled_the_password_is_set_and_nobody_is_told() {
+    let rt = resource_type(Some(settings(
+        serde_json::json!({"DisableNotifications": true}),
+    )));
+    let (system, store, mailbox, events) = (
+        system(),
+        Arc::new(MemoryStore::new()),
+        Arc::new(Mailbox::default()),
+        CollectEvents::new(),
+    );
+    let d = dispatcher(&system, &store, &rt, &mailbox, &events);
+    let report = d
+        .dispatch(vec![order(&rt, "quiet")], &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.executed.len(), 1, "{report:?}");
+    assert!(mailbox.delivered.lock().unwrap().is_empty());
+    assert!(
+        system
+            .operation_log()
+            .iter()
+            .any(|op| op.effect().1 == autoprov_connector::Operation::SetPassword),
+        "a generated password was set"
     );
 }
 
