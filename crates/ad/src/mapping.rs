@@ -51,7 +51,9 @@ const SYSTEM_MAINTAINED: &[&str] = &[
     "whencreated",
 ];
 
-/// How an initial password is generated when the order carries none.
+/// How the AD package generates an initial password when the order carries none: the fallback
+/// for resource types without `PasswordResetSettings` (with them, the dispatcher generates the
+/// password and passes it in the order).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields, default)]
 pub struct PasswordPolicy {
@@ -65,6 +67,19 @@ pub struct PasswordPolicy {
     pub digits: usize,
     /// Minimum count of symbols.
     pub symbols: usize,
+}
+
+impl PasswordPolicy {
+    /// The rule of the codebase's one generator ([`autoprov_core::password::generate`]).
+    pub fn rule(&self) -> autoprov_core::password::GeneratorRule {
+        autoprov_core::password::GeneratorRule {
+            length: self.length,
+            lower: self.lower,
+            upper: self.upper,
+            digits: self.digits,
+            symbols: self.symbols,
+        }
+    }
 }
 
 impl Default for PasswordPolicy {

@@ -91,6 +91,19 @@ pub enum StoreError {
         /// The id of the key the secret was sealed with.
         key_id: String,
     },
+    /// A secret value in a record that never keeps one (a synchronized resource, an
+    /// assignment, a request; see [`crate::secrets`]): refused, nothing of the call written.
+    #[error(
+        "{table} {key}: property {property} holds a secret; a store keeps secrets only in orders, sealed"
+    )]
+    SecretNotStorable {
+        /// The kind of record (`resources`, `assignments`, `requests`).
+        table: &'static str,
+        /// Its key (`connection/resource id` for a resource).
+        key: String,
+        /// The property holding the secret.
+        property: String,
+    },
     /// The backend failed.
     #[error("store backend failed during {operation}")]
     Backend {
@@ -125,7 +138,9 @@ impl StoreError {
             | Self::LeaseLost { order_id, .. }
             | Self::SecretWithoutKey { order_id, .. }
             | Self::SecretUnreadable { order_id, .. } => Some(order_id),
-            Self::Backend { .. } | Self::StalePlanningEpoch { .. } => None,
+            Self::Backend { .. }
+            | Self::StalePlanningEpoch { .. }
+            | Self::SecretNotStorable { .. } => None,
         }
     }
 }

@@ -91,7 +91,14 @@ impl Inner {
 
         // The initial password: given, or generated (and then handed back for delivery).
         let mut generated = None;
+        // The mapping's policy is a fallback: the dispatcher generates by the resource type's
+        // password settings (and says when those settings want none).
+        let generation_off = order
+            .arguments
+            .get(autoprov_connector::schema::NO_GENERATED_PASSWORD)
+            .is_some_and(|v| v == "true");
         if d.password.is_none()
+            && !generation_off
             && let Some(pw) = &m.password
             && let Some(policy) = &pw.generate
         {

@@ -236,7 +236,8 @@ impl ProvisioningJobBuilder {
             self.store.clone(),
             self.clock.clone(),
         )
-        .with_events(self.events.clone());
+        .with_events(self.events.clone())
+        .with_resource_types(self.planner.resource_types());
         if let Some(delivery) = self.delivery {
             dispatcher = dispatcher.with_password_delivery(delivery);
         }

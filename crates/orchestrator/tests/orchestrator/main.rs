@@ -9,6 +9,7 @@ mod delivery;
 mod dispatch;
 mod fulfil_file;
 mod job;
+mod password_settings;
 mod planning_off_runtime;
 mod requests;
 mod retry;
