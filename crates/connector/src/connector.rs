@@ -98,6 +98,12 @@ pub struct Executed {
     /// masked in `Debug`.
     #[serde(skip)]
     pub initial_password: Option<Secret>,
+    /// Why the connector wrote nothing on purpose, when that is not plain idempotence: e.g. a
+    /// Deleted order whose stable id no longer exists while its key now names another object
+    /// ("done, nothing written, the key is held by another object"). For the operator's eyes
+    /// (logs, the order's history); never carries a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Executed {
@@ -109,7 +115,14 @@ impl Executed {
             changed: BTreeSet::new(),
             adopted: false,
             initial_password: None,
+            note: None,
         }
+    }
+
+    /// Attaches a note for the operator (see [`Executed::note`]).
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
     }
 
     /// Hands back the initial password the connector generated and set.
