@@ -246,6 +246,8 @@ pub(crate) enum WriteRefusal {
 impl WriteRefusal {
     /// The reason, for an error that names the property.
     pub(crate) fn describe(&self, property: &str, entity_type: &str) -> String {
+        // Shown escaped: a name may hold a NUL or a line break.
+        let property = property.escape_debug();
         match self {
             Self::AttributeOption => {
                 format!("property `{property}` has an attribute option (`name;option`): refused")
