@@ -328,6 +328,15 @@ async fn hostile_orders_write_nothing_beyond_the_mapping() {
         assert_eq!(e.kind(), ErrorKind::InvalidOrder, "{e}");
         assert!(e.to_string().contains("`member`"), "{e}");
 
+        // `member` as a navigation of a user order, and a navigation a mapping does not have.
+        for nav in ["member", "Member;range=0-*", "directReports"] {
+            let mut c = describe("half-applied");
+            c.add_reference(nav, Reference::dn(group.as_str()));
+            let e = refuse(&ad, &modified(&victim, &guid, c)).await;
+            assert_eq!(e.kind(), ErrorKind::InvalidOrder, "{nav}: {e}");
+            assert!(e.to_string().contains(nav), "{nav}: {e}");
+        }
+
         // Stale and forged stable ids with the victim's DN.
         let forged = StableId::new("01234567-89ab-cdef-0123-456789abcdef");
         for id in [&stale, &forged] {
