@@ -46,6 +46,35 @@ pub(crate) fn desired(
     let pw = m.password.as_ref();
     // The managed properties are recognised without case, as every other property is.
     let is = |p: &str, name: &str| p.eq_ignore_ascii_case(name);
+    // Two properties that land on the same thing (`description` and `DESCRIPTION`, or a
+    // mapped `login` and `sAMAccountName`) would make the outcome depend on their order.
+    let managed = [
+        Some(m.parent_property.as_str()),
+        m.enabled_property.as_deref(),
+        pw.map(|p| p.property.as_str()),
+        pw.map(|p| p.must_change_property.as_str()),
+    ];
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for property in order.changes.properties.keys() {
+        let p = property.as_str();
+        let slot = match managed.iter().flatten().find(|n| is(p, n)) {
+            Some(n) => n.to_ascii_lowercase(),
+            None => match m.writable_attribute(p) {
+                Ok((_, attribute)) => attribute.to_ascii_lowercase(),
+                Err(_) => continue,
+            },
+        };
+        if let Some(first) = seen.insert(slot.clone(), p) {
+            return Err(invalid(
+                op,
+                format!(
+                    "properties `{}` and `{}` both write `{slot}`: give it once",
+                    first.escape_debug(),
+                    p.escape_debug()
+                ),
+            ));
+        }
+    }
     for (property, change) in &order.changes.properties {
         let p = property.as_str();
         if is(p, &m.parent_property) {

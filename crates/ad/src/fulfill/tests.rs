@@ -352,3 +352,23 @@ fn sensitive_attributes_need_an_explicit_opt_in() {
         .insert("cert".into(), "userCertificate;binary".into());
     assert_eq!(m.validate("u").unwrap_err().setting, "u.Attributes.cert");
 }
+
+/// Two properties of one order that write the same attribute (or the same managed property),
+/// whatever their case or mapping, are refused: the outcome would depend on their order.
+#[test]
+fn one_attribute_is_written_by_one_property() {
+    let mut m = EntityMapping::user();
+    m.attributes.insert("login".into(), "sAMAccountName".into());
+    let pairs = [
+        ("description", "DESCRIPTION"),
+        ("login", "sAMAccountName"),
+        ("enabled", "Enabled"),
+    ];
+    for (a, b) in pairs {
+        let mut c = Changes::default();
+        c.set(a, "x").set(b, "y");
+        let e = desired(&order(c), &m).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidOrder, "{e}");
+        assert!(e.to_string().contains("both write"), "{a}/{b}: {e}");
+    }
+}
