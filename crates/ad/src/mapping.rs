@@ -803,4 +803,38 @@ mod tests {
         assert!(ou.property(schema::PASSWORD).is_none());
         assert_eq!(ou.keys().count(), 0);
     }
+
+    /// The opt-in as configuration writes it (the README's example): `Properties` takes the
+    /// declared-schema type, and naming a sensitive attribute there makes it writable.
+    #[test]
+    fn properties_are_read_from_json_and_opt_in_sensitive_attributes() {
+        let m: EntityMapping = serde_json::from_str(
+            r#"{"ObjectClasses": ["user"], "Filter": "(&(objectClass=user)(servicePrincipalName=*))",
+                "RdnAttribute": "CN", "RdnProperties": ["cn"],
+                "Properties": {"servicePrincipalName": {"Kind": "String"},
+                               "employeeID": {"Kind": "String", "Writable": false}}}"#,
+        )
+        .unwrap();
+        m.validate("EntityTypes.serviceAccount").unwrap();
+        assert!(m.writable_attribute("servicePrincipalName").is_ok());
+        assert!(m.writable_attribute("serviceprincipalname").is_ok());
+        assert_eq!(
+            m.writable_attribute("employeeID"),
+            Err(WriteRefusal::ReadOnly)
+        );
+        assert_eq!(
+            m.writable_attribute("nTSecurityDescriptor"),
+            Err(WriteRefusal::Sensitive("nTSecurityDescriptor".into()))
+        );
+        assert_eq!(m.writable_attribute("mail"), Err(WriteRefusal::Undeclared));
+        let schema = m.schema("serviceAccount");
+        assert!(schema.property("servicePrincipalName").unwrap().writable);
+        assert!(!schema.property("employeeID").unwrap().writable);
+        let e = serde_json::from_str::<EntityMapping>(
+            r#"{"ObjectClasses": ["user"], "Filter": "(objectClass=user)", "RdnAttribute": "CN",
+                "RdnProperties": ["cn"], "Properties": {"x": {"Kind": "String", "Writeable": true}}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("Writeable"), "{e}");
+    }
 }
