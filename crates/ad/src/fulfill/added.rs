@@ -198,7 +198,7 @@ impl Inner {
 
         // Memberships, on the groups.
         if let Some(p) = &d.membership_property {
-            self.change_members(&server, m, &dn_text, &d.groups_add, true)
+            self.change_members(&server, m, &dn_text, &dn_text, &d.groups_add, true)
                 .await?;
             if !d.groups_add.is_empty() {
                 changed.insert(p.clone());
