@@ -6,6 +6,7 @@ pub mod found;
 pub mod ids;
 pub mod model;
 pub mod order;
+pub mod password;
 pub mod results_csv;
 pub mod secret;
 pub mod states;
@@ -30,6 +31,7 @@ pub use order::{
     ProvisioningOrder, ProvisioningOrdersList, ProvisioningResult, ProvisioningResultsList,
     ResourceKeys, ResourceTypeRef,
 };
+pub use password::{PasswordMode, PasswordResetSettings};
 pub use results_csv::ResultsCsvError;
 pub use secret::{RedactedSecret, SECRET_MASK, Secret};
 pub use states::{
@@ -37,6 +39,6 @@ pub use states::{
 };
 pub use value::{PropertyValue, Reference, ScalarValue};
 pub use workflow::{
-    ApprovalWorkflowType, AssignmentRequest, RequestError, RequestKind, RequestState,
-    RequestedAssignment,
+    ApprovalWorkflowType, AssignmentRequest, ImplicitApproval, RequestError, RequestKind,
+    RequestState, RequestedAssignment, StepApproval,
 };

@@ -17,7 +17,7 @@ pub use plan::{
     CorrelationKey, DeducedRole, Disposition, ExpectedAssignments, FoundScope, GenerationStatus,
     KeptAssignment, KeptValue, LimitKind, NonConforming, NonConformingKind, OrderCounts,
     OrderStates, OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, Planner, PlannerConfig,
-    ThresholdBreach, WaitReason,
+    ThresholdBreach, ThresholdForce, WaitReason,
 };
 pub use policy::{
     CompositeRole, ComputeFn, Criteria, Multiplicity, NavigationRule, OwnerPeriod, QueryRule,

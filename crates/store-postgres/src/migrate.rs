@@ -21,8 +21,13 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
+        name: "sealed secrets",
+        sql: include_str!("../migrations/0002_sealed_secrets.sql"),
+    },
+    Migration {
+        version: 3,
         name: "found_decisions",
-        sql: include_str!("../migrations/0002_found_decisions.sql"),
+        sql: include_str!("../migrations/0003_found_decisions.sql"),
     },
 ];
 

@@ -104,6 +104,19 @@ pub enum StoreError {
         /// The id of the key the secret was sealed with.
         key_id: String,
     },
+    /// A secret value in a record that never keeps one (a synchronized resource, an
+    /// assignment, a request; see [`crate::secrets`]): refused, nothing of the call written.
+    #[error(
+        "{table} {key}: property {property} holds a secret; a store keeps secrets only in orders, sealed"
+    )]
+    SecretNotStorable {
+        /// The kind of record (`resources`, `assignments`, `requests`).
+        table: &'static str,
+        /// Its key (`connection/resource id` for a resource).
+        key: String,
+        /// The property holding the secret.
+        property: String,
+    },
     /// The backend failed.
     #[error("store backend failed during {operation}")]
     Backend {
@@ -140,7 +153,8 @@ impl StoreError {
             | Self::SecretUnreadable { order_id, .. } => Some(order_id),
             Self::Backend { .. }
             | Self::StalePlanningEpoch { .. }
-            | Self::DuplicateFoundDecision { .. } => None,
+            | Self::DuplicateFoundDecision { .. }
+            | Self::SecretNotStorable { .. } => None,
         }
     }
 }

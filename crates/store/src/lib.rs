@@ -7,6 +7,9 @@ mod memory;
 mod paging;
 mod record;
 mod runs;
+#[cfg(feature = "seal")]
+pub mod seal;
+pub mod secrets;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -301,11 +304,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<JobRun>, StoreError>;
 }
 
-/// Refuses a batch of found-value decisions that decides one value twice (every store checks
-/// a batch with it before writing anything).
+/// Refuses a batch of found-value decisions that decides one value twice, or that holds a
+/// secret value (it would be stored masked) — every store checks a batch with it before
+/// writing anything.
 pub fn check_found_batch(decisions: &[FoundDecision]) -> Result<(), StoreError> {
     let mut keys = std::collections::BTreeSet::new();
     for d in decisions {
+        if let autoprov_core::FoundValue::Scalar { property, value } = &d.value
+            && value.is_secret()
+        {
+            return Err(StoreError::SecretNotStorable {
+                table: "found_decisions",
+                key: format!("{}/{}", d.owner, d.resource_type),
+                property: property.clone(),
+            });
+        }
         if !keys.insert(d.key()) {
             return Err(StoreError::DuplicateFoundDecision {
                 owner: d.owner.clone(),

@@ -29,12 +29,14 @@ use tracing::Instrument as _;
 pub type TargetFilter = Arc<dyn Fn(&Resource) -> bool + Send + Sync>;
 
 /// Options of one run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobOptions {
     /// Everything up to the orders; nothing written to any managed system, no order stored.
     pub simulation: bool,
-    /// An operator forces the generation past threshold breaches.
-    pub force_thresholds: bool,
+    /// Operators' forces past threshold breaches, each naming a resource type and the most
+    /// orders it lets through. The generation goes out only when every breach is covered;
+    /// each force used is recorded in the audit trail with who forced it.
+    pub forces: Vec<crate::plan::ThresholdForce>,
 }
 
 impl JobOptions {
@@ -42,8 +44,14 @@ impl JobOptions {
     pub fn simulation() -> Self {
         Self {
             simulation: true,
-            force_thresholds: false,
+            forces: Vec::new(),
         }
+    }
+
+    /// With one more force past a resource type's thresholds.
+    pub fn force(mut self, force: crate::plan::ThresholdForce) -> Self {
+        self.forces.push(force);
+        self
     }
 }
 
@@ -135,7 +143,7 @@ pub struct ProvisioningJobBuilder {
     policy: crate::dispatch::DispatchPolicy,
     filters: BTreeMap<ResourceTypeId, TargetFilter>,
     scopes: BTreeMap<ConnectionId, String>,
-    default_validity: Duration,
+    default_validity: Option<Duration>,
     reopen_after_outage: bool,
     delivery: Option<Arc<dyn crate::delivery::PasswordDelivery>>,
 }
@@ -186,9 +194,10 @@ impl ProvisioningJobBuilder {
         self
     }
 
-    /// The validity period used for resource types the planner does not know. Default: 7 days.
+    /// The validity period used for resource types the planner does not know. Default: none
+    /// (never times out, as a resource type without `TransmittedStateValidityPeriod`).
     pub fn default_validity(mut self, period: Duration) -> Self {
-        self.default_validity = period;
+        self.default_validity = Some(period);
         self
     }
 
@@ -232,7 +241,8 @@ impl ProvisioningJobBuilder {
             self.store.clone(),
             self.clock.clone(),
         )
-        .with_events(self.events.clone());
+        .with_events(self.events.clone())
+        .with_resource_types(self.planner.resource_types());
         if let Some(delivery) = self.delivery {
             dispatcher = dispatcher.with_password_delivery(delivery);
         }
@@ -254,6 +264,7 @@ impl ProvisioningJobBuilder {
             reopen_after_outage: self.reopen_after_outage,
             runs: 0,
             found_loaded: false,
+            requests_loaded: false,
         }
     }
 }
@@ -269,12 +280,13 @@ pub struct ProvisioningJob {
     events: Arc<dyn EventSink>,
     filters: BTreeMap<ResourceTypeId, TargetFilter>,
     scopes: BTreeMap<ConnectionId, String>,
-    default_validity: Duration,
+    default_validity: Option<Duration>,
     reopen_after_outage: bool,
     runs: u64,
     /// Whether the decisions on found values stored by earlier processes were given to the
     /// planner.
     found_loaded: bool,
+    requests_loaded: bool,
 }
 
 impl std::fmt::Debug for ProvisioningJob {
@@ -288,9 +300,12 @@ impl std::fmt::Debug for ProvisioningJob {
 
 mod found;
 pub use found::FoundDecisionError;
+mod requests;
 mod state;
 mod steps;
 mod sync;
+
+pub use requests::RequestOpError;
 
 impl ProvisioningJob {
     /// Starts building a job around a planner and a store.
@@ -304,7 +319,7 @@ impl ProvisioningJob {
             policy: crate::dispatch::DispatchPolicy::default(),
             filters: BTreeMap::new(),
             scopes: BTreeMap::new(),
-            default_validity: Duration::from_secs(7 * 24 * 3600),
+            default_validity: None,
             reopen_after_outage: true,
             delivery: None,
         }
