@@ -134,8 +134,10 @@ impl Core {
                             .learned(
                                 Some(executed.resource_id.clone()),
                                 executed.stable_id.clone(),
-                            );
-                    self.settle(&mut record, update, None).await?;
+                            )
+                            .noted(executed.note.clone());
+                    self.settle(&mut record, update, executed.note.clone())
+                        .await?;
                     return Ok((Outcome::Succeeded(record.state), calls));
                 }
                 Ok(Fulfillment::Transmitted { ticket }) => {
