@@ -9,6 +9,8 @@ pub mod events;
 pub mod fulfil_file;
 pub mod job;
 mod planning;
+#[cfg(feature = "smtp")]
+pub mod smtp;
 pub mod store;
 pub mod verify;
 

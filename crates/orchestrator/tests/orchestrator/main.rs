@@ -13,3 +13,4 @@ mod password_settings;
 mod planning_off_runtime;
 mod requests;
 mod retry;
+mod smtp;
