@@ -10,6 +10,7 @@ pub mod job;
 mod planning;
 pub mod store;
 pub mod verify;
+pub mod worker;
 
 // The planning subsystem lives in `autoprov-planner`; its modules and types stay reachable at
 // the paths they had here.
