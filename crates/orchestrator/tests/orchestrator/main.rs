@@ -10,3 +10,4 @@ mod dispatch;
 mod job;
 mod planning_off_runtime;
 mod retry;
+mod worker;
