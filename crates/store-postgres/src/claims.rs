@@ -153,6 +153,19 @@ impl ClaimStore for PgStore {
         update: OrderUpdate,
     ) -> Result<Claim, StoreError> {
         let mut client = self.client().await?;
+        if let Some(record) = orders::apply_claimed(
+            &client,
+            claim.order_id(),
+            &claim.record,
+            claim.token,
+            &update,
+        )
+        .await?
+        {
+            let mut next = claim.clone();
+            next.record = record;
+            return Ok(next);
+        }
         let tx = client.transaction().await.map_err(db("record outcome"))?;
         let record = orders::apply(
             &tx,

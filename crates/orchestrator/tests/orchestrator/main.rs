@@ -11,3 +11,4 @@ mod job;
 mod planning_off_runtime;
 mod retry;
 mod worker;
+mod workers_pg;
