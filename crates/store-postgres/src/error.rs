@@ -25,7 +25,9 @@ pub(crate) enum ErrorClass {
 
 /// The class of a SQLSTATE code (five characters).
 pub(crate) fn class_of_sqlstate(code: &str) -> ErrorClass {
-    const TEMPORARY: &[&str] = &["40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03"];
+    const TEMPORARY: &[&str] = &[
+        "40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03",
+    ];
     if code.starts_with("08") || code.starts_with("53") || TEMPORARY.contains(&code) {
         ErrorClass::Temporary
     } else {
@@ -135,7 +137,9 @@ mod tests {
             c.batch_execute("CREATE TEMP TABLE t (id int PRIMARY KEY, n int NOT NULL)")
                 .await
                 .expect("temp table");
-            c.execute("INSERT INTO t VALUES (1, 1)", &[]).await.expect("insert");
+            c.execute("INSERT INTO t VALUES (1, 1)", &[])
+                .await
+                .expect("insert");
             let cases = [
                 ("INSERT INTO t VALUES (1, 2)", "23505"),
                 ("INSERT INTO t VALUES (2, NULL)", "23502"),
@@ -222,7 +226,13 @@ mod tests {
                 .await
                 .expect_err("nothing listens");
             assert!(err.is_temporary(), "{err:?}");
-            assert!(matches!(err, StoreError::Unavailable { operation: "connect", .. }));
+            assert!(matches!(
+                err,
+                StoreError::Unavailable {
+                    operation: "connect",
+                    ..
+                }
+            ));
         }
     }
 }

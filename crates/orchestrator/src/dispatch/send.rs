@@ -353,7 +353,10 @@ impl Core {
                 self.breaker_success(lane, conn);
                 let update =
                     OrderUpdate::event(ProvisioningEvent::ConnectorSucceeded, self.clock.now())
-                        .learned(Some(executed.resource_id.clone()), executed.stable_id.clone());
+                        .learned(
+                            Some(executed.resource_id.clone()),
+                            executed.stable_id.clone(),
+                        );
                 self.settle_with(record, writer, update, None).await?;
                 Attempted::Settled(Outcome::Succeeded(record.state))
             }

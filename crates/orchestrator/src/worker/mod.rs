@@ -32,7 +32,9 @@ pub mod metrics;
 use crate::clock::Clock;
 use crate::dispatch::send::{Attempted, CallHealth, ClaimWriter, Writer, errored_update};
 use crate::dispatch::{DispatchError, DispatchPolicy, Dispatcher, PolicyError, check_batch};
-use crate::store::{Claim, ClaimStore, OrderRecord, OrderUpdate, Permit, SharedBreaker, StoreError};
+use crate::store::{
+    Claim, ClaimStore, OrderRecord, OrderUpdate, Permit, SharedBreaker, StoreError,
+};
 use autoprov_connector::Connector;
 use autoprov_core::{ConnectionId, OrderId, ProvisioningOrder, ProvisioningState};
 use std::collections::HashMap;
@@ -288,7 +290,10 @@ impl Worker {
     /// Inserts planned orders (Pending) under a new planning epoch: a planner that another
     /// began after it gets [`StoreError::StalePlanningEpoch`] and inserts nothing. A batch
     /// with a duplicate id or a dependency cycle is refused before anything is stored.
-    pub async fn plan(&self, orders: Vec<ProvisioningOrder>) -> Result<PlanInserted, DispatchError> {
+    pub async fn plan(
+        &self,
+        orders: Vec<ProvisioningOrder>,
+    ) -> Result<PlanInserted, DispatchError> {
         check_batch(orders.iter())?;
         let core = self.inner.dispatcher.core();
         let epoch = self.inner.store.begin_planning(self.name()).await?;
@@ -401,13 +406,20 @@ impl Worker {
                 continue;
             }
             let sent = Instant::now();
-            match inner.store.claim(&s.name, free.min(s.claim_batch), s.lease).await {
+            match inner
+                .store
+                .claim(&s.name, free.min(s.claim_batch), s.lease)
+                .await
+            {
                 Ok(claims) if claims.is_empty() => {
                     store_wait = Duration::from_millis(100);
                     inner.release_idle_permits().await;
                     if s.stop_when_drained && tasks.is_empty() {
                         match inner.store.order_counts().await {
-                            Ok(c) if c.get(&ProvisioningState::Pending).copied().unwrap_or(0) == 0 => {
+                            Ok(c)
+                                if c.get(&ProvisioningState::Pending).copied().unwrap_or(0)
+                                    == 0 =>
+                            {
                                 break Ok(());
                             }
                             _ => {}
@@ -519,7 +531,9 @@ impl Inner {
         };
         let c = &self.counters;
         match done {
-            Ok(Done::Settled(crate::dispatch::Outcome::Succeeded(ProvisioningState::Transmitted))) => {
+            Ok(Done::Settled(crate::dispatch::Outcome::Succeeded(
+                ProvisioningState::Transmitted,
+            ))) => {
                 bump(&c.transmitted);
                 metrics::outcome(name, "transmitted");
             }
@@ -578,8 +592,13 @@ impl Inner {
         let (lane, conn) = match core.route(record) {
             Ok(route) => route,
             Err(msg) => {
-                core.settle_with(record, writer, errored_update(core, &msg, false), Some(msg.clone()))
-                    .await?;
+                core.settle_with(
+                    record,
+                    writer,
+                    errored_update(core, &msg, false),
+                    Some(msg.clone()),
+                )
+                .await?;
                 return Ok(Done::Settled(crate::dispatch::Outcome::Failed(msg)));
             }
         };
@@ -599,7 +618,10 @@ impl Inner {
         let Writer::Claimed(w) = writer else {
             unreachable!("a worker writes under its claim")
         };
-        let needed = core.policy.call_deadline.saturating_add(self.settings.lease_margin);
+        let needed = core
+            .policy
+            .call_deadline
+            .saturating_add(self.settings.lease_margin);
         if w.expires.saturating_duration_since(Instant::now()) < needed {
             w.renew().await?;
         }
@@ -646,7 +668,9 @@ impl Inner {
         let view = self.breaker_view(conn).await?;
         match view {
             SharedBreaker::Closed { .. } => Ok(None),
-            SharedBreaker::Open { remaining } => Ok(Some(remaining.max(Duration::from_millis(100)))),
+            SharedBreaker::Open { remaining } => {
+                Ok(Some(remaining.max(Duration::from_millis(100))))
+            }
             _ => {
                 let open_for = core.policy.breaker.open_for;
                 if !self.store.breaker_try_probe(conn, open_for).await? {
@@ -717,7 +741,11 @@ impl Inner {
         let result = match health {
             CallHealth::TemporaryFailure => self
                 .store
-                .breaker_failure(conn, policy.breaker.failure_threshold, policy.breaker.open_for)
+                .breaker_failure(
+                    conn,
+                    policy.breaker.failure_threshold,
+                    policy.breaker.open_for,
+                )
                 .await
                 .map(|v| self.cache_breaker(conn, v)),
             CallHealth::Good => {

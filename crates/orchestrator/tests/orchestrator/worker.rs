@@ -67,7 +67,11 @@ impl Connector for Target {
     async fn check(&self) -> Result<(), ConnectorError> {
         self.probes.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
-            Err(ConnectorError::new(ErrorKind::Unavailable, Operation::Check, "down"))
+            Err(ConnectorError::new(
+                ErrorKind::Unavailable,
+                Operation::Check,
+                "down",
+            ))
         } else {
             Ok(())
         }
@@ -104,7 +108,10 @@ impl Connector for Target {
         Ok(Fulfillment::Executed(Executed::new("x")))
     }
     async fn export(&self, _r: ExportRequest) -> Result<ExportStream, ConnectorError> {
-        Err(ConnectorError::unsupported(Operation::Export, "test target"))
+        Err(ConnectorError::unsupported(
+            Operation::Export,
+            "test target",
+        ))
     }
 }
 
@@ -160,11 +167,18 @@ async fn run_all(workers: &[Worker]) -> Vec<WorkerReport> {
 
 async fn assert_all_executed_once(store: &MemoryStore, target: &Target, n: usize) {
     let counts = store.order_counts().await.unwrap();
-    assert_eq!(counts.get(&S::Executed).copied(), Some(n as u64), "{counts:?}");
+    assert_eq!(
+        counts.get(&S::Executed).copied(),
+        Some(n as u64),
+        "{counts:?}"
+    );
     let effects = target.effects();
     assert_eq!(effects.len(), n, "every order's effect applied");
     let twice: Vec<_> = effects.iter().filter(|(_, c)| **c != 1).collect();
-    assert!(twice.is_empty(), "effects applied other than once: {twice:?}");
+    assert!(
+        twice.is_empty(),
+        "effects applied other than once: {twice:?}"
+    );
     for i in 0..n {
         let history = store.order_history(&order(i).order_id).await.unwrap();
         let successes = history
@@ -192,15 +206,25 @@ async fn four_workers_send_every_order_once_within_the_connections_limit() {
     let reports = run_all(&workers).await;
     assert_all_executed_once(&store, &target, n).await;
     let peak = target.peak.load(Ordering::SeqCst);
-    assert!(peak <= 8, "the connection's limit holds across workers: peak {peak}");
-    assert!(peak > 6, "more than one worker's worth ran at once: peak {peak}");
+    assert!(
+        peak <= 8,
+        "the connection's limit holds across workers: peak {peak}"
+    );
+    assert!(
+        peak > 6,
+        "more than one worker's worth ran at once: peak {peak}"
+    );
     let executed: u64 = reports.iter().map(|r| r.executed).sum();
     assert_eq!(executed, n as u64);
     assert!(
         reports.iter().filter(|r| r.executed > 0).count() >= 2,
         "the work is shared: {reports:?}"
     );
-    assert!(reports.iter().all(|r| r.lease_lost == 0 && r.takeovers == 0));
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.lease_lost == 0 && r.takeovers == 0)
+    );
     // Idle workers gave their permits back.
     assert_eq!(
         store
@@ -226,7 +250,10 @@ async fn temporary_failures_are_released_with_a_retry_time_and_retried() {
     let reports = run_all(&workers).await;
     assert_all_executed_once(&store, &target, n).await;
     let retried: u64 = reports.iter().map(|r| r.retried).sum();
-    assert!(retried > 0, "some first calls failed and were retried: {reports:?}");
+    assert!(
+        retried > 0,
+        "some first calls failed and were retried: {reports:?}"
+    );
     // A retried order's history: attempt, retry time, attempt, success.
     let retried_order = (0..n)
         .map(order)
@@ -240,7 +267,14 @@ async fn temporary_failures_are_released_with_a_retry_time_and_retried() {
         })
         .expect("an order that needed two attempts");
     let record = store.order(&retried_order.order_id).await.unwrap().unwrap();
-    assert_eq!(record.dispatch.last_error.as_deref().map(|e| e.contains("target busy")), Some(true));
+    assert_eq!(
+        record
+            .dispatch
+            .last_error
+            .as_deref()
+            .map(|e| e.contains("target busy")),
+        Some(true)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +316,10 @@ async fn a_shared_breaker_stops_every_worker_and_one_probe_closes_it() {
     assert!(health.store_reachable && health.is_healthy());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let probes_while_down = target.probes.load(Ordering::SeqCst);
-    assert!(probes_while_down >= 1, "a probe ran when the open period ended");
+    assert!(
+        probes_while_down >= 1,
+        "a probe ran when the open period ended"
+    );
     assert_eq!(
         target.calls.load(Ordering::SeqCst),
         calls_while_open,
@@ -294,7 +331,12 @@ async fn a_shared_breaker_stops_every_worker_and_one_probe_closes_it() {
         reports.push(h.await.unwrap().unwrap());
     }
     assert_eq!(
-        store.order_counts().await.unwrap().get(&S::Executed).copied(),
+        store
+            .order_counts()
+            .await
+            .unwrap()
+            .get(&S::Executed)
+            .copied(),
         Some(30)
     );
     let deferred: u64 = reports.iter().map(|r| r.deferred).sum();
@@ -334,9 +376,15 @@ fn a_worker_that_stalls_past_its_lease_has_its_outcome_refused() {
     let other = worker(&target, &store, policy(4), settings("other", 1));
     let other_report = rt(2).block_on(other.run(CancellationToken::new())).unwrap();
     assert_eq!(other_report.executed, 1, "{other_report:?}");
-    assert_eq!(other_report.takeovers, 1, "it took over an attempt without outcome");
+    assert_eq!(
+        other_report.takeovers, 1,
+        "it took over an attempt without outcome"
+    );
     let stalled_report = thread.join().unwrap();
-    assert_eq!(stalled_report.lease_lost, 1, "the late outcome is refused: {stalled_report:?}");
+    assert_eq!(
+        stalled_report.lease_lost, 1,
+        "the late outcome is refused: {stalled_report:?}"
+    );
     assert_eq!(stalled_report.executed, 0);
     let history = rt(1)
         .block_on(store.order_history(&order(1).order_id))
@@ -367,10 +415,16 @@ async fn shutdown_releases_the_claims_not_started_and_the_permits() {
     shutdown.cancel();
     let report = run.await.unwrap().unwrap();
     assert_eq!(report.claimed, 4);
-    assert_eq!(report.executed, 1, "the call in flight finished and was recorded");
+    assert_eq!(
+        report.executed, 1,
+        "the call in flight finished and was recorded"
+    );
     assert_eq!(report.released, 3, "{report:?}");
     // Released at once, not after the lease: another worker claims them now.
-    let again = store.claim("next", 10, Duration::from_secs(5)).await.unwrap();
+    let again = store
+        .claim("next", 10, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(again.len(), 3);
     let permits = store
         .acquire_permits(&"conn".into(), "next", 1, 1, Duration::from_secs(1))
@@ -394,7 +448,13 @@ fn settings_are_checked_against_the_policy() {
     )
     .expect_err("refused");
     assert!(
-        matches!(err, PolicyError::OutOfRange { setting: "worker.lease", .. }),
+        matches!(
+            err,
+            PolicyError::OutOfRange {
+                setting: "worker.lease",
+                ..
+            }
+        ),
         "{err}"
     );
     let mut s = settings("w", 2);
@@ -407,13 +467,22 @@ fn settings_are_checked_against_the_policy() {
         s,
     )
     .expect_err("refused");
-    assert!(matches!(err, PolicyError::OutOfRange { setting: "worker.concurrency", .. }));
+    assert!(matches!(
+        err,
+        PolicyError::OutOfRange {
+            setting: "worker.concurrency",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn every_metric_is_documented_for_operators() {
     let readme = include_str!("../../README.md");
     for name in metrics::ALL {
-        assert!(readme.contains(name), "{name} is not in the orchestrator README");
+        assert!(
+            readme.contains(name),
+            "{name} is not in the orchestrator README"
+        );
     }
 }

@@ -43,8 +43,13 @@ const ENV_STORE_SCHEMA: &str = "AUTOPROV_WORKER_STORE_SCHEMA";
 const ENV_TARGET_URL: &str = "AUTOPROV_WORKER_TARGET_URL";
 const ENV_TARGET_SCHEMA: &str = "AUTOPROV_WORKER_TARGET_SCHEMA";
 const ENV_LATENCY_MS: &str = "AUTOPROV_WORKER_LATENCY_MS";
+const ENV_LEASE_MS: &str = "AUTOPROV_WORKER_LEASE_MS";
 const CONCURRENCY: usize = 8;
+/// The short lease of the kill and stop tests: expired leases are taken over quickly.
 const LEASE: Duration = Duration::from_secs(2);
+/// The lease of the other tests, long enough that a loaded machine never stalls a worker past
+/// it (they are not about takeovers, and count re-sent orders as failures).
+const LONG_LEASE: Duration = Duration::from_secs(15);
 
 /// `AUTOPROV_PG_URL`, or `None` after printing that `test` skipped; with `CI=true` a missing
 /// server fails the test.
@@ -73,7 +78,10 @@ fn fresh_schema() -> String {
     format!("kit_{:016x}", rand::thread_rng().r#gen::<u64>())
 }
 
-async fn raw_client(url: &str, schema: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+async fn raw_client(
+    url: &str,
+    schema: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let mut config: tokio_postgres::Config = url.parse()?;
     config.options(format!("-c search_path={schema}"));
     config.connect_timeout(Duration::from_secs(5));
@@ -145,7 +153,10 @@ impl Connector for PgTarget {
         Ok(Fulfillment::Executed(Executed::new(o.order_id.as_str())))
     }
     async fn export(&self, _r: ExportRequest) -> Result<ExportStream, ConnectorError> {
-        Err(ConnectorError::unsupported(Operation::Export, "test target"))
+        Err(ConnectorError::unsupported(
+            Operation::Export,
+            "test target",
+        ))
     }
 }
 
@@ -180,7 +191,7 @@ fn worker_process_entry() {
             client: Mutex::new(None),
         });
         let mut settings = WorkerSettings::new(&name);
-        settings.lease = LEASE;
+        settings.lease = Duration::from_millis(var(ENV_LEASE_MS).parse().expect("lease ms"));
         settings.lease_margin = Duration::from_millis(500);
         settings.concurrency = CONCURRENCY;
         settings.claim_batch = CONCURRENCY;
@@ -194,7 +205,10 @@ fn worker_process_entry() {
             settings,
         )
         .expect("valid settings");
-        worker.run(CancellationToken::new()).await.expect("worker run")
+        worker
+            .run(CancellationToken::new())
+            .await
+            .expect("worker run")
     });
     println!(
         "WORKER {name} claimed={} executed={} lease_lost={} takeovers={} store_errors={} retried={}",
@@ -214,6 +228,7 @@ struct Run {
     target_url: String,
     target_schema: String,
     latency_ms: u64,
+    lease: Duration,
 }
 
 impl Run {
@@ -232,8 +247,9 @@ impl Run {
             .env(ENV_TARGET_URL, &self.target_url)
             .env(ENV_TARGET_SCHEMA, &self.target_schema)
             .env(ENV_LATENCY_MS, self.latency_ms.to_string())
+            .env(ENV_LEASE_MS, self.lease.as_millis().to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn a worker process")
     }
@@ -241,7 +257,9 @@ impl Run {
     /// Makes the target's tables and plans `n` orders into the store.
     async fn prepare(&self, n: usize) -> (PgStore, tokio_postgres::Client) {
         let store = store_in(&self.store_url, &self.store_schema, 4).await;
-        let target = raw_client(&self.target_url, "public").await.expect("target");
+        let target = raw_client(&self.target_url, "public")
+            .await
+            .expect("target");
         target
             .batch_execute(&format!(
                 "CREATE SCHEMA IF NOT EXISTS {s};
@@ -339,7 +357,35 @@ async fn check_all_done_once(
         .collect()
 }
 
-fn plain_run(url: &str, latency_ms: u64) -> Run {
+/// The orders called more than once whose repeats neither a recorded temporary failure (a
+/// timeout, a lost connection: recorded with a retry time, then retried) nor `holder` (a
+/// worker killed or stopped with calls in flight: an unknown outcome) explains.
+async fn unexplained_repeats(
+    store: &PgStore,
+    twice: &BTreeMap<String, Vec<String>>,
+    holder: Option<&str>,
+) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for (order, callers) in twice {
+        if holder.is_some_and(|h| callers.iter().any(|c| c == h)) {
+            continue;
+        }
+        let history = store
+            .order_history(&order.as_str().into())
+            .await
+            .expect("history");
+        let failures = history
+            .iter()
+            .filter(|h| h.event.is_none() && h.message.is_some())
+            .count();
+        if failures + 1 < callers.len() {
+            out.push((order.clone(), callers.clone()));
+        }
+    }
+    out
+}
+
+fn plain_run(url: &str, latency_ms: u64, lease: Duration) -> Run {
     let schema = fresh_schema();
     Run {
         store_url: url.to_owned(),
@@ -347,6 +393,7 @@ fn plain_run(url: &str, latency_ms: u64) -> Run {
         target_url: url.to_owned(),
         target_schema: schema,
         latency_ms,
+        lease,
     }
 }
 
@@ -363,7 +410,7 @@ async fn four_worker_processes_send_10000_orders_each_once() {
     let test = "four_worker_processes_send_10000_orders_each_once";
     let Some(url) = pg_url(test) else { return };
     let n = 10_000;
-    let run = plain_run(&url, 3);
+    let run = plain_run(&url, 3, LONG_LEASE);
     let (store, target) = run.prepare(n).await;
     let store_db = raw_client(&url, &run.store_schema).await.expect("store db");
     let started = Instant::now();
@@ -371,13 +418,16 @@ async fn four_worker_processes_send_10000_orders_each_once() {
     let summaries: Vec<String> = workers.into_iter().map(|w| finish(w, true)).collect();
     let elapsed = started.elapsed();
     let twice = check_all_done_once(&store, &store_db, &target, n).await;
-    assert!(twice.is_empty(), "no order called twice: {twice:?}");
-    let calls: i64 = target
-        .query_one("SELECT count(*) FROM calls", &[])
-        .await
-        .expect("calls")
-        .get(0);
-    assert_eq!(calls, n as i64, "one call per order");
+    let unexplained = unexplained_repeats(&store, &twice, None).await;
+    assert!(
+        unexplained.is_empty(),
+        "orders called again without a recorded failure: {unexplained:?}; {summaries:?}"
+    );
+    let retried: u64 = summaries.iter().map(|s| field(s, "retried")).sum();
+    assert!(
+        twice.len() as u64 <= retried,
+        "repeated calls only for temporary failures: {twice:?}; {summaries:?}"
+    );
     let executed: u64 = summaries.iter().map(|s| field(s, "executed")).sum();
     assert_eq!(executed, n as u64, "{summaries:?}");
     assert!(
@@ -392,13 +442,16 @@ async fn a_killed_worker_loses_nothing_and_its_orders_are_taken_over() {
     let test = "a_killed_worker_loses_nothing_and_its_orders_are_taken_over";
     let Some(url) = pg_url(test) else { return };
     let n = 2_000;
-    let run = plain_run(&url, 20);
+    let run = plain_run(&url, 20, LEASE);
     let (store, target) = run.prepare(n).await;
     let store_db = raw_client(&url, &run.store_schema).await.expect("store db");
     let started = Instant::now();
     let mut workers: Vec<Child> = (0..4).map(|i| run.spawn(&format!("w{i}"))).collect();
     while effects_by(&target, "w0").await < 50 {
-        assert!(started.elapsed() < Duration::from_secs(60), "w0 never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "w0 never started"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     workers[0].kill().expect("SIGKILL w0");
@@ -412,13 +465,24 @@ async fn a_killed_worker_loses_nothing_and_its_orders_are_taken_over() {
     let twice = check_all_done_once(&store, &store_db, &target, n).await;
     // Called again: only orders w0 had called when it died (an unknown outcome), then by
     // another worker.
-    for (order, callers) in &twice {
-        assert_eq!(callers.len(), 2, "{order}: {callers:?}");
-        assert_eq!(callers[0], "w0", "{order}: only the killed worker's calls are repeated");
-        assert_ne!(callers[1], "w0");
-    }
-    assert!(twice.len() <= CONCURRENCY, "at most w0's calls in flight: {twice:?}");
-    assert_eq!(effects_by(&target, "w0").await, w0_calls_at_kill, "w0 is dead");
+    let unexplained = unexplained_repeats(&store, &twice, Some("w0")).await;
+    assert!(
+        unexplained.is_empty(),
+        "only the killed worker's calls (or recorded failures) are repeated: {unexplained:?}"
+    );
+    let w0_repeats = twice
+        .values()
+        .filter(|callers| callers.first().is_some_and(|c| c == "w0"))
+        .count();
+    assert!(
+        w0_repeats <= CONCURRENCY,
+        "at most w0's calls in flight: {twice:?}"
+    );
+    assert_eq!(
+        effects_by(&target, "w0").await,
+        w0_calls_at_kill,
+        "w0 is dead"
+    );
     let takeovers: u64 = summaries[1..].iter().map(|s| field(s, "takeovers")).sum();
     assert!(
         takeovers >= twice.len() as u64,
@@ -426,8 +490,7 @@ async fn a_killed_worker_loses_nothing_and_its_orders_are_taken_over() {
     );
     println!(
         "{n} orders, w0 SIGKILLed after {killed_at:?}: all Executed once in {elapsed:?}; \
-         {} order(s) w0 had in flight called again; {summaries:?}",
-        twice.len()
+         {w0_repeats} order(s) w0 had in flight called again; {summaries:?}"
     );
 }
 
@@ -436,13 +499,16 @@ async fn a_worker_stopped_past_its_lease_has_its_late_outcomes_refused() {
     let test = "a_worker_stopped_past_its_lease_has_its_late_outcomes_refused";
     let Some(url) = pg_url(test) else { return };
     let n = 2_000;
-    let run = plain_run(&url, 20);
+    let run = plain_run(&url, 20, LEASE);
     let (store, target) = run.prepare(n).await;
     let store_db = raw_client(&url, &run.store_schema).await.expect("store db");
     let started = Instant::now();
     let workers: Vec<Child> = (0..4).map(|i| run.spawn(&format!("w{i}"))).collect();
     while effects_by(&target, "w0").await < 20 {
-        assert!(started.elapsed() < Duration::from_secs(60), "w0 never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "w0 never started"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let pid = workers[0].id().to_string();
@@ -464,12 +530,11 @@ async fn a_worker_stopped_past_its_lease_has_its_late_outcomes_refused() {
         refused >= 1,
         "w0's late outcomes were refused (LeaseLost): {summaries:?}"
     );
-    for (order, callers) in &twice {
-        assert!(
-            callers.iter().any(|c| c == "w0"),
-            "{order}: only orders w0 held are called twice: {callers:?}"
-        );
-    }
+    let unexplained = unexplained_repeats(&store, &twice, Some("w0")).await;
+    assert!(
+        unexplained.is_empty(),
+        "only orders w0 held (or recorded failures) are called twice: {unexplained:?}"
+    );
     println!(
         "{n} orders, w0 stopped for {:?}: all Executed once; w0 refused {refused} time(s); \
          {} order(s) called twice; {summaries:?}",
@@ -488,7 +553,10 @@ struct OwnCluster {
 impl OwnCluster {
     fn script(&self, command: &str) -> bool {
         Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-test-server.sh"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../scripts/pg-test-server.sh"
+            ))
             .arg(command)
             .env("AUTOPROV_PG_STATE_DIR", &self.state_dir)
             .env("AUTOPROV_PG_PORT", self.port.to_string())
@@ -516,7 +584,9 @@ impl Drop for OwnCluster {
 async fn workers_outlive_a_database_restart() {
     let test = "workers_outlive_a_database_restart";
     // The target stays on the shared server; the store is on a cluster this test restarts.
-    let Some(target_url) = pg_url(test) else { return };
+    let Some(target_url) = pg_url(test) else {
+        return;
+    };
     let port: u16 = std::env::var("AUTOPROV_PG_RESTART_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -538,10 +608,15 @@ async fn workers_outlive_a_database_restart() {
     let schema = fresh_schema();
     let run = Run {
         store_url: cluster.url(),
-        store_schema: schema.clone(),
+        // Not `kit_…`: the script drops those when it starts a server afresh, and this test
+        // restarts the server under the store.
+        store_schema: schema.replace("kit_", "restart_"),
         target_url,
         target_schema: schema,
         latency_ms: 10,
+        // Short: what the restart leaves unrecorded is taken over soon (repeats are
+        // allowed here; the test is about finishing).
+        lease: LEASE,
     };
     let (store, target) = run.prepare(n).await;
     let started = Instant::now();

@@ -5,7 +5,9 @@
 
 use super::fixtures::{order, record, t0};
 use crate::{Claim, ClaimStore, OrderRecord, OrderUpdate, SharedBreaker, StoreError};
-use autoprov_core::{ConnectionId, ConnectionMode, OrderId, ProvisioningEvent as E, ProvisioningState as S};
+use autoprov_core::{
+    ConnectionId, ConnectionMode, OrderId, ProvisioningEvent as E, ProvisioningState as S,
+};
 use chrono::{TimeDelta, Utc};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -333,7 +335,10 @@ pub async fn permits_bound_a_connection_across_workers(store: Arc<impl ClaimStor
             .is_empty(),
         "the old holder's release did not free the new holder's slot"
     );
-    store.renew_permit(&d[0], LONG).await.expect("the new holder renews");
+    store
+        .renew_permit(&d[0], LONG)
+        .await
+        .expect("the new holder renews");
 }
 
 /// The shared breaker: failures count up to the threshold and open it; while open, failures
@@ -347,12 +352,21 @@ pub async fn the_shared_breaker_opens_lets_one_probe_and_closes(store: Arc<impl 
         SharedBreaker::Closed { failures: 0 }
     );
     assert_eq!(
-        store.breaker_failure(&conn, 2, open_for).await.expect("fail"),
+        store
+            .breaker_failure(&conn, 2, open_for)
+            .await
+            .expect("fail"),
         SharedBreaker::Closed { failures: 1 }
     );
     store.breaker_success(&conn).await.expect("success");
-    store.breaker_failure(&conn, 2, open_for).await.expect("fail");
-    let opened = store.breaker_failure(&conn, 2, open_for).await.expect("fail");
+    store
+        .breaker_failure(&conn, 2, open_for)
+        .await
+        .expect("fail");
+    let opened = store
+        .breaker_failure(&conn, 2, open_for)
+        .await
+        .expect("fail");
     assert!(
         matches!(opened, SharedBreaker::Open { remaining } if remaining <= open_for),
         "{opened:?}"
@@ -362,7 +376,10 @@ pub async fn the_shared_breaker_opens_lets_one_probe_and_closes(store: Arc<impl 
         SharedBreaker::Open { .. }
     ));
     assert!(
-        !store.breaker_try_probe(&conn, open_for).await.expect("probe"),
+        !store
+            .breaker_try_probe(&conn, open_for)
+            .await
+            .expect("probe"),
         "no probe while open"
     );
     tokio::time::sleep(Duration::from_millis(1300)).await;
@@ -370,10 +387,8 @@ pub async fn the_shared_breaker_opens_lets_one_probe_and_closes(store: Arc<impl 
         store.breaker(&conn).await.expect("read"),
         SharedBreaker::ProbeDue
     );
-    let probes = futures::future::join_all(
-        (0..4).map(|_| store.breaker_try_probe(&conn, LONG)),
-    )
-    .await;
+    let probes =
+        futures::future::join_all((0..4).map(|_| store.breaker_try_probe(&conn, LONG))).await;
     let won = probes
         .into_iter()
         .map(|r| r.expect("probe"))
