@@ -59,8 +59,8 @@ pub struct WorkerSettings {
     /// A call starts only when the lease outlives the call deadline by this much; otherwise
     /// the lease is renewed first. Default: 5 s.
     pub lease_margin: Duration,
-    /// Connector calls in flight at most in this worker (and orders it holds at once).
-    /// Default: 8.
+    /// Connector calls in flight at most in this worker. It holds at most this many
+    /// orders plus one claim batch. Default: 8.
     pub concurrency: usize,
     /// Orders claimed at most per claim. Default: 8.
     pub claim_batch: usize,
@@ -397,8 +397,14 @@ impl Worker {
                     }
                 }
             }
-            let free = s.concurrency.saturating_sub(tasks.len());
-            if free == 0 {
+            // Orders in hand: up to `concurrency` in calls (the permits cap them) plus one
+            // claim batch waiting, so that a claim fetches a whole batch (one round trip) and
+            // the next batch is in hand when calls end. Waiting claims keep their leases; the
+            // lease check before each call renews those that waited long.
+            let batch = s.claim_batch.max(1);
+            let capacity = s.concurrency.saturating_add(batch);
+            let free = capacity.saturating_sub(tasks.len());
+            if free < batch.min(capacity) {
                 tokio::select! {
                     joined = tasks.join_next() => if let Some(j) = joined { log_panic(j) },
                     () = shutdown.cancelled() => {}
@@ -605,16 +611,19 @@ impl Inner {
         if shutdown.is_cancelled() {
             return Ok(Done::Released);
         }
+        // The permit first, then the breaker: an order that waited for a permit sees the
+        // breaker as it is when its call would start.
+        let pool = Arc::clone(&self.permits[&conn]);
+        let Some(permit) = pool.take(self, shutdown).await? else {
+            return Ok(Done::Released);
+        };
         if let Some(wait) = self.breaker_gate(lane, &conn).await? {
+            drop(permit);
             let now = core.clock.now();
             let at = now + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::MAX);
             *record = writer_write(writer, OrderUpdate::at(now).retry_at(at)).await?;
             return Ok(Done::Deferred);
         }
-        let pool = Arc::clone(&self.permits[&conn]);
-        let Some(permit) = pool.take(self, shutdown).await? else {
-            return Ok(Done::Released);
-        };
         let Writer::Claimed(w) = writer else {
             unreachable!("a worker writes under its claim")
         };
