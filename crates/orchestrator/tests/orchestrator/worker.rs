@@ -88,7 +88,7 @@ impl Connector for Target {
         tokio::time::sleep(self.latency).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let first = !self.effects.lock().unwrap().contains_key(&o.order_id);
-        if self.down.load(Ordering::SeqCst) || (self.flaky && first && call % 2 == 0) {
+        if self.down.load(Ordering::SeqCst) || (self.flaky && first && call.is_multiple_of(2)) {
             if self.flaky {
                 // Remember that this order failed once, without an effect.
                 self.effects.lock().unwrap().insert(o.order_id.clone(), 0);
