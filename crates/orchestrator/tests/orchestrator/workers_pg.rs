@@ -45,7 +45,8 @@ const ENV_TARGET_SCHEMA: &str = "AUTOPROV_WORKER_TARGET_SCHEMA";
 const ENV_LATENCY_MS: &str = "AUTOPROV_WORKER_LATENCY_MS";
 const ENV_LEASE_MS: &str = "AUTOPROV_WORKER_LEASE_MS";
 const CONCURRENCY: usize = 8;
-/// The short lease of the kill and stop tests: expired leases are taken over quickly.
+/// The short lease of the killed or stopped worker (and of the restart test): expired leases
+/// are taken over quickly.
 const LEASE: Duration = Duration::from_secs(2);
 /// The lease of the other tests, long enough that a loaded machine never stalls a worker past
 /// it (they are not about takeovers, and count re-sent orders as failures).
@@ -211,13 +212,14 @@ fn worker_process_entry() {
             .expect("worker run")
     });
     println!(
-        "WORKER {name} claimed={} executed={} lease_lost={} takeovers={} store_errors={} retried={}",
+        "WORKER {name} claimed={} executed={} lease_lost={} takeovers={} store_errors={} retried={} deferred={}",
         report.claimed,
         report.executed,
         report.lease_lost,
         report.takeovers,
         report.store_errors,
-        report.retried
+        report.retried,
+        report.deferred
     );
 }
 
@@ -233,6 +235,13 @@ struct Run {
 
 impl Run {
     fn spawn(&self, name: &str) -> Child {
+        self.spawn_with_lease(name, self.lease)
+    }
+
+    /// A worker with its own lease length: the killed or stopped worker gets the short one
+    /// (its orders are taken over soon), the others a long one (a loaded machine never stalls
+    /// them past it, so every repeat in the target is explained).
+    fn spawn_with_lease(&self, name: &str, lease: Duration) -> Child {
         Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--exact",
@@ -247,7 +256,7 @@ impl Run {
             .env(ENV_TARGET_URL, &self.target_url)
             .env(ENV_TARGET_SCHEMA, &self.target_schema)
             .env(ENV_LATENCY_MS, self.latency_ms.to_string())
-            .env(ENV_LEASE_MS, self.lease.as_millis().to_string())
+            .env(ENV_LEASE_MS, lease.as_millis().to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -446,7 +455,12 @@ async fn a_killed_worker_loses_nothing_and_its_orders_are_taken_over() {
     let (store, target) = run.prepare(n).await;
     let store_db = raw_client(&url, &run.store_schema).await.expect("store db");
     let started = Instant::now();
-    let mut workers: Vec<Child> = (0..4).map(|i| run.spawn(&format!("w{i}"))).collect();
+    let mut workers: Vec<Child> = (0..4)
+        .map(|i| match i {
+            0 => run.spawn_with_lease("w0", LEASE),
+            _ => run.spawn_with_lease(&format!("w{i}"), LONG_LEASE),
+        })
+        .collect();
     while effects_by(&target, "w0").await < 50 {
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -503,7 +517,12 @@ async fn a_worker_stopped_past_its_lease_has_its_late_outcomes_refused() {
     let (store, target) = run.prepare(n).await;
     let store_db = raw_client(&url, &run.store_schema).await.expect("store db");
     let started = Instant::now();
-    let workers: Vec<Child> = (0..4).map(|i| run.spawn(&format!("w{i}"))).collect();
+    let workers: Vec<Child> = (0..4)
+        .map(|i| match i {
+            0 => run.spawn_with_lease("w0", LEASE),
+            _ => run.spawn_with_lease(&format!("w{i}"), LONG_LEASE),
+        })
+        .collect();
     while effects_by(&target, "w0").await < 20 {
         assert!(
             started.elapsed() < Duration::from_secs(60),
