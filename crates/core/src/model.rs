@@ -3,7 +3,7 @@
 use crate::config::{self, ConfigError};
 use crate::ids::{ConnectionId, EntityTypeId, OwnerId, ResourceId, ResourceTypeId, StableId};
 use crate::value::{PropertyValue, json_kind};
-use crate::workflow::ApprovalWorkflowType;
+use crate::workflow::{ApprovalWorkflowType, ImplicitApproval};
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -120,38 +120,131 @@ impl EntityType {
 /// Limits on how many orders of one kind a generation may hold for a resource type before it
 /// is blocked (SPEC §2 `MaximumInsert/Update/Delete` and the `...Percent` variants).
 ///
-/// `None` means no limit. Percentages are of the resource type's existing targets.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// **On by default, with the reference system's defaults**: no absolute limit, and 30 % of the
+/// resource type's existing targets for each of inserts, updates and deletes. As in the
+/// reference system, `0` (or `null`) switches a limit off.
+///
+/// Percentages apply only once the resource type has at least
+/// [`minimum_existing_targets`](Self::minimum_existing_targets) existing targets (default
+/// 100), so a first load into an empty system, or a small test system, is not blocked; the
+/// absolute limits always apply.
+///
+/// ```
+/// use autoprov_core::Thresholds;
+/// let t = Thresholds::default();
+/// assert_eq!(t.maximum_delete_percent, Some(30));
+/// assert_eq!(t.minimum_existing_targets, 100);
+/// // 0 switches a limit off, as in the reference system.
+/// let off: Thresholds = serde_json::from_str(r#"{"MaximumDeletePercent": 0}"#).unwrap();
+/// assert_eq!(off.delete_percent(), None);
+/// assert_eq!(off.insert_percent(), Some(30));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Thresholds {
-    /// At most this many Added orders.
+    /// At most this many Added orders. Default: none (`0` = none).
     #[serde(default)]
     pub maximum_insert: Option<u32>,
-    /// At most this many Modified orders.
+    /// At most this many Modified orders. Default: none (`0` = none).
     #[serde(default)]
     pub maximum_update: Option<u32>,
-    /// At most this many Deleted orders.
+    /// At most this many Deleted orders. Default: none (`0` = none).
     #[serde(default)]
     pub maximum_delete: Option<u32>,
-    /// At most this percentage of existing targets as Added orders.
-    #[serde(default)]
+    /// At most this percentage of existing targets as Added orders. Default: 30 (`0` = none).
+    #[serde(default = "thirty")]
     pub maximum_insert_percent: Option<u8>,
-    /// At most this percentage of existing targets as Modified orders.
-    #[serde(default)]
+    /// At most this percentage of existing targets as Modified orders. Default: 30 (`0` =
+    /// none).
+    #[serde(default = "thirty")]
     pub maximum_update_percent: Option<u8>,
-    /// At most this percentage of existing targets as Deleted orders.
-    #[serde(default)]
+    /// At most this percentage of existing targets as Deleted orders. Default: 30 (`0` =
+    /// none).
+    #[serde(default = "thirty")]
     pub maximum_delete_percent: Option<u8>,
+    /// Percent limits apply only when the resource type has at least this many existing
+    /// targets. Default: 100.
+    #[serde(default = "hundred")]
+    pub minimum_existing_targets: u32,
+}
+
+fn thirty() -> Option<u8> {
+    Some(30)
+}
+
+fn hundred() -> u32 {
+    100
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            maximum_insert: None,
+            maximum_update: None,
+            maximum_delete: None,
+            maximum_insert_percent: thirty(),
+            maximum_update_percent: thirty(),
+            maximum_delete_percent: thirty(),
+            minimum_existing_targets: hundred(),
+        }
+    }
+}
+
+impl Thresholds {
+    /// No limit at all (every threshold off): what a system that must never be blocked, or a
+    /// test, asks for explicitly.
+    pub fn off() -> Self {
+        Self {
+            maximum_insert: None,
+            maximum_update: None,
+            maximum_delete: None,
+            maximum_insert_percent: None,
+            maximum_update_percent: None,
+            maximum_delete_percent: None,
+            minimum_existing_targets: hundred(),
+        }
+    }
+
+    /// The absolute insert limit in force (`0` is none).
+    pub fn insert_limit(&self) -> Option<u32> {
+        self.maximum_insert.filter(|v| *v > 0)
+    }
+
+    /// The absolute update limit in force (`0` is none).
+    pub fn update_limit(&self) -> Option<u32> {
+        self.maximum_update.filter(|v| *v > 0)
+    }
+
+    /// The absolute delete limit in force (`0` is none).
+    pub fn delete_limit(&self) -> Option<u32> {
+        self.maximum_delete.filter(|v| *v > 0)
+    }
+
+    /// The insert percentage in force (`0` is none).
+    pub fn insert_percent(&self) -> Option<u8> {
+        self.maximum_insert_percent.filter(|v| *v > 0)
+    }
+
+    /// The update percentage in force (`0` is none).
+    pub fn update_percent(&self) -> Option<u8> {
+        self.maximum_update_percent.filter(|v| *v > 0)
+    }
+
+    /// The delete percentage in force (`0` is none).
+    pub fn delete_percent(&self) -> Option<u8> {
+        self.maximum_delete_percent.filter(|v| *v > 0)
+    }
 }
 
 /// The JSON names of the [`Thresholds`] settings.
-const THRESHOLD_SETTINGS: [&str; 6] = [
+const THRESHOLD_SETTINGS: [&str; 7] = [
     "MaximumInsert",
     "MaximumUpdate",
     "MaximumDelete",
     "MaximumInsertPercent",
     "MaximumUpdatePercent",
     "MaximumDeletePercent",
+    "MinimumExistingTargets",
 ];
 
 /// "An owner of source type S owns one resource of target type T in managed system C"
@@ -178,9 +271,9 @@ pub struct ResourceType {
     /// Deletes targets that have no owner. Default: false; needs `allow_remove`.
     #[serde(default)]
     pub remove_orphans: bool,
-    /// Every order for this type waits in provisioning review (`BlockProvisioning`).
-    /// Default: false.
-    #[serde(default)]
+    /// Every order for this type waits in provisioning review. Default: false. The
+    /// reference system's name, `BlockProvisioning`, is accepted too.
+    #[serde(default, alias = "BlockProvisioning")]
     pub require_provisioning_review: bool,
     /// Another resource type that must be provisioned (Verified or Executed) first.
     #[serde(default)]
@@ -192,39 +285,49 @@ pub struct ResourceType {
     /// Default: 0.
     #[serde(default)]
     pub fulfill_hours_ahead_of_time: u32,
-    /// How long an Executed/Transmitted item may stay unverified before it becomes Errored.
-    /// Default: 7 days. Serialized as whole seconds.
-    #[serde(default = "default_validity", with = "duration_secs")]
-    pub transmitted_state_validity_period: Duration,
-    /// Generation thresholds. Default: none.
+    /// How long an Executed/Transmitted item may stay unverified before it becomes Errored;
+    /// `None`: never (the reference system's default). Written as the reference system does:
+    /// whole **minutes**, `0` = never times out.
+    #[serde(default, with = "validity_minutes")]
+    pub transmitted_state_validity_period: Option<Duration>,
+    /// Generation thresholds. Default: the reference system's (30 % of existing targets for
+    /// each kind of order, once the type has 100 existing targets); see [`Thresholds`].
     #[serde(default)]
     pub thresholds: Thresholds,
     /// Drops manual assignments of this type at evaluation. Default: false.
     #[serde(default)]
     pub discard_manual_assignments: bool,
-    /// Approval steps for manual requests of this type. Default: none (0 steps).
+    /// Approval steps for manual requests of this type, or none allowed. Default: none (0
+    /// steps). Names or the reference system's codes 0–4.
     #[serde(default)]
     pub approval_workflow_type: ApprovalWorkflowType,
+    /// Whether a requester may approve their own request. Default: inherited (autoprov's
+    /// policy: no). Names or the reference system's codes 0–2.
+    #[serde(default)]
+    pub implicit_approval: ImplicitApproval,
+    /// Password settings (`PasswordResetSettings`): how an initial password is generated at
+    /// fulfilment time and delivered. Default: none (no password is generated by the
+    /// dispatcher; a connector may still have its own fallback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_reset_settings: Option<crate::password::PasswordResetSettings>,
 }
 
 fn yes() -> bool {
     true
 }
 
-fn default_validity() -> Duration {
-    Duration::from_secs(7 * 24 * 3600)
-}
-
-mod duration_secs {
+mod validity_minutes {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_secs())
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        // Whole minutes, rounded up so that a period is never written shorter than it is.
+        s.serialize_u64(d.map_or(0, |d| d.as_secs().div_ceil(60)))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_secs)
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let minutes = u64::deserialize(d)?;
+        Ok((minutes > 0).then(|| Duration::from_secs(minutes.saturating_mul(60))))
     }
 }
 
@@ -278,10 +381,12 @@ impl ResourceType {
             depends_on: None,
             depends_on_owner_property: None,
             fulfill_hours_ahead_of_time: 0,
-            transmitted_state_validity_period: default_validity(),
+            transmitted_state_validity_period: None,
             thresholds: Thresholds::default(),
             discard_manual_assignments: false,
             approval_workflow_type: ApprovalWorkflowType::default(),
+            implicit_approval: ImplicitApproval::default(),
+            password_reset_settings: None,
         }
     }
 
@@ -302,6 +407,7 @@ impl ResourceType {
     /// assert_eq!(err.suggestion(), Some("Thresholds.MaximumDeletePercent"));
     /// ```
     pub fn from_json(json: serde_json::Value) -> Result<Self, ConfigError> {
+        let json = lift_flat_thresholds(json)?;
         let rt: Self = config::from_json(json).map_err(|e| match e {
             ConfigError::UnknownField {
                 path,
@@ -366,6 +472,41 @@ impl ResourceType {
         }
         Ok(())
     }
+}
+
+/// The reference system writes thresholds flat on the resource type (`MaximumDeletePercent`
+/// next to `AllowRemove`); autoprov groups them under `Thresholds`. Both are accepted: flat
+/// settings are moved into `Thresholds`, and one setting given both ways is refused.
+fn lift_flat_thresholds(mut json: serde_json::Value) -> Result<serde_json::Value, ConfigError> {
+    let Some(object) = json.as_object_mut() else {
+        return Ok(json);
+    };
+    let flat: Vec<(String, serde_json::Value)> = THRESHOLD_SETTINGS
+        .iter()
+        .filter_map(|name| object.remove(*name).map(|v| ((*name).to_owned(), v)))
+        .collect();
+    if flat.is_empty() {
+        return Ok(json);
+    }
+    let nested = object
+        .entry("Thresholds")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    let Some(nested) = nested.as_object_mut() else {
+        return Err(ConfigError::Invalid {
+            path: "Thresholds".to_owned(),
+            message: "Thresholds must be an object".to_owned(),
+        });
+    };
+    for (name, value) in flat {
+        if nested.contains_key(&name) {
+            return Err(ConfigError::Invalid {
+                path: name.clone(),
+                message: format!("{name} is given both flat and under Thresholds; give it once"),
+            });
+        }
+        nested.insert(name, value);
+    }
+    Ok(json)
 }
 
 /// One object of an entity type, with its property values.
@@ -590,10 +731,20 @@ mod tests {
         let json = r#"{"Id":"rt-1","Identifier":"x","SourceEntityType":"s","TargetEntityType":"t","Connection":"c"}"#;
         let parsed: ResourceType = serde_json::from_str(json).unwrap();
         assert!(parsed.allow_add);
+        assert_eq!(parsed.transmitted_state_validity_period, None);
+        // The reference system's names and units: BlockProvisioning, minutes with 0 = never.
+        let json = r#"{"Id":"rt-1","Identifier":"x","SourceEntityType":"s","TargetEntityType":"t","Connection":"c","BlockProvisioning":true,"TransmittedStateValidityPeriod":90}"#;
+        let parsed = ResourceType::from_json(serde_json::from_str(json).unwrap()).unwrap();
+        assert!(parsed.require_provisioning_review);
         assert_eq!(
             parsed.transmitted_state_validity_period,
-            Duration::from_secs(604_800)
+            Some(Duration::from_secs(90 * 60))
         );
+        let back = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(back["TransmittedStateValidityPeriod"], 90);
+        let json = r#"{"Id":"rt-1","Identifier":"x","SourceEntityType":"s","TargetEntityType":"t","Connection":"c","TransmittedStateValidityPeriod":0}"#;
+        let parsed: ResourceType = serde_json::from_str(json).unwrap();
+        assert_eq!(parsed.transmitted_state_validity_period, None);
     }
 
     #[test]
@@ -609,6 +760,85 @@ mod tests {
         rt.thresholds.maximum_delete_percent = Some(150);
         let err = rt.validate().unwrap_err();
         assert!(err.to_string().contains("MaximumDeletePercent"), "{err}");
+    }
+
+    #[test]
+    fn a_resource_type_written_in_the_reference_system_form_loads() {
+        // Names, units and numeric codes as the reference system's configuration has them.
+        let json = serde_json::json!({
+            "Id": "23150", "Identifier": "AD_Entry_NominativeUser",
+            "SourceEntityType": "Directory_User", "TargetEntityType": "AD_Entry",
+            "Connection": "ADExport",
+            "AllowAdd": true, "AllowRemove": false, "RemoveOrphans": false,
+            "BlockProvisioning": true,
+            "ApprovalWorkflowType": 2, "ImplicitApproval": 2,
+            "TransmittedStateValidityPeriod": 1440,
+            "MaximumInsert": 0, "MaximumDelete": 50, "MaximumDeletePercent": 10,
+            "DiscardManualAssignments": false
+        });
+        let rt = ResourceType::from_json(json).unwrap();
+        assert!(rt.require_provisioning_review);
+        assert_eq!(rt.approval_workflow_type, ApprovalWorkflowType::Two);
+        assert_eq!(rt.implicit_approval, ImplicitApproval::Implicit);
+        assert_eq!(
+            rt.transmitted_state_validity_period,
+            Some(Duration::from_secs(24 * 3600))
+        );
+        assert_eq!(rt.thresholds.insert_limit(), None);
+        assert_eq!(rt.thresholds.delete_limit(), Some(50));
+        assert_eq!(rt.thresholds.delete_percent(), Some(10));
+        // A code that is not one names the setting and what it may be.
+        let json = serde_json::json!({
+            "Id": "x", "Identifier": "x", "SourceEntityType": "s", "TargetEntityType": "t",
+            "Connection": "c", "ApprovalWorkflowType": 7
+        });
+        let err = ResourceType::from_json(json).unwrap_err();
+        assert!(err.to_string().contains("ApprovalWorkflowType"), "{err}");
+        assert!(
+            err.to_string().contains("ManualAssignmentNotAllowed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn thresholds_default_to_the_reference_system_and_are_accepted_flat() {
+        let base = serde_json::json!({
+            "Id": "rt-1", "Identifier": "x", "SourceEntityType": "s",
+            "TargetEntityType": "t", "Connection": "c"
+        });
+        // Not given: the reference system's defaults, 30 % each, absolute limits off.
+        let rt = ResourceType::from_json(base.clone()).unwrap();
+        assert_eq!(rt.thresholds, Thresholds::default());
+        assert_eq!(rt.thresholds.insert_percent(), Some(30));
+        assert_eq!(rt.thresholds.delete_limit(), None);
+        // A Thresholds object that names one setting keeps the others' defaults.
+        let mut json = base.clone();
+        json["Thresholds"] = serde_json::json!({"MaximumDelete": 10});
+        let rt = ResourceType::from_json(json).unwrap();
+        assert_eq!(rt.thresholds.delete_limit(), Some(10));
+        assert_eq!(rt.thresholds.update_percent(), Some(30));
+        // Flat, as the reference system writes them; 0 is off there, and here.
+        let mut json = base.clone();
+        json["MaximumInsert"] = serde_json::json!(0);
+        json["MaximumDeletePercent"] = serde_json::json!(5);
+        json["MaximumUpdatePercent"] = serde_json::json!(0);
+        json["AllowRemove"] = serde_json::json!(true);
+        let rt = ResourceType::from_json(json).unwrap();
+        assert_eq!(rt.thresholds.insert_limit(), None);
+        assert_eq!(rt.thresholds.delete_percent(), Some(5));
+        assert_eq!(rt.thresholds.update_percent(), None);
+        assert_eq!(rt.thresholds.insert_percent(), Some(30));
+        // Flat and nested at once: refused, naming the setting.
+        let mut json = base.clone();
+        json["MaximumDelete"] = serde_json::json!(1);
+        json["Thresholds"] = serde_json::json!({"MaximumDelete": 2});
+        let err = ResourceType::from_json(json).unwrap_err();
+        assert_eq!(err.path(), "MaximumDelete");
+        // A flat percentage above 100 names its place.
+        let mut json = base.clone();
+        json["MaximumDeletePercent"] = serde_json::json!(150);
+        let err = ResourceType::from_json(json).unwrap_err();
+        assert_eq!(err.path(), "Thresholds.MaximumDeletePercent");
     }
 
     #[test]

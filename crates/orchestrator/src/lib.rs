@@ -6,6 +6,7 @@ pub mod delivery;
 pub mod demo;
 pub mod dispatch;
 pub mod events;
+pub mod fulfil_file;
 pub mod job;
 mod planning;
 pub mod store;

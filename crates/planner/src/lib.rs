@@ -16,7 +16,7 @@ pub use error::{ConfigError, EvaluationError, PlanError};
 pub use plan::{
     CorrelationKey, ExpectedAssignments, GenerationStatus, KeptAssignment, KeptValue, LimitKind,
     OrderCounts, OrderStates, OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, Planner,
-    PlannerConfig, ThresholdBreach, WaitReason,
+    PlannerConfig, ThresholdBreach, ThresholdForce, WaitReason,
 };
 pub use policy::{
     CompositeRole, ComputeFn, Criteria, Multiplicity, NavigationRule, OwnerPeriod, QueryRule,

@@ -36,7 +36,7 @@ WITH ready AS (
 UPDATE orders SET lease_owner = $1, lease_token = nextval('lease_tokens'),
                   lease_expires_at = now() + make_interval(secs => $3)
 FROM ready WHERE orders.order_id = ready.order_id
-RETURNING orders.record, orders.lease_token, orders.lease_expires_at";
+RETURNING orders.record, orders.sealed, orders.lease_token, orders.lease_expires_at";
 
 /// Free slots of a connection's limit (no lease, or an expired one), lowest first, locked
 /// without waiting for those another transaction holds, then leased with fresh tokens.
@@ -113,7 +113,7 @@ impl ClaimStore for PgStore {
             .iter()
             .map(|row| {
                 Ok(Claim::new(
-                    record_of(row)?,
+                    record_of(row, self.sealer())?,
                     worker,
                     to_u64(row.get("lease_token")),
                     row.get("lease_expires_at"),
@@ -169,6 +169,7 @@ impl ClaimStore for PgStore {
         let tx = client.transaction().await.map_err(db("record outcome"))?;
         let record = orders::apply(
             &tx,
+            self.sealer(),
             claim.order_id(),
             claim.record.version,
             &update,
@@ -439,7 +440,7 @@ impl ClaimStore for PgStore {
                 current: to_u64(current),
             });
         }
-        let existing = orders::insert_orders(&tx, records).await?;
+        let existing = orders::insert_orders(&tx, self.sealer(), records).await?;
         tx.commit()
             .await
             .map_err(db("insert orders in epoch: commit"))?;

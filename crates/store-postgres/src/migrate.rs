@@ -21,8 +21,13 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
+        name: "sealed secrets",
+        sql: include_str!("../migrations/0002_sealed_secrets.sql"),
+    },
+    Migration {
+        version: 3,
         name: "permits_breakers",
-        sql: include_str!("../migrations/0002_permits_breakers.sql"),
+        sql: include_str!("../migrations/0003_permits_breakers.sql"),
     },
 ];
 

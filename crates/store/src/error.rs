@@ -114,6 +114,19 @@ pub enum StoreError {
         #[source]
         source: BackendError,
     },
+    /// A secret value in a record that never keeps one (a synchronized resource, an
+    /// assignment, a request; see [`crate::secrets`]): refused, nothing of the call written.
+    #[error(
+        "{table} {key}: property {property} holds a secret; a store keeps secrets only in orders, sealed"
+    )]
+    SecretNotStorable {
+        /// The kind of record (`resources`, `assignments`, `requests`).
+        table: &'static str,
+        /// Its key (`connection/resource id` for a resource).
+        key: String,
+        /// The property holding the secret.
+        property: String,
+    },
     /// The backend failed in a way a retry does not fix (a constraint violation, data it
     /// cannot read or store, a misconfiguration).
     #[error("store backend failed during {operation}")]
@@ -171,7 +184,8 @@ impl StoreError {
             Self::Backend { .. }
             | Self::Unavailable { .. }
             | Self::PermitLost { .. }
-            | Self::StalePlanningEpoch { .. } => None,
+            | Self::StalePlanningEpoch { .. }
+            | Self::SecretNotStorable { .. } => None,
         }
     }
 }

@@ -7,6 +7,9 @@ mod memory;
 mod paging;
 mod record;
 mod runs;
+#[cfg(feature = "seal")]
+pub mod seal;
+pub mod secrets;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

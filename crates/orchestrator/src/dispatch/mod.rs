@@ -15,7 +15,8 @@ use crate::events::{EventSink, JobEvent, NoEvents};
 use crate::store::{OrderRecord, OrderUpdate, Store, StoreError};
 use autoprov_connector::Connector;
 use autoprov_core::{
-    ConnectionId, ConnectionMode, OrderId, ProvisioningEvent, ProvisioningOrder, ProvisioningState,
+    ConnectionId, ConnectionMode, OrderId, PasswordResetSettings, ProvisioningEvent,
+    ProvisioningOrder, ProvisioningState, ResourceType, ResourceTypeId,
 };
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
@@ -167,6 +168,8 @@ pub struct Dispatcher {
 pub(crate) struct Core {
     pub(crate) lanes: BTreeMap<ConnectionId, Lane>,
     delivery: Option<Arc<dyn crate::delivery::PasswordDelivery>>,
+    /// Password settings by resource type: generation at fulfilment time.
+    passwords: HashMap<ResourceTypeId, Arc<PasswordResetSettings>>,
     pub(crate) policy: DispatchPolicy,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -234,6 +237,7 @@ impl Dispatcher {
             core: Arc::new(Core {
                 lanes,
                 delivery: None,
+                passwords: HashMap::new(),
                 policy,
                 store,
                 clock,
@@ -251,6 +255,28 @@ impl Dispatcher {
     ) -> Self {
         match Arc::get_mut(&mut self.core) {
             Some(core) => core.delivery = Some(delivery),
+            None => unreachable!("the core is shared only while a dispatch runs"),
+        }
+        self
+    }
+
+    /// Generates initial passwords at fulfilment time by the password settings of these
+    /// resource types ([`ResourceType::password_reset_settings`]; see [`crate::delivery`]).
+    /// Types without settings get none from the dispatcher.
+    pub fn with_resource_types<'a>(
+        mut self,
+        resource_types: impl IntoIterator<Item = &'a ResourceType>,
+    ) -> Self {
+        let passwords = resource_types
+            .into_iter()
+            .filter_map(|rt| {
+                rt.password_reset_settings
+                    .as_ref()
+                    .map(|s| (rt.id.clone(), Arc::new(s.clone())))
+            })
+            .collect();
+        match Arc::get_mut(&mut self.core) {
+            Some(core) => core.passwords = passwords,
             None => unreachable!("the core is shared only while a dispatch runs"),
         }
         self

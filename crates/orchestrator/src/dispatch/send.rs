@@ -8,10 +8,15 @@
 //! [`Writer`]: the store directly, or under a worker's claim (fenced by its token).
 
 use super::{Core, DispatchError, Lane, Outcome, operation_of, value_changes};
+use crate::delivery::PasswordNotice;
 use crate::events::JobEvent;
 use crate::store::{Claim, ClaimStore, OrderRecord, OrderUpdate, StoreError};
+use autoprov_connector::schema::{MUST_CHANGE_PASSWORD, NO_GENERATED_PASSWORD, PASSWORD};
 use autoprov_connector::{ConnectorError, ErrorKind, Executed, Fulfillment, Operation};
-use autoprov_core::{ConnectionId, ProvisioningEvent, ProvisioningOrder};
+use autoprov_core::{
+    ChangeType, ConnectionId, PasswordResetSettings, PropertyChange, ProvisioningEvent,
+    ProvisioningOrder, ScalarValue, Secret,
+};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,6 +156,8 @@ pub(crate) enum CallHealth {
     TemporaryFailure,
     /// The call failed for the order's own reason.
     Refused,
+    /// No call was made (the order was refused before it).
+    NotCalled,
 }
 
 impl Core {
@@ -224,18 +231,20 @@ impl Core {
             let Some(permit) = permit else {
                 return Ok((Outcome::NotStarted, calls));
             };
-            calls += 1;
-            let (attempted, _) = self
+            let (attempted, health) = self
                 .attempt(
                     lane,
                     &conn,
                     &mut record,
                     &mut writer,
                     started.elapsed(),
-                    calls == 1,
+                    calls == 0,
                     permit,
                 )
                 .await?;
+            if health != CallHealth::NotCalled {
+                calls += 1;
+            }
             match attempted {
                 Attempted::Settled(outcome) => return Ok((outcome, calls)),
                 Attempted::Retry {
@@ -300,6 +309,26 @@ impl Core {
         permit: P,
     ) -> Result<(Attempted, CallHealth), DispatchError> {
         let order_id = record.order.order_id.clone();
+        // A new password for every attempt: one set by an attempt whose outcome is unknown
+        // (a crash, a lost answer) was never delivered.
+        let (to_send, mut generated) = match self.password_for(&record.order) {
+            Ok(Some((order, generated))) => (Arc::new(order), generated),
+            Ok(None) => (record.order.clone(), None),
+            Err(msg) => {
+                drop(permit);
+                self.settle_with(
+                    record,
+                    writer,
+                    errored_update(self, &msg, false),
+                    Some(msg.clone()),
+                )
+                .await?;
+                return Ok((
+                    Attempted::Settled(Outcome::Failed(msg)),
+                    CallHealth::NotCalled,
+                ));
+            }
+        };
         let began = Instant::now();
         // The intent is recorded before the call: an attempt without an outcome is an
         // unknown outcome, sent again after a restart.
@@ -319,18 +348,20 @@ impl Core {
                 attempt: record.dispatch.attempts,
             });
         }
-        let call = tokio::time::timeout(
-            self.policy.call_deadline,
-            lane.connector.fulfill(&record.order),
-        );
+        let call =
+            tokio::time::timeout(self.policy.call_deadline, lane.connector.fulfill(&to_send));
         let call = tokio::select! {
             r = call => r,
             never = writer.keep_alive() => match never {},
         };
         drop(permit);
+        drop(to_send);
         let result = match call {
-            Ok(Ok(Fulfillment::Executed(executed))) if executed.initial_password.is_some() => {
-                self.deliver(&record.order, executed).await
+            Ok(Ok(Fulfillment::Executed(executed)))
+                if generated.is_some() || executed.initial_password.is_some() =>
+            {
+                self.deliver(&record.order, executed, generated.take())
+                    .await
             }
             Ok(r) => r,
             Err(_) => Err(ConnectorError::new(
@@ -356,8 +387,10 @@ impl Core {
                         .learned(
                             Some(executed.resource_id.clone()),
                             executed.stable_id.clone(),
-                        );
-                self.settle_with(record, writer, update, None).await?;
+                        )
+                        .noted(executed.note.clone());
+                self.settle_with(record, writer, update, executed.note.clone())
+                    .await?;
                 Attempted::Settled(Outcome::Succeeded(record.state))
             }
             Ok(Fulfillment::Transmitted { ticket }) => {
@@ -502,26 +535,120 @@ impl Core {
         Ok(())
     }
 
-    /// Hands a generated initial password to the delivery hook, then drops it. A failed
-    /// delivery fails the attempt (temporary): the order is sent again and a new password is
-    /// set and delivered. Without a hook the password is dropped, with a warning that names
-    /// the order only.
+    /// The password settings of the order's resource type, if it has any.
+    fn password_settings(&self, order: &ProvisioningOrder) -> Option<&Arc<PasswordResetSettings>> {
+        self.passwords.get(&order.resource_type.id)
+    }
+
+    /// The order to send for one attempt, when it differs from the stored one, with the
+    /// password the dispatcher generated for it. For an Added order of a resource type with
+    /// password settings: a generated password when it carries none and the settings generate
+    /// (`AutoGenerate`, `Mode` not 0); `mustChangePassword` from the settings when the order
+    /// does not say; and, when the settings generate nothing, the
+    /// [`NO_GENERATED_PASSWORD`] argument (so no connector falls back to its own generator).
+    /// `None`: send the order as stored. The generated password lives only in the returned
+    /// copy and in [`Generated`]: the stored order never holds it. A given password that
+    /// fails a `StrengthCheck`, or settings no generated password can satisfy, refuse the
+    /// order (the message names the check, never the password).
+    fn password_for(
+        &self,
+        order: &ProvisioningOrder,
+    ) -> Result<Option<(ProvisioningOrder, Option<Generated>)>, String> {
+        let Some(settings) = self.password_settings(order) else {
+            return Ok(None);
+        };
+        let given = match order.changes.properties.get(PASSWORD) {
+            Some(PropertyChange::Set(ScalarValue::Secret(given))) => {
+                settings
+                    .check_strength(given)
+                    .map_err(|e| format!("{}: property `{PASSWORD}`: {e}", order.label()))?;
+                true
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if order.change_type != ChangeType::Added {
+            return Ok(None);
+        }
+        let must_change = match order.changes.properties.get(MUST_CHANGE_PASSWORD) {
+            Some(PropertyChange::Set(ScalarValue::Bool(b))) => *b,
+            _ => settings.must_change,
+        };
+        let mut sent = order.clone();
+        if !order.changes.properties.contains_key(MUST_CHANGE_PASSWORD)
+            && (given || settings.generates())
+        {
+            sent.changes.set(MUST_CHANGE_PASSWORD, must_change);
+        }
+        if given {
+            return Ok(Some((sent, None)));
+        }
+        if !settings.generates() {
+            sent.arguments
+                .insert(NO_GENERATED_PASSWORD.to_owned(), "true".to_owned());
+            return Ok(Some((sent, None)));
+        }
+        // The operating system's generator (through the thread's CSPRNG), never the
+        // dispatcher's seeded one, which is for jitter only.
+        let password = settings
+            .generate(&mut rand::thread_rng())
+            .map_err(|e| format!("{}: generating the initial password: {e}", order.label()))?;
+        sent.changes.set(PASSWORD, password.clone());
+        Ok(Some((
+            sent,
+            Some(Generated {
+                password,
+                must_change,
+            }),
+        )))
+    }
+
+    /// Hands an initial password set by this attempt (generated by the dispatcher, or by the
+    /// connector and handed back) to the delivery hook, then drops it. A failed delivery
+    /// fails the attempt (temporary): the order is sent again and a new password is set and
+    /// delivered. With `DisableNotifications` nobody is told (the reference system's
+    /// behaviour). Without a hook the password is dropped, with a warning that names the
+    /// order only.
     async fn deliver(
         &self,
         order: &ProvisioningOrder,
         mut executed: Executed,
+        generated: Option<Generated>,
     ) -> Result<Fulfillment, ConnectorError> {
-        let Some(password) = executed.initial_password.take() else {
-            return Ok(Fulfillment::Executed(executed));
+        let settings = self.password_settings(order);
+        let order_must_change = match order.changes.properties.get(MUST_CHANGE_PASSWORD) {
+            Some(PropertyChange::Set(ScalarValue::Bool(b))) => Some(*b),
+            _ => None,
         };
+        // A password the connector reports is the one it set.
+        let (password, must_change) = match (executed.initial_password.take(), generated) {
+            (Some(p), _) => (
+                p,
+                order_must_change
+                    .or(settings.map(|s| s.must_change))
+                    .unwrap_or(false),
+            ),
+            (None, Some(g)) => (g.password, g.must_change),
+            (None, None) => return Ok(Fulfillment::Executed(executed)),
+        };
+        if settings.is_some_and(|s| s.disable_notifications) {
+            return Ok(Fulfillment::Executed(executed));
+        }
         let Some(hook) = &self.delivery else {
             tracing::warn!(
                 order = %order.order_id,
-                "a generated initial password was set but no password delivery is configured"
+                "an initial password was set but no password delivery is configured"
             );
             return Ok(Fulfillment::Executed(executed));
         };
-        match hook.deliver(order, &executed.resource_id, &password).await {
+        let mut notice = PasswordNotice::new(order, &executed.resource_id, must_change);
+        if let Some(s) = settings {
+            notice.mode = s.mode;
+            notice.notification_cc = &s.notification_cc;
+        }
+        let delivered = hook.deliver(&notice, &password).await;
+        drop(password);
+        match delivered {
             Ok(()) => Ok(Fulfillment::Executed(executed)),
             Err(e) => Err(ConnectorError::new(
                 ErrorKind::Unavailable,
@@ -545,4 +672,12 @@ pub(crate) fn errored_update(core: &Core, message: &str, exhausted: bool) -> Ord
     } else {
         update
     }
+}
+
+/// A password the dispatcher generated for one attempt, with what its delivery needs. Its
+/// `Debug` shows the mask only.
+#[derive(Debug)]
+pub(super) struct Generated {
+    password: Secret,
+    must_change: bool,
 }

@@ -45,6 +45,9 @@ impl ProvisioningJob {
             resumed: DispatchReport::default(),
         };
 
+        // The requests recorded by an earlier process, before anything is planned.
+        self.load_requests().await.map_err(store_err)?;
+
         // 1–2. Export every connection and synchronize what it holds.
         self.events.emit(JobEvent::StepStarted { step: "export" });
         let connections: Vec<(ConnectionId, Arc<dyn Connector>)> = self
@@ -75,7 +78,7 @@ impl ProvisioningJob {
 
         // 3. Verify what earlier runs executed, against what was just synchronized.
         self.events.emit(JobEvent::StepStarted { step: "verify" });
-        let validity: BTreeMap<ResourceTypeId, Duration> = self
+        let validity: BTreeMap<ResourceTypeId, Option<Duration>> = self
             .planner
             .resource_types()
             .iter()
@@ -104,12 +107,12 @@ impl ProvisioningJob {
         // 4. Evaluate and plan.
         self.events.emit(JobEvent::StepStarted { step: "plan" });
         let now = self.clock.now();
-        let plan_options = PlanOptions {
-            force_thresholds: options.force_thresholds,
-        };
+        // Forces are applied to the plan below, per resource type; the planner itself never
+        // forces a job's generation.
+        let plan_options = PlanOptions::default();
         let simulation = options.simulation;
         let in_store = self.order_states().await.map_err(store_err)?;
-        let plan: Plan = crate::planning::off_runtime(&mut self.planner, move |planner| {
+        let mut plan: Plan = crate::planning::off_runtime(&mut self.planner, move |planner| {
             if kind == JobKind::Complete {
                 planner.mark_all_dirty();
             }
@@ -126,6 +129,7 @@ impl ProvisioningJob {
             }
         })
         .await;
+        let uncovered = plan.force(&options.forces);
         report.orders = plan.all_orders().cloned().collect();
         report.awaiting_review = plan
             .awaiting_approval()
@@ -154,17 +158,27 @@ impl ProvisioningJob {
             crate::plan::GenerationStatus::Blocked { breaches } => {
                 report.breaches = breaches.clone();
                 run.status = JobStatus::Blocked;
-                run.message = Some(
-                    breaches
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                );
+                let mut message = breaches
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if !options.forces.is_empty() {
+                    message.push_str(&format!(
+                        " ({} of them not covered by the forces given)",
+                        uncovered.len()
+                    ));
+                }
+                run.message = Some(message);
                 return Ok(report);
             }
             crate::plan::GenerationStatus::Forced { breaches } => {
                 report.breaches = breaches.clone();
+                if !options.simulation {
+                    self.audit_forces(&options.forces, breaches, now)
+                        .await
+                        .map_err(store_err)?;
+                }
             }
             _ => {}
         }
@@ -289,5 +303,44 @@ impl ProvisioningJob {
         };
         report.dispatch = dispatch;
         Ok(report)
+    }
+}
+
+impl ProvisioningJob {
+    /// Records in the audit trail each force that let a breach through: who forced which
+    /// resource type, up to how many orders, and what it let through.
+    async fn audit_forces(
+        &self,
+        forces: &[crate::plan::ThresholdForce],
+        breaches: &[crate::plan::ThresholdBreach],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), crate::store::StoreError> {
+        for force in forces {
+            let passed: Vec<String> = breaches
+                .iter()
+                .filter(|b| force.covers(b))
+                .map(ToString::to_string)
+                .collect();
+            if passed.is_empty() {
+                continue;
+            }
+            let mut why = format!(
+                "forced up to {} orders: {}",
+                force.maximum_count,
+                passed.join("; ")
+            );
+            if let Some(reason) = &force.reason {
+                why.push_str(&format!("; reason: {reason}"));
+            }
+            let entry = crate::store::AuditEntry::new(
+                now,
+                force.by.clone(),
+                crate::store::AuditAction::Forced,
+                force.resource_type.to_string(),
+            )
+            .because(why);
+            self.store.append_audit(entry).await?;
+        }
+        Ok(())
     }
 }

@@ -58,6 +58,7 @@ pub(crate) fn call_finished(conn: &ConnectionId, health: CallHealth, took: Durat
         CallHealth::Good => "ok",
         CallHealth::TemporaryFailure => "temporary_error",
         CallHealth::Refused => "refused",
+        CallHealth::NotCalled => return,
     };
     metrics::histogram!(CALL_SECONDS, "connection" => conn.to_string(), "result" => result)
         .record(took.as_secs_f64());

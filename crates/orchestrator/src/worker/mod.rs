@@ -277,6 +277,28 @@ impl Worker {
         })
     }
 
+    /// Configures the dispatcher this worker sends through — password delivery, resource
+    /// types' password settings, events ([`Dispatcher::with_password_delivery`],
+    /// [`Dispatcher::with_resource_types`], [`Dispatcher::with_events`]). Call it right after
+    /// [`Worker::new`], before the worker is cloned or run.
+    ///
+    /// # Panics
+    /// If the worker was cloned already (its state is shared).
+    pub fn configure(mut self, f: impl FnOnce(Dispatcher) -> Dispatcher) -> Self {
+        let inner = Arc::get_mut(&mut self.inner)
+            .expect("configure a worker right after Worker::new, before cloning it");
+        let core = inner.dispatcher.core();
+        let placeholder = Dispatcher::new(
+            Vec::new(),
+            core.policy.clone(),
+            core.store.clone(),
+            core.clock.clone(),
+        );
+        let dispatcher = std::mem::replace(&mut inner.dispatcher, placeholder);
+        inner.dispatcher = f(dispatcher);
+        self
+    }
+
     /// The worker's name.
     pub fn name(&self) -> &str {
         &self.inner.settings.name
@@ -774,7 +796,7 @@ impl Inner {
                     Ok(())
                 }
             }
-            CallHealth::Refused => Ok(()),
+            CallHealth::Refused | CallHealth::NotCalled => Ok(()),
         };
         if let Err(e) = result {
             tracing::warn!(connection = %conn, error = %e, "could not update the shared breaker");

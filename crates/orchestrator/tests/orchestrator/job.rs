@@ -11,7 +11,8 @@ use autoprov_orchestrator::clock::ManualClock;
 use autoprov_orchestrator::demo::{self, ACCOUNT, ADMIN_ACCOUNT};
 use autoprov_orchestrator::events::CollectEvents;
 use autoprov_orchestrator::job::{JobOptions, ProvisioningJob};
-use autoprov_orchestrator::store::{JobStatus, MemoryStore, Store, StoreExt};
+use autoprov_orchestrator::plan::{LimitKind, ThresholdForce};
+use autoprov_orchestrator::store::{AuditAction, JobStatus, MemoryStore, Store, StoreExt};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures::TryStreamExt as _;
 use std::sync::Arc;
@@ -413,18 +414,114 @@ async fn a_threshold_breach_blocks_the_run_until_forced() {
         seeded,
         "nothing sent while blocked"
     );
+    // A force must name the resource type and cover the count: one naming another type, or
+    // allowing fewer orders than the generation holds, leaves it blocked.
+    for force in [
+        ThresholdForce::new(ADMIN_ACCOUNT, 100, "alice"),
+        ThresholdForce::new(ACCOUNT, 11, "alice"),
+    ] {
+        let still = job
+            .run_complete(JobOptions::default().force(force.clone()), &cancel)
+            .await
+            .unwrap();
+        assert_eq!(still.run.status, JobStatus::Blocked, "{force:?}");
+        assert!(
+            still
+                .run
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("not covered"),
+            "{:?}",
+            still.run.message
+        );
+        assert_eq!(system.operation_log().len(), seeded, "nothing sent");
+    }
     let forced = job
         .run_complete(
-            JobOptions {
-                force_thresholds: true,
-                ..JobOptions::default()
-            },
+            JobOptions::default()
+                .force(ThresholdForce::new(ACCOUNT, 12, "alice").because("new hires of May")),
             &cancel,
         )
         .await
         .unwrap();
     assert_eq!(forced.run.status, JobStatus::Succeeded);
     assert_eq!(forced.dispatch.executed.len(), 12);
+    // Recorded with who forced it, which type, how many.
+    let audit = store.audit_page(None, 1000).await.unwrap();
+    let (_, entry) = audit
+        .iter()
+        .find(|(_, e)| e.action == AuditAction::Forced)
+        .expect("the force is audited");
+    assert_eq!(entry.actor, "alice");
+    assert_eq!(entry.subject, ACCOUNT);
+    let why = entry.reason.as_deref().unwrap();
+    assert!(why.contains("up to 12 orders"), "{why}");
+    assert!(why.contains("new hires of May"), "{why}");
+}
+
+#[tokio::test]
+async fn percent_thresholds_are_on_by_default_once_a_type_has_enough_targets() {
+    // The reference system's default: 30 % of the existing targets, here applied once the
+    // type has 100 of them. A first load into an empty directory is not blocked...
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(now()));
+    let system = InMemoryConnector::new(demo::CONNECTION);
+    demo::seed_directory(&system).unwrap();
+    let mut planner = autoprov_orchestrator::Planner::new(demo::planner_config()).unwrap();
+    let people = demo::people(150, now());
+    for p in &people {
+        planner.upsert_owner(p.clone());
+    }
+    let mut job = ProvisioningJob::builder(planner, store.clone())
+        .connector(Arc::new(system.clone()))
+        .clock(clock.clone())
+        .target_filter(ACCOUNT, |r| !demo::is_admin_account(r))
+        .target_filter(ADMIN_ACCOUNT, demo::is_admin_account)
+        .build();
+    let cancel = CancellationToken::new();
+    let first = job
+        .run_complete(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.run.status,
+        JobStatus::Succeeded,
+        "{:?}",
+        first.run.message
+    );
+    assert!(first.dispatch.executed.len() >= 150);
+    // ...but once 150 accounts exist, 50 leavers (33 %) are.
+    for p in people.iter().take(50) {
+        let leaver = p
+            .clone()
+            .with("departure", ScalarValue::from(now() - TimeDelta::days(1)));
+        job.planner_mut().upsert_owner(leaver);
+    }
+    clock.advance(TimeDelta::minutes(10));
+    let sent = system.operation_log().len();
+    let second = job
+        .run_complete(JobOptions::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(second.run.status, JobStatus::Blocked);
+    let b = second
+        .breaches
+        .iter()
+        .find(|b| b.change_type == ChangeType::Deleted)
+        .expect("a delete breach");
+    let LimitKind::Percent {
+        percent,
+        existing_targets,
+    } = b.limit_kind
+    else {
+        panic!("a percent breach: {b:?}");
+    };
+    assert_eq!(percent, 30);
+    assert!(existing_targets >= 150, "{existing_targets}");
+    assert_eq!(b.limit, existing_targets * 30 / 100);
+    assert!(b.count >= 50);
+    assert_eq!(system.operation_log().len(), sent, "nothing sent");
 }
 
 #[tokio::test]

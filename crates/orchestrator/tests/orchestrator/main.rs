@@ -7,8 +7,11 @@
 mod chaos;
 mod delivery;
 mod dispatch;
+mod fulfil_file;
 mod job;
+mod password_settings;
 mod planning_off_runtime;
+mod requests;
 mod retry;
 mod worker;
 mod workers_pg;

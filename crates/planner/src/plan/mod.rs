@@ -25,7 +25,7 @@ pub use expected::ExpectedAssignments;
 pub use items::{OwnerPlan, Plan, PlanDelta, PlanOptions, PlannedItem, WaitReason};
 pub use order_states::OrderStates;
 pub use requests::{KeptAssignment, KeptValue};
-pub use thresholds::{GenerationStatus, LimitKind, OrderCounts, ThresholdBreach};
+pub use thresholds::{GenerationStatus, LimitKind, OrderCounts, ThresholdBreach, ThresholdForce};
 
 use crate::error::{ConfigError, PlanError};
 use crate::policy::{CompiledPolicy, Lookups, OwnerExtras, RoleModel};

@@ -144,26 +144,28 @@ impl Planner {
         for (rt, c) in counts.iter().enumerate() {
             let rtype = &self.policy.rts[rt];
             let t = &rtype.thresholds;
+            let percents_apply = c.existing_targets >= t.minimum_existing_targets as usize;
             for (change, count, absolute, percent) in [
                 (
                     ChangeType::Added,
                     c.added,
-                    t.maximum_insert,
-                    t.maximum_insert_percent,
+                    t.insert_limit(),
+                    t.insert_percent(),
                 ),
                 (
                     ChangeType::Modified,
                     c.modified,
-                    t.maximum_update,
-                    t.maximum_update_percent,
+                    t.update_limit(),
+                    t.update_percent(),
                 ),
                 (
                     ChangeType::Deleted,
                     c.deleted,
-                    t.maximum_delete,
-                    t.maximum_delete_percent,
+                    t.delete_limit(),
+                    t.delete_percent(),
                 ),
             ] {
+                let percent = percent.filter(|_| percents_apply);
                 if let Some(limit) = absolute.map(|l| l as usize)
                     && count > limit
                 {
@@ -197,5 +199,75 @@ impl Planner {
             (false, false) => GenerationStatus::Blocked { breaches },
             (false, true) => GenerationStatus::Forced { breaches },
         }
+    }
+}
+
+/// An operator's decision to let one resource type's generation pass its thresholds: it names
+/// the resource type and the most orders of each kind it allows, and who decided (recorded in
+/// the audit trail by the job that uses it).
+///
+/// A force never covers more than it names: a breach of another resource type, or a count
+/// above `maximum_count`, keeps the generation blocked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ThresholdForce {
+    /// The resource type forced.
+    pub resource_type: ResourceTypeId,
+    /// The most orders of any one kind (inserts, updates, deletes) it lets through.
+    pub maximum_count: usize,
+    /// Who forced it.
+    pub by: String,
+    /// Why, if they said.
+    pub reason: Option<String>,
+}
+
+impl ThresholdForce {
+    /// `by` forces `resource_type` for up to `maximum_count` orders of each kind.
+    pub fn new(
+        resource_type: impl Into<ResourceTypeId>,
+        maximum_count: usize,
+        by: impl Into<String>,
+    ) -> Self {
+        Self {
+            resource_type: resource_type.into(),
+            maximum_count,
+            by: by.into(),
+            reason: None,
+        }
+    }
+
+    /// With the reason given.
+    pub fn because(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Whether this force lets `breach` through.
+    pub fn covers(&self, breach: &ThresholdBreach) -> bool {
+        self.resource_type == breach.resource_type && breach.count <= self.maximum_count
+    }
+}
+
+impl super::Plan {
+    /// Applies operators' forces to a blocked plan: when every breach is covered by a force
+    /// (same resource type, count within its maximum), the plan becomes
+    /// [`GenerationStatus::Forced`] and its orders are released. Returns the breaches left
+    /// uncovered (empty when the plan was released or is now forced); with any left, the plan
+    /// stays blocked.
+    pub fn force(&mut self, forces: &[ThresholdForce]) -> Vec<ThresholdBreach> {
+        let GenerationStatus::Blocked { breaches } = &self.status else {
+            return Vec::new();
+        };
+        let uncovered: Vec<ThresholdBreach> = breaches
+            .iter()
+            .filter(|b| !forces.iter().any(|f| f.covers(b)))
+            .cloned()
+            .collect();
+        if uncovered.is_empty() {
+            self.status = GenerationStatus::Forced {
+                breaches: breaches.clone(),
+            };
+        }
+        uncovered
     }
 }

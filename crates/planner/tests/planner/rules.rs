@@ -5,9 +5,9 @@ use autoprov_core::{
     WorkflowState,
 };
 use autoprov_planner::{
-    CorrelationKey, Criteria, EvaluationError, GenerationStatus, LimitKind, NavigationRule,
-    PlanOptions, Planner, PlannerConfig, RoleModel, RuleKind, ScalarBinding, ScalarRule, TypeRule,
-    WaitReason,
+    ComparisonType, CorrelationKey, Criteria, EvaluationError, GenerationStatus, LimitKind,
+    NavigationRule, PlanOptions, Planner, PlannerConfig, RoleModel, RuleKind, ScalarBinding,
+    ScalarRule, TypeRule, WaitReason,
 };
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -176,6 +176,7 @@ fn fulfill_hours_ahead_of_time_prepares_future_assignments() {
 fn percent_thresholds_count_against_existing_targets() {
     let mut t = rt("a");
     t.thresholds.maximum_update_percent = Some(10);
+    t.thresholds.minimum_existing_targets = 20;
     let model = base_rules(RoleModel::new(), "a")
         .type_rule(TypeRule::new("a", Criteria::always()))
         .scalar_rule(ScalarRule::literal("a", "flag", "on"));
@@ -206,6 +207,49 @@ fn percent_thresholds_count_against_existing_targets() {
     );
     assert_eq!(plan.orders().count(), 0);
     assert_eq!(p.current_plan(PlanOptions::forced()).orders().count(), 3);
+}
+
+#[test]
+fn percent_thresholds_wait_for_the_minimum_of_existing_targets_and_zero_is_off() {
+    // The default: 30 % once the type has 100 targets. 19 targets, 19 updates: not blocked.
+    let t = rt("a");
+    assert_eq!(t.thresholds.update_percent(), Some(30));
+    let model = base_rules(RoleModel::new(), "a")
+        .type_rule(TypeRule::new("a", Criteria::always()))
+        .scalar_rule(ScalarRule::literal("a", "flag", "on"));
+    let mut p = planner(vec![t.clone()], model.clone());
+    for i in 0..19 {
+        let id = format!("u{i:02}");
+        p.upsert_owner(owner(&id));
+        p.upsert_target(&"a".into(), &account(&id).with("flag", "off"))
+            .unwrap();
+    }
+    let states = autoprov_planner::OrderStates::new();
+    let plan = p.plan_full(now(), PlanOptions::default(), &states);
+    assert_eq!(plan.status, GenerationStatus::Released);
+    assert_eq!(plan.orders().count(), 19);
+
+    // 100 targets, 31 updates: blocked at 30; with the percent set to 0 (the reference
+    // system's "off"), released.
+    for (percent, blocked) in [(Some(30), true), (Some(0), false), (None, false)] {
+        let mut t = t.clone();
+        t.thresholds.maximum_update_percent = percent;
+        let mut p = planner(vec![t], model.clone());
+        for i in 0..100 {
+            let id = format!("u{i:03}");
+            p.upsert_owner(owner(&id));
+            let flag = if i < 31 { "off" } else { "on" };
+            p.upsert_target(&"a".into(), &account(&id).with("flag", flag))
+                .unwrap();
+        }
+        let plan = p.plan_full(now(), PlanOptions::default(), &states);
+        assert_eq!(
+            matches!(plan.status, GenerationStatus::Blocked { .. }),
+            blocked,
+            "{percent:?}: {:?}",
+            plan.status
+        );
+    }
 }
 
 #[test]
@@ -293,4 +337,46 @@ fn orphans_are_deleted_only_with_remove_orphans() {
     let plan = p.current_plan(PlanOptions::default());
     assert!(plan.orphans.is_empty());
     assert!(plan.orders().all(|o| o.change_type == ChangeType::Modified));
+}
+
+#[test]
+fn ignore_diacritics_and_simplified_compare_as_the_reference_system_names_them() {
+    // The rule computes "Hélène O'Brien"; the directory holds variants of it. An order is
+    // planned only when the comparison type tells them apart.
+    let cases = [
+        (ComparisonType::CaseSensitive, "Helene O'Brien", true),
+        (ComparisonType::IgnoreDiacritics, "HELENE O'BRIEN", false),
+        (ComparisonType::IgnoreDiacritics, "Helene OBrien", true),
+        (ComparisonType::Simplified, "helene obrien", false),
+        (ComparisonType::Simplified, "Helene-O-Brien", false),
+        (ComparisonType::Simplified, "Helen OBrien", true),
+    ];
+    for (comparison, actual, modified) in cases {
+        let model = base_rules(RoleModel::new(), "a")
+            .type_rule(TypeRule::new("a", Criteria::always()))
+            .scalar_rule(
+                ScalarRule::literal("a", "displayName", "Hélène O'Brien").comparison(comparison),
+            );
+        let mut p = planner(vec![rt("a")], model);
+        p.upsert_owner(owner("u1"));
+        p.upsert_target(&"a".into(), &account("u1").with("displayName", actual))
+            .unwrap();
+        let plan = p.plan_full(
+            now(),
+            PlanOptions::default(),
+            &autoprov_planner::OrderStates::new(),
+        );
+        let orders: Vec<_> = plan.orders().collect();
+        assert_eq!(
+            !orders.is_empty(),
+            modified,
+            "{comparison:?} on {actual:?}: {orders:?}"
+        );
+        if modified {
+            assert_eq!(orders[0].change_type, ChangeType::Modified);
+        }
+    }
+    // And by their names in configuration.
+    let c: ComparisonType = serde_json::from_str("\"Simplified\"").unwrap();
+    assert_eq!(c, ComparisonType::Simplified);
 }

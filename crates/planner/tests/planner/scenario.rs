@@ -44,7 +44,12 @@ fn config() -> PlannerConfig {
         "ad-main",
     );
     ad.depends_on_owner_property = Some("login".into());
-    ad.thresholds.maximum_delete = Some(0);
+    // Deletes limited to 10 % of the existing targets, counted from the first target (the
+    // default counts only from 100): with a handful of accounts, one leaver is too many.
+    ad.thresholds.maximum_delete_percent = Some(10);
+    ad.thresholds.minimum_existing_targets = 0;
+    ad.thresholds.maximum_insert_percent = None;
+    ad.thresholds.maximum_update_percent = None;
     let mut mbx = ResourceType::new(
         MBX,
         "Exchange_Mailbox",
@@ -213,7 +218,7 @@ fn item<'a>(
 fn a_day_of_provisioning() {
     let mut p = planner();
 
-    // ---- first generation: the leaver's deletion breaches MaximumDelete = 0 ----------------
+    // ---- first generation: the leaver's deletion breaches MaximumDeletePercent = 10 --------
     let plan = p.plan_full(
         now(),
         PlanOptions::default(),
@@ -228,14 +233,13 @@ fn a_day_of_provisioning() {
     assert_eq!(breaches.len(), 1);
     let b = &breaches[0];
     assert_eq!(
-        (
-            b.resource_type.as_str(),
-            b.change_type,
-            b.count,
-            b.limit,
-            b.limit_kind
-        ),
-        (AD, ChangeType::Deleted, 1, 0, LimitKind::Absolute)
+        (b.resource_type.as_str(), b.change_type, b.count, b.limit,),
+        (AD, ChangeType::Deleted, 1, 0)
+    );
+    assert!(
+        matches!(b.limit_kind, LimitKind::Percent { percent: 10, .. }),
+        "{:?}",
+        b.limit_kind
     );
     assert!(
         b.to_string().contains("1 deletes exceed the limit of 0"),

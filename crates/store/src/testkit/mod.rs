@@ -100,6 +100,7 @@ macro_rules! __store_conformance_module {
             cookies,
             resources_by_key_and_stable_id,
             assignments_and_requests,
+            secrets_outside_orders_are_refused,
             review_decisions,
             job_runs,
             concurrent_updates_lose_nothing,

@@ -1,4 +1,4 @@
--- autoprov store schema, version 2: what several workers share besides the orders.
+-- autoprov store schema, version 3: what several workers share besides the orders.
 
 -- Connection permits: slot `slot` of a connection's concurrency limit, leased by one worker
 -- with a fencing token from the claims' sequence. A slot is free when its lease is NULL or
