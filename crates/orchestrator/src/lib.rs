@@ -13,6 +13,7 @@ mod planning;
 pub mod smtp;
 pub mod store;
 pub mod verify;
+pub mod worker;
 
 // The planning subsystem lives in `autoprov-planner`; its modules and types stay reachable at
 // the paths they had here.

@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "sealed secrets",
         sql: include_str!("../migrations/0002_sealed_secrets.sql"),
     },
+    Migration {
+        version: 3,
+        name: "permits_breakers",
+        sql: include_str!("../migrations/0003_permits_breakers.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

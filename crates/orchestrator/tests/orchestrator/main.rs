@@ -14,3 +14,5 @@ mod planning_off_runtime;
 mod requests;
 mod retry;
 mod smtp;
+mod worker;
+mod workers_pg;
