@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod claims;
+mod error;
 mod migrate;
 mod orders;
 mod records;
@@ -68,7 +69,7 @@ impl PgStore {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::backend("connect", e))
+            .map_err(|e| error::classify_pool("connect", e))
     }
 }
 
@@ -236,9 +237,11 @@ pub enum ConfigError {
     },
 }
 
-/// Maps a driver error to a backend [`StoreError`] naming the operation.
+/// Maps a driver error to a [`StoreError`] naming the operation: temporary failures
+/// (connection lost, server shutting down, serialization failure, deadlock) are
+/// [`StoreError::Unavailable`], the others [`StoreError::Backend`] (see `error.rs`).
 pub(crate) fn db(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
-    move |e| StoreError::backend(operation, e)
+    move |e| error::classify(operation, e)
 }
 
 pub(crate) fn to_json<T: Serialize>(

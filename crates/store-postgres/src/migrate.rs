@@ -26,8 +26,13 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
+        name: "permits_breakers",
+        sql: include_str!("../migrations/0003_permits_breakers.sql"),
+    },
+    Migration {
+        version: 4,
         name: "found_decisions",
-        sql: include_str!("../migrations/0003_found_decisions.sql"),
+        sql: include_str!("../migrations/0004_found_decisions.sql"),
     },
 ];
 

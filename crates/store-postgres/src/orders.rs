@@ -6,7 +6,7 @@ use crate::{db, from_json, to_i64, to_json};
 use autoprov_core::{OrderId, ProvisioningState, Secret};
 use autoprov_store::seal::{STATES_KEEPING_SECRETS, Sealed, Sealer, restore, secrets_of};
 use autoprov_store::{OrderRecord, OrderUpdate, StoreError};
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{Client, Transaction};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use tokio_postgres::Row;
@@ -309,4 +309,103 @@ pub(crate) async fn apply(
         }
     }
     Ok(next)
+}
+
+/// The write of an outcome under a claim, in one statement: the claim holds the record at
+/// its version, so the new record is computed from it (through [`OrderRecord::applied`], as
+/// everywhere) and written only if the stored version and the lease token are still the
+/// claim's, with its history entry, atomically. One round trip instead of a transaction of
+/// five; nothing is written when it returns an error. `Ok(None)`: the update does not apply
+/// to the claim's copy (an illegal transition) — the caller takes the transactional path,
+/// which reports exactly what is wrong.
+pub(crate) async fn apply_claimed(
+    client: &Client,
+    order_id: &OrderId,
+    record: &OrderRecord,
+    token: u64,
+    update: &OrderUpdate,
+) -> Result<Option<OrderRecord>, StoreError> {
+    let Ok((mut next, entry)) = record.applied(update) else {
+        return Ok(None);
+    };
+    let release = next.state != ProvisioningState::Pending;
+    // Delivered (or never to be): the sealed secrets are erased in the same write, as in
+    // `apply`.
+    let erase = !STATES_KEEPING_SECRETS.contains(&next.state);
+    let write = client
+        .prepare_cached(
+            "WITH upd AS (
+                 UPDATE orders SET state = $4, version = $5, next_attempt_at = $6,
+                        updated_at = $7, record = $8,
+                        sealed = CASE WHEN $11 THEN NULL ELSE sealed END,
+                        lease_owner = CASE WHEN $9 THEN NULL ELSE lease_owner END,
+                        lease_expires_at = CASE WHEN $9 THEN NULL ELSE lease_expires_at END
+                 WHERE order_id = $1 AND lease_token = $2 AND version = $3
+                 RETURNING order_id),
+             hist AS (
+                 INSERT INTO order_history (order_id, version, entry)
+                 SELECT order_id, $5, $10 FROM upd)
+             SELECT count(*) FROM upd",
+        )
+        .await
+        .map_err(db("record outcome: prepare"))?;
+    let written: i64 = client
+        .query_one(
+            &write,
+            &[
+                &order_id.as_str(),
+                &to_i64(token),
+                &to_i64(record.version),
+                &next.state.name(),
+                &to_i64(next.version),
+                &next.dispatch.next_attempt_at,
+                &next.dispatch.updated_at,
+                &to_json("encode an order record", &next)?,
+                &release,
+                &to_json("encode a history entry", &entry)?,
+                &erase,
+            ],
+        )
+        .await
+        .map_err(db("record outcome"))?
+        .get(0);
+    if written == 1 {
+        if erase {
+            // As stored: the secrets are gone, what is left is the mask.
+            let slots: Vec<String> = secrets_of(&next.order)
+                .into_iter()
+                .map(|(slot, _)| slot)
+                .collect();
+            if !slots.is_empty() {
+                let mut order = (*next.order).clone();
+                for slot in slots {
+                    restore(&mut order, &slot, Secret::redacted());
+                }
+                next.order = std::sync::Arc::new(order);
+            }
+        }
+        return Ok(Some(next));
+    }
+    // Nothing written: say why, in the order the transactional path checks.
+    let row = client
+        .query_opt(
+            "SELECT version, lease_token FROM orders WHERE order_id = $1",
+            &[&order_id.as_str()],
+        )
+        .await
+        .map_err(db("record outcome: read"))?
+        .ok_or_else(|| StoreError::UnknownOrder {
+            order_id: order_id.clone(),
+        })?;
+    if row.get::<_, Option<i64>>("lease_token") != Some(to_i64(token)) {
+        return Err(StoreError::LeaseLost {
+            order_id: order_id.clone(),
+            token,
+        });
+    }
+    Err(StoreError::StaleVersion {
+        order_id: order_id.clone(),
+        expected: record.version,
+        actual: crate::to_u64(row.get("version")),
+    })
 }

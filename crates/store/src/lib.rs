@@ -14,7 +14,7 @@ pub mod secrets;
 pub mod testkit;
 
 pub use audit::{AuditAction, AuditEntry, Erasure, found_decision_audit};
-pub use claim::{Claim, ClaimStore, PlanningEpoch};
+pub use claim::{Claim, ClaimStore, Permit, PlanningEpoch, SharedBreaker};
 pub use error::{BackendError, StoreError};
 pub use memory::MemoryStore;
 pub use paging::{DEFAULT_PAGE, StoreExt};

@@ -75,6 +75,10 @@ struct MemoryState {
     leases: FxHashMap<OrderId, claims::Lease>,
     lease_seq: u64,
     planning_epoch: u64,
+    /// Connection permits (`ClaimStore::acquire_permits`): the latest lease of each slot.
+    permits: FxHashMap<(ConnectionId, u32), claims::PermitLease>,
+    /// Shared circuit breakers (`ClaimStore::breaker`).
+    breakers: FxHashMap<ConnectionId, claims::BreakerRow>,
 }
 
 impl MemoryState {

@@ -33,11 +33,13 @@ mod breaker;
 mod budget;
 mod graph;
 mod policy;
-mod send;
+pub(crate) mod send;
 mod values;
 
 pub use policy::{CircuitBreakerPolicy, DispatchPolicy, PolicyError, RetryBudget, RetryPolicy};
 pub use values::{operation_of, value_changes};
+
+pub(crate) use policy::instant_after as policy_instant_after;
 
 use breaker::{Breaker, BreakerState};
 use budget::BudgetState;
@@ -67,7 +69,7 @@ pub enum DispatchError {
 
 /// Refuses a batch with a duplicate order id or a dependency cycle, before anything is
 /// stored: such a batch would otherwise leave orders Pending forever.
-fn check_batch<'a>(
+pub(crate) fn check_batch<'a>(
     orders: impl Iterator<Item = &'a ProvisioningOrder> + Clone,
 ) -> Result<(), DispatchError> {
     let mut index: HashMap<&OrderId, usize> = HashMap::new();
@@ -140,8 +142,8 @@ impl DispatchReport {
     }
 }
 
-struct Lane {
-    connector: Arc<dyn Connector>,
+pub(crate) struct Lane {
+    pub(crate) connector: Arc<dyn Connector>,
     semaphore: Arc<Semaphore>,
     breaker: Breaker,
 }
@@ -163,15 +165,15 @@ pub struct Dispatcher {
     core: Arc<Core>,
 }
 
-struct Core {
-    lanes: BTreeMap<ConnectionId, Lane>,
+pub(crate) struct Core {
+    pub(crate) lanes: BTreeMap<ConnectionId, Lane>,
     delivery: Option<Arc<dyn crate::delivery::PasswordDelivery>>,
     /// Password settings by resource type: generation at fulfilment time.
     passwords: HashMap<ResourceTypeId, Arc<PasswordResetSettings>>,
-    policy: DispatchPolicy,
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    events: Arc<dyn EventSink>,
+    pub(crate) policy: DispatchPolicy,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: Arc<dyn EventSink>,
     budget: Mutex<BudgetState>,
     rng: Mutex<StdRng>,
 }
@@ -187,7 +189,7 @@ impl std::fmt::Debug for Dispatcher {
 
 /// The outcome of one order inside a dispatch.
 #[derive(Clone, Debug)]
-enum Outcome {
+pub(crate) enum Outcome {
     Succeeded(ProvisioningState),
     Failed(String),
     NotStarted,
@@ -287,6 +289,11 @@ impl Dispatcher {
             None => unreachable!("the core is shared only while a dispatch runs"),
         }
         self
+    }
+
+    /// The shared core (for the worker loop).
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
     }
 
     /// The policy.

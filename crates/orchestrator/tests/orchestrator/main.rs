@@ -14,3 +14,6 @@ mod password_settings;
 mod planning_off_runtime;
 mod requests;
 mod retry;
+mod smtp;
+mod worker;
+mod workers_pg;

@@ -9,7 +9,8 @@ use autoprov_core::{
 };
 use autoprov_store::testkit::{order, t0};
 use autoprov_store::{
-    AuditAction, AuditEntry, JobKind, JobRun, OrderRecord, OrderUpdate, Store, StoreError,
+    AuditAction, AuditEntry, ClaimStore, JobKind, JobRun, OrderRecord, OrderUpdate, Store,
+    StoreError,
 };
 use autoprov_store_postgres::{PgStore, SealingKey};
 
@@ -300,4 +301,52 @@ fn key_debug_prints_no_key_bytes() {
         PgStore::builder().current_key(SealingKey::new("k9", [9; 32]))
     );
     assert!(shown.contains("k9") && !shown.contains("[9, 9"), "{shown}");
+}
+
+/// Outcomes under a claim (one statement each) keep the sealed secret while the order is
+/// Pending and erase it, as `update_order` does, when it is executed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_under_a_claim_keep_then_erase_the_sealed_secret() {
+    let Some(url) = support::pg_url("outcomes_under_a_claim_keep_then_erase_the_sealed_secret")
+    else {
+        return;
+    };
+    let schema = support::fresh_schema();
+    let store = keyed(&url, &schema, k1(), None).await;
+    store
+        .insert_orders(&[with_password(1)])
+        .await
+        .expect("insert");
+    let claim = store
+        .claim("w", 1, std::time::Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!(secret_of(&claim.record), password(1));
+    let claim = store
+        .record_outcome(&claim, OrderUpdate::at(t0()).attempt_started())
+        .await
+        .expect("attempt");
+    assert_eq!(secret_of(&claim.record), password(1), "still Pending: kept");
+    let reread = store.order(&id(1)).await.expect("read").expect("stored");
+    assert_eq!(
+        secret_of(&reread),
+        password(1),
+        "sealed, and opened on read"
+    );
+    let done = store
+        .record_outcome(
+            &claim,
+            OrderUpdate::event(autoprov_core::ProvisioningEvent::ConnectorSucceeded, t0()),
+        )
+        .await
+        .expect("outcome");
+    let stored = store.order(&id(1)).await.expect("read").expect("stored");
+    assert_eq!(stored, done.record, "the claim's record is the stored one");
+    assert_ne!(secret_of(&stored), password(1), "erased once executed");
+    let sealed = psql(
+        &url,
+        &format!("SELECT count(*) FROM {schema}.orders WHERE sealed IS NOT NULL"),
+    );
+    assert_eq!(sealed.trim(), "0", "no sealed secret left");
 }

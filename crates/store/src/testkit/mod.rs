@@ -170,7 +170,9 @@ macro_rules! __claim_conformance_module {
             an_expired_lease_is_taken_over_and_the_old_holder_is_fenced,
             a_write_under_a_claim_checks_the_version_too,
             a_claim_never_returns_an_order_whose_dependency_is_not_done,
-            a_stale_planning_epoch_cannot_insert
+            a_stale_planning_epoch_cannot_insert,
+            permits_bound_a_connection_across_workers,
+            the_shared_breaker_opens_lets_one_probe_and_closes
         );
     };
 }
