@@ -50,6 +50,10 @@ pub struct KitProfile {
     pub container_type: Option<EntityTypeId>,
     /// The property that names accounts and groups (their RDN value: `cn`).
     pub name_property: String,
+    /// The property that names groups when it is not [`KitProfile::name_property`] (SCIM:
+    /// users are named by `userName`, groups by `displayName`); `None`: groups are named by
+    /// `name_property` too, as in a directory.
+    pub group_name_property: Option<String>,
     /// The property that names containers (`ou`).
     pub container_name_property: String,
     /// The unique key of accounts and groups (`sAMAccountName`), if any. The kit keeps its
@@ -97,6 +101,7 @@ impl KitProfile {
             group_type: None,
             container_type: None,
             name_property: name_property.into(),
+            group_name_property: None,
             container_name_property: "ou".into(),
             key_property: None,
             required_property: None,
