@@ -4,9 +4,11 @@
 # 1. checks formatting and lints;
 # 2. installs (Debian's samba packages, if missing) and starts the throwaway Samba domain
 #    controller that the AD tests use, and exports its connection settings;
-#    and likewise the throwaway PostgreSQL that the PostgreSQL store tests use;
+#    and likewise the throwaway PostgreSQL that the PostgreSQL store tests use, and the
+#    throwaway SCIM service (scim2-server from PyPI, in a virtualenv) that the SCIM tests use;
 # 3. runs every test of the workspace and builds the docs;
-# 4. stops the domain controller and PostgreSQL again if (and only if) this run started them.
+# 4. stops the domain controller, PostgreSQL and the SCIM service again if (and only if) this
+#    run started them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,12 +17,13 @@ step() { printf '\n==> %s\n' "$*"; }
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 AD_STATE_DIR="${AUTOPROV_AD_STATE_DIR:-/var/tmp/autoprov-ad}"
 PG_STATE_DIR="${AUTOPROV_PG_STATE_DIR:-/var/tmp/autoprov-pg}"
+SCIM_STATE_DIR="${AUTOPROV_SCIM_STATE_DIR:-/var/tmp/autoprov-scim}"
 
 step "format check"
 cargo fmt --all -- --check
 
 step "clippy (warnings are errors)"
-cargo clippy --workspace --all-targets --features ad -- -D warnings
+cargo clippy --workspace --all-targets --features ad,scim -- -D warnings
 
 step "AD test server (Samba domain controller on loopback)"
 started_here=0
@@ -28,7 +31,11 @@ if ! bash scripts/ad-test-server.sh status >/dev/null 2>&1; then
     started_here=1
 fi
 pg_started_here=0
+scim_started_here=0
 cleanup() {
+    if [ "$scim_started_here" = 1 ]; then
+        bash scripts/scim-test-server.sh stop || true
+    fi
     if [ "$started_here" = 1 ]; then
         bash scripts/ad-test-server.sh stop || true
     fi
@@ -49,10 +56,18 @@ bash scripts/pg-test-server.sh start >/dev/null
 # shellcheck disable=SC1091
 source "$PG_STATE_DIR/env"
 
-step "workspace tests (real-AD suite included)"
-cargo test --workspace --features ad --no-fail-fast
+step "SCIM test server (scim2-server on loopback)"
+if ! bash scripts/scim-test-server.sh status >/dev/null 2>&1; then
+    scim_started_here=1
+fi
+bash scripts/scim-test-server.sh start >/dev/null
+# shellcheck disable=SC1091
+source "$SCIM_STATE_DIR/env"
+
+step "workspace tests (real-AD and real-SCIM suites included)"
+cargo test --workspace --features ad,scim --no-fail-fast
 
 step "docs"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ad
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ad,scim
 
 step "all checks passed"

@@ -289,11 +289,12 @@ impl Service {
             }
             let rt = ResourceType {
                 kind,
-                entity_type: text(&t, "id")
-                    .is_empty()
-                    .then(|| text(&t, "name"))
-                    .unwrap_or_else(|| text(&t, "id"))
-                    .to_owned(),
+                entity_type: if text(&t, "id").is_empty() {
+                    text(&t, "name")
+                } else {
+                    text(&t, "id")
+                }
+                .to_owned(),
                 endpoint: text(&t, "endpoint").to_owned(),
                 schema,
                 attrs,
