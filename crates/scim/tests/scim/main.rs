@@ -10,3 +10,4 @@ mod conformance;
 mod errors;
 mod lifecycle;
 mod oauth2;
+mod protocol;
