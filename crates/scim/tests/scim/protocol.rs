@@ -1,7 +1,8 @@
-//! HTTP behaviour against a scripted service: throttling — `429` and `503` with `Retry-After` are temporary errors that
-//! carry the delay; a `400` is permanent with its `scimType`. The service is a few lines of
-//! HTTP over a tokio listener on loopback, serving the discovery documents of a minimal
-//! service and the scripted answers.
+//! HTTP behaviour against a scripted service on loopback (a few lines of HTTP over a tokio
+//! listener, serving the discovery documents of a minimal service and scripted answers):
+//! `429` and `503` with `Retry-After` are temporary errors that carry the delay; a `400` is
+//! permanent with its `scimType`; writes send `If-Match` with the version read and a `412` is
+//! temporary; a service that never answers meets the request deadline.
 
 use autoprov_connector::{Connector, ErrorKind};
 use autoprov_core::{ChangeType, Changes};
