@@ -74,4 +74,7 @@ kit!(
     special_characters_round_trip,
     manual_transmits,
     preview_is_offline_and_shows_no_secret,
+    rename_onto_taken_name,
+    modified_keeps_unmentioned,
+    modified_missing_target_fails,
 );

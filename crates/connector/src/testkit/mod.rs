@@ -460,7 +460,10 @@ macro_rules! __conformance_tests {
             redacted_secret_is_refused,
             special_characters_round_trip,
             manual_transmits,
-            preview_is_offline_and_shows_no_secret
+            preview_is_offline_and_shows_no_secret,
+            rename_onto_taken_name,
+            modified_keeps_unmentioned,
+            modified_missing_target_fails
         );
     };
 }

@@ -151,7 +151,8 @@ async fn checks_follow_declared_capabilities() {
             "rename_keeps_stable_id",
             "incremental_export",
             "manual_transmits",
-            "preview_is_offline_and_shows_no_secret"
+            "preview_is_offline_and_shows_no_secret",
+            "rename_onto_taken_name"
         ]
     );
     assert!(report.is_success(), "{report}");
@@ -357,4 +358,119 @@ async fn declared_skips_are_held_to() {
 
     let report = run(KitProfile::ad_like().expect_skips(["no_such_check"])).await;
     assert_eq!(report.failed(), testkit::checks().len(), "{report}");
+}
+
+/// Kit v2: one broken package per new check (a wrapper around the in-memory system with one
+/// bug), each caught by its check; the honest system passes all three.
+mod v2_broken_packages {
+    use super::*;
+    use async_trait::async_trait;
+    use autoprov_connector::{
+        ConnectorError, ConnectorInfo, ErrorKind, Executed, ExportRequest, ExportStream,
+        Fulfillment,
+    };
+    use autoprov_core::{ChangeType, ProvisioningOrder};
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Bug {
+        /// Reports a Modified order of a missing target as done.
+        MissingTargetIsDone,
+        /// A refused rename onto a taken name is reported as done.
+        SwallowsRenameConflicts,
+        /// Replaces the account like a PUT: clears `description` unless the order names it.
+        WipesUnmentioned,
+    }
+
+    #[derive(Debug)]
+    struct Broken(InMemoryConnector, Bug);
+
+    #[async_trait]
+    impl Connector for Broken {
+        fn info(&self) -> &ConnectorInfo {
+            self.0.info()
+        }
+        async fn check(&self) -> Result<(), ConnectorError> {
+            self.0.check().await
+        }
+        async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
+            if order.change_type != ChangeType::Modified {
+                return self.0.fulfill(order).await;
+            }
+            let mut order = order.clone();
+            if self.1 == Bug::WipesUnmentioned
+                && !order.changes.properties.contains_key("description")
+            {
+                order.changes.clear("description");
+            }
+            match self.0.fulfill(&order).await {
+                Err(e)
+                    if (self.1 == Bug::MissingTargetIsDone && e.kind() == ErrorKind::NotFound)
+                        || (self.1 == Bug::SwallowsRenameConflicts
+                            && e.kind() == ErrorKind::AlreadyExists) =>
+                {
+                    let r = order
+                        .resource
+                        .as_ref()
+                        .expect("a Modified order has a target");
+                    Ok(Fulfillment::Executed(
+                        Executed::new(r.id.clone()).with_stable_id(r.stable_id.clone()),
+                    ))
+                }
+                other => other,
+            }
+        }
+        async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
+            self.0.export(request).await
+        }
+    }
+
+    async fn run(bug: Bug, check: &str) -> Result<CheckOutcome, testkit::KitFailure> {
+        let broken = Broken(system(), bug);
+        let result = testkit::check(check)
+            .unwrap()
+            .run(&broken, &KitProfile::ad_like())
+            .await;
+        assert!(broken.0.is_empty(), "the kit cleaned up after {bug:?}");
+        result
+    }
+
+    #[tokio::test]
+    async fn a_modified_order_of_a_missing_target_reported_done_fails() {
+        let e = run(Bug::MissingTargetIsDone, "modified_missing_target_fails")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("reported done"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_swallowed_rename_conflict_fails() {
+        let e = run(Bug::SwallowsRenameConflicts, "rename_onto_taken_name")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("succeeded"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_modified_order_that_wipes_what_it_did_not_mention_fails() {
+        let e = run(Bug::WipesUnmentioned, "modified_keeps_unmentioned")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("did not mention `description`"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_honest_system_passes_the_v2_checks() {
+        for check in [
+            "rename_onto_taken_name",
+            "modified_keeps_unmentioned",
+            "modified_missing_target_fails",
+        ] {
+            let honest = system();
+            let outcome = testkit::check(check)
+                .unwrap()
+                .run(&honest, &KitProfile::ad_like())
+                .await;
+            assert_eq!(outcome, Ok(CheckOutcome::Passed), "{check}");
+        }
+    }
 }
