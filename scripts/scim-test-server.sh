@@ -117,8 +117,9 @@ start_server() {
         die "something else already answers on $HOST:$PORT (set AUTOPROV_SCIM_PORT)"
     fi
     say "starting scim2-server on $HOST:$PORT"
+    # The server must not inherit the lock's descriptor (it would hold the lock while it runs).
     nohup "$VENV/bin/scim2-server" --hostname "$HOST" --port "$PORT" --bearer-token "$tok" \
-        </dev/null >>"$SERVER_LOG" 2>&1 &
+        </dev/null >>"$SERVER_LOG" 2>&1 {LOCK_FD}>&- &
     pid=$!
     printf '%s\n' "$pid" >"$PID_FILE"
     deadline=$(( SECONDS + START_TIMEOUT ))
