@@ -10,4 +10,5 @@ mod conformance;
 mod errors;
 mod lifecycle;
 mod oauth2;
+mod paging;
 mod protocol;
