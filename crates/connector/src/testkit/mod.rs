@@ -83,6 +83,9 @@ pub struct KitProfile {
     pub resource_types: BTreeMap<EntityTypeId, ResourceTypeId>,
     /// The owners' entity type orders name (default `Directory_User`).
     pub owner_type: EntityTypeId,
+    /// The same managed system through a second connection that exports one resource per
+    /// page (a page size setting of 1), for `paging_one_per_page`; `None` skips that check.
+    pub one_per_page: Option<std::sync::Arc<dyn Connector>>,
     /// The checks this connection is expected to skip, by name. `None` (the default): a
     /// skipped check is reported as skipped, and its generated test prints `SKIPPED` and
     /// passes. `Some(names)`: a check that is skipped but not named fails (so a changed
@@ -114,6 +117,7 @@ impl KitProfile {
             rejected_characters: Vec::new(),
             resource_types: BTreeMap::new(),
             owner_type: "Directory_User".into(),
+            one_per_page: None,
             expected_skips: None,
         }
     }
@@ -463,7 +467,8 @@ macro_rules! __conformance_tests {
             preview_is_offline_and_shows_no_secret,
             rename_onto_taken_name,
             modified_keeps_unmentioned,
-            modified_missing_target_fails
+            modified_missing_target_fails,
+            paging_one_per_page
         );
     };
 }

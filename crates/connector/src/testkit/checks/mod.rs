@@ -26,7 +26,8 @@ pub use modified::{
 };
 pub use preview::preview_is_offline_and_shows_no_secret;
 pub use robustness::{
-    modified_keeps_unmentioned, modified_missing_target_fails, rename_onto_taken_name,
+    modified_keeps_unmentioned, modified_missing_target_fails, paging_one_per_page,
+    rename_onto_taken_name,
 };
 pub use special_characters::special_characters_round_trip;
 
@@ -209,4 +210,5 @@ checks! {
     rename_onto_taken_name => "renaming onto a name another object holds fails (AlreadyExists or Conflict) and changes neither",
     modified_keeps_unmentioned => "a Modified order writes only what it names; the other properties keep their values",
     modified_missing_target_fails => "a Modified order of a missing target fails with NotFound, never reported done, and creates nothing",
+    paging_one_per_page => "an export with one resource per page holds exactly what the connection's export holds: nothing lost or repeated at a page boundary",
 }

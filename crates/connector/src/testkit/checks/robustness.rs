@@ -1,6 +1,6 @@
 //! Kit v2: what packages written from the guide got wrong and the first kit let pass — a
 //! rename onto another object's name, a Modified order that wipes what it did not mention,
-//! and a Modified order on a missing target reported as done.
+//! a Modified order on a missing target reported as done, and paging off by one.
 
 use super::*;
 
@@ -195,6 +195,87 @@ pub async fn modified_missing_target_fails(
                 ctx.find_named(&name).await?.is_none(),
                 "the Modified order of a deleted target re-created {name:?}"
             );
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// An export through a connection with one resource per page
+/// ([`KitProfile::one_per_page`]) holds exactly the resources of the connection's own export:
+/// none lost or repeated at a page boundary, each with the same values, and ends with its
+/// cookie.
+pub async fn paging_one_per_page(conn: &dyn Connector, profile: &KitProfile) -> CheckResult {
+    fn need(_: &Capabilities, p: &KitProfile) -> Option<String> {
+        p.one_per_page
+            .is_none()
+            .then(|| "the profile gives no connection with one resource per page".into())
+    }
+    run_writing(
+        conn,
+        profile,
+        "paging_one_per_page",
+        &[need],
+        |ctx| async move {
+            let p = ctx.profile;
+            let paged = p.one_per_page.clone().expect("checked");
+            let mut mine = Vec::new();
+            for i in 0..3 {
+                mine.push(
+                    ctx.create_account(ctx.account(&format!("paged{i}")))
+                        .await?,
+                );
+            }
+            let c = ctx.conn.info().capabilities;
+            if c.membership && c.update && p.group_type.is_some() {
+                let g = ctx.create_group("paged").await?;
+                for a in &mine[..2] {
+                    let mut m = Changes::default();
+                    m.add_reference(MEMBER_OF, g.reference());
+                    ctx.apply(&ctx.modify_order(a, m)).await?;
+                }
+                mine.push(g);
+            }
+            let whole = ctx.export().await?;
+            let batch = paged
+                .export_all(ctx.export_request())
+                .await
+                .map_err(|e| format!("export with one resource per page: {e}"))?;
+            ensure!(
+                batch.cookie.is_some(),
+                "the export with one resource per page ended without its cookie"
+            );
+            for (i, r) in batch.resources.iter().enumerate() {
+                let again = batch.resources[..i]
+                    .iter()
+                    .any(|x| x.id == r.id && x.stable_id == r.stable_id);
+                ensure!(!again, "one resource per page repeated {}", r.id);
+            }
+            for created in &mine {
+                let find = |rs: &[Resource]| {
+                    rs.iter()
+                        .find(|r| r.stable_id.as_ref() == Some(&created.stable_id))
+                        .cloned()
+                };
+                let Some(one) = find(&batch.resources) else {
+                    fail!(
+                        "the export with one resource per page lost {} ({} resources exported, \
+                         {} with the connection's page size)",
+                        created.id,
+                        batch.resources.len(),
+                        whole.len()
+                    );
+                };
+                let Some(many) = find(&whole) else {
+                    fail!("{} is missing from the export", created.id);
+                };
+                ensure!(
+                    one == many,
+                    "{} differs between one resource per page ({one:?}) and the connection's \
+                     page size ({many:?})",
+                    created.id
+                );
+            }
             Ok(())
         },
     )
