@@ -460,15 +460,21 @@ impl Run {
             Some((t, _, n)) => (t.clone(), n + 1),
         };
         let known = match &self.since {
-            // Without a sweep, the known ids are the previous ones and what changed.
-            Some((_, known, _)) if !self.sweep => {
+            // Without a sweep, the known ids are the previous ones and what changed; after a
+            // sweep, the swept ids replace those of the swept types, and the types this
+            // export did not cover keep theirs.
+            Some((_, known, _)) => {
                 let mut k = (**known).clone();
                 for (kind, ids) in std::mem::take(&mut self.seen) {
-                    k.entry(kind).or_default().extend(ids);
+                    if self.sweep {
+                        k.insert(kind, ids);
+                    } else {
+                        k.entry(kind).or_default().extend(ids);
+                    }
                 }
                 k
             }
-            _ => std::mem::take(&mut self.seen),
+            None => std::mem::take(&mut self.seen),
         };
         let states = &self.conn.inner.cookies;
         let seq = states.store(known);

@@ -81,6 +81,18 @@ async fn one_resource_per_page_loses_and_repeats_nothing() {
         .unwrap();
     let changed: BTreeSet<String> = ids(&inc.resources).into_iter().collect();
     assert_eq!(changed, mine[1..3].iter().cloned().collect::<BTreeSet<_>>());
+    // The increment swept only users: the groups known at the complete export stay known,
+    // so an increment of groups from its cookie still works (and sees no change).
+    let groups = one
+        .export_all(
+            ExportRequest::incremental(inc.cookie.clone().unwrap()).of_types(["Group".into()]),
+        )
+        .await
+        .expect("an increment of groups from a users-only increment's cookie");
+    assert!(
+        groups.resources.is_empty() && groups.deleted.is_empty(),
+        "{groups:?}"
+    );
 
     for id in &mine {
         apply(
