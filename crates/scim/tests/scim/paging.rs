@@ -1,7 +1,7 @@
 //! Paging: an export with one resource per page holds exactly what an export with the default
 //! page size holds (no resource lost or repeated at a page boundary), complete and incremental.
 
-use autoprov_connector::{ConnectorExt as _, ExportRequest};
+use autoprov_connector::{ConnectorExt as _, ExportMode, ExportRequest};
 use autoprov_core::{ChangeType, Changes, Reference};
 use autoprov_scim::ScimConnector;
 use autoprov_scim::test_fixtures::*;
@@ -106,4 +106,58 @@ async fn one_resource_per_page_loses_and_repeats_nothing() {
         &order(ChangeType::Deleted, "Group", Changes::default(), Some(&gid)),
     )
     .await;
+}
+
+/// With `FullSweepEvery: 2`, the first increment does not sweep (it reports no deletion), the
+/// second does and reports the deletion; a cookie of another connection is a `Conflict`.
+#[tokio::test]
+async fn deletions_are_reported_by_the_periodic_sweep() {
+    let Some(env) = scim_env("deletions_are_reported_by_the_periodic_sweep") else {
+        return;
+    };
+    let _server = shared_use().await;
+    let mut settings = env.settings();
+    settings.full_sweep_every = 2;
+    let scim = ScimConnector::connect("scim-sweep-2", settings)
+        .await
+        .unwrap();
+    let mut u = Changes::default();
+    u.set("userName", unique("swept"));
+    let id = apply(&scim, &order(ChangeType::Added, "User", u, None))
+        .await
+        .resource_id
+        .to_string();
+    let users = || ExportRequest::complete().of_types(["User".into()]);
+    let base = scim.export_all(users()).await.unwrap();
+    apply(
+        &scim,
+        &order(ChangeType::Deleted, "User", Changes::default(), Some(&id)),
+    )
+    .await;
+    let first = scim
+        .export_all(users().with_mode(ExportMode::Incremental(base.cookie.unwrap())))
+        .await
+        .unwrap();
+    assert!(
+        !first.deleted.iter().any(|(d, _)| d.as_str() == id),
+        "the first increment swept although FullSweepEvery is 2"
+    );
+    let second = scim
+        .export_all(users().with_mode(ExportMode::Incremental(first.cookie.clone().unwrap())))
+        .await
+        .unwrap();
+    assert!(
+        second
+            .deleted
+            .iter()
+            .any(|(d, s)| d.as_str() == id && s.as_ref().is_some_and(|s| s.as_str() == id)),
+        "the sweeping increment does not report the deletion: {:?}",
+        second.deleted
+    );
+    let other = connector(&env).await;
+    let e = other
+        .export_all(users().with_mode(ExportMode::Incremental(second.cookie.unwrap())))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), autoprov_connector::ErrorKind::Conflict, "{e}");
 }
