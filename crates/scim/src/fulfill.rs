@@ -559,12 +559,30 @@ impl ScimConnector {
             return Err(invalid(op, "the target's key is empty".into()));
         }
         let done = Executed::new(id.clone()).with_stable_id(Some(StableId::new(id.clone())));
+        // Services need not drop a deleted user's values from the groups' `members`
+        // (scim2-server keeps them): the package removes the user from its groups first, so
+        // no group keeps a dangling member. A dropped call leaves fewer memberships, and the
+        // re-sent order finishes the job.
+        let mut left_groups = false;
+        if rt.kind == Kind::User && self.inner.info.capabilities.membership {
+            for g in self.groups_of(&id).await? {
+                match self.remove_member(&g, &id).await {
+                    Ok(()) => left_groups = true,
+                    // The group went meanwhile: nothing to remove.
+                    Err(e) if e.kind() == ErrorKind::InvalidOrder => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         match self
             .send(op, Method::DELETE, &resource_path(rt, &id), &[], None, None)
             .await
         {
             Ok(_) => Ok(done.with_changed(["deleted"])),
             // Already gone: the order is done.
+            Err(e) if e.kind() == ErrorKind::NotFound && left_groups => {
+                Ok(done.with_changed([MEMBER_OF]))
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(done),
             Err(e) => Err(e),
         }
