@@ -8,6 +8,9 @@ pub use autoprov_connector as connector;
 #[cfg(feature = "ad")]
 pub use autoprov_ad as ad;
 
+#[cfg(feature = "scim")]
+pub use autoprov_scim as scim;
+
 #[cfg(feature = "planner")]
 pub use autoprov_planner as planner;
 

@@ -319,7 +319,12 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     ///   adds and removes on the groups, never a replacement; adding a present member or
     ///   removing an absent one succeeds. A changed name or parent renames/moves the target and
     ///   keeps its stable id. (kit: `membership_add_twice_remove_absent`,
-    ///   `rename_keeps_stable_id`, `move_keeps_stable_id`, `disable_enable`)
+    ///   `rename_keeps_stable_id`, `move_keeps_stable_id`, `disable_enable`,
+    ///   `modified_keeps_unmentioned`)
+    /// - A rename onto a name another object holds fails with `AlreadyExists` (or `Conflict`)
+    ///   and changes neither object. (kit: `rename_onto_taken_name`)
+    /// - A Modified order of a missing target fails with `NotFound`; it is never reported
+    ///   done and creates nothing. (kit: `modified_missing_target_fails`)
     /// - A Deleted order of a missing target succeeds. (kit: `idempotent_delete`)
     /// - Modified and Deleted orders that carry a stable id (`order.resource.stable_id`) act
     ///   on the object with that id only, wherever it is now; their key is never followed to

@@ -6,6 +6,7 @@
 
 use autoprov_core::{OrderId, OwnerId};
 use std::fmt;
+use std::time::Duration;
 
 /// What went wrong, independent of the managed system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -181,6 +182,7 @@ pub struct ConnectorError {
     order: Option<OrderId>,
     owner: Option<OwnerId>,
     target: Option<String>,
+    retry_after: Option<Duration>,
     source: Option<Source>,
 }
 
@@ -195,6 +197,7 @@ impl ConnectorError {
             order: None,
             owner: None,
             target: None,
+            retry_after: None,
             source: None,
         }
     }
@@ -261,6 +264,18 @@ impl ConnectorError {
         self
     }
 
+    /// Says how long the managed system asked us to wait before trying again (an HTTP
+    /// `Retry-After`): a retry should not come sooner.
+    pub fn with_retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay);
+        self
+    }
+
+    /// How long the managed system asked us to wait before trying again, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
     /// Attaches the underlying error.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
@@ -325,6 +340,9 @@ impl fmt::Display for ConnectorError {
             write!(f, " on {target}")?;
         }
         write!(f, ": {}", self.message)?;
+        if let Some(delay) = self.retry_after {
+            write!(f, " (retry after {} s)", delay.as_secs_f64())?;
+        }
         if let Some(source) = &self.source {
             write!(f, ": {source}")?;
         }
@@ -342,6 +360,7 @@ impl fmt::Debug for ConnectorError {
             .field("order", &self.order)
             .field("owner", &self.owner)
             .field("target", &self.target)
+            .field("retry_after", &self.retry_after)
             .field("source", &self.source.as_ref().map(|s| s.to_string()))
             .finish()
     }
@@ -366,6 +385,7 @@ impl Clone for ConnectorError {
             order: self.order.clone(),
             owner: self.owner.clone(),
             target: self.target.clone(),
+            retry_after: self.retry_after,
             source: self
                 .source
                 .as_ref()
@@ -401,6 +421,15 @@ mod tests {
         );
         let e = ConnectorError::new(ErrorKind::Unavailable, Operation::Create, "x").persistent();
         assert_eq!(e.status(), ErrorStatus::Persistent);
+    }
+
+    #[test]
+    fn retry_after_is_kept_and_shown() {
+        let e = ConnectorError::new(ErrorKind::RateLimited, Operation::Update, "slow down")
+            .with_retry_after(Duration::from_secs(7));
+        assert_eq!(e.clone().retry_after(), Some(Duration::from_secs(7)));
+        assert!(e.to_string().contains("retry after 7 s"), "{e}");
+        assert!(e.is_temporary());
     }
 
     #[test]

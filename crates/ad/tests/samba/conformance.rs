@@ -8,11 +8,15 @@
 //! in step with the kit.
 
 use crate::support::*;
+use autoprov_connector::Connector;
 use autoprov_connector::testkit::{self, CheckOutcome, KitProfile};
+use std::sync::Arc;
 
-/// The AD shape of the kit's profile, below a fresh OU of the test.
-fn profile(root: &str) -> KitProfile {
+/// The AD shape of the kit's profile, below a fresh OU of the test; `paged` the same directory
+/// with one entry per page.
+fn profile(root: &str, paged: Arc<dyn Connector>) -> KitProfile {
     let mut p = KitProfile::ad_like().with_root_container(root);
+    p.one_per_page = Some(paged);
     // The connector refuses NUL in names and values (Samba would store it, but cannot delete
     // such an entry a second time).
     p.rejected_characters = vec!['\0'];
@@ -26,8 +30,15 @@ async fn run_check(name: &'static str) {
     };
     in_ou(&env.clone(), "kit", |_admin, ou| async move {
         let ad = connector(&env).await;
+        let paged = env
+            .builder("ad-test-paged")
+            .page_size(1)
+            .connections(1)
+            .build()
+            .await
+            .expect("connecting to the AD test server with one entry per page");
         let check = testkit::check(name).unwrap_or_else(|| panic!("the kit has no check `{name}`"));
-        match check.run(&ad, &profile(&ou)).await {
+        match check.run(&ad, &profile(&ou, Arc::new(paged))).await {
             Ok(CheckOutcome::Passed) => println!("PASSED {name}"),
             Ok(CheckOutcome::Skipped { reason }) => println!("SKIPPED {name}: {reason}"),
             Err(failure) => panic!("{failure}"),
@@ -75,4 +86,8 @@ kit!(
     special_characters_round_trip,
     manual_transmits,
     preview_is_offline_and_shows_no_secret,
+    rename_onto_taken_name,
+    modified_keeps_unmentioned,
+    modified_missing_target_fails,
+    paging_one_per_page,
 );

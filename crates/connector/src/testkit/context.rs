@@ -189,6 +189,13 @@ impl<'a> Ctx<'a> {
             .clone()
             .ok_or("the profile has no group type")?;
         let mut c = self.base(self.name(label), None);
+        if let Some(property) = &self.profile.group_name_property {
+            let name = c
+                .properties
+                .remove(&self.profile.name_property)
+                .expect("base sets the name");
+            c.properties.insert(property.clone(), name);
+        }
         if let Some(key) = &self.profile.key_property {
             c.set(key.clone(), self.key());
         }

@@ -50,6 +50,10 @@ pub struct KitProfile {
     pub container_type: Option<EntityTypeId>,
     /// The property that names accounts and groups (their RDN value: `cn`).
     pub name_property: String,
+    /// The property that names groups when it is not [`KitProfile::name_property`] (SCIM:
+    /// users are named by `userName`, groups by `displayName`); `None`: groups are named by
+    /// `name_property` too, as in a directory.
+    pub group_name_property: Option<String>,
     /// The property that names containers (`ou`).
     pub container_name_property: String,
     /// The unique key of accounts and groups (`sAMAccountName`), if any. The kit keeps its
@@ -79,6 +83,9 @@ pub struct KitProfile {
     pub resource_types: BTreeMap<EntityTypeId, ResourceTypeId>,
     /// The owners' entity type orders name (default `Directory_User`).
     pub owner_type: EntityTypeId,
+    /// The same managed system through a second connection that exports one resource per
+    /// page (a page size setting of 1), for `paging_one_per_page`; `None` skips that check.
+    pub one_per_page: Option<std::sync::Arc<dyn Connector>>,
     /// The checks this connection is expected to skip, by name. `None` (the default): a
     /// skipped check is reported as skipped, and its generated test prints `SKIPPED` and
     /// passes. `Some(names)`: a check that is skipped but not named fails (so a changed
@@ -97,6 +104,7 @@ impl KitProfile {
             group_type: None,
             container_type: None,
             name_property: name_property.into(),
+            group_name_property: None,
             container_name_property: "ou".into(),
             key_property: None,
             required_property: None,
@@ -109,6 +117,7 @@ impl KitProfile {
             rejected_characters: Vec::new(),
             resource_types: BTreeMap::new(),
             owner_type: "Directory_User".into(),
+            one_per_page: None,
             expected_skips: None,
         }
     }
@@ -456,7 +465,11 @@ macro_rules! __conformance_tests {
             redacted_secret_is_refused,
             special_characters_round_trip,
             manual_transmits,
-            preview_is_offline_and_shows_no_secret
+            preview_is_offline_and_shows_no_secret,
+            rename_onto_taken_name,
+            modified_keeps_unmentioned,
+            modified_missing_target_fails,
+            paging_one_per_page
         );
     };
 }

@@ -37,7 +37,8 @@ async fn the_badge_system_passes_with_declared_skips() {
             "move_keeps_stable_id",
             "invalid_order_bad_reference",
             "manual_transmits",
-            "preview_is_offline_and_shows_no_secret"
+            "preview_is_offline_and_shows_no_secret",
+            "paging_one_per_page"
         ]
     );
 }

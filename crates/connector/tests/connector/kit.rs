@@ -10,8 +10,13 @@ fn system() -> InMemoryConnector {
     InMemoryConnector::new("kit")
 }
 
-/// What the in-memory system skips: it is automated, and it has no preview language.
-const IN_MEMORY_SKIPS: [&str; 2] = ["manual_transmits", "preview_is_offline_and_shows_no_secret"];
+/// What the in-memory system skips: it is automated, it has no preview language, and these
+/// profiles give no second connection with one resource per page.
+const IN_MEMORY_SKIPS: [&str; 3] = [
+    "manual_transmits",
+    "preview_is_offline_and_shows_no_secret",
+    "paging_one_per_page",
+];
 
 autoprov_connector::connector_conformance_tests!(
     in_memory,
@@ -92,11 +97,11 @@ async fn run_all_passes_and_cleans_up() {
     assert!(report.is_success(), "{report}");
     assert_eq!(
         report.skipped(),
-        2,
-        "only manual_transmits and the preview (the in-memory system has no preview language) \
-         are skipped: {report}"
+        3,
+        "only manual_transmits, the preview (the in-memory system has no preview language) \
+         and paging (no second connection) are skipped: {report}"
     );
-    assert_eq!(report.passed(), testkit::checks().len() - 2);
+    assert_eq!(report.passed(), testkit::checks().len() - 3);
     assert!(s.is_empty(), "{:?}", s.snapshot());
     assert!(s.repeated_effects().is_empty());
 }
@@ -151,7 +156,9 @@ async fn checks_follow_declared_capabilities() {
             "rename_keeps_stable_id",
             "incremental_export",
             "manual_transmits",
-            "preview_is_offline_and_shows_no_secret"
+            "preview_is_offline_and_shows_no_secret",
+            "rename_onto_taken_name",
+            "paging_one_per_page"
         ]
     );
     assert!(report.is_success(), "{report}");
@@ -333,9 +340,10 @@ async fn declared_skips_are_held_to() {
     let run = |profile: KitProfile| async move { testkit::run_all(&system(), &profile).await };
     let report = run(KitProfile::ad_like().expect_skips(IN_MEMORY_SKIPS)).await;
     assert!(report.is_success(), "{report}");
-    assert_eq!(report.skipped(), 2);
+    assert_eq!(report.skipped(), 3);
 
-    let report = run(KitProfile::ad_like().expect_skips(["manual_transmits"])).await;
+    let report =
+        run(KitProfile::ad_like().expect_skips(["manual_transmits", "paging_one_per_page"])).await;
     assert_eq!(report.failed(), 1, "{report}");
     let failure = report
         .results
@@ -357,4 +365,206 @@ async fn declared_skips_are_held_to() {
 
     let report = run(KitProfile::ad_like().expect_skips(["no_such_check"])).await;
     assert_eq!(report.failed(), testkit::checks().len(), "{report}");
+}
+
+/// Kit v2: one broken package per new check (a wrapper around the in-memory system with one
+/// bug), each caught by its check; the honest system passes all three.
+mod v2_broken_packages {
+    use super::*;
+    use async_trait::async_trait;
+    use autoprov_connector::{
+        ConnectorError, ConnectorInfo, ErrorKind, Executed, ExportRequest, ExportStream,
+        Fulfillment,
+    };
+    use autoprov_core::{ChangeType, ProvisioningOrder};
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Bug {
+        /// Reports a Modified order of a missing target as done.
+        MissingTargetIsDone,
+        /// A refused rename onto a taken name is reported as done.
+        SwallowsRenameConflicts,
+        /// Replaces the account like a PUT: clears `description` unless the order names it.
+        WipesUnmentioned,
+    }
+
+    #[derive(Debug)]
+    struct Broken(InMemoryConnector, Bug);
+
+    #[async_trait]
+    impl Connector for Broken {
+        fn info(&self) -> &ConnectorInfo {
+            self.0.info()
+        }
+        async fn check(&self) -> Result<(), ConnectorError> {
+            self.0.check().await
+        }
+        async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
+            if order.change_type != ChangeType::Modified {
+                return self.0.fulfill(order).await;
+            }
+            let mut order = order.clone();
+            if self.1 == Bug::WipesUnmentioned
+                && !order.changes.properties.contains_key("description")
+            {
+                order.changes.clear("description");
+            }
+            match self.0.fulfill(&order).await {
+                Err(e)
+                    if (self.1 == Bug::MissingTargetIsDone && e.kind() == ErrorKind::NotFound)
+                        || (self.1 == Bug::SwallowsRenameConflicts
+                            && e.kind() == ErrorKind::AlreadyExists) =>
+                {
+                    let r = order
+                        .resource
+                        .as_ref()
+                        .expect("a Modified order has a target");
+                    Ok(Fulfillment::Executed(
+                        Executed::new(r.id.clone()).with_stable_id(r.stable_id.clone()),
+                    ))
+                }
+                other => other,
+            }
+        }
+        async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
+            self.0.export(request).await
+        }
+    }
+
+    async fn run(bug: Bug, check: &str) -> Result<CheckOutcome, testkit::KitFailure> {
+        let broken = Broken(system(), bug);
+        let result = testkit::check(check)
+            .unwrap()
+            .run(&broken, &KitProfile::ad_like())
+            .await;
+        assert!(broken.0.is_empty(), "the kit cleaned up after {bug:?}");
+        result
+    }
+
+    #[tokio::test]
+    async fn a_modified_order_of_a_missing_target_reported_done_fails() {
+        let e = run(Bug::MissingTargetIsDone, "modified_missing_target_fails")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("reported done"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_swallowed_rename_conflict_fails() {
+        let e = run(Bug::SwallowsRenameConflicts, "rename_onto_taken_name")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("succeeded"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_modified_order_that_wipes_what_it_did_not_mention_fails() {
+        let e = run(Bug::WipesUnmentioned, "modified_keeps_unmentioned")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("did not mention `description`"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_honest_system_passes_the_v2_checks() {
+        for check in [
+            "rename_onto_taken_name",
+            "modified_keeps_unmentioned",
+            "modified_missing_target_fails",
+        ] {
+            let honest = system();
+            let outcome = testkit::check(check)
+                .unwrap()
+                .run(&honest, &KitProfile::ad_like())
+                .await;
+            assert_eq!(outcome, Ok(CheckOutcome::Passed), "{check}");
+        }
+    }
+}
+
+/// Paging: the in-memory system through a second handle passes; a connection that loses a
+/// resource at a page boundary, or repeats one, fails.
+mod paging {
+    use super::*;
+    use async_trait::async_trait;
+    use autoprov_connector::{
+        ConnectorError, ConnectorInfo, ExportItem, ExportRequest, ExportStream, Fulfillment,
+    };
+    use autoprov_core::ProvisioningOrder;
+    use futures::StreamExt as _;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Bug {
+        /// Loses the second resource of the export (an off-by-one at a page boundary).
+        LosesOne,
+        /// Yields the second resource twice.
+        RepeatsOne,
+    }
+
+    #[derive(Debug)]
+    struct Paged(InMemoryConnector, Bug);
+
+    #[async_trait]
+    impl Connector for Paged {
+        fn info(&self) -> &ConnectorInfo {
+            self.0.info()
+        }
+        async fn check(&self) -> Result<(), ConnectorError> {
+            self.0.check().await
+        }
+        async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
+            self.0.fulfill(order).await
+        }
+        async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
+            let bug = self.1;
+            let mut n = 0;
+            let stream = self.0.export(request).await?.flat_map(move |item| {
+                let resource = matches!(item, Ok(ExportItem::Resource(_)));
+                if resource {
+                    n += 1;
+                }
+                let times = match (resource && n == 2, bug) {
+                    (true, Bug::LosesOne) => 0,
+                    (true, Bug::RepeatsOne) => 2,
+                    _ => 1,
+                };
+                futures::stream::iter(std::iter::repeat_n(item, times))
+            });
+            Ok(Box::pin(stream))
+        }
+    }
+
+    fn profile(paged: Arc<dyn Connector>) -> KitProfile {
+        let mut p = KitProfile::ad_like();
+        p.one_per_page = Some(paged);
+        p
+    }
+
+    #[tokio::test]
+    async fn a_second_handle_on_the_same_system_passes() {
+        let s = system();
+        let outcome = testkit::paging_one_per_page(&s, &profile(Arc::new(s.clone()))).await;
+        assert_eq!(outcome, Ok(CheckOutcome::Passed));
+        assert!(s.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_lost_resource_fails() {
+        let s = system();
+        let paged = Arc::new(Paged(s.clone(), Bug::LosesOne));
+        let e = testkit::paging_one_per_page(&s, &profile(paged))
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("lost"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_repeated_resource_fails() {
+        let s = system();
+        let paged = Arc::new(Paged(s.clone(), Bug::RepeatsOne));
+        let e = testkit::paging_one_per_page(&s, &profile(paged))
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("repeated"), "{e}");
+    }
 }

@@ -8,6 +8,7 @@ mod invalid_orders;
 mod memberships;
 mod modified;
 mod preview;
+mod robustness;
 mod special_characters;
 mod stable_id;
 
@@ -25,6 +26,10 @@ pub use modified::{
     rename_keeps_stable_id,
 };
 pub use preview::preview_is_offline_and_shows_no_secret;
+pub use robustness::{
+    modified_keeps_unmentioned, modified_missing_target_fails, paging_one_per_page,
+    rename_onto_taken_name,
+};
 pub use special_characters::special_characters_round_trip;
 pub use stable_id::stale_key_never_touches_another_object;
 
@@ -205,4 +210,8 @@ checks! {
     special_characters_round_trip => "names and values with unicode and every LDAP-special character round-trip exactly",
     manual_transmits => "a manual connection hands orders to a human with a ticket",
     preview_is_offline_and_shows_no_secret => "a preview (when the connector has one) writes nothing, shows no password, and lists refused orders by name",
+    rename_onto_taken_name => "renaming onto a name another object holds fails (AlreadyExists or Conflict) and changes neither",
+    modified_keeps_unmentioned => "a Modified order writes only what it names; the other properties keep their values",
+    modified_missing_target_fails => "a Modified order of a missing target fails with NotFound, never reported done, and creates nothing",
+    paging_one_per_page => "an export with one resource per page holds exactly what the connection's export holds: nothing lost or repeated at a page boundary",
 }
