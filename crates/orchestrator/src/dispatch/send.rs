@@ -4,8 +4,10 @@
 use super::{Core, DispatchError, Outcome, operation_of, value_changes};
 use crate::events::JobEvent;
 use crate::store::{OrderRecord, OrderUpdate};
-use autoprov_connector::{ConnectorError, ErrorKind, Executed, Fulfillment, Operation};
-use autoprov_core::{ProvisioningEvent, ProvisioningOrder};
+use autoprov_connector::{
+    ConnectorError, ErrorKind, Executed, Fulfillment, Operation, RESENT_ARGUMENT,
+};
+use autoprov_core::{ChangeType, ProvisioningEvent, ProvisioningOrder};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -87,9 +89,22 @@ impl Core {
                     attempt: record.dispatch.attempts,
                 });
             }
+            // An Added order sent again after an earlier attempt (outcome unknown, or failed
+            // after the creation or at the password's delivery) tells the connector so: the
+            // target it finds may be its own, with a password nobody received.
+            let resent = (record.order.change_type == ChangeType::Added
+                && record.dispatch.total_attempts > 1)
+                .then(|| {
+                    let mut order = (*record.order).clone();
+                    order
+                        .arguments
+                        .insert(RESENT_ARGUMENT.to_owned(), "true".to_owned());
+                    order
+                });
             let call = tokio::time::timeout(
                 self.policy.call_deadline,
-                lane.connector.fulfill(&record.order),
+                lane.connector
+                    .fulfill(resent.as_ref().unwrap_or(&record.order)),
             )
             .await;
             drop(permit);
