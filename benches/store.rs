@@ -185,7 +185,8 @@ impl SambaJob {
     async fn run(&mut self, store: Arc<dyn Store>) -> Duration {
         self.jobs += 1;
         let now = chrono::Utc::now();
-        let token = format!("{}{}", test_fixtures::token(), self.jobs);
+        // employeeID holds at most 16 characters, sAMAccountName 20.
+        let token = format!("{:04x}{:03}", std::process::id() & 0xffff, self.jobs);
         let people: Vec<autoprov::core::Owner> = demo::people(self.joiners * 2, now)
             .into_iter()
             .filter(|p| {
@@ -198,8 +199,9 @@ impl SambaJob {
             .take(self.joiners)
             .map(|o| {
                 // Logins and employee ids of this job only (sAMAccountName: 20 characters).
-                let login = format!("b{token}{}", o.id.as_str().trim_start_matches('E'));
-                let id = format!("{token}{}", o.id);
+                let n = o.id.as_str().trim_start_matches('E').to_owned();
+                let login = format!("b{token}{n}");
+                let id = format!("{token}{n}");
                 let mut o = o
                     .with("login", login.clone())
                     .with("employeeId", id.clone());
@@ -349,7 +351,7 @@ fn store_job_samba(c: &mut Criterion) {
                     Arc::new(SqliteStore::open(dir.path().join("job.db"), key()).unwrap());
                 let memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
                 let (ts, tm) = rt.block_on(async {
-                    if round % 2 == 0 {
+                    if round.is_multiple_of(2) {
                         let ts = side.run(sqlite).await;
                         (ts, side.run(memory).await)
                     } else {

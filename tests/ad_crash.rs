@@ -79,7 +79,7 @@ const DEPARTMENTS: [&str; 4] = ["Sales", "IT", "Finance", "HR"];
 const STAGES: [&str; 3] = ["joiners", "movers", "leavers"];
 
 fn is_mover(i: usize) -> bool {
-    i % 4 == 0 // 500 of 2,000
+    i.is_multiple_of(4) // 500 of 2,000
 }
 
 fn is_leaver(i: usize) -> bool {
@@ -99,7 +99,7 @@ struct Person {
 fn person(token: &str, i: usize, stage: usize) -> Person {
     let moved = stage >= 1 && is_mover(i);
     let department = DEPARTMENTS[(i + usize::from(moved)) % DEPARTMENTS.len()];
-    let title = match (i % 7 == 0, moved && i % 8 == 0) {
+    let title = match (i.is_multiple_of(7), moved && i.is_multiple_of(8)) {
         (true, _) => "Manager",
         (false, true) => "Senior Specialist",
         (false, false) => "Specialist",
@@ -835,11 +835,10 @@ async fn a_job_killed_20_times_against_samba_converges() {
                 "no kill landed in {step}: {landed:?} (seed {seed})"
             );
         }
-        for stage in 0..STAGES.len() {
+        for (stage, name) in STAGES.iter().enumerate() {
             assert!(
                 landed.iter().any(|l| l.stage == stage),
-                "no kill landed in stage {}: {landed:?} (seed {seed})",
-                STAGES[stage]
+                "no kill landed in stage {name}: {landed:?} (seed {seed})"
             );
         }
 
