@@ -241,6 +241,13 @@ impl BadgeConnector {
                 .clone()
                 .unwrap_or_else(|| StableId::new(r.id.as_str()))
         });
+        // The holder the order's key names, when it is not the target: a stale key. It is never
+        // touched; the outcome names it.
+        let other_at_key = order
+            .resource
+            .as_ref()
+            .map(|r| StableId::new(r.id.as_str()))
+            .filter(|k| Some(k) != target.as_ref() && site.holders.contains_key(k));
         match order.change_type {
             ChangeType::Added => {
                 let (Some(name), Some(badge)) = (&wanted.name, &wanted.badge) else {
@@ -292,13 +299,15 @@ impl BadgeConnector {
                 self.update(&mut site, &id, &wanted, true)
             }
             ChangeType::Modified => {
-                let Some(id) = target.filter(|id| site.holders.contains_key(id)) else {
-                    return Err(ConnectorError::new(
-                        ErrorKind::NotFound,
-                        operation,
-                        "no such holder",
-                    )
-                    .for_order(order));
+                let Some(id) = target.clone().filter(|id| site.holders.contains_key(id)) else {
+                    let message = match (&target, &other_at_key) {
+                        (Some(id), Some(other)) => format!(
+                            "no such holder {id}; its key names holder {other}, left untouched"
+                        ),
+                        _ => "no such holder".to_owned(),
+                    };
+                    return Err(ConnectorError::new(ErrorKind::NotFound, operation, message)
+                        .for_order(order));
                 };
                 for (value, get) in [
                     (
@@ -327,8 +336,15 @@ impl BadgeConnector {
                     .map(|r| r.id.clone())
                     .unwrap_or_else(|| ResourceId::new(""));
                 let mut done = Executed::new(key);
-                let Some(id) = target.filter(|id| site.holders.contains_key(id)) else {
-                    return Ok(done); // deleting a missing holder succeeds
+                let Some(id) = target.clone().filter(|id| site.holders.contains_key(id)) else {
+                    // Deleting a missing holder succeeds; one the key names is left alone.
+                    if let (Some(id), Some(other)) = (&target, &other_at_key) {
+                        done = done.with_note(format!(
+                            "nothing deleted: holder {id} is gone; its key names holder {other}, \
+                             left untouched"
+                        ));
+                    }
+                    return Ok(done);
                 };
                 site.holders.remove(&id);
                 site.version += 1;

@@ -4,7 +4,8 @@
 # 1. checks formatting and lints;
 # 2. installs (Debian's samba packages, if missing) and starts the throwaway Samba domain
 #    controller that the AD tests use, and exports its connection settings;
-#    and likewise the throwaway PostgreSQL that the PostgreSQL store tests use;
+#    and likewise the throwaway PostgreSQL that the PostgreSQL store tests use, and the SMTP
+#    sink (aiosmtpd from PyPI, in a virtualenv) that the password-notification tests read;
 # 3. runs every test of the workspace and builds the docs;
 # 4. stops the domain controller and PostgreSQL again if (and only if) this run started them.
 set -euo pipefail
@@ -15,6 +16,7 @@ step() { printf '\n==> %s\n' "$*"; }
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 AD_STATE_DIR="${AUTOPROV_AD_STATE_DIR:-/var/tmp/autoprov-ad}"
 PG_STATE_DIR="${AUTOPROV_PG_STATE_DIR:-/var/tmp/autoprov-pg}"
+SMTP_STATE_DIR="${AUTOPROV_SMTP_STATE_DIR:-/var/tmp/autoprov-smtp}"
 
 step "format check"
 cargo fmt --all -- --check
@@ -28,7 +30,11 @@ if ! bash scripts/ad-test-server.sh status >/dev/null 2>&1; then
     started_here=1
 fi
 pg_started_here=0
+smtp_started_here=0
 cleanup() {
+    if [ "$smtp_started_here" = 1 ]; then
+        bash scripts/smtp-test-server.sh stop || true
+    fi
     if [ "$started_here" = 1 ]; then
         bash scripts/ad-test-server.sh stop || true
     fi
@@ -48,6 +54,14 @@ fi
 bash scripts/pg-test-server.sh start >/dev/null
 # shellcheck disable=SC1091
 source "$PG_STATE_DIR/env"
+
+step "SMTP test server (aiosmtpd sink on loopback, from PyPI)"
+if ! bash scripts/smtp-test-server.sh status >/dev/null 2>&1; then
+    smtp_started_here=1
+fi
+bash scripts/smtp-test-server.sh start >/dev/null
+# shellcheck disable=SC1091
+source "$SMTP_STATE_DIR/env"
 
 step "workspace tests (real-AD suite included)"
 cargo test --workspace --features ad --no-fail-fast

@@ -28,11 +28,11 @@
 
 use async_trait::async_trait;
 use autoprov::core::{
-    ChangeType, Owner, ProvisioningEvent, ProvisioningOrder, ProvisioningState, ResourceId,
-    ResourceType, ScalarValue, Secret, Thresholds,
+    ChangeType, Owner, ProvisioningEvent, ProvisioningState, ResourceType, ScalarValue, Secret,
+    Thresholds,
 };
 use autoprov::orchestrator::Planner;
-use autoprov::orchestrator::delivery::{DeliveryError, PasswordDelivery};
+use autoprov::orchestrator::delivery::{DeliveryError, PasswordDelivery, PasswordNotice};
 use autoprov::orchestrator::dispatch::DispatchPolicy;
 use autoprov::orchestrator::events::{EventSink, JobEvent};
 use autoprov::orchestrator::job::{JobOptions, ProvisioningJob};
@@ -234,10 +234,10 @@ struct Mail {
 impl PasswordDelivery for Mail {
     async fn deliver(
         &self,
-        order: &ProvisioningOrder,
-        target: &ResourceId,
+        notice: &PasswordNotice<'_>,
         password: &Secret,
     ) -> Result<(), DeliveryError> {
+        let (order, target) = (notice.order, notice.target);
         let owner = order
             .owner_id()
             .ok_or_else(|| DeliveryError::new(format!("order {} has no owner", order.order_id)))?;

@@ -438,25 +438,78 @@ impl Inner {
         }
     }
 
-    /// Reads an entry by stable id (`<GUID=...>`), then by DN.
+    /// The target of a Modified or Deleted order. An order that carries a stable id is found
+    /// by it alone (`<GUID=...>` on each domain): when no object has it, the key is read only
+    /// to say whether another object holds it now, and that object is never the target. An
+    /// order without a stable id is found by its key.
     pub(crate) async fn locate(
         &self,
         stable_id: Option<&str>,
         dn: &str,
         attrs: &[String],
+        op: Operation,
+    ) -> Result<Located, ConnectorError> {
+        if let Some(stable) = stable_id {
+            let Some(bytes) = crate::guid::guid_from_str(stable) else {
+                return Err(ConnectorError::invalid_order(
+                    op,
+                    format!(
+                        "the target's stable id `{stable}` is not an objectGUID \
+                         (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
+                    ),
+                )
+                .with_target(dn));
+            };
+            // The canonical text (lower case, no braces), as the directory's GUIDs read back.
+            let stable = crate::guid::guid_to_string(&bytes).unwrap_or_default();
+            if let Some((i, entry)) = self.read_by_guid(&stable, attrs, dn).await? {
+                return Ok(Located::Found(i, entry));
+            }
+            let holder = match self.read_by_dn(dn, &["objectGUID".to_owned()]).await {
+                Ok(Some((_, entry))) => entry.guid(),
+                // The key is only looked at to report: an unreadable one reports nothing.
+                Ok(None) | Err(_) => None,
+            };
+            return Ok(match holder {
+                Some(other) if other != stable => Located::HeldByAnother {
+                    stable_id: stable,
+                    holder: other,
+                },
+                _ => Located::Missing,
+            });
+        }
+        Ok(match self.read_by_dn(dn, attrs).await? {
+            Some((i, entry)) => Located::Found(i, entry),
+            None => Located::Missing,
+        })
+    }
+
+    /// Reads an entry by its objectGUID, on each domain in turn.
+    pub(crate) async fn read_by_guid(
+        &self,
+        guid: &str,
+        attrs: &[String],
+        context: &str,
     ) -> Result<Option<(usize, Entry)>, ConnectorError> {
-        if let Some(guid) = stable_id.filter(|g| crate::guid::guid_from_str(g).is_some()) {
-            let guid_dn = format!("<GUID={guid}>");
-            for (i, server) in self.servers.iter().enumerate() {
-                match server.read(&guid_dn, attrs, &[]).await {
-                    Ok(Some(entry)) => return Ok(Some((i, entry))),
-                    Ok(None) => {}
-                    // A GUID of another domain: the server answers with a referral.
-                    Err(LdapFailure::Result { rc: 10, .. }) => {}
-                    Err(f) => return Err(f.into_error(Operation::Read, dn)),
-                }
+        let guid_dn = guid_dn(guid);
+        for (i, server) in self.servers.iter().enumerate() {
+            match server.read(&guid_dn, attrs, &[]).await {
+                Ok(Some(entry)) => return Ok(Some((i, entry))),
+                Ok(None) => {}
+                // A GUID of another domain: the server answers with a referral.
+                Err(LdapFailure::Result { rc: 10, .. }) => {}
+                Err(f) => return Err(f.into_error(Operation::Read, context)),
             }
         }
+        Ok(None)
+    }
+
+    /// Reads an entry by DN, on the domain that holds it.
+    async fn read_by_dn(
+        &self,
+        dn: &str,
+        attrs: &[String],
+    ) -> Result<Option<(usize, Entry)>, ConnectorError> {
         let parsed = Dn::parse(dn).map_err(|e| {
             ConnectorError::invalid_order(Operation::Read, format!("the target's key: {e}"))
         })?;
@@ -472,6 +525,28 @@ impl Inner {
             Err(f) => Err(f.into_error(Operation::Read, dn)),
         }
     }
+}
+
+/// Where the target of a Modified or Deleted order is.
+pub(crate) enum Located {
+    /// Found (on the server of that index).
+    Found(usize, Entry),
+    /// Neither its stable id nor (without one) its key names an object.
+    Missing,
+    /// No object has the order's stable id, and its key names another object.
+    HeldByAnother {
+        /// The order's stable id.
+        stable_id: String,
+        /// The objectGUID of the object that holds the key.
+        holder: String,
+    },
+}
+
+/// The extended DN that addresses an entry by objectGUID: `<GUID=...>`. Active Directory (and
+/// Samba) accept it as the object of a modify, a delete and a modify-DN (Samba needs an
+/// explicit new superior for the latter), and as a `member` value.
+pub(crate) fn guid_dn(guid: &str) -> String {
+    format!("<GUID={guid}>")
 }
 
 /// The names of an RFC 4512 attribute type definition: `( 1.2.3 NAME 'cn' ... )` or

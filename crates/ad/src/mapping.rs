@@ -18,6 +18,20 @@
 //! Permissive modify is on everywhere. Property names map to LDAP attributes through
 //! `Attributes` (identity for any property not listed).
 //!
+//! **An allow-list.** An order writes only the properties its mapping declares (the schema
+//! below: `Properties`, `Attributes`, `References`, the RDN and required properties, `Kinds`)
+//! and those the package manages itself (parent, `enabled`, password, must-change,
+//! membership); names are compared without case, as LDAP does. Anything else is refused
+//! before any write with a permanent `InvalidOrder` naming the order and the property:
+//! an undeclared property, an attribute option (`userCertificate;binary`,
+//! `member;range=0-1`), a name that is no attribute name (`cn=x,dc=…`, spaces, NUL), a
+//! protected or directory-maintained attribute, and a **sensitive** attribute
+//! ([`SENSITIVE_ATTRIBUTES`]: `member`, `userAccountControl`, `servicePrincipalName`,
+//! `msDS-KeyCredentialLink`, `msDS-AllowedToActOnBehalfOfOtherIdentity`,
+//! `nTSecurityDescriptor`, `primaryGroupID`, `adminCount`, `sIDHistory`, …) unless the mapping
+//! names that property explicitly in `Properties` or `Attributes` (the per-mapping opt-in;
+//! `Kinds` only types exports and opts nothing in).
+//!
 //! Each mapping declares its entity type's schema ([`EntityMapping::schema`], one
 //! [`EntitySchema`] per type; [`AdConnector`](crate::AdConnector) returns them all from
 //! `Connector::schema`): the properties it names — RDN, required, parent, `enabled`, the
@@ -41,6 +55,24 @@ pub(crate) const PROTECTED: &[&str] = &[
     "name",
 ];
 
+/// Attributes an order may write only when its mapping names the property explicitly in
+/// [`EntityMapping::properties`] or [`EntityMapping::attributes`] (lower case): they grant
+/// rights, change group membership behind the membership rules, or take over an account.
+/// `userAccountControl` is written by the package itself from the enabled property.
+pub const SENSITIVE_ATTRIBUTES: &[&str] = &[
+    "member",
+    "useraccountcontrol",
+    "serviceprincipalname",
+    "msds-keycredentiallink",
+    "msds-allowedtoactonbehalfofotheridentity",
+    "msds-allowedtodelegateto",
+    "altsecurityidentities",
+    "ntsecuritydescriptor",
+    "primarygroupid",
+    "admincount",
+    "sidhistory",
+];
+
 /// Attributes the directory maintains itself (lower case): exported, never written.
 const SYSTEM_MAINTAINED: &[&str] = &[
     "usnchanged",
@@ -51,7 +83,9 @@ const SYSTEM_MAINTAINED: &[&str] = &[
     "whencreated",
 ];
 
-/// How an initial password is generated when the order carries none.
+/// How the AD package generates an initial password when the order carries none: the fallback
+/// for resource types without `PasswordResetSettings` (with them, the dispatcher generates the
+/// password and passes it in the order).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields, default)]
 pub struct PasswordPolicy {
@@ -65,6 +99,19 @@ pub struct PasswordPolicy {
     pub digits: usize,
     /// Minimum count of symbols.
     pub symbols: usize,
+}
+
+impl PasswordPolicy {
+    /// The rule of the codebase's one generator ([`autoprov_core::password::generate`]).
+    pub fn rule(&self) -> autoprov_core::password::GeneratorRule {
+        autoprov_core::password::GeneratorRule {
+            length: self.length,
+            lower: self.lower,
+            upper: self.upper,
+            digits: self.digits,
+            symbols: self.symbols,
+        }
+    }
 }
 
 impl Default for PasswordPolicy {
@@ -183,6 +230,66 @@ pub struct EntityMapping {
     /// The typing of exported values by property (default: text).
     #[serde(default)]
     pub kinds: BTreeMap<String, ValueType>,
+    /// The allow-list: properties orders may write beyond those the other fields name, each
+    /// with its declared type and flags (`Writable: false` declares it export-only). Naming a
+    /// sensitive attribute ([`SENSITIVE_ATTRIBUTES`]) here is the explicit opt-in that lets
+    /// orders write it. The defaults declare the usual person and group attributes
+    /// ([`EntityMapping::user`]).
+    #[serde(default)]
+    pub properties: BTreeMap<String, PropertySchema>,
+}
+
+/// Why an order may not write a property ([`EntityMapping::writable_attribute`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum WriteRefusal {
+    /// `name;option`.
+    AttributeOption,
+    /// Not an attribute name at all (`cn=x,dc=y`, spaces, NUL).
+    NotAnAttributeName,
+    /// `objectClass`, `unicodePwd`, `memberOf`, ... (the attribute).
+    Protected(String),
+    /// `uSNChanged`, `whenChanged`, ... (the attribute).
+    SystemMaintained(String),
+    /// A sensitive attribute the mapping does not name explicitly (the attribute).
+    Sensitive(String),
+    /// The mapping does not declare the property.
+    Undeclared,
+    /// Declared export-only (`Writable: false`).
+    ReadOnly,
+}
+
+impl WriteRefusal {
+    /// The reason, for an error that names the property.
+    pub(crate) fn describe(&self, property: &str, entity_type: &str) -> String {
+        // Shown escaped: a name may hold a NUL or a line break.
+        let property = property.escape_debug();
+        match self {
+            Self::AttributeOption => {
+                format!("property `{property}` has an attribute option (`name;option`): refused")
+            }
+            Self::NotAnAttributeName => {
+                format!("property `{property}` is not a valid LDAP attribute name")
+            }
+            Self::Protected(a) => {
+                format!("property `{property}` (LDAP `{a}`) cannot be written by an order")
+            }
+            Self::SystemMaintained(a) => format!(
+                "property `{property}` (LDAP `{a}`) is maintained by the directory: read-only"
+            ),
+            Self::Sensitive(a) => format!(
+                "property `{property}` writes the sensitive attribute `{a}`: refused unless the \
+                 `{entity_type}` mapping names it explicitly (Properties or Attributes)"
+            ),
+            Self::Undeclared => format!(
+                "property `{property}` is not declared by the `{entity_type}` mapping (its \
+                 allow-list: Properties, Attributes, References, RdnProperties, \
+                 RequiredProperties)"
+            ),
+            Self::ReadOnly => format!(
+                "property `{property}` is declared read-only by the `{entity_type}` mapping"
+            ),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -201,6 +308,16 @@ fn kinds(own: &[(&str, ValueType)]) -> BTreeMap<String, ValueType> {
         .iter()
         .chain(own)
         .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect()
+}
+
+/// A `Properties` map of the default mappings: text properties and typed ones.
+fn declared(texts: &[&str], typed: &[(&str, ValueType)]) -> BTreeMap<String, PropertySchema> {
+    texts
+        .iter()
+        .map(|t| (*t, ValueType::String))
+        .chain(typed.iter().copied())
+        .map(|(name, kind)| (name.to_owned(), PropertySchema::new(kind)))
         .collect()
 }
 
@@ -238,6 +355,7 @@ impl EntityMapping {
             references: BTreeSet::new(),
             export_attributes: default_export_attributes(),
             kinds: BTreeMap::new(),
+            properties: BTreeMap::new(),
         }
     }
 
@@ -264,6 +382,35 @@ impl EntityMapping {
             ("primaryGroupID", ValueType::Integer),
             ("objectSid", ValueType::Binary),
         ]);
+        m.properties = declared(
+            &[
+                "description",
+                "displayName",
+                "givenName",
+                "sn",
+                "initials",
+                "mail",
+                "userPrincipalName",
+                "title",
+                "department",
+                "company",
+                "division",
+                "employeeID",
+                "employeeNumber",
+                "employeeType",
+                "telephoneNumber",
+                "mobile",
+                "physicalDeliveryOfficeName",
+                "streetAddress",
+                "l",
+                "st",
+                "postalCode",
+                "c",
+                "co",
+                "info",
+            ],
+            &[("accountExpires", ValueType::Integer)],
+        );
         m
     }
 
@@ -283,6 +430,7 @@ impl EntityMapping {
             ("groupType", ValueType::Integer),
             ("objectSid", ValueType::Binary),
         ]);
+        m.properties = declared(&["description", "displayName", "mail", "info"], &[]);
         m
     }
 
@@ -297,6 +445,10 @@ impl EntityMapping {
         m.tree_delete = true;
         m.references = ["managedBy".to_owned()].into();
         m.kinds = kinds(&[]);
+        m.properties = declared(
+            &["description", "l", "st", "street", "postalCode", "c", "co"],
+            &[],
+        );
         m
     }
 
@@ -346,6 +498,89 @@ impl EntityMapping {
         self.kinds.get(property).copied().unwrap_or_default()
     }
 
+    /// Every property name the mapping declares, the managed ones (parent, enabled, password,
+    /// must-change, membership) included.
+    fn declared_names(&self) -> impl Iterator<Item = &str> {
+        let managed = [
+            Some(self.parent_property.as_str()),
+            self.enabled_property.as_deref(),
+            self.password.as_ref().map(|p| p.property.as_str()),
+            self.password
+                .as_ref()
+                .map(|p| p.must_change_property.as_str()),
+            self.membership.as_ref().map(|m| m.property.as_str()),
+        ];
+        self.rdn_properties
+            .iter()
+            .chain(&self.required_properties)
+            .chain(self.attributes.keys())
+            .chain(&self.references)
+            .chain(self.kinds.keys())
+            .chain(self.properties.keys())
+            .map(String::as_str)
+            .chain(managed.into_iter().flatten())
+    }
+
+    /// The declared name of a property, compared without case (as LDAP compares attribute
+    /// names).
+    pub(crate) fn declared_name(&self, property: &str) -> Option<&str> {
+        self.declared_names().find(|n| *n == property).or_else(|| {
+            self.declared_names()
+                .find(|n| n.eq_ignore_ascii_case(property))
+        })
+    }
+
+    /// Whether the mapping names a property explicitly in `Properties` or `Attributes` (the
+    /// opt-in for sensitive attributes).
+    fn names_explicitly(&self, declared: &str) -> bool {
+        self.properties
+            .keys()
+            .chain(self.attributes.keys())
+            .any(|n| n.eq_ignore_ascii_case(declared))
+    }
+
+    /// Whether an order may write `property` as a plain attribute, and which attribute (with
+    /// the property's declared name). Not for the managed properties (parent, enabled,
+    /// password, must-change, membership), which the package writes itself.
+    pub(crate) fn writable_attribute<'a>(
+        &'a self,
+        property: &'a str,
+    ) -> Result<(&'a str, &'a str), WriteRefusal> {
+        if property.contains(';') {
+            return Err(WriteRefusal::AttributeOption);
+        }
+        if !is_attr_name(property) {
+            return Err(WriteRefusal::NotAnAttributeName);
+        }
+        let declared = self.declared_name(property);
+        let attribute = self.attribute_of(declared.unwrap_or(property));
+        if attribute.contains(';') {
+            return Err(WriteRefusal::AttributeOption);
+        }
+        let lower = attribute.to_ascii_lowercase();
+        if PROTECTED.contains(&lower.as_str()) {
+            return Err(WriteRefusal::Protected(attribute.to_owned()));
+        }
+        if SYSTEM_MAINTAINED.contains(&lower.as_str()) {
+            return Err(WriteRefusal::SystemMaintained(attribute.to_owned()));
+        }
+        let explicit = declared.is_some_and(|d| self.names_explicitly(d));
+        if SENSITIVE_ATTRIBUTES.contains(&lower.as_str()) && !explicit {
+            return Err(WriteRefusal::Sensitive(attribute.to_owned()));
+        }
+        let Some(declared) = declared else {
+            return Err(WriteRefusal::Undeclared);
+        };
+        if self
+            .properties
+            .iter()
+            .any(|(n, p)| n.eq_ignore_ascii_case(declared) && !p.writable)
+        {
+            return Err(WriteRefusal::ReadOnly);
+        }
+        Ok((declared, attribute))
+    }
+
     /// The declared schema of `entity_type` under this mapping: every property the mapping
     /// names, with its type (from `Kinds`, `References` and the built-in roles) and flags.
     /// `sAMAccountName` is a key (unique in a domain); protected and directory-maintained
@@ -359,10 +594,13 @@ impl EntityMapping {
                 self.kind_of(name)
             };
             let attribute = self.attribute_of(name).to_ascii_lowercase();
-            let mut p = PropertySchema::new(kind);
-            p.writable = !PROTECTED.contains(&attribute.as_str())
-                && !SYSTEM_MAINTAINED.contains(&attribute.as_str());
-            p.key = attribute == "samaccountname";
+            let mut p = self
+                .properties
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| PropertySchema::new(kind));
+            p.writable = self.writable_attribute(name).is_ok();
+            p.key = p.key || attribute == "samaccountname";
             p
         };
         let names = self
@@ -371,7 +609,8 @@ impl EntityMapping {
             .chain(&self.required_properties)
             .chain(self.attributes.keys())
             .chain(&self.references)
-            .chain(self.kinds.keys());
+            .chain(self.kinds.keys())
+            .chain(self.properties.keys());
         for name in names {
             properties.insert(name.clone(), typed(name));
         }
@@ -457,7 +696,21 @@ impl EntityMapping {
             if !is_attr_name(attribute) {
                 return Err(err(
                     &format!("Attributes.{property}"),
-                    "expected an LDAP attribute name",
+                    "expected an LDAP attribute name, without options (`name;option`)",
+                ));
+            }
+        }
+        let names = self
+            .properties
+            .keys()
+            .map(|p| (p, "Properties"))
+            .chain(self.attributes.keys().map(|p| (p, "Attributes")));
+        for (property, field) in names {
+            if !is_attr_name(property) {
+                return Err(err(
+                    &format!("{field}.{property}"),
+                    "expected a property name made of letters, digits, `-` and `.`, without \
+                     options (`name;option`)",
                 ));
             }
         }
@@ -471,12 +724,13 @@ impl EntityMapping {
     }
 }
 
-/// Whether a name is a plausible attribute name or OID (`sAMAccountName`, `1.2.3`).
+/// Whether a name is a plausible attribute name or OID (`sAMAccountName`, `1.2.3`), without
+/// options (`name;option` is not one).
 pub(crate) fn is_attr_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ';')
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 /// The default mapping: `user`, `group` and `organizationalUnit`.
@@ -563,5 +817,39 @@ mod tests {
         assert!(ou.property(schema::PARENT).unwrap().required);
         assert!(ou.property(schema::PASSWORD).is_none());
         assert_eq!(ou.keys().count(), 0);
+    }
+
+    /// The opt-in as configuration writes it (the README's example): `Properties` takes the
+    /// declared-schema type, and naming a sensitive attribute there makes it writable.
+    #[test]
+    fn properties_are_read_from_json_and_opt_in_sensitive_attributes() {
+        let m: EntityMapping = serde_json::from_str(
+            r#"{"ObjectClasses": ["user"], "Filter": "(&(objectClass=user)(servicePrincipalName=*))",
+                "RdnAttribute": "CN", "RdnProperties": ["cn"],
+                "Properties": {"servicePrincipalName": {"Kind": "String"},
+                               "employeeID": {"Kind": "String", "Writable": false}}}"#,
+        )
+        .unwrap();
+        m.validate("EntityTypes.serviceAccount").unwrap();
+        assert!(m.writable_attribute("servicePrincipalName").is_ok());
+        assert!(m.writable_attribute("serviceprincipalname").is_ok());
+        assert_eq!(
+            m.writable_attribute("employeeID"),
+            Err(WriteRefusal::ReadOnly)
+        );
+        assert_eq!(
+            m.writable_attribute("nTSecurityDescriptor"),
+            Err(WriteRefusal::Sensitive("nTSecurityDescriptor".into()))
+        );
+        assert_eq!(m.writable_attribute("mail"), Err(WriteRefusal::Undeclared));
+        let schema = m.schema("serviceAccount");
+        assert!(schema.property("servicePrincipalName").unwrap().writable);
+        assert!(!schema.property("employeeID").unwrap().writable);
+        let e = serde_json::from_str::<EntityMapping>(
+            r#"{"ObjectClasses": ["user"], "Filter": "(objectClass=user)", "RdnAttribute": "CN",
+                "RdnProperties": ["cn"], "Properties": {"x": {"Kind": "String", "Writeable": true}}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("Writeable"), "{e}");
     }
 }

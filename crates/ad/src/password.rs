@@ -3,12 +3,6 @@
 use crate::mapping::PasswordPolicy;
 use autoprov_core::Secret;
 use rand::Rng;
-use rand::seq::SliceRandom;
-
-const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
-const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
-const DIGITS: &[u8] = b"23456789";
-const SYMBOLS: &[u8] = b"!#%+-.:=?@_";
 
 /// The value AD expects in `unicodePwd`: the password in double quotes, encoded as UTF-16LE.
 ///
@@ -39,8 +33,13 @@ pub(crate) fn unicode_pwd_of(
     Ok(unicode_pwd(clear))
 }
 
-/// Generates a password with at least the policy's counts of each class, filled up to its length
-/// from all classes, shuffled. Look-alike characters (`l`, `I`, `O`, `0`, `1`) are left out.
+/// Generates a password by the mapping's fallback policy, through the codebase's one
+/// generator ([`autoprov_core::password::generate`]): at least the policy's counts of each
+/// class, filled up to its length (or the sum of the counts, when larger), shuffled.
+///
+/// The AD package uses it only as a fallback: when the resource type has
+/// `PasswordResetSettings`, the dispatcher generates the password by them and passes it in
+/// the order, so the package finds a password there and generates none.
 ///
 /// ```
 /// use autoprov_ad::mapping::PasswordPolicy;
@@ -48,28 +47,13 @@ pub(crate) fn unicode_pwd_of(
 /// assert_eq!(p.expose().unwrap().chars().count(), 16);
 /// ```
 pub fn generate(policy: &PasswordPolicy, rng: &mut impl Rng) -> Secret {
-    let mut chars: Vec<u8> = Vec::with_capacity(policy.length);
-    for (count, set) in [
-        (policy.lower, LOWER),
-        (policy.upper, UPPER),
-        (policy.digits, DIGITS),
-        (policy.symbols, SYMBOLS),
-    ] {
-        for _ in 0..count {
-            chars.push(set[rng.gen_range(0..set.len())]);
-        }
-    }
-    let all: Vec<u8> = [LOWER, UPPER, DIGITS, SYMBOLS].concat();
-    while chars.len() < policy.length {
-        chars.push(all[rng.gen_range(0..all.len())]);
-    }
-    chars.shuffle(rng);
-    Secret::new(String::from_utf8(chars).unwrap_or_default())
+    autoprov_core::password::generate(&policy.rule(), rng)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use autoprov_core::password::{DIGITS, LOWER, SYMBOLS, UPPER};
     use rand::SeedableRng;
 
     #[test]
@@ -86,7 +70,7 @@ mod tests {
             let p = generate(&policy, &mut rng);
             let p = p.expose().unwrap();
             assert_eq!(p.len(), 12);
-            let count = |set: &[u8]| p.bytes().filter(|b| set.contains(b)).count();
+            let count = |set: &str| p.chars().filter(|c| set.contains(*c)).count();
             assert!(count(LOWER) >= 2, "{p}");
             assert!(count(UPPER) >= 3, "{p}");
             assert!(count(DIGITS) >= 4, "{p}");

@@ -504,3 +504,39 @@ pub async fn refuse(conn: &impl Connector, order: &ProvisioningOrder) -> Connect
 pub async fn usn(admin: &Admin, dn: &str) -> i64 {
     admin.values(dn, "uSNChanged").await[0].parse().unwrap()
 }
+
+/// Every entry of a subtree with all its user attributes and `whenChanged` / `uSNChanged`, as
+/// OpenLDAP's `ldapsearch` prints it (LDIF, unwrapped, sorted by entry): a snapshot to compare
+/// before and after, read without any of the package's code.
+pub fn ldapsearch_snapshot(env: &AdEnv, base: &str) -> String {
+    let out = env.ldap_tool(
+        "ldapsearch",
+        &[
+            "-LLL",
+            "-o",
+            "ldif-wrap=no",
+            "-b",
+            base,
+            "-s",
+            "sub",
+            "(objectClass=*)",
+            "*",
+            "whenChanged",
+            "uSNChanged",
+            "memberOf",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "ldapsearch -b {base}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut entries: Vec<String> = text
+        .split("\n\n")
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    entries.sort();
+    entries.join("\n\n")
+}

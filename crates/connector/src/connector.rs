@@ -112,6 +112,12 @@ pub struct Executed {
     /// masked in `Debug`.
     #[serde(skip)]
     pub initial_password: Option<Secret>,
+    /// Why the connector wrote nothing on purpose, when that is not plain idempotence: e.g. a
+    /// Deleted order whose stable id no longer exists while its key now names another object
+    /// ("done, nothing written, the key is held by another object"). For the operator's eyes
+    /// (logs, the order's history); never carries a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Executed {
@@ -123,7 +129,14 @@ impl Executed {
             changed: BTreeSet::new(),
             adopted: false,
             initial_password: None,
+            note: None,
         }
+    }
+
+    /// Attaches a note for the operator (see [`Executed::note`]).
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
     }
 
     /// Hands back the initial password the connector generated and set.
@@ -322,8 +335,13 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     ///   keeps its stable id. (kit: `membership_add_twice_remove_absent`,
     ///   `rename_keeps_stable_id`, `move_keeps_stable_id`, `disable_enable`)
     /// - A Deleted order of a missing target succeeds. (kit: `idempotent_delete`)
-    /// - Modified and Deleted orders find the target by `order.resource`'s stable id first,
-    ///   then by its key. (kit: `special_characters_round_trip` sends the key alone)
+    /// - Modified and Deleted orders that carry a stable id (`order.resource.stable_id`) act
+    ///   on the object with that id only, wherever it is now; their key is never followed to
+    ///   another object. When no object has the id and the key names another object, a
+    ///   Deleted order succeeds writing nothing and says so in [`Executed::note`], and a
+    ///   Modified order fails `NotFound` naming both stable ids. Orders without a stable id
+    ///   find their target by key. (kit: `stale_key_never_touches_another_object`;
+    ///   `special_characters_round_trip` sends the key alone)
     /// - An order the connector cannot apply as given (missing required attribute, unknown
     ///   property, a reference to a missing object, a value of the wrong kind) MUST fail with
     ///   a permanent `InvalidOrder` error and MUST NOT write anything. (kit:

@@ -47,6 +47,11 @@ pub const ENABLED: &str = "enabled";
 pub const PASSWORD: &str = "password";
 /// Boolean scalar: the user must change the password at first logon.
 pub const MUST_CHANGE_PASSWORD: &str = "mustChangePassword";
+/// Order argument (value `true`) the dispatcher sets when the resource type's password
+/// settings (`PasswordResetSettings`) say no password is generated (`Mode` 0, or
+/// `AutoGenerate` off) and the order carries none: a connector that would otherwise generate
+/// one itself (the AD package's per-mapping fallback) must not.
+pub const NO_GENERATED_PASSWORD: &str = "autoprov.noGeneratedPassword";
 /// The key of a reference that holds a target's name (its DN for directories; the resource id
 /// of its export).
 pub const DN_KEY: &str = "dn";

@@ -5,6 +5,7 @@ pub mod config;
 pub mod ids;
 pub mod model;
 pub mod order;
+pub mod password;
 pub mod results_csv;
 pub mod secret;
 pub mod states;
@@ -28,6 +29,7 @@ pub use order::{
     ProvisioningOrder, ProvisioningOrdersList, ProvisioningResult, ProvisioningResultsList,
     ResourceKeys, ResourceTypeRef,
 };
+pub use password::{PasswordMode, PasswordResetSettings};
 pub use results_csv::ResultsCsvError;
 pub use secret::{RedactedSecret, SECRET_MASK, Secret};
 pub use states::{
@@ -35,6 +37,6 @@ pub use states::{
 };
 pub use value::{PropertyValue, Reference, ScalarValue};
 pub use workflow::{
-    ApprovalWorkflowType, AssignmentRequest, RequestError, RequestKind, RequestState,
-    RequestedAssignment,
+    ApprovalWorkflowType, AssignmentRequest, ImplicitApproval, RequestError, RequestKind,
+    RequestState, RequestedAssignment, StepApproval,
 };

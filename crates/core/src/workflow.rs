@@ -9,9 +9,19 @@ use crate::value::{Reference, ScalarValue};
 use serde::{Deserialize, Serialize};
 
 /// How many approval steps a manual request needs (`ApprovalWorkflowType`).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+///
+/// Read from its name or from the reference system's numeric code: `0` None, `1` One, `2` Two,
+/// `3` Three, `4` ManualAssignmentNotAllowed.
+///
+/// ```
+/// use autoprov_core::ApprovalWorkflowType;
+/// let t: ApprovalWorkflowType = serde_json::from_str("2").unwrap();
+/// assert_eq!(t, ApprovalWorkflowType::Two);
+/// let t: ApprovalWorkflowType = serde_json::from_str("\"ManualAssignmentNotAllowed\"").unwrap();
+/// assert_eq!(t.code(), 4);
+/// assert!(serde_json::from_str::<ApprovalWorkflowType>("5").is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum ApprovalWorkflowType {
     /// No approval: the request is approved when submitted.
     #[default]
@@ -22,17 +32,43 @@ pub enum ApprovalWorkflowType {
     Two,
     /// Three approvals, in order.
     Three,
+    /// Manual requests of this type are refused: only rules assign it.
+    ManualAssignmentNotAllowed,
 }
 
 impl ApprovalWorkflowType {
-    /// The number of steps.
+    const NAMES: [&'static str; 5] = ["None", "One", "Two", "Three", "ManualAssignmentNotAllowed"];
+
+    /// The number of steps (0 for a type that allows no manual request).
     pub fn steps(self) -> u8 {
+        match self {
+            Self::None | Self::ManualAssignmentNotAllowed => 0,
+            Self::One => 1,
+            Self::Two => 2,
+            Self::Three => 3,
+        }
+    }
+
+    /// The reference system's numeric code.
+    pub fn code(self) -> u8 {
         match self {
             Self::None => 0,
             Self::One => 1,
             Self::Two => 2,
             Self::Three => 3,
+            Self::ManualAssignmentNotAllowed => 4,
         }
+    }
+
+    fn from_code(code: u64) -> Option<Self> {
+        Some(match code {
+            0 => Self::None,
+            1 => Self::One,
+            2 => Self::Two,
+            3 => Self::Three,
+            4 => Self::ManualAssignmentNotAllowed,
+            _ => return None,
+        })
     }
 
     /// The workflow state that waits for `step` (1-based).
@@ -44,9 +80,92 @@ impl ApprovalWorkflowType {
             (Self::Three, 1) => WorkflowState::PendingApproval1Of3,
             (Self::Three, 2) => WorkflowState::PendingApproval2Of3,
             (Self::Three, _) => WorkflowState::PendingApproval3Of3,
-            (Self::None, _) => WorkflowState::Approved,
+            (Self::None | Self::ManualAssignmentNotAllowed, _) => WorkflowState::Approved,
         }
     }
+}
+
+impl<'de> Deserialize<'de> for ApprovalWorkflowType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = NameOrCode::deserialize(d)?;
+        match value {
+            NameOrCode::Code(c) => Self::from_code(c).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "ApprovalWorkflowType {c} is not a code (0 None, 1 One, 2 Two, 3 Three, \
+                     4 ManualAssignmentNotAllowed)"
+                ))
+            }),
+            NameOrCode::Name(n) => Self::NAMES
+                .iter()
+                .position(|k| *k == n)
+                .and_then(|i| Self::from_code(i as u64))
+                .ok_or_else(|| serde::de::Error::unknown_variant(&n, &Self::NAMES)),
+        }
+    }
+}
+
+/// Whether a requester may approve their own request (`ImplicitApproval`).
+///
+/// Read from its name or from the reference system's numeric code: `0` Inherited, `1`
+/// Explicit, `2` Implicit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub enum ImplicitApproval {
+    /// Inherited from the policy; autoprov's policy default is [`Explicit`](Self::Explicit).
+    #[default]
+    Inherited,
+    /// Every step needs an approver other than the requester.
+    Explicit,
+    /// A requester who may approve a step approves it by approving their own request.
+    Implicit,
+}
+
+impl ImplicitApproval {
+    const NAMES: [&'static str; 3] = ["Inherited", "Explicit", "Implicit"];
+
+    /// Whether the requester may approve their own request.
+    pub fn allows_self_approval(self) -> bool {
+        self == Self::Implicit
+    }
+}
+
+impl<'de> Deserialize<'de> for ImplicitApproval {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let index = match NameOrCode::deserialize(d)? {
+            NameOrCode::Code(c) => c as usize,
+            NameOrCode::Name(n) => Self::NAMES
+                .iter()
+                .position(|k| *k == n)
+                .ok_or_else(|| serde::de::Error::unknown_variant(&n, &Self::NAMES))?,
+        };
+        match index {
+            0 => Ok(Self::Inherited),
+            1 => Ok(Self::Explicit),
+            2 => Ok(Self::Implicit),
+            c => Err(serde::de::Error::custom(format!(
+                "ImplicitApproval {c} is not a code (0 Inherited, 1 Explicit, 2 Implicit)"
+            ))),
+        }
+    }
+}
+
+/// An enumeration as the reference system writes it: a name or a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NameOrCode {
+    Code(u64),
+    Name(String),
+}
+
+/// Who approved one step of a request, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StepApproval {
+    /// The 1-based step.
+    pub step: u8,
+    /// Who approved it.
+    pub by: String,
+    /// When.
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Whether a request adds or removes an assignment.
@@ -139,6 +258,33 @@ pub enum RequestError {
         /// Its owner.
         owner: OwnerId,
     },
+    /// The resource type allows no manual request (`ManualAssignmentNotAllowed`).
+    #[error(
+        "request {request} for owner {owner}: resource type {resource_type} allows no manual assignment"
+    )]
+    ManualAssignmentNotAllowed {
+        /// The request.
+        request: RequestId,
+        /// Its owner.
+        owner: OwnerId,
+        /// The resource type.
+        resource_type: ResourceTypeId,
+    },
+    /// The requester approved their own request, and the resource type's `ImplicitApproval`
+    /// does not allow it.
+    #[error(
+        "request {request} for owner {owner}: {approver} requested it and cannot approve step {step} (ImplicitApproval is not Implicit)"
+    )]
+    SelfApproval {
+        /// The request.
+        request: RequestId,
+        /// Its owner.
+        owner: OwnerId,
+        /// The requester who tried to approve.
+        approver: String,
+        /// The step.
+        step: u8,
+    },
 }
 
 /// A person's request to add or remove an assignment for an owner.
@@ -170,6 +316,12 @@ pub struct AssignmentRequest {
     pub assignment: RequestedAssignment,
     /// The approval steps.
     pub approval: ApprovalWorkflowType,
+    /// Who requested it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// Who approved each step, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<StepApproval>,
     state: RequestState,
 }
 
@@ -184,6 +336,10 @@ struct StoredRequest {
     kind: RequestKind,
     assignment: RequestedAssignment,
     approval: ApprovalWorkflowType,
+    #[serde(default)]
+    requested_by: Option<String>,
+    #[serde(default)]
+    approvals: Vec<StepApproval>,
     state: RequestState,
 }
 
@@ -210,6 +366,8 @@ impl TryFrom<StoredRequest> for AssignmentRequest {
                 kind: r.kind,
                 assignment: r.assignment,
                 approval: r.approval,
+                requested_by: r.requested_by,
+                approvals: r.approvals,
                 state,
             }),
         }
@@ -231,8 +389,16 @@ impl AssignmentRequest {
             kind,
             assignment,
             approval,
+            requested_by: None,
+            approvals: Vec::new(),
             state: RequestState::Requested,
         }
+    }
+
+    /// With who requested it.
+    pub fn requested_by(mut self, requester: impl Into<String>) -> Self {
+        self.requested_by = Some(requester.into());
+        self
     }
 
     /// Its state.
@@ -258,9 +424,19 @@ impl AssignmentRequest {
         self.state == RequestState::Approved
     }
 
-    /// Submits the request: with no approval step it is approved at once.
+    /// Submits the request: with no approval step it is approved at once. A resource type
+    /// that allows no manual assignment refuses it.
     pub fn submit(&mut self) -> Result<RequestState, RequestError> {
         match self.state {
+            RequestState::Requested
+                if self.approval == ApprovalWorkflowType::ManualAssignmentNotAllowed =>
+            {
+                Err(RequestError::ManualAssignmentNotAllowed {
+                    request: self.id.clone(),
+                    owner: self.owner.clone(),
+                    resource_type: self.assignment.resource_type.clone(),
+                })
+            }
             RequestState::Requested => {
                 self.state = match self.approval.steps() {
                     0 => RequestState::Approved,
@@ -302,6 +478,32 @@ impl AssignmentRequest {
             }),
             state => Err(self.decided(state, "approve")),
         }
+    }
+
+    /// Approves `step` as `approver` at `at`, recording who approved it. The requester may
+    /// approve their own request only when `implicit` allows it.
+    pub fn approve_by(
+        &mut self,
+        step: u8,
+        approver: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        implicit: ImplicitApproval,
+    ) -> Result<RequestState, RequestError> {
+        if self.requested_by.as_deref() == Some(approver) && !implicit.allows_self_approval() {
+            return Err(RequestError::SelfApproval {
+                request: self.id.clone(),
+                owner: self.owner.clone(),
+                approver: approver.to_owned(),
+                step,
+            });
+        }
+        let state = self.approve(step)?;
+        self.approvals.push(StepApproval {
+            step,
+            by: approver.to_owned(),
+            at,
+        });
+        Ok(state)
     }
 
     /// Declines the request at the step waited for.

@@ -152,6 +152,7 @@ pub struct FileFulfilment {
     keys: ResourceKeys,
     progress: Option<ProgressFn>,
     delivery: Option<Arc<dyn crate::delivery::PasswordDelivery>>,
+    resource_types: Vec<autoprov_core::ResourceType>,
 }
 
 impl fmt::Debug for FileFulfilment {
@@ -184,6 +185,7 @@ impl FileFulfilment {
             keys: ResourceKeys::default(),
             progress: None,
             delivery: None,
+            resource_types: Vec::new(),
         }
     }
 
@@ -218,6 +220,17 @@ impl FileFulfilment {
         delivery: Arc<dyn crate::delivery::PasswordDelivery>,
     ) -> Self {
         self.delivery = Some(delivery);
+        self
+    }
+
+    /// The resource types whose password settings (`PasswordResetSettings`) generate initial
+    /// passwords at fulfilment time for the file's Added orders (an orders file names its
+    /// resource types but carries none of their settings). See [`crate::delivery`].
+    pub fn resource_types(
+        mut self,
+        resource_types: impl IntoIterator<Item = autoprov_core::ResourceType>,
+    ) -> Self {
+        self.resource_types = resource_types.into_iter().collect();
         self
     }
 
@@ -312,7 +325,8 @@ impl FileFulfilment {
             self.store.clone(),
             self.clock.clone(),
         )
-        .with_events(Arc::new(ProgressEvents(progress.clone())));
+        .with_events(Arc::new(ProgressEvents(progress.clone())))
+        .with_resource_types(&self.resource_types);
         if let Some(d) = &self.delivery {
             dispatcher = dispatcher.with_password_delivery(d.clone());
         }

@@ -9,8 +9,11 @@ pub mod events;
 pub mod fulfil_file;
 pub mod job;
 mod planning;
+#[cfg(feature = "smtp")]
+pub mod smtp;
 pub mod store;
 pub mod verify;
+pub mod worker;
 
 // The planning subsystem lives in `autoprov-planner`; its modules and types stay reachable at
 // the paths they had here.

@@ -165,14 +165,14 @@ pub fn observe(record: &OrderRecord, target: Option<&Resource>) -> Result<(), St
 /// Verifies every Executed or Transmitted order of the store against the synchronized
 /// resources of its connection.
 ///
-/// `validity` gives each resource type's `TransmittedStateValidityPeriod`; types not listed use
-/// `default_validity`.
+/// `validity` gives each resource type's `TransmittedStateValidityPeriod` (`None`: never times
+/// out); types not listed use `default_validity`.
 pub async fn verify(
     store: &dyn Store,
     clock: &dyn Clock,
     events: &dyn EventSink,
-    validity: &BTreeMap<ResourceTypeId, Duration>,
-    default_validity: Duration,
+    validity: &BTreeMap<ResourceTypeId, Option<Duration>>,
+    default_validity: Option<Duration>,
 ) -> Result<VerificationReport, StoreError> {
     let mut report = VerificationReport::default();
     let now = clock.now();
@@ -197,9 +197,10 @@ pub async fn verify(
                     .dispatch
                     .finished_at
                     .unwrap_or(record.dispatch.updated_at);
-                let expired = chrono::TimeDelta::from_std(period)
-                    .map(|p| now - since > p)
-                    .unwrap_or(false);
+                // No period: never times out (the reference system's `0`).
+                let expired = period
+                    .and_then(|p| chrono::TimeDelta::from_std(p).ok())
+                    .is_some_and(|p| now - since > p);
                 if !expired {
                     report
                         .waiting

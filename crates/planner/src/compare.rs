@@ -15,6 +15,11 @@ use std::borrow::Cow;
 /// assert!(ComparisonType::IgnoreCase.text_equals("JDoe", "jdoe"));
 /// assert!(!ComparisonType::CaseSensitive.text_equals("JDoe", "jdoe"));
 /// assert!(ComparisonType::Approximate.text_equals(" Hélène  Dupont", "helene dupont"));
+/// assert!(ComparisonType::IgnoreDiacritics.text_equals("Hélène", "HELENE"));
+/// assert!(!ComparisonType::IgnoreDiacritics.text_equals("Jean-Luc", "Jean Luc"));
+/// assert!(ComparisonType::Simplified.text_equals("O'Brien-Smith", "obriensmith"));
+/// assert!(ComparisonType::Simplified.text_equals("Zoë  Lefèvre", "zoe-lefevre"));
+/// assert!(!ComparisonType::Simplified.text_equals("Zoe", "Zoé2"));
 /// ```
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -32,6 +37,13 @@ pub enum ComparisonType {
     /// Ignore case, whitespace as in `IgnoreWhitespace`, and the common Latin diacritics
     /// (`é` = `e`, `ß` = `ss`, ...).
     Approximate,
+    /// The reference system's `IgnoreDiacritics`: ignore case and the common Latin
+    /// diacritics; whitespace and punctuation matter (`Hélène` = `helene`, `Jean-Luc` ≠
+    /// `Jean Luc`).
+    IgnoreDiacritics,
+    /// The reference system's `Simplified`: ignore case, diacritics, and every character that
+    /// is not a letter or a digit (`O'Brien-Smith` = `obriensmith`).
+    Simplified,
 }
 
 impl ComparisonType {
@@ -48,6 +60,8 @@ impl ComparisonType {
                 }
             }
             Self::IgnoreWhitespace => collapse_whitespace(text),
+            Self::IgnoreDiacritics => fold(text, false),
+            Self::Simplified => fold(text, true),
             Self::Approximate => {
                 let collapsed = collapse_whitespace(text);
                 let mut out = String::with_capacity(collapsed.len());
@@ -99,6 +113,27 @@ impl ComparisonType {
             ScalarValue::String(s) => Some(self.normalize(s)),
             other => Some(Cow::Owned(other.to_string())),
         }
+    }
+}
+
+/// Lower case and diacritics folded; with `simplify`, only letters and digits kept.
+fn fold(text: &str, simplify: bool) -> Cow<'_, str> {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if simplify && !c.is_alphanumeric() {
+            continue;
+        }
+        for lower in c.to_lowercase() {
+            match fold_diacritic(lower) {
+                Some(folded) => out.push_str(folded),
+                None => out.push(lower),
+            }
+        }
+    }
+    if out == text {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(out)
     }
 }
 

@@ -4,8 +4,10 @@
 use crate::orders::{self, Fence, record_of};
 use crate::{PgStore, db, to_i64, to_u64};
 use async_trait::async_trait;
-use autoprov_core::{OrderId, ProvisioningState};
-use autoprov_store::{Claim, ClaimStore, OrderRecord, OrderUpdate, PlanningEpoch, StoreError};
+use autoprov_core::{ConnectionId, OrderId, ProvisioningState};
+use autoprov_store::{
+    Claim, ClaimStore, OrderRecord, OrderUpdate, Permit, PlanningEpoch, SharedBreaker, StoreError,
+};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -34,7 +36,45 @@ WITH ready AS (
 UPDATE orders SET lease_owner = $1, lease_token = nextval('lease_tokens'),
                   lease_expires_at = now() + make_interval(secs => $3)
 FROM ready WHERE orders.order_id = ready.order_id
-RETURNING orders.record, orders.lease_token, orders.lease_expires_at";
+RETURNING orders.record, orders.sealed, orders.lease_token, orders.lease_expires_at";
+
+/// Free slots of a connection's limit (no lease, or an expired one), lowest first, locked
+/// without waiting for those another transaction holds, then leased with fresh tokens.
+const ACQUIRE_PERMITS: &str = "
+WITH free AS (
+    SELECT connection, slot FROM connection_permits
+    WHERE connection = $1 AND slot < $2
+      AND (lease_expires_at IS NULL OR lease_expires_at <= now())
+    ORDER BY slot
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE connection_permits p SET worker = $4, token = nextval('lease_tokens'),
+       lease_expires_at = now() + make_interval(secs => $5)
+FROM free WHERE p.connection = free.connection AND p.slot = free.slot
+RETURNING p.slot, p.token, p.lease_expires_at";
+
+/// A breaker row as (failures, half_open, seconds the breaker stays open from now).
+const BREAKER_VIEW: &str = "failures, half_open,
+    greatest(extract(epoch FROM open_until - now()), 0)::float8 AS remaining";
+
+fn breaker_of(row: Option<&tokio_postgres::Row>) -> SharedBreaker {
+    let Some(row) = row else {
+        return SharedBreaker::Closed { failures: 0 };
+    };
+    let remaining: f64 = row.get("remaining");
+    if remaining > 0.0 {
+        SharedBreaker::Open {
+            remaining: Duration::try_from_secs_f64(remaining).unwrap_or(Duration::MAX),
+        }
+    } else if row.get::<_, bool>("half_open") {
+        SharedBreaker::ProbeDue
+    } else {
+        SharedBreaker::Closed {
+            failures: u32::try_from(row.get::<_, i32>("failures")).unwrap_or(0),
+        }
+    }
+}
 
 fn seconds(lease: Duration) -> f64 {
     lease.as_secs_f64()
@@ -73,7 +113,7 @@ impl ClaimStore for PgStore {
             .iter()
             .map(|row| {
                 Ok(Claim::new(
-                    record_of(row)?,
+                    record_of(row, self.sealer())?,
                     worker,
                     to_u64(row.get("lease_token")),
                     row.get("lease_expires_at"),
@@ -113,9 +153,23 @@ impl ClaimStore for PgStore {
         update: OrderUpdate,
     ) -> Result<Claim, StoreError> {
         let mut client = self.client().await?;
+        if let Some(record) = orders::apply_claimed(
+            &client,
+            claim.order_id(),
+            &claim.record,
+            claim.token,
+            &update,
+        )
+        .await?
+        {
+            let mut next = claim.clone();
+            next.record = record;
+            return Ok(next);
+        }
         let tx = client.transaction().await.map_err(db("record outcome"))?;
         let record = orders::apply(
             &tx,
+            self.sealer(),
             claim.order_id(),
             claim.record.version,
             &update,
@@ -144,6 +198,209 @@ impl ClaimStore for PgStore {
         } else {
             Err(lost(claim.order_id(), claim.token))
         }
+    }
+
+    async fn acquire_permits(
+        &self,
+        connection: &ConnectionId,
+        worker: &str,
+        limit: u32,
+        want: u32,
+        lease: Duration,
+    ) -> Result<Vec<Permit>, StoreError> {
+        if want == 0 || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let client = self.client().await?;
+        let acquire = client
+            .prepare_cached(ACQUIRE_PERMITS)
+            .await
+            .map_err(db("acquire permits: prepare"))?;
+        let params = |want: u32| (i64::from(want), seconds(lease));
+        let (n, secs) = params(want);
+        let mut rows = client
+            .query(
+                &acquire,
+                &[&connection.as_str(), &limit, &n, &worker, &secs],
+            )
+            .await
+            .map_err(db("acquire permits"))?;
+        if rows.len() < want as usize {
+            // The slots of a connection are rows, made the first time they are wanted (and
+            // when the limit grows); then the free ones are leased as above.
+            let made = client
+                .execute(
+                    "INSERT INTO connection_permits (connection, slot)
+                     SELECT $1, s FROM generate_series(0, $2 - 1) AS s
+                     ON CONFLICT DO NOTHING",
+                    &[&connection.as_str(), &limit],
+                )
+                .await
+                .map_err(db("acquire permits: create slots"))?;
+            if made > 0 {
+                let (n, secs) = params(want - u32::try_from(rows.len()).unwrap_or(want));
+                rows.extend(
+                    client
+                        .query(
+                            &acquire,
+                            &[&connection.as_str(), &limit, &n, &worker, &secs],
+                        )
+                        .await
+                        .map_err(db("acquire permits"))?,
+                );
+            }
+        }
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Permit::new(
+                    connection.clone(),
+                    u32::try_from(row.get::<_, i32>("slot")).unwrap_or(0),
+                    worker,
+                    to_u64(row.get("token")),
+                    row.get("lease_expires_at"),
+                )
+            })
+            .collect())
+    }
+
+    async fn renew_permit(&self, permit: &Permit, lease: Duration) -> Result<Permit, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "UPDATE connection_permits
+                 SET lease_expires_at = now() + make_interval(secs => $4)
+                 WHERE connection = $1 AND slot = $2 AND token = $3
+                 RETURNING lease_expires_at",
+                &[
+                    &permit.connection.as_str(),
+                    &i32::try_from(permit.slot).unwrap_or(i32::MAX),
+                    &to_i64(permit.token),
+                    &seconds(lease),
+                ],
+            )
+            .await
+            .map_err(db("renew permit"))?
+            .ok_or_else(|| StoreError::PermitLost {
+                connection: permit.connection.clone(),
+                slot: permit.slot,
+                token: permit.token,
+            })?;
+        let mut renewed = permit.clone();
+        renewed.lease_expires_at = row.get::<_, DateTime<Utc>>(0);
+        Ok(renewed)
+    }
+
+    async fn release_permits(&self, permits: &[Permit]) -> Result<(), StoreError> {
+        if permits.is_empty() {
+            return Ok(());
+        }
+        let connections: Vec<&str> = permits.iter().map(|p| p.connection.as_str()).collect();
+        let slots: Vec<i32> = permits
+            .iter()
+            .map(|p| i32::try_from(p.slot).unwrap_or(i32::MAX))
+            .collect();
+        let tokens: Vec<i64> = permits.iter().map(|p| to_i64(p.token)).collect();
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE connection_permits p SET worker = NULL, lease_expires_at = NULL
+                 FROM unnest($1::text[], $2::int[], $3::bigint[]) AS r(connection, slot, token)
+                 WHERE p.connection = r.connection AND p.slot = r.slot AND p.token = r.token",
+                &[&connections, &slots, &tokens],
+            )
+            .await
+            .map_err(db("release permits"))?;
+        Ok(())
+    }
+
+    async fn breaker(&self, connection: &ConnectionId) -> Result<SharedBreaker, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {BREAKER_VIEW} FROM connection_breakers WHERE connection = $1"),
+                &[&connection.as_str()],
+            )
+            .await
+            .map_err(db("read breaker"))?;
+        Ok(breaker_of(row.as_ref()))
+    }
+
+    async fn breaker_failure(
+        &self,
+        connection: &ConnectionId,
+        threshold: u32,
+        open_for: Duration,
+    ) -> Result<SharedBreaker, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO connection_breakers (connection) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&connection.as_str()],
+            )
+            .await
+            .map_err(db("breaker failure"))?;
+        // SET expressions read the row as it was: a closed breaker counts (and opens at the
+        // threshold), a due probe reopens, an open one stays as it is.
+        let row = client
+            .query_one(
+                &format!(
+                    "UPDATE connection_breakers SET
+                        failures = CASE WHEN half_open THEN failures
+                                        WHEN failures + 1 >= $2 THEN 0
+                                        ELSE failures + 1 END,
+                        open_until = CASE
+                            WHEN half_open AND (open_until IS NULL OR open_until <= now())
+                                THEN now() + make_interval(secs => $3)
+                            WHEN NOT half_open AND failures + 1 >= $2
+                                THEN now() + make_interval(secs => $3)
+                            ELSE open_until END,
+                        half_open = half_open OR failures + 1 >= $2
+                     WHERE connection = $1
+                     RETURNING {BREAKER_VIEW}"
+                ),
+                &[
+                    &connection.as_str(),
+                    &i32::try_from(threshold).unwrap_or(i32::MAX),
+                    &seconds(open_for),
+                ],
+            )
+            .await
+            .map_err(db("breaker failure"))?;
+        Ok(breaker_of(Some(&row)))
+    }
+
+    async fn breaker_success(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE connection_breakers SET failures = 0, open_until = NULL, half_open = false
+                 WHERE connection = $1
+                   AND (failures > 0 OR half_open OR open_until IS NOT NULL)",
+                &[&connection.as_str()],
+            )
+            .await
+            .map_err(db("breaker success"))?;
+        Ok(())
+    }
+
+    async fn breaker_try_probe(
+        &self,
+        connection: &ConnectionId,
+        open_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE connection_breakers SET open_until = now() + make_interval(secs => $2)
+                 WHERE connection = $1 AND half_open
+                   AND (open_until IS NULL OR open_until <= now())",
+                &[&connection.as_str(), &seconds(open_for)],
+            )
+            .await
+            .map_err(db("breaker probe"))?;
+        Ok(n == 1)
     }
 
     async fn begin_planning(&self, planner: &str) -> Result<PlanningEpoch, StoreError> {
@@ -183,7 +440,7 @@ impl ClaimStore for PgStore {
                 current: to_u64(current),
             });
         }
-        let existing = orders::insert_orders(&tx, records).await?;
+        let existing = orders::insert_orders(&tx, self.sealer(), records).await?;
         tx.commit()
             .await
             .map_err(db("insert orders in epoch: commit"))?;

@@ -1,17 +1,21 @@
 #![doc = include_str!("../README.md")]
 
 mod claims;
+mod error;
 mod migrate;
 mod orders;
 mod records;
 mod store;
 
-use autoprov_core::{PropertyChange, PropertyValue, ScalarValue};
-use autoprov_store::{OrderRecord, StoreError};
+pub use autoprov_store::seal::SealingKey;
+
+use autoprov_store::StoreError;
+use autoprov_store::seal::Sealer;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
@@ -21,6 +25,7 @@ use tokio_postgres::NoTls;
 pub struct PgStore {
     pool: Pool,
     schema: String,
+    sealer: Arc<Sealer>,
 }
 
 impl fmt::Debug for PgStore {
@@ -29,6 +34,7 @@ impl fmt::Debug for PgStore {
         f.debug_struct("PgStore")
             .field("schema", &self.schema)
             .field("pool_size", &self.pool.status().max_size)
+            .field("sealer", &self.sealer)
             .finish_non_exhaustive()
     }
 }
@@ -55,11 +61,15 @@ impl PgStore {
         migrate::latest_version()
     }
 
+    pub(crate) fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::backend("connect", e))
+            .map_err(|e| error::classify_pool("connect", e))
     }
 }
 
@@ -71,6 +81,8 @@ pub struct PgStoreBuilder {
     pool_size: Option<usize>,
     connect_timeout: Option<Duration>,
     create_schema: bool,
+    keys: Vec<SealingKey>,
+    current_key: Option<String>,
 }
 
 impl fmt::Debug for PgStoreBuilder {
@@ -79,6 +91,8 @@ impl fmt::Debug for PgStoreBuilder {
             .field("url", &self.url.as_ref().map(|_| "<set>"))
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
+            .field("keys", &self.keys)
+            .field("current_key", &self.current_key)
             .finish_non_exhaustive()
     }
 }
@@ -115,11 +129,47 @@ impl PgStoreBuilder {
         self
     }
 
+    /// Adds `key` and seals new secrets with it (XChaCha20-Poly1305; the key id is stored
+    /// beside each sealed value, the order id and the property are bound as associated data).
+    /// Without a current key, an order holding a secret is refused
+    /// ([`StoreError::SecretWithoutKey`]), never stored in clear.
+    ///
+    /// ```
+    /// use autoprov_store_postgres::{PgStore, SealingKey};
+    /// let builder = PgStore::builder()
+    ///     .url("postgres://autoprov@localhost/autoprov")
+    ///     .current_key(SealingKey::new("2026-02", [2u8; 32]))
+    ///     .old_key(SealingKey::new("2026-01", [1u8; 32]));
+    /// assert!(format!("{builder:?}").contains("2026-02"));
+    /// ```
+    pub fn current_key(mut self, key: SealingKey) -> Self {
+        self.current_key = Some(key.id().to_owned());
+        self.keys.retain(|k| k.id() != key.id());
+        self.keys.push(key);
+        self
+    }
+
+    /// Adds `key` to open secrets sealed earlier with it (a rotated-out key: keep it until no
+    /// order sealed with it is left open).
+    pub fn old_key(mut self, key: SealingKey) -> Self {
+        self.keys.retain(|k| k.id() != key.id());
+        self.keys.push(key);
+        self
+    }
+
     /// Connects, creates the schema if asked, and applies the migrations it lacks.
     pub async fn build(self) -> Result<PgStore, StoreError> {
         let url = self
             .url
             .ok_or_else(|| StoreError::backend("configure", ConfigError::NoUrl))?;
+        let sealer = Sealer::new(self.keys, self.current_key.as_deref()).ok_or_else(|| {
+            StoreError::backend(
+                "configure",
+                ConfigError::UnknownCurrentKey {
+                    key_id: self.current_key.clone().unwrap_or_default(),
+                },
+            )
+        })?;
         let schema = self.schema.unwrap_or_else(|| "public".to_owned());
         if schema.is_empty()
             || !schema
@@ -149,7 +199,11 @@ impl PgStoreBuilder {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::backend("configure: pool", e))?;
-        let store = PgStore { pool, schema };
+        let store = PgStore {
+            pool,
+            schema,
+            sealer: Arc::new(sealer),
+        };
         let mut client = store.client().await?;
         if self.create_schema {
             client
@@ -175,11 +229,19 @@ pub enum ConfigError {
         /// The name given.
         schema: String,
     },
+    /// The current sealing key names no key given.
+    #[error("the current sealing key {key_id} is not among the keys given")]
+    UnknownCurrentKey {
+        /// The key id.
+        key_id: String,
+    },
 }
 
-/// Maps a driver error to a backend [`StoreError`] naming the operation.
+/// Maps a driver error to a [`StoreError`] naming the operation: temporary failures
+/// (connection lost, server shutting down, serialization failure, deadlock) are
+/// [`StoreError::Unavailable`], the others [`StoreError::Backend`] (see `error.rs`).
 pub(crate) fn db(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
-    move |e| StoreError::backend(operation, e)
+    move |e| error::classify(operation, e)
 }
 
 pub(crate) fn to_json<T: Serialize>(
@@ -194,29 +256,6 @@ pub(crate) fn from_json<T: DeserializeOwned>(
     value: serde_json::Value,
 ) -> Result<T, StoreError> {
     serde_json::from_value(value).map_err(|e| StoreError::backend(operation, e))
-}
-
-/// Refuses an order holding a secret: serde masks secrets by design, so storing the record
-/// as JSON would lose the value (and sealing is not configured in this store yet).
-pub(crate) fn refuse_secrets(record: &OrderRecord) -> Result<(), StoreError> {
-    let refuse = |property: &str| StoreError::SecretWithoutKey {
-        order_id: record.id().clone(),
-        property: property.to_owned(),
-    };
-    let order = &record.order;
-    for (property, change) in &order.changes.properties {
-        if let PropertyChange::Set(ScalarValue::Secret(_)) = change {
-            return Err(refuse(property));
-        }
-    }
-    if let Some(resource) = &order.resource {
-        for (property, value) in &resource.values {
-            if let PropertyValue::Scalar(ScalarValue::Secret(_)) = value {
-                return Err(refuse(property));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `u64` ↔ PostgreSQL `bigint` (versions and tokens stay far below `i64::MAX`).

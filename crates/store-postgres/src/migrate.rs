@@ -13,11 +13,23 @@ struct Migration {
 }
 
 /// Every migration, oldest first. Never edit a released one: add the next.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "sealed secrets",
+        sql: include_str!("../migrations/0002_sealed_secrets.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "permits_breakers",
+        sql: include_str!("../migrations/0003_permits_breakers.sql"),
+    },
+];
 
 /// The newest schema version this build knows.
 pub(crate) fn latest_version() -> i64 {

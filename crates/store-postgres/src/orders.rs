@@ -2,20 +2,103 @@
 //! apply the update through [`OrderRecord::applied`], write it back with its history entry,
 //! in the caller's transaction).
 
-use crate::{db, from_json, refuse_secrets, to_i64, to_json};
-use autoprov_core::{OrderId, ProvisioningState};
+use crate::{db, from_json, to_i64, to_json};
+use autoprov_core::{OrderId, ProvisioningState, Secret};
+use autoprov_store::seal::{STATES_KEEPING_SECRETS, Sealed, Sealer, restore, secrets_of};
 use autoprov_store::{OrderRecord, OrderUpdate, StoreError};
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{Client, Transaction};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use tokio_postgres::Row;
 
-/// The record of a row selected as `record`.
-pub(crate) fn record_of(row: &Row) -> Result<OrderRecord, StoreError> {
-    from_json(
+/// The record of a row selected as `record, sealed`: its JSON (secrets masked), with the
+/// sealed secrets opened and put back.
+pub(crate) fn record_of(row: &Row, sealer: &Sealer) -> Result<OrderRecord, StoreError> {
+    let mut record: OrderRecord = from_json(
         "decode an order record",
         row.get::<_, serde_json::Value>("record"),
-    )
+    )?;
+    if let Some(sealed) = row.get::<_, Option<serde_json::Value>>("sealed") {
+        let sealed: std::collections::BTreeMap<String, SealedJson> =
+            from_json("decode sealed secrets", sealed)?;
+        let mut order = (*record.order).clone();
+        for (slot, s) in sealed {
+            let s = s.decode(record.id(), &slot)?;
+            let plain = sealer.open(record.id(), &slot, &s)?;
+            restore(&mut order, &slot, Secret::new(plain));
+        }
+        record.order = std::sync::Arc::new(order);
+    }
+    Ok(record)
+}
+
+/// A sealed value in the `sealed` column: the bytes in hex.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedJson {
+    key_id: String,
+    nonce: String,
+    ciphertext: String,
+}
+
+impl SealedJson {
+    fn encode(s: Sealed) -> Self {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        Self {
+            nonce: hex(&s.nonce),
+            ciphertext: hex(&s.ciphertext),
+            key_id: s.key_id,
+        }
+    }
+
+    fn decode(self, order_id: &OrderId, slot: &str) -> Result<Sealed, StoreError> {
+        let unreadable = || StoreError::SecretUnreadable {
+            order_id: order_id.clone(),
+            property: slot.to_owned(),
+            key_id: self.key_id.clone(),
+        };
+        let unhex = |t: &str| -> Option<Vec<u8>> {
+            t.len()
+                .is_multiple_of(2)
+                .then(|| {
+                    (0..t.len())
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok())
+                        .collect()
+                })
+                .flatten()
+        };
+        Ok(Sealed {
+            nonce: unhex(&self.nonce).ok_or_else(unreadable)?,
+            ciphertext: unhex(&self.ciphertext).ok_or_else(unreadable)?,
+            key_id: self.key_id,
+        })
+    }
+}
+
+/// The `sealed` column of a new order: every secret it holds sealed with the current key
+/// (none: [`StoreError::SecretWithoutKey`], so the order is refused, never stored in clear),
+/// kept only while its state keeps secrets. A redacted secret has no value to seal: it stays
+/// masked and reads back redacted (the dispatcher never sends it).
+fn seal_column(sealer: &Sealer, r: &OrderRecord) -> Result<Option<serde_json::Value>, StoreError> {
+    let secrets = secrets_of(&r.order);
+    if secrets.is_empty() {
+        return Ok(None);
+    }
+    let mut sealed = serde_json::Map::new();
+    for (slot, secret) in &secrets {
+        let Ok(clear) = secret.expose() else {
+            continue;
+        };
+        let s = sealer.seal(r.id(), slot, clear)?;
+        sealed.insert(
+            slot.clone(),
+            to_json("encode a sealed secret", &SealedJson::encode(s))?,
+        );
+    }
+    if sealed.is_empty() || !STATES_KEEPING_SECRETS.contains(&r.state) {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::Value::Object(sealed)))
 }
 
 /// Inserts new orders (version 1) in `tx`; returns the ids already stored with the same
@@ -23,6 +106,7 @@ pub(crate) fn record_of(row: &Row) -> Result<OrderRecord, StoreError> {
 /// caller's transaction must not commit.
 pub(crate) async fn insert_orders(
     tx: &Transaction<'_>,
+    sealer: &Sealer,
     records: &[OrderRecord],
 ) -> Result<Vec<OrderId>, StoreError> {
     let mut seen = HashSet::new();
@@ -37,7 +121,7 @@ pub(crate) async fn insert_orders(
                 order_id: r.id().clone(),
             });
         }
-        refuse_secrets(r)?;
+        let sealed = seal_column(sealer, r)?;
         let mut stored = r.clone();
         stored.version = 1;
         rows.push(json!({
@@ -49,6 +133,7 @@ pub(crate) async fn insert_orders(
             "next": r.dispatch.next_attempt_at,
             "updated": r.dispatch.updated_at,
             "record": to_json("encode an order record", &stored)?,
+            "sealed": sealed,
         }));
     }
     if rows.is_empty() {
@@ -58,11 +143,12 @@ pub(crate) async fn insert_orders(
     let inserted: HashSet<String> = tx
         .query(
             "INSERT INTO orders (order_id, state, version, owner_id, depends_on, not_before,
-                                 next_attempt_at, updated_at, record)
+                                 next_attempt_at, updated_at, record, sealed)
              SELECT x->>'id', x->>'state', 1, x->>'owner',
                     ARRAY(SELECT jsonb_array_elements_text(x->'deps')),
                     (x->>'not_before')::timestamptz, (x->>'next')::timestamptz,
-                    (x->>'updated')::timestamptz, x->'record'
+                    (x->>'updated')::timestamptz, x->'record',
+                    NULLIF(x->'sealed', 'null'::jsonb)
              FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(x, n)
              ORDER BY n
              ON CONFLICT (order_id) DO NOTHING
@@ -87,14 +173,14 @@ pub(crate) async fn insert_orders(
         .collect();
     let stored = tx
         .query(
-            "SELECT order_id, record FROM orders WHERE order_id = ANY($1)",
+            "SELECT order_id, record, sealed FROM orders WHERE order_id = ANY($1)",
             &[&existing_ids],
         )
         .await
         .map_err(db("insert orders: compare"))?;
     let mut stored_by_id = HashMap::new();
     for row in &stored {
-        stored_by_id.insert(row.get::<_, String>("order_id"), record_of(row)?);
+        stored_by_id.insert(row.get::<_, String>("order_id"), record_of(row, sealer)?);
     }
     for r in &existing {
         match stored_by_id.get(r.id().as_str()) {
@@ -121,6 +207,7 @@ pub(crate) struct Fence {
 /// written on an error; the caller commits.
 pub(crate) async fn apply(
     tx: &Transaction<'_>,
+    sealer: &Sealer,
     order_id: &OrderId,
     expected_version: u64,
     update: &OrderUpdate,
@@ -128,13 +215,16 @@ pub(crate) async fn apply(
 ) -> Result<OrderRecord, StoreError> {
     // Prepared once per connection: an update is three statements, each one round trip.
     let read = tx
-        .prepare_cached("SELECT record, lease_token FROM orders WHERE order_id = $1 FOR UPDATE")
+        .prepare_cached(
+            "SELECT record, sealed, lease_token FROM orders WHERE order_id = $1 FOR UPDATE",
+        )
         .await
         .map_err(db("update order: prepare"))?;
     let write = tx
         .prepare_cached(
             "UPDATE orders SET state = $2, version = $3, next_attempt_at = $4, updated_at = $5,
                     record = $6,
+                    sealed = CASE WHEN $9 THEN NULL ELSE sealed END,
                     lease_owner = CASE WHEN $8 THEN NULL ELSE lease_owner END,
                     lease_expires_at = CASE WHEN $8 THEN NULL ELSE lease_expires_at END
              WHERE order_id = $1 AND ($7::bigint IS NULL OR lease_token = $7)",
@@ -161,7 +251,7 @@ pub(crate) async fn apply(
     {
         return Err(lost());
     }
-    let current = record_of(&row)?;
+    let current = record_of(&row, sealer)?;
     if current.version != expected_version {
         return Err(StoreError::StaleVersion {
             order_id: order_id.clone(),
@@ -169,9 +259,11 @@ pub(crate) async fn apply(
             actual: current.version,
         });
     }
-    let (next, entry) = current.applied(update)?;
+    let (mut next, entry) = current.applied(update)?;
     // Under a claim, an order that left Pending has nothing left to hold: free the lease.
     let release = fence.is_some() && next.state != ProvisioningState::Pending;
+    // Delivered (or never to be): the sealed secrets are erased in the same write.
+    let erase = !STATES_KEEPING_SECRETS.contains(&next.state);
     let written = tx
         .execute(
             &write,
@@ -184,6 +276,7 @@ pub(crate) async fn apply(
                 &to_json("encode an order record", &next)?,
                 &fence.map(|f| to_i64(f.token)),
                 &release,
+                &erase,
             ],
         )
         .await
@@ -201,5 +294,118 @@ pub(crate) async fn apply(
     )
     .await
     .map_err(db("update order: history"))?;
+    if erase {
+        // As stored: the secrets are gone, what is left is the mask (read back redacted).
+        let slots: Vec<String> = secrets_of(&next.order)
+            .into_iter()
+            .map(|(slot, _)| slot)
+            .collect();
+        if !slots.is_empty() {
+            let mut order = (*next.order).clone();
+            for slot in slots {
+                restore(&mut order, &slot, Secret::redacted());
+            }
+            next.order = std::sync::Arc::new(order);
+        }
+    }
     Ok(next)
+}
+
+/// The write of an outcome under a claim, in one statement: the claim holds the record at
+/// its version, so the new record is computed from it (through [`OrderRecord::applied`], as
+/// everywhere) and written only if the stored version and the lease token are still the
+/// claim's, with its history entry, atomically. One round trip instead of a transaction of
+/// five; nothing is written when it returns an error. `Ok(None)`: the update does not apply
+/// to the claim's copy (an illegal transition) — the caller takes the transactional path,
+/// which reports exactly what is wrong.
+pub(crate) async fn apply_claimed(
+    client: &Client,
+    order_id: &OrderId,
+    record: &OrderRecord,
+    token: u64,
+    update: &OrderUpdate,
+) -> Result<Option<OrderRecord>, StoreError> {
+    let Ok((mut next, entry)) = record.applied(update) else {
+        return Ok(None);
+    };
+    let release = next.state != ProvisioningState::Pending;
+    // Delivered (or never to be): the sealed secrets are erased in the same write, as in
+    // `apply`.
+    let erase = !STATES_KEEPING_SECRETS.contains(&next.state);
+    let write = client
+        .prepare_cached(
+            "WITH upd AS (
+                 UPDATE orders SET state = $4, version = $5, next_attempt_at = $6,
+                        updated_at = $7, record = $8,
+                        sealed = CASE WHEN $11 THEN NULL ELSE sealed END,
+                        lease_owner = CASE WHEN $9 THEN NULL ELSE lease_owner END,
+                        lease_expires_at = CASE WHEN $9 THEN NULL ELSE lease_expires_at END
+                 WHERE order_id = $1 AND lease_token = $2 AND version = $3
+                 RETURNING order_id),
+             hist AS (
+                 INSERT INTO order_history (order_id, version, entry)
+                 SELECT order_id, $5, $10 FROM upd)
+             SELECT count(*) FROM upd",
+        )
+        .await
+        .map_err(db("record outcome: prepare"))?;
+    let written: i64 = client
+        .query_one(
+            &write,
+            &[
+                &order_id.as_str(),
+                &to_i64(token),
+                &to_i64(record.version),
+                &next.state.name(),
+                &to_i64(next.version),
+                &next.dispatch.next_attempt_at,
+                &next.dispatch.updated_at,
+                &to_json("encode an order record", &next)?,
+                &release,
+                &to_json("encode a history entry", &entry)?,
+                &erase,
+            ],
+        )
+        .await
+        .map_err(db("record outcome"))?
+        .get(0);
+    if written == 1 {
+        if erase {
+            // As stored: the secrets are gone, what is left is the mask.
+            let slots: Vec<String> = secrets_of(&next.order)
+                .into_iter()
+                .map(|(slot, _)| slot)
+                .collect();
+            if !slots.is_empty() {
+                let mut order = (*next.order).clone();
+                for slot in slots {
+                    restore(&mut order, &slot, Secret::redacted());
+                }
+                next.order = std::sync::Arc::new(order);
+            }
+        }
+        return Ok(Some(next));
+    }
+    // Nothing written: say why, in the order the transactional path checks.
+    let row = client
+        .query_opt(
+            "SELECT version, lease_token FROM orders WHERE order_id = $1",
+            &[&order_id.as_str()],
+        )
+        .await
+        .map_err(db("record outcome: read"))?
+        .ok_or_else(|| StoreError::UnknownOrder {
+            order_id: order_id.clone(),
+        })?;
+    if row.get::<_, Option<i64>>("lease_token") != Some(to_i64(token)) {
+        return Err(StoreError::LeaseLost {
+            order_id: order_id.clone(),
+            token,
+        });
+    }
+    Err(StoreError::StaleVersion {
+        order_id: order_id.clone(),
+        expected: record.version,
+        actual: crate::to_u64(row.get("version")),
+    })
 }

@@ -29,7 +29,7 @@ impl Store for PgStore {
     async fn insert_orders(&self, records: &[OrderRecord]) -> Result<Vec<OrderId>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db("insert orders"))?;
-        let existing = orders::insert_orders(&tx, records).await?;
+        let existing = orders::insert_orders(&tx, self.sealer(), records).await?;
         tx.commit().await.map_err(db("insert orders: commit"))?;
         Ok(existing)
     }
@@ -38,12 +38,12 @@ impl Store for PgStore {
         let client = self.client().await?;
         client
             .query_opt(
-                "SELECT record FROM orders WHERE order_id = $1",
+                "SELECT record, sealed FROM orders WHERE order_id = $1",
                 &[&order_id.as_str()],
             )
             .await
             .map_err(db("read order"))?
-            .map(|row| record_of(&row))
+            .map(|row| record_of(&row, self.sealer()))
             .transpose()
     }
 
@@ -55,7 +55,15 @@ impl Store for PgStore {
     ) -> Result<OrderRecord, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db("update order"))?;
-        let record = orders::apply(&tx, order_id, expected_version, &update, None).await?;
+        let record = orders::apply(
+            &tx,
+            self.sealer(),
+            order_id,
+            expected_version,
+            &update,
+            None,
+        )
+        .await?;
         tx.commit().await.map_err(db("update order: commit"))?;
         Ok(record)
     }
@@ -68,8 +76,15 @@ impl Store for PgStore {
         let update = OrderUpdate::event(decision.verdict.event(), decision.at);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db("decide review"))?;
-        let record =
-            orders::apply(&tx, &decision.order_id, expected_version, &update, None).await?;
+        let record = orders::apply(
+            &tx,
+            self.sealer(),
+            &decision.order_id,
+            expected_version,
+            &update,
+            None,
+        )
+        .await?;
         append_audit(&tx, &decision.audit_entry(record.order.owner_id().cloned())).await?;
         tx.execute(
             "INSERT INTO review_decisions (order_id, decision) VALUES ($1, $2)
@@ -141,13 +156,13 @@ impl Store for PgStore {
         let client = self.client().await?;
         client
             .query(
-                "SELECT record FROM orders WHERE state = ANY($1) ORDER BY order_id",
+                "SELECT record, sealed FROM orders WHERE state = ANY($1) ORDER BY order_id",
                 &[&state_names(states)],
             )
             .await
             .map_err(db("orders in states"))?
             .iter()
-            .map(record_of)
+            .map(|row| record_of(row, self.sealer()))
             .collect()
     }
 
@@ -159,14 +174,14 @@ impl Store for PgStore {
         let client = self.client().await?;
         client
             .query(
-                "SELECT record FROM orders WHERE ($1::text IS NULL OR order_id > $1)
+                "SELECT record, sealed FROM orders WHERE ($1::text IS NULL OR order_id > $1)
                  ORDER BY order_id LIMIT $2",
                 &[&after.map(|a| a.as_str()), &limit(n)],
             )
             .await
             .map_err(db("page orders"))?
             .iter()
-            .map(record_of)
+            .map(|row| record_of(row, self.sealer()))
             .collect()
     }
 
@@ -192,6 +207,7 @@ impl Store for PgStore {
         connection: &ConnectionId,
         resources: Vec<Resource>,
     ) -> Result<(), StoreError> {
+        autoprov_store::secrets::refuse_secrets_in_resources(connection, &resources)?;
         self.upsert_resources_impl(connection, resources).await
     }
 
@@ -241,6 +257,7 @@ impl Store for PgStore {
     }
 
     async fn put_assignments(&self, assignments: Assignments) -> Result<(), StoreError> {
+        autoprov_store::secrets::refuse_secrets_in_assignments(&assignments)?;
         self.put_assignments_impl(assignments).await
     }
 
@@ -257,6 +274,7 @@ impl Store for PgStore {
     }
 
     async fn put_request(&self, request: AssignmentRequest) -> Result<(), StoreError> {
+        autoprov_store::secrets::refuse_secret_in_request(&request)?;
         self.put_request_impl(request).await
     }
 

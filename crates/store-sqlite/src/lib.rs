@@ -10,23 +10,23 @@ mod orders;
 mod plans;
 mod records;
 mod schema;
-mod seal;
 mod stats;
 mod writer;
 
+pub use autoprov_store::seal::STATES_KEEPING_SECRETS;
+pub use autoprov_store::seal::SealingKey;
 pub use error::{OpenError, SourceError};
-pub use options::{SealingKey, SqliteOptions};
-pub use orders::STATES_KEEPING_SECRETS;
+pub use options::SqliteOptions;
 pub use stats::SqliteStats;
 
 use crate::cache::OrderCache;
-use crate::seal::Sealer;
 use crate::writer::{Job, WriteJob};
 use async_trait::async_trait;
 use autoprov_core::{
     AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, OrderId, OwnerId,
     ProvisioningResult, ProvisioningState, RequestId, Resource, ResourceId, StableId,
 };
+use autoprov_store::seal::Sealer;
 use autoprov_store::{
     Assignment, Assignments, AuditAction, AuditEntry, Erasure, HistoryEntry, JobRun, OrderRecord,
     OrderUpdate, ReviewDecision, Store, StoreError,
@@ -347,6 +347,7 @@ impl Store for SqliteStore {
         connection: &ConnectionId,
         resources: Vec<Resource>,
     ) -> Result<(), StoreError> {
+        autoprov_store::secrets::refuse_secrets_in_resources(connection, &resources)?;
         let connection = connection.clone();
         self.write("upserting resources", move |c, _, _| {
             records::upsert_resources(c, &connection, &resources)
@@ -424,6 +425,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_assignments(&self, assignments: Assignments) -> Result<(), StoreError> {
+        autoprov_store::secrets::refuse_secrets_in_assignments(&assignments)?;
         self.write("storing assignments", move |c, _, _| {
             records::put_assignments(c, assignments)
         })
@@ -451,6 +453,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_request(&self, request: AssignmentRequest) -> Result<(), StoreError> {
+        autoprov_store::secrets::refuse_secret_in_request(&request)?;
         self.write("storing a request", move |c, _, _| {
             records::put_request(c, &request)
         })

@@ -1,46 +1,6 @@
-//! How a store is opened: its sealing keys.
+//! How a store is opened: its sealing keys (the shared [`SealingKey`] of `autoprov-store`).
 
-use std::fmt;
-use zeroize::Zeroizing;
-
-/// A key that seals secrets at rest (XChaCha20-Poly1305, 256 bits), with the id stored beside
-/// every value it seals. Its `Debug` prints the id only; the key bytes are zeroized on drop.
-///
-/// ```
-/// use autoprov_store_sqlite::SealingKey;
-/// let key = SealingKey::new("2026-01", [7u8; 32]);
-/// assert_eq!(format!("{key:?}"), r#"SealingKey { id: "2026-01", key: "********" }"#);
-/// ```
-#[derive(Clone)]
-pub struct SealingKey {
-    pub(crate) id: String,
-    pub(crate) key: Zeroizing<[u8; 32]>,
-}
-
-impl SealingKey {
-    /// A key named `id` (what the host calls it; stored with each sealed value, so choose a
-    /// new id for every new key).
-    pub fn new(id: impl Into<String>, key: [u8; 32]) -> Self {
-        Self {
-            id: id.into(),
-            key: Zeroizing::new(key),
-        }
-    }
-
-    /// The key's id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-impl fmt::Debug for SealingKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SealingKey")
-            .field("id", &self.id)
-            .field("key", &autoprov_core::SECRET_MASK)
-            .finish()
-    }
-}
+use autoprov_store::seal::SealingKey;
 
 /// Options of [`SqliteStore::open`](crate::SqliteStore::open).
 ///
@@ -77,15 +37,15 @@ impl SqliteOptions {
 
     /// Adds `key` and seals new secrets with it.
     pub fn with_current_key(mut self, key: SealingKey) -> Self {
-        self.current = Some(key.id.clone());
-        self.keys.retain(|k| k.id != key.id);
+        self.current = Some(key.id().to_owned());
+        self.keys.retain(|k| k.id() != key.id());
         self.keys.push(key);
         self
     }
 
     /// Adds `key` to open secrets sealed earlier with it (a rotated-out key).
     pub fn with_old_key(mut self, key: SealingKey) -> Self {
-        self.keys.retain(|k| k.id != key.id);
+        self.keys.retain(|k| k.id() != key.id());
         self.keys.push(key);
         self
     }

@@ -3,11 +3,10 @@
 
 use crate::cache::{Cached, OrderCache};
 use crate::codec::{Context as _, from_json, limit, time_key, to_i64, to_json, to_u64};
-use crate::seal::{Sealed, Sealer};
 use autoprov_core::{
-    ConnectionMode, OrderId, PropertyChange, PropertyValue, ProvisioningOrder, ProvisioningResult,
-    ProvisioningState, ScalarValue, Secret,
+    ConnectionMode, OrderId, ProvisioningOrder, ProvisioningResult, ProvisioningState, Secret,
 };
+use autoprov_store::seal::{STATES_KEEPING_SECRETS, Sealed, Sealer, restore, secrets_of};
 use autoprov_store::{
     AuditEntry, DispatchRecord, HistoryEntry, OPEN_STATES, OrderRecord, OrderUpdate,
     ReviewDecision, StoreError,
@@ -16,23 +15,10 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-/// States in which an order keeps its sealed secrets: not yet delivered (Pending, in review)
-/// or possibly to be sent again (Errored: an operator retry makes it Pending). Any other state
-/// means the secret was delivered (Executed, Transmitted, Verified) or will never be
-/// (Inactive, Error): its sealed value is deleted in the write that reaches that state.
-pub const STATES_KEEPING_SECRETS: &[ProvisioningState] = &[
-    ProvisioningState::Pending,
-    ProvisioningState::AwaitingApproval,
-    ProvisioningState::Errored,
-];
-
 const COLUMNS: &str = "o.id, c.order_json, o.mode, o.state, o.version, o.dispatch, \
      o.resource_id, o.stable_id, o.ticket, o.secrets";
 /// The tables of [`COLUMNS`].
 const FROM: &str = "orders AS o JOIN order_contents AS c ON c.id = o.id";
-
-/// The prefix of the slot of a secret among the current values of the order's target.
-const RESOURCE_SLOT: &str = "Resource:";
 
 /// An order row as read.
 pub(crate) struct RawOrder {
@@ -80,48 +66,6 @@ fn state_of(text: &str) -> Result<ProvisioningState, StoreError> {
             ),
         )
     })
-}
-
-/// The secrets an order holds, by slot (property name; `Resource:<name>` for the current
-/// values of its target).
-fn secrets_of(order: &ProvisioningOrder) -> Vec<(String, &Secret)> {
-    let mut out: Vec<(String, &Secret)> = order
-        .changes
-        .properties
-        .iter()
-        .filter_map(|(name, change)| match change {
-            PropertyChange::Set(ScalarValue::Secret(s)) => Some((name.clone(), s)),
-            _ => None,
-        })
-        .collect();
-    if let Some(resource) = &order.resource {
-        out.extend(resource.values.iter().filter_map(|(name, v)| match v {
-            PropertyValue::Scalar(ScalarValue::Secret(s)) => {
-                Some((format!("{RESOURCE_SLOT}{name}"), s))
-            }
-            _ => None,
-        }));
-    }
-    out
-}
-
-fn restore(order: &mut ProvisioningOrder, slot: &str, secret: Secret) {
-    match slot.strip_prefix(RESOURCE_SLOT) {
-        Some(name) => {
-            if let Some(resource) = &mut order.resource {
-                resource.values.insert(
-                    name.to_owned(),
-                    PropertyValue::Scalar(ScalarValue::Secret(secret)),
-                );
-            }
-        }
-        None => {
-            order.changes.properties.insert(
-                slot.to_owned(),
-                PropertyChange::Set(ScalarValue::Secret(secret)),
-            );
-        }
-    }
 }
 
 /// Puts the sealed secrets of an order back into it.

@@ -4,9 +4,9 @@
 //! An answer is sent only after the commit, so a write reported as recorded is on disk.
 
 use crate::cache::OrderCache;
-use crate::seal::Sealer;
 use crate::stats::Stats;
 use autoprov_store::StoreError;
+use autoprov_store::seal::Sealer;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, TryRecvError};

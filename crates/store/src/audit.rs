@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub enum AuditAction {
     /// Approved an order in provisioning review, or a request step.
     Approved,
+    /// Submitted a manual assignment request.
+    Requested,
     /// Declined an order in review, or a request.
     Declined,
     /// Postponed a review decision.

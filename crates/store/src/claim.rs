@@ -4,7 +4,7 @@
 
 use crate::{OrderRecord, OrderUpdate, Store, StoreError};
 use async_trait::async_trait;
-use autoprov_core::OrderId;
+use autoprov_core::{ConnectionId, OrderId};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -72,6 +72,64 @@ impl PlanningEpoch {
     }
 }
 
+/// One slot of a connection's concurrency limit, held by one worker for a lease (see
+/// [`ClaimStore::acquire_permits`]). Like a [`Claim`], it carries a fencing token: once the
+/// lease expired and another worker took the slot, the old holder's renewal is
+/// [`StoreError::PermitLost`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Permit {
+    /// The connection whose limit the slot counts against.
+    pub connection: ConnectionId,
+    /// The slot number, `0..limit`.
+    pub slot: u32,
+    /// Who holds it.
+    pub worker: String,
+    /// The fencing token of this lease (from the same sequence as claims' tokens).
+    pub token: u64,
+    /// When the lease ends, by the store's clock.
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+impl Permit {
+    /// A permit (for stores implementing [`ClaimStore`]).
+    pub fn new(
+        connection: ConnectionId,
+        slot: u32,
+        worker: impl Into<String>,
+        token: u64,
+        lease_expires_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            connection,
+            slot,
+            worker: worker.into(),
+            token,
+            lease_expires_at,
+        }
+    }
+}
+
+/// A connection's circuit breaker as every worker sharing the store sees it (see
+/// [`ClaimStore::breaker`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SharedBreaker {
+    /// Calls go through; `failures` consecutive temporary failures so far.
+    Closed {
+        /// Consecutive temporary failures recorded since the last success.
+        failures: u32,
+    },
+    /// Calls pause for `remaining` more (by the store's clock).
+    Open {
+        /// How long the breaker stays open from the moment it was read.
+        remaining: Duration,
+    },
+    /// The open period ended: the next worker to win [`ClaimStore::breaker_try_probe`]
+    /// probes the connection; the others keep waiting.
+    ProbeDue,
+}
+
 /// A [`Store`] that several worker processes share: each claims ready orders for a lease,
 /// sends them, and records their outcomes under the claim's fencing token.
 ///
@@ -114,6 +172,53 @@ pub trait ClaimStore: Store {
     /// Gives the order back before its lease ends (e.g. a temporary failure that will be
     /// retried at `next_attempt_at`, or a worker shutting down).
     async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
+
+    /// Takes up to `want` free slots of `connection`'s limit of `limit` concurrent calls for
+    /// `worker`, for `lease`: a slot is free when nobody holds it or its lease expired. Every
+    /// slot taken gets a new fencing token. Returns fewer (or none) when the others are held:
+    /// the limit holds across every worker sharing the store.
+    async fn acquire_permits(
+        &self,
+        connection: &ConnectionId,
+        worker: &str,
+        limit: u32,
+        want: u32,
+        lease: Duration,
+    ) -> Result<Vec<Permit>, StoreError>;
+
+    /// Extends a permit's lease to `lease` from now (store clock);
+    /// [`StoreError::PermitLost`] when another worker took the slot meanwhile.
+    async fn renew_permit(&self, permit: &Permit, lease: Duration) -> Result<Permit, StoreError>;
+
+    /// Frees permits before their leases end. A permit another worker took over meanwhile
+    /// is left to its new holder (not an error).
+    async fn release_permits(&self, permits: &[Permit]) -> Result<(), StoreError>;
+
+    /// The shared circuit breaker of `connection` (Closed with 0 failures if never used).
+    async fn breaker(&self, connection: &ConnectionId) -> Result<SharedBreaker, StoreError>;
+
+    /// Records a temporary failure of a call on `connection`: in a closed breaker the
+    /// count grows and the breaker opens for `open_for` at `threshold`; when a probe is due
+    /// it opens again for `open_for`; while open (a probe running included) it changes
+    /// nothing. Returns the state after.
+    async fn breaker_failure(
+        &self,
+        connection: &ConnectionId,
+        threshold: u32,
+        open_for: Duration,
+    ) -> Result<SharedBreaker, StoreError>;
+
+    /// Records a good call or probe on `connection`: the breaker closes with 0 failures.
+    async fn breaker_success(&self, connection: &ConnectionId) -> Result<(), StoreError>;
+
+    /// When the breaker's open period ended ([`SharedBreaker::ProbeDue`]), lets exactly one
+    /// caller probe: it returns true to that one and keeps the breaker open for `open_for`
+    /// (the probe's time) for everyone else; false otherwise.
+    async fn breaker_try_probe(
+        &self,
+        connection: &ConnectionId,
+        open_for: Duration,
+    ) -> Result<bool, StoreError>;
 
     /// Starts a planning epoch for `planner`; every earlier epoch becomes stale.
     async fn begin_planning(&self, planner: &str) -> Result<PlanningEpoch, StoreError>;

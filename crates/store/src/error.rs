@@ -1,6 +1,6 @@
 //! What a store refuses, and how a backend failure keeps its cause.
 
-use autoprov_core::{IllegalTransition, OrderId};
+use autoprov_core::{ConnectionId, IllegalTransition, OrderId};
 use std::sync::Arc;
 
 /// A backend's own error, kept as the source of [`StoreError::Backend`].
@@ -57,6 +57,17 @@ pub enum StoreError {
         /// The token of the lost claim.
         token: u64,
     },
+    /// A write under a connection permit whose lease another worker took over; nothing was
+    /// written. Drop the permit and acquire another.
+    #[error("connection {connection}: permit slot {slot} lost (token {token} was taken over)")]
+    PermitLost {
+        /// The connection.
+        connection: ConnectionId,
+        /// The slot.
+        slot: u32,
+        /// The token of the lost permit.
+        token: u64,
+    },
     /// Orders inserted under a planning epoch that a newer planner superseded; nothing was
     /// written.
     #[error("planning epoch {epoch} is stale (current epoch: {current})")]
@@ -91,7 +102,33 @@ pub enum StoreError {
         /// The id of the key the secret was sealed with.
         key_id: String,
     },
-    /// The backend failed.
+    /// The backend is unavailable for a passing reason — the connection was lost or refused,
+    /// the server is shutting down or restarting, a transaction lost a serialization
+    /// conflict or a deadlock — and nothing was written. Retry later (with backoff): the
+    /// same call may succeed ([`StoreError::is_temporary`]).
+    #[error("store backend unavailable during {operation} (temporary; retry later)")]
+    Unavailable {
+        /// What was attempted.
+        operation: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: BackendError,
+    },
+    /// A secret value in a record that never keeps one (a synchronized resource, an
+    /// assignment, a request; see [`crate::secrets`]): refused, nothing of the call written.
+    #[error(
+        "{table} {key}: property {property} holds a secret; a store keeps secrets only in orders, sealed"
+    )]
+    SecretNotStorable {
+        /// The kind of record (`resources`, `assignments`, `requests`).
+        table: &'static str,
+        /// Its key (`connection/resource id` for a resource).
+        key: String,
+        /// The property holding the secret.
+        property: String,
+    },
+    /// The backend failed in a way a retry does not fix (a constraint violation, data it
+    /// cannot read or store, a misconfiguration).
     #[error("store backend failed during {operation}")]
     Backend {
         /// What was attempted.
@@ -114,6 +151,25 @@ impl StoreError {
         }
     }
 
+    /// A temporary backend failure during `operation` ([`StoreError::Unavailable`]),
+    /// keeping `source`.
+    pub fn unavailable(
+        operation: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Unavailable {
+            operation,
+            source: Arc::new(source),
+        }
+    }
+
+    /// Whether retrying the same call later may succeed: true only for
+    /// [`StoreError::Unavailable`]. Every other error is an answer (a refused write, a lost
+    /// lease, a stale version) or a permanent backend failure.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
     /// The order the error concerns, if any.
     pub fn order_id(&self) -> Option<&OrderId> {
         match self {
@@ -125,7 +181,11 @@ impl StoreError {
             | Self::LeaseLost { order_id, .. }
             | Self::SecretWithoutKey { order_id, .. }
             | Self::SecretUnreadable { order_id, .. } => Some(order_id),
-            Self::Backend { .. } | Self::StalePlanningEpoch { .. } => None,
+            Self::Backend { .. }
+            | Self::Unavailable { .. }
+            | Self::PermitLost { .. }
+            | Self::StalePlanningEpoch { .. }
+            | Self::SecretNotStorable { .. } => None,
         }
     }
 }

@@ -7,11 +7,14 @@ mod memory;
 mod paging;
 mod record;
 mod runs;
+#[cfg(feature = "seal")]
+pub mod seal;
+pub mod secrets;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use audit::{AuditAction, AuditEntry, Erasure};
-pub use claim::{Claim, ClaimStore, PlanningEpoch};
+pub use claim::{Claim, ClaimStore, Permit, PlanningEpoch, SharedBreaker};
 pub use error::{BackendError, StoreError};
 pub use memory::MemoryStore;
 pub use paging::{DEFAULT_PAGE, StoreExt};

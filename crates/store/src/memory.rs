@@ -74,6 +74,10 @@ struct MemoryState {
     leases: FxHashMap<OrderId, claims::Lease>,
     lease_seq: u64,
     planning_epoch: u64,
+    /// Connection permits (`ClaimStore::acquire_permits`): the latest lease of each slot.
+    permits: FxHashMap<(ConnectionId, u32), claims::PermitLease>,
+    /// Shared circuit breakers (`ClaimStore::breaker`).
+    breakers: FxHashMap<ConnectionId, claims::BreakerRow>,
 }
 
 impl MemoryState {
@@ -304,6 +308,7 @@ impl Store for MemoryStore {
         connection: &ConnectionId,
         resources: Vec<Resource>,
     ) -> Result<(), StoreError> {
+        crate::secrets::refuse_secrets_in_resources(connection, &resources)?;
         let mut state = self.lock();
         let map = state.resources.entry(connection.clone()).or_default();
         for r in resources {
@@ -376,6 +381,7 @@ impl Store for MemoryStore {
     }
 
     async fn put_assignments(&self, assignments: Assignments) -> Result<(), StoreError> {
+        crate::secrets::refuse_secrets_in_assignments(&assignments)?;
         let mut state = self.lock();
         for (id, a) in assignments.resource_types {
             state.assignments.insert(id, Assignment::ResourceType(a));
@@ -402,6 +408,7 @@ impl Store for MemoryStore {
     }
 
     async fn put_request(&self, request: AssignmentRequest) -> Result<(), StoreError> {
+        crate::secrets::refuse_secret_in_request(&request)?;
         self.lock().requests.insert(request.id.clone(), request);
         Ok(())
     }

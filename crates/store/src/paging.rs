@@ -28,6 +28,21 @@ pub trait StoreExt: Store {
         })
     }
 
+    /// Every assignment request, by id.
+    fn requests_stream(
+        &self,
+        page: usize,
+    ) -> BoxStream<'_, Result<autoprov_core::AssignmentRequest, StoreError>> {
+        paged(
+            page,
+            move |after: Option<autoprov_core::RequestId>, n| async move {
+                let rows = self.requests_page(after.as_ref(), n).await?;
+                let next = rows.last().map(|r| r.id.clone());
+                Ok((rows, next))
+            },
+        )
+    }
+
     /// Every job run, oldest first.
     fn job_runs_stream(&self, page: usize) -> BoxStream<'_, Result<JobRun, StoreError>> {
         paged(page, move |after: Option<String>, n| async move {

@@ -226,7 +226,7 @@ impl OrderRecord {
             attempt: update
                 .attempt_started
                 .then_some(next.dispatch.total_attempts),
-            message: update.error.clone(),
+            message: update.error.clone().or_else(|| update.note.clone()),
         };
         Ok((next, entry))
     }
@@ -255,6 +255,9 @@ pub struct OrderUpdate {
     pub ticket: Option<String>,
     /// The order errs because retries of temporary failures ran out.
     pub retries_exhausted: bool,
+    /// What the connector said about a success (e.g. a stale Deleted order that found its DN
+    /// held by another object and wrote nothing), kept in the history entry.
+    pub note: Option<String>,
 }
 
 impl OrderUpdate {
@@ -266,6 +269,7 @@ impl OrderUpdate {
             attempt_started: false,
             retry_at: None,
             error: None,
+            note: None,
             resource_id: None,
             stable_id: None,
             ticket: None,
@@ -313,6 +317,12 @@ impl OrderUpdate {
     /// [`DispatchRecord::retries_exhausted`]).
     pub fn retries_exhausted(mut self) -> Self {
         self.retries_exhausted = true;
+        self
+    }
+
+    /// Records a note about a success in the history (see [`OrderUpdate::note`]).
+    pub fn noted(mut self, note: Option<String>) -> Self {
+        self.note = note;
         self
     }
 

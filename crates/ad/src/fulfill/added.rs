@@ -91,7 +91,14 @@ impl Inner {
 
         // The initial password: given, or generated (and then handed back for delivery).
         let mut generated = None;
+        // The mapping's policy is a fallback: the dispatcher generates by the resource type's
+        // password settings (and says when those settings want none).
+        let generation_off = order
+            .arguments
+            .get(autoprov_connector::schema::NO_GENERATED_PASSWORD)
+            .is_some_and(|v| v == "true");
         if d.password.is_none()
+            && !generation_off
             && let Some(pw) = &m.password
             && let Some(policy) = &pw.generate
         {
@@ -191,7 +198,7 @@ impl Inner {
 
         // Memberships, on the groups.
         if let Some(p) = &d.membership_property {
-            self.change_members(&server, m, &dn_text, &d.groups_add, true)
+            self.change_members(&server, m, &dn_text, &dn_text, &d.groups_add, true)
                 .await?;
             if !d.groups_add.is_empty() {
                 changed.insert(p.clone());

@@ -15,6 +15,8 @@ impl Inner {
         op: Operation,
     ) -> Result<Executed, ConnectorError> {
         let dn_text = entry.dn.clone();
+        // Writes go to the object that was read, by objectGUID.
+        let target = address(&entry);
         let fail = |e: ConnectorError| e.with_target(dn_text.clone());
         if d.password.is_some() && !self.encrypted() {
             return Err(self.refuse_plain_password(&dn_text));
@@ -127,7 +129,7 @@ impl Inner {
             } else {
                 Operation::Update
             };
-            match server.modify(&dn_text, &mods, &[]).await {
+            match server.modify(&target, &mods, &[]).await {
                 Ok(()) => {}
                 Err(LdapFailure::Result { rc: 32, text, .. }) => {
                     return Err(invalid(
@@ -141,9 +143,9 @@ impl Inner {
         }
 
         if let Some(p) = &d.membership_property {
-            self.change_members(server, m, &dn_text, &adds, true)
+            self.change_members(server, m, &dn_text, &target, &adds, true)
                 .await?;
-            self.change_members(server, m, &dn_text, &removes, false)
+            self.change_members(server, m, &dn_text, &target, &removes, false)
                 .await?;
             if !adds.is_empty() || !removes.is_empty() {
                 changed.insert(p.clone());
@@ -154,14 +156,16 @@ impl Inner {
             .with_changed(changed))
     }
 
-    /// Adds or removes `member_dn` on each group's member attribute: value-level, never a
+    /// Adds or removes the member `member_value` (its DN, or `<GUID=...>` so that the value
+    /// names the object that was read) on each group's member attribute: value-level, never a
     /// replace, with permissive modify (and a present member / absent member is success even
-    /// without it).
+    /// without it). `member_dn` names it in errors.
     pub(super) async fn change_members(
         &self,
         server: &ServerPool,
         m: &EntityMapping,
         member_dn: &str,
+        member_value: &str,
         groups: &[Dn],
         add: bool,
     ) -> Result<(), ConnectorError> {
@@ -171,7 +175,7 @@ impl Inner {
         } else {
             Vec::new()
         };
-        let value = set([member_dn.as_bytes().to_vec()]);
+        let value = set([member_value.as_bytes().to_vec()]);
         let writes = groups.iter().map(|g| {
             let g = g.to_string();
             let m = if add {

@@ -1,6 +1,9 @@
-//! Deleted orders: a missing target is success; an account may be disabled instead.
+//! Deleted orders: a missing target is success; an account may be disabled instead. The
+//! target is addressed by its objectGUID (`<GUID=...>`), so the delete can only ever remove the
+//! object the order means, even when another object took its DN in the meantime.
 
 use super::*;
+use crate::connector::Located;
 
 impl Inner {
     pub(crate) async fn deleted(
@@ -15,16 +18,37 @@ impl Inner {
             .ok_or_else(|| invalid(op, "a Deleted order needs `Resource`"))?;
         let key = resource.id.as_str();
         let attrs = ["objectGUID".to_owned(), "userAccountControl".to_owned()];
-        let Some((server_index, entry)) = self
-            .locate(resource.stable_id.as_ref().map(|s| s.as_str()), key, &attrs)
+        let (server_index, entry) = match self
+            .locate(
+                resource.stable_id.as_ref().map(|s| s.as_str()),
+                key,
+                &attrs,
+                op,
+            )
             .await?
-        else {
+        {
+            Located::Found(i, entry) => (i, entry),
             // Already gone: the wanted state holds.
-            let mut e = Executed::new(resource.id.clone());
-            e.stable_id = resource.stable_id.clone();
-            return Ok(e);
+            Located::Missing => {
+                let mut e = Executed::new(resource.id.clone());
+                e.stable_id = resource.stable_id.clone();
+                return Ok(e);
+            }
+            // Gone, and its DN now names another object: that one is never touched.
+            Located::HeldByAnother { stable_id, holder } => {
+                let note = format!(
+                    "nothing deleted: the target (objectGUID {stable_id}) no longer exists, and \
+                     its DN {key} now names another object (objectGUID {holder}), which is left \
+                     untouched"
+                );
+                tracing::info!(order = %order.order_id, "{note}");
+                return Ok(Executed::new(resource.id.clone())
+                    .with_stable_id(resource.stable_id.clone())
+                    .with_note(note));
+            }
         };
         let server = &self.servers[server_index];
+        let target = address(&entry);
         let mut executed = Executed::new(entry.dn.clone());
         executed.stable_id = entry.guid().map(StableId::new);
         if m.disable_instead_of_delete {
@@ -35,7 +59,7 @@ impl Inner {
                     set([(current | UF_ACCOUNTDISABLE).to_string().into_bytes()]),
                 )];
                 server
-                    .modify(&entry.dn, &mods, &[])
+                    .modify(&target, &mods, &[])
                     .await
                     .map_err(|f| f.into_error(Operation::Enable, &entry.dn))?;
                 executed.changed.insert(
@@ -51,7 +75,7 @@ impl Inner {
         } else {
             Vec::new()
         };
-        match server.delete(&entry.dn, &controls).await {
+        match server.delete(&target, &controls).await {
             Ok(()) => {
                 executed.changed.insert("deleted".into());
                 Ok(executed)

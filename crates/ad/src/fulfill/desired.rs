@@ -1,7 +1,7 @@
 //! An order turned into the LDAP values it wants, without any I/O.
 
 use super::{UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT, invalid, ldap_value, nul, reference_dn};
-use crate::mapping::{EntityMapping, PROTECTED, is_attr_name};
+use crate::mapping::EntityMapping;
 use autoprov_connector::dn::Dn;
 use autoprov_connector::{ConnectorError, Operation};
 use autoprov_core::{PropertyChange, ProvisioningOrder, ScalarValue, Secret};
@@ -33,16 +33,51 @@ pub(crate) struct Desired {
     pub membership_property: Option<String>,
 }
 
+/// What an order wants. Every property is checked against the mapping's allow-list
+/// ([`EntityMapping::writable_attribute`]) before anything is written: one refused property
+/// refuses the whole order.
 pub(crate) fn desired(
     order: &ProvisioningOrder,
     m: &EntityMapping,
 ) -> Result<Desired, ConnectorError> {
     let op = Operation::from(order.change_type);
+    let entity_type = order.resource_type.target_entity_type.id.as_str();
     let mut d = Desired::default();
     let pw = m.password.as_ref();
+    // The managed properties are recognised without case, as every other property is.
+    let is = |p: &str, name: &str| p.eq_ignore_ascii_case(name);
+    // Two properties that land on the same thing (`description` and `DESCRIPTION`, or a
+    // mapped `login` and `sAMAccountName`) would make the outcome depend on their order.
+    let managed = [
+        Some(m.parent_property.as_str()),
+        m.enabled_property.as_deref(),
+        pw.map(|p| p.property.as_str()),
+        pw.map(|p| p.must_change_property.as_str()),
+    ];
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for property in order.changes.properties.keys() {
+        let p = property.as_str();
+        let slot = match managed.iter().flatten().find(|n| is(p, n)) {
+            Some(n) => n.to_ascii_lowercase(),
+            None => match m.writable_attribute(p) {
+                Ok((_, attribute)) => attribute.to_ascii_lowercase(),
+                Err(_) => continue,
+            },
+        };
+        if let Some(first) = seen.insert(slot.clone(), p) {
+            return Err(invalid(
+                op,
+                format!(
+                    "properties `{}` and `{}` both write `{slot}`: give it once",
+                    first.escape_debug(),
+                    p.escape_debug()
+                ),
+            ));
+        }
+    }
     for (property, change) in &order.changes.properties {
         let p = property.as_str();
-        if p == m.parent_property {
+        if is(p, &m.parent_property) {
             let dn = match change {
                 PropertyChange::SetReference(r) => reference_dn(p, r, op)?,
                 PropertyChange::Set(ScalarValue::String(s)) => {
@@ -60,7 +95,7 @@ pub(crate) fn desired(
             d.parent = Some((p.to_owned(), dn));
             continue;
         }
-        if m.enabled_property.as_deref() == Some(p) {
+        if m.enabled_property.as_deref().is_some_and(|e| is(p, e)) {
             match change {
                 PropertyChange::Set(ScalarValue::Bool(b)) => d.enabled = Some((p.to_owned(), *b)),
                 other => {
@@ -73,7 +108,7 @@ pub(crate) fn desired(
             continue;
         }
         if let Some(pw) = pw {
-            if p == pw.property {
+            if is(p, &pw.property) {
                 match change {
                     PropertyChange::Set(ScalarValue::Secret(s)) if s.is_redacted() => {
                         return Err(invalid(
@@ -107,7 +142,7 @@ pub(crate) fn desired(
                 }
                 continue;
             }
-            if p == pw.must_change_property {
+            if is(p, &pw.must_change_property) {
                 match change {
                     PropertyChange::Set(ScalarValue::Bool(b)) => {
                         d.must_change = Some((p.to_owned(), *b))
@@ -123,19 +158,9 @@ pub(crate) fn desired(
                 continue;
             }
         }
-        let attribute = m.attribute_of(p);
-        if !is_attr_name(attribute) {
-            return Err(invalid(
-                op,
-                format!("`{p}` is not a valid LDAP attribute name"),
-            ));
-        }
-        if PROTECTED.contains(&attribute.to_ascii_lowercase().as_str()) {
-            return Err(invalid(
-                op,
-                format!("`{p}` (LDAP `{attribute}`) cannot be written by an order"),
-            ));
-        }
+        let (declared, attribute) = m
+            .writable_attribute(p)
+            .map_err(|why| invalid(op, why.describe(p, entity_type)))?;
         if attribute.eq_ignore_ascii_case(&m.rdn_attribute) {
             match change {
                 PropertyChange::Set(ScalarValue::String(s)) if s.contains('\0') => {
@@ -170,7 +195,7 @@ pub(crate) fn desired(
                 property: p.to_owned(),
                 attribute: attribute.to_owned(),
                 value: None,
-                is_dn: m.is_reference(p),
+                is_dn: m.is_reference(declared),
             },
         };
         d.scalars.push(write);
@@ -180,7 +205,7 @@ pub(crate) fn desired(
             continue;
         }
         match &m.membership {
-            Some(ms) if ms.property == *nav => {
+            Some(ms) if is(nav, &ms.property) => {
                 d.membership_property = Some(nav.clone());
                 for r in &change.add {
                     d.groups_add.push(reference_dn(nav, r, op)?);

@@ -93,6 +93,15 @@ fn set(values: impl IntoIterator<Item = Vec<u8>>) -> HashSet<Vec<u8>> {
     values.into_iter().collect()
 }
 
+/// Where writes to an entry go: `<GUID=...>` when its objectGUID was read (always, for the
+/// targets of orders), so they reach the object that was read and no other, wherever it is
+/// now; its DN otherwise.
+fn address(entry: &Entry) -> String {
+    entry
+        .guid()
+        .map_or_else(|| entry.dn.clone(), |g| crate::connector::guid_dn(&g))
+}
+
 fn uac_of(entry: &Entry) -> Option<i64> {
     entry.text("userAccountControl")?.trim().parse().ok()
 }

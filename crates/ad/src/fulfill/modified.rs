@@ -1,6 +1,9 @@
 //! Modified orders: a compare-and-swap fast path, else read, rename or move, and converge.
+//! Every write addresses the target by objectGUID (`<GUID=...>`): the object the order means
+//! (by its stable id, or the one read at its key), never whatever holds its DN by then.
 
 use super::*;
+use crate::connector::{Located, guid_dn};
 
 impl Inner {
     /// The one-operation path of a Modified order that only sets scalars and whose `Resource`
@@ -9,9 +12,9 @@ impl Inner {
     /// and only if every old value is still there, so it is a compare-and-swap: when anything
     /// differs (a re-applied order, drift, a stale `Resource`, a target that moved or
     /// vanished) it writes nothing and `None` sends the order down the read, compare and write
-    /// path. The key rather than `<GUID=...>`: the same target the read path settles on when
-    /// the stable id is gone, and a cheaper lookup for the server; so the outcome does not
-    /// claim a stable id it did not see.
+    /// path. It addresses `<GUID=...>` when the order carries a stable id (so it can only
+    /// change that object), else the key. The outcome reports the order's key: a target moved
+    /// out of band keeps its stale key until the next export.
     pub(super) async fn compare_and_swap(
         &self,
         d: &Desired,
@@ -63,12 +66,23 @@ impl Inner {
         let Some((server_index, server)) = self.server_for(&key) else {
             return Ok(None);
         };
+        let (target, stable_id) = match &resource.stable_id {
+            Some(s) => match crate::guid::guid_from_str(s.as_str())
+                .and_then(|b| crate::guid::guid_to_string(&b))
+            {
+                Some(g) => (guid_dn(&g), Some(StableId::new(g))),
+                // Not an objectGUID: the read path refuses the order.
+                None => return Ok(None),
+            },
+            None => (resource.id.to_string(), None),
+        };
         self.check_attributes(server_index, d, Operation::Update)
             .await
             .map_err(|e| e.with_target(resource.id.as_str()))?;
-        match server.modify(resource.id.as_str(), &mods, &[]).await {
+        match server.modify(&target, &mods, &[]).await {
             Ok(()) => Ok(Some(
                 Executed::new(resource.id.clone())
+                    .with_stable_id(stable_id)
                     .with_changed(d.scalars.iter().map(|w| w.property.clone())),
             )),
             Err(LdapFailure::Result { .. }) => Ok(None),
@@ -95,23 +109,42 @@ impl Inner {
             return Ok(done);
         }
         let attrs = self.read_list(&d, m);
-        let Some((server_index, entry)) = self
-            .locate(resource.stable_id.as_ref().map(|s| s.as_str()), key, &attrs)
-            .await?
-        else {
-            return Err(ConnectorError::new(
-                ErrorKind::NotFound,
+        let (server_index, entry) = match self
+            .locate(
+                resource.stable_id.as_ref().map(|s| s.as_str()),
+                key,
+                &attrs,
                 op,
-                format!(
-                    "the target does not exist (stable id {}, DN {key})",
-                    resource
-                        .stable_id
-                        .as_ref()
-                        .map(|s| s.as_str())
-                        .unwrap_or("unknown")
-                ),
             )
-            .with_target(key));
+            .await?
+        {
+            Located::Found(i, entry) => (i, entry),
+            Located::Missing => {
+                return Err(ConnectorError::new(
+                    ErrorKind::NotFound,
+                    op,
+                    format!(
+                        "the target does not exist (stable id {}, DN {key})",
+                        resource
+                            .stable_id
+                            .as_ref()
+                            .map(|s| s.as_str())
+                            .unwrap_or("unknown")
+                    ),
+                )
+                .with_target(key));
+            }
+            Located::HeldByAnother { stable_id, holder } => {
+                return Err(ConnectorError::new(
+                    ErrorKind::NotFound,
+                    op,
+                    format!(
+                        "the target (objectGUID {stable_id}) does not exist; its DN {key} now \
+                         names another object (objectGUID {holder}), which is left untouched"
+                    ),
+                )
+                .with_target(key));
+            }
         };
         let server = self.servers[server_index].clone();
         let current = Dn::parse(&entry.dn).map_err(|e| {
@@ -165,11 +198,49 @@ impl Inner {
                 .with_target(dn_text));
             }
             let rdn = Rdn::new(&attr, &value).to_string();
-            let sup = new_parent.as_ref().map(|p| p.to_string());
-            server
-                .modify_dn(&entry.dn, &rdn, sup.as_deref())
-                .await
-                .map_err(|f| f.into_error(Operation::Rename, &dn_text))?;
+            // By objectGUID, with the new superior always given: Samba takes the parent of a
+            // `<GUID=...>` DN as empty and answers 32 without it.
+            let sup = parent.to_string();
+            match server.modify_dn(&address(&entry), &rdn, Some(&sup)).await {
+                Ok(()) => {}
+                // Gone from where it was read (32), or the new DN taken (68): maybe by this
+                // very rename, applied by an earlier attempt. Look the target up by id first.
+                Err(f @ LdapFailure::Result { rc: 32 | 68, .. }) => {
+                    let now = match entry.guid() {
+                        Some(g) => self
+                            .read_by_guid(&g, &["1.1".to_owned()], &dn_text)
+                            .await?
+                            .map(|(_, e)| e.dn),
+                        None => None,
+                    };
+                    let done = now
+                        .as_deref()
+                        .and_then(|n| Dn::parse(n).ok())
+                        .is_some_and(|n| n.same_as(&new_dn));
+                    if !done {
+                        let e = f.into_error(Operation::Rename, &dn_text);
+                        let message = match (&now, entry.guid()) {
+                            (Some(now), _) => {
+                                format!("{} (the target is now at {now})", e.message())
+                            }
+                            (None, Some(g)) => format!(
+                                "{} (no object has the target's objectGUID {g} any more)",
+                                e.message()
+                            ),
+                            (None, None) => e.message().to_owned(),
+                        };
+                        let kind = if now.is_none() && e.kind() != ErrorKind::AlreadyExists {
+                            ErrorKind::NotFound
+                        } else {
+                            e.kind()
+                        };
+                        return Err(ConnectorError::new(kind, Operation::Rename, message)
+                            .with_target(dn_text)
+                            .pipe_status(e.is_temporary()));
+                    }
+                }
+                Err(f) => return Err(f.into_error(Operation::Rename, &dn_text)),
+            }
             if let (Some(_), Some((p, _))) = (&new_parent, &d.parent) {
                 changed.insert(p.clone());
             }

@@ -212,3 +212,163 @@ proptest::proptest! {
         }
     }
 }
+
+/// The allow-list: only declared properties, no sensitive attribute unless the mapping names it
+/// explicitly, no attribute option, no name that is not an attribute name; each refusal names
+/// the property, and one refused property refuses the whole order.
+#[test]
+fn only_declared_properties_are_written() {
+    let m = EntityMapping::user();
+    let refused = |property: &str| {
+        let mut c = Changes::default();
+        c.set("cn", "Ann")
+            .set("sAMAccountName", "ann")
+            .set("description", "fine")
+            .set(property, "x");
+        desired(&order(c), &m).map(|_| ())
+    };
+    let cases: &[(&str, &str)] = &[
+        ("member", "sensitive"),
+        ("MEMBER", "sensitive"),
+        ("userAccountControl", "sensitive"),
+        ("useraccountcontrol", "sensitive"),
+        ("servicePrincipalName", "sensitive"),
+        ("msDS-KeyCredentialLink", "sensitive"),
+        ("msDS-AllowedToActOnBehalfOfOtherIdentity", "sensitive"),
+        ("nTSecurityDescriptor", "sensitive"),
+        ("primaryGroupID", "sensitive"),
+        ("adminCount", "sensitive"),
+        ("sIDHistory", "sensitive"),
+        ("userCertificate;binary", "attribute option"),
+        ("member;range=0-1", "attribute option"),
+        ("member;range=0-*", "attribute option"),
+        ("description;lang-en", "attribute option"),
+        ("cn=x,dc=example,dc=test", "not a valid LDAP attribute name"),
+        ("with space", "not a valid LDAP attribute name"),
+        ("nul\0name", "not a valid LDAP attribute name"),
+        ("", "not a valid LDAP attribute name"),
+        ("objectClass", "cannot be written"),
+        ("OBJECTCLASS", "cannot be written"),
+        ("unicodePwd", "cannot be written"),
+        ("memberOf", "cannot be written"),
+        ("uSNChanged", "maintained by the directory"),
+        ("favoriteColour", "not declared"),
+        ("homeDirectory", "not declared"),
+    ];
+    for (property, reason) in cases {
+        let e = refused(property).expect_err(property);
+        assert_eq!(e.kind(), ErrorKind::InvalidOrder, "{property}: {e}");
+        assert!(!e.is_temporary(), "{property}: {e}");
+        let text = e.to_string();
+        assert!(text.contains(reason), "{property}: {text} lacks {reason}");
+        if !property.contains('\0') {
+            assert!(
+                text.contains(&format!("`{property}`")),
+                "{text} names the property"
+            );
+        }
+    }
+    // Declared names match without case, and keep the order's spelling in `changed`.
+    let mut c = Changes::default();
+    c.set("cn", "Ann")
+        .set("sAMAccountName", "ann")
+        .set("DESCRIPTION", "fine")
+        .set("Mail", "ann@example.test")
+        .set("Enabled", true);
+    let d = desired(&order(c), &m).unwrap();
+    assert_eq!(d.enabled, Some(("Enabled".into(), true)));
+    let attrs: Vec<_> = d.scalars.iter().map(|w| w.attribute.as_str()).collect();
+    assert!(
+        attrs.contains(&"description") && attrs.contains(&"mail"),
+        "{attrs:?}"
+    );
+}
+
+/// The opt-in: a mapping that names a sensitive attribute in `Properties` (or `Attributes`)
+/// lets orders write it; `Kinds` (export typing) opts nothing in; `Writable: false` is
+/// read-only; the declared schema says the same.
+#[test]
+fn sensitive_attributes_need_an_explicit_opt_in() {
+    use autoprov_connector::schema::{PropertySchema, ValueType};
+    let mut m = EntityMapping::user();
+    let spn = |m: &EntityMapping| {
+        let mut c = Changes::default();
+        c.set("servicePrincipalName", "HTTP/web.example.test");
+        desired(&order(c), m).map(|d| d.scalars.len())
+    };
+    assert!(spn(&m).is_err());
+    m.properties.insert(
+        "servicePrincipalName".into(),
+        PropertySchema::new(ValueType::String),
+    );
+    assert_eq!(spn(&m).unwrap(), 1);
+    assert!(
+        m.schema("user")
+            .property("servicePrincipalName")
+            .unwrap()
+            .writable
+    );
+
+    let mut m = EntityMapping::user();
+    m.attributes
+        .insert("uac".into(), "userAccountControl".into());
+    let mut c = Changes::default();
+    c.set("uac", 66048i64);
+    assert_eq!(
+        desired(&order(c), &m).unwrap().scalars[0].attribute,
+        "userAccountControl"
+    );
+    // userAccountControl is typed by Kinds in the default mapping, and not writable there.
+    let user = EntityMapping::user().schema("user");
+    for sensitive in ["userAccountControl", "primaryGroupID"] {
+        assert!(!user.property(sensitive).unwrap().writable, "{sensitive}");
+    }
+    assert!(user.property("description").unwrap().writable);
+    assert!(user.property("mail").unwrap().writable);
+
+    let mut m = EntityMapping::user();
+    m.properties.insert(
+        "description".into(),
+        PropertySchema::new(ValueType::String).read_only(),
+    );
+    let mut c = Changes::default();
+    c.set("description", "x");
+    let e = desired(&order(c), &m).unwrap_err();
+    assert!(e.to_string().contains("read-only"), "{e}");
+    assert!(!m.schema("user").property("description").unwrap().writable);
+
+    // A mapping cannot declare a name with an option.
+    let mut m = EntityMapping::user();
+    m.properties.insert(
+        "userCertificate;binary".into(),
+        PropertySchema::new(ValueType::Binary),
+    );
+    assert_eq!(
+        m.validate("u").unwrap_err().setting,
+        "u.Properties.userCertificate;binary"
+    );
+    let mut m = EntityMapping::user();
+    m.attributes
+        .insert("cert".into(), "userCertificate;binary".into());
+    assert_eq!(m.validate("u").unwrap_err().setting, "u.Attributes.cert");
+}
+
+/// Two properties of one order that write the same attribute (or the same managed property),
+/// whatever their case or mapping, are refused: the outcome would depend on their order.
+#[test]
+fn one_attribute_is_written_by_one_property() {
+    let mut m = EntityMapping::user();
+    m.attributes.insert("login".into(), "sAMAccountName".into());
+    let pairs = [
+        ("description", "DESCRIPTION"),
+        ("login", "sAMAccountName"),
+        ("enabled", "Enabled"),
+    ];
+    for (a, b) in pairs {
+        let mut c = Changes::default();
+        c.set(a, "x").set(b, "y");
+        let e = desired(&order(c), &m).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidOrder, "{e}");
+        assert!(e.to_string().contains("both write"), "{a}/{b}: {e}");
+    }
+}

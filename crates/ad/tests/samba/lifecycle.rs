@@ -960,3 +960,31 @@ async fn manager_is_written_and_exported_as_a_dn() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn no_fallback_password_when_the_settings_generate_none() {
+    let Some(env) = ad_env("no_fallback_password_when_the_settings_generate_none") else {
+        return;
+    };
+    in_ou(&env.clone(), "nopw", |admin, ou| async move {
+        let ad = connector(&env).await;
+        let sam = format!("n{}", token());
+        let mut c = Changes::default();
+        c.set("cn", "No Password")
+            .set("sAMAccountName", sam.as_str())
+            .set("enabled", false)
+            .set_reference("parentdn", Reference::dn(ou.as_str()));
+        let mut o = order(ChangeType::Added, "user", c, None);
+        // What the dispatcher says for a resource type whose password settings have Mode 0.
+        o.arguments.insert(
+            autoprov_connector::schema::NO_GENERATED_PASSWORD.to_owned(),
+            "true".to_owned(),
+        );
+        let done = apply(&ad, &o).await;
+        assert!(done.initial_password.is_none(), "nothing generated");
+        assert!(!done.changed.contains("password"), "{:?}", done.changed);
+        let entry = admin.read(done.resource_id.as_str(), &[]).await.unwrap();
+        assert_eq!(entry.attrs["pwdLastSet"], vec!["0"], "no password was set");
+    })
+    .await;
+}

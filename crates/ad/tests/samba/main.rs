@@ -9,5 +9,6 @@ mod injection;
 mod ldif;
 mod lifecycle;
 mod resilience;
+mod safety;
 mod support;
 mod tls;

@@ -94,6 +94,14 @@ fn password_hash(stable_id: &StableId, p: &Secret) -> Result<PasswordHash, Conne
     Ok(PasswordHash::of(stable_id, clear))
 }
 
+/// The note of a Deleted order whose target is gone while its key names another object.
+fn stale_key_note(stable: &StableId, other: &StableId, key: &ResourceId) -> String {
+    format!(
+        "nothing deleted: the target (stable id {stable}) no longer exists, and its key {key} \
+         now names another object (stable id {other}), which is left untouched"
+    )
+}
+
 fn kind_matches(kind: &PropertyKind, value: &ScalarValue) -> bool {
     matches!(
         (kind, value),
@@ -341,6 +349,11 @@ impl State {
             // A key match holding another stable id is another object: never touch it.
             return self.by_stable.get(stable).copied();
         }
+        self.at_key(schema, key)
+    }
+
+    /// The object that holds a key now, if any.
+    fn at_key(&self, schema: &CompiledSchema, key: &ResourceId) -> Option<ObjKey> {
         match Dn::parse(key.as_str())
             .ok()
             .and_then(|dn| self.resolve(schema, &dn))
@@ -348,6 +361,20 @@ impl State {
             Some(Slot::Object(k)) => Some(k),
             _ => None,
         }
+    }
+
+    /// The stable id of another object that holds the key of a request whose own stable id
+    /// is gone (a stale key), if any.
+    fn other_holder(
+        &self,
+        schema: &CompiledSchema,
+        key: &ResourceId,
+        stable_id: Option<&StableId>,
+    ) -> Option<&StableId> {
+        stable_id?;
+        self.at_key(schema, key)
+            .map(|k| &self.objects[&k].stable_id)
+            .filter(|other| Some(*other) != stable_id)
     }
 
     fn unique_holder(&self, property: &str, value: &ScalarValue) -> Option<ObjKey> {
@@ -413,11 +440,18 @@ impl State {
                     return Err(invalid(operation, "a Modified order needs `Resource`"));
                 };
                 let Some(k) = self.find_target(schema, key, stable) else {
-                    return Err(ConnectorError::new(
-                        ErrorKind::NotFound,
-                        operation,
-                        format!("the target {key} does not exist"),
-                    ));
+                    let message = match (stable, self.other_holder(schema, key, stable)) {
+                        (Some(stable), Some(other)) => format!(
+                            "the target (stable id {stable}) does not exist; its key {key} now \
+                             names another object (stable id {other}), which is left untouched"
+                        ),
+                        (Some(stable), None) => {
+                            format!("the target {key} (stable id {stable}) does not exist")
+                        }
+                        (None, _) => format!("the target {key} does not exist"),
+                    };
+                    return Err(ConnectorError::new(ErrorKind::NotFound, operation, message)
+                        .with_target(key.as_str()));
                 };
                 let existing = &self.objects[&k];
                 if existing.entity_type != t.id {
@@ -440,6 +474,11 @@ impl State {
                 let Some(k) = self.find_target(schema, key, stable) else {
                     let mut done = Executed::new(key.clone());
                     done.stable_id = stable.cloned();
+                    if let (Some(stable), Some(other)) =
+                        (stable, self.other_holder(schema, key, stable))
+                    {
+                        done = done.with_note(stale_key_note(stable, other, key));
+                    }
                     return Ok(Plan::Nothing(done));
                 };
                 if !request.tree_delete && self.has_children(k) {

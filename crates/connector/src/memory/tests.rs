@@ -369,6 +369,7 @@ async fn rename_and_move_keep_the_stable_id() {
         changed: BTreeSet::new(),
         adopted: false,
         initial_password: None,
+        note: None,
     };
     run(
         &s,
@@ -432,6 +433,7 @@ async fn deletes_are_idempotent_and_containers_protect_their_children() {
         changed: BTreeSet::new(),
         adopted: false,
         initial_password: None,
+        note: None,
     };
     let e = run(
         &s,

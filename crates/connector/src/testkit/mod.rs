@@ -445,6 +445,7 @@ macro_rules! __conformance_tests {
             membership_add_twice_remove_absent,
             rename_keeps_stable_id,
             move_keeps_stable_id,
+            stale_key_never_touches_another_object,
             disable_enable,
             password_write_only,
             export_sees_fulfilment,

@@ -115,7 +115,7 @@ impl Core {
 
     /// A connection check succeeded outside dispatch (the job's health check): the breaker
     /// closes as after a good probe.
-    pub(super) fn breaker_close(&self, conn: &ConnectionId) {
+    pub(crate) fn breaker_close(&self, conn: &ConnectionId) {
         let Some(lane) = self.lanes.get(conn) else {
             return;
         };

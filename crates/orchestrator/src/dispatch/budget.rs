@@ -26,6 +26,19 @@ impl Core {
         b.last_refill = now;
     }
 
+    /// Takes one retry token if one is there now (a worker, which does not wait while it
+    /// holds a claim: the retry happens later, from a new claim).
+    pub(crate) fn try_withdraw(&self) -> bool {
+        let mut b = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+        self.refill(&mut b);
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Takes one retry token, waiting for the budget to refill until `deadline`.
     pub(super) async fn withdraw(&self, deadline: Instant, cancel: &CancellationToken) -> bool {
         loop {

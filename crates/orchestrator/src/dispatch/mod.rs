@@ -15,7 +15,8 @@ use crate::events::{EventSink, JobEvent, NoEvents};
 use crate::store::{OrderRecord, OrderUpdate, Store, StoreError};
 use autoprov_connector::Connector;
 use autoprov_core::{
-    ConnectionId, ConnectionMode, OrderId, ProvisioningEvent, ProvisioningOrder, ProvisioningState,
+    ConnectionId, ConnectionMode, OrderId, PasswordResetSettings, ProvisioningEvent,
+    ProvisioningOrder, ProvisioningState, ResourceType, ResourceTypeId,
 };
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
@@ -32,11 +33,13 @@ mod breaker;
 mod budget;
 mod graph;
 mod policy;
-mod send;
+pub(crate) mod send;
 mod values;
 
 pub use policy::{CircuitBreakerPolicy, DispatchPolicy, PolicyError, RetryBudget, RetryPolicy};
 pub use values::{operation_of, value_changes};
+
+pub(crate) use policy::instant_after as policy_instant_after;
 
 use breaker::{Breaker, BreakerState};
 use budget::BudgetState;
@@ -66,7 +69,7 @@ pub enum DispatchError {
 
 /// Refuses a batch with a duplicate order id or a dependency cycle, before anything is
 /// stored: such a batch would otherwise leave orders Pending forever.
-fn check_batch<'a>(
+pub(crate) fn check_batch<'a>(
     orders: impl Iterator<Item = &'a ProvisioningOrder> + Clone,
 ) -> Result<(), DispatchError> {
     let mut index: HashMap<&OrderId, usize> = HashMap::new();
@@ -139,8 +142,8 @@ impl DispatchReport {
     }
 }
 
-struct Lane {
-    connector: Arc<dyn Connector>,
+pub(crate) struct Lane {
+    pub(crate) connector: Arc<dyn Connector>,
     semaphore: Arc<Semaphore>,
     breaker: Breaker,
 }
@@ -162,13 +165,15 @@ pub struct Dispatcher {
     core: Arc<Core>,
 }
 
-struct Core {
-    lanes: BTreeMap<ConnectionId, Lane>,
+pub(crate) struct Core {
+    pub(crate) lanes: BTreeMap<ConnectionId, Lane>,
     delivery: Option<Arc<dyn crate::delivery::PasswordDelivery>>,
-    policy: DispatchPolicy,
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    events: Arc<dyn EventSink>,
+    /// Password settings by resource type: generation at fulfilment time.
+    passwords: HashMap<ResourceTypeId, Arc<PasswordResetSettings>>,
+    pub(crate) policy: DispatchPolicy,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: Arc<dyn EventSink>,
     budget: Mutex<BudgetState>,
     rng: Mutex<StdRng>,
 }
@@ -184,7 +189,7 @@ impl std::fmt::Debug for Dispatcher {
 
 /// The outcome of one order inside a dispatch.
 #[derive(Clone, Debug)]
-enum Outcome {
+pub(crate) enum Outcome {
     Succeeded(ProvisioningState),
     Failed(String),
     NotStarted,
@@ -232,6 +237,7 @@ impl Dispatcher {
             core: Arc::new(Core {
                 lanes,
                 delivery: None,
+                passwords: HashMap::new(),
                 policy,
                 store,
                 clock,
@@ -254,6 +260,28 @@ impl Dispatcher {
         self
     }
 
+    /// Generates initial passwords at fulfilment time by the password settings of these
+    /// resource types ([`ResourceType::password_reset_settings`]; see [`crate::delivery`]).
+    /// Types without settings get none from the dispatcher.
+    pub fn with_resource_types<'a>(
+        mut self,
+        resource_types: impl IntoIterator<Item = &'a ResourceType>,
+    ) -> Self {
+        let passwords = resource_types
+            .into_iter()
+            .filter_map(|rt| {
+                rt.password_reset_settings
+                    .as_ref()
+                    .map(|s| (rt.id.clone(), Arc::new(s.clone())))
+            })
+            .collect();
+        match Arc::get_mut(&mut self.core) {
+            Some(core) => core.passwords = passwords,
+            None => unreachable!("the core is shared only while a dispatch runs"),
+        }
+        self
+    }
+
     /// Sends events to `sink`.
     pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> Self {
         match Arc::get_mut(&mut self.core) {
@@ -261,6 +289,11 @@ impl Dispatcher {
             None => unreachable!("the core is shared only while a dispatch runs"),
         }
         self
+    }
+
+    /// The shared core (for the worker loop).
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
     }
 
     /// The policy.

@@ -17,7 +17,7 @@ pub(super) fn saturating_secs(secs: f64) -> Duration {
 
 /// `base + wait`, or about 30 years after `base` when that instant cannot be represented
 /// (`Instant + Duration` panics on overflow; a policy may hold `Duration::MAX`).
-pub(super) fn instant_after(base: Instant, wait: Duration) -> Instant {
+pub(crate) fn instant_after(base: Instant, wait: Duration) -> Instant {
     const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
     base.checked_add(wait)
         .or_else(|| base.checked_add(FAR))

@@ -138,7 +138,7 @@ pub struct ProvisioningJobBuilder {
     policy: crate::dispatch::DispatchPolicy,
     filters: BTreeMap<ResourceTypeId, TargetFilter>,
     scopes: BTreeMap<ConnectionId, String>,
-    default_validity: Duration,
+    default_validity: Option<Duration>,
     reopen_after_outage: bool,
     delivery: Option<Arc<dyn crate::delivery::PasswordDelivery>>,
 }
@@ -189,9 +189,10 @@ impl ProvisioningJobBuilder {
         self
     }
 
-    /// The validity period used for resource types the planner does not know. Default: 7 days.
+    /// The validity period used for resource types the planner does not know. Default: none
+    /// (never times out, as a resource type without `TransmittedStateValidityPeriod`).
     pub fn default_validity(mut self, period: Duration) -> Self {
-        self.default_validity = period;
+        self.default_validity = Some(period);
         self
     }
 
@@ -235,7 +236,8 @@ impl ProvisioningJobBuilder {
             self.store.clone(),
             self.clock.clone(),
         )
-        .with_events(self.events.clone());
+        .with_events(self.events.clone())
+        .with_resource_types(self.planner.resource_types());
         if let Some(delivery) = self.delivery {
             dispatcher = dispatcher.with_password_delivery(delivery);
         }
@@ -256,6 +258,7 @@ impl ProvisioningJobBuilder {
             default_validity: self.default_validity,
             reopen_after_outage: self.reopen_after_outage,
             runs: 0,
+            requests_loaded: false,
         }
     }
 }
@@ -271,9 +274,10 @@ pub struct ProvisioningJob {
     events: Arc<dyn EventSink>,
     filters: BTreeMap<ResourceTypeId, TargetFilter>,
     scopes: BTreeMap<ConnectionId, String>,
-    default_validity: Duration,
+    default_validity: Option<Duration>,
     reopen_after_outage: bool,
     runs: u64,
+    requests_loaded: bool,
 }
 
 impl std::fmt::Debug for ProvisioningJob {
@@ -285,9 +289,12 @@ impl std::fmt::Debug for ProvisioningJob {
     }
 }
 
+mod requests;
 mod state;
 mod steps;
 mod sync;
+
+pub use requests::RequestOpError;
 
 impl ProvisioningJob {
     /// Starts building a job around a planner and a store.
@@ -301,7 +308,7 @@ impl ProvisioningJob {
             policy: crate::dispatch::DispatchPolicy::default(),
             filters: BTreeMap::new(),
             scopes: BTreeMap::new(),
-            default_validity: Duration::from_secs(7 * 24 * 3600),
+            default_validity: None,
             reopen_after_outage: true,
             delivery: None,
         }

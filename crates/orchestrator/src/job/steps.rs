@@ -45,6 +45,9 @@ impl ProvisioningJob {
             resumed: DispatchReport::default(),
         };
 
+        // The requests recorded by an earlier process, before anything is planned.
+        self.load_requests().await.map_err(store_err)?;
+
         // 1–2. Export every connection and synchronize what it holds.
         self.events.emit(JobEvent::StepStarted { step: "export" });
         let connections: Vec<(ConnectionId, Arc<dyn Connector>)> = self
@@ -75,7 +78,7 @@ impl ProvisioningJob {
 
         // 3. Verify what earlier runs executed, against what was just synchronized.
         self.events.emit(JobEvent::StepStarted { step: "verify" });
-        let validity: BTreeMap<ResourceTypeId, Duration> = self
+        let validity: BTreeMap<ResourceTypeId, Option<Duration>> = self
             .planner
             .resource_types()
             .iter()

@@ -167,7 +167,7 @@ async fn ten_thousand_orders_under_faults_are_executed_once_and_verified() {
         &SystemClock,
         &NoEvents,
         &BTreeMap::new(),
-        Duration::from_secs(3600),
+        Some(Duration::from_secs(3600)),
     )
     .await
     .unwrap();

@@ -8,11 +8,11 @@ use autoprov_connector::{
     Fulfillment, Operation, RESENT_ARGUMENT,
 };
 use autoprov_core::{
-    ChangeType, Changes, ConnectionMode, Owner, ProvisioningOrder, ProvisioningState, ResourceId,
-    ResourceType, ResourceTypeRef, Secret,
+    ChangeType, Changes, ConnectionMode, Owner, ProvisioningOrder, ProvisioningState, ResourceType,
+    ResourceTypeRef, Secret,
 };
 use autoprov_orchestrator::clock::SystemClock;
-use autoprov_orchestrator::delivery::{DeliveryError, PasswordDelivery};
+use autoprov_orchestrator::delivery::{DeliveryError, PasswordDelivery, PasswordNotice};
 use autoprov_orchestrator::dispatch::{DispatchPolicy, Dispatcher, RetryPolicy};
 use autoprov_orchestrator::events::CollectEvents;
 use autoprov_orchestrator::store::{MemoryStore, OrderRecord, OrderUpdate, Store};
@@ -75,8 +75,7 @@ struct Mailbox {
 impl PasswordDelivery for Mailbox {
     async fn deliver(
         &self,
-        _order: &ProvisioningOrder,
-        _target: &ResourceId,
+        _notice: &PasswordNotice<'_>,
         password: &Secret,
     ) -> Result<(), DeliveryError> {
         let mut fail = self.fail_first.lock().unwrap();

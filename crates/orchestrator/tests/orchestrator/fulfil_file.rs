@@ -284,3 +284,62 @@ async fn an_interrupted_run_resumes_and_sends_nothing_twice() {
         assert!(record.dispatch.total_attempts <= 1, "{:?}", record.dispatch);
     }
 }
+
+/// Records delivered passwords by target.
+#[derive(Debug, Default)]
+struct Mailbox(Mutex<Vec<(String, String)>>);
+
+#[async_trait::async_trait]
+impl autoprov_orchestrator::delivery::PasswordDelivery for Mailbox {
+    async fn deliver(
+        &self,
+        notice: &autoprov_orchestrator::delivery::PasswordNotice<'_>,
+        password: &autoprov_core::Secret,
+    ) -> Result<(), autoprov_orchestrator::delivery::DeliveryError> {
+        self.0.lock().unwrap().push((
+            notice.target.to_string(),
+            password.expose().unwrap().to_owned(),
+        ));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_file_without_passwords_gets_them_generated_by_the_resource_types_settings() {
+    let dir = Dir::new("pwd");
+    let (orders, results) = (dir.path("orders.json"), dir.path("results.json"));
+    let list = demo_orders(4).await;
+    let accounts = list
+        .iter()
+        .filter(|o| o.resource_type.id.as_str() == demo::ACCOUNT)
+        .count();
+    assert!(accounts >= 4);
+    write_orders(&orders, list);
+    let mut account = demo::planner_config()
+        .resource_types
+        .into_iter()
+        .find(|rt| rt.id.as_str() == demo::ACCOUNT)
+        .unwrap();
+    account.password_reset_settings = Some(autoprov_core::PasswordResetSettings::default());
+    let system = system();
+    let mailbox = Arc::new(Mailbox::default());
+    let report = runner(&system, Arc::new(MemoryStore::new()))
+        .resource_types([account])
+        .password_delivery(mailbox.clone())
+        .run(&orders, &results, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.errored, 0, "{report:?}");
+    let delivered = mailbox.0.lock().unwrap().clone();
+    assert_eq!(
+        delivered.len(),
+        accounts,
+        "one password per account of the type"
+    );
+    for (target, password) in &delivered {
+        assert_eq!(password.chars().count(), 12);
+        assert!(system.verify_password(target, password), "{target}");
+    }
+    let written = std::fs::read_to_string(&results).unwrap();
+    assert!(delivered.iter().all(|(_, p)| !written.contains(p.as_str())));
+}

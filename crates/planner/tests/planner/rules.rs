@@ -5,9 +5,9 @@ use autoprov_core::{
     WorkflowState,
 };
 use autoprov_planner::{
-    CorrelationKey, Criteria, EvaluationError, GenerationStatus, LimitKind, NavigationRule,
-    PlanOptions, Planner, PlannerConfig, RoleModel, RuleKind, ScalarBinding, ScalarRule, TypeRule,
-    WaitReason,
+    ComparisonType, CorrelationKey, Criteria, EvaluationError, GenerationStatus, LimitKind,
+    NavigationRule, PlanOptions, Planner, PlannerConfig, RoleModel, RuleKind, ScalarBinding,
+    ScalarRule, TypeRule, WaitReason,
 };
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -337,4 +337,46 @@ fn orphans_are_deleted_only_with_remove_orphans() {
     let plan = p.current_plan(PlanOptions::default());
     assert!(plan.orphans.is_empty());
     assert!(plan.orders().all(|o| o.change_type == ChangeType::Modified));
+}
+
+#[test]
+fn ignore_diacritics_and_simplified_compare_as_the_reference_system_names_them() {
+    // The rule computes "Hélène O'Brien"; the directory holds variants of it. An order is
+    // planned only when the comparison type tells them apart.
+    let cases = [
+        (ComparisonType::CaseSensitive, "Helene O'Brien", true),
+        (ComparisonType::IgnoreDiacritics, "HELENE O'BRIEN", false),
+        (ComparisonType::IgnoreDiacritics, "Helene OBrien", true),
+        (ComparisonType::Simplified, "helene obrien", false),
+        (ComparisonType::Simplified, "Helene-O-Brien", false),
+        (ComparisonType::Simplified, "Helen OBrien", true),
+    ];
+    for (comparison, actual, modified) in cases {
+        let model = base_rules(RoleModel::new(), "a")
+            .type_rule(TypeRule::new("a", Criteria::always()))
+            .scalar_rule(
+                ScalarRule::literal("a", "displayName", "Hélène O'Brien").comparison(comparison),
+            );
+        let mut p = planner(vec![rt("a")], model);
+        p.upsert_owner(owner("u1"));
+        p.upsert_target(&"a".into(), &account("u1").with("displayName", actual))
+            .unwrap();
+        let plan = p.plan_full(
+            now(),
+            PlanOptions::default(),
+            &autoprov_planner::OrderStates::new(),
+        );
+        let orders: Vec<_> = plan.orders().collect();
+        assert_eq!(
+            !orders.is_empty(),
+            modified,
+            "{comparison:?} on {actual:?}: {orders:?}"
+        );
+        if modified {
+            assert_eq!(orders[0].change_type, ChangeType::Modified);
+        }
+    }
+    // And by their names in configuration.
+    let c: ComparisonType = serde_json::from_str("\"Simplified\"").unwrap();
+    assert_eq!(c, ComparisonType::Simplified);
 }

@@ -21,4 +21,5 @@ autoprov_store::claim_conformance_tests!(
 );
 
 mod schema;
+mod secrets;
 mod workers;

@@ -1,12 +1,15 @@
-//! Secrets never at rest in clear: sealed with the host's key, erased once delivered,
-//! refused without a key, unreadable (a typed error, never a masked value) with a wrong one.
+//! Secrets never at rest in clear, in any table: sealed with the host's key, erased once
+//! delivered, refused without a key (and outside orders), unreadable (a typed error, never a masked value) with a wrong one.
 
 use autoprov_core::{
     ConnectionMode, OrderId, ProvisioningEvent as E, ProvisioningState as S, SECRET_MASK,
     ScalarValue, Secret,
 };
 use autoprov_store::testkit::{order, t0};
-use autoprov_store::{OrderRecord, OrderUpdate, Store, StoreError};
+use autoprov_store::{
+    Assignments, AuditAction, AuditEntry, JobKind, JobRun, OrderRecord, OrderUpdate, Store,
+    StoreError,
+};
 use autoprov_store_sqlite::{SealingKey, SqliteOptions, SqliteStore};
 use base64::Engine as _;
 use std::collections::HashMap;
@@ -113,7 +116,12 @@ async fn run_with_passwords(db: &Path) {
                 .expect("attempt");
             assert_eq!(secret_of(&sent), password(i), "still needed while Pending");
             let done = store
-                .update_order(&id(i), 2, OrderUpdate::event(E::ConnectorSucceeded, t0()))
+                .update_order(
+                    &id(i),
+                    2,
+                    OrderUpdate::event(E::ConnectorSucceeded, t0())
+                        .error(format!("set {}", Secret::new(password(i)))),
+                )
                 .await
                 .expect("executed");
             assert_eq!(done.state, S::Executed);
@@ -125,6 +133,50 @@ async fn run_with_passwords(db: &Path) {
                 .expect("errored");
         }
     }
+    // The other tables: texts built from a secret hold its mask (history messages, audit
+    // reasons, job-run messages); a secret among exported values, assignments or requests is
+    // refused before anything is written.
+    for i in (0..N).step_by(2) {
+        let shown = format!("password {} set", Secret::new(password(i)));
+        let mut audit = AuditEntry::new(t0(), "ops", AuditAction::Approved, id(i).as_str());
+        audit.reason = Some(shown.clone());
+        store.append_audit(audit).await.expect("audit");
+        let mut run = JobRun::started(format!("run-{i}"), JobKind::Complete, false, t0());
+        run.message = Some(shown);
+        store.put_job_run(run).await.expect("job run");
+    }
+    let mut leaky = autoprov_core::Resource::new("CN=leak");
+    leaky.values.insert(
+        "unicodePwd".into(),
+        autoprov_core::PropertyValue::Scalar(ScalarValue::Secret(Secret::new(password(3)))),
+    );
+    assert!(matches!(
+        store.upsert_resources(&"ad".into(), vec![leaky]).await,
+        Err(StoreError::SecretNotStorable {
+            table: "resources",
+            ..
+        })
+    ));
+    let mut assignments = Assignments::default();
+    assignments.scalars.insert(
+        "s-1".into(),
+        autoprov_core::AssignedResourceScalar {
+            id: "s-1".into(),
+            assigned_resource_type: "a-1".into(),
+            property: "unicodePwd".into(),
+            value: ScalarValue::Secret(Secret::new(password(5))),
+            status: autoprov_core::AssignmentStatus::new(autoprov_core::WorkflowState::Found),
+        },
+    );
+    assert!(matches!(
+        store.put_assignments(assignments).await,
+        Err(StoreError::SecretNotStorable {
+            table: "assignments",
+            ..
+        })
+    ));
+    let history = store.order_history(&id(0)).await.expect("history");
+    assert!(history.len() >= 2, "the history is written: {history:?}");
     // Errored orders keep their secret: an operator retry sends them again.
     let errored = store.order(&id(1)).await.expect("read").expect("stored");
     assert_eq!(errored.state, S::Errored);

@@ -2,9 +2,11 @@
 //! simulations of work distribution. The store's clock is the process clock.
 
 use super::{MemoryState, MemoryStore};
-use crate::{Claim, ClaimStore, OrderRecord, OrderUpdate, PlanningEpoch, StoreError};
+use crate::{
+    Claim, ClaimStore, OrderRecord, OrderUpdate, Permit, PlanningEpoch, SharedBreaker, StoreError,
+};
 use async_trait::async_trait;
-use autoprov_core::{OrderId, ProvisioningState};
+use autoprov_core::{ConnectionId, OrderId, ProvisioningState};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::time::Duration;
 
@@ -14,6 +16,36 @@ use std::time::Duration;
 pub(super) struct Lease {
     token: u64,
     expires_at: Option<DateTime<Utc>>,
+}
+
+/// The latest lease of a connection permit slot.
+#[derive(Clone, Debug)]
+pub(super) struct PermitLease {
+    token: u64,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// A connection's shared circuit breaker.
+#[derive(Clone, Debug, Default)]
+pub(super) struct BreakerRow {
+    failures: u32,
+    open_until: Option<DateTime<Utc>>,
+    /// Opened and not closed since: when `open_until` passed, a probe is due.
+    half_open: bool,
+}
+
+impl BreakerRow {
+    fn view(&self, now: DateTime<Utc>) -> SharedBreaker {
+        match self.open_until {
+            Some(t) if t > now => SharedBreaker::Open {
+                remaining: (t - now).to_std().unwrap_or_default(),
+            },
+            _ if self.half_open => SharedBreaker::ProbeDue,
+            _ => SharedBreaker::Closed {
+                failures: self.failures,
+            },
+        }
+    }
 }
 
 fn until(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
@@ -125,6 +157,140 @@ impl ClaimStore for MemoryStore {
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
         self.lock().holding(claim)?.expires_at = None;
         Ok(())
+    }
+
+    async fn acquire_permits(
+        &self,
+        connection: &ConnectionId,
+        worker: &str,
+        limit: u32,
+        want: u32,
+        lease: Duration,
+    ) -> Result<Vec<Permit>, StoreError> {
+        let now = lease_clock();
+        let mut state = self.lock();
+        let mut out = Vec::new();
+        for slot in 0..limit {
+            if out.len() >= want as usize {
+                break;
+            }
+            let key = (connection.clone(), slot);
+            if state
+                .permits
+                .get(&key)
+                .is_some_and(|p| p.expires_at.is_some_and(|t| t > now))
+            {
+                continue;
+            }
+            state.lease_seq += 1;
+            let token = state.lease_seq;
+            let expires_at = until(now, lease);
+            state.permits.insert(
+                key,
+                PermitLease {
+                    token,
+                    expires_at: Some(expires_at),
+                },
+            );
+            out.push(Permit::new(
+                connection.clone(),
+                slot,
+                worker,
+                token,
+                expires_at,
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn renew_permit(&self, permit: &Permit, lease: Duration) -> Result<Permit, StoreError> {
+        let mut state = self.lock();
+        let expires_at = until(lease_clock(), lease);
+        match state
+            .permits
+            .get_mut(&(permit.connection.clone(), permit.slot))
+        {
+            Some(p) if p.token == permit.token => {
+                p.expires_at = Some(expires_at);
+                let mut renewed = permit.clone();
+                renewed.lease_expires_at = expires_at;
+                Ok(renewed)
+            }
+            _ => Err(StoreError::PermitLost {
+                connection: permit.connection.clone(),
+                slot: permit.slot,
+                token: permit.token,
+            }),
+        }
+    }
+
+    async fn release_permits(&self, permits: &[Permit]) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        for permit in permits {
+            if let Some(p) = state
+                .permits
+                .get_mut(&(permit.connection.clone(), permit.slot))
+                && p.token == permit.token
+            {
+                p.expires_at = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn breaker(&self, connection: &ConnectionId) -> Result<SharedBreaker, StoreError> {
+        let now = lease_clock();
+        Ok(self
+            .lock()
+            .breakers
+            .get(connection)
+            .map_or(SharedBreaker::Closed { failures: 0 }, |b| b.view(now)))
+    }
+
+    async fn breaker_failure(
+        &self,
+        connection: &ConnectionId,
+        threshold: u32,
+        open_for: Duration,
+    ) -> Result<SharedBreaker, StoreError> {
+        let now = lease_clock();
+        let mut state = self.lock();
+        let b = state.breakers.entry(connection.clone()).or_default();
+        let open = b.open_until.is_some_and(|t| t > now);
+        if b.half_open && !open {
+            b.open_until = Some(until(now, open_for));
+        } else if !b.half_open {
+            b.failures += 1;
+            if b.failures >= threshold {
+                b.failures = 0;
+                b.half_open = true;
+                b.open_until = Some(until(now, open_for));
+            }
+        }
+        Ok(b.view(now))
+    }
+
+    async fn breaker_success(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+        if let Some(b) = self.lock().breakers.get_mut(connection) {
+            *b = BreakerRow::default();
+        }
+        Ok(())
+    }
+
+    async fn breaker_try_probe(
+        &self,
+        connection: &ConnectionId,
+        open_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = lease_clock();
+        let mut state = self.lock();
+        match state.breakers.get_mut(connection) {
+            Some(b) if b.view(now) == SharedBreaker::ProbeDue => {
+                b.open_until = Some(until(now, open_for));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn begin_planning(&self, planner: &str) -> Result<PlanningEpoch, StoreError> {

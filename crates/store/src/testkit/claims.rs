@@ -4,8 +4,10 @@
 #![allow(clippy::disallowed_methods)] // test checks may read the wall clock
 
 use super::fixtures::{order, record, t0};
-use crate::{Claim, ClaimStore, OrderRecord, OrderUpdate, StoreError};
-use autoprov_core::{ConnectionMode, OrderId, ProvisioningEvent as E, ProvisioningState as S};
+use crate::{Claim, ClaimStore, OrderRecord, OrderUpdate, SharedBreaker, StoreError};
+use autoprov_core::{
+    ConnectionId, ConnectionMode, OrderId, ProvisioningEvent as E, ProvisioningState as S,
+};
 use chrono::{TimeDelta, Utc};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -18,6 +20,8 @@ pub const ALL: &[&str] = &[
     "a_write_under_a_claim_checks_the_version_too",
     "a_claim_never_returns_an_order_whose_dependency_is_not_done",
     "a_stale_planning_epoch_cannot_insert",
+    "permits_bound_a_connection_across_workers",
+    "the_shared_breaker_opens_lets_one_probe_and_closes",
 ];
 
 const LONG: Duration = Duration::from_secs(60);
@@ -255,4 +259,149 @@ pub async fn a_stale_planning_epoch_cannot_insert(store: Arc<impl ClaimStore>) {
         .insert_orders_in_epoch(&second, &[record(2)])
         .await
         .expect("the new planner inserts");
+}
+
+/// A connection's limit holds across workers: no more permits than the limit are live at
+/// once, a released slot is taken again, an expired one is taken over with a greater token
+/// (the old holder's renewal is `PermitLost`, its release a no-op), and connections do not
+/// share slots.
+pub async fn permits_bound_a_connection_across_workers(store: Arc<impl ClaimStore>) {
+    let conn = ConnectionId::new("kit-conn");
+    let other = ConnectionId::new("kit-other");
+    let a = store
+        .acquire_permits(&conn, "a", 3, 2, LONG)
+        .await
+        .expect("acquire");
+    assert_eq!(a.len(), 2, "a gets the 2 it wants");
+    let b = store
+        .acquire_permits(&conn, "b", 3, 5, LONG)
+        .await
+        .expect("acquire");
+    assert_eq!(b.len(), 1, "b gets the one slot left of 3");
+    assert!(
+        store
+            .acquire_permits(&conn, "c", 3, 1, LONG)
+            .await
+            .expect("acquire")
+            .is_empty(),
+        "the limit is reached"
+    );
+    let mut slots: Vec<u32> = a.iter().chain(&b).map(|p| p.slot).collect();
+    slots.sort_unstable();
+    assert_eq!(slots, [0, 1, 2]);
+    assert_eq!(
+        store
+            .acquire_permits(&other, "c", 1, 1, LONG)
+            .await
+            .expect("acquire")
+            .len(),
+        1,
+        "another connection has its own slots"
+    );
+    store.release_permits(&a[..1]).await.expect("release");
+    let c = store
+        .acquire_permits(&conn, "c", 3, 2, LONG)
+        .await
+        .expect("acquire");
+    assert_eq!(c.len(), 1, "the released slot is free again");
+    assert_eq!(c[0].slot, a[0].slot);
+    assert!(c[0].token > a[0].token);
+
+    // b's slot expires and is taken over.
+    let short = Duration::from_millis(1000);
+    let b = store.renew_permit(&b[0], short).await.expect("renew");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let d = store
+        .acquire_permits(&conn, "d", 3, 3, LONG)
+        .await
+        .expect("acquire");
+    assert_eq!(d.len(), 1, "only the expired slot is free");
+    assert_eq!(d[0].slot, b.slot);
+    let err = store.renew_permit(&b, LONG).await.expect_err("fenced");
+    assert!(
+        matches!(&err, StoreError::PermitLost { connection, slot, token }
+            if connection == &conn && *slot == b.slot && *token == b.token),
+        "got {err:?}"
+    );
+    store
+        .release_permits(std::slice::from_ref(&b))
+        .await
+        .expect("releasing a lost permit is a no-op");
+    assert!(
+        store
+            .acquire_permits(&conn, "e", 3, 1, LONG)
+            .await
+            .expect("acquire")
+            .is_empty(),
+        "the old holder's release did not free the new holder's slot"
+    );
+    store
+        .renew_permit(&d[0], LONG)
+        .await
+        .expect("the new holder renews");
+}
+
+/// The shared breaker: failures count up to the threshold and open it; while open, failures
+/// change nothing; when the open period ends exactly one of several callers wins the probe;
+/// a success closes it.
+pub async fn the_shared_breaker_opens_lets_one_probe_and_closes(store: Arc<impl ClaimStore>) {
+    let conn = ConnectionId::new("kit-breaker");
+    let open_for = Duration::from_millis(1000);
+    assert_eq!(
+        store.breaker(&conn).await.expect("read"),
+        SharedBreaker::Closed { failures: 0 }
+    );
+    assert_eq!(
+        store
+            .breaker_failure(&conn, 2, open_for)
+            .await
+            .expect("fail"),
+        SharedBreaker::Closed { failures: 1 }
+    );
+    store.breaker_success(&conn).await.expect("success");
+    store
+        .breaker_failure(&conn, 2, open_for)
+        .await
+        .expect("fail");
+    let opened = store
+        .breaker_failure(&conn, 2, open_for)
+        .await
+        .expect("fail");
+    assert!(
+        matches!(opened, SharedBreaker::Open { remaining } if remaining <= open_for),
+        "{opened:?}"
+    );
+    assert!(matches!(
+        store.breaker(&conn).await.expect("read"),
+        SharedBreaker::Open { .. }
+    ));
+    assert!(
+        !store
+            .breaker_try_probe(&conn, open_for)
+            .await
+            .expect("probe"),
+        "no probe while open"
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(
+        store.breaker(&conn).await.expect("read"),
+        SharedBreaker::ProbeDue
+    );
+    let probes =
+        futures::future::join_all((0..4).map(|_| store.breaker_try_probe(&conn, LONG))).await;
+    let won = probes
+        .into_iter()
+        .map(|r| r.expect("probe"))
+        .filter(|w| *w)
+        .count();
+    assert_eq!(won, 1, "exactly one worker probes");
+    assert!(matches!(
+        store.breaker(&conn).await.expect("read"),
+        SharedBreaker::Open { .. }
+    ));
+    store.breaker_success(&conn).await.expect("good probe");
+    assert_eq!(
+        store.breaker(&conn).await.expect("read"),
+        SharedBreaker::Closed { failures: 0 }
+    );
 }

@@ -100,6 +100,7 @@ macro_rules! __store_conformance_module {
             cookies,
             resources_by_key_and_stable_id,
             assignments_and_requests,
+            secrets_outside_orders_are_refused,
             review_decisions,
             job_runs,
             concurrent_updates_lose_nothing,
@@ -168,7 +169,9 @@ macro_rules! __claim_conformance_module {
             an_expired_lease_is_taken_over_and_the_old_holder_is_fenced,
             a_write_under_a_claim_checks_the_version_too,
             a_claim_never_returns_an_order_whose_dependency_is_not_done,
-            a_stale_planning_epoch_cannot_insert
+            a_stale_planning_epoch_cannot_insert,
+            permits_bound_a_connection_across_workers,
+            the_shared_breaker_opens_lets_one_probe_and_closes
         );
     };
 }

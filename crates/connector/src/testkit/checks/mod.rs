@@ -9,6 +9,7 @@ mod memberships;
 mod modified;
 mod preview;
 mod special_characters;
+mod stable_id;
 
 pub use added::{create_read_update_delete, idempotent_create};
 pub use connection::{connection_check, manual_transmits};
@@ -25,6 +26,7 @@ pub use modified::{
 };
 pub use preview::preview_is_offline_and_shows_no_secret;
 pub use special_characters::special_characters_round_trip;
+pub use stable_id::stale_key_never_touches_another_object;
 
 use super::context::{Created, Ctx, Fail, ensure, fail, names, string_of};
 use super::{Check, CheckOutcome, CheckResult, KitFailure, KitProfile};
@@ -191,6 +193,7 @@ checks! {
     membership_add_twice_remove_absent => "memberships are value-level deltas; adding a present member and removing an absent one succeed",
     rename_keeps_stable_id => "a changed name renames the target and keeps its stable id",
     move_keeps_stable_id => "a changed parent moves the target and keeps its stable id",
+    stale_key_never_touches_another_object => "an order carrying a stable id acts only on that object: with a stale key naming another object, a Modified order is NotFound naming both ids, a Deleted order writes nothing and says so",
     disable_enable => "accounts are disabled and enabled",
     password_write_only => "a password is accepted and never exported nor shown in errors",
     export_sees_fulfilment => "a complete export holds what fulfilment wrote and ends with a cookie",

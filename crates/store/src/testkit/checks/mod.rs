@@ -12,6 +12,7 @@ pub use orders::{
 };
 pub use records::{
     assignments_and_requests, cookies, job_runs, resources_by_key_and_stable_id, review_decisions,
+    secrets_outside_orders_are_refused,
 };
 pub use transitions::{
     concurrent_transitions_apply_once, concurrent_updates_lose_nothing,
@@ -46,6 +47,7 @@ pub const ALL: &[&str] = &[
     "cookies",
     "resources_by_key_and_stable_id",
     "assignments_and_requests",
+    "secrets_outside_orders_are_refused",
     "review_decisions",
     "job_runs",
     "concurrent_updates_lose_nothing",

@@ -290,3 +290,74 @@ pub async fn job_runs(store: Arc<impl Store>) {
     let ids: Vec<&str> = first.iter().chain(&rest).map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["job-0", "job-1", "job-2"]);
 }
+
+/// A secret outside an order (a synchronized resource's value, an assignment, a request) is
+/// refused with [`StoreError::SecretNotStorable`] naming the record and the property, and
+/// nothing of the call is written.
+pub async fn secrets_outside_orders_are_refused(store: Arc<impl Store>) {
+    let s = store.as_ref();
+    let conn: ConnectionId = "ad".into();
+    let mut leaky = resource("CN=leak", "g-leak", "leak");
+    leaky.values.insert(
+        "unicodePwd".to_owned(),
+        PropertyValue::Scalar(ScalarValue::Secret(autoprov_core::Secret::new("Kit-Pa55!"))),
+    );
+    let plain = resource("CN=plain", "g-plain", "plain");
+    let err = s
+        .upsert_resources(&conn, vec![plain.clone(), leaky])
+        .await
+        .expect_err("a secret among exported values");
+    assert!(
+        matches!(&err, StoreError::SecretNotStorable { table: "resources", key, property }
+            if key == "ad/CN=leak" && property == "unicodePwd"),
+        "got {err:?}"
+    );
+    assert!(!err.to_string().contains("Kit-Pa55"), "{err}");
+    assert_eq!(
+        s.resource(&conn, &plain.id).await.expect("read"),
+        None,
+        "nothing of the call is written"
+    );
+
+    let mut batch = Assignments::default();
+    let scalar = AssignedResourceScalar {
+        id: "s-pw".into(),
+        assigned_resource_type: "a-0".into(),
+        property: "password".to_owned(),
+        value: ScalarValue::Secret(autoprov_core::Secret::new("Kit-Pa55!")),
+        status: AssignmentStatus::new(WorkflowState::Found),
+    };
+    batch.scalars.insert(scalar.id.clone(), scalar);
+    let err = s
+        .put_assignments(batch)
+        .await
+        .expect_err("a secret assignment");
+    assert!(
+        matches!(&err, StoreError::SecretNotStorable { table: "assignments", key, property }
+            if key == "s-pw" && property == "password"),
+        "got {err:?}"
+    );
+    assert_eq!(s.assignment(&"s-pw".into()).await.expect("read"), None);
+
+    let request = AssignmentRequest::new(
+        "req-pw",
+        "owner-1",
+        RequestKind::Add,
+        RequestedAssignment {
+            resource_type: "rt".into(),
+            scalar: Some((
+                "password".to_owned(),
+                ScalarValue::Secret(autoprov_core::Secret::new("Kit-Pa55!")),
+            )),
+            navigation: None,
+        },
+        autoprov_core::ApprovalWorkflowType::One,
+    );
+    let err = s.put_request(request).await.expect_err("a secret request");
+    assert!(
+        matches!(&err, StoreError::SecretNotStorable { table: "requests", key, .. }
+            if key == "req-pw"),
+        "got {err:?}"
+    );
+    assert_eq!(s.request(&"req-pw".into()).await.expect("read"), None);
+}
