@@ -431,6 +431,9 @@ fn schedule(rng: &mut StdRng) -> Vec<Target> {
             .take(n)
             .collect();
         steps.shuffle(rng);
+        // Dispatch first: a verification target met while nothing is executed yet would let
+        // the whole stage's dispatch through uninterrupted.
+        steps.sort_by_key(|s| *s != "fulfil");
         for step in steps {
             let trigger = match (step, stage) {
                 ("fulfil", 0) => Trigger::AtCount(rng.gen_range(1..=400)),
