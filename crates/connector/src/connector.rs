@@ -66,6 +66,20 @@ impl Fulfillment {
         }
     }
 }
+/// The order argument ([`ProvisioningOrder::arguments`]) the dispatcher sets, with the value
+/// `"true"`, on an Added order it sends again after an earlier attempt of the same order
+/// whose outcome is unknown (the process stopped during the call) or that failed (a step
+/// after the creation, or the delivery of the initial password): the target that the order
+/// then finds may be the one its own earlier attempt created, with an initial password that
+/// nobody received.
+///
+/// A connector that generates initial passwords ([`Executed::initial_password`]) and adopts
+/// an existing identical target for an Added order carrying this argument sets a new
+/// password on it and hands it back, so that the person receives a password that works.
+/// Without the argument an adopted target keeps its password: it may belong to someone.
+///
+/// [`ProvisioningOrder::arguments`]: autoprov_core::ProvisioningOrder::arguments
+pub const RESENT_ARGUMENT: &str = "autoprov.resent";
 
 /// The outcome of an applied order.
 ///

@@ -21,7 +21,7 @@ pub use capability::Capabilities;
 pub use connector::MockConnector;
 pub use connector::{
     Connector, ConnectorExt, ConnectorInfo, Executed, ExportBatch, ExportCookie, ExportItem,
-    ExportMode, ExportRequest, ExportStream, Fulfillment, Preview,
+    ExportMode, ExportRequest, ExportStream, Fulfillment, Preview, RESENT_ARGUMENT,
 };
 pub use error::{ConnectorError, ErrorKind, ErrorStatus, Operation};
 pub use memory::{InMemoryConnector, MemoryPackage};

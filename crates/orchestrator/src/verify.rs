@@ -15,8 +15,12 @@ use autoprov_core::{
     ChangeType, ConnectionId, PropertyChange, PropertyValue, ProvisioningEvent, ProvisioningState,
     Reference, Resource, ResourceTypeId, ScalarValue,
 };
+use futures::StreamExt as _;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// Verification updates sent to the store at once.
+const UPDATES_IN_FLIGHT: usize = 64;
 
 /// What verification did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -173,6 +177,10 @@ pub async fn verify(
     let mut report = VerificationReport::default();
     let now = clock.now();
     let in_flight = [ProvisioningState::Executed, ProvisioningState::Transmitted];
+    // What each order's target shows decides its update; the updates then go to the store
+    // together (in order, at most `UPDATES_IN_FLIGHT` at a time), so that a store with group
+    // commit writes many of them per transaction instead of one commit (and fsync) each.
+    let mut updates: Vec<(OrderRecord, OrderUpdate)> = Vec::new();
     for record in store.orders_in(&in_flight).await? {
         let Some(conn) = record.order.connection.clone() else {
             continue;
@@ -206,9 +214,15 @@ pub async fn verify(
                 ))
             }
         };
-        let record = store
-            .update_order(record.id(), record.version, event)
-            .await?;
+        updates.push((record, event));
+    }
+    let mut written = futures::stream::iter(updates)
+        .map(|(record, event)| async move {
+            store.update_order(record.id(), record.version, event).await
+        })
+        .buffered(UPDATES_IN_FLIGHT);
+    while let Some(record) = written.next().await {
+        let record = record?;
         let next = record.state;
         if let Some(owner) = record.order.owner_id() {
             report.owners.insert(owner.clone());

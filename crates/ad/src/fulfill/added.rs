@@ -304,10 +304,20 @@ impl Inner {
             .with_target(dn_text));
         }
         // The same account: converge. Its password, and whether it must be changed, belong to
-        // the account's creation: an adopted account keeps them (they cannot be compared).
+        // the account's creation: an adopted account keeps them (they cannot be compared) —
+        // unless the order is sent again after an attempt of its own whose outcome is unknown
+        // or that failed: then the account is most likely the one that attempt created, with a
+        // password nobody received, and it gets the order's (or a newly generated) one.
         let mut d = d;
-        d.password = None;
-        d.must_change = None;
+        if order
+            .arguments
+            .get(autoprov_connector::RESENT_ARGUMENT)
+            .map(String::as_str)
+            != Some("true")
+        {
+            d.password = None;
+            d.must_change = None;
+        }
         d.parent = None;
         d.rdn = None;
         let mut executed = self.converge(server, server_index, m, entry, d, op).await?;

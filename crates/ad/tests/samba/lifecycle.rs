@@ -215,6 +215,55 @@ async fn generated_password_when_the_order_has_none() {
 }
 
 #[tokio::test]
+async fn a_resent_added_order_that_adopts_its_account_sets_a_new_password() {
+    let Some(env) = ad_env("a_resent_added_order_that_adopts_its_account_sets_a_new_password")
+    else {
+        return;
+    };
+    in_ou(&env.clone(), "resent", |_admin, ou| async move {
+        let ad = connector(&env).await;
+        let sam = format!("r{}", token());
+        let mut c = Changes::default();
+        c.set("cn", "Resent Order")
+            .set("sAMAccountName", sam.as_str())
+            .set("enabled", true)
+            .set_reference("parentdn", Reference::dn(ou.as_str()));
+        let order = order(ChangeType::Added, "user", c, None);
+        // The first attempt created the account; its password was never delivered (the
+        // process stopped before).
+        let first = apply(&ad, &order).await;
+        let lost = first.initial_password.clone().expect("generated");
+        let dn = first.resource_id.as_str().to_owned();
+
+        // The same order again, without the argument: adopted, the password untouched.
+        let again = apply(&ad, &order).await;
+        assert!(
+            again.adopted && again.initial_password.is_none(),
+            "{again:?}"
+        );
+        assert!(can_bind(&env, &dn, lost.expose().unwrap()).await);
+
+        // Sent again by the dispatcher after that attempt: a new password, handed back, that
+        // works; the lost one no longer does.
+        let mut resent = order.clone();
+        resent.arguments.insert(
+            autoprov_connector::RESENT_ARGUMENT.to_owned(),
+            "true".to_owned(),
+        );
+        let done = apply(&ad, &resent).await;
+        assert!(done.adopted, "{done:?}");
+        let fresh = done
+            .initial_password
+            .clone()
+            .expect("a new password is handed back for delivery");
+        assert_ne!(fresh.expose(), lost.expose());
+        assert!(can_bind(&env, &dn, fresh.expose().unwrap()).await);
+        assert!(!can_bind(&env, &dn, lost.expose().unwrap()).await);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn mover_changes_ou_and_groups_keeping_object_guid() {
     let Some(env) = ad_env("mover_changes_ou_and_groups_keeping_object_guid") else {
         return;

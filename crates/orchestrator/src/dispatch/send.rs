@@ -12,7 +12,9 @@ use crate::delivery::PasswordNotice;
 use crate::events::JobEvent;
 use crate::store::{Claim, ClaimStore, OrderRecord, OrderUpdate, StoreError};
 use autoprov_connector::schema::{MUST_CHANGE_PASSWORD, NO_GENERATED_PASSWORD, PASSWORD};
-use autoprov_connector::{ConnectorError, ErrorKind, Executed, Fulfillment, Operation};
+use autoprov_connector::{
+    ConnectorError, ErrorKind, Executed, Fulfillment, Operation, RESENT_ARGUMENT,
+};
 use autoprov_core::{
     ChangeType, ConnectionId, PasswordResetSettings, PropertyChange, ProvisioningEvent,
     ProvisioningOrder, ScalarValue, Secret,
@@ -348,6 +350,21 @@ impl Core {
                 attempt: record.dispatch.attempts,
             });
         }
+        // An Added order sent again after an earlier attempt (outcome unknown, or failed
+        // after the creation or at the password's delivery) tells the connector so: the
+        // target it finds may be its own, with a password nobody received
+        // ([`RESENT_ARGUMENT`]).
+        let to_send = if record.order.change_type == ChangeType::Added
+            && record.dispatch.total_attempts > 1
+        {
+            let mut order = (*to_send).clone();
+            order
+                .arguments
+                .insert(RESENT_ARGUMENT.to_owned(), "true".to_owned());
+            Arc::new(order)
+        } else {
+            to_send
+        };
         let call =
             tokio::time::timeout(self.policy.call_deadline, lane.connector.fulfill(&to_send));
         let call = tokio::select! {

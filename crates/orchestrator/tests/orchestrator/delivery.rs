@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use autoprov_connector::{
     Capabilities, Connector, ConnectorError, ConnectorInfo, Executed, ExportRequest, ExportStream,
-    Fulfillment, Operation,
+    Fulfillment, Operation, RESENT_ARGUMENT,
 };
 use autoprov_core::{
     ChangeType, Changes, ConnectionMode, Owner, ProvisioningOrder, ProvisioningState, ResourceType,
@@ -26,6 +26,8 @@ struct Generating {
     info: ConnectorInfo,
     generated: Mutex<u32>,
     current: Mutex<Option<String>>,
+    /// For each call, whether the order said it was sent again ([`RESENT_ARGUMENT`]).
+    resent: Mutex<Vec<bool>>,
 }
 
 #[async_trait]
@@ -42,6 +44,10 @@ impl Connector for Generating {
             *g += 1;
             *g
         };
+        self.resent
+            .lock()
+            .unwrap()
+            .push(o.arguments.get(RESENT_ARGUMENT).map(String::as_str) == Some("true"));
         let password = format!("Gen-Pa55-{n}!");
         *self.current.lock().unwrap() = Some(password.clone());
         Ok(Fulfillment::Executed(
@@ -98,6 +104,7 @@ fn setup(
         info: ConnectorInfo::new("test.generating", "conn", Capabilities::full()),
         generated: Mutex::new(0),
         current: Mutex::new(None),
+        resent: Mutex::new(Vec::new()),
     });
     let mailbox = Arc::new(Mailbox {
         fail_first: Mutex::new(fail_first),
@@ -181,6 +188,15 @@ async fn a_failed_delivery_sets_and_delivers_a_new_password_before_the_order_is_
     let record = store.order(&"u1".into()).await.unwrap().unwrap();
     assert_eq!(record.state, ProvisioningState::Executed);
     assert_eq!(record.dispatch.total_attempts, 2);
+    assert_eq!(
+        *dir.resent.lock().unwrap(),
+        vec![false, true],
+        "the second attempt tells the connector the order is sent again"
+    );
+    assert!(
+        !record.order.arguments.contains_key(RESENT_ARGUMENT),
+        "the stored order is unchanged"
+    );
     no_password_anywhere(&store, &events, "u1").await;
 }
 
@@ -211,6 +227,11 @@ async fn after_a_crash_between_set_and_delivery_the_resumed_run_delivers_a_new_p
         Some(delivered[0].as_str())
     );
     assert_ne!(delivered[0], "Gen-Pa55-lost!");
+    assert_eq!(
+        *dir.resent.lock().unwrap(),
+        vec![true],
+        "an attempt of unknown outcome makes the resumed call a resend"
+    );
     no_password_anywhere(&store, &events, "u2").await;
 }
 
