@@ -536,10 +536,13 @@ impl ScimConnector {
         }
         let d = self.desired(order, rt, op).await?;
         let Some(current) = self.get(op, rt, &id, None).await? else {
+            let stale = Self::other_key(order, &id)
+                .map(|key| format!(" (the order's key {key} was not used)"))
+                .unwrap_or_default();
             return Err(ConnectorError::new(
                 ErrorKind::NotFound,
                 op,
-                format!("the {} {id} does not exist", kind_name(rt.kind)),
+                format!("the {} {id} does not exist{stale}", kind_name(rt.kind)),
             ));
         };
         let changed = self.converge(rt, &id, current, &d, op).await?;
@@ -583,9 +586,24 @@ impl ScimConnector {
             Err(e) if e.kind() == ErrorKind::NotFound && left_groups => {
                 Ok(done.with_changed([MEMBER_OF]))
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(done),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(match Self::other_key(order, &id) {
+                // The order's key names something else than the id it acts on: say that
+                // nothing was written to it.
+                Some(key) => done.with_note(format!(
+                    "the {} with stable id {id} is already gone; nothing written (the order's \
+                     key {key} was not used)",
+                    kind_name(rt.kind)
+                )),
+                None => done,
+            }),
             Err(e) => Err(e),
         }
+    }
+
+    /// The order's key when it differs from the SCIM id the order acts on (a stale key).
+    fn other_key(order: &ProvisioningOrder, id: &str) -> Option<String> {
+        let key = order.resource.as_ref()?.id.as_str();
+        (!key.is_empty() && key != id).then(|| key.to_owned())
     }
 }
 

@@ -81,6 +81,7 @@ kit!(
     membership_add_twice_remove_absent,
     rename_keeps_stable_id,
     move_keeps_stable_id,
+    stale_key_never_touches_another_object,
     disable_enable,
     password_write_only,
     export_sees_fulfilment,
