@@ -28,8 +28,8 @@
 
 use async_trait::async_trait;
 use autoprov::core::{
-    ChangeType, Owner, ProvisioningEvent, ProvisioningState, ResourceType, ScalarValue, Secret,
-    Thresholds,
+    ChangeType, NonConformingPolicy, Owner, ProvisioningEvent, ProvisioningState, ResourceType,
+    ScalarValue, Secret,
 };
 use autoprov::orchestrator::Planner;
 use autoprov::orchestrator::delivery::{DeliveryError, PasswordDelivery, PasswordNotice};
@@ -148,9 +148,13 @@ fn group_dn(root: &str, name: &str) -> String {
 /// arrival to departure, deleted after.
 fn config(root: &str) -> PlannerConfig {
     let mut account = ResourceType::new(ACCOUNT, ACCOUNT, "Directory_User", "user", CONNECTION);
-    // The mass changes are the point here. (With the default thresholds, a first load killed
-    // half-way is blocked on restart: 1,800 creates against 200 existing accounts.)
-    account.thresholds = Thresholds::off();
+    // The default thresholds stay on: a first load killed half-way must not be blocked on
+    // restart by its own orders (1,800 creates against 200 existing accounts), which the store
+    // already holds; the movers (25 %) and leavers (10 %) are within them.
+    // What the rules no longer give (a mover's old groups) is removed, by explicit setting: a
+    // process restarted between two plans has not itself seen those values expected, and the
+    // default (keep and review) would wait for a person.
+    account.non_conforming = NonConformingPolicy::Remove;
     let text = |o: &Owner, p: &str| {
         o.get(p)
             .and_then(autoprov::core::PropertyValue::as_scalar)

@@ -63,6 +63,11 @@ pub struct PlannedItem {
     pub waiting: Option<WaitReason>,
     /// The evaluation failure, for `Error` items.
     pub error: Option<String>,
+    /// The store already holds the order open: an earlier generation released it (or an
+    /// operator forced it), so it does not count against thresholds again (a run resumed
+    /// after a crash is not blocked by its own orders).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stored: bool,
 }
 
 impl PlannedItem {
@@ -71,8 +76,12 @@ impl PlannedItem {
         self.provisioning_state == ProvisioningState::Pending && self.order.is_some()
     }
 
-    /// Whether the order counts against thresholds (Pending or AwaitingApproval).
+    /// Whether the order counts against thresholds: Pending or AwaitingApproval, and new in
+    /// this generation (not already held open by the store).
     pub(super) fn counts(&self) -> Option<ChangeType> {
+        if self.stored {
+            return None;
+        }
         match self.provisioning_state {
             ProvisioningState::Pending | ProvisioningState::AwaitingApproval => {
                 self.order.as_ref().map(|o| o.change_type)

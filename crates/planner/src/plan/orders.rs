@@ -76,6 +76,7 @@ impl Planner {
                 order: None,
                 waiting: None,
                 error: None,
+                stored: false,
             };
             let review = rtype.require_provisioning_review;
             match (expected, target) {
@@ -494,7 +495,10 @@ fn with_order(
                 | ProvisioningState::Transmitted
                 | ProvisioningState::Executed
                 | ProvisioningState::Errored),
-            ) => s,
+            ) => {
+                item.stored = true;
+                s
+            }
             _ if review_required => ProvisioningState::AwaitingApproval,
             _ => ProvisioningState::Pending,
         }
@@ -560,6 +564,7 @@ pub(super) fn error_plan(
             order: None,
             waiting: None,
             error: Some(reason),
+            stored: false,
         });
     }
     OwnerPlan {
@@ -608,6 +613,7 @@ pub(super) fn orphan_item(
         order: None,
         waiting: None,
         error: None,
+        stored: false,
     };
     if !(rtype.remove_orphans && rtype.allow_remove) {
         item.waiting = Some(WaitReason::OrphanKept);

@@ -384,3 +384,54 @@ fn ignore_diacritics_and_simplified_compare_as_the_reference_system_names_them()
     let c: ComparisonType = serde_json::from_str("\"Simplified\"").unwrap();
     assert_eq!(c, ComparisonType::Simplified);
 }
+
+#[test]
+fn orders_the_store_already_holds_do_not_count_against_thresholds_again() {
+    // 10 existing accounts, 5 joiners: 5 inserts against a limit of 10 % (1) is blocked...
+    let mut t = rt("a");
+    t.thresholds.minimum_existing_targets = 0;
+    t.thresholds.maximum_insert_percent = Some(10);
+    let model = base_rules(RoleModel::new(), "a").type_rule(TypeRule::new("a", Criteria::always()));
+    let mut p = planner(vec![t], model);
+    for i in 0..15 {
+        let id = format!("u{i:02}");
+        p.upsert_owner(owner(&id));
+        if i < 10 {
+            p.upsert_target(&"a".into(), &account(&id)).unwrap();
+        }
+    }
+    let none = autoprov_planner::OrderStates::new();
+    let plan = p.plan_full(now(), PlanOptions::default(), &none);
+    let GenerationStatus::Blocked { breaches } = &plan.status else {
+        panic!(
+            "5 inserts against 10 targets exceed 10 %: {:?}",
+            plan.status
+        );
+    };
+    assert_eq!(breaches[0].count, 5);
+    // ...but once an earlier generation released them (an operator forced it, then the process
+    // stopped half-way), the store holds them open, and the resumed run is not blocked by its
+    // own orders.
+    let mut held = autoprov_planner::OrderStates::new();
+    for o in plan.all_orders() {
+        held.insert(o.order_id.clone(), ProvisioningState::Pending);
+    }
+    let resumed = p.plan_full(now(), PlanOptions::default(), &held);
+    assert_eq!(
+        resumed.status,
+        GenerationStatus::Released,
+        "{:?}",
+        resumed.status
+    );
+    assert_eq!(resumed.orders().count(), 5);
+    // A new joiner on top is counted: 1 new insert is within the limit of 1.
+    p.upsert_owner(owner("u15"));
+    let plus_one = p.plan_full(now(), PlanOptions::default(), &held);
+    assert_eq!(plus_one.status, GenerationStatus::Released);
+    p.upsert_owner(owner("u16"));
+    let plus_two = p.plan_full(now(), PlanOptions::default(), &held);
+    let GenerationStatus::Blocked { breaches } = &plus_two.status else {
+        panic!("2 new inserts exceed the limit of 1: {:?}", plus_two.status);
+    };
+    assert_eq!(breaches[0].count, 2, "only the new orders count");
+}
