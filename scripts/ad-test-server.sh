@@ -15,6 +15,8 @@
 #   env     Print the env file written by start.
 #
 # Environment:
+#   AUTOPROV_AD_KEEP_DATA=1    start: keep the domain's data from the last run instead of
+#                              restoring the pristine copy (outage tests restart the server)
 #   AUTOPROV_AD_STATE_DIR        state dir (default /var/tmp/autoprov-ad); logs live there too
 #   AUTOPROV_AD_ADMIN_PASSWORD   Administrator password used when provisioning (default below)
 #   AUTOPROV_AD_START_TIMEOUT    seconds to wait for readiness (default 60)
@@ -539,8 +541,14 @@ cmd_start() {
         check_ports_free
         local t0
         t0=$(now_ms)
-        restore_pristine
-        say "restored clean domain from pristine copy in $(elapsed "$t0")"
+        if [[ ${AUTOPROV_AD_KEEP_DATA:-0} == 1 && $fresh -eq 0 && -d $WORK_DIR ]]; then
+            # An outage test stops the server and starts it again: the directory keeps what
+            # it held, as a real domain controller does after a restart.
+            say "keeping the domain's data (AUTOPROV_AD_KEEP_DATA=1)"
+        else
+            restore_pristine
+            say "restored clean domain from pristine copy in $(elapsed "$t0")"
+        fi
         start_samba
     fi
     check_admin_bind
