@@ -437,7 +437,13 @@ impl Core {
                 let attempts = record.dispatch.attempts;
                 let delay = {
                     let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-                    self.policy.retry.backoff(attempts, &mut rng)
+                    let backoff = self.policy.retry.backoff(attempts, &mut rng);
+                    // The managed system's own `Retry-After` (429, 503) is honoured: never
+                    // retry sooner than it asked. A wait beyond the retry window ends the
+                    // retries (the order is reopened once the connection checks healthy).
+                    error
+                        .retry_after()
+                        .map_or(backoff, |asked| asked.max(backoff))
                 };
                 let can_retry = error.is_temporary()
                     && attempts < self.policy.retry.max_attempts

@@ -28,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 enum Reply {
     Ok,
     Temporary,
+    /// A temporary failure that asks for a wait (an HTTP 429/503 with `Retry-After`).
+    Busy(Duration),
     Permanent,
     Hang,
     Transmit,
@@ -122,6 +124,13 @@ impl Connector for Scripted {
                         .for_order(order),
                 )
             }
+            Reply::Busy(wait) => Err(ConnectorError::new(
+                ErrorKind::Unavailable,
+                Operation::Update,
+                "too many requests",
+            )
+            .with_retry_after(wait)
+            .for_order(order)),
             Reply::Permanent => Err(ConnectorError::new(
                 ErrorKind::InvalidOrder,
                 Operation::Update,
@@ -215,6 +224,44 @@ async fn temporary_failures_are_retried_with_exponential_backoff() {
     let rec = store.order(&"o1".into()).await.unwrap().unwrap();
     assert_eq!(rec.state, ProvisioningState::Executed);
     assert_eq!(rec.dispatch.attempts, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_from_the_managed_system_is_honoured() {
+    // The service asks for 3 s, then for less than the backoff: the longer of the two wins.
+    let c = Scripted::new(ConnectionMode::Automated, Reply::Ok);
+    c.script(
+        "o1",
+        vec![
+            Reply::Busy(Duration::from_secs(3)),
+            Reply::Busy(Duration::from_millis(10)),
+        ],
+    );
+    let (d, _) = dispatcher(c.clone(), policy());
+    let report = d
+        .dispatch(vec![order("o1")], &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.executed, vec![OrderId::new("o1")]);
+    let gaps: Vec<u128> = c
+        .calls_of("o1")
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    assert_eq!(gaps, vec![3000, 200], "Retry-After, then the backoff");
+
+    // A wait beyond the retry window ends the retries instead of retrying early.
+    let c = Scripted::new(ConnectionMode::Automated, Reply::Ok);
+    c.script("o2", vec![Reply::Busy(Duration::from_secs(600))]);
+    let (d, store) = dispatcher(c.clone(), policy());
+    let report = d
+        .dispatch(vec![order("o2")], &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.errored.len(), 1, "{report:?}");
+    assert_eq!(c.calls_of("o2").len(), 1, "never retried sooner than asked");
+    let rec = store.order(&"o2".into()).await.unwrap().unwrap();
+    assert!(rec.dispatch.retries_exhausted);
 }
 
 #[tokio::test(start_paused = true)]
