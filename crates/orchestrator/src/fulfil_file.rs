@@ -302,23 +302,6 @@ impl FileFulfilment {
         let progress = Progress::new(total, self.progress.clone());
         progress.report(FulfilProgress::OrdersCount(total));
 
-        // Orders an interrupted run finished count as done from the start.
-        let mut finished_before = 0;
-        for o in &orders_list {
-            let record =
-                self.store
-                    .order(&o.order_id)
-                    .await
-                    .map_err(|source| FulfilError::Store {
-                        path: orders.to_owned(),
-                        source,
-                    })?;
-            if record.is_some_and(|r| r.state.is_terminal_for_dispatch()) {
-                finished_before += 1;
-            }
-        }
-        progress.advance(finished_before);
-
         let mut dispatcher = Dispatcher::new(
             self.connectors.iter().cloned(),
             self.policy.clone(),
@@ -331,13 +314,15 @@ impl FileFulfilment {
             dispatcher = dispatcher.with_password_delivery(d.clone());
         }
         let ids: Vec<_> = orders_list.iter().map(|o| o.order_id.clone()).collect();
-        dispatcher
+        let dispatched = dispatcher
             .dispatch(orders_list, cancel)
             .await
             .map_err(|source| FulfilError::Dispatch {
                 path: orders.to_owned(),
                 source,
             })?;
+        // Orders an interrupted run finished are not sent again, so no event counted them.
+        progress.advance(dispatched.already_finished.len());
 
         // The results, in the file's order, from the store (the one record of each outcome).
         let mut out: Vec<ProvisioningResult> = Vec::with_capacity(total);
@@ -385,22 +370,6 @@ impl FileFulfilment {
             report.orders_file = done;
         }
         Ok(report)
-    }
-}
-
-trait TerminalForDispatch {
-    fn is_terminal_for_dispatch(&self) -> bool;
-}
-
-impl TerminalForDispatch for ProvisioningState {
-    fn is_terminal_for_dispatch(&self) -> bool {
-        matches!(
-            self,
-            ProvisioningState::Executed
-                | ProvisioningState::Verified
-                | ProvisioningState::Transmitted
-                | ProvisioningState::Errored
-        )
     }
 }
 
