@@ -9,11 +9,9 @@
 #![cfg(feature = "ad")]
 #![allow(clippy::disallowed_methods)] // examples, benchmarks and tests may read the wall clock
 
-use autoprov::connector::Connector;
 use autoprov::core::{
-    ApprovalWorkflowType, AssignmentRequest, ChangeType, Changes, Owner, OwnerId,
-    PasswordResetSettings, ProvisioningOrder, ProvisioningState, Reference, RequestKind,
-    RequestedAssignment, Secret,
+    ApprovalWorkflowType, AssignmentRequest, ChangeType, Owner, OwnerId, PasswordResetSettings,
+    ProvisioningState, RequestKind, RequestedAssignment, Secret,
 };
 use autoprov::orchestrator::Planner;
 use autoprov::orchestrator::clock::ManualClock;
@@ -26,6 +24,9 @@ use chrono::{TimeDelta, Utc};
 use futures::TryStreamExt as _;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+#[path = "support/demo_ad.rs"]
+mod demo_ad;
 
 /// Runs one of OpenLDAP's tools as the admin; its output.
 fn ldap(env: &AdEnv, tool: &str, args: &[&str]) -> String {
@@ -53,26 +54,13 @@ fn account_search(env: &AdEnv, root: &str, login: &str, attribute: &str) -> Stri
     )
 }
 
-/// An Added order for a container or group, written through the connector.
-fn seed_order(entity: &str, changes: Changes, n: usize) -> ProvisioningOrder {
-    let mut order = test_fixtures::order(ChangeType::Added, entity, changes, None);
-    order.order_id = format!("seed-{n}").as_str().into();
-    order.owner = Some(Owner::new("seed", "seed"));
-    order.connection = Some(demo::CONNECTION.into());
-    order
-}
-
 #[tokio::test]
 async fn the_job_provisions_and_verifies_a_requested_permission_in_samba() {
     let Some(env) = ad_env("the_job_provisions_and_verifies_a_requested_permission_in_samba")
     else {
         return;
     };
-    let token = format!(
-        "{:x}",
-        (std::process::id() as u64 ^ Utc::now().timestamp_micros() as u64) & 0xffffff
-    );
-    let root = format!("OU=e2e-{token},{}", env.base_dn);
+    let token = demo_ad::token();
     let ad = env
         .builder(demo::CONNECTION)
         .connections(2)
@@ -81,40 +69,11 @@ async fn the_job_provisions_and_verifies_a_requested_permission_in_samba() {
         .expect("connecting to the AD test server over LDAPS");
 
     // The test's own subtree: OUs and groups, written through the connector.
-    let mut n = 0;
-    let mut seed = |entity: &str, changes: Changes| {
-        n += 1;
-        seed_order(entity, changes, n)
-    };
-    let mut c = Changes::default();
-    c.set("ou", format!("e2e-{token}"))
-        .set_reference("parentdn", Reference::dn(&env.base_dn));
-    ad.fulfill(&seed("organizationalUnit", c)).await.unwrap();
-    for ou in demo::ous() {
-        let mut c = Changes::default();
-        c.set("ou", ou)
-            .set_reference("parentdn", Reference::dn(&root));
-        ad.fulfill(&seed("organizationalUnit", c)).await.unwrap();
-    }
-    for (i, g) in demo::groups().enumerate() {
-        let mut c = Changes::default();
-        c.set("cn", g)
-            .set("sAMAccountName", format!("g{token}{i}"))
-            .set_reference("parentdn", Reference::dn(format!("OU=Groups,{root}")));
-        ad.fulfill(&seed("group", c)).await.unwrap();
-    }
+    let root = demo_ad::subtree(&ad, &env, "e2e", "g", &token).await;
 
     // Six employees (one IT administrator), with logins unique to this run.
     let now = Utc::now();
-    let people: Vec<Owner> = demo::people(6, now)
-        .into_iter()
-        .map(|o| {
-            let login = format!("{}{token}", o.identifier);
-            let mut o = o.with("login", login.clone());
-            o.identifier = login;
-            o
-        })
-        .collect();
+    let people: Vec<Owner> = demo_ad::people(6, now, &token);
     let mut planner = Planner::new(demo::planner_config_in(&root)).unwrap();
     for p in &people {
         planner.upsert_owner(p.clone());
@@ -294,49 +253,16 @@ async fn a_joiner_gets_a_generated_password_that_binds_in_samba() {
     let Some(env) = ad_env("a_joiner_gets_a_generated_password_that_binds_in_samba") else {
         return;
     };
-    let token = format!(
-        "{:x}",
-        (std::process::id() as u64 ^ Utc::now().timestamp_micros() as u64) & 0xffffff
-    );
-    let root = format!("OU=pwd-{token},{}", env.base_dn);
+    let token = demo_ad::token();
     let ad = env
         .builder(demo::CONNECTION)
         .connections(2)
         .build()
         .await
         .expect("connecting to the AD test server over LDAPS");
-    let mut n = 0;
-    let mut seed = |entity: &str, changes: Changes| {
-        n += 1;
-        seed_order(entity, changes, n)
-    };
-    let mut c = Changes::default();
-    c.set("ou", format!("pwd-{token}"))
-        .set_reference("parentdn", Reference::dn(&env.base_dn));
-    ad.fulfill(&seed("organizationalUnit", c)).await.unwrap();
-    for ou in demo::ous() {
-        let mut c = Changes::default();
-        c.set("ou", ou)
-            .set_reference("parentdn", Reference::dn(&root));
-        ad.fulfill(&seed("organizationalUnit", c)).await.unwrap();
-    }
-    for (i, g) in demo::groups().enumerate() {
-        let mut c = Changes::default();
-        c.set("cn", g)
-            .set("sAMAccountName", format!("p{token}{i}"))
-            .set_reference("parentdn", Reference::dn(format!("OU=Groups,{root}")));
-        ad.fulfill(&seed("group", c)).await.unwrap();
-    }
+    let root = demo_ad::subtree(&ad, &env, "pwd", "p", &token).await;
     let now = Utc::now();
-    let people: Vec<Owner> = demo::people(3, now)
-        .into_iter()
-        .map(|o| {
-            let login = format!("{}{token}", o.identifier);
-            let mut o = o.with("login", login.clone());
-            o.identifier = login;
-            o
-        })
-        .collect();
+    let people: Vec<Owner> = demo_ad::people(3, now, &token);
     let mut config = demo::planner_config_in(&root);
     let settings: PasswordResetSettings = autoprov::core::config::from_json(serde_json::json!({
         "Mode": 1, "AutoGenerate": true, "MustChange": false,

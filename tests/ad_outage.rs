@@ -13,8 +13,7 @@
 #![cfg(feature = "ad")]
 #![allow(clippy::disallowed_methods)] // examples, benchmarks and tests may read the wall clock
 
-use autoprov::connector::Connector;
-use autoprov::core::{ChangeType, Changes, Owner, ProvisioningOrder, ProvisioningState, Reference};
+use autoprov::core::{Owner, ProvisioningState};
 use autoprov::orchestrator::Planner;
 use autoprov::orchestrator::clock::ManualClock;
 use autoprov::orchestrator::demo::{self, ACCOUNT, ADMIN_ACCOUNT};
@@ -22,7 +21,7 @@ use autoprov::orchestrator::dispatch::{DispatchPolicy, RetryPolicy};
 use autoprov::orchestrator::events::{EventSink, JobEvent};
 use autoprov::orchestrator::job::{JobOptions, ProvisioningJob};
 use autoprov::orchestrator::store::{JobStatus, MemoryStore, Store};
-use autoprov_ad::test_fixtures::{self, AdEnv, ad_env};
+use autoprov_ad::test_fixtures::{AdEnv, ad_env};
 use chrono::{TimeDelta, Utc};
 use std::path::PathBuf;
 use std::process::Command;
@@ -30,6 +29,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+#[path = "support/demo_ad.rs"]
+mod demo_ad;
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/ad-test-server.sh")
@@ -82,14 +84,6 @@ impl EventSink for StopWhenSending {
     }
 }
 
-fn seed_order(entity: &str, changes: Changes, n: usize) -> ProvisioningOrder {
-    let mut order = test_fixtures::order(ChangeType::Added, entity, changes, None);
-    order.order_id = format!("outage-seed-{n}").as_str().into();
-    order.owner = Some(Owner::new("seed", "seed"));
-    order.connection = Some(demo::CONNECTION.into());
-    order
-}
-
 fn search(env: &AdEnv, root: &str, filter: &str) -> String {
     let out = env.ldap_tool("ldapsearch", &["-LLL", "-b", root, filter, "dn"]);
     assert!(
@@ -105,11 +99,7 @@ async fn orders_errored_while_samba_was_down_complete_once_it_is_back() {
     let Some(env) = ad_env("orders_errored_while_samba_was_down_complete_once_it_is_back") else {
         return;
     };
-    let token = format!(
-        "{:x}",
-        (std::process::id() as u64 ^ Utc::now().timestamp_micros() as u64) & 0xffffff
-    );
-    let root = format!("OU=outage-{token},{}", env.base_dn);
+    let token = demo_ad::token();
     let ad = env
         .builder(demo::CONNECTION)
         .connections(2)
@@ -117,39 +107,10 @@ async fn orders_errored_while_samba_was_down_complete_once_it_is_back() {
         .await
         .expect("connecting to the AD test server over LDAPS");
 
-    let mut n = 0;
-    let mut seed = |entity: &str, changes: Changes| {
-        n += 1;
-        seed_order(entity, changes, n)
-    };
-    let mut c = Changes::default();
-    c.set("ou", format!("outage-{token}"))
-        .set_reference("parentdn", Reference::dn(&env.base_dn));
-    ad.fulfill(&seed("organizationalUnit", c)).await.unwrap();
-    for ou in demo::ous() {
-        let mut c = Changes::default();
-        c.set("ou", ou)
-            .set_reference("parentdn", Reference::dn(&root));
-        ad.fulfill(&seed("organizationalUnit", c)).await.unwrap();
-    }
-    for (i, g) in demo::groups().enumerate() {
-        let mut c = Changes::default();
-        c.set("cn", g)
-            .set("sAMAccountName", format!("o{token}{i}"))
-            .set_reference("parentdn", Reference::dn(format!("OU=Groups,{root}")));
-        ad.fulfill(&seed("group", c)).await.unwrap();
-    }
+    let root = demo_ad::subtree(&ad, &env, "outage", "o", &token).await;
 
     let now = Utc::now();
-    let people: Vec<Owner> = demo::people(8, now)
-        .into_iter()
-        .map(|o| {
-            let login = format!("{}{token}", o.identifier);
-            let mut o = o.with("login", login.clone());
-            o.identifier = login;
-            o
-        })
-        .collect();
+    let people: Vec<Owner> = demo_ad::people(8, now, &token);
     let mut config = demo::planner_config_in(&root);
     for rt in &mut config.resource_types {
         // The test is about the outage, not the review gate.
