@@ -20,7 +20,10 @@ pub fn token() -> String {
         (std::process::id() as u64).wrapping_mul(0x9e37_79b9) ^ Utc::now().timestamp_micros() as u64
     });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{:06x}", base.wrapping_add(n.wrapping_mul(0x1000)) & 0xffffff)
+    format!(
+        "{:06x}",
+        base.wrapping_add(n.wrapping_mul(0x1000)) & 0xffffff
+    )
 }
 
 /// An Added order for a container or group, written through the connector.

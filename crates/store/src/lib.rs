@@ -18,7 +18,7 @@ pub use claim::{Claim, ClaimStore, Permit, PlanningEpoch, SharedBreaker};
 pub use error::{BackendError, StoreError};
 pub use memory::MemoryStore;
 pub use paging::{DEFAULT_PAGE, StoreExt};
-pub use record::{DispatchRecord, HistoryEntry, OrderRecord, OrderUpdate};
+pub use record::{AdoptionReview, DispatchRecord, HistoryEntry, OrderRecord, OrderUpdate};
 pub use runs::{
     Assignment, Assignments, JobKind, JobRun, JobStatus, ReviewDecision, ReviewVerdict,
 };

@@ -295,13 +295,26 @@ impl ProvisioningJob {
         self.events.emit(JobEvent::StepFinished {
             step: "fulfil",
             summary: format!(
-                "{} executed, {} transmitted, {} errored, {} not sent",
+                "{} executed, {} transmitted, {} errored, {} awaiting adoption review, {} not \
+                 sent",
                 dispatch.executed.len(),
                 dispatch.transmitted.len(),
                 dispatch.errored.len(),
+                dispatch.awaiting_review.len(),
                 dispatch.pending.len()
             ),
         });
+        // Accounts found that autoprov did not create wait in review with the rest.
+        for (id, _) in report
+            .resumed
+            .awaiting_review
+            .iter()
+            .chain(&dispatch.awaiting_review)
+        {
+            if !report.awaiting_review.contains(id) {
+                report.awaiting_review.push(id.clone());
+            }
+        }
         run.status = if cancel.is_cancelled() {
             JobStatus::Cancelled
         } else {

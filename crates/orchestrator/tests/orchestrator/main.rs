@@ -4,6 +4,7 @@
 // Tests may read the wall clock; the library takes time as a parameter.
 #![allow(clippy::disallowed_methods)]
 
+mod adoption;
 mod chaos;
 mod delivery;
 mod dispatch;

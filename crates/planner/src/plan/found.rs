@@ -137,6 +137,10 @@ pub(super) struct Established {
     refs: Vec<(u32, Sym, RefId)>,
 }
 
+/// In `held`, with a resource type's index: the whole account is held (an adoption waiting for
+/// review), so the type is not established by this plan. No interned symbol reaches it.
+pub(super) const WHOLE_ACCOUNT: Sym = Sym::MAX;
+
 impl Established {
     fn entries<'a>(
         exp: &'a OwnerExpectation<'_>,
@@ -146,7 +150,11 @@ impl Established {
         impl Iterator<Item = (u32, Sym)> + 'a,
         impl Iterator<Item = (u32, Sym, RefId)> + 'a,
     ) {
-        let rts = exp.rts.iter().map(|e| e.rt as u32);
+        let rts = exp
+            .rts
+            .iter()
+            .map(|e| e.rt as u32)
+            .filter(|rt| !held.contains(&(*rt, WHOLE_ACCOUNT)));
         let props = exp.rts.iter().flat_map(|e| {
             let rt = e.rt as u32;
             e.scalars

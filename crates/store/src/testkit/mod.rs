@@ -96,6 +96,7 @@ macro_rules! __store_conformance_module {
             stale_version_is_refused,
             state_index_agrees_with_scan,
             reopened_order_keeps_its_history,
+            adoption_review_is_kept,
             results_follow_records,
             cookies,
             resources_by_key_and_stable_id,

@@ -15,7 +15,7 @@ pub use records::{
     review_decisions, secrets_outside_orders_are_refused,
 };
 pub use transitions::{
-    concurrent_transitions_apply_once, concurrent_updates_lose_nothing,
+    adoption_review_is_kept, concurrent_transitions_apply_once, concurrent_updates_lose_nothing,
     illegal_transition_is_refused, reopened_order_keeps_its_history, stale_version_is_refused,
     state_index_agrees_with_scan,
 };
@@ -43,6 +43,7 @@ pub const ALL: &[&str] = &[
     "stale_version_is_refused",
     "state_index_agrees_with_scan",
     "reopened_order_keeps_its_history",
+    "adoption_review_is_kept",
     "results_follow_records",
     "cookies",
     "resources_by_key_and_stable_id",
