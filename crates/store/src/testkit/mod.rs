@@ -104,6 +104,7 @@ macro_rules! __store_conformance_module {
             secrets_outside_orders_are_refused,
             review_decisions,
             found_decisions,
+            owned_values,
             job_runs,
             concurrent_updates_lose_nothing,
             concurrent_transitions_apply_once,
