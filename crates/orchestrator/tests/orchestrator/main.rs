@@ -11,6 +11,7 @@ mod dispatch;
 mod found;
 mod fulfil_file;
 mod job;
+mod owned;
 mod password_settings;
 mod planning_off_runtime;
 mod requests;

@@ -44,6 +44,7 @@ impl Planner {
             slot.claims = outcome.claims;
             if let Some(established) = outcome.established {
                 slot.established = established;
+                self.owned_changed.insert(id.clone());
             }
             slot.has_fragment = outcome.plan.is_some();
             if let Some(plan) = outcome.plan {
@@ -207,6 +208,7 @@ impl Planner {
             .map(|s| {
                 if let Some(established) = outcome.established.take() {
                     s.established = established;
+                    self.owned_changed.insert(id.clone());
                 }
                 std::mem::replace(&mut s.claims, outcome.claims.clone())
             })

@@ -50,6 +50,9 @@ impl Planner {
         }
         self.install_fragment(id.clone(), None);
         self.dirty.remove(id);
+        if !slot.established.is_empty() {
+            self.owned_changed.insert(id.clone());
+        }
         Some(slot.owner)
     }
 

@@ -17,6 +17,7 @@ mod items;
 mod lookups;
 mod order_states;
 mod orders;
+mod owned;
 mod requests;
 mod review;
 mod thresholds;
@@ -153,6 +154,8 @@ pub struct Planner {
     /// Hash sets (sorted when drained): loading a million owners marks a million of them.
     dirty: FxHashSet<OwnerId>,
     dirty_targets: FxHashSet<(usize, ResourceId)>,
+    /// Owners whose established values changed since [`Planner::take_owned_changes`].
+    owned_changed: FxHashSet<OwnerId>,
 }
 
 impl std::fmt::Debug for Planner {
@@ -225,6 +228,7 @@ impl Planner {
             role_grants,
             dirty: FxHashSet::default(),
             dirty_targets: FxHashSet::default(),
+            owned_changed: FxHashSet::default(),
         })
     }
 
