@@ -30,6 +30,7 @@ impl Planner {
                     kept: Vec::new(),
                     found_removals: Vec::new(),
                     established: Default::default(),
+                    owned_changed: false,
                     claims: Claims::default(),
                     keys: new_keys.clone(),
                     has_fragment: false,

@@ -55,6 +55,7 @@ impl Planner {
         let established = Established::from_parts(rts, props, refs);
         if let Some(slot) = self.owners.get_mut(&values.owner) {
             slot.established = established;
+            slot.owned_changed = false;
         }
         self.dirty.insert(values.owner.clone());
         true
@@ -73,7 +74,13 @@ impl Planner {
         let mut v: Vec<OwnerId> = std::mem::take(&mut self.owned_changed)
             .into_iter()
             .collect();
+        for (id, slot) in self.owners.iter_mut() {
+            if std::mem::take(&mut slot.owned_changed) {
+                v.push(id.clone());
+            }
+        }
         v.sort_unstable();
+        v.dedup();
         v
     }
 }
