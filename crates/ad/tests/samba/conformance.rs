@@ -90,5 +90,8 @@ kit!(
     rename_onto_taken_name,
     modified_keeps_unmentioned,
     modified_missing_target_fails,
+    check_writes_nothing,
+    changed_names_memberships,
+    parallel_orders,
     paging_one_per_page,
 );

@@ -470,6 +470,9 @@ macro_rules! __conformance_tests {
             rename_onto_taken_name,
             modified_keeps_unmentioned,
             modified_missing_target_fails,
+            check_writes_nothing,
+            changed_names_memberships,
+            parallel_orders,
             paging_one_per_page
         );
     };

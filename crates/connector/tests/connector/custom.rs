@@ -38,6 +38,7 @@ async fn the_badge_system_passes_with_declared_skips() {
             "invalid_order_bad_reference",
             "manual_transmits",
             "preview_is_offline_and_shows_no_secret",
+            "changed_names_memberships",
             "paging_one_per_page"
         ]
     );

@@ -13,14 +13,14 @@ mod special_characters;
 mod stable_id;
 
 pub use added::{adoption_review_is_honoured, create_read_update_delete, idempotent_create};
-pub use connection::{connection_check, manual_transmits};
+pub use connection::{check_writes_nothing, connection_check, manual_transmits, parallel_orders};
 pub use deleted::idempotent_delete;
 pub use export::{export_sees_fulfilment, incremental_export};
 pub use invalid_orders::{
     invalid_order_bad_reference, invalid_order_missing_required, invalid_order_unknown_property,
     redacted_secret_is_refused,
 };
-pub use memberships::membership_add_twice_remove_absent;
+pub use memberships::{changed_names_memberships, membership_add_twice_remove_absent};
 pub use modified::{
     disable_enable, move_keeps_stable_id, password_write_only, reapply_changes_nothing,
     rename_keeps_stable_id,
@@ -214,5 +214,8 @@ checks! {
     rename_onto_taken_name => "renaming onto a name another object holds fails (AlreadyExists or Conflict) and changes neither",
     modified_keeps_unmentioned => "a Modified order writes only what it names; the other properties keep their values",
     modified_missing_target_fails => "a Modified order of a missing target fails with NotFound, never reported done, and creates nothing",
+    check_writes_nothing => "check writes nothing to the managed system",
+    changed_names_memberships => "Executed::changed names the memberships an order added or removed",
+    parallel_orders => "orders sent at the same time are each applied once, to their own target, and no membership is lost",
     paging_one_per_page => "an export with one resource per page holds exactly what the connection's export holds: nothing lost or repeated at a page boundary",
 }
