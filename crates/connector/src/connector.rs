@@ -432,6 +432,26 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     fn schema(&self) -> Option<ConnectionSchema> {
         None
     }
+
+    /// Whether `password` is the password of the account `target` (its key), for a connection
+    /// that declares [`Capabilities::password_check`](crate::Capabilities::password_check)
+    /// (like ConnId's `authenticate`). The default is an `Unsupported` error.
+    ///
+    /// Behaviour:
+    /// - `Ok(true)` for the account's password, `Ok(false)` for another, also for an account
+    ///   that is disabled or must change its password; MUST NOT change the account.
+    /// - A password an order wrote verifies afterwards. (kit: `password_is_stored`)
+    async fn check_password(
+        &self,
+        target: &ResourceId,
+        password: &Secret,
+    ) -> Result<bool, ConnectorError> {
+        let _ = (target, password);
+        Err(ConnectorError::unsupported(
+            Operation::Read,
+            "the connection cannot check passwords",
+        ))
+    }
 }
 
 macro_rules! forward_connector {
@@ -463,6 +483,14 @@ macro_rules! forward_connector {
 
             fn schema(&self) -> Option<ConnectionSchema> {
                 (**self).schema()
+            }
+
+            async fn check_password(
+                &self,
+                target: &ResourceId,
+                password: &Secret,
+            ) -> Result<bool, ConnectorError> {
+                (**self).check_password(target, password).await
             }
         }
     };

@@ -92,6 +92,7 @@ kit!(
     modified_missing_target_fails,
     check_writes_nothing,
     changed_names_memberships,
+    password_is_stored,
     parallel_orders,
     paging_one_per_page,
 );

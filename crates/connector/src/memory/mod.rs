@@ -75,7 +75,7 @@ use crate::schema::{ConnectionSchema, PARENT};
 use async_trait::async_trait;
 use autoprov_core::{
     ChangeType, Changes, ConnectionId, EntityTypeId, OrderId, ProvisioningOrder, Reference,
-    Resource, ResourceId, StableId,
+    Resource, ResourceId, Secret, StableId,
 };
 use plan::Request;
 use schema::CompiledSchema;
@@ -518,6 +518,28 @@ impl Connector for InMemoryConnector {
 
     async fn check(&self) -> Result<(), ConnectorError> {
         Ok(())
+    }
+
+    async fn check_password(
+        &self,
+        target: &ResourceId,
+        password: &Secret,
+    ) -> Result<bool, ConnectorError> {
+        let Ok(p) = password.expose() else {
+            return Err(ConnectorError::invalid_order(
+                Operation::Read,
+                "a masked password cannot be checked",
+            ));
+        };
+        if self.get(target.as_str()).is_none() {
+            return Err(ConnectorError::new(
+                ErrorKind::NotFound,
+                Operation::Read,
+                format!("no account {target}"),
+            )
+            .with_target(target.to_string()));
+        }
+        Ok(InMemoryConnector::verify_password(self, target.as_str(), p))
     }
 
     async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {

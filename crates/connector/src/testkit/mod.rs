@@ -472,6 +472,7 @@ macro_rules! __conformance_tests {
             modified_missing_target_fails,
             check_writes_nothing,
             changed_names_memberships,
+            password_is_stored,
             parallel_orders,
             paging_one_per_page
         );

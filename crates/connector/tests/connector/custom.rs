@@ -39,6 +39,7 @@ async fn the_badge_system_passes_with_declared_skips() {
             "manual_transmits",
             "preview_is_offline_and_shows_no_secret",
             "changed_names_memberships",
+            "password_is_stored",
             "paging_one_per_page"
         ]
     );

@@ -504,6 +504,8 @@ mod v2_more_broken_packages {
         /// Orders go through one shared slot: an order sent while another waits takes its
         /// place.
         SharedRequestSlot,
+        /// Drops the password of every order, still reporting it written.
+        DropsPasswords,
     }
 
     #[derive(Debug)]
@@ -541,7 +543,13 @@ mod v2_more_broken_packages {
             } else {
                 order.clone()
             };
+            let mut order = order;
+            let dropped = self.bug == Bug::DropsPasswords
+                && order.changes.properties.remove("password").is_some();
             let mut done = self.inner.fulfill(&order).await?;
+            if dropped && let Fulfillment::Executed(e) = &mut done {
+                e.changed.insert("password".to_owned());
+            }
             if self.bug == Bug::ChangedOmitsMemberships
                 && let Fulfillment::Executed(e) = &mut done
             {
@@ -552,6 +560,21 @@ mod v2_more_broken_packages {
         async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
             self.inner.export(request).await
         }
+        async fn check_password(
+            &self,
+            target: &autoprov_core::ResourceId,
+            password: &autoprov_core::Secret,
+        ) -> Result<bool, ConnectorError> {
+            self.inner.check_password(target, password).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_password_silently_not_stored_fails() {
+        let e = run(Bug::DropsPasswords, "password_is_stored")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("was not stored"), "{e}");
     }
 
     async fn run(bug: Bug, check: &str) -> Result<CheckOutcome, testkit::KitFailure> {
@@ -601,6 +624,7 @@ mod v2_more_broken_packages {
         for check in [
             "check_writes_nothing",
             "changed_names_memberships",
+            "password_is_stored",
             "parallel_orders",
         ] {
             let honest = system();

@@ -22,8 +22,8 @@ pub use invalid_orders::{
 };
 pub use memberships::{changed_names_memberships, membership_add_twice_remove_absent};
 pub use modified::{
-    disable_enable, move_keeps_stable_id, password_write_only, reapply_changes_nothing,
-    rename_keeps_stable_id,
+    disable_enable, move_keeps_stable_id, password_is_stored, password_write_only,
+    reapply_changes_nothing, rename_keeps_stable_id,
 };
 pub use preview::preview_is_offline_and_shows_no_secret;
 pub use robustness::{
@@ -216,6 +216,7 @@ checks! {
     modified_missing_target_fails => "a Modified order of a missing target fails with NotFound, never reported done, and creates nothing",
     check_writes_nothing => "check writes nothing to the managed system",
     changed_names_memberships => "Executed::changed names the memberships an order added or removed",
+    password_is_stored => "a password written verifies afterwards (connections that can check passwords), another does not",
     parallel_orders => "orders sent at the same time are each applied once, to their own target, and no membership is lost",
     paging_one_per_page => "an export with one resource per page holds exactly what the connection's export holds: nothing lost or repeated at a page boundary",
 }
