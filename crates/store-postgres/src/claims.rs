@@ -182,6 +182,75 @@ impl ClaimStore for PgStore {
         Ok(next)
     }
 
+    async fn record_outcomes(
+        &self,
+        writes: Vec<(Claim, OrderUpdate)>,
+    ) -> Vec<Result<Claim, StoreError>> {
+        let n = writes.len();
+        let mut out: Vec<Option<Result<Claim, StoreError>>> = vec![None; n];
+        // One statement for the writes that apply to their claim's copy; an order named
+        // twice, or an update that does not apply (the transactional path says why), goes
+        // through `record_outcome` on its own.
+        let mut batch = Vec::with_capacity(n);
+        let mut alone = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        for (i, (claim, update)) in writes.iter().enumerate() {
+            if !seen.insert(claim.order_id()) {
+                alone.push(i);
+                continue;
+            }
+            match orders::ClaimedWrite::of(&claim.record, update) {
+                Ok(Some(write)) => batch.push((i, write)),
+                Ok(None) => alone.push(i),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        if !batch.is_empty() {
+            let (at, items): (Vec<usize>, Vec<orders::BatchItem<'_>>) = batch
+                .into_iter()
+                .map(|(i, write)| {
+                    let claim = &writes[i].0;
+                    (
+                        i,
+                        orders::BatchItem {
+                            order_id: claim.order_id(),
+                            version: claim.record.version,
+                            token: claim.token,
+                            write,
+                        },
+                    )
+                })
+                .unzip();
+            let results = match self.client().await {
+                Ok(client) => orders::apply_claimed_batch(&client, items).await,
+                Err(e) => Err(e),
+            };
+            match results {
+                Ok(results) => {
+                    for (i, r) in at.into_iter().zip(results) {
+                        out[i] = Some(r.map(|record| {
+                            let mut next = writes[i].0.clone();
+                            next.record = record;
+                            next
+                        }));
+                    }
+                }
+                Err(e) => {
+                    for i in at {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        for i in alone {
+            let (claim, update) = &writes[i];
+            out[i] = Some(self.record_outcome(claim, update.clone()).await);
+        }
+        out.into_iter()
+            .map(|r| r.expect("every write answered"))
+            .collect()
+    }
+
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
         let client = self.client().await?;
         // The token stays: a later claim takes a greater one, which fences this holder.
@@ -444,6 +513,7 @@ impl ClaimStore for PgStore {
         tx.commit()
             .await
             .map_err(db("insert orders in epoch: commit"))?;
+        orders::refresh_stats(&client, records.len() - existing.len()).await;
         Ok(existing)
     }
 }

@@ -28,6 +28,7 @@
 //! [`Worker::health`].
 
 pub mod metrics;
+pub(crate) mod recorder;
 
 use crate::clock::Clock;
 use crate::dispatch::send::{Attempted, CallHealth, ClaimWriter, Writer, errored_update};
@@ -213,6 +214,8 @@ pub struct Worker {
 struct Inner {
     dispatcher: Dispatcher,
     store: Arc<dyn ClaimStore>,
+    /// Group commit of the writes under this worker's claims.
+    recorder: Arc<recorder::Recorder>,
     settings: WorkerSettings,
     permits: HashMap<ConnectionId, Arc<PermitPool>>,
     breakers: Mutex<HashMap<ConnectionId, (SharedBreaker, Instant)>>,
@@ -230,6 +233,10 @@ impl std::fmt::Debug for Worker {
             .finish_non_exhaustive()
     }
 }
+
+/// Batched writes in flight at once per worker (see `recorder`): while they run, the
+/// writes of other orders queue and go together in the next.
+const RECORD_FLUSHES: usize = 2;
 
 /// How long a worker trusts the shared breaker it read last.
 const BREAKER_CACHE: Duration = Duration::from_millis(500);
@@ -266,6 +273,11 @@ impl Worker {
         Ok(Self {
             inner: Arc::new(Inner {
                 dispatcher,
+                recorder: Arc::new(recorder::Recorder::new(
+                    claims.clone(),
+                    settings.concurrency.saturating_add(settings.claim_batch),
+                    RECORD_FLUSHES,
+                )),
                 store: claims,
                 settings,
                 permits,
@@ -548,6 +560,7 @@ impl Inner {
         let me = Arc::clone(&self);
         let mut writer = Writer::Claimed(Box::new(ClaimWriter {
             store: Arc::clone(&self.store),
+            recorder: Arc::clone(&self.recorder),
             claim,
             lease: self.settings.lease,
             expires,
