@@ -17,7 +17,10 @@ const DEPENDENCY_DONE: &[ProvisioningState] =
 
 /// Ready orders, oldest id first, locked without waiting for the ones another transaction
 /// holds, then leased with a fresh token. A dependency missing from the store blocks its
-/// dependants (it may not be inserted yet).
+/// dependants (it may not be inserted yet). `{limit}` is the claim's limit: a literal (as
+/// are the states a dependency must have reached), so that the server settles on one
+/// generic plan per connection instead of planning the statement again at every claim (a
+/// `LIMIT $n` parameter keeps it choosing custom plans).
 const CLAIM: &str = "
 WITH ready AS (
     SELECT o.order_id FROM orders o
@@ -28,15 +31,32 @@ WITH ready AS (
       AND NOT EXISTS (
           SELECT 1 FROM unnest(o.depends_on) AS d(id)
           LEFT JOIN orders x ON x.order_id = d.id
-          WHERE x.order_id IS NULL OR x.state <> ALL($4))
+          WHERE x.order_id IS NULL OR x.state NOT IN ({done}))
     ORDER BY o.order_id
-    LIMIT $2
+    LIMIT {limit}
     FOR UPDATE OF o SKIP LOCKED
 )
 UPDATE orders SET lease_owner = $1, lease_token = nextval('lease_tokens'),
-                  lease_expires_at = now() + make_interval(secs => $3)
+                  lease_expires_at = now() + make_interval(secs => $2)
 FROM ready WHERE orders.order_id = ready.order_id
 RETURNING orders.record, orders.sealed, orders.lease_token, orders.lease_expires_at";
+
+/// Claim limits up to this are written into the statement (one prepared statement per
+/// limit and connection); a larger one is clamped to it (a claim may return fewer orders
+/// than asked).
+const MAX_CLAIM: usize = 256;
+
+/// The claim statement for `limit` (at most [`MAX_CLAIM`]).
+fn claim_sql(limit: usize) -> String {
+    let done = DEPENDENCY_DONE
+        .iter()
+        .map(|s| format!("'{}'", s.name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    CLAIM
+        .replace("{done}", &done)
+        .replace("{limit}", &limit.min(MAX_CLAIM).to_string())
+}
 
 /// Free slots of a connection's limit (no lease, or an expired one), lowest first, locked
 /// without waiting for those another transaction holds, then leased with fresh tokens.
@@ -91,22 +111,13 @@ impl ClaimStore for PgStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let done: Vec<&str> = DEPENDENCY_DONE.iter().map(|s| s.name()).collect();
         let client = self.client().await?;
         let claim = client
-            .prepare_cached(CLAIM)
+            .prepare_cached(&claim_sql(limit))
             .await
             .map_err(db("claim orders: prepare"))?;
         let rows = client
-            .query(
-                &claim,
-                &[
-                    &worker,
-                    &i64::try_from(limit).unwrap_or(i64::MAX),
-                    &seconds(lease),
-                    &done,
-                ],
-            )
+            .query(&claim, &[&worker, &seconds(lease)])
             .await
             .map_err(db("claim orders"))?;
         let mut claims = rows
