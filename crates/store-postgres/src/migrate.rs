@@ -36,8 +36,13 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
+        name: "orders_fillfactor",
+        sql: include_str!("../migrations/0005_orders_fillfactor.sql"),
+    },
+    Migration {
+        version: 6,
         name: "owned_values",
-        sql: include_str!("../migrations/0005_owned_values.sql"),
+        sql: include_str!("../migrations/0006_owned_values.sql"),
     },
 ];
 

@@ -31,6 +31,7 @@ impl Store for PgStore {
         let tx = client.transaction().await.map_err(db("insert orders"))?;
         let existing = orders::insert_orders(&tx, self.sealer(), records).await?;
         tx.commit().await.map_err(db("insert orders: commit"))?;
+        orders::refresh_stats(&client, records.len() - existing.len()).await;
         Ok(existing)
     }
 

@@ -38,6 +38,8 @@ pub(crate) enum Writer {
 /// temporary store failures retried while the lease lasts, the lease renewed during calls.
 pub(crate) struct ClaimWriter {
     pub(crate) store: Arc<dyn ClaimStore>,
+    /// Where writes go: together with the worker's other orders' writes (group commit).
+    pub(crate) recorder: Arc<crate::worker::recorder::Recorder>,
     pub(crate) claim: Claim,
     /// The lease length asked for at each claim and renewal.
     pub(crate) lease: Duration,
@@ -73,7 +75,11 @@ impl ClaimWriter {
     pub(crate) async fn write(&mut self, update: OrderUpdate) -> Result<OrderRecord, StoreError> {
         let mut wait = Duration::from_millis(50);
         loop {
-            match self.store.record_outcome(&self.claim, update.clone()).await {
+            match self
+                .recorder
+                .record(self.claim.clone(), update.clone())
+                .await
+            {
                 Ok(claim) => {
                     self.claim = claim;
                     return Ok(self.claim.record.clone());

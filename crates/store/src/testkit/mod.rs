@@ -171,6 +171,7 @@ macro_rules! __claim_conformance_module {
             concurrent_claimers_never_get_the_same_order,
             an_expired_lease_is_taken_over_and_the_old_holder_is_fenced,
             a_write_under_a_claim_checks_the_version_too,
+            a_batch_of_writes_is_fenced_order_by_order,
             a_claim_never_returns_an_order_whose_dependency_is_not_done,
             a_stale_planning_epoch_cannot_insert,
             permits_bound_a_connection_across_workers,
