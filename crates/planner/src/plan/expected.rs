@@ -49,6 +49,11 @@ impl Planner {
         let exp = self
             .policy
             .evaluate(&slot.owner, &slot.extras, &self.lookups, now, &[])?;
+        // Expected assignments are all or nothing: a resource type that cannot be evaluated
+        // is reported rather than left out.
+        if let Some((_, e)) = exp.failed.first() {
+            return Err(e.clone().into());
+        }
         let fragment = self.fragments.get(owner);
         let mut out = ExpectedAssignments {
             owner: owner.clone(),

