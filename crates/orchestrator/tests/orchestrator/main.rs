@@ -12,6 +12,7 @@ mod fulfil_file;
 mod job;
 mod password_settings;
 mod planning_off_runtime;
+mod reference;
 mod requests;
 mod retry;
 mod smtp;

@@ -76,7 +76,10 @@ impl Planner {
                 .ok()
                 .flatten()
                 .and_then(|i| self.targets[e.rt].get(i));
-            let conforming = if target.is_some() {
+            let conforming = if e.expired() && target.is_none() {
+                // Its period has passed and nothing is left to do (SPEC §4: Inactive).
+                ProvisioningState::Inactive
+            } else if target.is_some() {
                 ProvisioningState::Verified
             } else {
                 ProvisioningState::None

@@ -146,8 +146,10 @@ impl Established {
         impl Iterator<Item = (u32, Sym)> + 'a,
         impl Iterator<Item = (u32, Sym, RefId)> + 'a,
     ) {
-        let rts = exp.rts.iter().map(|e| e.rt as u32);
-        let props = exp.rts.iter().flat_map(|e| {
+        // An expired assignment establishes nothing: what it had is removed as before.
+        let live = || exp.rts.iter().filter(|e| !e.expired());
+        let rts = live().map(|e| e.rt as u32);
+        let props = live().flat_map(|e| {
             let rt = e.rt as u32;
             e.scalars
                 .iter()
@@ -155,7 +157,7 @@ impl Established {
                 .chain(e.mono.iter().map(move |(s, _)| (rt, *s)))
                 .filter(|p| !held.contains(p))
         });
-        let refs = exp.rts.iter().flat_map(|e| {
+        let refs = live().flat_map(|e| {
             let rt = e.rt as u32;
             e.multi
                 .iter()

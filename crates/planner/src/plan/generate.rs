@@ -331,6 +331,7 @@ impl Planner {
                 let mut held = Vec::new();
                 let plan = self.compare(slot, &exp, &correlated, orders, &mut held);
                 let plan = self.with_failures(owner, plan, prev, &exp.failed, orders);
+                let plan = self.with_expired(owner, plan, prev, &exp, &correlated, orders);
                 // What this plan expects becomes autoprov's to change, except found values it
                 // keeps; unchanged in the common case, then nothing is allocated. A type whose
                 // evaluation failed says nothing: what was established stays as it was.

@@ -133,7 +133,7 @@ impl Planner {
                         );
                     }
                 }
-                (Some(e), target) if !e.active() => {
+                (Some(e), target) if !e.active() && !e.expired() => {
                     // Waiting for validation, or a kept Found/Historic account: nothing is
                     // created and nothing is removed.
                     if e.kept_account || (target.is_none() && e.workflow.is_reconciliation_only()) {
@@ -579,6 +579,65 @@ pub(super) fn error_plan(
 }
 
 impl Planner {
+    /// SPEC §4, "the order's period passed before it was sent ⇒ Inactive": an assignment
+    /// whose period has passed, with no target, whose previous plan held an order not yet
+    /// sent (Pending or AwaitingApproval in the store), is reported once as an Inactive item
+    /// carrying that order, so the store moves it to Inactive too (event `PeriodPassed`).
+    /// Nothing is reported otherwise: a past assignment with nothing pending costs nothing.
+    pub(super) fn with_expired(
+        &self,
+        owner: &Owner,
+        plan: Option<OwnerPlan>,
+        prev: Option<&OwnerPlan>,
+        exp: &OwnerExpectation,
+        correlated: &[Option<TargetIdx>],
+        view: &OrderStates,
+    ) -> Option<OwnerPlan> {
+        let Some(prev) = prev else { return plan };
+        let mut plan = plan;
+        for e in exp.rts.iter().filter(|e| e.expired()) {
+            if correlated[e.rt].is_some() {
+                continue;
+            }
+            let id = &self.policy.rts[e.rt].id;
+            let Some(order) = prev
+                .items
+                .iter()
+                .find(|i| &i.resource_type == id)
+                .and_then(|i| i.order.as_ref())
+                .filter(|o| {
+                    matches!(
+                        view.state(&o.order_id),
+                        Some(ProvisioningState::Pending | ProvisioningState::AwaitingApproval)
+                    )
+                })
+            else {
+                continue;
+            };
+            let plan = plan.get_or_insert_with(|| OwnerPlan::new(owner.id.clone()));
+            plan.items.push(PlannedItem {
+                owner: Some(owner.id.clone()),
+                resource_type: id.clone(),
+                assigned_resource_type_id: Some(AssignmentId::new(format!("{}/{id}", owner.id))),
+                workflow_state: WorkflowState::Inactive,
+                provisioning_state: ProvisioningState::Inactive,
+                target: None,
+                order: Some(order.clone()),
+                waiting: None,
+                error: None,
+                stored: true,
+            });
+        }
+        if let Some(plan) = plan.as_mut() {
+            let position = |id: &ResourceTypeId| {
+                let rt = self.policy.rt_ids[id];
+                self.policy.dependency_order.iter().position(|&r| r == rt)
+            };
+            plan.items.sort_by_key(|i| position(&i.resource_type));
+        }
+        plan
+    }
+
     /// Adds the resource types whose evaluation failed to an owner's plan, each as one `Error`
     /// item (its previous item's order kept only when handed over), in dependency order.
     pub(super) fn with_failures(

@@ -121,6 +121,11 @@ impl RtExpectation<'_> {
     pub(crate) fn active(&self) -> bool {
         self.workflow.produces_orders()
     }
+
+    /// Whether the assignment's period has passed (workflow state Inactive).
+    pub(crate) fn expired(&self) -> bool {
+        self.workflow == WorkflowState::Inactive
+    }
 }
 
 /// The evaluation of one owner.
@@ -170,6 +175,8 @@ impl CompiledPolicy {
         let mut chosen: BTreeMap<usize, Candidate> = BTreeMap::new();
         let mut denied: BTreeSet<usize> = BTreeSet::new();
         let mut suggested: BTreeSet<usize> = BTreeSet::new();
+        // Resource types whose assignment period has passed (SPEC §3: 19 Inactive).
+        let mut expired: BTreeMap<usize, Period> = BTreeMap::new();
         self.type_index.candidates(owner, &mut scratch);
         for &i in scratch.iter() {
             let (rt, rule) = &self.type_rules[i as usize];
@@ -185,6 +192,9 @@ impl CompiledPolicy {
             } else if let Some(start) = window.start.filter(|s| *s > now && *s - ahead <= now) {
                 start
             } else {
+                if window.is_past(now) && !rule.is_denied && rule.kind != RuleKind::Suggested {
+                    expired.insert(*rt, window);
+                }
                 continue;
             };
             if rule.is_denied {
@@ -342,6 +352,24 @@ impl CompiledPolicy {
                     workflow,
                     window: Period::ALWAYS,
                     kept_account: true,
+                    scalars: Vec::new(),
+                    mono: Vec::new(),
+                    multi: Vec::new(),
+                });
+            }
+        }
+        // An assignment whose period has passed and that nothing else gives is Inactive: it
+        // produces no order of its own (a target still there is removed as unexpected).
+        for (rt, window) in expired {
+            if !out.rts.iter().any(|e| e.rt == rt)
+                && !denied.contains(&rt)
+                && !out.failed.iter().any(|(f, _)| *f == rt)
+            {
+                out.rts.push(RtExpectation {
+                    rt,
+                    workflow: WorkflowState::Inactive,
+                    window,
+                    kept_account: false,
                     scalars: Vec::new(),
                     mono: Vec::new(),
                     multi: Vec::new(),

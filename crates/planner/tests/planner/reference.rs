@@ -4,6 +4,7 @@
 
 use autoprov_core::{
     ChangeType, NonConformingPolicy, Owner, ProvisioningState, Resource, ResourceType, ScalarValue,
+    WorkflowState,
 };
 use autoprov_planner::{
     CorrelationKey, Criteria, EvaluationError, OrderStates, Plan, PlanOptions, Planner,
@@ -181,4 +182,71 @@ fn an_evaluation_failure_errs_only_the_resource_type_it_concerns() {
         assert_eq!(b.order.as_ref().unwrap().change_type, ChangeType::Added);
     }
     assert!(plan.orders().all(|o| o.resource_type.id.as_str() == "b"));
+}
+
+#[test]
+fn an_assignment_whose_period_has_passed_is_inactive() {
+    // Review holds the creation; the owner leaves before anyone approves it.
+    let mut a = rt("a");
+    a.require_provisioning_review = true;
+    let model = RoleModel::new()
+        .period_from("arrival", "departure")
+        .type_rule(TypeRule::new("a", Criteria::always()))
+        .scalar_rule(ScalarRule::from_owner("a", "employeeID", "employeeId"));
+    let mut p = planner(vec![a, rt("b")], model);
+    let leaving = now() + days(1);
+    p.upsert_owner(owner("u1").with("departure", ScalarValue::from(leaving)));
+    let first = plan(&mut p);
+    let item = first
+        .items()
+        .find(|i| i.resource_type.as_str() == "a")
+        .unwrap();
+    assert_eq!(item.provisioning_state, ProvisioningState::AwaitingApproval);
+    let order = item.order.as_ref().unwrap().order_id.clone();
+
+    // Two days later the store still holds it AwaitingApproval: the plan reports the
+    // assignment Inactive (workflow 19, provisioning 6) with that order, for the store.
+    let later = now() + days(2);
+    let mut view = OrderStates::new();
+    view.insert(order.clone(), ProvisioningState::AwaitingApproval);
+    let second = p.plan_full(later, PlanOptions::default(), &view);
+    let item = second
+        .items()
+        .find(|i| i.resource_type.as_str() == "a")
+        .unwrap();
+    assert_eq!(item.workflow_state, WorkflowState::Inactive);
+    assert_eq!(item.provisioning_state, ProvisioningState::Inactive);
+    assert_eq!(item.order.as_ref().map(|o| &o.order_id), Some(&order));
+    assert!(second.orders().next().is_none());
+    assert!(second.awaiting_approval().next().is_none());
+    let expected = p.expected_assignments(&"u1".into(), later).unwrap();
+    assert_eq!(expected.resource_types.len(), 1);
+    assert_eq!(
+        expected.resource_types[0].status.workflow_state,
+        WorkflowState::Inactive
+    );
+    assert_eq!(
+        expected.resource_types[0].status.provisioning_state,
+        ProvisioningState::Inactive
+    );
+    assert_eq!(expected.resource_types[0].status.period.end, Some(leaving));
+
+    // Once the store holds it Inactive, the past assignment costs nothing.
+    let third = p.plan_full(later, PlanOptions::default(), &OrderStates::new());
+    assert!(third.items().next().is_none(), "{third:?}");
+
+    // A target still there after the period is removed, the item marked Inactive.
+    p.upsert_target(&"a".into(), &account("u1")).unwrap();
+    // Established by a plan during the period, so its removal needs no review.
+    p.plan_full(now(), PlanOptions::default(), &OrderStates::new());
+    let fourth = p.plan_full(later, PlanOptions::default(), &OrderStates::new());
+    let item = fourth
+        .items()
+        .find(|i| i.resource_type.as_str() == "a")
+        .unwrap();
+    assert_eq!(item.workflow_state, WorkflowState::Inactive);
+    assert_eq!(
+        item.order.as_ref().map(|o| o.change_type),
+        Some(ChangeType::Deleted)
+    );
 }
