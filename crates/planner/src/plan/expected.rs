@@ -104,12 +104,26 @@ impl Planner {
             for (sym, value) in &e.scalars {
                 let name = self.syms.name(*sym);
                 let touched = changes.is_some_and(|c| c.properties.contains_key(name));
+                // A manually approved value keeps its origin; kept against the rules, it is
+                // ApprovedQuestioned.
+                let manual = slot.extras.requests.iter().any(|q| {
+                    q.add
+                        && q.rt == e.rt
+                        && matches!(&q.what, RequestTarget::Scalar(s, v) if s == sym && v == value.as_ref())
+                });
+                let workflow = if e.questioned.contains(sym) {
+                    WorkflowState::ApprovedQuestioned
+                } else if manual {
+                    WorkflowState::Approved
+                } else {
+                    e.workflow
+                };
                 out.scalars.push(AssignedResourceScalar {
                     id: AssignmentId::new(format!("{art}/{name}")),
                     assigned_resource_type: art.clone(),
                     property: name.to_owned(),
                     value: value.as_ref().clone(),
-                    status: status(e.workflow, touched),
+                    status: status(workflow, touched),
                 });
             }
             let refs = e.mono.iter().map(|(s, r)| (*s, *r)).chain(
@@ -131,7 +145,11 @@ impl Planner {
                     slot.extras.requests.iter().any(|q| {
                         q.add && q.rt == e.rt && q.what == RequestTarget::Navigation(sym, r)
                     });
-                let workflow = if manual {
+                let questioned =
+                    e.questioned.contains(&sym) && e.mono.iter().any(|(s, _)| *s == sym);
+                let workflow = if questioned {
+                    WorkflowState::ApprovedQuestioned
+                } else if manual {
                     WorkflowState::Approved
                 } else {
                     e.workflow

@@ -104,6 +104,9 @@ pub(crate) struct RtExpectation<'a> {
     pub(crate) mono: Vec<(Sym, RefId)>,
     /// Sorted by symbol; each list sorted, without duplicates.
     pub(crate) multi: Vec<(Sym, Vec<RefId>)>,
+    /// Scalar and mono-valued properties whose manually approved value is kept although the
+    /// rules now compute another (`DiscardManualAssignments` off): ApprovedQuestioned.
+    pub(crate) questioned: Vec<Sym>,
 }
 
 impl RtExpectation<'_> {
@@ -115,6 +118,8 @@ impl RtExpectation<'_> {
             list.sort_unstable();
             list.dedup();
         }
+        self.questioned.sort_unstable();
+        self.questioned.dedup();
     }
 
     /// Whether the assignment produces orders (approval complete).
@@ -233,9 +238,6 @@ impl CompiledPolicy {
         let mut manual_navs: Vec<(usize, Sym, RefId, bool)> = Vec::new();
         let mut cancelled: BTreeSet<usize> = BTreeSet::new();
         for req in &extras.requests {
-            if self.rts[req.rt].discard_manual_assignments {
-                continue;
-            }
             if req.add {
                 // Any approved addition (of the account, a value or a membership) means the
                 // owner has the account.
@@ -249,7 +251,12 @@ impl CompiledPolicy {
                     c.workflow = WorkflowState::Approved;
                 }
             } else if req.what == RequestTarget::ResourceType {
-                cancelled.insert(req.rt);
+                // A computed assignment wins over its manual cancellation under
+                // `DiscardManualAssignments`.
+                let computed = chosen.get(&req.rt).is_some_and(|c| c.rank > 1);
+                if !(computed && self.rts[req.rt].discard_manual_assignments) {
+                    cancelled.insert(req.rt);
+                }
             }
             match &req.what {
                 RequestTarget::ResourceType => {}
@@ -284,6 +291,7 @@ impl CompiledPolicy {
                 scalars: Vec::with_capacity(self.per_rt[rt].scalars.len()),
                 mono: Vec::with_capacity(self.per_rt[rt].mono.len()),
                 multi: Vec::with_capacity(self.per_rt[rt].multi.len()),
+                questioned: Vec::new(),
             };
             if c.workflow.produces_orders() {
                 let skip_write_only = targets.get(rt).is_some_and(Option::is_some);
@@ -302,12 +310,31 @@ impl CompiledPolicy {
                     out.failed.push((rt, e));
                     continue;
                 }
+                // The reference system's `DiscardManualAssignments`: on, a value the rules
+                // compute replaces the manually approved one; off, the manual value is kept and
+                // becomes ApprovedQuestioned when the rules now say otherwise.
+                let discard = self.rts[rt].discard_manual_assignments;
                 for (mrt, sym, value) in &manual_scalars {
-                    if *mrt == rt {
-                        exp.scalars.retain(|(s, _)| s != sym);
-                        if let Some(v) = value {
-                            exp.scalars.push((*sym, Cow::Borrowed(*v)));
+                    if *mrt != rt {
+                        continue;
+                    }
+                    let computed = exp.scalars.iter().find(|(s, _)| s == sym).map(|(_, v)| v);
+                    if let Some(computed) = computed {
+                        if discard {
+                            continue;
                         }
+                        let cmp = self.per_rt[rt]
+                            .scalar(*sym)
+                            .map(|(c, _)| c)
+                            .unwrap_or_default();
+                        let same = value.is_some_and(|v| cmp.scalar_equals(v, computed));
+                        if !same {
+                            exp.questioned.push(*sym);
+                        }
+                    }
+                    exp.scalars.retain(|(s, _)| s != sym);
+                    if let Some(v) = value {
+                        exp.scalars.push((*sym, Cow::Borrowed(*v)));
                     }
                 }
                 for (mrt, sym, r, add) in &manual_navs {
@@ -315,6 +342,26 @@ impl CompiledPolicy {
                         continue;
                     }
                     let multi = self.per_rt[rt].multiplicity(*sym) == Some(Multiplicity::Multi);
+                    let computed = if multi {
+                        exp.multi
+                            .iter()
+                            .any(|(s, l)| s == sym && l.contains(r))
+                            .then_some(*r)
+                    } else {
+                        exp.mono.iter().find(|(s, _)| s == sym).map(|(_, c)| *c)
+                    };
+                    // An addition never conflicts with a membership the rules give; a value
+                    // or a removal the rules contradict does.
+                    if let Some(computed) = computed
+                        && (!multi || !*add)
+                    {
+                        if discard {
+                            continue;
+                        }
+                        if !multi && (computed != *r || !*add) {
+                            exp.questioned.push(*sym);
+                        }
+                    }
                     if multi {
                         let entry = match exp.multi.iter_mut().find(|(s, _)| s == sym) {
                             Some(e) => e,
@@ -355,6 +402,7 @@ impl CompiledPolicy {
                     scalars: Vec::new(),
                     mono: Vec::new(),
                     multi: Vec::new(),
+                    questioned: Vec::new(),
                 });
             }
         }
@@ -373,6 +421,7 @@ impl CompiledPolicy {
                     scalars: Vec::new(),
                     mono: Vec::new(),
                     multi: Vec::new(),
+                    questioned: Vec::new(),
                 });
             }
         }

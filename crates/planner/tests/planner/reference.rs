@@ -3,7 +3,8 @@
 //! passed, `DiscardManualAssignments` / ApprovedQuestioned, and dates read in a time zone.
 
 use autoprov_core::{
-    ChangeType, NonConformingPolicy, Owner, ProvisioningState, Resource, ResourceType, ScalarValue,
+    ApprovalWorkflowType, AssignmentRequest, ChangeType, NonConformingPolicy, Owner,
+    ProvisioningState, RequestKind, RequestedAssignment, Resource, ResourceType, ScalarValue,
     WorkflowState,
 };
 use autoprov_planner::{
@@ -249,4 +250,89 @@ fn an_assignment_whose_period_has_passed_is_inactive() {
         item.order.as_ref().map(|o| o.change_type),
         Some(ChangeType::Deleted)
     );
+}
+
+fn approved(id: &str, owner: &str, rt: &str, property: &str, value: &str) -> AssignmentRequest {
+    let mut r = AssignmentRequest::new(
+        id,
+        owner,
+        RequestKind::Add,
+        RequestedAssignment {
+            resource_type: rt.into(),
+            scalar: Some((property.into(), ScalarValue::from(value))),
+            navigation: None,
+        },
+        ApprovalWorkflowType::None,
+    );
+    r.submit().unwrap();
+    r
+}
+
+#[test]
+fn discard_manual_assignments_lets_the_rules_win_otherwise_the_manual_value_is_questioned() {
+    for discard in [false, true] {
+        let mut a = rt("a");
+        a.discard_manual_assignments = discard;
+        let model = RoleModel::new()
+            .type_rule(TypeRule::new("a", Criteria::always()))
+            .scalar_rule(ScalarRule::from_owner("a", "employeeID", "employeeId"))
+            .scalar_rule(ScalarRule::from_owner("a", "title", "title"))
+            .scalar_rule(ScalarRule::from_owner("a", "company", "company"))
+            .declare_scalar("a", "extensionAttribute1", Default::default());
+        let mut p = planner(vec![a], model);
+        p.upsert_owner(owner("u1").with("title", "Rep").with("company", "ACME"));
+        p.upsert_target(
+            &"a".into(),
+            &account("u1")
+                .with("title", "Lead")
+                .with("company", "ACME")
+                .with("extensionAttribute1", "badge-7"),
+        )
+        .unwrap();
+        // Approved by hand: a title the rules contradict, a company they agree with, and a
+        // value no rule computes.
+        for r in [
+            approved("r1", "u1", "a", "title", "Lead"),
+            approved("r2", "u1", "a", "company", "ACME"),
+            approved("r3", "u1", "a", "extensionAttribute1", "badge-7"),
+        ] {
+            p.upsert_request(r).unwrap();
+        }
+        let plan = plan(&mut p);
+        let expected = p.expected_assignments(&"u1".into(), now()).unwrap();
+        let state_of = |property: &str| {
+            let s = expected
+                .scalars
+                .iter()
+                .find(|s| s.property == property)
+                .unwrap_or_else(|| panic!("{property}: {expected:?}"));
+            (s.value.to_string(), s.status.workflow_state)
+        };
+        if discard {
+            // The computed title replaces the manual one: the target is set back to it.
+            assert_eq!(scalar_of(&plan, "u1", "a", "title").as_deref(), Some("Rep"));
+            assert_eq!(state_of("title"), ("Rep".into(), WorkflowState::Calculated));
+        } else {
+            // Kept, and flagged for a person to look at again.
+            assert!(
+                plan.orders().next().is_none(),
+                "{:?}",
+                plan.orders().collect::<Vec<_>>()
+            );
+            assert_eq!(
+                state_of("title"),
+                ("Lead".into(), WorkflowState::ApprovedQuestioned)
+            );
+        }
+        // Either way: a manual value the rules agree with is simply approved, and one no rule
+        // computes is kept.
+        assert_eq!(
+            state_of("company"),
+            ("ACME".into(), WorkflowState::Approved)
+        );
+        assert_eq!(
+            state_of("extensionAttribute1"),
+            ("badge-7".into(), WorkflowState::Approved)
+        );
+    }
 }
