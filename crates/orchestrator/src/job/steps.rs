@@ -93,6 +93,7 @@ impl ProvisioningJob {
             self.events.as_ref(),
             &validity,
             self.default_validity,
+            &self.planner.unmapped_properties(),
         )
         .await
         .map_err(store_err)?;

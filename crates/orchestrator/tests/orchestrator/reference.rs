@@ -1,5 +1,6 @@
 //! Behaviours the reference system documents, through the job: an order still waiting when
-//! its assignment's period passes becomes Inactive in the store.
+//! its assignment's period passes becomes Inactive in the store; verification does not
+//! compare values written but not mapped back (`IsMapped = false`).
 
 use autoprov_connector::InMemoryConnector;
 use autoprov_core::{ProvisioningState, ScalarValue};
@@ -96,4 +97,83 @@ async fn an_order_waiting_in_review_becomes_inactive_when_the_period_passes() {
     let third = run(&mut job).await;
     assert!(third.inactivated.is_empty());
     assert!(third.orders.iter().all(|o| o.order_id != temp_order));
+}
+
+#[tokio::test]
+async fn verification_does_not_compare_values_written_but_not_mapped_back() {
+    use autoprov_core::{
+        ChangeType, Changes, ProvisioningOrder, Resource, ResourceType, ResourceTypeRef,
+    };
+    use autoprov_orchestrator::clock::ManualClock as Clock;
+    use autoprov_orchestrator::events::NoEvents;
+    use autoprov_orchestrator::store::OrderRecord;
+    use autoprov_orchestrator::verify::verify;
+    use autoprov_planner::{Criteria, PlannerConfig, RoleModel, ScalarRule, TypeRule};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    // The role model writes `comment` on creation but the export never reads it back.
+    let rt = ResourceType::new("acc", "Account", "User", "Account", "conn");
+    let model = RoleModel::new()
+        .type_rule(TypeRule::new("acc", Criteria::always()))
+        .scalar_rule(ScalarRule::from_owner("acc", "displayName", "name"))
+        .scalar_rule(ScalarRule::literal("acc", "comment", "created by autoprov").write_only());
+    let planner =
+        autoprov_orchestrator::Planner::new(PlannerConfig::new(vec![rt.clone()], model)).unwrap();
+    let unmapped = planner.unmapped_properties();
+    assert_eq!(
+        unmapped,
+        BTreeSet::from([("acc".into(), "comment".to_owned())])
+    );
+
+    let mut changes = Changes::default();
+    changes
+        .set("displayName", "Ada")
+        .set("comment", "created by autoprov");
+    let order = ProvisioningOrder {
+        order_id: "u1/acc/Modified/1".into(),
+        assigned_resource_type_id: None,
+        change_type: ChangeType::Modified,
+        workflow_instance_id: None,
+        owner: None,
+        resource_type: ResourceTypeRef::of(&rt),
+        connection: Some("conn".into()),
+        changes,
+        resource: Some(Resource::new("CN=ada")),
+        depends_on: Vec::new(),
+        not_before: None,
+        arguments: Default::default(),
+    };
+    for (skip, verified) in [(BTreeSet::new(), false), (unmapped, true)] {
+        let store = MemoryStore::new();
+        store
+            .insert_orders(&[OrderRecord::new(
+                order.clone(),
+                Default::default(),
+                ProvisioningState::Executed,
+                now(),
+            )])
+            .await
+            .unwrap();
+        store
+            .upsert_resources(
+                &"conn".into(),
+                vec![Resource::new("CN=ada").with("displayName", "Ada")],
+            )
+            .await
+            .unwrap();
+        let report = verify(
+            &store,
+            &Clock::new(now()),
+            &NoEvents,
+            &BTreeMap::new(),
+            None,
+            &skip,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.verified.len() == 1, verified, "{report:?}");
+        if !verified {
+            assert!(report.waiting[0].1.contains("comment"), "{report:?}");
+        }
+    }
 }

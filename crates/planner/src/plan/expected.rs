@@ -33,6 +33,23 @@ pub struct ExpectedAssignments {
 }
 
 impl Planner {
+    /// The properties rules write but that are not mapped back (`IsMapped = false`,
+    /// [`ScalarRule::write_only`](crate::ScalarRule::write_only)), per resource type:
+    /// verification never compares them (the managed system does not show them back).
+    pub fn unmapped_properties(&self) -> std::collections::BTreeSet<(ResourceTypeId, String)> {
+        self.policy
+            .rts
+            .iter()
+            .zip(&self.policy.per_rt)
+            .flat_map(|(rt, p)| {
+                p.scalars
+                    .iter()
+                    .filter(|(_, _, mapped)| !mapped)
+                    .map(|(sym, _, _)| (rt.id.clone(), self.syms.name(*sym).to_owned()))
+            })
+            .collect()
+    }
+
     /// Evaluates the role model for one owner and returns its expected assignments with their
     /// states (from the installed plan, or Verified when the target already conforms).
     pub fn expected_assignments(
