@@ -12,3 +12,4 @@ mod resilience;
 mod safety;
 mod support;
 mod tls;
+mod uac;

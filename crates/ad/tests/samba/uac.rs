@@ -1,0 +1,72 @@
+//! `userAccountControl` written by a rule, as the reference system's rules do (512, 66048 =
+//! enabled + password never expires): the account is created with the rule's bits plus
+//! ACCOUNTDISABLE, the password set, then the rule's value applied.
+
+use crate::support::*;
+use autoprov_ad::{AdConnector, EntityMapping};
+use autoprov_core::{ChangeType, Changes, Reference, Secret};
+
+const PASSWORD: &str = "Init-Passw0rd-42!";
+
+fn ldapsearch_uac(env: &AdEnv, base: &str, sam: &str) -> String {
+    let out = std::process::Command::new("ldapsearch")
+        .env("LDAPTLS_CACERT", &env.ca_file)
+        .env("LDAPTLS_REQCERT", "demand")
+        .args(["-H", &env.url, "-x", "-LLL", "-o", "ldif-wrap=no"])
+        .args(["-D", &env.bind_dn, "-w", &env.password, "-b", base])
+        .arg(format!("(sAMAccountName={sam})"))
+        .args(["userAccountControl", "pwdLastSet"])
+        .output()
+        .expect("ldapsearch (ldap-utils) is installed by the test-server script");
+    assert!(
+        out.status.success(),
+        "ldapsearch: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_rule_written_user_account_control_is_applied_after_the_password() {
+    let Some(env) = ad_env("a_rule_written_user_account_control_is_applied_after_the_password")
+    else {
+        return;
+    };
+    in_ou(&env.clone(), "refuac", |admin, ou| async move {
+        let mut mapping = EntityMapping::user();
+        // The per-mapping opt-in for a sensitive attribute.
+        mapping
+            .attributes
+            .insert("uac".into(), "userAccountControl".into());
+        let ad = AdConnector::builder()
+            .server(&env.url, &env.base_dn)
+            .bind(&env.bind_dn, env.password.as_str())
+            .ca_certificate_file(&env.ca_file)
+            .entity_type("user", mapping)
+            .build()
+            .await
+            .unwrap();
+        for (rule, expected) in [("66048", "66048"), ("512", "512"), ("514", "514")] {
+            let sam = format!("u{}", token());
+            let mut c = Changes::default();
+            c.set("cn", format!("Uac {sam}"))
+                .set("sAMAccountName", sam.as_str())
+                .set("password", Secret::new(PASSWORD))
+                // As an orders file carries it: a string.
+                .set("uac", rule)
+                .set_reference("parentdn", Reference::dn(&ou));
+            let done = apply(&ad, &order(ChangeType::Added, "user", c, None)).await;
+            assert!(done.changed.contains("uac"), "{:?}", done.changed);
+            let text = ldapsearch_uac(&env, &ou, &sam);
+            assert!(
+                text.contains(&format!("userAccountControl: {expected}\n")),
+                "rule {rule}: {text}"
+            );
+            // The password was set (pwdLastSet is not 0), so enabling came after it.
+            assert!(!text.contains("pwdLastSet: 0\n"), "{text}");
+            let entry = admin.read(done.resource_id.as_str(), &[]).await.unwrap();
+            assert_eq!(entry.attrs["userAccountControl"], vec![expected]);
+        }
+    })
+    .await;
+}
