@@ -75,6 +75,16 @@ pub enum EvaluationError {
         /// The kind found.
         found: &'static str,
     },
+    /// An owner property holding a date (the assignment period) cannot be read as one.
+    #[error("owner {owner}: property `{property}`: {reason}")]
+    InvalidOwnerDate {
+        /// The owner.
+        owner: OwnerId,
+        /// The property.
+        property: String,
+        /// Why.
+        reason: String,
+    },
     /// A rule reads an owner property whose value has the wrong kind.
     #[error(
         "owner {owner}, resource type {resource_type}: rule for `{property}` reads owner property `{owner_property}`, which should be {expected}, found {found}"
@@ -171,7 +181,7 @@ impl EvaluationError {
             | Self::QueryAmbiguous { resource_type, .. }
             | Self::AmbiguousCorrelation { resource_type, .. }
             | Self::CorrelationConflict { resource_type, .. } => Some(resource_type),
-            Self::InvalidOwnerProperty { .. } => None,
+            Self::InvalidOwnerProperty { .. } | Self::InvalidOwnerDate { .. } => None,
         }
     }
 }

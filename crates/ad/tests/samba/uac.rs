@@ -1,6 +1,7 @@
 //! `userAccountControl` written by a rule, as the reference system's rules do (512, 66048 =
 //! enabled + password never expires): the account is created with the rule's bits plus
-//! ACCOUNTDISABLE, the password set, then the rule's value applied.
+//! ACCOUNTDISABLE, the password set, then the rule's value applied; and `accountExpires`
+//! from an inclusive departure date read in a time zone.
 
 use crate::support::*;
 use autoprov_ad::{AdConnector, EntityMapping};
@@ -67,6 +68,38 @@ async fn a_rule_written_user_account_control_is_applied_after_the_password() {
             let entry = admin.read(done.resource_id.as_str(), &[]).await.unwrap();
             assert_eq!(entry.attrs["userAccountControl"], vec![expected]);
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn account_expires_from_an_inclusive_departure_date_in_paris() {
+    let Some(env) = ad_env("account_expires_from_an_inclusive_departure_date_in_paris") else {
+        return;
+    };
+    in_ou(&env.clone(), "refexp", |admin, ou| async move {
+        let ad = connector(&env).await;
+        // Leaving on 2026-03-29 in Europe/Paris: expired from the next local midnight (CEST).
+        let paris: autoprov_core::LocalTimeZone = "Europe/Paris".parse().unwrap();
+        let end = paris
+            .read_date(
+                &autoprov_core::ScalarValue::from("2026-03-29"),
+                autoprov_core::DateBound::End,
+            )
+            .unwrap();
+        let expires = autoprov_core::time_zone::file_time(end);
+        let sam = format!("x{}", token());
+        let mut c = Changes::default();
+        c.set("cn", format!("Exp {sam}"))
+            .set("sAMAccountName", sam.as_str())
+            .set("password", Secret::new(PASSWORD))
+            .set("enabled", true)
+            .set("accountExpires", expires)
+            .set_reference("parentdn", Reference::dn(&ou));
+        let done = apply(&ad, &order(ChangeType::Added, "user", c, None)).await;
+        let entry = admin.read(done.resource_id.as_str(), &[]).await.unwrap();
+        assert_eq!(entry.attrs["accountExpires"], vec!["134192952000000000"]);
+        assert_eq!(entry.attrs["userAccountControl"], vec!["512"]);
     })
     .await;
 }

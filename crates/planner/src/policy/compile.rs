@@ -266,6 +266,7 @@ impl CompiledPolicy {
             scalar_rules: model.scalar_rules,
             query_rules: model.query_rules,
             owner_period: model.owner_period,
+            time_zone: model.time_zone,
         })
     }
 

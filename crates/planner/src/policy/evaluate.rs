@@ -188,7 +188,7 @@ impl CompiledPolicy {
             if !self.type_index.matches(i, &rule.criteria, owner, &roles) {
                 continue;
             }
-            let Some(window) = rule.time_offset.window(period) else {
+            let Some(window) = rule.time_offset.window_in(period, &self.time_zone) else {
                 continue;
             };
             let ahead = TimeDelta::hours(i64::from(self.rts[*rt].fulfill_hours_ahead_of_time));
@@ -446,7 +446,9 @@ impl CompiledPolicy {
         // window may be wider than the period, e.g. an account prepared before arrival).
         let holds = |offset: &TimeOffset| {
             offset.reference == TimeOffsetReference::Default
-                || offset.window(period).is_some_and(|w| w.contains(at))
+                || offset
+                    .window_in(period, &self.time_zone)
+                    .is_some_and(|w| w.contains(at))
         };
         for (sym, rules) in &policy.scalar_rules {
             if skip_write_only && policy.scalar(*sym).is_some_and(|(_, mapped)| !mapped) {
@@ -459,7 +461,7 @@ impl CompiledPolicy {
                 }
                 let value = rule
                     .binding
-                    .evaluate(owner)
+                    .evaluate(owner, period)
                     .map_err(|f| self.binding_error(owner, rt, &rule.property, f))?;
                 if let Some(v) = value {
                     exp.scalars.push((*sym, v));
@@ -491,7 +493,7 @@ impl CompiledPolicy {
             }
             let Some(value) = rule
                 .source
-                .evaluate(owner)
+                .evaluate(owner, period)
                 .map_err(|f| self.binding_error(owner, rt, &rule.property, f))?
             else {
                 continue;

@@ -3,7 +3,7 @@
 //! passed, `DiscardManualAssignments` / ApprovedQuestioned, and dates read in a time zone.
 
 use autoprov_core::{
-    ApprovalWorkflowType, AssignmentRequest, ChangeType, NonConformingPolicy, Owner,
+    ApprovalWorkflowType, AssignmentRequest, ChangeType, LocalTimeZone, NonConformingPolicy, Owner,
     ProvisioningState, RequestKind, RequestedAssignment, Resource, ResourceType, ScalarValue,
     WorkflowState,
 };
@@ -335,4 +335,85 @@ fn discard_manual_assignments_lets_the_rules_win_otherwise_the_manual_value_is_q
             ("badge-7".into(), WorkflowState::Approved)
         );
     }
+}
+
+#[test]
+fn dates_are_read_in_the_configured_time_zone_with_inclusive_end_dates() {
+    let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+    let paris: LocalTimeZone = "Europe/Paris".parse().unwrap();
+    // The HR source writes calendar dates. Leaving on 2026-03-29 (the night summer time
+    // starts) means working that whole local day; arriving on 2026-04-01, the account is
+    // prepared 7 days before (local midnight, across the change).
+    let model = |zone: LocalTimeZone| {
+        RoleModel::new()
+            .in_time_zone(zone)
+            .period_from("arrival", "departure")
+            .type_rule(
+                TypeRule::new("a", Criteria::always()).offset(TimeOffset::around(days(7), days(0))),
+            )
+            .scalar_rule(ScalarRule::from_owner("a", "employeeID", "employeeId"))
+            .scalar_rule(ScalarRule::account_expires("a"))
+    };
+    let people = |p: &mut Planner| {
+        p.upsert_owner(owner("leaver").with("departure", "2026-03-29"));
+        p.upsert_owner(owner("joiner").with("arrival", "2026-04-01"));
+        p.upsert_target(&"a".into(), &account("leaver")).unwrap();
+    };
+    let mut p = planner(vec![rt("a")], model(paris));
+    people(&mut p);
+    let plan_at = |p: &mut Planner, t: DateTime<Utc>| {
+        p.plan_full(t, PlanOptions::forced(), &OrderStates::new())
+    };
+    let change = |plan: &Plan, who: &str| {
+        plan.items()
+            .find(|i| i.owner.as_ref().map(|o| o.as_str()) == Some(who))
+            .and_then(|i| i.order.as_ref())
+            .map(|o| o.change_type)
+    };
+
+    // Local 23:59 on the departure day (CEST, UTC+2): still employed; accountExpires is the
+    // next local midnight, 2026-03-29T22:00Z, in FILETIME units.
+    let plan = plan_at(&mut p, at("2026-03-29T21:59:00Z"));
+    let expires = plan
+        .items()
+        .find(|i| i.owner.as_ref().map(|o| o.as_str()) == Some("leaver"))
+        .and_then(|i| i.order.as_ref())
+        .and_then(|o| o.changes.scalar("accountExpires").cloned());
+    assert_eq!(
+        expires,
+        Some(ScalarValue::Integer(autoprov_core::time_zone::file_time(
+            at("2026-03-29T22:00:00Z")
+        )))
+    );
+    assert_eq!(change(&plan, "leaver"), Some(ChangeType::Modified));
+    // Local midnight: the period has passed, the account goes.
+    let plan = plan_at(&mut p, at("2026-03-29T22:00:00Z"));
+    assert_eq!(change(&plan, "leaver"), Some(ChangeType::Deleted));
+
+    // The joiner's account: 7 calendar days before 2026-04-01 00:00 CEST is 2026-03-25
+    // 00:00 CET = 2026-03-24T23:00Z (7 × 24 h would be 22:00Z, an hour early).
+    assert_eq!(
+        change(&plan_at(&mut p, at("2026-03-24T22:30:00Z")), "joiner"),
+        None
+    );
+    assert_eq!(
+        change(&plan_at(&mut p, at("2026-03-24T23:00:00Z")), "joiner"),
+        Some(ChangeType::Added)
+    );
+
+    // Read in UTC instead, the same dates end two hours later: the leaver is still there.
+    let mut p = planner(vec![rt("a")], model(LocalTimeZone::UTC));
+    people(&mut p);
+    let plan = plan_at(&mut p, at("2026-03-29T22:00:00Z"));
+    assert_eq!(change(&plan, "leaver"), Some(ChangeType::Modified));
+
+    // A value that is no date errs its owner, naming the property.
+    p.upsert_owner(owner("typo").with("departure", "29/03/2026"));
+    let plan = plan_at(&mut p, at("2026-03-01T00:00:00Z"));
+    let errors: Vec<_> = plan.errors().collect();
+    assert!(
+        matches!(errors[..], [EvaluationError::InvalidOwnerDate { owner, property, .. }]
+            if owner.as_str() == "typo" && property == "departure"),
+        "{errors:?}"
+    );
 }
