@@ -73,6 +73,8 @@ pub(crate) struct OwnerExtras {
     pub(crate) kept: Vec<CompiledKept>,
     /// Per resource type index.
     pub(crate) removals: Vec<(usize, RemovalTarget)>,
+    /// Resource types whose request was declined.
+    pub(crate) declined: Vec<usize>,
 }
 
 /// Query-rule lookups: for each query rule, normalized value ⇒ references.
@@ -281,6 +283,11 @@ impl CompiledPolicy {
             .collect();
         for (&rt, c) in &chosen {
             if denied.contains(&rt) || cancelled.contains(&rt) {
+                continue;
+            }
+            // An assignment waiting for a person's validation whose request was declined is
+            // removed (the reference system: declined ⇒ the assignment is removed).
+            if !c.workflow.produces_orders() && extras.declined.contains(&rt) {
                 continue;
             }
             let mut exp = RtExpectation {

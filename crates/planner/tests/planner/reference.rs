@@ -417,3 +417,85 @@ fn dates_are_read_in_the_configured_time_zone_with_inclusive_end_dates() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_declined_request_removes_the_assignment_that_waited_for_it() {
+    // A rule gives `c` to everyone, pending a person's validation (RequestedAutomatically):
+    // the request is that validation. Approved, the account is created; declined, the
+    // assignment is removed instead of waiting forever.
+    let model = RoleModel::new()
+        .scalar_rule(ScalarRule::from_owner("c", "employeeID", "employeeId"))
+        .type_rule(
+            TypeRule::new("c", Criteria::always())
+                .kind(autoprov_planner::RuleKind::RequestedAutomatically),
+        );
+    let mut p = planner(vec![rt("c")], model);
+    for who in ["yes", "no", "later"] {
+        p.upsert_owner(owner(who));
+    }
+    let request = |id: &str, who: &str| {
+        let mut r = AssignmentRequest::new(
+            id,
+            who,
+            RequestKind::Add,
+            RequestedAssignment {
+                resource_type: "c".into(),
+                scalar: None,
+                navigation: None,
+            },
+            ApprovalWorkflowType::One,
+        );
+        r.submit().unwrap();
+        r
+    };
+    let mut yes = request("r-yes", "yes");
+    yes.approve(1).unwrap();
+    let mut no = request("r-no", "no");
+    no.decline().unwrap();
+    p.upsert_request(yes).unwrap();
+    p.upsert_request(no).unwrap();
+    p.upsert_request(request("r-later", "later")).unwrap();
+    let first_plan = plan(&mut p);
+    let item = |who: &str| {
+        first_plan
+            .items()
+            .find(|i| i.owner.as_ref().map(|o| o.as_str()) == Some(who))
+            .map(|i| (i.workflow_state, i.order.as_ref().map(|o| o.change_type)))
+    };
+    assert_eq!(
+        item("yes"),
+        Some((WorkflowState::Approved, Some(ChangeType::Added)))
+    );
+    assert_eq!(
+        item("later"),
+        Some((WorkflowState::AutomaticButWithValidation, None))
+    );
+    assert_eq!(item("no"), None, "declined: no assignment left");
+    let expected = p.expected_assignments(&"no".into(), now()).unwrap();
+    assert!(expected.resource_types.is_empty(), "{expected:?}");
+
+    // Declined after the account exists: the assignment goes, and so does the account (the
+    // type allows removal; it was established by this planner).
+    let mut p2 = {
+        let model = RoleModel::new()
+            .scalar_rule(ScalarRule::from_owner("c", "employeeID", "employeeId"))
+            .type_rule(
+                TypeRule::new("c", Criteria::always())
+                    .kind(autoprov_planner::RuleKind::RequestedAutomatically),
+            );
+        planner(vec![rt("c")], model)
+    };
+    p2.upsert_owner(owner("no"));
+    p2.upsert_target(&"c".into(), &account("no")).unwrap();
+    let mut first = request("r-1", "no");
+    first.approve(1).unwrap();
+    p2.upsert_request(first).unwrap();
+    assert!(plan(&mut p2).orders().next().is_none(), "conforms");
+    p2.remove_request(&"no".into(), &"r-1".into()).unwrap();
+    let mut second = request("r-2", "no");
+    second.decline().unwrap();
+    p2.upsert_request(second).unwrap();
+    let orders: Vec<_> = plan(&mut p2).orders().cloned().collect();
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0].change_type, ChangeType::Deleted);
+}
