@@ -67,6 +67,33 @@ async fn a_rule_written_user_account_control_is_applied_after_the_password() {
             assert!(!text.contains("pwdLastSet: 0\n"), "{text}");
             let entry = admin.read(done.resource_id.as_str(), &[]).await.unwrap();
             assert_eq!(entry.attrs["userAccountControl"], vec![expected]);
+            if rule != "66048" {
+                continue;
+            }
+            // A Modified order with a new rule value and a new password: one modify, the
+            // value after the password; then the enabled flag disables it, keeping the bits.
+            let dn = done.resource_id.to_string();
+            let guid = done.stable_id.clone();
+            let mut c = Changes::default();
+            c.set("uac", 512i64)
+                .set("password", Secret::new("Next-Passw0rd-43!"));
+            let again = apply(
+                &ad,
+                &order(ChangeType::Modified, "user", c, Some((&dn, guid.as_ref()))),
+            )
+            .await;
+            assert!(again.changed.contains("uac"), "{:?}", again.changed);
+            let text = ldapsearch_uac(&env, &ou, &sam);
+            assert!(text.contains("userAccountControl: 512\n"), "{text}");
+            let mut c = Changes::default();
+            c.set("uac", 66048i64).set("enabled", false);
+            apply(
+                &ad,
+                &order(ChangeType::Modified, "user", c, Some((&dn, guid.as_ref()))),
+            )
+            .await;
+            let text = ldapsearch_uac(&env, &ou, &sam);
+            assert!(text.contains("userAccountControl: 66050\n"), "{text}");
         }
     })
     .await;
