@@ -499,3 +499,54 @@ fn a_declined_request_removes_the_assignment_that_waited_for_it() {
     assert_eq!(orders.len(), 1, "{orders:?}");
     assert_eq!(orders[0].change_type, ChangeType::Deleted);
 }
+
+#[test]
+fn a_manual_reference_the_rules_contradict_is_questioned_or_discarded() {
+    use autoprov_core::Reference;
+    let ou = |n: &str| Reference::dn(format!("OU={n},DC=example,DC=test"));
+    for discard in [false, true] {
+        let mut a = rt("a");
+        a.discard_manual_assignments = discard;
+        let model = RoleModel::new()
+            .type_rule(TypeRule::new("a", Criteria::always()))
+            .scalar_rule(ScalarRule::from_owner("a", "employeeID", "employeeId"))
+            .declare_navigation("a", "parentdn", autoprov_planner::Multiplicity::Mono)
+            .navigation_rule(autoprov_planner::NavigationRule::new(
+                "a",
+                "parentdn",
+                ou("Sales"),
+            ));
+        let mut p = planner(vec![a], model);
+        p.upsert_owner(owner("u1"));
+        let mut r = AssignmentRequest::new(
+            "r1",
+            "u1",
+            RequestKind::Add,
+            RequestedAssignment {
+                resource_type: "a".into(),
+                scalar: None,
+                navigation: Some(("parentdn".into(), ou("Projects"))),
+            },
+            ApprovalWorkflowType::None,
+        );
+        r.submit().unwrap();
+        p.upsert_request(r).unwrap();
+        let expected = p.expected_assignments(&"u1".into(), now()).unwrap();
+        let nav = expected
+            .navigations
+            .iter()
+            .find(|n| n.property == "parentdn")
+            .unwrap();
+        if discard {
+            assert_eq!(
+                (&nav.value, nav.status.workflow_state),
+                (&ou("Sales"), WorkflowState::Calculated)
+            );
+        } else {
+            assert_eq!(
+                (&nav.value, nav.status.workflow_state),
+                (&ou("Projects"), WorkflowState::ApprovedQuestioned)
+            );
+        }
+    }
+}
