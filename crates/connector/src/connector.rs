@@ -81,6 +81,24 @@ impl Fulfillment {
 /// [`ProvisioningOrder::arguments`]: autoprov_core::ProvisioningOrder::arguments
 pub const RESENT_ARGUMENT: &str = "autoprov.resent";
 
+/// The order argument ([`ProvisioningOrder::arguments`]) the dispatcher sets on an Added order
+/// of a resource type that reviews adoptions (`ReviewAdoption`, on by default for privileged
+/// types) until a person approved adopting: its value is the time of the order's first attempt
+/// (RFC 3339).
+///
+/// A connector that finds an existing account matching such an order (the case where it would
+/// otherwise adopt it) writes nothing and fails with
+/// [`ConnectorError::adoption_needs_review`] ([`ErrorKind::NeedsReview`]) — unless the order also
+/// carries [`RESENT_ARGUMENT`] and the package can tell that the account is the order's own: it
+/// was created by an earlier attempt of the same order (the in-memory system records this), or
+/// at or after the argument's time less the package's clock tolerance (a directory's creation
+/// time). A package that cannot tell treats every existing account as not its own.
+///
+/// [`ProvisioningOrder::arguments`]: autoprov_core::ProvisioningOrder::arguments
+/// [`ConnectorError::adoption_needs_review`]: crate::ConnectorError::adoption_needs_review
+/// [`ErrorKind::NeedsReview`]: crate::ErrorKind::NeedsReview
+pub const ADOPTION_REVIEW_ARGUMENT: &str = "autoprov.adoption-review";
+
 /// The outcome of an applied order.
 ///
 /// `#[non_exhaustive]`: build it with [`Executed::new`] and the `with_*` setters; it may gain

@@ -69,6 +69,7 @@ kit!(
     connection_check,
     create_read_update_delete,
     idempotent_create,
+    adoption_review_is_honoured,
     idempotent_delete,
     reapply_changes_nothing,
     membership_add_twice_remove_absent,

@@ -259,6 +259,7 @@ impl InMemoryConnector {
             target: None,
             changes,
             order: None,
+            adoption_review: None,
             tree_delete: self.inner.tree_delete,
         })
     }
@@ -273,6 +274,7 @@ impl InMemoryConnector {
             target: Some((&key, Some(&stable))),
             changes,
             order: None,
+            adoption_review: None,
             tree_delete: self.inner.tree_delete,
         })
     }
@@ -289,6 +291,7 @@ impl InMemoryConnector {
             target: Some((&key, Some(&stable))),
             changes: &Changes::default(),
             order: None,
+            adoption_review: None,
             tree_delete: self.inner.tree_delete,
         })
     }
@@ -528,6 +531,10 @@ impl Connector for InMemoryConnector {
             target,
             changes: &order.changes,
             order: Some(&order.order_id),
+            adoption_review: order
+                .arguments
+                .contains_key(crate::ADOPTION_REVIEW_ARGUMENT)
+                .then(|| order.arguments.contains_key(crate::RESENT_ARGUMENT)),
             tree_delete: self.inner.tree_delete,
         };
         self.apply(&request)

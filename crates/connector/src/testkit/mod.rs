@@ -449,6 +449,7 @@ macro_rules! __conformance_tests {
             connection_check,
             create_read_update_delete,
             idempotent_create,
+            adoption_review_is_honoured,
             idempotent_delete,
             reapply_changes_nothing,
             membership_add_twice_remove_absent,

@@ -569,6 +569,9 @@ impl Inner {
                 bump(&c.executed);
                 metrics::outcome(name, "executed");
             }
+            Ok(Done::Settled(crate::dispatch::Outcome::AwaitingReview(_))) => {
+                metrics::outcome(name, "awaiting_review");
+            }
             Ok(Done::Settled(_)) => {
                 bump(&c.errored);
                 metrics::outcome(name, "errored");

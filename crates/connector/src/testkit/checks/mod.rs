@@ -12,7 +12,7 @@ mod robustness;
 mod special_characters;
 mod stable_id;
 
-pub use added::{create_read_update_delete, idempotent_create};
+pub use added::{adoption_review_is_honoured, create_read_update_delete, idempotent_create};
 pub use connection::{connection_check, manual_transmits};
 pub use deleted::idempotent_delete;
 pub use export::{export_sees_fulfilment, incremental_export};
@@ -193,6 +193,7 @@ checks! {
     connection_check => "check succeeds and info is stable",
     create_read_update_delete => "an account is created, read back, updated, cleared and deleted",
     idempotent_create => "an Added order for an existing identical account adopts and converges it; a different object holding the name is AlreadyExists",
+    adoption_review_is_honoured => "an Added order asking for review before adoption never adopts an account it did not create: NeedsReview, nothing written; approved, it adopts; its own creation sent again is adopted",
     idempotent_delete => "deleting a missing target succeeds",
     reapply_changes_nothing => "re-applying an applied order succeeds and changes nothing",
     membership_add_twice_remove_absent => "memberships are value-level deltas; adding a present member and removing an absent one succeed",
