@@ -10,6 +10,7 @@ pub mod password;
 pub mod results_csv;
 pub mod secret;
 pub mod states;
+pub mod time_zone;
 pub mod value;
 pub mod workflow;
 
@@ -37,6 +38,7 @@ pub use secret::{RedactedSecret, SECRET_MASK, Secret};
 pub use states::{
     ConnectionMode, IllegalTransition, ProvisioningEvent, ProvisioningState, WorkflowState,
 };
+pub use time_zone::{DateBound, LocalTimeZone, TimeZoneError};
 pub use value::{PropertyValue, Reference, ScalarValue};
 pub use workflow::{
     ApprovalWorkflowType, AssignmentRequest, ImplicitApproval, RequestError, RequestKind,

@@ -23,7 +23,7 @@ pub use autoprov_planner::synthetic;
 pub use autoprov_planner::{compare, error, plan, policy, simulation};
 
 pub use autoprov_planner::{
-    ComparisonType, CompositeRole, ComputeFn, ConfigError, CorrelationKey, Criteria,
+    ComparisonType, CompositeRole, ComputeFn, ConfigError, CorrelationKey, Criteria, DateFormat,
     EvaluationError, ExpectedAssignments, GenerationStatus, KeptAssignment, KeptValue, LimitKind,
     Multiplicity, NavigationRule, OrderCounts, OwnerPeriod, OwnerPlan, Plan, PlanDelta, PlanError,
     PlanOptions, PlannedItem, Planner, PlannerConfig, QueryRule, RoleModel, RoleRule, RuleKind,

@@ -5,7 +5,8 @@
 //! An order's effect is observed when its target (found by stable id, then by key) holds every
 //! value the order set, holds every membership it added and none it removed, and, for a Deleted
 //! order, is gone (or disabled, for connections that disable instead of deleting). Write-only
-//! values (secrets, the must-change-password flag) are never compared.
+//! values (secrets, the must-change-password flag, and the properties the role model writes
+//! but does not map back: the reference system's `IsMapped = false`) are never compared.
 
 use crate::clock::Clock;
 use crate::events::{EventSink, JobEvent};
@@ -16,7 +17,7 @@ use autoprov_core::{
     Reference, Resource, ResourceTypeId, ScalarValue,
 };
 use futures::StreamExt as _;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Verification updates sent to the store at once.
@@ -89,7 +90,12 @@ async fn find_target(
 
 /// Whether the effect of `record`'s order is visible on `target` (its target as last
 /// synchronized, if any); `Err` says what is missing.
-pub fn observe(record: &OrderRecord, target: Option<&Resource>) -> Result<(), String> {
+/// `unmapped` says which properties are written but not mapped back: they are not compared.
+pub fn observe(
+    record: &OrderRecord,
+    target: Option<&Resource>,
+    unmapped: &dyn Fn(&str) -> bool,
+) -> Result<(), String> {
     let order = &record.order;
     if order.change_type == ChangeType::Deleted {
         return match target {
@@ -109,6 +115,9 @@ pub fn observe(record: &OrderRecord, target: Option<&Resource>) -> Result<(), St
         return Err("target not found".into());
     };
     for (property, change) in &order.changes.properties {
+        if unmapped(property) {
+            continue;
+        }
         let actual = target.get(property);
         match change {
             PropertyChange::Set(v) if write_only(property, Some(v)) => {}
@@ -166,13 +175,16 @@ pub fn observe(record: &OrderRecord, target: Option<&Resource>) -> Result<(), St
 /// resources of its connection.
 ///
 /// `validity` gives each resource type's `TransmittedStateValidityPeriod` (`None`: never times
-/// out); types not listed use `default_validity`.
+/// out); types not listed use `default_validity`. `unmapped` lists, per resource type, the
+/// properties written but not mapped back (`IsMapped = false`): never compared
+/// ([`Planner::unmapped_properties`](crate::Planner::unmapped_properties)).
 pub async fn verify(
     store: &dyn Store,
     clock: &dyn Clock,
     events: &dyn EventSink,
     validity: &BTreeMap<ResourceTypeId, Option<Duration>>,
     default_validity: Option<Duration>,
+    unmapped: &BTreeSet<(ResourceTypeId, String)>,
 ) -> Result<VerificationReport, StoreError> {
     let mut report = VerificationReport::default();
     let now = clock.now();
@@ -186,7 +198,9 @@ pub async fn verify(
             continue;
         };
         let target = find_target(store, &conn, &record).await?;
-        let event = match observe(&record, target.as_ref()) {
+        let rt = &record.order.resource_type.id;
+        let skip = |p: &str| unmapped.contains(&(rt.clone(), p.to_owned()));
+        let event = match observe(&record, target.as_ref(), &skip) {
             Ok(()) => OrderUpdate::event(ProvisioningEvent::SynchronizationMatched, now),
             Err(missing) => {
                 let period = validity

@@ -56,8 +56,10 @@ pub enum ConfigError {
     },
 }
 
-/// Why policy evaluation failed for one owner. The owner's items become `Error` with this
-/// reason; the other owners are evaluated as usual.
+/// Why policy evaluation failed for one owner, or for one resource type of an owner. A failure
+/// that names a resource type makes that item `Error` alone (the owner's other types and the
+/// other owners are planned as usual); one that does not (the owner's period) makes every item
+/// of the owner `Error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[non_exhaustive]
 pub enum EvaluationError {
@@ -68,6 +70,34 @@ pub enum EvaluationError {
         owner: OwnerId,
         /// The property.
         property: String,
+        /// The kind expected.
+        expected: &'static str,
+        /// The kind found.
+        found: &'static str,
+    },
+    /// An owner property holding a date (the assignment period) cannot be read as one.
+    #[error("owner {owner}: property `{property}`: {reason}")]
+    InvalidOwnerDate {
+        /// The owner.
+        owner: OwnerId,
+        /// The property.
+        property: String,
+        /// Why.
+        reason: String,
+    },
+    /// A rule reads an owner property whose value has the wrong kind.
+    #[error(
+        "owner {owner}, resource type {resource_type}: rule for `{property}` reads owner property `{owner_property}`, which should be {expected}, found {found}"
+    )]
+    InvalidRuleInput {
+        /// The owner.
+        owner: OwnerId,
+        /// The resource type.
+        resource_type: ResourceTypeId,
+        /// The property the rule computes.
+        property: String,
+        /// The owner property it reads.
+        owner_property: String,
         /// The kind expected.
         expected: &'static str,
         /// The kind found.
@@ -139,6 +169,21 @@ pub enum EvaluationError {
         /// The owner that holds it.
         other_owner: OwnerId,
     },
+}
+
+impl EvaluationError {
+    /// The resource type the failure concerns, when it concerns one.
+    pub fn resource_type(&self) -> Option<&ResourceTypeId> {
+        match self {
+            Self::InvalidRuleInput { resource_type, .. }
+            | Self::RuleFailed { resource_type, .. }
+            | Self::QueryNoMatch { resource_type, .. }
+            | Self::QueryAmbiguous { resource_type, .. }
+            | Self::AmbiguousCorrelation { resource_type, .. }
+            | Self::CorrelationConflict { resource_type, .. } => Some(resource_type),
+            Self::InvalidOwnerProperty { .. } | Self::InvalidOwnerDate { .. } => None,
+        }
+    }
 }
 
 /// A refused planner operation.

@@ -20,7 +20,7 @@ pub use plan::{
     ThresholdBreach, ThresholdForce, WaitReason,
 };
 pub use policy::{
-    CompositeRole, ComputeFn, Criteria, Multiplicity, NavigationRule, OwnerPeriod, QueryRule,
-    RoleModel, RoleRule, RuleKind, ScalarBinding, ScalarRule, SingleRole, TimeOffset,
+    CompositeRole, ComputeFn, Criteria, DateFormat, Multiplicity, NavigationRule, OwnerPeriod,
+    QueryRule, RoleModel, RoleRule, RuleKind, ScalarBinding, ScalarRule, SingleRole, TimeOffset,
     TimeOffsetReference, TryComputeFn, TypeRule,
 };

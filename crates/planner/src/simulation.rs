@@ -44,7 +44,7 @@ pub fn render(plan: &Plan) -> String {
             .map(|o| format!(" ({})", o.identifier))
             .unwrap_or_default();
         let _ = writeln!(out, "owner {}{identifier}", owner.owner);
-        if let Some(e) = &owner.error {
+        for e in owner.error.iter().chain(owner.item_errors.iter()) {
             let _ = writeln!(out, "  ERROR {e}");
         }
         for item in &owner.items {

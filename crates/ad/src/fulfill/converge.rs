@@ -57,6 +57,10 @@ impl Inner {
         let mut mods: Vec<Mod<Vec<u8>>> = Vec::new();
         let mut kinds: HashSet<Operation> = HashSet::new();
         for w in &d.scalars {
+            // A rule-written userAccountControl goes after the password, below.
+            if d.uac.is_some() && w.attribute.eq_ignore_ascii_case("userAccountControl") {
+                continue;
+            }
             let current = entry.values(&w.attribute);
             let same = match &w.value {
                 None => current.is_empty(),
@@ -94,7 +98,25 @@ impl Inner {
             changed.insert(p.clone());
             kinds.insert(Operation::SetPassword);
         }
-        if let Some((p, enabled)) = &d.enabled {
+        if let Some((p, uac)) = &d.uac {
+            // The rule's value, its disabled bit following the enabled flag when the order
+            // gives one; after the password in the same modify, as on creation.
+            let current = uac_of(&entry);
+            let wanted = match &d.enabled {
+                Some((_, true)) => uac & !UF_ACCOUNTDISABLE,
+                Some((_, false)) => uac | UF_ACCOUNTDISABLE,
+                None => *uac,
+            };
+            if current != Some(wanted) {
+                mods.push(Mod::Replace(
+                    b"userAccountControl".to_vec(),
+                    set([wanted.to_string().into_bytes()]),
+                ));
+                changed.insert(p.clone());
+                changed.extend(d.enabled.as_ref().map(|(e, _)| e.clone()));
+                kinds.insert(Operation::Enable);
+            }
+        } else if let Some((p, enabled)) = &d.enabled {
             let current = uac_of(&entry).unwrap_or(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE);
             let wanted = if *enabled {
                 current & !UF_ACCOUNTDISABLE

@@ -31,6 +31,9 @@ pub(crate) struct Desired {
     pub groups_add: Vec<Dn>,
     pub groups_remove: Vec<Dn>,
     pub membership_property: Option<String>,
+    /// A `userAccountControl` value the order writes through a mapped property, as the
+    /// reference system's rules do (512, 514, 66048, …): (property, value).
+    pub uac: Option<(String, i64)>,
 }
 
 /// What an order wants. Every property is checked against the mapping's allow-list
@@ -178,6 +181,21 @@ pub(crate) fn desired(
                 }
             }
         }
+        if attribute.eq_ignore_ascii_case("userAccountControl")
+            && let PropertyChange::Set(v) = change
+        {
+            let text = v.to_string();
+            let value = text.trim().parse::<i64>().map_err(|_| {
+                invalid(
+                    op,
+                    format!(
+                        "`{p}` writes userAccountControl: it must be an integer, found `{}`",
+                        text.escape_debug()
+                    ),
+                )
+            })?;
+            d.uac = Some((p.to_owned(), value));
+        }
         let write = match change {
             PropertyChange::Set(v) => ScalarWrite {
                 property: p.to_owned(),
@@ -272,7 +290,9 @@ pub(crate) struct NewEntry {
 }
 
 /// The attributes an entry is created with, without the password: object classes, RDN, the
-/// order's scalars, and `userAccountControl` disabled (514) when the type has an enabled flag.
+/// order's scalars, and `userAccountControl` disabled: the order's own value (a rule's 512,
+/// 66048, …) plus ACCOUNTDISABLE, or 514 when the type has an enabled flag. The order's value
+/// itself is applied by [`activation`], once the password is set.
 pub(crate) fn creation_attributes(
     m: &EntityMapping,
     d: &Desired,
@@ -288,11 +308,18 @@ pub(crate) fn creation_attributes(
     );
     attrs.insert(m.rdn_attribute.clone(), vec![rdn_value.as_bytes().to_vec()]);
     for w in &d.scalars {
-        if let Some(v) = &w.value {
+        if let Some(v) = &w.value
+            && !w.attribute.eq_ignore_ascii_case("userAccountControl")
+        {
             attrs.insert(w.attribute.clone(), vec![v.clone()]);
         }
     }
-    if m.enabled_property.is_some() {
+    if let Some((_, uac)) = &d.uac {
+        attrs.insert(
+            "userAccountControl".into(),
+            vec![(uac | UF_ACCOUNTDISABLE).to_string().into_bytes()],
+        );
+    } else if m.enabled_property.is_some() {
         attrs.insert(
             "userAccountControl".into(),
             vec![
@@ -305,16 +332,32 @@ pub(crate) fn creation_attributes(
     attrs
 }
 
-/// What follows the creation, in one modify: enabling (512) when the order asks for it, and
-/// `pwdLastSet=0` when the user must change an initial password at first logon. Each write
-/// with the order property it fulfils.
+/// What follows the creation (and so the initial password), in one modify: the order's own
+/// `userAccountControl` value (its disabled bit following the enabled flag when the order
+/// also gives one), or enabling (512) when the order asks for it; and `pwdLastSet=0` when the
+/// user must change an initial password at first logon. Each write with the order property it
+/// fulfils.
 pub(crate) fn activation(
     m: &EntityMapping,
     d: &Desired,
     has_password: bool,
 ) -> Vec<(&'static str, Vec<u8>, Option<String>)> {
     let mut writes = Vec::new();
-    if let Some((p, true)) = &d.enabled {
+    if let Some((p, uac)) = &d.uac {
+        let value = match &d.enabled {
+            Some((_, true)) => uac & !UF_ACCOUNTDISABLE,
+            Some((_, false)) => uac | UF_ACCOUNTDISABLE,
+            None => *uac,
+        };
+        // Created with `value | ACCOUNTDISABLE`: nothing to write when that is the value.
+        if value != uac | UF_ACCOUNTDISABLE {
+            writes.push((
+                "userAccountControl",
+                value.to_string().into_bytes(),
+                Some(p.clone()),
+            ));
+        }
+    } else if let Some((p, true)) = &d.enabled {
         writes.push((
             "userAccountControl",
             UF_NORMAL_ACCOUNT.to_string().into_bytes(),

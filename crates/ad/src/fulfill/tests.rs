@@ -372,3 +372,60 @@ fn one_attribute_is_written_by_one_property() {
         assert!(e.to_string().contains("both write"), "{a}/{b}: {e}");
     }
 }
+
+#[test]
+fn a_mapped_user_account_control_is_applied_after_the_password_never_before() {
+    // The reference system's rules write userAccountControl itself (512, 514, 66048 =
+    // enabled + password never expires); the mapping opts that property in.
+    let mut m = EntityMapping::user();
+    m.attributes
+        .insert("uac".into(), "userAccountControl".into());
+    let uac_of = |attrs: &BTreeMap<String, Vec<Vec<u8>>>| {
+        String::from_utf8(attrs["userAccountControl"][0].clone()).unwrap()
+    };
+    let activation_uac = |d: &Desired| {
+        activation(&m, d, true)
+            .into_iter()
+            .find(|(a, _, _)| *a == "userAccountControl")
+            .map(|(_, v, p)| (String::from_utf8(v).unwrap(), p))
+    };
+    for (rule, created, applied) in [
+        (66048i64, "66050", Some("66048")),
+        (512, "514", Some("512")),
+        // A rule that says disabled: created as it is, nothing to apply later.
+        (514, "514", None),
+        (66050, "66050", None),
+    ] {
+        let mut c = Changes::default();
+        c.set("cn", "jdoe")
+            .set("uac", rule)
+            .set("password", Secret::new("Init-Passw0rd!"));
+        let d = desired(&order(c), &m).unwrap();
+        let attrs = creation_attributes(&m, &d, "jdoe");
+        assert_eq!(uac_of(&attrs), created, "rule {rule}: created with");
+        assert_eq!(
+            activation_uac(&d),
+            applied.map(|v| (v.to_owned(), Some("uac".to_owned()))),
+            "rule {rule}: applied after the password"
+        );
+    }
+    // As a string (orders files carry scalars as strings), and with the enabled flag: the
+    // flag decides the disabled bit of the rule's value.
+    let mut c = Changes::default();
+    c.set("cn", "jdoe")
+        .set("uac", "66048")
+        .set("enabled", false);
+    let d = desired(&order(c), &m).unwrap();
+    assert_eq!(uac_of(&creation_attributes(&m, &d, "jdoe")), "66050");
+    assert_eq!(activation_uac(&d), None);
+    let mut c = Changes::default();
+    c.set("cn", "jdoe").set("uac", "66050").set("enabled", true);
+    let d = desired(&order(c), &m).unwrap();
+    assert_eq!(activation_uac(&d).unwrap().0, "66048");
+    // A value that is no integer is refused before any write, naming the property.
+    let mut c = Changes::default();
+    c.set("cn", "jdoe").set("uac", "enabled");
+    let e = desired(&order(c), &m).unwrap_err();
+    assert!(e.to_string().contains("`uac`"), "{e}");
+    assert!(e.to_string().contains("userAccountControl"), "{e}");
+}

@@ -14,3 +14,4 @@ mod resilience;
 mod safety;
 mod support;
 mod tls;
+mod uac;

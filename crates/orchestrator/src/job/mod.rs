@@ -119,8 +119,11 @@ pub struct JobReport {
     pub awaiting_review: Vec<OrderId>,
     /// Thresholds passed (the run is `Blocked` unless forced).
     pub breaches: Vec<ThresholdBreach>,
-    /// Owners whose evaluation failed.
+    /// Evaluation failures: an owner's as a whole, or one resource type's (that item alone
+    /// is `Error`).
     pub evaluation_errors: Vec<EvaluationError>,
+    /// Orders not yet sent whose assignment's period has passed: now Inactive in the store.
+    pub inactivated: Vec<OrderId>,
     /// What dispatch did (empty for simulations and blocked runs).
     pub dispatch: DispatchReport,
     /// Orders of earlier runs whose outcome was unknown (an attempt started, no outcome

@@ -67,6 +67,46 @@ impl ProvisioningJob {
         .await
     }
 
+    /// SPEC §4, "the order's period passed before it was sent ⇒ Inactive": the plan reports
+    /// an assignment whose period has passed with the order it still had waiting (Pending or
+    /// AwaitingApproval, never attempted); the store moves that order to Inactive, so it is
+    /// neither sent nor reviewed. An order already attempted keeps its state (its effect may
+    /// have happened; verification decides). Returns the orders made Inactive.
+    pub(super) async fn inactivate_expired(
+        &mut self,
+        plan: &crate::plan::Plan,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let mut done = Vec::new();
+        let expired = plan.items().filter(|i| {
+            i.workflow_state == autoprov_core::WorkflowState::Inactive
+                && i.provisioning_state == ProvisioningState::Inactive
+        });
+        for order in expired.filter_map(|i| i.order.as_ref()) {
+            let Some(rec) = self.store.order(&order.order_id).await? else {
+                continue;
+            };
+            if !matches!(
+                rec.state,
+                ProvisioningState::Pending | ProvisioningState::AwaitingApproval
+            ) || rec.dispatch.total_attempts > 0
+            {
+                continue;
+            }
+            self.store
+                .update_order(
+                    rec.id(),
+                    rec.version,
+                    OrderUpdate::event(ProvisioningEvent::PeriodPassed, now)
+                        .noted(Some("the assignment's period has passed".into())),
+                )
+                .await?;
+            done.push(rec.id().clone());
+        }
+        self.orders_changed(&done).await?;
+        Ok(done)
+    }
+
     /// Declines an order in provisioning review ([`ProvisioningJob::decide_review`]): it is
     /// cancelled (Inactive) and the planner does not ask again for the same order. For an Added
     /// order that found an account autoprov did not create, the account is left alone.

@@ -41,6 +41,7 @@ impl ProvisioningJob {
             awaiting_review: Vec::new(),
             breaches: Vec::new(),
             evaluation_errors: Vec::new(),
+            inactivated: Vec::new(),
             dispatch: DispatchReport::default(),
             resumed: DispatchReport::default(),
             non_conforming: Vec::new(),
@@ -92,6 +93,7 @@ impl ProvisioningJob {
             self.events.as_ref(),
             &validity,
             self.default_validity,
+            &self.planner.unmapped_properties(),
         )
         .await
         .map_err(store_err)?;
@@ -197,6 +199,10 @@ impl ProvisioningJob {
             run.status = JobStatus::Succeeded;
             return Ok(report);
         }
+        report.inactivated = self
+            .inactivate_expired(&plan, now)
+            .await
+            .map_err(store_err)?;
         // Orders waiting in provisioning review are stored as AwaitingApproval: the review
         // decision is the store's to record (and survives a restart), never asked twice.
         let awaiting: Vec<OrderRecord> = plan

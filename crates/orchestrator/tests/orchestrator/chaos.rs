@@ -168,6 +168,7 @@ async fn ten_thousand_orders_under_faults_are_executed_once_and_verified() {
         &NoEvents,
         &BTreeMap::new(),
         Some(Duration::from_secs(3600)),
+        &Default::default(),
     )
     .await
     .unwrap();

@@ -14,6 +14,7 @@ mod job;
 mod owned;
 mod password_settings;
 mod planning_off_runtime;
+mod reference;
 mod requests;
 mod retry;
 mod smtp;

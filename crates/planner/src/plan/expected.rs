@@ -33,6 +33,23 @@ pub struct ExpectedAssignments {
 }
 
 impl Planner {
+    /// The properties rules write but that are not mapped back (`IsMapped = false`,
+    /// [`ScalarRule::write_only`](crate::ScalarRule::write_only)), per resource type:
+    /// verification never compares them (the managed system does not show them back).
+    pub fn unmapped_properties(&self) -> std::collections::BTreeSet<(ResourceTypeId, String)> {
+        self.policy
+            .rts
+            .iter()
+            .zip(&self.policy.per_rt)
+            .flat_map(|(rt, p)| {
+                p.scalars
+                    .iter()
+                    .filter(|(_, _, mapped)| !mapped)
+                    .map(|(sym, _, _)| (rt.id.clone(), self.syms.name(*sym).to_owned()))
+            })
+            .collect()
+    }
+
     /// Evaluates the role model for one owner and returns its expected assignments with their
     /// states (from the installed plan, or Verified when the target already conforms).
     pub fn expected_assignments(
@@ -49,6 +66,11 @@ impl Planner {
         let exp = self
             .policy
             .evaluate(&slot.owner, &slot.extras, &self.lookups, now, &[])?;
+        // Expected assignments are all or nothing: a resource type that cannot be evaluated
+        // is reported rather than left out.
+        if let Some((_, e)) = exp.failed.first() {
+            return Err(e.clone().into());
+        }
         let fragment = self.fragments.get(owner);
         let mut out = ExpectedAssignments {
             owner: owner.clone(),
@@ -71,7 +93,10 @@ impl Planner {
                 .ok()
                 .flatten()
                 .and_then(|i| self.targets[e.rt].get(i));
-            let conforming = if target.is_some() {
+            let conforming = if e.expired() && target.is_none() {
+                // Its period has passed and nothing is left to do (SPEC §4: Inactive).
+                ProvisioningState::Inactive
+            } else if target.is_some() {
                 ProvisioningState::Verified
             } else {
                 ProvisioningState::None
@@ -96,12 +121,26 @@ impl Planner {
             for (sym, value) in &e.scalars {
                 let name = self.syms.name(*sym);
                 let touched = changes.is_some_and(|c| c.properties.contains_key(name));
+                // A manually approved value keeps its origin; kept against the rules, it is
+                // ApprovedQuestioned.
+                let manual = slot.extras.requests.iter().any(|q| {
+                    q.add
+                        && q.rt == e.rt
+                        && matches!(&q.what, RequestTarget::Scalar(s, v) if s == sym && v == value.as_ref())
+                });
+                let workflow = if e.questioned.contains(sym) {
+                    WorkflowState::ApprovedQuestioned
+                } else if manual {
+                    WorkflowState::Approved
+                } else {
+                    e.workflow
+                };
                 out.scalars.push(AssignedResourceScalar {
                     id: AssignmentId::new(format!("{art}/{name}")),
                     assigned_resource_type: art.clone(),
                     property: name.to_owned(),
                     value: value.as_ref().clone(),
-                    status: status(e.workflow, touched),
+                    status: status(workflow, touched),
                 });
             }
             let refs = e.mono.iter().map(|(s, r)| (*s, *r)).chain(
@@ -123,7 +162,11 @@ impl Planner {
                     slot.extras.requests.iter().any(|q| {
                         q.add && q.rt == e.rt && q.what == RequestTarget::Navigation(sym, r)
                     });
-                let workflow = if manual {
+                let questioned =
+                    e.questioned.contains(&sym) && e.mono.iter().any(|(s, _)| *s == sym);
+                let workflow = if questioned {
+                    WorkflowState::ApprovedQuestioned
+                } else if manual {
                     WorkflowState::Approved
                 } else {
                     e.workflow

@@ -154,12 +154,12 @@ impl Established {
         impl Iterator<Item = (u32, Sym)> + 'a,
         impl Iterator<Item = (u32, Sym, RefId)> + 'a,
     ) {
-        let rts = exp
-            .rts
-            .iter()
+        // An expired assignment establishes nothing: what it had is removed as before.
+        let live = || exp.rts.iter().filter(|e| !e.expired());
+        let rts = live()
             .map(|e| e.rt as u32)
             .filter(|rt| !held.contains(&(*rt, WHOLE_ACCOUNT)));
-        let props = exp.rts.iter().flat_map(|e| {
+        let props = live().flat_map(|e| {
             let rt = e.rt as u32;
             e.scalars
                 .iter()
@@ -167,7 +167,7 @@ impl Established {
                 .chain(e.mono.iter().map(move |(s, _)| (rt, *s)))
                 .filter(|p| !held.contains(p))
         });
-        let refs = exp.rts.iter().flat_map(|e| {
+        let refs = live().flat_map(|e| {
             let rt = e.rt as u32;
             e.multi
                 .iter()

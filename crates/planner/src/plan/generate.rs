@@ -296,7 +296,8 @@ impl Planner {
         let owner = &slot.owner;
         let mut claims = Claims::default();
         let mut correlated: Vec<Option<TargetIdx>> = vec![None; self.policy.rts.len()];
-        let mut failure: Option<EvaluationError> = None;
+        // A correlation failure concerns its resource type only.
+        let mut failed: Vec<(usize, EvaluationError)> = Vec::new();
         for (rt, correlated_target) in correlated.iter_mut().enumerate() {
             match self.correlate(slot, rt) {
                 Ok(found) => {
@@ -312,24 +313,32 @@ impl Planner {
                     for i in protect {
                         claims.push((rt, i));
                     }
-                    failure.get_or_insert(err);
+                    failed.push((rt, err));
                 }
             }
         }
-        let expectation = match failure {
-            Some(e) => Err(e),
-            None => self
-                .policy
-                .evaluate(owner, &slot.extras, &self.lookups, now, &correlated),
-        };
+        let expectation =
+            self.policy
+                .evaluate(owner, &slot.extras, &self.lookups, now, &correlated);
         let (plan, established) = match expectation {
-            Ok(exp) => {
+            Ok(mut exp) => {
+                if !failed.is_empty() {
+                    exp.rts
+                        .retain(|e| !failed.iter().any(|(rt, _)| *rt == e.rt));
+                    exp.failed
+                        .retain(|(rt, _)| !failed.iter().any(|(f, _)| f == rt));
+                    exp.failed.append(&mut failed);
+                    exp.failed.sort_by_key(|(rt, _)| *rt);
+                }
                 let mut held = Vec::new();
                 let plan = self.compare(slot, &exp, &correlated, orders, &mut held);
+                let plan = self.with_failures(owner, plan, prev, &exp.failed, orders);
+                let plan = self.with_expired(owner, plan, prev, &exp, &correlated, orders);
                 // What this plan expects becomes autoprov's to change, except found values it
-                // keeps; unchanged in the common case, then nothing is allocated.
-                let established =
-                    (!slot.established.matches(&exp, &held)).then(|| Established::of(&exp, &held));
+                // keeps; unchanged in the common case, then nothing is allocated. A type whose
+                // evaluation failed says nothing: what was established stays as it was.
+                let established = (exp.failed.is_empty() && !slot.established.matches(&exp, &held))
+                    .then(|| Established::of(&exp, &held));
                 (plan, established)
             }
             Err(error) => (Some(error_plan(owner, prev, error, orders)), None),

@@ -99,9 +99,13 @@ pub struct OwnerPlan {
     pub owner: OwnerId,
     /// Items in resource-type dependency order.
     pub items: Vec<PlannedItem>,
-    /// The evaluation failure, when policy evaluation failed for the owner (every item is
-    /// then `Error` and no order is produced).
+    /// The evaluation failure, when policy evaluation failed for the owner as a whole (its
+    /// period cannot be read: every item is then `Error` and no order is produced).
     pub error: Option<EvaluationError>,
+    /// Failures that concern one resource type each (a rule, a query, a correlation): that
+    /// item alone is `Error`, the owner's other items are planned as usual.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub item_errors: Vec<EvaluationError>,
     /// Values found in the owner's targets that nothing explains, with what this plan does
     /// with them (by default: kept and listed for review).
     pub non_conforming: Vec<NonConforming>,
@@ -117,6 +121,7 @@ impl OwnerPlan {
             owner,
             items: Vec::new(),
             error: None,
+            item_errors: Vec::new(),
             non_conforming: Vec::new(),
             deduced_roles: Vec::new(),
         }
@@ -126,6 +131,7 @@ impl OwnerPlan {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
             && self.error.is_none()
+            && self.item_errors.is_empty()
             && self.non_conforming.is_empty()
             && self.deduced_roles.is_empty()
     }
@@ -203,9 +209,12 @@ impl Plan {
         self.owners.iter().flat_map(|o| o.deduced_roles.iter())
     }
 
-    /// Owners whose evaluation failed.
+    /// Evaluation failures, owners in order: an owner's failure as a whole, then those of its
+    /// resource types.
     pub fn errors(&self) -> impl Iterator<Item = &EvaluationError> {
-        self.owners.iter().filter_map(|o| o.error.as_ref())
+        self.owners
+            .iter()
+            .flat_map(|o| o.error.iter().chain(o.item_errors.iter()))
     }
 
     /// Whether the plan holds no order at all (released or awaiting review).

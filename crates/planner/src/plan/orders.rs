@@ -10,9 +10,9 @@ use crate::error::EvaluationError;
 use crate::policy::{KeptTarget, OwnerExpectation, RemovalTarget, RtExpectation};
 use crate::targets::{RefId, References, Sym, Symbols, Target, TargetIdx, sorted_difference};
 use autoprov_core::{
-    AssignmentId, ChangeType, Changes, FoundValue, NavigationChange, OrderId, Owner,
+    AssignmentId, ChangeType, Changes, FoundValue, NavigationChange, OrderId, Owner, OwnerId,
     PropertyChange, PropertyValue, ProvisioningOrder, ProvisioningState, ResourceType,
-    ResourceTypeRef, RoleId, ScalarValue, WorkflowState,
+    ResourceTypeId, ResourceTypeRef, RoleId, ScalarValue, WorkflowState,
 };
 use std::collections::BTreeSet as RoleSet;
 
@@ -48,6 +48,10 @@ impl Planner {
         let mut added_orders: FxHashMap<usize, Option<OrderId>> = FxHashMap::default();
         let mut deleted_at: FxHashMap<usize, usize> = FxHashMap::default();
         for &rt in &self.policy.dependency_order {
+            if exp.failure(rt).is_some() {
+                // Planned as an Error item alone (`with_failures`).
+                continue;
+            }
             let rtype = &self.policy.rts[rt];
             let expected = exp.rts.iter().find(|e| e.rt == rt);
             let target = correlated[rt].and_then(|i| self.targets[rt].get(i));
@@ -138,7 +142,7 @@ impl Planner {
                         );
                     }
                 }
-                (Some(e), target) if !e.active() => {
+                (Some(e), target) if !e.active() && !e.expired() => {
                     // Waiting for validation, or a kept Found/Historic account: nothing is
                     // created and nothing is removed.
                     if e.kept_account || (target.is_none() && e.workflow.is_reconciliation_only()) {
@@ -219,11 +223,10 @@ impl Planner {
             (&a.resource_type, &a.property, &a.role).cmp(&(&b.resource_type, &b.property, &b.role))
         });
         Some(OwnerPlan {
-            owner: owner.id.clone(),
             items,
-            error: None,
             non_conforming: found.values,
             deduced_roles: found.deduced,
+            ..OwnerPlan::new(owner.id.clone())
         })
     }
 
@@ -515,9 +518,50 @@ fn with_order(
     item.order = Some(order);
 }
 
-/// The owner's plan when its evaluation failed: every item it had is in Error and releases
-/// nothing — except an order already handed over (Executed, Transmitted in the store), which
-/// keeps its state: its effect is out of our hands and verification decides.
+/// An item in `Error` because evaluation failed (SPEC §4): it releases nothing — except an
+/// order already handed over (Executed, Transmitted in the store), which keeps its state: its
+/// effect is out of our hands and verification decides.
+fn error_item(mut i: PlannedItem, reason: &str, view: &OrderStates) -> PlannedItem {
+    let handed_over = i
+        .order
+        .as_ref()
+        .and_then(|o| view.state(&o.order_id))
+        .filter(|s| {
+            matches!(
+                s,
+                ProvisioningState::Executed | ProvisioningState::Transmitted
+            )
+        });
+    match handed_over {
+        Some(s) => i.provisioning_state = s,
+        None => {
+            i.provisioning_state = ProvisioningState::Error;
+            i.order = None;
+            i.waiting = None;
+        }
+    }
+    i.error = Some(reason.to_owned());
+    i
+}
+
+/// A new `Error` item of an owner's resource type.
+fn new_error_item(owner: &OwnerId, rt: &ResourceTypeId, reason: &str) -> PlannedItem {
+    PlannedItem {
+        owner: Some(owner.clone()),
+        resource_type: rt.clone(),
+        assigned_resource_type_id: Some(AssignmentId::new(format!("{owner}/{rt}"))),
+        workflow_state: WorkflowState::None,
+        provisioning_state: ProvisioningState::Error,
+        target: None,
+        order: None,
+        waiting: None,
+        error: Some(reason.to_owned()),
+        stored: false,
+    }
+}
+
+/// The owner's plan when its evaluation failed as a whole (its period cannot be read): every
+/// item it had is in Error (see [`error_item`]).
 pub(super) fn error_plan(
     owner: &Owner,
     prev: Option<&OwnerPlan>,
@@ -529,57 +573,110 @@ pub(super) fn error_plan(
         .map(|p| p.items.clone())
         .unwrap_or_default()
         .into_iter()
-        .map(|mut i| {
-            let handed_over = i
-                .order
-                .as_ref()
-                .and_then(|o| view.state(&o.order_id))
-                .filter(|s| {
-                    matches!(
-                        s,
-                        ProvisioningState::Executed | ProvisioningState::Transmitted
-                    )
-                });
-            match handed_over {
-                Some(s) => i.provisioning_state = s,
-                None => {
-                    i.provisioning_state = ProvisioningState::Error;
-                    i.order = None;
-                    i.waiting = None;
-                }
-            }
-            i.error = Some(reason.clone());
-            i
-        })
+        .map(|i| error_item(i, &reason, view))
         .collect();
-    let resource_type = match &error {
-        EvaluationError::RuleFailed { resource_type, .. }
-        | EvaluationError::QueryNoMatch { resource_type, .. }
-        | EvaluationError::QueryAmbiguous { resource_type, .. }
-        | EvaluationError::AmbiguousCorrelation { resource_type, .. }
-        | EvaluationError::CorrelationConflict { resource_type, .. } => Some(resource_type.clone()),
-        _ => None,
-    };
-    if let Some(rt) = resource_type
-        && !items.iter().any(|i| i.resource_type == rt)
+    if let Some(rt) = error.resource_type()
+        && !items.iter().any(|i| &i.resource_type == rt)
     {
-        items.push(PlannedItem {
-            owner: Some(owner.id.clone()),
-            resource_type: rt.clone(),
-            assigned_resource_type_id: Some(AssignmentId::new(format!("{}/{}", owner.id, rt))),
-            workflow_state: WorkflowState::None,
-            provisioning_state: ProvisioningState::Error,
-            target: None,
-            order: None,
-            waiting: None,
-            error: Some(reason),
-            stored: false,
-        });
+        items.push(new_error_item(&owner.id, rt, &reason));
     }
     OwnerPlan {
         items,
         error: Some(error),
         ..OwnerPlan::new(owner.id.clone())
+    }
+}
+
+impl Planner {
+    /// SPEC §4, "the order's period passed before it was sent ⇒ Inactive": an assignment
+    /// whose period has passed, with no target, whose previous plan held an order not yet
+    /// sent (Pending or AwaitingApproval in the store), is reported once as an Inactive item
+    /// carrying that order, so the store moves it to Inactive too (event `PeriodPassed`).
+    /// Nothing is reported otherwise: a past assignment with nothing pending costs nothing.
+    pub(super) fn with_expired(
+        &self,
+        owner: &Owner,
+        plan: Option<OwnerPlan>,
+        prev: Option<&OwnerPlan>,
+        exp: &OwnerExpectation,
+        correlated: &[Option<TargetIdx>],
+        view: &OrderStates,
+    ) -> Option<OwnerPlan> {
+        let Some(prev) = prev else { return plan };
+        let mut plan = plan;
+        for e in exp.rts.iter().filter(|e| e.expired()) {
+            if correlated[e.rt].is_some() {
+                continue;
+            }
+            let id = &self.policy.rts[e.rt].id;
+            let Some(order) = prev
+                .items
+                .iter()
+                .find(|i| &i.resource_type == id)
+                .and_then(|i| i.order.as_ref())
+                .filter(|o| {
+                    matches!(
+                        view.state(&o.order_id),
+                        Some(ProvisioningState::Pending | ProvisioningState::AwaitingApproval)
+                    )
+                })
+            else {
+                continue;
+            };
+            let plan = plan.get_or_insert_with(|| OwnerPlan::new(owner.id.clone()));
+            plan.items.push(PlannedItem {
+                owner: Some(owner.id.clone()),
+                resource_type: id.clone(),
+                assigned_resource_type_id: Some(AssignmentId::new(format!("{}/{id}", owner.id))),
+                workflow_state: WorkflowState::Inactive,
+                provisioning_state: ProvisioningState::Inactive,
+                target: None,
+                order: Some(order.clone()),
+                waiting: None,
+                error: None,
+                stored: true,
+            });
+        }
+        if let Some(plan) = plan.as_mut() {
+            let position = |id: &ResourceTypeId| {
+                let rt = self.policy.rt_ids[id];
+                self.policy.dependency_order.iter().position(|&r| r == rt)
+            };
+            plan.items.sort_by_key(|i| position(&i.resource_type));
+        }
+        plan
+    }
+
+    /// Adds the resource types whose evaluation failed to an owner's plan, each as one `Error`
+    /// item (its previous item's order kept only when handed over), in dependency order.
+    pub(super) fn with_failures(
+        &self,
+        owner: &Owner,
+        plan: Option<OwnerPlan>,
+        prev: Option<&OwnerPlan>,
+        failed: &[(usize, EvaluationError)],
+        view: &OrderStates,
+    ) -> Option<OwnerPlan> {
+        if failed.is_empty() {
+            return plan;
+        }
+        let mut plan = plan.unwrap_or_else(|| OwnerPlan::new(owner.id.clone()));
+        for (rt, error) in failed {
+            let id = &self.policy.rts[*rt].id;
+            let reason = error.to_string();
+            let item = match prev.and_then(|p| p.items.iter().find(|i| &i.resource_type == id)) {
+                Some(i) => error_item(i.clone(), &reason, view),
+                None => new_error_item(&owner.id, id, &reason),
+            };
+            plan.items.push(item);
+            plan.item_errors.push(error.clone());
+        }
+        let position = |id: &ResourceTypeId| {
+            let rt = self.policy.rt_ids[id];
+            self.policy.dependency_order.iter().position(|&r| r == rt)
+        };
+        plan.items.sort_by_key(|i| position(&i.resource_type));
+        Some(plan)
     }
 }
 

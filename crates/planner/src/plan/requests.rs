@@ -137,6 +137,18 @@ impl Planner {
             let add = match req.workflow_state() {
                 WorkflowState::Approved => true,
                 WorkflowState::Cancellation => false,
+                // A declined request for the resource type itself removes the assignment
+                // that waited for it (a `RequestedAutomatically` rule's).
+                WorkflowState::Declined
+                    if req.kind == RequestKind::Add
+                        && req.assignment.scalar.is_none()
+                        && req.assignment.navigation.is_none() =>
+                {
+                    if let Ok(rt) = self.rt_index(&req.assignment.resource_type) {
+                        extras.declined.push(rt);
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             debug_assert_eq!(add, req.kind == RequestKind::Add);

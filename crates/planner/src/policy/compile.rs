@@ -232,6 +232,17 @@ impl CompiledPolicy {
             let multi = multiplicity[&(rt, sym)] == Multiplicity::Multi;
             per_rt[rt].queries.push((i, sym, multi));
         }
+        // Time-offset precedence (the reference system's): among the rules of one property
+        // that hold at the same time, an `After` rule wins over a `Before` one, then `Around`,
+        // then `Default`; the configured order decides among rules of the same reference.
+        for p in &mut per_rt {
+            for (_, rules) in &mut p.scalar_rules {
+                rules.sort_by_key(|&i| model.scalar_rules[i].time_offset.reference.precedence());
+            }
+            p.navs.sort_by_key(|n| n.time_offset.reference.precedence());
+            p.queries
+                .sort_by_key(|&(i, _, _)| model.query_rules[i].time_offset.reference.precedence());
+        }
         for p in &mut per_rt {
             p.mono.sort_unstable();
             p.multi.sort_unstable();
@@ -255,6 +266,7 @@ impl CompiledPolicy {
             scalar_rules: model.scalar_rules,
             query_rules: model.query_rules,
             owner_period: model.owner_period,
+            time_zone: model.time_zone,
         })
     }
 

@@ -73,6 +73,8 @@ pub(crate) struct OwnerExtras {
     pub(crate) kept: Vec<CompiledKept>,
     /// Per resource type index.
     pub(crate) removals: Vec<(usize, RemovalTarget)>,
+    /// Resource types whose request was declined.
+    pub(crate) declined: Vec<usize>,
 }
 
 /// Query-rule lookups: for each query rule, normalized value ⇒ references.
@@ -104,6 +106,9 @@ pub(crate) struct RtExpectation<'a> {
     pub(crate) mono: Vec<(Sym, RefId)>,
     /// Sorted by symbol; each list sorted, without duplicates.
     pub(crate) multi: Vec<(Sym, Vec<RefId>)>,
+    /// Scalar and mono-valued properties whose manually approved value is kept although the
+    /// rules now compute another (`DiscardManualAssignments` off): ApprovedQuestioned.
+    pub(crate) questioned: Vec<Sym>,
 }
 
 impl RtExpectation<'_> {
@@ -115,11 +120,18 @@ impl RtExpectation<'_> {
             list.sort_unstable();
             list.dedup();
         }
+        self.questioned.sort_unstable();
+        self.questioned.dedup();
     }
 
     /// Whether the assignment produces orders (approval complete).
     pub(crate) fn active(&self) -> bool {
         self.workflow.produces_orders()
+    }
+
+    /// Whether the assignment's period has passed (workflow state Inactive).
+    pub(crate) fn expired(&self) -> bool {
+        self.workflow == WorkflowState::Inactive
     }
 }
 
@@ -130,6 +142,16 @@ pub(crate) struct OwnerExpectation<'a> {
     /// Sorted by resource type index.
     pub(crate) rts: Vec<RtExpectation<'a>>,
     pub(crate) suggested: Vec<usize>,
+    /// Resource types whose evaluation failed (sorted): each is left out of `rts` and becomes
+    /// an `Error` item alone; the owner's other resource types are planned as usual.
+    pub(crate) failed: Vec<(usize, EvaluationError)>,
+}
+
+impl OwnerExpectation<'_> {
+    /// The failure of resource type `rt`, if its evaluation failed.
+    pub(crate) fn failure(&self, rt: usize) -> Option<&EvaluationError> {
+        self.failed.iter().find(|(r, _)| *r == rt).map(|(_, e)| e)
+    }
 }
 
 impl CompiledPolicy {
@@ -160,13 +182,15 @@ impl CompiledPolicy {
         let mut chosen: BTreeMap<usize, Candidate> = BTreeMap::new();
         let mut denied: BTreeSet<usize> = BTreeSet::new();
         let mut suggested: BTreeSet<usize> = BTreeSet::new();
+        // Resource types whose assignment period has passed (SPEC §3: 19 Inactive).
+        let mut expired: BTreeMap<usize, Period> = BTreeMap::new();
         self.type_index.candidates(owner, &mut scratch);
         for &i in scratch.iter() {
             let (rt, rule) = &self.type_rules[i as usize];
             if !self.type_index.matches(i, &rule.criteria, owner, &roles) {
                 continue;
             }
-            let Some(window) = rule.time_offset.window(period) else {
+            let Some(window) = rule.time_offset.window_in(period, &self.time_zone) else {
                 continue;
             };
             let ahead = TimeDelta::hours(i64::from(self.rts[*rt].fulfill_hours_ahead_of_time));
@@ -175,6 +199,9 @@ impl CompiledPolicy {
             } else if let Some(start) = window.start.filter(|s| *s > now && *s - ahead <= now) {
                 start
             } else {
+                if window.is_past(now) && !rule.is_denied && rule.kind != RuleKind::Suggested {
+                    expired.insert(*rt, window);
+                }
                 continue;
             };
             if rule.is_denied {
@@ -213,9 +240,6 @@ impl CompiledPolicy {
         let mut manual_navs: Vec<(usize, Sym, RefId, bool)> = Vec::new();
         let mut cancelled: BTreeSet<usize> = BTreeSet::new();
         for req in &extras.requests {
-            if self.rts[req.rt].discard_manual_assignments {
-                continue;
-            }
             if req.add {
                 // Any approved addition (of the account, a value or a membership) means the
                 // owner has the account.
@@ -229,7 +253,12 @@ impl CompiledPolicy {
                     c.workflow = WorkflowState::Approved;
                 }
             } else if req.what == RequestTarget::ResourceType {
-                cancelled.insert(req.rt);
+                // A computed assignment wins over its manual cancellation under
+                // `DiscardManualAssignments`.
+                let computed = chosen.get(&req.rt).is_some_and(|c| c.rank > 1);
+                if !(computed && self.rts[req.rt].discard_manual_assignments) {
+                    cancelled.insert(req.rt);
+                }
             }
             match &req.what {
                 RequestTarget::ResourceType => {}
@@ -244,6 +273,7 @@ impl CompiledPolicy {
             roles,
             rts: Vec::new(),
             suggested: suggested.into_iter().collect(),
+            failed: Vec::new(),
         };
         let kept_accounts: BTreeSet<usize> = extras
             .kept
@@ -255,6 +285,11 @@ impl CompiledPolicy {
             if denied.contains(&rt) || cancelled.contains(&rt) {
                 continue;
             }
+            // An assignment waiting for a person's validation whose request was declined is
+            // removed (the reference system: declined ⇒ the assignment is removed).
+            if !c.workflow.produces_orders() && extras.declined.contains(&rt) {
+                continue;
+            }
             let mut exp = RtExpectation {
                 rt,
                 workflow: c.workflow,
@@ -263,10 +298,13 @@ impl CompiledPolicy {
                 scalars: Vec::with_capacity(self.per_rt[rt].scalars.len()),
                 mono: Vec::with_capacity(self.per_rt[rt].mono.len()),
                 multi: Vec::with_capacity(self.per_rt[rt].multi.len()),
+                questioned: Vec::new(),
             };
             if c.workflow.produces_orders() {
                 let skip_write_only = targets.get(rt).is_some_and(Option::is_some);
-                self.fill_values(
+                // A failure concerns this resource type only (SPEC §4: evaluation failure ⇒
+                // Error for the item): the owner's other types are evaluated as usual.
+                if let Err(e) = self.fill_values(
                     owner,
                     &out.roles,
                     rt,
@@ -275,13 +313,35 @@ impl CompiledPolicy {
                     lookups,
                     skip_write_only,
                     &mut exp,
-                )?;
+                ) {
+                    out.failed.push((rt, e));
+                    continue;
+                }
+                // The reference system's `DiscardManualAssignments`: on, a value the rules
+                // compute replaces the manually approved one; off, the manual value is kept and
+                // becomes ApprovedQuestioned when the rules now say otherwise.
+                let discard = self.rts[rt].discard_manual_assignments;
                 for (mrt, sym, value) in &manual_scalars {
-                    if *mrt == rt {
-                        exp.scalars.retain(|(s, _)| s != sym);
-                        if let Some(v) = value {
-                            exp.scalars.push((*sym, Cow::Borrowed(*v)));
+                    if *mrt != rt {
+                        continue;
+                    }
+                    let computed = exp.scalars.iter().find(|(s, _)| s == sym).map(|(_, v)| v);
+                    if let Some(computed) = computed {
+                        if discard {
+                            continue;
                         }
+                        let cmp = self.per_rt[rt]
+                            .scalar(*sym)
+                            .map(|(c, _)| c)
+                            .unwrap_or_default();
+                        let same = value.is_some_and(|v| cmp.scalar_equals(v, computed));
+                        if !same {
+                            exp.questioned.push(*sym);
+                        }
+                    }
+                    exp.scalars.retain(|(s, _)| s != sym);
+                    if let Some(v) = value {
+                        exp.scalars.push((*sym, Cow::Borrowed(*v)));
                     }
                 }
                 for (mrt, sym, r, add) in &manual_navs {
@@ -289,6 +349,26 @@ impl CompiledPolicy {
                         continue;
                     }
                     let multi = self.per_rt[rt].multiplicity(*sym) == Some(Multiplicity::Multi);
+                    let computed = if multi {
+                        exp.multi
+                            .iter()
+                            .any(|(s, l)| s == sym && l.contains(r))
+                            .then_some(*r)
+                    } else {
+                        exp.mono.iter().find(|(s, _)| s == sym).map(|(_, c)| *c)
+                    };
+                    // An addition never conflicts with a membership the rules give; a value
+                    // or a removal the rules contradict does.
+                    if let Some(computed) = computed
+                        && (!multi || !*add)
+                    {
+                        if discard {
+                            continue;
+                        }
+                        if !multi && (computed != *r || !*add) {
+                            exp.questioned.push(*sym);
+                        }
+                    }
                     if multi {
                         let entry = match exp.multi.iter_mut().find(|(s, _)| s == sym) {
                             Some(e) => e,
@@ -329,6 +409,26 @@ impl CompiledPolicy {
                     scalars: Vec::new(),
                     mono: Vec::new(),
                     multi: Vec::new(),
+                    questioned: Vec::new(),
+                });
+            }
+        }
+        // An assignment whose period has passed and that nothing else gives is Inactive: it
+        // produces no order of its own (a target still there is removed as unexpected).
+        for (rt, window) in expired {
+            if !out.rts.iter().any(|e| e.rt == rt)
+                && !denied.contains(&rt)
+                && !out.failed.iter().any(|(f, _)| *f == rt)
+            {
+                out.rts.push(RtExpectation {
+                    rt,
+                    workflow: WorkflowState::Inactive,
+                    window,
+                    kept_account: false,
+                    scalars: Vec::new(),
+                    mono: Vec::new(),
+                    multi: Vec::new(),
+                    questioned: Vec::new(),
                 });
             }
         }
@@ -353,7 +453,9 @@ impl CompiledPolicy {
         // window may be wider than the period, e.g. an account prepared before arrival).
         let holds = |offset: &TimeOffset| {
             offset.reference == TimeOffsetReference::Default
-                || offset.window(period).is_some_and(|w| w.contains(at))
+                || offset
+                    .window_in(period, &self.time_zone)
+                    .is_some_and(|w| w.contains(at))
         };
         for (sym, rules) in &policy.scalar_rules {
             if skip_write_only && policy.scalar(*sym).is_some_and(|(_, mapped)| !mapped) {
@@ -366,7 +468,7 @@ impl CompiledPolicy {
                 }
                 let value = rule
                     .binding
-                    .evaluate(owner)
+                    .evaluate(owner, period)
                     .map_err(|f| self.binding_error(owner, rt, &rule.property, f))?;
                 if let Some(v) = value {
                     exp.scalars.push((*sym, v));
@@ -398,7 +500,7 @@ impl CompiledPolicy {
             }
             let Some(value) = rule
                 .source
-                .evaluate(owner)
+                .evaluate(owner, period)
                 .map_err(|f| self.binding_error(owner, rt, &rule.property, f))?
             else {
                 continue;
@@ -444,9 +546,14 @@ impl CompiledPolicy {
         failure: BindingFailure,
     ) -> EvaluationError {
         match failure {
-            BindingFailure::Kind { property, found } => EvaluationError::InvalidOwnerProperty {
+            BindingFailure::Kind {
+                property: owner_property,
+                found,
+            } => EvaluationError::InvalidRuleInput {
                 owner: owner.id.clone(),
-                property,
+                resource_type: self.rts[rt].id.clone(),
+                property: property.to_owned(),
+                owner_property,
                 expected: "a scalar",
                 found,
             },

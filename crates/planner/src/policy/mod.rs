@@ -20,14 +20,14 @@ pub(crate) use evaluate::{
 };
 pub use roles::{CompositeRole, RoleRule, SingleRole};
 pub use rules::{
-    ComputeFn, Multiplicity, NavigationRule, QueryRule, RuleKind, ScalarBinding, ScalarRule,
-    TryComputeFn, TypeRule,
+    ComputeFn, DateFormat, Multiplicity, NavigationRule, QueryRule, RuleKind, ScalarBinding,
+    ScalarRule, TryComputeFn, TypeRule,
 };
 pub use time_offsets::{TimeOffset, TimeOffsetReference};
 
 use crate::compare::ComparisonType;
 use crate::targets::{RefId, Sym};
-use autoprov_core::{ResourceType, ResourceTypeId, RoleId};
+use autoprov_core::{LocalTimeZone, ResourceType, ResourceTypeId, RoleId};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
@@ -59,6 +59,10 @@ pub struct RoleModel {
     pub scalars: BTreeMap<(ResourceTypeId, String), ComparisonType>,
     /// Where the assignment period comes from; `None` ⇒ always.
     pub owner_period: Option<OwnerPeriod>,
+    /// The time zone in which dates without an offset are read (an arrival or departure date,
+    /// a local date-time) and in which whole-day time offsets count calendar days. Default:
+    /// UTC.
+    pub time_zone: LocalTimeZone,
 }
 
 impl RoleModel {
@@ -133,6 +137,12 @@ impl RoleModel {
         self
     }
 
+    /// Reads dates in `zone` (see [`RoleModel::time_zone`](Self#structfield.time_zone)).
+    pub fn in_time_zone(mut self, zone: LocalTimeZone) -> Self {
+        self.time_zone = zone;
+        self
+    }
+
     /// Reads the assignment period from two owner properties.
     pub fn period_from(
         mut self,
@@ -148,7 +158,9 @@ impl RoleModel {
 }
 
 /// The owner properties holding the assignment period (e.g. arrival and departure dates).
-/// Values must be date-times; an absent value leaves that side open.
+/// Values are date-times (instants), RFC 3339 text, local date-times or dates read in the role
+/// model's time zone; a date alone is a whole local day, so an end date is inclusive (it lasts
+/// until the next local midnight). An absent value leaves that side open.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OwnerPeriod {
     /// Owner property holding the start.
@@ -199,6 +211,7 @@ pub(crate) struct CompiledPolicy {
     scalar_rules: Vec<ScalarRule>,
     query_rules: Vec<QueryRule>,
     owner_period: Option<OwnerPeriod>,
+    time_zone: LocalTimeZone,
 }
 
 impl CompiledPolicy {

@@ -3,7 +3,9 @@
 
 use super::{Criteria, TimeOffset};
 use crate::compare::ComparisonType;
-use autoprov_core::{EntityTypeId, Owner, PropertyValue, Reference, ResourceTypeId, ScalarValue};
+use autoprov_core::{
+    EntityTypeId, Owner, Period, PropertyValue, Reference, ResourceTypeId, ScalarValue,
+};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -42,6 +44,21 @@ pub enum ScalarBinding {
     Computed(ComputeFn),
     /// A Rust closure that may fail.
     TryComputed(TryComputeFn),
+    /// The end of the owner's assignment period (read in the role model's time zone; an
+    /// inclusive end date lasts its whole local day), e.g. `accountExpires`. No end ⇒ no
+    /// value.
+    PeriodEnd(DateFormat),
+}
+
+/// How a date is written to a target property.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DateFormat {
+    /// A date-time value ([`ScalarValue::DateTime`]).
+    DateTime,
+    /// An integer in Windows FILETIME units, as Active Directory's `accountExpires` holds it
+    /// (the first instant the account is expired).
+    FileTime,
 }
 
 impl fmt::Debug for ScalarBinding {
@@ -51,6 +68,7 @@ impl fmt::Debug for ScalarBinding {
             Self::Literal(v) => write!(f, "Literal({v:?})"),
             Self::Computed(_) => f.write_str("Computed(<closure>)"),
             Self::TryComputed(_) => f.write_str("TryComputed(<closure>)"),
+            Self::PeriodEnd(format) => write!(f, "PeriodEnd({format:?})"),
         }
     }
 }
@@ -71,8 +89,17 @@ impl ScalarBinding {
     pub(super) fn evaluate<'a>(
         &'a self,
         owner: &'a Owner,
+        period: Period,
     ) -> Result<Option<Cow<'a, ScalarValue>>, BindingFailure> {
         match self {
+            Self::PeriodEnd(format) => Ok(period.end.map(|end| {
+                Cow::Owned(match format {
+                    DateFormat::DateTime => ScalarValue::DateTime(end),
+                    DateFormat::FileTime => {
+                        ScalarValue::Integer(autoprov_core::time_zone::file_time(end))
+                    }
+                })
+            })),
             Self::OwnerProperty(p) => match owner.get(p) {
                 None => Ok(None),
                 Some(PropertyValue::Scalar(s)) => Ok(Some(Cow::Borrowed(s))),
@@ -216,6 +243,17 @@ impl ScalarRule {
         f: impl Fn(&Owner) -> Option<ScalarValue> + Send + Sync + 'static,
     ) -> Self {
         Self::new(resource_type, property, ScalarBinding::computed(f))
+    }
+
+    /// Active Directory's `accountExpires` from the end of the owner's assignment period (an
+    /// inclusive departure date in the role model's time zone expires the account at the
+    /// next local midnight), in FILETIME units.
+    pub fn account_expires(resource_type: impl Into<ResourceTypeId>) -> Self {
+        Self::new(
+            resource_type,
+            "accountExpires",
+            ScalarBinding::PeriodEnd(DateFormat::FileTime),
+        )
     }
 
     /// Restricts the rule to owners matching `criteria`.

@@ -3,7 +3,7 @@
 
 use super::CompiledPolicy;
 use crate::error::EvaluationError;
-use autoprov_core::{Owner, Period, PropertyValue, ScalarValue};
+use autoprov_core::{DateBound, LocalTimeZone, Owner, Period, PropertyValue, ScalarValue};
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// Where a rule's time window is anchored, relative to the owner's assignment period.
@@ -19,6 +19,19 @@ pub enum TimeOffsetReference {
     Before,
     /// Around the end: `[end - before, end + after)`. Never holds without an end.
     After,
+}
+
+impl TimeOffsetReference {
+    /// Rank among rules of one property that hold at the same time, lowest first: the
+    /// reference system's precedence `After` → `Before` → `Around` → `Default`.
+    pub fn precedence(self) -> u8 {
+        match self {
+            Self::After => 0,
+            Self::Before => 1,
+            Self::Around => 2,
+            Self::Default => 3,
+        }
+    }
 }
 
 /// A rule's time window relative to the owner's assignment period (e.g. an account that exists
@@ -70,9 +83,25 @@ impl TimeOffset {
     }
 
     /// The window this offset gives for an assignment period, or `None` when it can never hold
-    /// (a `Before`/`After` anchor that the period does not have).
+    /// (a `Before`/`After` anchor that the period does not have). Offsets are exact durations;
+    /// see [`TimeOffset::window_in`] for calendar days in a time zone.
     pub fn window(&self, period: Period) -> Option<Period> {
-        let shift = |d: Option<DateTime<Utc>>, by: TimeDelta| d.map(|d| d + by);
+        self.window_in(period, &LocalTimeZone::UTC)
+    }
+
+    /// [`TimeOffset::window`] with offsets of whole days counted as calendar days in `zone`:
+    /// "7 days before an arrival at local midnight" opens at local midnight, 7 × 24 h ± 1 h
+    /// earlier across a daylight-saving change. Other offsets are exact durations.
+    pub fn window_in(&self, period: Period, zone: &LocalTimeZone) -> Option<Period> {
+        let shift = |d: Option<DateTime<Utc>>, by: TimeDelta| {
+            d.map(|d| {
+                if by.num_seconds() % 86_400 == 0 && by.subsec_nanos() == 0 {
+                    zone.add_days(d, by.num_days())
+                } else {
+                    d + by
+                }
+            })
+        };
         match self.reference {
             TimeOffsetReference::Default => Some(period),
             TimeOffsetReference::Around => Some(Period::new(
@@ -82,13 +111,16 @@ impl TimeOffset {
             TimeOffsetReference::Before => {
                 let start = period.start?;
                 Some(Period::new(
-                    Some(start - self.before),
-                    Some(start + self.after),
+                    shift(Some(start), -self.before),
+                    shift(Some(start), self.after),
                 ))
             }
             TimeOffsetReference::After => {
                 let end = period.end?;
-                Some(Period::new(Some(end - self.before), Some(end + self.after)))
+                Some(Period::new(
+                    shift(Some(end), -self.before),
+                    shift(Some(end), self.after),
+                ))
             }
         }
     }
@@ -99,22 +131,35 @@ impl CompiledPolicy {
         let Some(p) = &self.owner_period else {
             return Ok(Period::ALWAYS);
         };
-        let read = |prop: &Option<String>| -> Result<Option<DateTime<Utc>>, EvaluationError> {
+        let read = |prop: &Option<String>,
+                    bound: DateBound|
+         -> Result<Option<DateTime<Utc>>, EvaluationError> {
             let Some(prop) = prop else { return Ok(None) };
             match owner.get(prop) {
                 None => Ok(None),
-                Some(PropertyValue::Scalar(ScalarValue::DateTime(d))) => Ok(Some(*d)),
+                Some(PropertyValue::Scalar(ScalarValue::String(s))) if s.trim().is_empty() => {
+                    Ok(None)
+                }
+                Some(PropertyValue::Scalar(
+                    v @ (ScalarValue::DateTime(_) | ScalarValue::String(_)),
+                )) => self.time_zone.read_date(v, bound).map(Some).map_err(|e| {
+                    EvaluationError::InvalidOwnerDate {
+                        owner: owner.id.clone(),
+                        property: prop.clone(),
+                        reason: e.to_string(),
+                    }
+                }),
                 Some(other) => Err(EvaluationError::InvalidOwnerProperty {
                     owner: owner.id.clone(),
                     property: prop.clone(),
-                    expected: "a date-time",
+                    expected: "a date or a date-time",
                     found: other.kind_name(),
                 }),
             }
         };
         Ok(Period::new(
-            read(&p.start_property)?,
-            read(&p.end_property)?,
+            read(&p.start_property, DateBound::Start)?,
+            read(&p.end_property, DateBound::End)?,
         ))
     }
 }

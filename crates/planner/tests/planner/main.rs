@@ -4,6 +4,7 @@
 mod found;
 mod identity;
 mod properties;
+mod reference;
 mod rules;
 mod scenario;
 mod synthetic;
