@@ -227,6 +227,12 @@ fn workers(c: &mut Criterion) {
          no-op connector, 4 workers: {noop:.0} orders/s claimed and recorded (target >= 5000)",
         four / one
     );
+    // For `scripts/bench.sh`, which regenerates the README's figures.
+    println!(
+        "FIGURE workers_10ms: **{:.2}** ({four:.0} vs {one:.0} orders/s)",
+        four / one
+    );
+    println!("FIGURE workers_noop: **{noop:.0} orders/s**");
 }
 
 criterion_group!(benches, workers);

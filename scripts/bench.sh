@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every benchmark and regenerates the README's figures table (between
+# `<!-- figures:begin -->` and `<!-- figures:end -->`) from this run alone, with the machine's
+# load average before each benchmark and its core count.
+#
+#   bash scripts/bench.sh            # every benchmark, criterion's defaults
+#   bash scripts/bench.sh --quick    # 10 samples, 3 s each: a rough table in a few minutes
+#
+# The benchmarks that need a server (workers: PostgreSQL; store_job_samba and ad_fulfill:
+# Samba) use the test servers' env files when those servers run
+# (`bash scripts/pg-test-server.sh start`, `bash scripts/ad-test-server.sh start`); without
+# them they print SKIPPED and their rows say "not measured". Set AUTOPROV_BENCH_1M=1 for the
+# million-identity planning rows.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
+out="$target/bench-figures"
+mkdir -p "$out"
+: > "$out/loads"
+quick=()
+if [[ ${1:-} == --quick ]]; then
+    quick=(--sample-size 10 --measurement-time 3 --warm-up-time 1)
+fi
+for s in ad pg; do
+    env_file="/var/tmp/autoprov-$s/env"
+    if [[ -f $env_file ]]; then
+        # shellcheck disable=SC1090
+        source "$env_file"
+    fi
+done
+export AUTOPROV_BENCH_JOINERS=${AUTOPROV_BENCH_JOINERS:-50}
+
+run() {
+    local name=$1
+    shift
+    echo "$name|$(cut -d' ' -f1-3 /proc/loadavg)|$(nproc)|$(date +%s)" >> "$out/loads"
+    echo "== $name: cargo bench $*"
+    # A failing benchmark leaves its rows "not measured"; the others still run.
+    cargo bench "$@" 2>&1 | tee "$out/$name.log" || true
+}
+
+run dispatch --bench dispatch -- "${quick[@]}"
+run job --bench job -- "${quick[@]}"
+run planning --bench planning -- "${quick[@]}"
+run store --bench store -- "${quick[@]}"
+if [[ ${#quick[@]} -gt 0 ]]; then
+    run workers --bench workers -- "${quick[@]}"
+else
+    run workers --bench workers -- --measurement-time 5
+fi
+run ad_fulfill --features ad --bench ad_fulfill -- "${quick[@]}"
+python3 scripts/figures.py "$target/criterion" "$out" README.md
