@@ -13,14 +13,21 @@ impl Planner {
     pub fn upsert_owner(&mut self, owner: Owner) {
         let id = owner.id.clone();
         let new_keys = self.owner_key_values(&owner);
+        let new_query = self.query_keys(&owner);
         if let Some(slot) = self.owners.get_mut(&id) {
-            slot.owner = owner;
+            let old = std::mem::replace(&mut slot.owner, owner);
             let old_keys = std::mem::replace(&mut slot.keys, new_keys.clone());
             if old_keys != new_keys {
                 self.index_owner_keys(&id, &old_keys, false);
                 self.index_owner_keys(&id, &new_keys, true);
             }
+            let old_query = self.query_keys(&old);
+            if old_query != new_query {
+                self.file_query_keys(&id, &old_query, false);
+                self.file_query_keys(&id, &new_query, true);
+            }
         } else {
+            self.file_query_keys(&id, &new_query, true);
             self.owners.insert(
                 id.clone(),
                 OwnerSlot {
@@ -45,6 +52,8 @@ impl Planner {
     pub fn remove_owner(&mut self, id: &OwnerId) -> Option<Owner> {
         let slot = self.owners.remove(id)?;
         self.index_owner_keys(id, &slot.keys, false);
+        let query = self.query_keys(&slot.owner);
+        self.file_query_keys(id, &query, false);
         for (rt, idx) in slot.claims.iter() {
             self.release_claim(rt, idx, id);
         }

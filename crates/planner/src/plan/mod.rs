@@ -17,6 +17,7 @@ mod items;
 mod lookups;
 mod order_states;
 mod orders;
+mod query_index;
 mod requests;
 mod review;
 mod thresholds;
@@ -146,6 +147,8 @@ pub struct Planner {
     owners: BTreeMap<OwnerId, OwnerSlot>,
     lookup_resources: BTreeMap<EntityTypeId, BTreeMap<ResourceId, Resource>>,
     lookups: Lookups,
+    /// Per query rule: the owners searching with each key (a lookup change re-plans them).
+    query_owners: query_index::QueryOwners,
     fragments: BTreeMap<OwnerId, Arc<OwnerPlan>>,
     orphans: BTreeMap<(usize, ResourceId), PlannedItem>,
     counts: Vec<OrderCounts>,
@@ -207,6 +210,7 @@ impl Planner {
         let lookups = Lookups {
             per_rule: vec![FxHashMap::default(); policy.query_rules().len()],
         };
+        let query_owners = query_index::QueryOwners::new(policy.query_rules().len());
         let counts = vec![OrderCounts::default(); policy.rts.len()];
         let role_grants = found::RoleGrants::new(policy.role_grants());
         Ok(Self {
@@ -219,6 +223,7 @@ impl Planner {
             owners: BTreeMap::new(),
             lookup_resources: BTreeMap::new(),
             lookups,
+            query_owners,
             fragments: BTreeMap::new(),
             orphans: BTreeMap::new(),
             counts,

@@ -360,3 +360,19 @@ impl QueryRule {
         self
     }
 }
+
+impl QueryRule {
+    /// The normalized key this rule searches the lookups with for `owner` (its source through
+    /// the comparison), ignoring criteria and time offsets; `None` when the source gives no
+    /// value or fails. The planner files owners under it so that a lookup change re-plans
+    /// only the owners whose key it concerns.
+    pub(crate) fn owner_key(&self, owner: &Owner) -> Option<String> {
+        let value = self.source.evaluate(owner).ok().flatten()?;
+        self.comparison.key_of(&value).map(Cow::into_owned)
+    }
+
+    /// Whether the source is the same for every owner (a literal).
+    pub(crate) fn is_literal(&self) -> bool {
+        matches!(self.source, ScalarBinding::Literal(_))
+    }
+}
