@@ -30,7 +30,7 @@ impl Planner {
             self.file_query_keys(&id, &new_query, true);
             self.owners.insert(
                 id.clone(),
-                OwnerSlot {
+                Box::new(OwnerSlot {
                     owner,
                     requests: BTreeMap::new(),
                     extras: OwnerExtras::default(),
@@ -40,7 +40,7 @@ impl Planner {
                     claims: Claims::default(),
                     keys: new_keys.clone(),
                     has_fragment: false,
-                },
+                }),
             );
             self.index_owner_keys(&id, &new_keys, true);
         }

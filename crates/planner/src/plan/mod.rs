@@ -124,12 +124,15 @@ impl Claims {
 }
 
 /// The result of planning one owner, before it is installed.
+///
+/// Boxed parts: a full plan holds one outcome per owner at once, and most have no plan and
+/// unchanged established values (8 bytes each instead of a few hundred).
 struct OwnerOutcome {
     /// `None` when everything is Verified.
-    plan: Option<OwnerPlan>,
+    plan: Option<Box<OwnerPlan>>,
     claims: Claims,
     /// The new established values, when they changed.
-    established: Option<found::Established>,
+    established: Option<Box<found::Established>>,
 }
 
 /// The planner: inputs, per-owner fragments and the indexes that keep re-planning cheap.
@@ -144,7 +147,9 @@ pub struct Planner {
     /// Per resource type and key: normalized owner key value ⇒ owners holding it.
     owner_keys: Vec<Vec<FxHashMap<String, Vec<OwnerId>>>>,
     targets: Vec<TargetStore>,
-    owners: BTreeMap<OwnerId, OwnerSlot>,
+    /// Boxed: the map's nodes are half empty after an ordered load, and a slot is a few
+    /// hundred bytes.
+    owners: BTreeMap<OwnerId, Box<OwnerSlot>>,
     lookup_resources: BTreeMap<EntityTypeId, BTreeMap<ResourceId, Resource>>,
     lookups: Lookups,
     /// Per query rule: the owners searching with each key (a lookup change re-plans them).
