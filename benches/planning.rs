@@ -102,7 +102,11 @@ fn ou_rename(c: &mut Criterion) {
     let mut round = 0usize;
     let mut rename = |planner: &mut Planner| {
         round += 1;
-        let name = if round % 2 == 1 { "D001-renamed" } else { "D001" };
+        let name = if round % 2 == 1 {
+            "D001-renamed"
+        } else {
+            "D001"
+        };
         planner.upsert_lookup(OU_TYPE, ou.clone().with("ou", name));
     };
     for everyone in [false, true] {
