@@ -390,13 +390,13 @@ impl SyntheticOrg {
         while let Some(chunk) = next.take() {
             start += CHUNK;
             let upsert = |planner: &mut Planner| {
+                let mut targets = Vec::with_capacity(chunk.len());
                 for (owner, target) in chunk {
                     planner.upsert_owner(owner);
-                    if let Some(t) = target {
-                        // The resource type is configured by `config`, so this cannot fail.
-                        let _ = planner.upsert_target(&rt, &t);
-                    }
+                    targets.extend(target);
                 }
+                // The resource type is configured by `config`, so this cannot fail.
+                let _ = planner.upsert_targets(&rt, targets);
             };
             let (_, following) = rayon::join(
                 || upsert(planner),

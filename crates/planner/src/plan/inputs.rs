@@ -71,6 +71,38 @@ impl Planner {
     ) -> Result<(), PlanError> {
         let rt = self.rt_index(resource_type)?;
         let target = Target::compact(resource, &mut self.syms, &mut self.refs);
+        self.insert_target(rt, target);
+        Ok(())
+    }
+
+    /// Adds or replaces many owners, as [`Planner::upsert_owner`] does one by one.
+    pub fn upsert_owners(&mut self, owners: impl IntoIterator<Item = Owner>) {
+        for owner in owners {
+            self.upsert_owner(owner);
+        }
+    }
+
+    /// Adds or replaces many actual targets of one resource type (a bulk load after an
+    /// export), as [`Planner::upsert_target`] does one by one, taking them by value: their
+    /// values are moved into the planner's compact form instead of copied. Returns how many
+    /// were loaded. An unknown resource type is an error and loads nothing.
+    pub fn upsert_targets(
+        &mut self,
+        resource_type: &ResourceTypeId,
+        resources: impl IntoIterator<Item = Resource>,
+    ) -> Result<usize, PlanError> {
+        let rt = self.rt_index(resource_type)?;
+        let mut loaded = 0;
+        for resource in resources {
+            let target = Target::compact_owned(resource, &mut self.syms, &mut self.refs);
+            self.insert_target(rt, target);
+            loaded += 1;
+        }
+        Ok(loaded)
+    }
+
+    fn insert_target(&mut self, rt: usize, target: Target) {
+        let id = target.id.clone();
         let keys = &self.keys[rt];
         let new_keys = Self::target_key_values(keys, &target);
         let (idx, old) = self.targets[rt].upsert(target, new_keys.clone(), |old| {
@@ -84,8 +116,7 @@ impl Planner {
             self.dirty.insert(owner);
         }
         self.mark_target_owners_dirty(rt, &new_keys);
-        self.dirty_targets.insert((rt, resource.id.clone()));
-        Ok(())
+        self.dirty_targets.insert((rt, id));
     }
 
     /// Removes an actual target (it disappeared from the managed system).
