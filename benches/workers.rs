@@ -12,10 +12,12 @@
 //!   recorded, outcome recorded. Target: ≥ 5,000 orders/s.
 //!
 //! Needs the test PostgreSQL (`scripts/pg-test-server.sh start`, `AUTOPROV_PG_URL`); without
-//! it the benchmark prints why it skipped. Each iteration plans its orders into a fresh schema
-//! (not timed) and times the workers until every order is Executed.
+//! it the benchmark prints why it skipped. Each case has a schema of its own and its workers'
+//! stores, made (and their pools opened) before anything is timed, as in running worker
+//! processes; each iteration plans new orders into it (not timed) and times fresh `Worker`s
+//! on those stores until every order is Executed. The schema is dropped after the case.
 //!
-//! Run: `cargo bench --bench workers -- --measurement-time 5`.
+//! Run: `cargo bench --bench workers -- --sample-size 10 --measurement-time 5`.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 #![allow(clippy::disallowed_methods)] // benches may read the wall clock
@@ -35,6 +37,7 @@ use support::{orders, sleeper};
 use tokio_util::sync::CancellationToken;
 
 const CONCURRENCY: usize = 8;
+const CLAIM_BATCH: usize = 8;
 const CONNECTION_LIMIT: usize = 64;
 
 fn policy() -> DispatchPolicy {
@@ -56,50 +59,101 @@ async fn store(url: &str, schema: &str) -> PgStore {
         .expect("the PostgreSQL store")
 }
 
-/// Plans `n` orders into a fresh schema, then runs `workers` workers until all are Executed;
-/// how long the workers took.
-async fn run(url: &str, n: usize, workers: usize, latency: Duration, seq: u64) -> Duration {
-    let schema = format!("kit_bench_{}_{seq}", std::process::id());
-    let planner_store = Arc::new(store(url, &schema).await);
-    let connector = sleeper(latency) as Arc<dyn Connector>;
-    let make = |name: String, store: Arc<PgStore>| {
-        let mut s = WorkerSettings::new(name);
-        s.concurrency = CONCURRENCY;
-        s.claim_batch = CONCURRENCY;
-        s.idle_poll = Duration::from_millis(5);
-        s.stats_every = Duration::ZERO;
-        s.stop_when_drained = true;
-        Worker::new(
-            [connector.clone()],
-            policy(),
-            store,
-            Arc::new(SystemClock),
-            s,
-        )
-        .expect("worker")
+/// One case's store: a schema of its own, the planner's store and each worker's (its own
+/// pool, opened before anything is timed, as in a running worker process).
+struct Case {
+    url: String,
+    schema: String,
+    planner: Arc<PgStore>,
+    workers: Vec<Arc<PgStore>>,
+}
+
+impl Case {
+    async fn new(url: &str, name: &str, workers: usize) -> Self {
+        let schema = format!("kit_bench_{}_{name}", std::process::id());
+        drop_schema(url, &schema).await;
+        let planner = Arc::new(store(url, &schema).await);
+        let mut stores = Vec::new();
+        for _ in 0..workers {
+            let store = store(url, &schema).await;
+            // A running worker's pool is open: logins are not part of the timed loop.
+            store.open_connections().await.expect("open the pool");
+            stores.push(Arc::new(store));
+        }
+        Self {
+            url: url.to_owned(),
+            schema,
+            planner,
+            workers: stores,
+        }
+    }
+
+    /// Plans `n` new orders (not timed), then runs the workers until all are Executed; how
+    /// long the workers took.
+    async fn run(&self, n: usize, latency: Duration, seq: u64) -> Duration {
+        let connector = sleeper(latency) as Arc<dyn Connector>;
+        let make = |name: String, store: Arc<PgStore>| {
+            let mut s = WorkerSettings::new(name);
+            s.concurrency = CONCURRENCY;
+            s.claim_batch = CLAIM_BATCH;
+            s.idle_poll = Duration::from_millis(5);
+            s.stats_every = Duration::ZERO;
+            s.stop_when_drained = true;
+            Worker::new(
+                [connector.clone()],
+                policy(),
+                store,
+                Arc::new(SystemClock),
+                s,
+            )
+            .expect("worker")
+        };
+        make("planner".into(), self.planner.clone())
+            .plan(orders(n, &format!("r{seq}-")))
+            .await
+            .expect("plan");
+        let ws: Vec<Worker> = self
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, store)| make(format!("w{i}"), store.clone()))
+            .collect();
+        let started = Instant::now();
+        let handles: Vec<_> = ws
+            .into_iter()
+            .map(|w| tokio::spawn(async move { w.run(CancellationToken::new()).await }))
+            .collect();
+        let mut executed = 0;
+        for h in handles {
+            executed += h.await.expect("task").expect("worker").executed;
+        }
+        let took = started.elapsed();
+        assert_eq!(executed, n as u64, "every order executed once");
+        took
+    }
+
+    async fn finish(self) {
+        drop(self.workers);
+        drop(self.planner);
+        drop_schema(&self.url, &self.schema).await;
+    }
+}
+
+/// Drops a run's schema (its orders are not needed after it; thousands of runs' schemas
+/// would fill the test server).
+async fn drop_schema(url: &str, schema: &str) {
+    let Ok((client, connection)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
+        return;
     };
-    make("planner".into(), planner_store.clone())
-        .plan(orders(n, ""))
+    let conn = tokio::spawn(connection);
+    if let Err(e) = client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
         .await
-        .expect("plan");
-    let mut ws = Vec::new();
-    for i in 0..workers {
-        ws.push(make(format!("w{i}"), Arc::new(store(url, &schema).await)));
+    {
+        eprintln!("could not drop the bench schema {schema}: {e}");
     }
-    let started = Instant::now();
-    let handles: Vec<_> = ws
-        .into_iter()
-        .map(|w| tokio::spawn(async move { w.run(CancellationToken::new()).await }))
-        .collect();
-    let mut executed = 0;
-    for h in handles {
-        executed += h.await.expect("task").expect("worker").executed;
-    }
-    let took = started.elapsed();
-    assert_eq!(executed, n as u64, "every order executed once");
-    // The schema stays (a `kit_` schema: the test server drops those when it starts afresh).
-    drop(planner_store);
-    took
+    drop(client);
+    let _ = conn.await;
 }
 
 fn median(mut ds: Vec<Duration>) -> Duration {
@@ -135,12 +189,13 @@ fn workers(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         for &w in counts {
             let key = format!("{name}/{w}");
+            let case = rt.block_on(Case::new(&url, &format!("{name}_{w}"), w));
             group.bench_function(BenchmarkId::new(format!("workers{w}"), n), |b| {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
                         let s = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let took = rt.block_on(run(&url, n, w, latency, s));
+                        let took = rt.block_on(case.run(n, latency, s));
                         seen.lock()
                             .unwrap()
                             .entry(key.clone())
@@ -151,6 +206,7 @@ fn workers(c: &mut Criterion) {
                     total
                 })
             });
+            rt.block_on(case.finish());
         }
         group.finish();
     }

@@ -12,9 +12,10 @@
 
 use autoprov_connector::testkit::{self, KitProfile};
 use autoprov_connector::{
-    Capabilities, ConnectionConfig, Connector, ConnectorError, ConnectorInfo, ErrorKind, Executed,
-    ExportCookie, ExportItem, ExportMode, ExportRequest, ExportStream, Fulfillment, Operation,
-    Package, PackageRegistry, SettingsError, async_trait, parse_settings,
+    ADOPTION_REVIEW_ARGUMENT, Capabilities, ConnectionConfig, Connector, ConnectorError,
+    ConnectorInfo, ErrorKind, Executed, ExportCookie, ExportItem, ExportMode, ExportRequest,
+    ExportStream, Fulfillment, Operation, Package, PackageRegistry, RESENT_ARGUMENT, SettingsError,
+    async_trait, parse_settings,
 };
 use autoprov_core::{
     ChangeType, ConnectionId, PackageId, PropertyChange, ProvisioningOrder, Resource, ResourceId,
@@ -47,6 +48,8 @@ struct Holder {
     pin: Option<u64>,
     /// The change number of its last write.
     version: u64,
+    /// The order that created it: sent again, that order adopts it without review.
+    created_by: String,
 }
 
 #[derive(Default)]
@@ -260,8 +263,17 @@ impl BadgeConnector {
                 let by_name = holder_of(&site, &|h| h.name == *name);
                 let by_badge = holder_of(&site, &|h| h.badge == *badge);
                 let id = match (by_name, by_badge) {
-                    // The same holder: adopt it and converge.
-                    (Some(a), Some(b)) if a == b => a,
+                    // The same holder: adopt it and converge — unless the order asks for review
+                    // before adopting a holder it did not create (ADOPTION_REVIEW_ARGUMENT).
+                    (Some(a), Some(b)) if a == b => {
+                        let args = &order.arguments;
+                        let own = args.contains_key(RESENT_ARGUMENT)
+                            && site.holders[&a].created_by == order.order_id.as_str();
+                        if args.contains_key(ADOPTION_REVIEW_ARGUMENT) && !own {
+                            return Err(ConnectorError::adoption_needs_review(&a, Some(&a)));
+                        }
+                        a
+                    }
                     (None, None) => {
                         site.next_id += 1;
                         let id = StableId::new(format!("{}-{:04}", self.site, site.next_id));
@@ -274,6 +286,7 @@ impl BadgeConnector {
                                 enabled: false,
                                 pin: None,
                                 version: 0,
+                                created_by: order.order_id.to_string(),
                             },
                         );
                         let holder = site.holders.get_mut(&id).expect("just inserted");

@@ -8,11 +8,21 @@ use autoprov_ad::AdConnector;
 use autoprov_ad::test_fixtures::{self, AdEnv};
 use chrono::{DateTime, Utc};
 
-/// A token unique to this run, for names in the shared domain.
+/// A token unique to this test, for names in the shared domain: distinct for every call in one
+/// process (tests of one binary run at the same time and once drew the same clock value), and
+/// drawn from the process id and clock across processes.
 pub fn token() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static BASE: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = *BASE.get_or_init(|| {
+        (std::process::id() as u64).wrapping_mul(0x9e37_79b9) ^ Utc::now().timestamp_micros() as u64
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!(
-        "{:x}",
-        (std::process::id() as u64 ^ Utc::now().timestamp_micros() as u64) & 0xffffff
+        "{:06x}",
+        base.wrapping_add(n.wrapping_mul(0x1000)) & 0xffffff
     )
 }
 

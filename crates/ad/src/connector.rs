@@ -588,6 +588,39 @@ impl Connector for AdConnector {
         ))
     }
 
+    /// A simple bind as the account, on a connection of its own (see
+    /// [`Connector::check_password`]).
+    async fn check_password(
+        &self,
+        target: &autoprov_core::ResourceId,
+        password: &autoprov_core::Secret,
+    ) -> Result<bool, ConnectorError> {
+        let op = Operation::Read;
+        let dn = target.as_str();
+        let Ok(secret) = password.expose() else {
+            return Err(ConnectorError::invalid_order(
+                op,
+                "a masked password cannot be checked",
+            ));
+        };
+        if secret.is_empty() {
+            // An empty password is an anonymous bind, which succeeds for anyone.
+            return Ok(false);
+        }
+        let parsed = Dn::parse(dn)
+            .map_err(|e| ConnectorError::invalid_order(op, format!("the account's key: {e}")))?;
+        let Some((_, server)) = self.inner.server_for(&parsed) else {
+            return Err(ConnectorError::invalid_order(
+                op,
+                format!("`{dn}` is outside every configured base DN"),
+            ));
+        };
+        match server.verify_bind(dn, secret).await {
+            Ok(right) => Ok(right),
+            Err(f) => Err(f.into_error(op, dn)),
+        }
+    }
+
     async fn check(&self) -> Result<(), ConnectorError> {
         for server in &self.inner.servers {
             match server.read(&server.base_dn, &["1.1".to_owned()], &[]).await {

@@ -440,6 +440,47 @@ impl ServerPool {
     }
 
     async fn connect_to(&self, url: &str) -> Result<Ldap, LdapFailure> {
+        // Settings validation refuses a redacted bind password; should one reach here, it
+        // binds with a value no directory accepts rather than anonymously.
+        let password = self
+            .spec
+            .password
+            .expose()
+            .unwrap_or(SECRET_MASK)
+            .to_owned();
+        self.connect_as(url, self.spec.login.clone(), password)
+            .await
+    }
+
+    /// Whether `password` is the password of the account `dn`: a simple bind as it on a
+    /// connection of its own (the service account's connections are untouched). AD answers a
+    /// right password of a disabled, expired or must-change account with its own sub-codes
+    /// (`data 533`, `532`, `701`, `773`): the password is right all the same.
+    pub(crate) async fn verify_bind(&self, dn: &str, password: &str) -> Result<bool, LdapFailure> {
+        let url = &self.urls[self.preferred.load(Ordering::Relaxed) % self.urls.len()];
+        match self
+            .connect_as(url, dn.to_owned(), password.to_owned())
+            .await
+        {
+            Ok(mut ldap) => {
+                let _ = ldap.unbind().await;
+                Ok(true)
+            }
+            Err(LdapFailure::Result { rc: 49, text, .. }) => {
+                Ok(["data 533", "data 532", "data 701", "data 773"]
+                    .iter()
+                    .any(|code| text.contains(code)))
+            }
+            Err(f) => Err(f),
+        }
+    }
+
+    async fn connect_as(
+        &self,
+        url: &str,
+        login: String,
+        password: String,
+    ) -> Result<Ldap, LdapFailure> {
         let spec = &self.spec;
         #[cfg_attr(
             not(any(feature = "tls-rustls", feature = "tls-native")),
@@ -465,10 +506,6 @@ impl ServerPool {
             settings = settings.set_connector(connector.clone());
         }
         let target = url.to_owned();
-        let login = spec.login.clone();
-        // Settings validation refuses a redacted bind password; should one reach here, it
-        // binds with a value no directory accepts rather than anonymously.
-        let password = spec.password.expose().unwrap_or(SECRET_MASK).to_owned();
         let timeout = spec.connect_timeout;
         let attempt = async move {
             let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &target).await?;

@@ -40,6 +40,10 @@ pub struct Capabilities {
     pub special_characters: bool,
     /// Hierarchical names: targets live in parent containers that the connector can create.
     pub containers: bool,
+    /// [`Connector::check_password`](crate::Connector::check_password) tells whether a
+    /// password is an account's (like ConnId's `authenticate`), so the kit can prove that a
+    /// password written was stored.
+    pub password_check: bool,
 }
 
 impl Capabilities {
@@ -59,6 +63,7 @@ impl Capabilities {
             incremental_export: true,
             special_characters: true,
             containers: true,
+            password_check: true,
         }
     }
 

@@ -81,6 +81,24 @@ impl Fulfillment {
 /// [`ProvisioningOrder::arguments`]: autoprov_core::ProvisioningOrder::arguments
 pub const RESENT_ARGUMENT: &str = "autoprov.resent";
 
+/// The order argument ([`ProvisioningOrder::arguments`]) the dispatcher sets on an Added order
+/// of a resource type that reviews adoptions (`ReviewAdoption`, on by default for privileged
+/// types) until a person approved adopting: its value is the time of the order's first attempt
+/// (RFC 3339).
+///
+/// A connector that finds an existing account matching such an order (the case where it would
+/// otherwise adopt it) writes nothing and fails with
+/// [`ConnectorError::adoption_needs_review`] ([`ErrorKind::NeedsReview`]) — unless the order also
+/// carries [`RESENT_ARGUMENT`] and the package can tell that the account is the order's own: it
+/// was created by an earlier attempt of the same order (the in-memory system records this), or
+/// at or after the argument's time less the package's clock tolerance (a directory's creation
+/// time). A package that cannot tell treats every existing account as not its own.
+///
+/// [`ProvisioningOrder::arguments`]: autoprov_core::ProvisioningOrder::arguments
+/// [`ConnectorError::adoption_needs_review`]: crate::ConnectorError::adoption_needs_review
+/// [`ErrorKind::NeedsReview`]: crate::ErrorKind::NeedsReview
+pub const ADOPTION_REVIEW_ARGUMENT: &str = "autoprov.adoption-review";
+
 /// The outcome of an applied order.
 ///
 /// `#[non_exhaustive]`: build it with [`Executed::new`] and the `with_*` setters; it may gain
@@ -414,6 +432,26 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     fn schema(&self) -> Option<ConnectionSchema> {
         None
     }
+
+    /// Whether `password` is the password of the account `target` (its key), for a connection
+    /// that declares [`Capabilities::password_check`](crate::Capabilities::password_check)
+    /// (like ConnId's `authenticate`). The default is an `Unsupported` error.
+    ///
+    /// Behaviour:
+    /// - `Ok(true)` for the account's password, `Ok(false)` for another, also for an account
+    ///   that is disabled or must change its password; MUST NOT change the account.
+    /// - A password an order wrote verifies afterwards. (kit: `password_is_stored`)
+    async fn check_password(
+        &self,
+        target: &ResourceId,
+        password: &Secret,
+    ) -> Result<bool, ConnectorError> {
+        let _ = (target, password);
+        Err(ConnectorError::unsupported(
+            Operation::Read,
+            "the connection cannot check passwords",
+        ))
+    }
 }
 
 macro_rules! forward_connector {
@@ -445,6 +483,14 @@ macro_rules! forward_connector {
 
             fn schema(&self) -> Option<ConnectionSchema> {
                 (**self).schema()
+            }
+
+            async fn check_password(
+                &self,
+                target: &ResourceId,
+                password: &Secret,
+            ) -> Result<bool, ConnectorError> {
+                (**self).check_password(target, password).await
             }
         }
     };

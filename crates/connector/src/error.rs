@@ -38,6 +38,11 @@ pub enum ErrorKind {
     Unsupported,
     /// Anything else.
     Unexpected,
+    /// The order met something a person must decide on first, and nothing was written: an
+    /// Added order carrying [`ADOPTION_REVIEW_ARGUMENT`](crate::ADOPTION_REVIEW_ARGUMENT) found
+    /// an existing matching account that autoprov did not create. The dispatcher moves the order
+    /// to AwaitingApproval instead of Errored.
+    NeedsReview,
 }
 
 impl ErrorKind {
@@ -64,6 +69,7 @@ impl ErrorKind {
             Self::Timeout => "timeout",
             Self::Unsupported => "unsupported",
             Self::Unexpected => "unexpected",
+            Self::NeedsReview => "needs review",
         }
     }
 }
@@ -205,6 +211,26 @@ impl ConnectorError {
     /// Shortcut for an [`ErrorKind::InvalidOrder`] error (permanent).
     pub fn invalid_order(operation: Operation, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidOrder, operation, message)
+    }
+
+    /// Shortcut for an [`ErrorKind::NeedsReview`] error: an Added order found `found` (its key
+    /// and, when known, its stable id), an existing account that matches it but that autoprov
+    /// did not create, and wrote nothing.
+    pub fn adoption_needs_review(
+        found: impl fmt::Display,
+        stable_id: Option<&autoprov_core::StableId>,
+    ) -> Self {
+        let id = stable_id.map_or(String::new(), |s| format!(" (stable id {s})"));
+        Self::new(
+            ErrorKind::NeedsReview,
+            Operation::Create,
+            format!(
+                "an existing account {found}{id} matches the order but was not created by \
+                 autoprov: adopting it waits for review (approve the order to adopt it, decline \
+                 it to leave the account alone); nothing was written"
+            ),
+        )
+        .with_target(found.to_string())
     }
 
     /// Shortcut for an [`ErrorKind::Unsupported`] error (permanent).

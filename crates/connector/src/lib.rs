@@ -20,8 +20,9 @@ pub use capability::Capabilities;
 #[cfg(feature = "mock")]
 pub use connector::MockConnector;
 pub use connector::{
-    Connector, ConnectorExt, ConnectorInfo, Executed, ExportBatch, ExportCookie, ExportItem,
-    ExportMode, ExportRequest, ExportStream, Fulfillment, Preview, RESENT_ARGUMENT,
+    ADOPTION_REVIEW_ARGUMENT, Connector, ConnectorExt, ConnectorInfo, Executed, ExportBatch,
+    ExportCookie, ExportItem, ExportMode, ExportRequest, ExportStream, Fulfillment, Preview,
+    RESENT_ARGUMENT,
 };
 pub use error::{ConnectorError, ErrorKind, ErrorStatus, Operation};
 pub use memory::{InMemoryConnector, MemoryPackage};

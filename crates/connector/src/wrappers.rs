@@ -22,7 +22,7 @@ use crate::connector::{
 use crate::error::{ConnectorError, ErrorKind, Operation};
 use crate::schema::ConnectionSchema;
 use async_trait::async_trait;
-use autoprov_core::{ChangeType, OrderId, ProvisioningOrder};
+use autoprov_core::{ChangeType, OrderId, ProvisioningOrder, ResourceId, Secret};
 use futures::Stream;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -396,6 +396,14 @@ impl<C: Connector> Connector for FaultInjector<C> {
     fn schema(&self) -> Option<ConnectionSchema> {
         self.inner.schema()
     }
+
+    async fn check_password(
+        &self,
+        target: &ResourceId,
+        password: &Secret,
+    ) -> Result<bool, ConnectorError> {
+        self.inner.check_password(target, password).await
+    }
 }
 
 /// Bounds how many calls run at once against the wrapped connector (a tokio semaphore).
@@ -512,6 +520,14 @@ impl<C: Connector> Connector for ConcurrencyLimiter<C> {
 
     fn schema(&self) -> Option<ConnectionSchema> {
         self.inner.schema()
+    }
+
+    async fn check_password(
+        &self,
+        target: &ResourceId,
+        password: &Secret,
+    ) -> Result<bool, ConnectorError> {
+        self.inner.check_password(target, password).await
     }
 }
 
@@ -643,5 +659,13 @@ impl<C: Connector> Connector for Recorder<C> {
 
     fn schema(&self) -> Option<ConnectionSchema> {
         self.inner.schema()
+    }
+
+    async fn check_password(
+        &self,
+        target: &ResourceId,
+        password: &Secret,
+    ) -> Result<bool, ConnectorError> {
+        self.inner.check_password(target, password).await
     }
 }

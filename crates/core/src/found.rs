@@ -234,3 +234,41 @@ impl FoundDecision {
         format!("{}\u{1f}{}\u{1f}{value}", self.owner, self.resource_type)
     }
 }
+
+/// What autoprov holds as its own for one owner: the resource types, properties and
+/// multi-valued references its plans gave a value (SPEC §10). A value listed here that the
+/// rules stop giving is removed as the rules say (a leaver's account, a mover's old groups);
+/// a value not listed that no rule explains predates autoprov and is kept until reviewed.
+///
+/// A planner holds it in memory; a store keeps it so that a restarted planner does not take
+/// autoprov's own values for values that predate it. It holds no secret and no scalar value:
+/// only which properties are autoprov's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct OwnedValues {
+    /// The owner.
+    pub owner: OwnerId,
+    /// Resource types whose target is autoprov's (it created or adopted it).
+    pub resource_types: Vec<ResourceTypeId>,
+    /// Scalar and mono-valued properties a rule gave a value, by resource type.
+    pub properties: Vec<(ResourceTypeId, String)>,
+    /// Multi-valued references a rule gave, by resource type and property.
+    pub references: Vec<(ResourceTypeId, String, Reference)>,
+}
+
+impl OwnedValues {
+    /// Nothing for `owner`.
+    pub fn new(owner: impl Into<OwnerId>) -> Self {
+        Self {
+            owner: owner.into(),
+            resource_types: Vec::new(),
+            properties: Vec::new(),
+            references: Vec::new(),
+        }
+    }
+
+    /// Whether it holds nothing (a store then forgets the owner).
+    pub fn is_empty(&self) -> bool {
+        self.resource_types.is_empty() && self.properties.is_empty() && self.references.is_empty()
+    }
+}

@@ -17,7 +17,7 @@ pub use assignment::{
     AssignedResourceNavigation, AssignedResourceScalar, AssignedResourceType, AssignmentStatus,
     Period,
 };
-pub use found::{FoundDecision, FoundValue, FoundVerdict, NonConformingPolicy};
+pub use found::{FoundDecision, FoundValue, FoundVerdict, NonConformingPolicy, OwnedValues};
 pub use ids::{
     AssignmentId, ConnectionId, EntityTypeId, ExportCookie, OrderId, OwnerId, PackageId, RequestId,
     ResourceId, ResourceTypeId, RoleId, StableId,

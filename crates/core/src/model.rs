@@ -316,6 +316,16 @@ pub struct ResourceType {
     /// dispatcher; a connector may still have its own fallback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_reset_settings: Option<crate::password::PasswordResetSettings>,
+    /// The type grants privileged access (administrator accounts, admin groups). Default:
+    /// false. Privileged types ask for review before adopting an account autoprov did not
+    /// create unless [`Self::review_adoption`] says otherwise.
+    #[serde(default)]
+    pub privileged: bool,
+    /// Whether an Added order that finds an existing matching account autoprov did not create
+    /// waits in review (AwaitingApproval) before adopting it. Default (`None`): yes for
+    /// [`Self::privileged`] types, no for others. See [`Self::reviews_adoption`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_adoption: Option<bool>,
 }
 
 fn yes() -> bool {
@@ -394,7 +404,15 @@ impl ResourceType {
             non_conforming: NonConformingPolicy::default(),
             implicit_approval: ImplicitApproval::default(),
             password_reset_settings: None,
+            privileged: false,
+            review_adoption: None,
         }
+    }
+
+    /// Whether adopting an existing account autoprov did not create waits for review:
+    /// `ReviewAdoption` when set, else `Privileged`.
+    pub fn reviews_adoption(&self) -> bool {
+        self.review_adoption.unwrap_or(self.privileged)
     }
 
     /// Reads a resource type from its JSON configuration and checks it ([`Self::validate`]).

@@ -251,6 +251,10 @@ pub enum ProvisioningEvent {
     PeriodPassed,
     /// Policy evaluation failed for this item.
     EvaluationFailed,
+    /// An automated connector found an existing account that matches an Added order but that
+    /// autoprov did not create, and the resource type asks for review before adopting one
+    /// (`ReviewAdoption`): nothing was written; the order waits for a person's decision.
+    AdoptionNeedsReview,
 }
 
 /// A (state, event) pair that the state machine does not allow.
@@ -317,6 +321,8 @@ impl ProvisioningState {
             (S::AwaitingApproval, E::ReviewPostponed, _) => Some(S::AwaitingApproval),
             // Fulfilment, automated: Pending ⇒ Executed | Errored, never Transmitted.
             (S::Pending, E::ConnectorSucceeded, Automated) => Some(S::Executed),
+            // An account found that autoprov did not create waits for review before adoption.
+            (S::Pending, E::AdoptionNeedsReview, Automated) => Some(S::AwaitingApproval),
             // A connector failure before anything was applied or handed over (for a manual
             // connection: the ticket system refused the order) errs in either mode.
             (S::Pending, E::ConnectorFailed, _) => Some(S::Errored),
@@ -441,6 +447,12 @@ mod tests {
             }
         }
         table.push((S::Pending, E::ConnectorSucceeded, Automated, S::Executed));
+        table.push((
+            S::Pending,
+            E::AdoptionNeedsReview,
+            Automated,
+            S::AwaitingApproval,
+        ));
         table.push((S::Pending, E::ConnectorFailed, Automated, S::Errored));
         table.push((S::Pending, E::ConnectorFailed, Manual, S::Errored));
         table.push((S::Pending, E::HandedToHuman, Manual, S::Transmitted));
@@ -468,6 +480,7 @@ mod tests {
             E::HumanReportedError,
             E::SynchronizationMatched,
             E::VerificationTimedOut,
+            E::AdoptionNeedsReview,
             E::OperatorRetried,
             E::PeriodPassed,
             E::EvaluationFailed,

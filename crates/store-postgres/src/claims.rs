@@ -17,7 +17,10 @@ const DEPENDENCY_DONE: &[ProvisioningState] =
 
 /// Ready orders, oldest id first, locked without waiting for the ones another transaction
 /// holds, then leased with a fresh token. A dependency missing from the store blocks its
-/// dependants (it may not be inserted yet).
+/// dependants (it may not be inserted yet). `{limit}` is the claim's limit: a literal (as
+/// are the states a dependency must have reached), so that the server settles on one
+/// generic plan per connection instead of planning the statement again at every claim (a
+/// `LIMIT $n` parameter keeps it choosing custom plans).
 const CLAIM: &str = "
 WITH ready AS (
     SELECT o.order_id FROM orders o
@@ -28,15 +31,32 @@ WITH ready AS (
       AND NOT EXISTS (
           SELECT 1 FROM unnest(o.depends_on) AS d(id)
           LEFT JOIN orders x ON x.order_id = d.id
-          WHERE x.order_id IS NULL OR x.state <> ALL($4))
+          WHERE x.order_id IS NULL OR x.state NOT IN ({done}))
     ORDER BY o.order_id
-    LIMIT $2
+    LIMIT {limit}
     FOR UPDATE OF o SKIP LOCKED
 )
 UPDATE orders SET lease_owner = $1, lease_token = nextval('lease_tokens'),
-                  lease_expires_at = now() + make_interval(secs => $3)
+                  lease_expires_at = now() + make_interval(secs => $2)
 FROM ready WHERE orders.order_id = ready.order_id
 RETURNING orders.record, orders.sealed, orders.lease_token, orders.lease_expires_at";
+
+/// Claim limits up to this are written into the statement (one prepared statement per
+/// limit and connection); a larger one is clamped to it (a claim may return fewer orders
+/// than asked).
+const MAX_CLAIM: usize = 256;
+
+/// The claim statement for `limit` (at most [`MAX_CLAIM`]).
+fn claim_sql(limit: usize) -> String {
+    let done = DEPENDENCY_DONE
+        .iter()
+        .map(|s| format!("'{}'", s.name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    CLAIM
+        .replace("{done}", &done)
+        .replace("{limit}", &limit.min(MAX_CLAIM).to_string())
+}
 
 /// Free slots of a connection's limit (no lease, or an expired one), lowest first, locked
 /// without waiting for those another transaction holds, then leased with fresh tokens.
@@ -91,22 +111,13 @@ impl ClaimStore for PgStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let done: Vec<&str> = DEPENDENCY_DONE.iter().map(|s| s.name()).collect();
         let client = self.client().await?;
         let claim = client
-            .prepare_cached(CLAIM)
+            .prepare_cached(&claim_sql(limit))
             .await
             .map_err(db("claim orders: prepare"))?;
         let rows = client
-            .query(
-                &claim,
-                &[
-                    &worker,
-                    &i64::try_from(limit).unwrap_or(i64::MAX),
-                    &seconds(lease),
-                    &done,
-                ],
-            )
+            .query(&claim, &[&worker, &seconds(lease)])
             .await
             .map_err(db("claim orders"))?;
         let mut claims = rows
@@ -180,6 +191,75 @@ impl ClaimStore for PgStore {
         let mut next = claim.clone();
         next.record = record;
         Ok(next)
+    }
+
+    async fn record_outcomes(
+        &self,
+        writes: Vec<(Claim, OrderUpdate)>,
+    ) -> Vec<Result<Claim, StoreError>> {
+        let n = writes.len();
+        let mut out: Vec<Option<Result<Claim, StoreError>>> = vec![None; n];
+        // One statement for the writes that apply to their claim's copy; an order named
+        // twice, or an update that does not apply (the transactional path says why), goes
+        // through `record_outcome` on its own.
+        let mut batch = Vec::with_capacity(n);
+        let mut alone = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        for (i, (claim, update)) in writes.iter().enumerate() {
+            if !seen.insert(claim.order_id()) {
+                alone.push(i);
+                continue;
+            }
+            match orders::ClaimedWrite::of(&claim.record, update) {
+                Ok(Some(write)) => batch.push((i, write)),
+                Ok(None) => alone.push(i),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        if !batch.is_empty() {
+            let (at, items): (Vec<usize>, Vec<orders::BatchItem<'_>>) = batch
+                .into_iter()
+                .map(|(i, write)| {
+                    let claim = &writes[i].0;
+                    (
+                        i,
+                        orders::BatchItem {
+                            order_id: claim.order_id(),
+                            version: claim.record.version,
+                            token: claim.token,
+                            write,
+                        },
+                    )
+                })
+                .unzip();
+            let results = match self.client().await {
+                Ok(client) => orders::apply_claimed_batch(&client, items).await,
+                Err(e) => Err(e),
+            };
+            match results {
+                Ok(results) => {
+                    for (i, r) in at.into_iter().zip(results) {
+                        out[i] = Some(r.map(|record| {
+                            let mut next = writes[i].0.clone();
+                            next.record = record;
+                            next
+                        }));
+                    }
+                }
+                Err(e) => {
+                    for i in at {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        for i in alone {
+            let (claim, update) = &writes[i];
+            out[i] = Some(self.record_outcome(claim, update.clone()).await);
+        }
+        out.into_iter()
+            .map(|r| r.expect("every write answered"))
+            .collect()
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
@@ -444,6 +524,7 @@ impl ClaimStore for PgStore {
         tx.commit()
             .await
             .map_err(db("insert orders in epoch: commit"))?;
+        orders::refresh_stats(&client, records.len() - existing.len()).await;
         Ok(existing)
     }
 }

@@ -61,6 +61,21 @@ impl PgStore {
         migrate::latest_version()
     }
 
+    /// Opens every connection of the pool now (up to its size; those open already count),
+    /// instead of on first use: a worker calls it when it starts, so that its first claims
+    /// and writes do not wait for connections (each one a login) and an unreachable server
+    /// shows at once. Returns how many connections the pool holds.
+    pub async fn open_connections(&self) -> Result<usize, StoreError> {
+        let size = self.pool.status().max_size;
+        let mut clients = Vec::with_capacity(size);
+        // One at a time, each held: the pool opens a new one for every request while all it
+        // has are in use.
+        for _ in 0..size {
+            clients.push(self.client().await?);
+        }
+        Ok(clients.len())
+    }
+
     pub(crate) fn sealer(&self) -> &Sealer {
         &self.sealer
     }

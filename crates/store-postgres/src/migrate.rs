@@ -34,6 +34,16 @@ const MIGRATIONS: &[Migration] = &[
         name: "found_decisions",
         sql: include_str!("../migrations/0004_found_decisions.sql"),
     },
+    Migration {
+        version: 5,
+        name: "orders_fillfactor",
+        sql: include_str!("../migrations/0005_orders_fillfactor.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "owned_values",
+        sql: include_str!("../migrations/0006_owned_values.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

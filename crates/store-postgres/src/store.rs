@@ -6,8 +6,8 @@ use crate::records::append_audit;
 use crate::{PgStore, db, from_json, to_json};
 use async_trait::async_trait;
 use autoprov_core::{
-    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OrderId, OwnerId,
-    ProvisioningState, RequestId, Resource, ResourceId, StableId,
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OrderId,
+    OwnedValues, OwnerId, ProvisioningState, RequestId, Resource, ResourceId, StableId,
 };
 use autoprov_store::{
     Assignment, Assignments, AuditAction, AuditEntry, Erasure, HistoryEntry, JobRun, OPEN_STATES,
@@ -31,6 +31,7 @@ impl Store for PgStore {
         let tx = client.transaction().await.map_err(db("insert orders"))?;
         let existing = orders::insert_orders(&tx, self.sealer(), records).await?;
         tx.commit().await.map_err(db("insert orders: commit"))?;
+        orders::refresh_stats(&client, records.len() - existing.len()).await;
         Ok(existing)
     }
 
@@ -160,6 +161,69 @@ impl Store for PgStore {
             .await
             .map_err(db("record found decisions: commit"))?;
         Ok(())
+    }
+
+    async fn put_owned_values(&self, values: &[OwnedValues]) -> Result<(), StoreError> {
+        autoprov_store::check_owned_batch(values)?;
+        if values.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db("record owned values"))?;
+        let (gone, kept): (Vec<&OwnedValues>, Vec<&OwnedValues>) =
+            values.iter().partition(|v| v.is_empty());
+        if !gone.is_empty() {
+            let owners: Vec<&str> = gone.iter().map(|v| v.owner.as_str()).collect();
+            tx.execute(
+                "DELETE FROM owned_values WHERE owner_id = ANY($1)",
+                &[&owners],
+            )
+            .await
+            .map_err(db("record owned values: forget"))?;
+        }
+        if !kept.is_empty() {
+            // One round trip for the batch.
+            let rows = serde_json::Value::Array(
+                kept.iter()
+                    .map(|v| to_json("encode owned values", v))
+                    .collect::<Result<_, _>>()?,
+            );
+            tx.execute(
+                "INSERT INTO owned_values (owner_id, owned)
+                 SELECT x->>'Owner', x FROM jsonb_array_elements($1::jsonb) AS x
+                 ON CONFLICT (owner_id) DO UPDATE SET owned = EXCLUDED.owned",
+                &[&rows],
+            )
+            .await
+            .map_err(db("record owned values"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(db("record owned values: commit"))?;
+        Ok(())
+    }
+
+    async fn owned_values_page(
+        &self,
+        after: Option<&OwnerId>,
+        n: usize,
+    ) -> Result<Vec<OwnedValues>, StoreError> {
+        let client = self.client().await?;
+        let after = after.map(|a| a.as_str());
+        client
+            .query(
+                "SELECT owned FROM owned_values
+                 WHERE ($1::text IS NULL OR owner_id > $1) ORDER BY owner_id LIMIT $2",
+                &[&after, &limit(n)],
+            )
+            .await
+            .map_err(db("page owned values"))?
+            .into_iter()
+            .map(|row| from_json("decode owned values", row.get(0)))
+            .collect()
     }
 
     async fn found_decisions_page(
@@ -413,6 +477,9 @@ impl Store for PgStore {
         )
         .await
         .map_err(db("erase owner: found decisions"))?;
+        tx.execute("DELETE FROM owned_values WHERE owner_id = $1", &[&owner_id])
+            .await
+            .map_err(db("erase owner: owned values"))?;
         erasure.requests = tx
             .execute("DELETE FROM requests WHERE owner_id = $1", &[&owner_id])
             .await

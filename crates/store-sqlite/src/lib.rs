@@ -23,8 +23,9 @@ use crate::cache::OrderCache;
 use crate::writer::{Job, WriteJob};
 use async_trait::async_trait;
 use autoprov_core::{
-    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OrderId, OwnerId,
-    ProvisioningResult, ProvisioningState, RequestId, Resource, ResourceId, StableId,
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OrderId,
+    OwnedValues, OwnerId, ProvisioningResult, ProvisioningState, RequestId, Resource, ResourceId,
+    StableId,
 };
 use autoprov_store::seal::Sealer;
 use autoprov_store::{
@@ -278,6 +279,28 @@ impl Store for SqliteStore {
         self.write("recording decisions on found values", move |c, _, _| {
             records::put_found_decisions(c, &decisions)
         })
+        .await
+    }
+
+    async fn put_owned_values(&self, values: &[OwnedValues]) -> Result<(), StoreError> {
+        let values = values.to_vec();
+        self.write(
+            "recording the values autoprov holds as its own",
+            move |c, _, _| records::put_owned_values(c, &values),
+        )
+        .await
+    }
+
+    async fn owned_values_page(
+        &self,
+        after: Option<&OwnerId>,
+        limit: usize,
+    ) -> Result<Vec<OwnedValues>, StoreError> {
+        let after = after.map(|a| a.as_str().to_owned());
+        self.read(
+            "reading the values autoprov holds as its own",
+            move |c, _| records::owned_values_page(c, after.as_deref(), limit),
+        )
         .await
     }
 

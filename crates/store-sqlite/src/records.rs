@@ -3,8 +3,8 @@
 
 use crate::codec::{Context as _, from_json, limit, time_key, to_json, to_u64};
 use autoprov_core::{
-    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OwnerId, RequestId,
-    Resource, ResourceId, StableId,
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OwnedValues,
+    OwnerId, RequestId, Resource, ResourceId, StableId,
 };
 use autoprov_store::{Assignment, Assignments, AuditEntry, JobRun, StoreError};
 use rusqlite::{Connection, OptionalExtension as _, params};
@@ -319,6 +319,7 @@ pub(crate) fn erase_owner_records(
     let arts = exec("DELETE FROM assignments WHERE owner = ?1")?;
     let requests = exec("DELETE FROM requests WHERE owner = ?1")?;
     exec("DELETE FROM found_decisions WHERE owner = ?1")?;
+    exec("DELETE FROM owned_values WHERE owner = ?1")?;
     let audit = exec("DELETE FROM audit WHERE owner = ?1")?;
     Ok((parts + arts, requests, audit))
 }
@@ -352,6 +353,45 @@ pub(crate) fn found_decisions_page(
         conn,
         "reading decisions on found values",
         "SELECT decision FROM found_decisions WHERE key > ?1 ORDER BY key LIMIT ?2",
+        params![after.unwrap_or(""), limit(n)],
+    )
+}
+
+// -- what autoprov holds as its own ---------------------------------------------------------
+
+pub(crate) fn put_owned_values(
+    conn: &Connection,
+    values: &[OwnedValues],
+) -> Result<(), StoreError> {
+    const OP: &str = "recording the values autoprov holds as its own";
+    autoprov_store::check_owned_batch(values)?;
+    for v in values {
+        if v.is_empty() {
+            conn.prepare_cached("DELETE FROM owned_values WHERE owner = ?1")
+                .during(OP)?
+                .execute(params![v.owner.as_str()])
+                .during(OP)?;
+        } else {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO owned_values (owner, owned) VALUES (?1, ?2)",
+            )
+            .during(OP)?
+            .execute(params![v.owner.as_str(), to_json(OP, v)?])
+            .during(OP)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn owned_values_page(
+    conn: &Connection,
+    after: Option<&str>,
+    n: usize,
+) -> Result<Vec<OwnedValues>, StoreError> {
+    many(
+        conn,
+        "reading the values autoprov holds as its own",
+        "SELECT owned FROM owned_values WHERE owner > ?1 ORDER BY owner LIMIT ?2",
         params![after.unwrap_or(""), limit(n)],
     )
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_found_decisions.sql"),
+    include_str!("../migrations/0003_owned_values.sql"),
 ];
 
 /// The schema version this version writes.

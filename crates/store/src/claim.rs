@@ -141,6 +141,7 @@ pub enum SharedBreaker {
 ///   [`release`](ClaimStore::release)d.
 /// - **Lease times are the store's clock**, never the worker's.
 /// - **Fenced writes.** [`record_outcome`](ClaimStore::record_outcome),
+///   [`record_outcomes`](ClaimStore::record_outcomes),
 ///   [`renew`](ClaimStore::renew) and [`release`](ClaimStore::release) check the token in
 ///   the same write; a claim taken over by another worker is [`StoreError::LeaseLost`] and
 ///   nothing is written. A write under a lease that expired but that nobody took over yet
@@ -168,6 +169,27 @@ pub trait ClaimStore: Store {
     /// record. Once the order leaves Pending the lease is released.
     async fn record_outcome(&self, claim: &Claim, update: OrderUpdate)
     -> Result<Claim, StoreError>;
+
+    /// [`record_outcome`](ClaimStore::record_outcome) for several claims at once (a worker
+    /// recording the intents or outcomes of a batch of orders together): one result per
+    /// write, in the order given, each exactly what `record_outcome` would return for it. Each
+    /// write is fenced by its own claim's token in the same write, so a claim another worker
+    /// took over gets [`StoreError::LeaseLost`] and nothing is written for that order, while
+    /// the others are recorded. A store failure (e.g. [`StoreError::Unavailable`]) is
+    /// reported for each write it stopped; a write reported failed is never partly applied.
+    ///
+    /// The default calls `record_outcome` once per write; a store with round trips to save
+    /// records the batch in one statement.
+    async fn record_outcomes(
+        &self,
+        writes: Vec<(Claim, OrderUpdate)>,
+    ) -> Vec<Result<Claim, StoreError>> {
+        let mut out = Vec::with_capacity(writes.len());
+        for (claim, update) in writes {
+            out.push(self.record_outcome(&claim, update).await);
+        }
+        out
+    }
 
     /// Gives the order back before its lease ends (e.g. a temporary failure that will be
     /// retried at `next_attempt_at`, or a worker shutting down).

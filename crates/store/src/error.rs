@@ -61,6 +61,13 @@ pub enum StoreError {
         /// The value, as text.
         value: String,
     },
+    /// The same owner appears twice in one batch of [`OwnedValues`](autoprov_core::OwnedValues);
+    /// nothing of the batch was written.
+    #[error("the values autoprov holds for owner {owner} appear twice in one batch")]
+    DuplicateOwnedValues {
+        /// The owner.
+        owner: autoprov_core::OwnerId,
+    },
     /// A write under a claim whose lease another worker took over (its fencing token is not
     /// the order's latest); nothing was written. Drop the order: its new holder sends it.
     #[error("order {order_id}: lease lost (token {token} was taken over)")]
@@ -199,6 +206,7 @@ impl StoreError {
             | Self::PermitLost { .. }
             | Self::StalePlanningEpoch { .. }
             | Self::DuplicateFoundDecision { .. }
+            | Self::DuplicateOwnedValues { .. }
             | Self::SecretNotStorable { .. } => None,
         }
     }

@@ -18,15 +18,16 @@ pub use claim::{Claim, ClaimStore, Permit, PlanningEpoch, SharedBreaker};
 pub use error::{BackendError, StoreError};
 pub use memory::MemoryStore;
 pub use paging::{DEFAULT_PAGE, StoreExt};
-pub use record::{DispatchRecord, HistoryEntry, OrderRecord, OrderUpdate};
+pub use record::{AdoptionReview, DispatchRecord, HistoryEntry, OrderRecord, OrderUpdate};
 pub use runs::{
     Assignment, Assignments, JobKind, JobRun, JobStatus, ReviewDecision, ReviewVerdict,
 };
 
 use async_trait::async_trait;
 use autoprov_core::{
-    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OrderId, OwnerId,
-    ProvisioningResult, ProvisioningState, RequestId, Resource, ResourceId, StableId,
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OrderId,
+    OwnedValues, OwnerId, ProvisioningResult, ProvisioningState, RequestId, Resource, ResourceId,
+    StableId,
 };
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -255,6 +256,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<FoundDecision>, StoreError>;
 
+    /// Replaces what autoprov holds as its own for these owners ([`OwnedValues`]) in one
+    /// write; an empty one forgets its owner. An owner twice in `values` is
+    /// [`StoreError::DuplicateOwnedValues`] and nothing is written
+    /// ([`check_owned_batch`]).
+    async fn put_owned_values(&self, values: &[OwnedValues]) -> Result<(), StoreError>;
+
+    /// What autoprov holds as its own, by owner; `after` is the owner of the last entry of the
+    /// previous page.
+    async fn owned_values_page(
+        &self,
+        after: Option<&OwnerId>,
+        limit: usize,
+    ) -> Result<Vec<OwnedValues>, StoreError>;
+
     // -- audit, retention, erasure -------------------------------------------------------------
 
     /// Appends an entry to the audit trail; returns its sequence number (increasing).
@@ -302,6 +317,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<JobRun>, StoreError>;
+}
+
+/// Refuses a batch of [`OwnedValues`] that names an owner twice — every store checks a batch
+/// with it before writing anything.
+pub fn check_owned_batch(values: &[OwnedValues]) -> Result<(), StoreError> {
+    let mut owners = std::collections::BTreeSet::new();
+    for v in values {
+        if !owners.insert(&v.owner) {
+            return Err(StoreError::DuplicateOwnedValues {
+                owner: v.owner.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a batch of found-value decisions that decides one value twice, or that holds a

@@ -7,8 +7,8 @@ use crate::{
 };
 use async_trait::async_trait;
 use autoprov_core::{
-    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OrderId, OwnerId,
-    ProvisioningState, RequestId, Resource, ResourceId, StableId,
+    AssignmentId, AssignmentRequest, ConnectionId, ExportCookie, FoundDecision, OrderId,
+    OwnedValues, OwnerId, ProvisioningState, RequestId, Resource, ResourceId, StableId,
 };
 use chrono::{DateTime, Utc};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -64,6 +64,8 @@ struct MemoryState {
     history: FxHashMap<OrderId, Vec<HistoryEntry>>,
     reviews: BTreeMap<OrderId, ReviewDecision>,
     found: BTreeMap<String, FoundDecision>,
+    /// What autoprov holds as its own, by owner.
+    owned: BTreeMap<OwnerId, OwnedValues>,
     resources: BTreeMap<ConnectionId, ConnectionResources>,
     cookies: BTreeMap<ConnectionId, ExportCookie>,
     assignments: BTreeMap<AssignmentId, Assignment>,
@@ -254,6 +256,34 @@ impl Store for MemoryStore {
             state.found.insert(d.key(), d.clone());
         }
         Ok(())
+    }
+
+    async fn put_owned_values(&self, values: &[OwnedValues]) -> Result<(), StoreError> {
+        crate::check_owned_batch(values)?;
+        let mut state = self.lock();
+        for v in values {
+            if v.is_empty() {
+                state.owned.remove(&v.owner);
+            } else {
+                state.owned.insert(v.owner.clone(), v.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn owned_values_page(
+        &self,
+        after: Option<&OwnerId>,
+        limit: usize,
+    ) -> Result<Vec<OwnedValues>, StoreError> {
+        let state = self.lock();
+        let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
+        Ok(state
+            .owned
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, v)| v.clone())
+            .collect())
     }
 
     async fn found_decisions_page(
@@ -516,6 +546,7 @@ impl Store for MemoryStore {
         }
         erasure.orders = orders.len() as u64;
         state.found.retain(|_, d| &d.owner != owner);
+        state.owned.remove(owner);
         let arts: BTreeSet<AssignmentId> = state
             .assignments
             .values()

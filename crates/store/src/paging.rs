@@ -43,6 +43,21 @@ pub trait StoreExt: Store {
         )
     }
 
+    /// What autoprov holds as its own, every owner, in pages of `page`.
+    fn owned_values_stream(
+        &self,
+        page: usize,
+    ) -> BoxStream<'_, Result<autoprov_core::OwnedValues, StoreError>> {
+        paged(
+            page,
+            move |after: Option<autoprov_core::OwnerId>, n| async move {
+                let rows = self.owned_values_page(after.as_ref(), n).await?;
+                let next = rows.last().map(|r| r.owner.clone());
+                Ok((rows, next))
+            },
+        )
+    }
+
     /// Every job run, oldest first.
     fn job_runs_stream(&self, page: usize) -> BoxStream<'_, Result<JobRun, StoreError>> {
         paged(page, move |after: Option<String>, n| async move {

@@ -40,6 +40,30 @@ pub struct DispatchRecord {
     /// the connection checks healthy again.
     #[serde(default)]
     pub retries_exhausted: bool,
+    /// Where the order stands with adopting an account autoprov did not create
+    /// (`ReviewAdoption`).
+    #[serde(default, skip_serializing_if = "AdoptionReview::is_not_asked")]
+    pub adoption: AdoptionReview,
+}
+
+/// Where an Added order stands with adopting an existing account autoprov did not create, for
+/// a resource type that reviews adoptions (`ReviewAdoption`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AdoptionReview {
+    /// No account was found that needs review (the order creates, or adopts its own).
+    #[default]
+    NotAsked,
+    /// The connector found one and wrote nothing; the order waits in AwaitingApproval.
+    Waiting,
+    /// A person approved adopting it: the order is sent without asking again.
+    Approved,
+}
+
+impl AdoptionReview {
+    fn is_not_asked(&self) -> bool {
+        *self == Self::NotAsked
+    }
 }
 
 impl DispatchRecord {
@@ -56,6 +80,7 @@ impl DispatchRecord {
             first_sent_at: None,
             finished_at: None,
             retries_exhausted: false,
+            adoption: AdoptionReview::NotAsked,
         }
     }
 }
@@ -203,6 +228,21 @@ impl OrderRecord {
                 ProvisioningState::Executed
                 | ProvisioningState::Transmitted
                 | ProvisioningState::Errored => d.finished_at = Some(update.at),
+                ProvisioningState::AwaitingApproval
+                    if update.event == Some(ProvisioningEvent::AdoptionNeedsReview) =>
+                {
+                    d.adoption = AdoptionReview::Waiting;
+                }
+                ProvisioningState::Pending
+                    if d.adoption == AdoptionReview::Waiting
+                        && self.state == ProvisioningState::AwaitingApproval
+                        && update.event == Some(ProvisioningEvent::ReviewApproved) =>
+                {
+                    // Adoption approved: a new round of attempts that adopts.
+                    d.adoption = AdoptionReview::Approved;
+                    d.attempts = 0;
+                    d.next_attempt_at = None;
+                }
                 ProvisioningState::Pending if self.state != ProvisioningState::AwaitingApproval => {
                     // Reopened (drift, operator retry): a new round of attempts; the history
                     // of the earlier rounds stays in `total_attempts` and the store's entries.
@@ -211,6 +251,10 @@ impl OrderRecord {
                     d.next_attempt_at = None;
                     d.finished_at = None;
                     d.retries_exhausted = false;
+                    if d.adoption == AdoptionReview::Waiting {
+                        // Declined, then reopened: the account found still needs a decision.
+                        d.adoption = AdoptionReview::NotAsked;
+                    }
                 }
                 _ => {}
             }

@@ -234,7 +234,8 @@ impl Inner {
     ) -> Result<Executed, ConnectorError> {
         let op = Operation::Create;
         let dn_text = dn.to_string();
-        let attrs = self.read_list(&d, m);
+        let mut attrs = self.read_list(&d, m);
+        attrs.extend(["whenCreated".to_owned(), "objectGUID".to_owned()]);
         let existing = server
             .read(&dn_text, &attrs, &[])
             .await
@@ -303,6 +304,32 @@ impl Inner {
             )
             .with_target(dn_text));
         }
+        // The same account. One autoprov did not create waits for review when the order asks
+        // for it: nothing is written. It is the order's own when the order is sent again and
+        // the entry was created at or after the order's first attempt (less the clock
+        // tolerance between this host and the domain controllers).
+        if let Some(first_attempt) = order
+            .arguments
+            .get(autoprov_connector::ADOPTION_REVIEW_ARGUMENT)
+        {
+            let resent = order
+                .arguments
+                .get(autoprov_connector::RESENT_ARGUMENT)
+                .map(String::as_str)
+                == Some("true");
+            let own = resent
+                && created_since(
+                    entry.text("whenCreated").as_deref(),
+                    first_attempt,
+                    ADOPTION_CLOCK_TOLERANCE,
+                );
+            if !own {
+                let guid = entry.guid().map(StableId::new);
+                return Err(
+                    ConnectorError::adoption_needs_review(&dn_text, guid.as_ref()).for_order(order),
+                );
+            }
+        }
         // The same account: converge. Its password, and whether it must be changed, belong to
         // the account's creation: an adopted account keeps them (they cannot be compared) —
         // unless the order is sent again after an attempt of its own whose outcome is unknown
@@ -323,5 +350,54 @@ impl Inner {
         let mut executed = self.converge(server, server_index, m, entry, d, op).await?;
         executed.adopted = true;
         Ok(executed)
+    }
+}
+
+/// How far the domain controllers' clocks may be from this host's when an Added order sent
+/// again decides whether an entry is its own creation: Kerberos's default maximum skew, which an
+/// Active Directory domain keeps its members within.
+const ADOPTION_CLOCK_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Whether an entry's `whenCreated` (generalized time, e.g. `20261201195600.0Z`) is at or after
+/// `since` (RFC 3339) less `tolerance`. Anything unreadable is "no": the account is then
+/// treated as not the order's own.
+fn created_since(when_created: Option<&str>, since: &str, tolerance: chrono::TimeDelta) -> bool {
+    let Some(created) = when_created.and_then(parse_generalized_time) else {
+        return false;
+    };
+    let Ok(since) = chrono::DateTime::parse_from_rfc3339(since) else {
+        return false;
+    };
+    created >= since.to_utc() - tolerance
+}
+
+/// Reads LDAP generalized time as AD writes it (`YYYYMMDDHHMMSS.fZ`, UTC).
+fn parse_generalized_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let digits = text.strip_suffix('Z')?;
+    let whole = digits.split('.').next()?;
+    chrono::NaiveDateTime::parse_from_str(whole, "%Y%m%d%H%M%S")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+#[cfg(test)]
+mod adoption_tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_the_orders_own_only_when_created_after_its_first_attempt() {
+        let tolerance = chrono::TimeDelta::minutes(5);
+        let first = "2026-12-01T20:00:00Z";
+        assert!(created_since(Some("20261201200001.0Z"), first, tolerance));
+        assert!(created_since(Some("20261201195700.0Z"), first, tolerance));
+        assert!(!created_since(Some("20261201195400.0Z"), first, tolerance));
+        assert!(!created_since(Some("20200101000000.0Z"), first, tolerance));
+        assert!(!created_since(None, first, tolerance));
+        assert!(!created_since(Some("yesterday"), first, tolerance));
+        assert!(!created_since(Some("20261201200001.0Z"), "soon", tolerance));
+        assert_eq!(
+            parse_generalized_time("20261201195600.0Z").map(|t| t.to_rfc3339()),
+            Some("2026-12-01T19:56:00+00:00".to_owned())
+        );
     }
 }

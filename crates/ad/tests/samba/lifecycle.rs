@@ -988,3 +988,80 @@ async fn no_fallback_password_when_the_settings_generate_none() {
     })
     .await;
 }
+
+/// Safe adoption: while an Added order asks for review before adopting
+/// (`ADOPTION_REVIEW_ARGUMENT`), an account made by hand before the order's first attempt is
+/// never adopted, also when the order is sent again; nothing is written (checked with
+/// `ldapsearch`). Approved (sent without the argument), it is adopted and converged. An account
+/// the order itself created is adopted when the order is sent again.
+#[tokio::test]
+async fn an_account_made_by_hand_is_adopted_only_after_review() {
+    let Some(env) = ad_env("an_account_made_by_hand_is_adopted_only_after_review") else {
+        return;
+    };
+    in_ou(&env.clone(), "adoptrev", |admin, ou| async move {
+        use autoprov_connector::{ADOPTION_REVIEW_ARGUMENT, RESENT_ARGUMENT};
+        let ad = connector(&env).await;
+        let g = admin.create_group(&ou, &format!("g-{}", token())).await;
+        let sam = format!("r{}", token());
+        let dn = format!("CN=Rita Review,{ou}");
+        admin
+            .add(
+                &dn,
+                vec![
+                    ("objectClass", vec!["user"]),
+                    ("sAMAccountName", vec![sam.as_str()]),
+                    ("userAccountControl", vec!["514"]),
+                ],
+            )
+            .await;
+        let before = ldapsearch_snapshot(&env, &dn);
+        let mut c = joiner_changes(&ou, "Rita Review", &sam, &[&g]);
+        c.properties.remove("password");
+        let mut o = order(ChangeType::Added, "user", c, None);
+        // The order's first attempt comes an hour after the account was made.
+        let first_attempt = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
+        o.arguments
+            .insert(ADOPTION_REVIEW_ARGUMENT.to_owned(), first_attempt);
+        let e = refuse(&ad, &o).await;
+        assert_eq!(e.kind(), ErrorKind::NeedsReview, "{e}");
+        assert!(e.to_string().contains("Rita Review"), "{e}");
+        assert_eq!(ldapsearch_snapshot(&env, &dn), before, "nothing written");
+        o.arguments
+            .insert(RESENT_ARGUMENT.to_owned(), "true".to_owned());
+        let e = refuse(&ad, &o).await;
+        assert_eq!(
+            e.kind(),
+            ErrorKind::NeedsReview,
+            "an account older than the order's first attempt is not its own, also when the \
+             order is sent again: {e}"
+        );
+        assert_eq!(ldapsearch_snapshot(&env, &dn), before, "nothing written");
+        assert!(!admin.members(&g).await.contains(&dn.to_ascii_lowercase()));
+
+        // Approved: sent without the argument, adopted and converged.
+        o.arguments.remove(ADOPTION_REVIEW_ARGUMENT);
+        let done = apply(&ad, &o).await;
+        assert!(done.adopted, "{done:?}");
+        let after = ldapsearch_snapshot(&env, &dn);
+        assert!(after.contains("givenName: Jane"), "{after}");
+        assert!(admin.members(&g).await.contains(&dn.to_ascii_lowercase()));
+
+        // The order's own creation: created with the argument, adopted when sent again.
+        let sam2 = format!("s{}", token());
+        let mut c = joiner_changes(&ou, "Sam Self", &sam2, &[]);
+        c.properties.remove("password");
+        let mut own = order(ChangeType::Added, "user", c, None);
+        let first_attempt = chrono::Utc::now().to_rfc3339();
+        own.arguments
+            .insert(ADOPTION_REVIEW_ARGUMENT.to_owned(), first_attempt);
+        let created = apply(&ad, &own).await;
+        assert!(!created.adopted);
+        own.arguments
+            .insert(RESENT_ARGUMENT.to_owned(), "true".to_owned());
+        let again = apply(&ad, &own).await;
+        assert!(again.adopted, "{again:?}");
+        assert_eq!(again.stable_id, created.stable_id);
+    })
+    .await;
+}

@@ -53,6 +53,7 @@ impl State {
                 children: BTreeSet::new(),
                 referenced_by: BTreeSet::new(),
                 usn,
+                created_by: p.created_by,
             },
         );
         self.by_usn.insert((usn, key));

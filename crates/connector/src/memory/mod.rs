@@ -75,7 +75,7 @@ use crate::schema::{ConnectionSchema, PARENT};
 use async_trait::async_trait;
 use autoprov_core::{
     ChangeType, Changes, ConnectionId, EntityTypeId, OrderId, ProvisioningOrder, Reference,
-    Resource, ResourceId, StableId,
+    Resource, ResourceId, Secret, StableId,
 };
 use plan::Request;
 use schema::CompiledSchema;
@@ -259,6 +259,7 @@ impl InMemoryConnector {
             target: None,
             changes,
             order: None,
+            adoption_review: None,
             tree_delete: self.inner.tree_delete,
         })
     }
@@ -273,6 +274,7 @@ impl InMemoryConnector {
             target: Some((&key, Some(&stable))),
             changes,
             order: None,
+            adoption_review: None,
             tree_delete: self.inner.tree_delete,
         })
     }
@@ -289,6 +291,7 @@ impl InMemoryConnector {
             target: Some((&key, Some(&stable))),
             changes: &Changes::default(),
             order: None,
+            adoption_review: None,
             tree_delete: self.inner.tree_delete,
         })
     }
@@ -517,6 +520,28 @@ impl Connector for InMemoryConnector {
         Ok(())
     }
 
+    async fn check_password(
+        &self,
+        target: &ResourceId,
+        password: &Secret,
+    ) -> Result<bool, ConnectorError> {
+        let Ok(p) = password.expose() else {
+            return Err(ConnectorError::invalid_order(
+                Operation::Read,
+                "a masked password cannot be checked",
+            ));
+        };
+        if self.get(target.as_str()).is_none() {
+            return Err(ConnectorError::new(
+                ErrorKind::NotFound,
+                Operation::Read,
+                format!("no account {target}"),
+            )
+            .with_target(target.to_string()));
+        }
+        Ok(InMemoryConnector::verify_password(self, target.as_str(), p))
+    }
+
     async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
         let target = order
             .resource
@@ -528,6 +553,10 @@ impl Connector for InMemoryConnector {
             target,
             changes: &order.changes,
             order: Some(&order.order_id),
+            adoption_review: order
+                .arguments
+                .contains_key(crate::ADOPTION_REVIEW_ARGUMENT)
+                .then(|| order.arguments.contains_key(crate::RESENT_ARGUMENT)),
             tree_delete: self.inner.tree_delete,
         };
         self.apply(&request)

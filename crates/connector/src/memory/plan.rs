@@ -25,6 +25,10 @@ pub(crate) struct Request<'a> {
     pub(crate) target: Option<(&'a ResourceId, Option<&'a StableId>)>,
     pub(crate) changes: &'a Changes,
     pub(crate) order: Option<&'a OrderId>,
+    /// The order asks for review before adopting an account it did not create
+    /// ([`ADOPTION_REVIEW_ARGUMENT`](crate::ADOPTION_REVIEW_ARGUMENT)); `Some(true)` when it
+    /// was also sent again, so an account its own earlier attempt created is adopted.
+    pub(crate) adoption_review: Option<bool>,
     /// A Deleted container takes its subtree with it (else a non-empty one is a conflict).
     pub(crate) tree_delete: bool,
 }
@@ -47,6 +51,8 @@ pub(crate) struct CreatePlan {
     pub(super) password: Option<PasswordHash>,
     /// (group, member) pairs; the new object is one side of each.
     pub(super) memberships: Vec<(ObjKey, ObjKey, &'static str)>,
+    /// The order that creates it.
+    pub(super) created_by: Option<OrderId>,
 }
 
 pub(crate) struct UpdatePlan {
@@ -551,7 +557,19 @@ impl State {
                     ),
                 ));
             }
-            // The same account: adopt it and converge its attributes.
+            // The same account. One autoprov did not create (not by an earlier attempt of this
+            // very order) waits for review when the order asks for it; else adopt it and
+            // converge its attributes.
+            if let Some(resent) = request.adoption_review {
+                let own =
+                    resent && o.created_by.is_some() && o.created_by.as_ref() == request.order;
+                if !own {
+                    return Err(ConnectorError::adoption_needs_review(
+                        self.dn(schema, existing),
+                        Some(&o.stable_id),
+                    ));
+                }
+            }
             return self
                 .plan_update(schema, t, existing, interpreted, true)
                 .map(Plan::Update);
@@ -594,6 +612,7 @@ impl State {
                 .map(|p| password_hash(&stable_id, p))
                 .transpose()?,
             memberships,
+            created_by: request.order.cloned(),
         }))
     }
 

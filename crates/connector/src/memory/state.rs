@@ -65,6 +65,9 @@ pub(crate) struct Object {
     pub(crate) referenced_by: BTreeSet<(ObjKey, String)>,
     /// The change sequence number of the last write.
     pub(crate) usn: u64,
+    /// The order that created it (none for seeded objects): an Added order sent again
+    /// adopts its own creation without review.
+    pub(crate) created_by: Option<OrderId>,
 }
 
 /// A deleted object, kept for incremental exports.

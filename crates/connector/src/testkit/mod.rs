@@ -449,6 +449,7 @@ macro_rules! __conformance_tests {
             connection_check,
             create_read_update_delete,
             idempotent_create,
+            adoption_review_is_honoured,
             idempotent_delete,
             reapply_changes_nothing,
             membership_add_twice_remove_absent,
@@ -469,6 +470,10 @@ macro_rules! __conformance_tests {
             rename_onto_taken_name,
             modified_keeps_unmentioned,
             modified_missing_target_fails,
+            check_writes_nothing,
+            changed_names_memberships,
+            password_is_stored,
+            parallel_orders,
             paging_one_per_page
         );
     };

@@ -38,6 +38,8 @@ async fn the_badge_system_passes_with_declared_skips() {
             "invalid_order_bad_reference",
             "manual_transmits",
             "preview_is_offline_and_shows_no_secret",
+            "changed_names_memberships",
+            "password_is_stored",
             "paging_one_per_page"
         ]
     );

@@ -158,6 +158,7 @@ async fn checks_follow_declared_capabilities() {
             "manual_transmits",
             "preview_is_offline_and_shows_no_secret",
             "rename_onto_taken_name",
+            "changed_names_memberships",
             "paging_one_per_page"
         ]
     );
@@ -478,6 +479,161 @@ mod v2_broken_packages {
                 .run(&honest, &KitProfile::ad_like())
                 .await;
             assert_eq!(outcome, Ok(CheckOutcome::Passed), "{check}");
+        }
+    }
+}
+
+/// Kit v2, continued: `check` writing, `changed` leaving out memberships, and orders sent at
+/// once sharing one request buffer — each a broken package caught by its check.
+mod v2_more_broken_packages {
+    use super::*;
+    use async_trait::async_trait;
+    use autoprov_connector::{
+        ConnectorError, ConnectorInfo, ExportRequest, ExportStream, Fulfillment,
+    };
+    use autoprov_core::{Changes, ProvisioningOrder, Reference};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Bug {
+        /// `check` creates a probe account each time it runs.
+        CheckWrites,
+        /// `changed` never names `memberOf`.
+        ChangedOmitsMemberships,
+        /// Orders go through one shared slot: an order sent while another waits takes its
+        /// place.
+        SharedRequestSlot,
+        /// Drops the password of every order, still reporting it written.
+        DropsPasswords,
+    }
+
+    #[derive(Debug)]
+    struct Broken {
+        inner: InMemoryConnector,
+        bug: Bug,
+        probes: AtomicUsize,
+        slot: Mutex<Option<ProvisioningOrder>>,
+    }
+
+    #[async_trait]
+    impl Connector for Broken {
+        fn info(&self) -> &ConnectorInfo {
+            self.inner.info()
+        }
+        async fn check(&self) -> Result<(), ConnectorError> {
+            if self.bug == Bug::CheckWrites {
+                let n = self.probes.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .ensure_container("OU=Probes,DC=example,DC=test")?;
+                let mut c = Changes::default();
+                c.set("cn", format!("probe-{n}"))
+                    .set("sAMAccountName", format!("probe{n}"))
+                    .set_reference("parentdn", Reference::dn("OU=Probes,DC=example,DC=test"));
+                self.inner.seed("user", &c)?;
+            }
+            self.inner.check().await
+        }
+        async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
+            let order = if self.bug == Bug::SharedRequestSlot {
+                *self.slot.lock().unwrap() = Some(order.clone());
+                tokio::task::yield_now().await;
+                let taken = self.slot.lock().unwrap().take();
+                taken.unwrap_or_else(|| order.clone())
+            } else {
+                order.clone()
+            };
+            let mut order = order;
+            let dropped = self.bug == Bug::DropsPasswords
+                && order.changes.properties.remove("password").is_some();
+            let mut done = self.inner.fulfill(&order).await?;
+            if dropped && let Fulfillment::Executed(e) = &mut done {
+                e.changed.insert("password".to_owned());
+            }
+            if self.bug == Bug::ChangedOmitsMemberships
+                && let Fulfillment::Executed(e) = &mut done
+            {
+                e.changed.remove("memberOf");
+            }
+            Ok(done)
+        }
+        async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
+            self.inner.export(request).await
+        }
+        async fn check_password(
+            &self,
+            target: &autoprov_core::ResourceId,
+            password: &autoprov_core::Secret,
+        ) -> Result<bool, ConnectorError> {
+            self.inner.check_password(target, password).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_password_silently_not_stored_fails() {
+        let e = run(Bug::DropsPasswords, "password_is_stored")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("was not stored"), "{e}");
+    }
+
+    async fn run(bug: Bug, check: &str) -> Result<CheckOutcome, testkit::KitFailure> {
+        let broken = Broken {
+            inner: system(),
+            bug,
+            probes: AtomicUsize::new(0),
+            slot: Mutex::new(None),
+        };
+        testkit::check(check)
+            .unwrap()
+            .run(&broken, &KitProfile::ad_like())
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_check_that_writes_fails() {
+        let e = run(Bug::CheckWrites, "check_writes_nothing")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("check wrote"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn changed_without_memberships_fails() {
+        let e = run(Bug::ChangedOmitsMemberships, "changed_names_memberships")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("without `memberOf`"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn orders_that_take_each_others_place_fail() {
+        let e = run(Bug::SharedRequestSlot, "parallel_orders")
+            .await
+            .unwrap_err();
+        assert!(
+            e.message.contains("wrong order")
+                || e.message.contains("objects are named")
+                || e.message.contains("failed"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_honest_system_passes_these_checks() {
+        for check in [
+            "check_writes_nothing",
+            "changed_names_memberships",
+            "password_is_stored",
+            "parallel_orders",
+        ] {
+            let honest = system();
+            let outcome = testkit::check(check)
+                .unwrap()
+                .run(&honest, &KitProfile::ad_like())
+                .await;
+            assert_eq!(outcome, Ok(CheckOutcome::Passed), "{check}");
+            assert!(honest.is_empty(), "the kit cleaned up after {check}");
         }
     }
 }

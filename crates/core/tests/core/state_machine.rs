@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, VecDeque};
 const MODES: [ConnectionMode; 2] = [ConnectionMode::Automated, ConnectionMode::Manual];
 
 /// Every event (the enum is `#[non_exhaustive]`; `event_index` keeps this list complete).
-const EVENTS: [E; 16] = [
+const EVENTS: [E; 17] = [
     E::DifferenceFound {
         review_required: false,
     },
@@ -30,6 +30,7 @@ const EVENTS: [E; 16] = [
     E::OperatorRetried,
     E::PeriodPassed,
     E::EvaluationFailed,
+    E::AdoptionNeedsReview,
 ];
 
 /// Position of an event in `EVENTS`; a new variant fails to compile here until listed.
@@ -55,6 +56,7 @@ fn event_index(e: E) -> usize {
         E::OperatorRetried => 13,
         E::PeriodPassed => 14,
         E::EvaluationFailed => 15,
+        E::AdoptionNeedsReview => 16,
         // `#[non_exhaustive]` forces a wildcard outside the defining crate.
         _ => usize::MAX,
     }
@@ -73,12 +75,14 @@ fn may_enter(to: S, from: S, event: E, mode: ConnectionMode) -> bool {
             } | E::ReviewApproved
                 | E::OperatorRetried
         ),
-        S::AwaitingApproval => matches!(
-            event,
-            E::DifferenceFound {
-                review_required: true
-            } | E::ReviewPostponed
-        ),
+        S::AwaitingApproval => {
+            matches!(
+                event,
+                E::DifferenceFound {
+                    review_required: true
+                } | E::ReviewPostponed
+            ) || (event == E::AdoptionNeedsReview && mode == Automated && from == S::Pending)
+        }
         S::Transmitted => event == E::HandedToHuman && mode == Manual && from == S::Pending,
         S::Executed => matches!(
             (event, mode, from),

@@ -30,6 +30,7 @@ impl Graph {
                 self.done += 1;
                 self.failed += 1;
             }
+            Outcome::AwaitingReview(_) => self.done += 1,
             Outcome::NotStarted => {}
         }
         for &d in &self.dependants[i] {
@@ -41,7 +42,8 @@ impl Graph {
                             Some((self.ids[i].clone(), format!("failed: {reason}")));
                     }
                 }
-                Outcome::NotStarted => continue,
+                // Dependants wait (Pending) until the review is decided.
+                Outcome::NotStarted | Outcome::AwaitingReview(_) => continue,
             }
             self.waiting_on[d] -= 1;
             if self.waiting_on[d] == 0 {

@@ -10,14 +10,15 @@
 use super::{Core, DispatchError, Lane, Outcome, operation_of, value_changes};
 use crate::delivery::PasswordNotice;
 use crate::events::JobEvent;
-use crate::store::{Claim, ClaimStore, OrderRecord, OrderUpdate, StoreError};
+use crate::store::{AdoptionReview, Claim, ClaimStore, OrderRecord, OrderUpdate, StoreError};
 use autoprov_connector::schema::{MUST_CHANGE_PASSWORD, NO_GENERATED_PASSWORD, PASSWORD};
 use autoprov_connector::{
-    ConnectorError, ErrorKind, Executed, Fulfillment, Operation, RESENT_ARGUMENT,
+    ADOPTION_REVIEW_ARGUMENT, ConnectorError, ErrorKind, Executed, Fulfillment, Operation,
+    RESENT_ARGUMENT,
 };
 use autoprov_core::{
-    ChangeType, ConnectionId, PasswordResetSettings, PropertyChange, ProvisioningEvent,
-    ProvisioningOrder, ScalarValue, Secret,
+    ChangeType, ConnectionId, ConnectionMode, PasswordResetSettings, PropertyChange,
+    ProvisioningEvent, ProvisioningOrder, ScalarValue, Secret,
 };
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub(crate) enum Writer {
 /// temporary store failures retried while the lease lasts, the lease renewed during calls.
 pub(crate) struct ClaimWriter {
     pub(crate) store: Arc<dyn ClaimStore>,
+    /// Where writes go: together with the worker's other orders' writes (group commit).
+    pub(crate) recorder: Arc<crate::worker::recorder::Recorder>,
     pub(crate) claim: Claim,
     /// The lease length asked for at each claim and renewal.
     pub(crate) lease: Duration,
@@ -72,7 +75,11 @@ impl ClaimWriter {
     pub(crate) async fn write(&mut self, update: OrderUpdate) -> Result<OrderRecord, StoreError> {
         let mut wait = Duration::from_millis(50);
         loop {
-            match self.store.record_outcome(&self.claim, update.clone()).await {
+            match self
+                .recorder
+                .record(self.claim.clone(), update.clone())
+                .await
+            {
                 Ok(claim) => {
                     self.claim = claim;
                     return Ok(self.claim.record.clone());
@@ -354,13 +361,35 @@ impl Core {
         // after the creation or at the password's delivery) tells the connector so: the
         // target it finds may be its own, with a password nobody received
         // ([`RESENT_ARGUMENT`]).
-        let to_send = if record.order.change_type == ChangeType::Added
-            && record.dispatch.total_attempts > 1
-        {
+        // An Added order of a type that reviews adoptions, not yet approved, asks the
+        // connector not to adopt an account autoprov did not create; the argument carries the
+        // time of its first attempt, so that a resent order still adopts its own creation
+        // ([`ADOPTION_REVIEW_ARGUMENT`]).
+        let resent =
+            record.order.change_type == ChangeType::Added && record.dispatch.total_attempts > 1;
+        let review_adoption = record.order.change_type == ChangeType::Added
+            && record.mode == ConnectionMode::Automated
+            && record.dispatch.adoption != AdoptionReview::Approved
+            && self
+                .review_adoption
+                .contains(&record.order.resource_type.id);
+        let to_send = if resent || review_adoption {
             let mut order = (*to_send).clone();
-            order
-                .arguments
-                .insert(RESENT_ARGUMENT.to_owned(), "true".to_owned());
+            if resent {
+                order
+                    .arguments
+                    .insert(RESENT_ARGUMENT.to_owned(), "true".to_owned());
+            }
+            if review_adoption {
+                let first = record
+                    .dispatch
+                    .first_sent_at
+                    .unwrap_or(record.dispatch.updated_at);
+                order.arguments.insert(
+                    ADOPTION_REVIEW_ARGUMENT.to_owned(),
+                    first.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                );
+            }
             Arc::new(order)
         } else {
             to_send
@@ -428,6 +457,21 @@ impl Core {
                 )
                 .await?;
                 Attempted::Settled(Outcome::Failed(msg))
+            }
+            Err(error)
+                if error.kind() == ErrorKind::NeedsReview
+                    && record.mode == ConnectionMode::Automated =>
+            {
+                // Nothing was written: the account found waits for a person's decision.
+                self.breaker_success(lane, conn);
+                let error = error.for_order(&record.order);
+                let msg = error.to_string();
+                let update =
+                    OrderUpdate::event(ProvisioningEvent::AdoptionNeedsReview, self.clock.now())
+                        .error(msg.clone());
+                self.settle_with(record, writer, update, Some(msg.clone()))
+                    .await?;
+                Attempted::Settled(Outcome::AwaitingReview(msg))
             }
             Err(error) => {
                 let error = error.for_order(&record.order);

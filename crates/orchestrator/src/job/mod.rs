@@ -265,6 +265,8 @@ impl ProvisioningJobBuilder {
             runs: 0,
             found_loaded: false,
             requests_loaded: false,
+            owned_loaded: false,
+            owned_pending: BTreeMap::new(),
         }
     }
 }
@@ -287,6 +289,10 @@ pub struct ProvisioningJob {
     /// planner.
     found_loaded: bool,
     requests_loaded: bool,
+    /// Whether the values autoprov holds as its own were read back from the store.
+    owned_loaded: bool,
+    /// Stored owned values of owners the planner does not hold yet: restored when they come.
+    owned_pending: BTreeMap<autoprov_core::OwnerId, autoprov_core::OwnedValues>,
 }
 
 impl std::fmt::Debug for ProvisioningJob {
@@ -300,6 +306,7 @@ impl std::fmt::Debug for ProvisioningJob {
 
 mod found;
 pub use found::FoundDecisionError;
+mod owned;
 mod requests;
 mod state;
 mod steps;

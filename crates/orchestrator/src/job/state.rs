@@ -67,6 +67,24 @@ impl ProvisioningJob {
         .await
     }
 
+    /// Declines an order in provisioning review ([`ProvisioningJob::decide_review`]): it is
+    /// cancelled (Inactive) and the planner does not ask again for the same order. For an Added
+    /// order that found an account autoprov did not create, the account is left alone.
+    pub async fn decline(
+        &mut self,
+        order: &OrderId,
+        by: &str,
+    ) -> Result<ProvisioningState, StoreError> {
+        let now = self.clock.now();
+        self.decide_review(ReviewDecision::new(
+            order.clone(),
+            ReviewVerdict::Declined,
+            by,
+            now,
+        ))
+        .await
+    }
+
     /// The store's view of the orders not done with, and of the orders review declined: what
     /// the planner must know so that it neither plans an order twice nor asks again.
     pub(super) async fn order_states(&self) -> Result<OrderStates, StoreError> {

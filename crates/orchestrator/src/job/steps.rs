@@ -115,6 +115,7 @@ impl ProvisioningJob {
         let simulation = options.simulation;
         let in_store = self.order_states().await.map_err(store_err)?;
         self.load_found_decisions().await.map_err(store_err)?;
+        self.load_owned().await.map_err(store_err)?;
         let mut plan: Plan = crate::planning::off_runtime(&mut self.planner, move |planner| {
             if kind == JobKind::Complete {
                 planner.mark_all_dirty();
@@ -132,6 +133,10 @@ impl ProvisioningJob {
             }
         })
         .await;
+        if !simulation {
+            // What the plan established as autoprov's own survives a restart.
+            self.save_owned().await.map_err(store_err)?;
+        }
         let uncovered = plan.force(&options.forces);
         report.orders = plan.all_orders().cloned().collect();
         report.awaiting_review = plan
@@ -295,13 +300,26 @@ impl ProvisioningJob {
         self.events.emit(JobEvent::StepFinished {
             step: "fulfil",
             summary: format!(
-                "{} executed, {} transmitted, {} errored, {} not sent",
+                "{} executed, {} transmitted, {} errored, {} awaiting adoption review, {} not \
+                 sent",
                 dispatch.executed.len(),
                 dispatch.transmitted.len(),
                 dispatch.errored.len(),
+                dispatch.awaiting_review.len(),
                 dispatch.pending.len()
             ),
         });
+        // Accounts found that autoprov did not create wait in review with the rest.
+        for (id, _) in report
+            .resumed
+            .awaiting_review
+            .iter()
+            .chain(&dispatch.awaiting_review)
+        {
+            if !report.awaiting_review.contains(id) {
+                report.awaiting_review.push(id.clone());
+            }
+        }
         run.status = if cancel.is_cancelled() {
             JobStatus::Cancelled
         } else {

@@ -125,6 +125,10 @@ pub struct DeducedRole {
     pub missing: Vec<Reference>,
 }
 
+/// [`Established`]'s parts, borrowed: resource type indexes, (type, property) and
+/// (type, property, reference).
+pub(super) type EstablishedParts<'a> = (&'a [u32], &'a [(u32, Sym)], &'a [(u32, Sym, RefId)]);
+
 /// What a plan of this planner expected of one owner: the values that are autoprov's to
 /// change. Compared with the next expectation without allocating, replaced only when it
 /// differs.
@@ -137,6 +141,10 @@ pub(super) struct Established {
     refs: Vec<(u32, Sym, RefId)>,
 }
 
+/// In `held`, with a resource type's index: the whole account is held (an adoption waiting for
+/// review), so the type is not established by this plan. No interned symbol reaches it.
+pub(super) const WHOLE_ACCOUNT: Sym = Sym::MAX;
+
 impl Established {
     fn entries<'a>(
         exp: &'a OwnerExpectation<'_>,
@@ -146,7 +154,11 @@ impl Established {
         impl Iterator<Item = (u32, Sym)> + 'a,
         impl Iterator<Item = (u32, Sym, RefId)> + 'a,
     ) {
-        let rts = exp.rts.iter().map(|e| e.rt as u32);
+        let rts = exp
+            .rts
+            .iter()
+            .map(|e| e.rt as u32)
+            .filter(|rt| !held.contains(&(*rt, WHOLE_ACCOUNT)));
         let props = exp.rts.iter().flat_map(|e| {
             let rt = e.rt as u32;
             e.scalars
@@ -181,6 +193,25 @@ impl Established {
         rts.eq(self.rts.iter().copied())
             && props.eq(self.props.iter().copied())
             && refs.eq(self.refs.iter().copied())
+    }
+
+    /// Its parts: resource type indexes, (type, property), (type, property, reference).
+    pub(super) fn parts(&self) -> EstablishedParts<'_> {
+        (&self.rts, &self.props, &self.refs)
+    }
+
+    /// From its parts (a restored copy), in the order [`Self::parts`] gave them: the order a
+    /// plan writes them in, so that the next plan finds them unchanged.
+    pub(super) fn from_parts(
+        rts: Vec<u32>,
+        props: Vec<(u32, Sym)>,
+        refs: Vec<(u32, Sym, RefId)>,
+    ) -> Self {
+        Self { rts, props, refs }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.rts.is_empty() && self.props.is_empty() && self.refs.is_empty()
     }
 
     pub(super) fn has_rt(&self, rt: usize) -> bool {

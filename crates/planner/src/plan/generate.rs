@@ -44,6 +44,7 @@ impl Planner {
             slot.claims = outcome.claims;
             if let Some(established) = outcome.established {
                 slot.established = *established;
+                slot.owned_changed = true;
             }
             slot.has_fragment = outcome.plan.is_some();
             if let Some(plan) = outcome.plan {
@@ -210,6 +211,7 @@ impl Planner {
             .map(|s| {
                 if let Some(established) = outcome.established.take() {
                     s.established = *established;
+                    s.owned_changed = true;
                 }
                 std::mem::replace(&mut s.claims, outcome.claims.clone())
             })

@@ -37,6 +37,7 @@ impl Planner {
                     kept: Vec::new(),
                     found_removals: Vec::new(),
                     established: Default::default(),
+                    owned_changed: false,
                     claims: Claims::default(),
                     keys: new_keys.clone(),
                     has_fragment: false,
@@ -59,6 +60,9 @@ impl Planner {
         }
         self.install_fragment(id.clone(), None);
         self.dirty.remove(id);
+        if !slot.established.is_empty() {
+            self.owned_changed.insert(id.clone());
+        }
         Some(slot.owner)
     }
 

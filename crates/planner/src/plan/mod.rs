@@ -17,6 +17,7 @@ mod items;
 mod lookups;
 mod order_states;
 mod orders;
+mod owned;
 mod query_index;
 mod requests;
 mod review;
@@ -88,6 +89,9 @@ struct OwnerSlot {
     found_removals: Vec<(ResourceTypeId, autoprov_core::FoundValue)>,
     /// What the last plan expected: the values that are autoprov's to change.
     established: found::Established,
+    /// `established` changed since [`Planner::take_owned_changes`] (a flag, not a set of ids:
+    /// a full plan of a million owners allocates nothing for it).
+    owned_changed: bool,
     /// Targets this owner correlates with, per resource type.
     claims: Claims,
     /// The owner's normalized correlation key values, per resource type and key.
@@ -161,6 +165,9 @@ pub struct Planner {
     /// Hash sets (sorted when drained): loading a million owners marks a million of them.
     dirty: FxHashSet<OwnerId>,
     dirty_targets: FxHashSet<(usize, ResourceId)>,
+    /// Owners removed, or whose values could not be written, since
+    /// [`Planner::take_owned_changes`] (the others are flagged in their slot).
+    owned_changed: FxHashSet<OwnerId>,
 }
 
 impl std::fmt::Debug for Planner {
@@ -235,6 +242,7 @@ impl Planner {
             role_grants,
             dirty: FxHashSet::default(),
             dirty_targets: FxHashSet::default(),
+            owned_changed: FxHashSet::default(),
         })
     }
 

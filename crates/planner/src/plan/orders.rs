@@ -83,7 +83,16 @@ impl Planner {
                 (Some(_), Some(t)) if diff.is_some() => {
                     let changes = diff.take().unwrap_or_default();
                     let order = self.order(owner, rtype, ChangeType::Modified, changes, Some(t));
-                    with_order(&mut item, order, review, view);
+                    // An account found by correlation that autoprov has not yet made its own
+                    // is adopted only after review when the type asks for it (`ReviewAdoption`,
+                    // on by default for privileged types).
+                    let adopting = rtype.reviews_adoption() && !slot.established.has_rt(rt);
+                    with_order(&mut item, order, review || adopting, view);
+                    if adopting && item.provisioning_state != ProvisioningState::Executed {
+                        // Not ours until the adoption is approved and applied: the next plan
+                        // reviews a changed order again.
+                        found.held.push((rt as u32, super::found::WHOLE_ACCOUNT));
+                    }
                 }
                 (Some(e), None) if e.active() => {
                     let gate = if !rtype.allow_add {

@@ -20,7 +20,7 @@ async fn migrating_twice_is_a_no_op_and_keeps_the_data() {
         assert_eq!(s.schema(), schema);
         assert!(s.order(record(1).id()).await.expect("read").is_some());
     }
-    assert_eq!(PgStore::schema_version(), 4);
+    assert_eq!(PgStore::schema_version(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

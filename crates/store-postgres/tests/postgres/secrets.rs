@@ -350,3 +350,72 @@ async fn outcomes_under_a_claim_keep_then_erase_the_sealed_secret() {
     );
     assert_eq!(sealed.trim(), "0", "no sealed secret left");
 }
+
+/// The same through `record_outcomes` (several claims, one statement): the secrets stay
+/// sealed while the orders are Pending and are erased in the write that executes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_outcomes_keep_then_erase_the_sealed_secrets() {
+    let Some(url) = support::pg_url("batched_outcomes_keep_then_erase_the_sealed_secrets") else {
+        return;
+    };
+    let schema = support::fresh_schema();
+    let store = keyed(&url, &schema, k1(), None).await;
+    store
+        .insert_orders(&[with_password(1), with_password(2)])
+        .await
+        .expect("insert");
+    let claims = store
+        .claim("w", 2, std::time::Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(claims.len(), 2);
+    let claims: Vec<_> = store
+        .record_outcomes(
+            claims
+                .into_iter()
+                .map(|c| (c, OrderUpdate::at(t0()).attempt_started()))
+                .collect(),
+        )
+        .await
+        .into_iter()
+        .map(|r| r.expect("attempt"))
+        .collect();
+    for (c, i) in claims.iter().zip([1, 2]) {
+        assert_eq!(secret_of(&c.record), password(i), "still Pending: kept");
+        let reread = store.order(&id(i)).await.expect("read").expect("stored");
+        assert_eq!(
+            secret_of(&reread),
+            password(i),
+            "sealed, and opened on read"
+        );
+    }
+    let done: Vec<_> = store
+        .record_outcomes(
+            claims
+                .into_iter()
+                .map(|c| {
+                    (
+                        c,
+                        OrderUpdate::event(
+                            autoprov_core::ProvisioningEvent::ConnectorSucceeded,
+                            t0(),
+                        ),
+                    )
+                })
+                .collect(),
+        )
+        .await
+        .into_iter()
+        .map(|r| r.expect("outcome"))
+        .collect();
+    for (d, i) in done.iter().zip([1, 2]) {
+        let stored = store.order(&id(i)).await.expect("read").expect("stored");
+        assert_eq!(stored, d.record, "the claim's record is the stored one");
+        assert_ne!(secret_of(&stored), password(i), "erased once executed");
+    }
+    let sealed = psql(
+        &url,
+        &format!("SELECT count(*) FROM {schema}.orders WHERE sealed IS NOT NULL"),
+    );
+    assert_eq!(sealed.trim(), "0", "no sealed secret left");
+}

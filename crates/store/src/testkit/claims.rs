@@ -18,6 +18,7 @@ pub const ALL: &[&str] = &[
     "concurrent_claimers_never_get_the_same_order",
     "an_expired_lease_is_taken_over_and_the_old_holder_is_fenced",
     "a_write_under_a_claim_checks_the_version_too",
+    "a_batch_of_writes_is_fenced_order_by_order",
     "a_claim_never_returns_an_order_whose_dependency_is_not_done",
     "a_stale_planning_epoch_cannot_insert",
     "permits_bound_a_connection_across_workers",
@@ -166,6 +167,167 @@ pub async fn a_write_under_a_claim_checks_the_version_too(store: Arc<impl ClaimS
         matches!(err, StoreError::StaleVersion { .. }),
         "got {err:?}"
     );
+}
+
+/// `record_outcomes` writes a batch under several claims, each fenced by its own token in
+/// the write: the orders whose claims hold are recorded (intents first, then outcomes), while
+/// the one another worker took over after its lease expired gets `LeaseLost` and nothing is
+/// written for it (its record and history stay as the new holder sees them); a stale version
+/// and an illegal transition in the same batch are refused for their order only.
+pub async fn a_batch_of_writes_is_fenced_order_by_order(store: Arc<impl ClaimStore>) {
+    store
+        .insert_orders(&(1..=5).map(record).collect::<Vec<_>>())
+        .await
+        .expect("insert");
+    // Order 1 on a short lease, 2 to 5 on a long one.
+    let short = Duration::from_millis(1000);
+    let mut held = store.claim("a", 1, short).await.expect("claim");
+    held.extend(store.claim("a", 4, LONG).await.expect("claim"));
+    let ids: Vec<String> = held.iter().map(|c| c.order_id().to_string()).collect();
+    assert_eq!(ids, ["o-00001", "o-00002", "o-00003", "o-00004", "o-00005"]);
+    // Every intent in one batch, before any call.
+    let intents = store
+        .record_outcomes(
+            held.iter()
+                .map(|c| (c.clone(), OrderUpdate::at(Utc::now()).attempt_started()))
+                .collect(),
+        )
+        .await;
+    assert_eq!(intents.len(), 5, "one answer per write");
+    let held: Vec<Claim> = intents
+        .into_iter()
+        .map(|r| r.expect("every intent recorded under a live lease"))
+        .collect();
+    for c in &held {
+        assert_eq!(c.record.dispatch.attempts, 1, "{}", c.order_id());
+        let stored = store
+            .order(c.order_id())
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(&stored, &c.record, "the claim carries the record as stored");
+    }
+    // 1's holder stalls past its lease; "b" takes 1 over.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let taken = store.claim("b", 10, LONG).await.expect("claim");
+    assert_eq!(taken.len(), 1, "only the expired lease is taken: {taken:?}");
+    let taken = taken.into_iter().next().expect("one");
+    assert_eq!(taken.order_id(), held[0].order_id());
+    // An operator changes 4 outside the claim.
+    store
+        .update_order(
+            held[3].order_id(),
+            held[3].record.version,
+            OrderUpdate::at(Utc::now()).error("note"),
+        )
+        .await
+        .expect("operator");
+    let outcomes = store
+        .record_outcomes(vec![
+            (
+                held[0].clone(),
+                OrderUpdate::event(E::ConnectorSucceeded, Utc::now()),
+            ),
+            (
+                held[1].clone(),
+                OrderUpdate::event(E::ConnectorSucceeded, Utc::now()),
+            ),
+            (
+                held[2].clone(),
+                OrderUpdate::event(E::ConnectorFailed, Utc::now()).error("refused"),
+            ),
+            (
+                held[3].clone(),
+                OrderUpdate::event(E::ConnectorSucceeded, Utc::now()),
+            ),
+            // Pending + SynchronizationMatched is illegal.
+            (
+                held[4].clone(),
+                OrderUpdate::event(E::SynchronizationMatched, Utc::now()),
+            ),
+        ])
+        .await;
+    assert_eq!(outcomes.len(), 5, "one answer per write");
+    let mut outcomes = outcomes.into_iter();
+    let lost = outcomes
+        .next()
+        .expect("1")
+        .expect_err("1's old holder is fenced");
+    assert!(
+        matches!(&lost, StoreError::LeaseLost { order_id, token }
+            if order_id == held[0].order_id() && *token == held[0].token),
+        "got {lost:?}"
+    );
+    let two = outcomes.next().expect("2").expect("2 recorded");
+    assert_eq!(two.record.state, S::Executed);
+    let three = outcomes.next().expect("3").expect("3 recorded");
+    assert_eq!(three.record.state, S::Errored);
+    let four = outcomes
+        .next()
+        .expect("4")
+        .expect_err("4 changed outside the claim");
+    assert!(
+        matches!(four, StoreError::StaleVersion { .. }),
+        "got {four:?}"
+    );
+    let five = outcomes
+        .next()
+        .expect("5")
+        .expect_err("5's update is illegal");
+    assert!(
+        matches!(five, StoreError::IllegalTransition { .. }),
+        "got {five:?}"
+    );
+    // Nothing was written for 1: the new holder's view is the store's.
+    let one = store
+        .order(held[0].order_id())
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(one, taken.record, "nothing written over the new holder");
+    assert_eq!(one.state, S::Pending);
+    assert_eq!(
+        store
+            .order_history(held[0].order_id())
+            .await
+            .expect("history")
+            .len(),
+        1,
+        "the intent only"
+    );
+    for c in [&two, &three] {
+        let stored = store
+            .order(c.order_id())
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(&stored, &c.record, "{}", c.order_id());
+        assert_eq!(
+            store
+                .order_history(c.order_id())
+                .await
+                .expect("history")
+                .len(),
+            2,
+            "the intent and the outcome"
+        );
+    }
+    let five_stored = store
+        .order(held[4].order_id())
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(five_stored, held[4].record, "nothing written for 5");
+    // The new holder records 1.
+    let done = store
+        .record_outcomes(vec![(
+            taken.clone(),
+            OrderUpdate::event(E::ConnectorSucceeded, Utc::now()),
+        )])
+        .await
+        .remove(0)
+        .expect("the holder records");
+    assert_eq!(done.record.state, S::Executed);
 }
 
 /// A claim never returns an order whose dependencies are not Executed or Verified (or not

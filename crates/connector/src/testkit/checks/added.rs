@@ -182,3 +182,112 @@ pub async fn idempotent_create(conn: &dyn Connector, profile: &KitProfile) -> Ch
     })
     .await
 }
+
+/// An Added order that asks for review before adopting
+/// ([`ADOPTION_REVIEW_ARGUMENT`](crate::ADOPTION_REVIEW_ARGUMENT)) never adopts an account it
+/// did not create.
+///
+/// An account created by one order; a second Added order of the same account with the
+/// argument fails with [`ErrorKind::NeedsReview`], names the account, and writes nothing; the
+/// same order without the argument (a person approved) adopts and converges it. An order with
+/// the argument and nothing in the way creates as usual, and sent again with
+/// [`RESENT_ARGUMENT`](crate::RESENT_ARGUMENT) adopts its own creation without review.
+pub async fn adoption_review_is_honoured(
+    conn: &dyn Connector,
+    profile: &KitProfile,
+) -> CheckResult {
+    run_writing(conn, profile, "adoption_review_is_honoured", &[], |ctx| async move {
+        let p = ctx.profile;
+        // The time of the orders' first attempt: before any account of this check exists.
+        let first_attempt = "1970-01-01T00:00:00Z".to_owned();
+        let mut c = ctx.account("review");
+        c.set(p.text_property.clone(), "one");
+        let found = ctx.create_account(c.clone()).await?;
+        let before = ctx.read(&found).await?;
+        c.set(p.text_property.clone(), "two");
+        let mut order = ctx.order(ChangeType::Added, &p.account_type, c.clone(), None);
+        order.arguments.insert(
+            crate::ADOPTION_REVIEW_ARGUMENT.to_owned(),
+            first_attempt.clone(),
+        );
+        match ctx.send(&order).await? {
+            Ok(done) => fail!(
+                "an Added order asking for review before adoption adopted an account another \
+                 order created ({done:?}); expected NeedsReview"
+            ),
+            Err(e) => {
+                ensure!(
+                    e.kind() == ErrorKind::NeedsReview,
+                    "an Added order asking for review before adoption: expected NeedsReview, got \
+                     {:?}: {e}",
+                    e.kind()
+                );
+                ensure!(
+                    same_name(e.target().unwrap_or_default(), found.id.as_str())
+                        || e.to_string().contains(found.stable_id.as_str()),
+                    "the NeedsReview error must name the account found ({} / {}): {e}",
+                    found.id,
+                    found.stable_id
+                );
+            }
+        }
+        let after = ctx.read(&found).await?;
+        ensure!(
+            after == before,
+            "an adoption waiting for review wrote to the account: before {before:?}, after \
+             {after:?}"
+        );
+        // Approved: the same order without the argument adopts and converges.
+        order.arguments.remove(crate::ADOPTION_REVIEW_ARGUMENT);
+        order
+            .arguments
+            .insert(crate::RESENT_ARGUMENT.to_owned(), "true".to_owned());
+        let adopted = ctx.apply(&order).await?;
+        ensure!(
+            adopted.adopted && adopted.stable_id.as_ref() == Some(&found.stable_id),
+            "the approved order did not adopt the account {}: {adopted:?}",
+            found.stable_id
+        );
+        let r = ctx.read(&found).await?;
+        ensure!(
+            text(&r, &p.text_property).as_deref() == Some("two"),
+            "the approved adoption did not converge `{}`: {:?}",
+            p.text_property,
+            r.get(&p.text_property)
+        );
+        // Nothing in the way: the order creates; sent again, it adopts its own creation.
+        let mut order = ctx.order(
+            ChangeType::Added,
+            &p.account_type,
+            ctx.account("reviewnew"),
+            None,
+        );
+        order
+            .arguments
+            .insert(crate::ADOPTION_REVIEW_ARGUMENT.to_owned(), first_attempt);
+        let created = ctx.apply(&order).await?;
+        let created_target = ctx.track_created(&p.account_type, &created, false)?;
+        ensure!(
+            !created.adopted,
+            "an order asking for review before adoption, with nothing in the way, reported \
+             `adopted`"
+        );
+        order
+            .arguments
+            .insert(crate::RESENT_ARGUMENT.to_owned(), "true".to_owned());
+        let again = ctx.apply(&order).await.map_err(|e| {
+            format!(
+                "the same order sent again (its earlier attempt created {}) must adopt its own \
+                 creation without review: {e}",
+                created_target.id
+            )
+        })?;
+        ensure!(
+            again.adopted && again.stable_id.as_ref() == Some(&created_target.stable_id),
+            "the order sent again did not adopt its own creation {}: {again:?}",
+            created_target.stable_id
+        );
+        Ok(())
+    })
+    .await
+}

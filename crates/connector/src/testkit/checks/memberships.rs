@@ -74,3 +74,51 @@ pub async fn membership_add_twice_remove_absent(
     })
     .await
 }
+
+/// `Executed::changed` names the memberships an order wrote: an Added order with a group, a
+/// Modified order adding one and a Modified order removing one each list `memberOf` (the
+/// orchestrator verifies and reports what `changed` names).
+pub async fn changed_names_memberships(conn: &dyn Connector, profile: &KitProfile) -> CheckResult {
+    fn need(c: &Capabilities, p: &KitProfile) -> Option<String> {
+        if !c.membership || !c.update {
+            return skip("the connection does not declare `membership` and `update`");
+        }
+        p.group_type
+            .is_none()
+            .then(|| "the profile has no group type".into())
+    }
+    run_writing(conn, profile, "changed_names_memberships", &[need], |ctx| async move {
+        let p = ctx.profile;
+        let g = ctx.create_group("changed-a").await?;
+        let h = ctx.create_group("changed-b").await?;
+        let mut c = ctx.account("changed");
+        c.add_reference(MEMBER_OF, g.reference());
+        let order = ctx.order(ChangeType::Added, &p.account_type, c, None);
+        let done = ctx.apply(&order).await?;
+        let a = ctx.track_created(&p.account_type, &done, false)?;
+        ensure!(
+            done.changed.contains(MEMBER_OF),
+            "an Added order with a membership reported changed = {:?}, without `{MEMBER_OF}`",
+            done.changed
+        );
+        let mut add = Changes::default();
+        add.add_reference(MEMBER_OF, h.reference());
+        let done = ctx.apply(&ctx.modify_order(&a, add)).await?;
+        ensure!(
+            done.changed.contains(MEMBER_OF),
+            "a Modified order adding a membership reported changed = {:?}, without `{MEMBER_OF}`",
+            done.changed
+        );
+        let mut remove = Changes::default();
+        remove.remove_reference(MEMBER_OF, g.reference());
+        let done = ctx.apply(&ctx.modify_order(&a, remove)).await?;
+        ensure!(
+            done.changed.contains(MEMBER_OF),
+            "a Modified order removing a membership reported changed = {:?}, without \
+             `{MEMBER_OF}`",
+            done.changed
+        );
+        Ok(())
+    })
+    .await
+}

@@ -12,18 +12,18 @@ mod robustness;
 mod special_characters;
 mod stable_id;
 
-pub use added::{create_read_update_delete, idempotent_create};
-pub use connection::{connection_check, manual_transmits};
+pub use added::{adoption_review_is_honoured, create_read_update_delete, idempotent_create};
+pub use connection::{check_writes_nothing, connection_check, manual_transmits, parallel_orders};
 pub use deleted::idempotent_delete;
 pub use export::{export_sees_fulfilment, incremental_export};
 pub use invalid_orders::{
     invalid_order_bad_reference, invalid_order_missing_required, invalid_order_unknown_property,
     redacted_secret_is_refused,
 };
-pub use memberships::membership_add_twice_remove_absent;
+pub use memberships::{changed_names_memberships, membership_add_twice_remove_absent};
 pub use modified::{
-    disable_enable, move_keeps_stable_id, password_write_only, reapply_changes_nothing,
-    rename_keeps_stable_id,
+    disable_enable, move_keeps_stable_id, password_is_stored, password_write_only,
+    reapply_changes_nothing, rename_keeps_stable_id,
 };
 pub use preview::preview_is_offline_and_shows_no_secret;
 pub use robustness::{
@@ -193,6 +193,7 @@ checks! {
     connection_check => "check succeeds and info is stable",
     create_read_update_delete => "an account is created, read back, updated, cleared and deleted",
     idempotent_create => "an Added order for an existing identical account adopts and converges it; a different object holding the name is AlreadyExists",
+    adoption_review_is_honoured => "an Added order asking for review before adoption never adopts an account it did not create: NeedsReview, nothing written; approved, it adopts; its own creation sent again is adopted",
     idempotent_delete => "deleting a missing target succeeds",
     reapply_changes_nothing => "re-applying an applied order succeeds and changes nothing",
     membership_add_twice_remove_absent => "memberships are value-level deltas; adding a present member and removing an absent one succeed",
@@ -213,5 +214,9 @@ checks! {
     rename_onto_taken_name => "renaming onto a name another object holds fails (AlreadyExists or Conflict) and changes neither",
     modified_keeps_unmentioned => "a Modified order writes only what it names; the other properties keep their values",
     modified_missing_target_fails => "a Modified order of a missing target fails with NotFound, never reported done, and creates nothing",
+    check_writes_nothing => "check writes nothing to the managed system",
+    changed_names_memberships => "Executed::changed names the memberships an order added or removed",
+    password_is_stored => "a password written verifies afterwards (connections that can check passwords), another does not",
+    parallel_orders => "orders sent at the same time are each applied once, to their own target, and no membership is lost",
     paging_one_per_page => "an export with one resource per page holds exactly what the connection's export holds: nothing lost or repeated at a page boundary",
 }

@@ -267,3 +267,63 @@ pub async fn password_write_only(conn: &dyn Connector, profile: &KitProfile) -> 
     )
     .await
 }
+
+/// A password written is stored: for a connection that can check passwords
+/// ([`Capabilities::password_check`]), the account created with one verifies with it and not
+/// with another, and a new password set by a Modified order replaces it.
+pub async fn password_is_stored(conn: &dyn Connector, profile: &KitProfile) -> CheckResult {
+    fn need(c: &Capabilities, _: &KitProfile) -> Option<String> {
+        if !c.password {
+            return skip("the connection does not declare `password`");
+        }
+        (!c.password_check).then(|| "the connection does not declare `password_check`".into())
+    }
+    run_writing(
+        conn,
+        profile,
+        "password_is_stored",
+        &[need],
+        |ctx| async move {
+            let p = ctx.profile;
+            let password = p.password.clone();
+            let clear = password
+                .expose()
+                .map_err(|e| format!("the kit profile's password: {e}"))?
+                .to_owned();
+            let mut c = ctx.account("stored");
+            c.set(PASSWORD, password.clone());
+            let mut a = ctx.create_account(c).await?;
+            let check = |target: autoprov_core::ResourceId, pw: Secret| async move {
+                ctx.conn
+                    .check_password(&target, &pw)
+                    .await
+                    .map_err(|e| format!("checking the password of {target}: {e}"))
+            };
+            ensure!(
+                check(a.id.clone(), password.clone()).await?,
+                "the password of the Added order does not verify: it was not stored"
+            );
+            ensure!(
+                !check(a.id.clone(), Secret::new(format!("{clear}-wrong"))).await?,
+                "another password verifies for {}",
+                a.id
+            );
+            if ctx.conn.info().capabilities.update {
+                let new = Secret::new(format!("{clear}9z"));
+                let mut c = Changes::default();
+                c.set(PASSWORD, new.clone());
+                ctx.modify(&mut a, c).await?;
+                ensure!(
+                    check(a.id.clone(), new).await?,
+                    "the password of the Modified order does not verify: it was not stored"
+                );
+                ensure!(
+                    !check(a.id.clone(), password).await?,
+                    "the old password still verifies after a Modified order replaced it"
+                );
+            }
+            Ok(())
+        },
+    )
+    .await
+}

@@ -11,11 +11,11 @@ pub use orders::{
     insert_and_reread, reinsert_is_noop_and_conflict_is_refused, results_follow_records,
 };
 pub use records::{
-    assignments_and_requests, cookies, found_decisions, job_runs, resources_by_key_and_stable_id,
-    review_decisions, secrets_outside_orders_are_refused,
+    assignments_and_requests, cookies, found_decisions, job_runs, owned_values,
+    resources_by_key_and_stable_id, review_decisions, secrets_outside_orders_are_refused,
 };
 pub use transitions::{
-    concurrent_transitions_apply_once, concurrent_updates_lose_nothing,
+    adoption_review_is_kept, concurrent_transitions_apply_once, concurrent_updates_lose_nothing,
     illegal_transition_is_refused, reopened_order_keeps_its_history, stale_version_is_refused,
     state_index_agrees_with_scan,
 };
@@ -43,6 +43,7 @@ pub const ALL: &[&str] = &[
     "stale_version_is_refused",
     "state_index_agrees_with_scan",
     "reopened_order_keeps_its_history",
+    "adoption_review_is_kept",
     "results_follow_records",
     "cookies",
     "resources_by_key_and_stable_id",
@@ -50,6 +51,7 @@ pub const ALL: &[&str] = &[
     "secrets_outside_orders_are_refused",
     "review_decisions",
     "found_decisions",
+    "owned_values",
     "job_runs",
     "concurrent_updates_lose_nothing",
     "concurrent_transitions_apply_once",

@@ -471,3 +471,69 @@ pub async fn secrets_outside_orders_are_refused(store: Arc<impl Store>) {
     );
     assert_eq!(s.request(&"req-pw".into()).await.expect("read"), None);
 }
+
+/// What autoprov holds as its own ([`OwnedValues`](autoprov_core::OwnedValues)): replaced per
+/// owner, read back by owner in pages, forgotten when empty and when the owner is erased; a
+/// batch naming an owner twice is refused and writes nothing.
+pub async fn owned_values(store: Arc<impl Store>) {
+    use autoprov_core::{OwnedValues, OwnerId, Reference};
+    let s = store.as_ref();
+    let owned = |owner: &str, groups: &[&str]| {
+        let mut v = OwnedValues::new(owner);
+        v.resource_types.push("ad".into());
+        v.properties.push(("ad".into(), "department".into()));
+        for g in groups {
+            v.references.push((
+                "ad".into(),
+                "memberOf".into(),
+                Reference::dn(format!("CN={g},OU=Groups")),
+            ));
+        }
+        v
+    };
+    let page = |after: Option<OwnerId>| async move {
+        s.owned_values_page(after.as_ref(), 2)
+            .await
+            .expect("owned_values_page")
+    };
+    s.put_owned_values(&[
+        owned("u1", &["a"]),
+        owned("u2", &[]),
+        owned("u3", &["b", "c"]),
+    ])
+    .await
+    .expect("put");
+    let first = page(None).await;
+    assert_eq!(first, vec![owned("u1", &["a"]), owned("u2", &[])]);
+    let second = page(Some("u2".into())).await;
+    assert_eq!(second, vec![owned("u3", &["b", "c"])]);
+    assert!(page(Some("u3".into())).await.is_empty());
+
+    // Replaced, forgotten when empty.
+    s.put_owned_values(&[owned("u1", &["z"]), OwnedValues::new("u2")])
+        .await
+        .expect("replace");
+    let all = page(None).await;
+    assert_eq!(all, vec![owned("u1", &["z"]), owned("u3", &["b", "c"])]);
+
+    // Twice in one batch: refused, nothing written.
+    let e = s
+        .put_owned_values(&[owned("u4", &[]), owned("u1", &[]), owned("u4", &["x"])])
+        .await
+        .expect_err("an owner twice in one batch");
+    assert!(
+        matches!(&e, StoreError::DuplicateOwnedValues { owner } if owner.as_str() == "u4"),
+        "{e}"
+    );
+    assert_eq!(
+        page(None).await,
+        all,
+        "nothing of the refused batch was written"
+    );
+
+    // Erasure forgets the owner.
+    s.erase_owner(&"u1".into(), "dpo", t0())
+        .await
+        .expect("erase");
+    assert_eq!(page(None).await, vec![owned("u3", &["b", "c"])]);
+}

@@ -306,3 +306,81 @@ pub async fn concurrent_transitions_apply_once(store: Arc<impl Store>) {
     assert!(matches!(r.state, S::Executed | S::Errored));
     assert_eq!(store.order_history(&id).await.expect("history").len(), 1);
 }
+
+/// An Added order whose connector found an account to adopt that needs review
+/// (`AdoptionNeedsReview`) waits in AwaitingApproval with [`AdoptionReview::Waiting`]; approved,
+/// it is Pending with [`AdoptionReview::Approved`] and a new round of attempts, kept by the store
+/// (so it is sent without asking again, also after a restart); declined, it is Inactive and a
+/// later reopening asks again.
+///
+/// [`AdoptionReview::Waiting`]: crate::AdoptionReview::Waiting
+/// [`AdoptionReview::Approved`]: crate::AdoptionReview::Approved
+pub async fn adoption_review_is_kept(store: Arc<impl Store>) {
+    use crate::AdoptionReview;
+    let s = store.as_ref();
+    s.insert_orders(&[record(1), record(2)])
+        .await
+        .expect("insert");
+    let (one, two) = (record(1).id().clone(), record(2).id().clone());
+    for id in [&one, &two] {
+        step(s, id, OrderUpdate::at(t0()).attempt_started()).await;
+        let r = step(
+            s,
+            id,
+            OrderUpdate::event(E::AdoptionNeedsReview, t0()).error("an existing account"),
+        )
+        .await;
+        assert_eq!(r.state, S::AwaitingApproval);
+        assert_eq!(r.dispatch.adoption, AdoptionReview::Waiting);
+        assert_eq!(get(s, id).await.dispatch.adoption, AdoptionReview::Waiting);
+    }
+    let version = get(s, &one).await.version;
+    let approved = s
+        .decide_review(
+            version,
+            ReviewDecision::new(one.clone(), ReviewVerdict::Approved, "alice", t0()),
+        )
+        .await
+        .expect("approve");
+    assert_eq!(approved.state, S::Pending);
+    assert_eq!(approved.dispatch.adoption, AdoptionReview::Approved);
+    assert_eq!(approved.dispatch.attempts, 0, "approval starts a new round");
+    assert_eq!(approved.dispatch.total_attempts, 1);
+    let reread = get(s, &one).await;
+    assert_eq!(reread.dispatch.adoption, AdoptionReview::Approved);
+    assert_eq!(
+        all_orders(s, 10)
+            .await
+            .iter()
+            .find(|r| r.id() == &one)
+            .map(|r| r.dispatch.adoption),
+        Some(AdoptionReview::Approved),
+        "a scan reads the approval back"
+    );
+    let version = get(s, &two).await.version;
+    let declined = s
+        .decide_review(
+            version,
+            ReviewDecision::new(two.clone(), ReviewVerdict::Declined, "bob", t0()),
+        )
+        .await
+        .expect("decline");
+    assert_eq!(declined.state, S::Inactive);
+    let reopened = step(
+        s,
+        &two,
+        OrderUpdate::event(
+            E::DifferenceFound {
+                review_required: false,
+            },
+            t0(),
+        ),
+    )
+    .await;
+    assert_eq!(reopened.state, S::Pending);
+    assert_eq!(
+        reopened.dispatch.adoption,
+        AdoptionReview::NotAsked,
+        "a declined adoption reopened later asks again"
+    );
+}
