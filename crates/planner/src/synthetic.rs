@@ -360,49 +360,31 @@ impl SyntheticOrg {
         )
     }
 
-    /// Loads lookups, owners and targets into a planner, streaming the targets.
+    /// Loads lookups, owners and targets into a planner, streaming the targets chunk by chunk
+    /// through the bulk API ([`Planner::upsert_owners`], [`Planner::upsert_targets`]).
     ///
-    /// Identities are generated in chunks on rayon's pool while the previous chunk is loaded
-    /// (the planner's upserts are sequential), so generating costs little wall time on a
-    /// machine with two cores or more. The load order, and so the planner's state, does not
-    /// depend on the scheduling.
+    /// Generation stays on the calling thread: generating on rayon's pool while loading
+    /// measured slower with the system allocator (glibc), whose per-thread arenas make the
+    /// planner's long-lived data live in worker arenas.
     pub fn load(&self, planner: &mut Planner) {
-        use rayon::prelude::*;
         const CHUNK: usize = 4096;
         for ou in self.ous() {
             planner.upsert_lookup(OU_TYPE, ou);
         }
         let rt = ResourceTypeId::new(ACCOUNT_TYPE);
         let refs = Refs::new(self);
-        let generate = |start: usize| -> Vec<(Owner, Option<Resource>)> {
-            (start..(start + CHUNK).min(self.identities))
-                .into_par_iter()
-                .with_min_len(256)
-                .map(|i| {
-                    let owner = self.owner(i);
-                    let target = self.actual_target_of(i, &owner, &refs);
-                    (owner, target)
-                })
-                .collect()
-        };
-        let mut next = (self.identities > 0).then(|| generate(0));
         let mut start = 0;
-        while let Some(chunk) = next.take() {
-            start += CHUNK;
-            let upsert = |planner: &mut Planner| {
-                let mut targets = Vec::with_capacity(chunk.len());
-                for (owner, target) in chunk {
-                    planner.upsert_owner(owner);
-                    targets.extend(target);
-                }
-                // The resource type is configured by `config`, so this cannot fail.
-                let _ = planner.upsert_targets(&rt, targets);
-            };
-            let (_, following) = rayon::join(
-                || upsert(planner),
-                || (start < self.identities).then(|| generate(start)),
-            );
-            next = following;
+        while start < self.identities {
+            let end = (start + CHUNK).min(self.identities);
+            let mut targets = Vec::with_capacity(end - start);
+            planner.upsert_owners((start..end).map(|i| {
+                let owner = self.owner(i);
+                targets.extend(self.actual_target_of(i, &owner, &refs));
+                owner
+            }));
+            // The resource type is configured by `config`, so this cannot fail.
+            let _ = planner.upsert_targets(&rt, targets);
+            start = end;
         }
         for k in 0..self.orphans {
             let _ = planner.upsert_target(&rt, &self.orphan_target(k));
