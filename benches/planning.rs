@@ -5,6 +5,7 @@
 //! cargo bench --bench planning                     # 100,000 identities (full + incremental)
 //! cargo bench --bench planning -- upsert_lookups   # loading 1,000 and 10,000 OUs
 //! AUTOPROV_BENCH_1M=1 cargo bench --bench planning  # adds 1,000,000 identities
+//! cargo bench --bench planning -- ou_rename        # one OU renamed: reverse index vs everyone
 //! ```
 //!
 //! Peak memory is measured outside criterion, on the same generator:
@@ -86,6 +87,51 @@ fn incremental(c: &mut Criterion) {
     group.finish();
 }
 
+/// Renaming one OU (of 50) and re-planning: the reverse index of query keys re-plans the ~2%
+/// of owners whose department searches it; the baseline, in the same run, re-plans everyone
+/// (as every lookup change did before the index).
+fn ou_rename(c: &mut Criterion) {
+    use autoprov::orchestrator::synthetic::OU_TYPE;
+    let mut group = c.benchmark_group("ou_rename");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(10));
+    let n = 100_000;
+    let (org, mut planner) = loaded(n);
+    let ou = org.ous().remove(1);
+    let mut round = 0usize;
+    let mut rename = |planner: &mut Planner| {
+        round += 1;
+        let name = if round % 2 == 1 {
+            "D001-renamed"
+        } else {
+            "D001"
+        };
+        planner.upsert_lookup(OU_TYPE, ou.clone().with("ou", name));
+    };
+    for everyone in [false, true] {
+        let id = if everyone {
+            "replan_everyone"
+        } else {
+            "reverse_index"
+        };
+        group.bench_with_input(BenchmarkId::new(id, n), &n, |b, _| {
+            b.iter(|| {
+                rename(&mut planner);
+                if everyone {
+                    planner.mark_all_dirty();
+                }
+                planner.plan_incremental(
+                    org.now(),
+                    PlanOptions::default(),
+                    &autoprov::planner::OrderStates::new(),
+                )
+            });
+        });
+    }
+    group.finish();
+}
+
 /// Loading lookup resources (OUs that query rules search) one by one: the cost per OU at
 /// 10,000 OUs against 1,000, in the same run. Linear loading keeps the ratio near 1; a rebuild
 /// per call (as before) makes it ~10.
@@ -122,5 +168,5 @@ fn lookups(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, full_plan, incremental, lookups);
+criterion_group!(benches, full_plan, incremental, ou_rename, lookups);
 criterion_main!(benches);

@@ -25,6 +25,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 const BINARY_TAG: &str = "$base64";
 const SECRET_TAG: &str = "$secret";
@@ -216,9 +217,12 @@ impl<'de> Deserialize<'de> for ScalarValue {
 ///
 /// References are identified by one or more keys; `dn` for directory objects, `Id` for
 /// autoprov's own resource ids, or any key a connector understands.
+///
+/// Shared (`Arc`): cloning one, which exports, planners and orders do for every membership,
+/// costs no allocation.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Reference(BTreeMap<String, String>);
+pub struct Reference(Arc<BTreeMap<String, String>>);
 
 impl Reference {
     /// A reference by distinguished name.
@@ -235,12 +239,12 @@ impl Reference {
     pub fn key(key: impl Into<String>, value: impl Into<String>) -> Self {
         let mut map = BTreeMap::new();
         map.insert(key.into(), value.into());
-        Self(map)
+        Self(Arc::new(map))
     }
 
     /// Adds a further key.
     pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.0.insert(key.into(), value.into());
+        Arc::make_mut(&mut self.0).insert(key.into(), value.into());
         self
     }
 
@@ -274,7 +278,7 @@ impl fmt::Debug for Reference {
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
-        for (k, v) in &self.0 {
+        for (k, v) in self.0.iter() {
             if !first {
                 f.write_str(";")?;
             }
@@ -423,7 +427,7 @@ pub(crate) fn reference_from_map(
             }
         }
     }
-    Ok(Reference(keys))
+    Ok(Reference(Arc::new(keys)))
 }
 
 pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {

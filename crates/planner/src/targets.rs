@@ -9,6 +9,7 @@ use autoprov_core::{
     EntityTypeId, PropertyValue, Reference, Resource, ResourceId, ScalarValue, StableId,
 };
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An interned property name.
@@ -87,29 +88,83 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn compact(resource: &Resource, syms: &mut Symbols, refs: &mut References) -> Self {
-        let mut values: Vec<(Sym, CompactValue)> = resource
+        let values = resource
             .values
             .iter()
-            .map(|(name, value)| {
-                let v = match value {
-                    PropertyValue::Scalar(s) => CompactValue::Scalar(s.clone()),
-                    PropertyValue::Reference(r) => CompactValue::Ref(refs.intern(r)),
-                    PropertyValue::References(rs) => {
-                        let mut ids: Vec<RefId> = rs.iter().map(|r| refs.intern(r)).collect();
-                        ids.sort_unstable();
-                        ids.dedup();
-                        CompactValue::Refs(ids.into_boxed_slice())
-                    }
-                };
-                (syms.intern(name), v)
-            })
+            .map(|(name, value)| (name.as_str(), Cow::Borrowed(value)));
+        Self::from_values(
+            resource.id.clone(),
+            resource.entity_type.clone(),
+            resource.stable_id.clone(),
+            values,
+            syms,
+            refs,
+        )
+    }
+
+    /// [`Target::compact`] taking the resource by value: its scalar values are moved, not
+    /// copied (a bulk load saves an allocation per scalar).
+    pub(crate) fn compact_owned(
+        resource: Resource,
+        syms: &mut Symbols,
+        refs: &mut References,
+    ) -> Self {
+        let Resource {
+            id,
+            entity_type,
+            stable_id,
+            values,
+        } = resource;
+        let mut names: Vec<(Sym, PropertyValue)> = values
+            .into_iter()
+            .map(|(name, value)| (syms.intern(&name), value))
+            .collect();
+        names.sort_unstable_by_key(|(s, _)| *s);
+        let values: Box<[(Sym, CompactValue)]> = names
+            .into_iter()
+            .map(|(sym, value)| (sym, Self::compact_value(Cow::Owned(value), refs)))
+            .collect();
+        Self {
+            id,
+            entity_type,
+            stable_id,
+            values,
+        }
+    }
+
+    fn from_values<'a>(
+        id: ResourceId,
+        entity_type: Option<EntityTypeId>,
+        stable_id: Option<StableId>,
+        values: impl Iterator<Item = (&'a str, Cow<'a, PropertyValue>)>,
+        syms: &mut Symbols,
+        refs: &mut References,
+    ) -> Self {
+        let mut values: Vec<(Sym, CompactValue)> = values
+            .map(|(name, value)| (syms.intern(name), Self::compact_value(value, refs)))
             .collect();
         values.sort_unstable_by_key(|(s, _)| *s);
         Self {
-            id: resource.id.clone(),
-            entity_type: resource.entity_type.clone(),
-            stable_id: resource.stable_id.clone(),
+            id,
+            entity_type,
+            stable_id,
             values: values.into_boxed_slice(),
+        }
+    }
+
+    fn compact_value(value: Cow<'_, PropertyValue>, refs: &mut References) -> CompactValue {
+        if let Cow::Owned(PropertyValue::Scalar(s)) = value {
+            return CompactValue::Scalar(s);
+        }
+        match value.as_ref() {
+            PropertyValue::Scalar(s) => CompactValue::Scalar(s.clone()),
+            PropertyValue::Reference(r) => CompactValue::Ref(refs.intern(r)),
+            PropertyValue::References(rs) => {
+                let mut ids: Vec<RefId> = rs.iter().map(|r| refs.intern(r)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                CompactValue::Refs(ids.into_boxed_slice())
+            }
         }
     }
 

@@ -44,17 +44,29 @@ pub(crate) fn lock(path: &Path) -> Result<File, OpenError> {
         .write(true)
         .open(&lock_path)
         .map_err(|e| io_error(&lock_path, "opening the lock file", e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::InUse {
-            path: path.to_owned(),
-            lock_path,
-        }),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(io_error(&lock_path, "locking the lock file", e))
+    // A lock the same process just released can still be held for a moment by a child being
+    // spawned (between its fork and its exec it shares the open file): look again a few times
+    // before refusing. A store another process uses stays refused.
+    for attempt in 0..LOCK_ATTEMPTS {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if attempt + 1 < LOCK_ATTEMPTS => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => break,
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io_error(&lock_path, "locking the lock file", e));
+            }
         }
     }
+    Err(OpenError::InUse {
+        path: path.to_owned(),
+        lock_path,
+    })
 }
+
+/// How many times [`lock`] tries, 50 ms apart.
+const LOCK_ATTEMPTS: u32 = 10;
 
 /// Refuses a file that is not empty and does not start with the SQLite header, before
 /// SQLite sees it.

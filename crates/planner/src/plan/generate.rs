@@ -43,12 +43,12 @@ impl Planner {
             }
             slot.claims = outcome.claims;
             if let Some(established) = outcome.established {
-                slot.established = established;
+                slot.established = *established;
                 slot.owned_changed = true;
             }
             slot.has_fragment = outcome.plan.is_some();
             if let Some(plan) = outcome.plan {
-                fragments.insert(id.clone(), Arc::new(plan));
+                fragments.insert(id.clone(), Arc::new(*plan));
             }
         }
         let mut orphans = BTreeMap::new();
@@ -119,7 +119,7 @@ impl Planner {
                     counts[self.policy.rt_ids[&item.resource_type]].add(c, 1);
                 }
             }
-            owners.push(Arc::new(plan));
+            owners.push(Arc::new(*plan));
         }
         let mut orphans = Vec::new();
         for (rt, store) in self.targets.iter().enumerate() {
@@ -169,8 +169,10 @@ impl Planner {
         now: DateTime<Utc>,
         orders: &OrderStates,
     ) -> Vec<(OwnerId, OwnerOutcome)> {
-        let slots: Vec<(&OwnerId, &OwnerSlot)> =
-            ids.filter_map(|id| self.owners.get_key_value(id)).collect();
+        let slots: Vec<(&OwnerId, &OwnerSlot)> = ids
+            .filter_map(|id| self.owners.get_key_value(id))
+            .map(|(id, slot)| (id, &**slot))
+            .collect();
         let work = |(id, slot): &(&OwnerId, &OwnerSlot)| {
             let prev = self.fragments.get(*id).map(Arc::as_ref);
             ((*id).clone(), self.plan_owner(slot, prev, now, orders))
@@ -186,7 +188,8 @@ impl Planner {
 
     /// Plans every owner, in parallel; the outcomes are in owner order.
     fn compute_all(&self, now: DateTime<Utc>, orders: &OrderStates) -> Vec<OwnerOutcome> {
-        let slots: Vec<(&OwnerId, &OwnerSlot)> = self.owners.iter().collect();
+        let slots: Vec<(&OwnerId, &OwnerSlot)> =
+            self.owners.iter().map(|(id, slot)| (id, &**slot)).collect();
         slots
             .par_iter()
             .with_min_len(1024)
@@ -207,7 +210,7 @@ impl Planner {
             .get_mut(&id)
             .map(|s| {
                 if let Some(established) = outcome.established.take() {
-                    s.established = established;
+                    s.established = *established;
                     s.owned_changed = true;
                 }
                 std::mem::replace(&mut s.claims, outcome.claims.clone())
@@ -228,7 +231,7 @@ impl Planner {
                 }
             }
         }
-        self.install_fragment(id, outcome.plan);
+        self.install_fragment(id, outcome.plan.map(|p| *p));
     }
 
     pub(super) fn install_fragment(&mut self, id: OwnerId, plan: Option<OwnerPlan>) {
@@ -344,9 +347,9 @@ impl Planner {
             Err(error) => (Some(error_plan(owner, prev, error, orders)), None),
         };
         OwnerOutcome {
-            plan,
+            plan: plan.map(Box::new),
             claims,
-            established,
+            established: established.map(Box::new),
         }
     }
 }

@@ -53,7 +53,8 @@ impl Planner {
         for (id, outcome) in outcomes {
             let plan = outcome
                 .plan
-                .clone()
+                .as_deref()
+                .cloned()
                 .unwrap_or_else(|| OwnerPlan::new(id.clone()));
             self.install_outcome(id, outcome);
             owners.push(plan);

@@ -13,17 +13,24 @@ impl Planner {
     pub fn upsert_owner(&mut self, owner: Owner) {
         let id = owner.id.clone();
         let new_keys = self.owner_key_values(&owner);
+        let new_query = self.query_keys(&owner);
         if let Some(slot) = self.owners.get_mut(&id) {
-            slot.owner = owner;
+            let old = std::mem::replace(&mut slot.owner, owner);
             let old_keys = std::mem::replace(&mut slot.keys, new_keys.clone());
             if old_keys != new_keys {
                 self.index_owner_keys(&id, &old_keys, false);
                 self.index_owner_keys(&id, &new_keys, true);
             }
+            let old_query = self.query_keys(&old);
+            if old_query != new_query {
+                self.file_query_keys(&id, &old_query, false);
+                self.file_query_keys(&id, &new_query, true);
+            }
         } else {
+            self.file_query_keys(&id, &new_query, true);
             self.owners.insert(
                 id.clone(),
-                OwnerSlot {
+                Box::new(OwnerSlot {
                     owner,
                     requests: BTreeMap::new(),
                     extras: OwnerExtras::default(),
@@ -34,7 +41,7 @@ impl Planner {
                     claims: Claims::default(),
                     keys: new_keys.clone(),
                     has_fragment: false,
-                },
+                }),
             );
             self.index_owner_keys(&id, &new_keys, true);
         }
@@ -46,6 +53,8 @@ impl Planner {
     pub fn remove_owner(&mut self, id: &OwnerId) -> Option<Owner> {
         let slot = self.owners.remove(id)?;
         self.index_owner_keys(id, &slot.keys, false);
+        let query = self.query_keys(&slot.owner);
+        self.file_query_keys(id, &query, false);
         for (rt, idx) in slot.claims.iter() {
             self.release_claim(rt, idx, id);
         }
@@ -66,6 +75,38 @@ impl Planner {
     ) -> Result<(), PlanError> {
         let rt = self.rt_index(resource_type)?;
         let target = Target::compact(resource, &mut self.syms, &mut self.refs);
+        self.insert_target(rt, target);
+        Ok(())
+    }
+
+    /// Adds or replaces many owners, as [`Planner::upsert_owner`] does one by one.
+    pub fn upsert_owners(&mut self, owners: impl IntoIterator<Item = Owner>) {
+        for owner in owners {
+            self.upsert_owner(owner);
+        }
+    }
+
+    /// Adds or replaces many actual targets of one resource type (a bulk load after an
+    /// export), as [`Planner::upsert_target`] does one by one, taking them by value: their
+    /// values are moved into the planner's compact form instead of copied. Returns how many
+    /// were loaded. An unknown resource type is an error and loads nothing.
+    pub fn upsert_targets(
+        &mut self,
+        resource_type: &ResourceTypeId,
+        resources: impl IntoIterator<Item = Resource>,
+    ) -> Result<usize, PlanError> {
+        let rt = self.rt_index(resource_type)?;
+        let mut loaded = 0;
+        for resource in resources {
+            let target = Target::compact_owned(resource, &mut self.syms, &mut self.refs);
+            self.insert_target(rt, target);
+            loaded += 1;
+        }
+        Ok(loaded)
+    }
+
+    fn insert_target(&mut self, rt: usize, target: Target) {
+        let id = target.id.clone();
         let keys = &self.keys[rt];
         let new_keys = Self::target_key_values(keys, &target);
         let (idx, old) = self.targets[rt].upsert(target, new_keys.clone(), |old| {
@@ -79,8 +120,7 @@ impl Planner {
             self.dirty.insert(owner);
         }
         self.mark_target_owners_dirty(rt, &new_keys);
-        self.dirty_targets.insert((rt, resource.id.clone()));
-        Ok(())
+        self.dirty_targets.insert((rt, id));
     }
 
     /// Removes an actual target (it disappeared from the managed system).

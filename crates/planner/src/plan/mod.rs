@@ -18,6 +18,7 @@ mod lookups;
 mod order_states;
 mod orders;
 mod owned;
+mod query_index;
 mod requests;
 mod review;
 mod thresholds;
@@ -127,12 +128,15 @@ impl Claims {
 }
 
 /// The result of planning one owner, before it is installed.
+///
+/// Boxed parts: a full plan holds one outcome per owner at once, and most have no plan and
+/// unchanged established values (8 bytes each instead of a few hundred).
 struct OwnerOutcome {
     /// `None` when everything is Verified.
-    plan: Option<OwnerPlan>,
+    plan: Option<Box<OwnerPlan>>,
     claims: Claims,
     /// The new established values, when they changed.
-    established: Option<found::Established>,
+    established: Option<Box<found::Established>>,
 }
 
 /// The planner: inputs, per-owner fragments and the indexes that keep re-planning cheap.
@@ -147,9 +151,13 @@ pub struct Planner {
     /// Per resource type and key: normalized owner key value ⇒ owners holding it.
     owner_keys: Vec<Vec<FxHashMap<String, Vec<OwnerId>>>>,
     targets: Vec<TargetStore>,
-    owners: BTreeMap<OwnerId, OwnerSlot>,
+    /// Boxed: the map's nodes are half empty after an ordered load, and a slot is a few
+    /// hundred bytes.
+    owners: BTreeMap<OwnerId, Box<OwnerSlot>>,
     lookup_resources: BTreeMap<EntityTypeId, BTreeMap<ResourceId, Resource>>,
     lookups: Lookups,
+    /// Per query rule: the owners searching with each key (a lookup change re-plans them).
+    query_owners: query_index::QueryOwners,
     fragments: BTreeMap<OwnerId, Arc<OwnerPlan>>,
     orphans: BTreeMap<(usize, ResourceId), PlannedItem>,
     counts: Vec<OrderCounts>,
@@ -214,6 +222,7 @@ impl Planner {
         let lookups = Lookups {
             per_rule: vec![FxHashMap::default(); policy.query_rules().len()],
         };
+        let query_owners = query_index::QueryOwners::new(policy.query_rules().len());
         let counts = vec![OrderCounts::default(); policy.rts.len()];
         let role_grants = found::RoleGrants::new(policy.role_grants());
         Ok(Self {
@@ -226,6 +235,7 @@ impl Planner {
             owners: BTreeMap::new(),
             lookup_resources: BTreeMap::new(),
             lookups,
+            query_owners,
             fragments: BTreeMap::new(),
             orphans: BTreeMap::new(),
             counts,

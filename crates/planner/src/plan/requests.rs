@@ -44,6 +44,7 @@ impl Planner {
     pub(super) fn slot_mut(&mut self, owner: &OwnerId) -> Result<&mut OwnerSlot, PlanError> {
         self.owners
             .get_mut(owner)
+            .map(|slot| &mut **slot)
             .ok_or_else(|| PlanError::UnknownOwner {
                 owner: owner.clone(),
             })

@@ -398,3 +398,28 @@ impl QueryRule {
         self
     }
 }
+
+impl QueryRule {
+    /// The normalized key this rule searches the lookups with for `owner` (its source through
+    /// the comparison), ignoring criteria and time offsets; `None` when the source gives no
+    /// value or fails. The planner files owners under it so that a lookup change re-plans
+    /// only the owners whose key it concerns.
+    pub(crate) fn owner_key(&self, owner: &Owner) -> Option<String> {
+        let value = self
+            .source
+            .evaluate(owner, autoprov_core::Period::ALWAYS)
+            .ok()
+            .flatten()?;
+        self.comparison.key_of(&value).map(Cow::into_owned)
+    }
+
+    /// Whether the planner cannot file owners under this rule's key: the source is the same
+    /// for every owner (a literal), or depends on the assignment's period (known only at
+    /// evaluation). A lookup change then re-plans every owner.
+    pub(crate) fn is_literal(&self) -> bool {
+        matches!(
+            self.source,
+            ScalarBinding::Literal(_) | ScalarBinding::PeriodEnd(_)
+        )
+    }
+}
