@@ -49,4 +49,8 @@ else
     run workers --bench workers -- --measurement-time 5
 fi
 run ad_fulfill --features ad --bench ad_fulfill -- "${quick[@]}"
-python3 scripts/figures.py "$target/criterion" "$out" README.md
+how="bash scripts/bench.sh"
+if [[ ${#quick[@]} -gt 0 ]]; then
+    how="bash scripts/bench.sh --quick"
+fi
+python3 scripts/figures.py "$target/criterion" "$out" README.md "$how"
