@@ -28,10 +28,10 @@ impl ProvisioningJob {
         }
         if !self.owned_pending.is_empty() {
             let planner = &mut self.planner;
+            // Restoring is not a change to write back: it clears the owner's flag only, so
+            // changes still to write (a removed owner, a failed write) are kept.
             self.owned_pending
                 .retain(|_, v| !planner.restore_owned_values(v));
-            // Restoring is not a change to write back.
-            let _ = self.planner.take_owned_changes();
         }
         Ok(())
     }

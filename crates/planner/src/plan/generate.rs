@@ -32,6 +32,7 @@ impl Planner {
             .map(|s| vec![false; s.claimed_by.len()])
             .collect();
         let mut fragments = BTreeMap::new();
+        let mut changed_any = false;
         let targets = &mut self.targets;
         for ((id, slot), outcome) in self.owners.iter_mut().zip(outcomes) {
             for (rt, idx) in outcome.claims.iter() {
@@ -45,12 +46,14 @@ impl Planner {
             if let Some(established) = outcome.established {
                 slot.established = *established;
                 slot.owned_changed = true;
+                changed_any = true;
             }
             slot.has_fragment = outcome.plan.is_some();
             if let Some(plan) = outcome.plan {
                 fragments.insert(id.clone(), Arc::new(*plan));
             }
         }
+        self.owned_scan |= changed_any;
         let mut orphans = BTreeMap::new();
         for (rt, store) in self.targets.iter_mut().enumerate() {
             for (idx, claim) in store.claimed_by.iter_mut().enumerate() {
@@ -211,7 +214,9 @@ impl Planner {
             .map(|s| {
                 if let Some(established) = outcome.established.take() {
                     s.established = *established;
-                    s.owned_changed = true;
+                    // Few owners change per incremental plan: filed by id, so that taking the
+                    // changes scans no slot.
+                    self.owned_changed.insert(id.clone());
                 }
                 std::mem::replace(&mut s.claims, outcome.claims.clone())
             })

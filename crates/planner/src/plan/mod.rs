@@ -89,8 +89,8 @@ struct OwnerSlot {
     found_removals: Vec<(ResourceTypeId, autoprov_core::FoundValue)>,
     /// What the last plan expected: the values that are autoprov's to change.
     established: found::Established,
-    /// `established` changed since [`Planner::take_owned_changes`] (a flag, not a set of ids:
-    /// a full plan of a million owners allocates nothing for it).
+    /// A full plan changed `established` since [`Planner::take_owned_changes`] (a flag, not an
+    /// id in a set: a full plan of a million owners allocates nothing for it).
     owned_changed: bool,
     /// Targets this owner correlates with, per resource type.
     claims: Claims,
@@ -168,6 +168,8 @@ pub struct Planner {
     /// Owners removed, or whose values could not be written, since
     /// [`Planner::take_owned_changes`] (the others are flagged in their slot).
     owned_changed: FxHashSet<OwnerId>,
+    /// A full plan flagged owners in their slots since [`Planner::take_owned_changes`].
+    owned_scan: bool,
 }
 
 impl std::fmt::Debug for Planner {
@@ -243,6 +245,7 @@ impl Planner {
             dirty: FxHashSet::default(),
             dirty_targets: FxHashSet::default(),
             owned_changed: FxHashSet::default(),
+            owned_scan: false,
         })
     }
 

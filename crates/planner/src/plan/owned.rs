@@ -74,9 +74,12 @@ impl Planner {
         let mut v: Vec<OwnerId> = std::mem::take(&mut self.owned_changed)
             .into_iter()
             .collect();
-        for (id, slot) in self.owners.iter_mut() {
-            if std::mem::take(&mut slot.owned_changed) {
-                v.push(id.clone());
+        // Only a full plan flags slots (an incremental one files ids): scan them only then.
+        if std::mem::take(&mut self.owned_scan) {
+            for (id, slot) in self.owners.iter_mut() {
+                if std::mem::take(&mut slot.owned_changed) {
+                    v.push(id.clone());
+                }
             }
         }
         v.sort_unstable();
