@@ -480,6 +480,13 @@ fn references(values: Vec<String>) -> BTreeSet<Reference> {
     values.into_iter().map(Reference::dn).collect()
 }
 
+/// Reads LDAP generalized time as AD writes it (`20261201195600.0Z`, UTC).
+pub(crate) fn generalized_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y%m%d%H%M%S%.fZ")
+        .ok()
+        .map(|d| d.and_utc())
+}
+
 fn typed(kind: ValueType, raw: &[u8]) -> ScalarValue {
     let text = || String::from_utf8_lossy(raw).into_owned();
     match kind {
@@ -495,8 +502,8 @@ fn typed(kind: ValueType, raw: &[u8]) -> ScalarValue {
         },
         ValueType::DateTime => {
             let t = text();
-            chrono::NaiveDateTime::parse_from_str(&t, "%Y%m%d%H%M%S%.fZ")
-                .map(|d| ScalarValue::DateTime(d.and_utc()))
+            generalized_time(&t)
+                .map(ScalarValue::DateTime)
                 .unwrap_or(ScalarValue::String(t))
         }
         ValueType::Binary => ScalarValue::Binary(raw.to_vec()),

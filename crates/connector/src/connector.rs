@@ -99,6 +99,49 @@ pub const RESENT_ARGUMENT: &str = "autoprov.resent";
 /// [`ErrorKind::NeedsReview`]: crate::ErrorKind::NeedsReview
 pub const ADOPTION_REVIEW_ARGUMENT: &str = "autoprov.adoption-review";
 
+/// How far a managed system's clock may be from this host's when a package decides whether an
+/// account is the creation of an earlier attempt of the same order: Kerberos's default maximum
+/// skew, which an Active Directory domain keeps its members within.
+pub const ADOPTION_CLOCK_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// For a package that found an existing account matching an Added order: whether adopting it
+/// must wait for review ([`ADOPTION_REVIEW_ARGUMENT`]). `created` is when the managed system
+/// says the account was created, if it says.
+///
+/// `false` when the order does not ask for review. Otherwise `true` unless the order was sent
+/// again ([`RESENT_ARGUMENT`]) and the account was created at or after the order's first
+/// attempt less [`ADOPTION_CLOCK_TOLERANCE`]: then it is the order's own creation. An unknown
+/// creation time or an unreadable argument means review.
+///
+/// ```
+/// use autoprov_connector::{ADOPTION_REVIEW_ARGUMENT, RESENT_ARGUMENT, adoption_needs_review};
+/// let mut order: autoprov_core::ProvisioningOrder = serde_json::from_value(serde_json::json!({
+///     "OrderId": "o-1", "ChangeType": "Added", "Changes": {},
+///     "ResourceType": {"Id": "rt", "Identifier": "rt", "SourceEntityType": {"Id": "u", "Identifier": "u"},
+///                      "TargetEntityType": {"Id": "user", "Identifier": "user"}}
+/// })).unwrap();
+/// let created = "2026-12-01T20:00:01Z".parse().ok();
+/// assert!(!adoption_needs_review(&order, created));
+/// order.arguments.insert(ADOPTION_REVIEW_ARGUMENT.into(), "2026-12-01T20:00:00Z".into());
+/// assert!(adoption_needs_review(&order, created));
+/// order.arguments.insert(RESENT_ARGUMENT.into(), "true".into());
+/// assert!(!adoption_needs_review(&order, created));
+/// ```
+pub fn adoption_needs_review(
+    order: &ProvisioningOrder,
+    created: Option<chrono::DateTime<chrono::Utc>>,
+) -> bool {
+    let Some(first_attempt) = order.arguments.get(ADOPTION_REVIEW_ARGUMENT) else {
+        return false;
+    };
+    let resent = order.arguments.get(RESENT_ARGUMENT).map(String::as_str) == Some("true");
+    let since = chrono::DateTime::parse_from_rfc3339(first_attempt).ok();
+    let own = resent
+        && matches!((created, since), (Some(c), Some(s))
+            if c >= s.to_utc() - ADOPTION_CLOCK_TOLERANCE);
+    !own
+}
+
 /// The outcome of an applied order.
 ///
 /// `#[non_exhaustive]`: build it with [`Executed::new`] and the `with_*` setters; it may gain

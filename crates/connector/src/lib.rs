@@ -20,9 +20,9 @@ pub use capability::Capabilities;
 #[cfg(feature = "mock")]
 pub use connector::MockConnector;
 pub use connector::{
-    ADOPTION_REVIEW_ARGUMENT, Connector, ConnectorExt, ConnectorInfo, Executed, ExportBatch,
-    ExportCookie, ExportItem, ExportMode, ExportRequest, ExportStream, Fulfillment, Preview,
-    RESENT_ARGUMENT,
+    ADOPTION_CLOCK_TOLERANCE, ADOPTION_REVIEW_ARGUMENT, Connector, ConnectorExt, ConnectorInfo,
+    Executed, ExportBatch, ExportCookie, ExportItem, ExportMode, ExportRequest, ExportStream,
+    Fulfillment, Preview, RESENT_ARGUMENT, adoption_needs_review,
 };
 pub use error::{ConnectorError, ErrorKind, ErrorStatus, Operation};
 pub use memory::{InMemoryConnector, MemoryPackage};

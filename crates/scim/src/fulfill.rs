@@ -370,7 +370,7 @@ impl ScimConnector {
     /// asks for review before adopting one autoprov did not create
     /// ([`ADOPTION_REVIEW_ARGUMENT`](autoprov_connector::ADOPTION_REVIEW_ARGUMENT)): the order's
     /// own creation is one it finds when sent again, created (`meta.created`) at or after its
-    /// first attempt less [`ADOPTION_CLOCK_TOLERANCE`].
+    /// first attempt less [`autoprov_connector::ADOPTION_CLOCK_TOLERANCE`].
     async fn adopt(
         &self,
         order: &ProvisioningOrder,
@@ -379,34 +379,21 @@ impl ScimConnector {
         d: Desired,
     ) -> Result<Executed, ConnectorError> {
         let id = scim_id(&existing, Operation::Create)?;
-        if let Some(first_attempt) = order
-            .arguments
-            .get(autoprov_connector::ADOPTION_REVIEW_ARGUMENT)
-        {
-            let resent = order
-                .arguments
-                .get(autoprov_connector::RESENT_ARGUMENT)
-                .map(String::as_str)
-                == Some("true");
-            let created = existing
-                .pointer("/meta/created")
+        let created = existing
+            .pointer("/meta/created")
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc());
+        if autoprov_connector::adoption_needs_review(order, created) {
+            let location = existing
+                .pointer("/meta/location")
                 .and_then(Value::as_str)
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-            let since = chrono::DateTime::parse_from_rfc3339(first_attempt).ok();
-            let own = resent
-                && matches!((created, since), (Some(c), Some(s))
-                    if c.to_utc() >= s.to_utc() - ADOPTION_CLOCK_TOLERANCE);
-            if !own {
-                let location = existing
-                    .pointer("/meta/location")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| format!("{} {id}", kind_name(rt.kind)), str::to_owned);
-                return Err(ConnectorError::adoption_needs_review(
-                    location,
-                    Some(&StableId::new(id.clone())),
-                )
-                .for_order(order));
-            }
+                .map_or_else(|| format!("{} {id}", kind_name(rt.kind)), str::to_owned);
+            return Err(ConnectorError::adoption_needs_review(
+                location,
+                Some(&StableId::new(id.clone())),
+            )
+            .for_order(order));
         }
         let changed = self
             .converge(rt, &id, existing, &d, Operation::Create)
@@ -669,7 +656,3 @@ fn scim_id(resource: &Value, op: Operation) -> Result<String, ConnectorError> {
             )
         })
 }
-
-/// How far the service's clock may be from this host's when an Added order sent again decides
-/// whether the resource it finds is its own creation (`meta.created`).
-const ADOPTION_CLOCK_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);

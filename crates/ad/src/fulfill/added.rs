@@ -308,27 +308,15 @@ impl Inner {
         // for it: nothing is written. It is the order's own when the order is sent again and
         // the entry was created at or after the order's first attempt (less the clock
         // tolerance between this host and the domain controllers).
-        if let Some(first_attempt) = order
-            .arguments
-            .get(autoprov_connector::ADOPTION_REVIEW_ARGUMENT)
-        {
-            let resent = order
-                .arguments
-                .get(autoprov_connector::RESENT_ARGUMENT)
-                .map(String::as_str)
-                == Some("true");
-            let own = resent
-                && created_since(
-                    entry.text("whenCreated").as_deref(),
-                    first_attempt,
-                    ADOPTION_CLOCK_TOLERANCE,
-                );
-            if !own {
-                let guid = entry.guid().map(StableId::new);
-                return Err(
-                    ConnectorError::adoption_needs_review(&dn_text, guid.as_ref()).for_order(order),
-                );
-            }
+        let created = entry
+            .text("whenCreated")
+            .as_deref()
+            .and_then(crate::export::generalized_time);
+        if autoprov_connector::adoption_needs_review(order, created) {
+            let guid = entry.guid().map(StableId::new);
+            return Err(
+                ConnectorError::adoption_needs_review(&dn_text, guid.as_ref()).for_order(order),
+            );
         }
         // The same account: converge. Its password, and whether it must be changed, belong to
         // the account's creation: an adopted account keeps them (they cannot be compared) —
@@ -353,50 +341,43 @@ impl Inner {
     }
 }
 
-/// How far the domain controllers' clocks may be from this host's when an Added order sent
-/// again decides whether an entry is its own creation: Kerberos's default maximum skew, which an
-/// Active Directory domain keeps its members within.
-const ADOPTION_CLOCK_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-
-/// Whether an entry's `whenCreated` (generalized time, e.g. `20261201195600.0Z`) is at or after
-/// `since` (RFC 3339) less `tolerance`. Anything unreadable is "no": the account is then
-/// treated as not the order's own.
-fn created_since(when_created: Option<&str>, since: &str, tolerance: chrono::TimeDelta) -> bool {
-    let Some(created) = when_created.and_then(parse_generalized_time) else {
-        return false;
-    };
-    let Ok(since) = chrono::DateTime::parse_from_rfc3339(since) else {
-        return false;
-    };
-    created >= since.to_utc() - tolerance
-}
-
-/// Reads LDAP generalized time as AD writes it (`YYYYMMDDHHMMSS.fZ`, UTC).
-fn parse_generalized_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let digits = text.strip_suffix('Z')?;
-    let whole = digits.split('.').next()?;
-    chrono::NaiveDateTime::parse_from_str(whole, "%Y%m%d%H%M%S")
-        .ok()
-        .map(|t| t.and_utc())
-}
-
 #[cfg(test)]
 mod adoption_tests {
-    use super::*;
+    use autoprov_connector::{ADOPTION_REVIEW_ARGUMENT, RESENT_ARGUMENT, adoption_needs_review};
+
+    /// Whether an entry created at `when_created` (AD's generalized time) is the own creation
+    /// of an order first sent at `first` and sent again.
+    fn created_since(when_created: Option<&str>, first: &str) -> bool {
+        let mut order = crate::test_fixtures::order(
+            autoprov_core::ChangeType::Added,
+            "user",
+            autoprov_core::Changes::default(),
+            None,
+        );
+        order
+            .arguments
+            .insert(ADOPTION_REVIEW_ARGUMENT.to_owned(), first.to_owned());
+        order
+            .arguments
+            .insert(RESENT_ARGUMENT.to_owned(), "true".to_owned());
+        !adoption_needs_review(
+            &order,
+            when_created.and_then(crate::export::generalized_time),
+        )
+    }
 
     #[test]
     fn an_entry_is_the_orders_own_only_when_created_after_its_first_attempt() {
-        let tolerance = chrono::TimeDelta::minutes(5);
         let first = "2026-12-01T20:00:00Z";
-        assert!(created_since(Some("20261201200001.0Z"), first, tolerance));
-        assert!(created_since(Some("20261201195700.0Z"), first, tolerance));
-        assert!(!created_since(Some("20261201195400.0Z"), first, tolerance));
-        assert!(!created_since(Some("20200101000000.0Z"), first, tolerance));
-        assert!(!created_since(None, first, tolerance));
-        assert!(!created_since(Some("yesterday"), first, tolerance));
-        assert!(!created_since(Some("20261201200001.0Z"), "soon", tolerance));
+        assert!(created_since(Some("20261201200001.0Z"), first));
+        assert!(created_since(Some("20261201195700.0Z"), first));
+        assert!(!created_since(Some("20261201195400.0Z"), first));
+        assert!(!created_since(Some("20200101000000.0Z"), first));
+        assert!(!created_since(None, first));
+        assert!(!created_since(Some("yesterday"), first));
+        assert!(!created_since(Some("20261201200001.0Z"), "soon"));
         assert_eq!(
-            parse_generalized_time("20261201195600.0Z").map(|t| t.to_rfc3339()),
+            crate::export::generalized_time("20261201195600.0Z").map(|t| t.to_rfc3339()),
             Some("2026-12-01T19:56:00+00:00".to_owned())
         );
     }
