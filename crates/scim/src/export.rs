@@ -311,24 +311,7 @@ impl Run {
                             format!("meta.lastModified gt {}", crate::connector::literal(t)),
                         ));
                     }
-                    let page = self
-                        .conn
-                        .send(
-                            Operation::Export,
-                            Method::GET,
-                            &rt.endpoint,
-                            &query,
-                            None,
-                            None,
-                        )
-                        .await?;
-                    let items = page
-                        .body
-                        .get("Resources")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
-                    let total = page.body.get("totalResults").and_then(Value::as_u64);
+                    let (items, total) = self.list_page(&rt, &query).await?;
                     let n = items.len() as u64;
                     for item in items {
                         self.note_modified(&item);
@@ -394,6 +377,31 @@ impl Run {
         }
     }
 
+    /// One page of a list request: its resources and `totalResults`, when given.
+    async fn list_page(
+        &self,
+        rt: &ResourceType,
+        query: &[(&str, String)],
+    ) -> Result<(Vec<Value>, Option<u64>), ConnectorError> {
+        let page = self
+            .conn
+            .send(
+                Operation::Export,
+                Method::GET,
+                &rt.endpoint,
+                query,
+                None,
+                None,
+            )
+            .await?;
+        let total = page.body.get("totalResults").and_then(Value::as_u64);
+        let items = match page.body.get("Resources") {
+            Some(Value::Array(items)) => items.clone(),
+            _ => Vec::new(),
+        };
+        Ok((items, total))
+    }
+
     /// Every resource of a type with only some attributes (a sweep, the member map).
     async fn list_ids(
         &self,
@@ -409,24 +417,7 @@ impl Run {
                 ("count", count.to_string()),
                 ("attributes", attributes.to_owned()),
             ];
-            let page = self
-                .conn
-                .send(
-                    Operation::Export,
-                    Method::GET,
-                    &rt.endpoint,
-                    &query,
-                    None,
-                    None,
-                )
-                .await?;
-            let items = page
-                .body
-                .get("Resources")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let total = page.body.get("totalResults").and_then(Value::as_u64);
+            let (items, total) = self.list_page(rt, &query).await?;
             let n = items.len() as u64;
             out.extend(items);
             if n == 0 || total.is_none_or(|t| start - 1 + n >= t) {
