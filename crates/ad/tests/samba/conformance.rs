@@ -65,34 +65,4 @@ macro_rules! kit {
     };
 }
 
-kit!(
-    connection_check,
-    create_read_update_delete,
-    idempotent_create,
-    adoption_review_is_honoured,
-    idempotent_delete,
-    reapply_changes_nothing,
-    membership_add_twice_remove_absent,
-    rename_keeps_stable_id,
-    move_keeps_stable_id,
-    stale_key_never_touches_another_object,
-    disable_enable,
-    password_write_only,
-    export_sees_fulfilment,
-    incremental_export,
-    invalid_order_missing_required,
-    invalid_order_unknown_property,
-    invalid_order_bad_reference,
-    redacted_secret_is_refused,
-    special_characters_round_trip,
-    manual_transmits,
-    preview_is_offline_and_shows_no_secret,
-    rename_onto_taken_name,
-    modified_keeps_unmentioned,
-    modified_missing_target_fails,
-    check_writes_nothing,
-    changed_names_memberships,
-    password_is_stored,
-    parallel_orders,
-    paging_one_per_page,
-);
+autoprov_connector::for_each_conformance_check!(kit!());

@@ -440,6 +440,54 @@ macro_rules! connector_conformance_tests {
 
 /// The list of checks the macro expands (keep in step with `checks::ALL`; the generated
 /// `kit_covers_every_check` test verifies it).
+/// Calls `$callback!(…)` with the name of every conformance check, in the kit's order, after
+/// the tokens given: for a test file that runs each check its own way (a server shared by
+/// several tests, a lock around some checks) and must not fall behind the kit.
+///
+/// ```ignore
+/// macro_rules! kit {
+///     ($($check:ident),+ $(,)?) => { $( #[tokio::test] async fn $check() { run_check(stringify!($check)).await } )+ };
+/// }
+/// autoprov_connector::for_each_conformance_check!(kit!());
+/// ```
+#[macro_export]
+macro_rules! for_each_conformance_check {
+    ($callback:ident ! ($($before:tt)*)) => {
+        $callback!(
+            $($before)*
+            connection_check,
+            create_read_update_delete,
+            idempotent_create,
+            adoption_review_is_honoured,
+            idempotent_delete,
+            reapply_changes_nothing,
+            membership_add_twice_remove_absent,
+            rename_keeps_stable_id,
+            move_keeps_stable_id,
+            stale_key_never_touches_another_object,
+            disable_enable,
+            password_write_only,
+            export_sees_fulfilment,
+            incremental_export,
+            invalid_order_missing_required,
+            invalid_order_unknown_property,
+            invalid_order_bad_reference,
+            redacted_secret_is_refused,
+            special_characters_round_trip,
+            manual_transmits,
+            preview_is_offline_and_shows_no_secret,
+            rename_onto_taken_name,
+            modified_keeps_unmentioned,
+            modified_missing_target_fails,
+            check_writes_nothing,
+            changed_names_memberships,
+            password_is_stored,
+            parallel_orders,
+            paging_one_per_page
+        );
+    };
+}
+
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
