@@ -284,6 +284,7 @@ impl State {
                     o.children.insert(key);
                 }
             }
+            self.touch_renamed(key, usn);
             let after = self.dn(schema, key);
             self.log(
                 schema,

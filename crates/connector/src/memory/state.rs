@@ -272,6 +272,26 @@ impl State {
         }
     }
 
+    /// A changed name changes what other objects read: the names of the object's descendants
+    /// and every membership or reference naming one of them. Those objects get the change
+    /// number too, so an incremental export sends them again with the new names.
+    pub(crate) fn touch_renamed(&mut self, key: ObjKey, usn: u64) {
+        let mut stack = vec![key];
+        let mut changed = Vec::new();
+        while let Some(k) = stack.pop() {
+            let Some(o) = self.objects.get(&k) else {
+                continue;
+            };
+            stack.extend(o.children.iter().copied());
+            changed.push(k);
+            changed.extend(o.members.iter().chain(&o.member_of).copied());
+            changed.extend(o.referenced_by.iter().map(|(by, _)| *by));
+        }
+        for k in changed {
+            self.touch(k, usn);
+        }
+    }
+
     pub(crate) fn log(
         &mut self,
         schema: &CompiledSchema,

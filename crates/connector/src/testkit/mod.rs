@@ -483,6 +483,7 @@ macro_rules! for_each_conformance_check {
             changed_names_memberships,
             password_is_stored,
             parallel_orders,
+            incremental_export_after_rename,
             paging_one_per_page
         );
     };
@@ -522,6 +523,7 @@ macro_rules! __conformance_tests {
             changed_names_memberships,
             password_is_stored,
             parallel_orders,
+            incremental_export_after_rename,
             paging_one_per_page
         );
     };

@@ -40,6 +40,7 @@ async fn the_badge_system_passes_with_declared_skips() {
             "preview_is_offline_and_shows_no_secret",
             "changed_names_memberships",
             "password_is_stored",
+            "incremental_export_after_rename",
             "paging_one_per_page"
         ]
     );

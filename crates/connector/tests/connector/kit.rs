@@ -159,6 +159,7 @@ async fn checks_follow_declared_capabilities() {
             "preview_is_offline_and_shows_no_secret",
             "rename_onto_taken_name",
             "changed_names_memberships",
+            "incremental_export_after_rename",
             "paging_one_per_page"
         ]
     );
@@ -722,5 +723,79 @@ mod paging {
             .await
             .unwrap_err();
         assert!(e.message.contains("repeated"), "{e}");
+    }
+}
+
+/// Renames in incremental exports: a package that sends again only the objects its orders
+/// wrote (like a directory's change numbers, which a link's other side does not get) leaves
+/// memberships naming the old names, and fails.
+mod renames_in_incremental_exports {
+    use super::*;
+    use async_trait::async_trait;
+    use autoprov_connector::{
+        ConnectorError, ConnectorInfo, ExportItem, ExportMode, ExportRequest, ExportStream,
+        Fulfillment,
+    };
+    use autoprov_core::{ProvisioningOrder, StableId};
+    use futures::StreamExt as _;
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    /// Sends again, in an incremental export, only what an order wrote since the last
+    /// complete export.
+    #[derive(Debug)]
+    struct OnlyWritten(InMemoryConnector, Mutex<BTreeSet<StableId>>);
+
+    #[async_trait]
+    impl Connector for OnlyWritten {
+        fn info(&self) -> &ConnectorInfo {
+            self.0.info()
+        }
+        async fn check(&self) -> Result<(), ConnectorError> {
+            self.0.check().await
+        }
+        async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
+            let done = self.0.fulfill(order).await?;
+            if let Some(s) = done.executed().and_then(|e| e.stable_id.clone()) {
+                self.1.lock().unwrap().insert(s);
+            }
+            Ok(done)
+        }
+        async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
+            let incremental = matches!(request.mode, ExportMode::Incremental(_));
+            let written = if incremental {
+                self.1.lock().unwrap().clone()
+            } else {
+                std::mem::take(&mut *self.1.lock().unwrap())
+            };
+            let stream = self.0.export(request).await?.filter(move |item| {
+                let keep = match item {
+                    Ok(ExportItem::Resource(r)) if incremental => {
+                        r.stable_id.as_ref().is_some_and(|s| written.contains(s))
+                    }
+                    _ => true,
+                };
+                futures::future::ready(keep)
+            });
+            Ok(Box::pin(stream))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_in_memory_system_passes() {
+        let s = system();
+        let outcome = testkit::incremental_export_after_rename(&s, &KitProfile::ad_like()).await;
+        assert_eq!(outcome, Ok(CheckOutcome::Passed));
+        assert!(s.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_package_that_sends_only_what_it_wrote_fails() {
+        let s = OnlyWritten(system(), Mutex::default());
+        let e = testkit::incremental_export_after_rename(&s, &KitProfile::ad_like())
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("was renamed to"), "{e}");
+        assert!(s.0.is_empty());
     }
 }

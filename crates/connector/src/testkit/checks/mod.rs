@@ -20,7 +20,9 @@ pub use invalid_orders::{
     invalid_order_bad_reference, invalid_order_missing_required, invalid_order_unknown_property,
     redacted_secret_is_refused,
 };
-pub use memberships::{changed_names_memberships, membership_add_twice_remove_absent};
+pub use memberships::{
+    changed_names_memberships, incremental_export_after_rename, membership_add_twice_remove_absent,
+};
 pub use modified::{
     disable_enable, move_keeps_stable_id, password_is_stored, password_write_only,
     reapply_changes_nothing, rename_keeps_stable_id,
@@ -33,7 +35,7 @@ pub use robustness::{
 pub use special_characters::special_characters_round_trip;
 pub use stable_id::stale_key_never_touches_another_object;
 
-use super::context::{Created, Ctx, Fail, ensure, fail, names, string_of};
+use super::context::{Created, Ctx, Fail, ensure, fail, names, names_of, string_of};
 use super::{Check, CheckOutcome, CheckResult, KitFailure, KitProfile};
 use crate::capability::Capabilities;
 use crate::connector::{
@@ -218,5 +220,6 @@ checks! {
     changed_names_memberships => "Executed::changed names the memberships an order added or removed",
     password_is_stored => "a password written verifies afterwards (connections that can check passwords), another does not",
     parallel_orders => "orders sent at the same time are each applied once, to their own target, and no membership is lost",
+    incremental_export_after_rename => "after a group and a member are renamed, an incremental export merged over the complete one names each by its new name on the other side: no stale membership",
     paging_one_per_page => "an export with one resource per page holds exactly what the connection's export holds: nothing lost or repeated at a page boundary",
 }
