@@ -12,6 +12,7 @@
 
 use crate::connector::Inner;
 use crate::errors::LdapFailure;
+use crate::export_links::{Links, METADATA, renamed_since};
 use crate::mapping::EntityMapping;
 use crate::pool::{Entry, Handle, SHOW_DELETED_OID, ServerPool, control};
 use autoprov_connector::dn::{Dn, Rdn, split_rdn};
@@ -44,6 +45,7 @@ const NOT_EXPORTED: &[&str] = &[
     "dbcspwd",
     "memberof",
     "member",
+    "replpropertymetadata",
 ];
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,9 +131,9 @@ async fn mark_of(pool: &ServerPool) -> Result<Mark, ConnectorError> {
     Ok(Mark { dsa, usn })
 }
 
-struct Plan {
+pub(crate) struct Plan {
     servers: Vec<(Arc<ServerPool>, String, Mark, Option<i64>)>,
-    types: Vec<(String, EntityMapping)>,
+    pub(crate) types: Vec<(String, EntityMapping)>,
     scope: Option<Dn>,
     page_size: u32,
     request_timeout: std::time::Duration,
@@ -265,7 +267,7 @@ type Item = Result<ExportItem, ConnectorError>;
 const BATCH: usize = 64;
 
 /// The sending side of an export stream.
-struct Tx {
+pub(crate) struct Tx {
     tx: mpsc::Sender<Vec<Item>>,
     batch: Vec<Item>,
 }
@@ -295,30 +297,17 @@ impl Tx {
 async fn run(plan: &Plan, tx: &mut Tx) -> Result<Option<ExportCookie>, ConnectorError> {
     let mut cookie = Cookie::default();
     for (pool, base, mark, since) in &plan.servers {
-        for (entity_type, m) in &plan.types {
+        let mut links = Links::default();
+        for (i, (entity_type, m)) in plan.types.iter().enumerate() {
             let filter = match since {
                 Some(usn) => format!("(&{}(uSNChanged>={}))", m.filter, usn + 1),
                 None => m.filter.clone(),
             };
-            let mut attrs: BTreeSet<String> = m.export_attributes.iter().cloned().collect();
-            attrs.insert("objectGUID".into());
-            if m.enabled_property.is_some() {
-                attrs.insert("userAccountControl".into());
-            }
-            if m.membership.is_some() {
-                attrs.insert("memberOf".into());
-            }
-            if m.object_classes
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case("group"))
-                && !attrs
-                    .iter()
-                    .any(|a| a.to_ascii_lowercase().starts_with("member;range="))
-            {
-                attrs.insert("member".into());
-            }
-            let attrs: Vec<String> = attrs.into_iter().collect();
+            let attrs = attributes(m, since.is_some());
             let sent = search(plan, pool, base, &filter, &attrs, &[], tx, |entry| {
+                if let Some(usn) = since {
+                    links.note(i, &entry, renamed_since(&entry, *usn));
+                }
                 to_resource(entry, entity_type, m).map(ExportItem::Resource)
             })
             .await?;
@@ -327,7 +316,8 @@ async fn run(plan: &Plan, tx: &mut Tx) -> Result<Option<ExportCookie>, Connector
             }
         }
         if let Some(usn) = since
-            && !deleted(plan, pool, *usn, tx).await?
+            && (!links.send_renamed(plan, pool, base, *usn, tx).await?
+                || !deleted(plan, pool, *usn, tx).await?)
         {
             return Ok(None);
         }
@@ -336,10 +326,37 @@ async fn run(plan: &Plan, tx: &mut Tx) -> Result<Option<ExportCookie>, Connector
     Ok(Some(cookie.encode()))
 }
 
+/// The attributes an export reads for an entity type. An incremental export also reads both
+/// sides of memberships and the replication metadata, to send again what a rename changed
+/// (see [`crate::export_links`]).
+pub(crate) fn attributes(m: &EntityMapping, incremental: bool) -> Vec<String> {
+    let mut attrs: BTreeSet<String> = m.export_attributes.iter().cloned().collect();
+    attrs.insert("objectGUID".into());
+    if m.enabled_property.is_some() {
+        attrs.insert("userAccountControl".into());
+    }
+    if m.membership.is_some() || incremental {
+        attrs.insert("memberOf".into());
+    }
+    if incremental {
+        attrs.insert(METADATA.into());
+    }
+    if m.object_classes
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("group"))
+        && !attrs
+            .iter()
+            .any(|a| a.to_ascii_lowercase().starts_with("member;range="))
+    {
+        attrs.insert("member".into());
+    }
+    attrs.into_iter().collect()
+}
+
 /// One paged search, streamed; ranged `member` values are completed on the way. Returns
 /// `Ok(false)` when the receiver went away.
 #[allow(clippy::too_many_arguments)]
-async fn search(
+pub(crate) async fn search(
     plan: &Plan,
     pool: &ServerPool,
     base: &str,
@@ -518,7 +535,7 @@ fn typed(kind: ValueType, raw: &[u8]) -> ScalarValue {
 /// An entry as a resource: `id` = DN, `StableId` = objectGUID, `parentdn`, `enabled`,
 /// `memberOf` / `member` and DN-valued properties as references, single-valued attributes as
 /// scalars. Never a password.
-fn to_resource(entry: Entry, entity_type: &str, m: &EntityMapping) -> Option<Resource> {
+pub(crate) fn to_resource(entry: Entry, entity_type: &str, m: &EntityMapping) -> Option<Resource> {
     let mut r = Resource::new(entry.dn.clone()).with_entity_type(entity_type);
     r.stable_id = entry.guid().map(StableId::new);
     if let Some((_, parent)) = split_rdn(&entry.dn) {

@@ -3,6 +3,7 @@
 pub mod connector;
 pub mod errors;
 mod export;
+mod export_links;
 mod fulfill;
 pub mod guid;
 mod ldif;

@@ -271,3 +271,79 @@ async fn incremental_export_returns_changes_and_deletions_since_the_cookie() {
     })
     .await;
 }
+
+/// Renaming an OU by hand changes the DN of everything below it and the `member` of groups
+/// elsewhere, without moving their `uSNChanged`: the incremental export sends them again
+/// with their new names. Checked against `ldapsearch`.
+#[tokio::test]
+async fn an_ou_renamed_by_hand_sends_its_entries_and_their_groups_again() {
+    let Some(env) = ad_env("an_ou_renamed_by_hand_sends_its_entries_and_their_groups_again") else {
+        return;
+    };
+    in_ou(&env.clone(), "ourename", |admin, ou| async move {
+        let ad = connector(&env).await;
+        let g = admin.create_group(&ou, &format!("g-{}", token())).await;
+        let team = format!("OU=Team,{ou}");
+        admin
+            .add(&team, vec![("objectClass", vec!["organizationalUnit"])])
+            .await;
+        let ann = apply(
+            &ad,
+            &order(
+                ChangeType::Added,
+                "user",
+                user(&team, "Ann", true, &[&g]),
+                None,
+            ),
+        )
+        .await;
+        let first = ad
+            .export_all(ExportRequest::complete().within(ou.as_str()))
+            .await
+            .unwrap();
+        let mut incremental = ExportRequest::incremental(first.cookie.unwrap());
+        incremental.scope = Some(ou.clone());
+
+        let out = env.ldap_tool("ldapmodrdn", &["-r", &team, "OU=Squad"]);
+        assert!(out.status.success(), "ldapmodrdn: {out:?}");
+        let moved = format!("CN=Ann,OU=Squad,{ou}");
+        let seen = env.ldap_tool(
+            "ldapsearch",
+            &[
+                "-LLL",
+                "-o",
+                "ldif-wrap=no",
+                "-b",
+                &g,
+                "-s",
+                "base",
+                "member",
+            ],
+        );
+        let seen = String::from_utf8_lossy(&seen.stdout).to_string();
+        assert!(seen.contains(&moved), "ldapsearch shows {seen}");
+
+        let delta = ad.export_all(incremental).await.unwrap();
+        let sent = |stable: &autoprov_core::StableId| {
+            delta
+                .resources
+                .iter()
+                .find(|r| r.stable_id.as_ref() == Some(stable))
+        };
+        let a = sent(ann.stable_id.as_ref().unwrap())
+            .unwrap_or_else(|| panic!("Ann is not sent again: {:?}", delta.resources));
+        assert!(a.id.as_str().eq_ignore_ascii_case(&moved), "{}", a.id);
+        let group = delta
+            .resources
+            .iter()
+            .find(|r| r.id.as_str().eq_ignore_ascii_case(&g))
+            .unwrap_or_else(|| panic!("the group is not sent again: {:?}", delta.resources));
+        let Some(PropertyValue::References(members)) = group.get("member") else {
+            panic!("the group's member: {:?}", group.get("member"));
+        };
+        let members: Vec<&str> = members.iter().filter_map(|m| m.get("dn")).collect();
+        assert_eq!(members.len(), 1, "{members:?}");
+        assert!(members[0].eq_ignore_ascii_case(&moved), "{members:?}");
+    })
+    .await;
+}
