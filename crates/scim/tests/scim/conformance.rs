@@ -76,3 +76,24 @@ macro_rules! kit {
 }
 
 autoprov_connector::for_each_conformance_check!(kit!());
+
+/// The whole kit at once, as a package author runs it (`testkit::run_all`): the report the
+/// SCIM README shows. It has the service alone (its paging and `check` checks need that).
+#[tokio::test]
+async fn kit_report() {
+    let Some(env) = scim_env("kit_report") else {
+        return;
+    };
+    let _alone = exclusive_use().await;
+    let scim = connector(&env).await;
+    let mut settings = env.settings();
+    settings.page_size = 1;
+    let paged = ScimConnector::connect("scim-test-paged", settings)
+        .await
+        .expect("connecting with one resource per page");
+    let report = testkit::run_all(&scim, &profile(Arc::new(paged))).await;
+    println!("{report}");
+    assert!(report.is_success(), "{report}");
+    assert_eq!(report.failed(), 0);
+    assert_eq!(report.skipped(), 4, "{report}");
+}
