@@ -504,45 +504,68 @@ pub(crate) fn generalized_time(text: &str) -> Option<chrono::DateTime<chrono::Ut
         .map(|d| d.and_utc())
 }
 
-fn typed(kind: ValueType, raw: &[u8]) -> ScalarValue {
-    let text = || String::from_utf8_lossy(raw).into_owned();
+/// A single attribute value as a scalar of the property's type; the bytes are moved, not
+/// copied, when they are text.
+fn typed(kind: ValueType, raw: Vec<u8>) -> ScalarValue {
+    if kind == ValueType::Binary {
+        return ScalarValue::Binary(raw);
+    }
+    let text = match String::from_utf8(raw) {
+        Ok(text) => text,
+        Err(e)
+            if matches!(
+                kind,
+                ValueType::Integer | ValueType::Bool | ValueType::DateTime
+            ) =>
+        {
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        }
+        // Text, and DN-valued or later types: what is not UTF-8 stays bytes.
+        Err(e) => return ScalarValue::Binary(e.into_bytes()),
+    };
     match kind {
-        ValueType::Integer => text()
-            .trim()
-            .parse()
-            .map(ScalarValue::Integer)
-            .unwrap_or_else(|_| ScalarValue::String(text())),
-        ValueType::Bool => match text().as_str() {
+        ValueType::Integer => match text.trim().parse() {
+            Ok(n) => ScalarValue::Integer(n),
+            Err(_) => ScalarValue::String(text),
+        },
+        ValueType::Bool => match text.as_str() {
             "TRUE" => ScalarValue::Bool(true),
             "FALSE" => ScalarValue::Bool(false),
-            other => ScalarValue::String(other.to_owned()),
+            _ => ScalarValue::String(text),
         },
-        ValueType::DateTime => {
-            let t = text();
-            generalized_time(&t)
-                .map(ScalarValue::DateTime)
-                .unwrap_or(ScalarValue::String(t))
-        }
-        ValueType::Binary => ScalarValue::Binary(raw.to_vec()),
-        // Text, and DN-valued or later types read as text.
-        _ => match std::str::from_utf8(raw) {
-            Ok(s) => ScalarValue::String(s.to_owned()),
-            Err(_) => ScalarValue::Binary(raw.to_vec()),
+        ValueType::DateTime => match generalized_time(&text) {
+            Some(t) => ScalarValue::DateTime(t),
+            None => ScalarValue::String(text),
         },
+        _ => ScalarValue::String(text),
     }
+}
+
+/// Values as text, moved out of their bytes when they are UTF-8.
+fn into_texts(values: Vec<Vec<u8>>) -> Vec<String> {
+    values
+        .into_iter()
+        .map(|v| {
+            String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into())
+        })
+        .collect()
 }
 
 /// An entry as a resource: `id` = DN, `StableId` = objectGUID, `parentdn`, `enabled`,
 /// `memberOf` / `member` and DN-valued properties as references, single-valued attributes as
-/// scalars. Never a password.
-pub(crate) fn to_resource(entry: Entry, entity_type: &str, m: &EntityMapping) -> Option<Resource> {
-    let mut r = Resource::new(entry.dn.clone()).with_entity_type(entity_type);
-    r.stable_id = entry.guid().map(StableId::new);
-    if let Some((_, parent)) = split_rdn(&entry.dn) {
-        r.values.insert(
-            m.parent_property.clone(),
-            PropertyValue::Reference(Reference::dn(parent)),
-        );
+/// scalars. Never a password. The entry's values are moved into the resource.
+pub(crate) fn to_resource(
+    mut entry: Entry,
+    entity_type: &str,
+    m: &EntityMapping,
+) -> Option<Resource> {
+    let stable_id = entry.guid().map(StableId::new);
+    let parent = split_rdn(&entry.dn).map(|(_, parent)| Reference::dn(parent));
+    let mut r = Resource::new(std::mem::take(&mut entry.dn)).with_entity_type(entity_type);
+    r.stable_id = stable_id;
+    if let Some(parent) = parent {
+        r.values
+            .insert(m.parent_property.clone(), PropertyValue::Reference(parent));
     }
     if let Some(enabled) = &m.enabled_property
         && let Some(uac) = entry
@@ -556,11 +579,18 @@ pub(crate) fn to_resource(entry: Entry, entity_type: &str, m: &EntityMapping) ->
             )),
         );
     }
+    let mut take = |attr: &str| {
+        entry
+            .attrs
+            .remove(attr)
+            .map(|(_, values)| references(into_texts(values)))
+            .unwrap_or_default()
+    };
+    let member_of = take("memberof");
+    let member = take("member");
     if let Some(ms) = &m.membership {
-        r.values.insert(
-            ms.property.clone(),
-            PropertyValue::References(references(entry.texts("memberOf"))),
-        );
+        r.values
+            .insert(ms.property.clone(), PropertyValue::References(member_of));
     }
     if m.object_classes
         .iter()
@@ -568,37 +598,35 @@ pub(crate) fn to_resource(entry: Entry, entity_type: &str, m: &EntityMapping) ->
     {
         r.values.insert(
             schema::MEMBERS.to_owned(),
-            PropertyValue::References(references(entry.texts("member"))),
+            PropertyValue::References(member),
         );
     }
-    for (lower, (name, values)) in &entry.attrs {
+    for (lower, (name, values)) in entry.attrs {
         if NOT_EXPORTED.contains(&lower.as_str()) || lower.contains(';') {
             continue;
         }
-        let property = m.property_of(name).to_owned();
-        if r.values.contains_key(&property) {
+        let property = m.property_of(&name);
+        if r.values.contains_key(property) {
             continue;
         }
-        if m.is_reference(&property) {
-            let dns: Vec<String> = values
-                .iter()
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .collect();
+        if m.is_reference(property) {
+            let mut dns = into_texts(values);
             let value = if dns.len() == 1 {
-                PropertyValue::Reference(Reference::dn(dns[0].clone()))
+                PropertyValue::Reference(Reference::dn(dns.remove(0)))
             } else {
                 PropertyValue::References(references(dns))
             };
-            r.values.insert(property, value);
+            r.values.insert(property.to_owned(), value);
             continue;
         }
         // Multi-valued attributes have no scalar form in the model: left out.
-        if values.len() != 1 {
+        let Ok([value]) = <[Vec<u8>; 1]>::try_from(values) else {
             continue;
-        }
+        };
+        let kind = m.kind_of(property);
         r.values.insert(
-            property.clone(),
-            PropertyValue::Scalar(typed(m.kind_of(&property), &values[0])),
+            property.to_owned(),
+            PropertyValue::Scalar(typed(kind, value)),
         );
     }
     Some(r)
@@ -756,15 +784,49 @@ mod tests {
 
     #[test]
     fn typed_values() {
-        assert_eq!(typed(ValueType::Integer, b"42"), ScalarValue::Integer(42));
-        assert_eq!(typed(ValueType::Bool, b"TRUE"), ScalarValue::Bool(true));
+        assert_eq!(
+            typed(ValueType::Integer, b"42".to_vec()),
+            ScalarValue::Integer(42)
+        );
+        assert_eq!(
+            typed(ValueType::Bool, b"TRUE".to_vec()),
+            ScalarValue::Bool(true)
+        );
         assert!(matches!(
-            typed(ValueType::DateTime, b"20260131080000.0Z"),
+            typed(ValueType::DateTime, b"20260131080000.0Z".to_vec()),
             ScalarValue::DateTime(_)
         ));
         assert_eq!(
-            typed(ValueType::String, &[0xff, 0]),
+            typed(ValueType::String, vec![0xff, 0]),
             ScalarValue::Binary(vec![0xff, 0])
+        );
+        assert_eq!(
+            typed(ValueType::Integer, b" 7 ".to_vec()),
+            ScalarValue::Integer(7)
+        );
+        assert_eq!(
+            typed(ValueType::Integer, b"x7".to_vec()),
+            ScalarValue::String("x7".into())
+        );
+        assert_eq!(
+            typed(ValueType::Integer, vec![0xff]),
+            ScalarValue::String("\u{fffd}".into())
+        );
+        assert_eq!(
+            typed(ValueType::Bool, b"yes".to_vec()),
+            ScalarValue::String("yes".into())
+        );
+        assert_eq!(
+            typed(ValueType::DateTime, b"soon".to_vec()),
+            ScalarValue::String("soon".into())
+        );
+        assert_eq!(
+            typed(ValueType::Binary, b"ab".to_vec()),
+            ScalarValue::Binary(b"ab".to_vec())
+        );
+        assert_eq!(
+            typed(ValueType::String, "é".as_bytes().to_vec()),
+            ScalarValue::String("é".into())
         );
     }
 }
