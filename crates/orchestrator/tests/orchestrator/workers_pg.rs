@@ -470,7 +470,18 @@ async fn a_killed_worker_loses_nothing_and_its_orders_are_taken_over() {
     }
     workers[0].kill().expect("SIGKILL w0");
     let killed_at = started.elapsed();
-    let w0_calls_at_kill = effects_by(&target, "w0").await;
+    workers[0].wait().expect("w0 exits");
+    // A call w0 had sent before the signal may still be running in the target database:
+    // count w0's calls once that count has stopped moving.
+    let mut w0_calls_at_kill = effects_by(&target, "w0").await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = effects_by(&target, "w0").await;
+        if now == w0_calls_at_kill {
+            break;
+        }
+        w0_calls_at_kill = now;
+    }
     let mut summaries = Vec::new();
     for (i, w) in workers.into_iter().enumerate() {
         summaries.push(finish(w, i > 0));
