@@ -27,5 +27,7 @@ pub use connector::{
 pub use error::{ConnectorError, ErrorKind, ErrorStatus, Operation};
 pub use memory::{InMemoryConnector, MemoryPackage};
 pub use registry::{ConnectionConfig, Package, PackageRegistry};
-pub use schema::{ConnectionSchema, EntitySchema, PropertySchema, ValueType};
+pub use schema::{
+    ConnectionSchema, EntitySchema, PropertySchema, SchemaViolation, ValueType, Violation,
+};
 pub use settings::{SettingsError, parse_settings, parse_settings_or_default};

@@ -29,6 +29,11 @@
 //! assert!(schema.property("user", "nope").is_none());
 //! ```
 
+mod markdown;
+mod validate;
+
+pub use validate::{SchemaViolation, Violation};
+
 use autoprov_core::EntityTypeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
