@@ -375,7 +375,12 @@ mod tests {
         assert!(user.property("cn").unwrap().required);
         let members = declared.property("group", MEMBERS).unwrap();
         assert!(members.multi_valued && members.writable);
-        assert!(declared.property("organizationalUnit", PARENT).unwrap().required);
+        assert!(
+            declared
+                .property("organizationalUnit", PARENT)
+                .unwrap()
+                .required
+        );
         assert!(declared.property("organizationalUnit", PASSWORD).is_none());
     }
 

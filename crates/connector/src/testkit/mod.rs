@@ -25,8 +25,10 @@
 
 mod checks;
 mod context;
+mod from_schema;
 
 pub use checks::*;
+pub use from_schema::ProfileFromSchemaError;
 
 use crate::connector::Connector;
 use autoprov_core::{EntityTypeId, ResourceTypeId, ScalarValue, Secret};
@@ -137,15 +139,14 @@ impl KitProfile {
     /// `organizationalUnit`, named by `cn` / `ou`, key and required property `sAMAccountName`,
     /// text `description`. Fits [`InMemoryConnector::new`](crate::InMemoryConnector::new); a
     /// real domain changes [`KitProfile::root_container`].
+    ///
+    /// Read from [`InMemorySchema::ad_like`](crate::memory::InMemorySchema::ad_like) by
+    /// [`KitProfile::from_schema`].
     pub fn ad_like() -> Self {
-        let mut p = Self::new("user", "cn");
-        p.group_type = Some("group".into());
-        p.container_type = Some("organizationalUnit".into());
-        p.container_name_property = "ou".into();
-        p.key_property = Some("sAMAccountName".into());
-        p.required_property = Some("sAMAccountName".into());
-        p.root_container = Some("DC=example,DC=test".into());
-        p
+        let schema = crate::memory::InMemorySchema::ad_like().declared();
+        Self::from_schema(&schema, Some("user"))
+            .expect("the AD-like schema names every role of the profile")
+            .with_root_container("DC=example,DC=test")
     }
 
     /// Sets the root container.

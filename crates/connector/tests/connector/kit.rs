@@ -18,13 +18,20 @@ const IN_MEMORY_SKIPS: [&str; 3] = [
     "paging_one_per_page",
 ];
 
+// The profile read from the connection's own declared schema: only the root container and the
+// expected skips are written by hand.
 autoprov_connector::connector_conformance_tests!(
     in_memory,
     async fn make() -> (impl Connector, KitProfile) {
-        (
-            system(),
-            KitProfile::ad_like().expect_skips(IN_MEMORY_SKIPS),
-        )
+        let system = system();
+        let schema = system
+            .schema()
+            .expect("the in-memory system declares its schema");
+        let profile = KitProfile::from_schema(&schema, None)
+            .expect("a profile from the schema")
+            .with_root_container("DC=example,DC=test")
+            .expect_skips(IN_MEMORY_SKIPS);
+        (system, profile)
     }
 );
 
