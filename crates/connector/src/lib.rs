@@ -16,6 +16,11 @@ pub mod wrappers;
 /// Re-exported so a package implements [`Connector`] and [`Package`] without its own
 /// dependency on `async-trait`.
 pub use async_trait::async_trait;
+/// Re-exported: [`ExportStream`] is a boxed [`futures::Stream`], and a package builds one with
+/// `futures::stream` (`iter`, `unfold`, `StreamExt`) without its own dependency on `futures`.
+pub use futures;
+/// Re-exported: [`Package::connect`] takes its settings as a [`serde_json::Value`].
+pub use serde_json;
 pub use capability::Capabilities;
 #[cfg(feature = "mock")]
 pub use connector::MockConnector;
