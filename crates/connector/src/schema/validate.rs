@@ -203,14 +203,15 @@ impl std::error::Error for SchemaViolation {}
 impl From<SchemaViolation> for ConnectorError {
     /// A permanent [`ErrorKind::InvalidOrder`] naming the order (when known).
     fn from(v: SchemaViolation) -> Self {
-        let message = match (&v.order, &v.property) {
-            (_, Some(property)) => format!(
+        // The order is named by the error itself; the message says the rest.
+        let message = match &v.property {
+            Some(property) => format!(
                 "`{}` property `{}`: {}",
                 v.entity_type,
                 property.escape_debug(),
                 v.violation
             ),
-            (_, None) => format!("`{}`: {}", v.entity_type, v.violation),
+            None => format!("`{}`: {}", v.entity_type, v.violation),
         };
         let e = ConnectorError::new(ErrorKind::InvalidOrder, v.operation(), message);
         match v.order {
