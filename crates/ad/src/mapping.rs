@@ -761,8 +761,14 @@ mod tests {
         let table = schema.to_markdown();
         let readme = include_str!("../README.md");
         let (start, end) = ("<!-- schema-table:start -->\n", "<!-- schema-table:end -->");
-        let from = readme.find(start).expect("the README marks its schema table") + start.len();
-        let to = readme[from..].find(end).expect("the README ends its schema table") + from;
+        let from = readme
+            .find(start)
+            .expect("the README marks its schema table")
+            + start.len();
+        let to = readme[from..]
+            .find(end)
+            .expect("the README ends its schema table")
+            + from;
         assert!(
             readme[from..to] == table,
             "the README's schema table is stale; replace it with:\n{table}"

@@ -16,11 +16,6 @@ pub mod wrappers;
 /// Re-exported so a package implements [`Connector`] and [`Package`] without its own
 /// dependency on `async-trait`.
 pub use async_trait::async_trait;
-/// Re-exported: [`ExportStream`] is a boxed [`futures::Stream`], and a package builds one with
-/// `futures::stream` (`iter`, `unfold`, `StreamExt`) without its own dependency on `futures`.
-pub use futures;
-/// Re-exported: [`Package::connect`] takes its settings as a [`serde_json::Value`].
-pub use serde_json;
 pub use capability::Capabilities;
 #[cfg(feature = "mock")]
 pub use connector::MockConnector;
@@ -30,9 +25,14 @@ pub use connector::{
     Fulfillment, Preview, RESENT_ARGUMENT, adoption_needs_review,
 };
 pub use error::{ConnectorError, ErrorKind, ErrorStatus, Operation};
+/// Re-exported: [`ExportStream`] is a boxed [`futures::Stream`], and a package builds one with
+/// `futures::stream` (`iter`, `unfold`, `StreamExt`) without its own dependency on `futures`.
+pub use futures;
 pub use memory::{InMemoryConnector, MemoryPackage};
 pub use registry::{ConnectionConfig, Package, PackageRegistry};
 pub use schema::{
     ConnectionSchema, EntitySchema, PropertySchema, SchemaViolation, ValueType, Violation,
 };
+/// Re-exported: [`Package::connect`] takes its settings as a [`serde_json::Value`].
+pub use serde_json;
 pub use settings::{SettingsError, parse_settings, parse_settings_or_default};
