@@ -750,6 +750,31 @@ pub fn default_entity_types() -> BTreeMap<String, EntityMapping> {
 mod tests {
     use super::*;
 
+    /// The README's table of the default mappings' declared schema is
+    /// `ConnectionSchema::to_markdown` of them, so it cannot drift from the code.
+    #[test]
+    fn readme_schema_table_is_the_default_schema() {
+        let schema = default_entity_types().iter().fold(
+            autoprov_connector::ConnectionSchema::new(),
+            |schema, (entity_type, m)| schema.with_entity(m.schema(entity_type)),
+        );
+        let table = schema.to_markdown();
+        let readme = include_str!("../README.md");
+        let (start, end) = ("<!-- schema-table:start -->\n", "<!-- schema-table:end -->");
+        let from = readme
+            .find(start)
+            .expect("the README marks its schema table")
+            + start.len();
+        let to = readme[from..]
+            .find(end)
+            .expect("the README ends its schema table")
+            + from;
+        assert!(
+            readme[from..to] == table,
+            "the README's schema table is stale; replace it with:\n{table}"
+        );
+    }
+
     #[test]
     fn defaults_are_valid_and_round_trip_through_json() {
         let map = default_entity_types();

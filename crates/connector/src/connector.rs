@@ -471,7 +471,8 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     /// Behaviour:
     /// - MUST return the same value for the life of the connection, and MUST NOT do I/O.
     /// - A property it declares `secret` is never exported; one it declares read-only is
-    ///   refused in orders.
+    ///   refused in orders. [`ConnectionSchema::validate`] checks an order against it (the
+    ///   in-memory system runs it on every order before anything else).
     fn schema(&self) -> Option<ConnectionSchema> {
         None
     }

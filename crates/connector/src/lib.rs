@@ -25,7 +25,14 @@ pub use connector::{
     Fulfillment, Preview, RESENT_ARGUMENT, adoption_needs_review,
 };
 pub use error::{ConnectorError, ErrorKind, ErrorStatus, Operation};
+/// Re-exported: [`ExportStream`] is a boxed [`futures::Stream`], and a package builds one with
+/// `futures::stream` (`iter`, `unfold`, `StreamExt`) without its own dependency on `futures`.
+pub use futures;
 pub use memory::{InMemoryConnector, MemoryPackage};
 pub use registry::{ConnectionConfig, Package, PackageRegistry};
-pub use schema::{ConnectionSchema, EntitySchema, PropertySchema, ValueType};
+pub use schema::{
+    ConnectionSchema, EntitySchema, PropertySchema, SchemaViolation, ValueType, Violation,
+};
+/// Re-exported: [`Package::connect`] takes its settings as a [`serde_json::Value`].
+pub use serde_json;
 pub use settings::{SettingsError, parse_settings, parse_settings_or_default};

@@ -510,10 +510,7 @@ impl Connector for InMemoryConnector {
     }
 
     fn schema(&self) -> Option<ConnectionSchema> {
-        let types = self.compiled().types.values();
-        Some(types.fold(ConnectionSchema::new(), |schema, t| {
-            schema.with_entity(t.declared())
-        }))
+        Some(self.compiled().declared.clone())
     }
 
     async fn check(&self) -> Result<(), ConnectorError> {

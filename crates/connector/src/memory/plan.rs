@@ -108,17 +108,6 @@ fn stale_key_note(stable: &StableId, other: &StableId, key: &ResourceId) -> Stri
     )
 }
 
-fn kind_matches(kind: &PropertyKind, value: &ScalarValue) -> bool {
-    matches!(
-        (kind, value),
-        (PropertyKind::String, ScalarValue::String(_))
-            | (PropertyKind::Integer, ScalarValue::Integer(_))
-            | (PropertyKind::Bool, ScalarValue::Bool(_))
-            | (PropertyKind::DateTime, ScalarValue::DateTime(_))
-            | (PropertyKind::Binary, ScalarValue::Binary(_))
-    )
-}
-
 impl State {
     fn lookup_reference(
         &self,
@@ -159,6 +148,11 @@ impl State {
         }
     }
 
+    /// Resolves changes the declared schema already accepted
+    /// ([`ConnectionSchema::validate_changes`](crate::ConnectionSchema::validate_changes), run
+    /// by [`State::plan`]): declared, writable, of the right types, secrets as secrets. What
+    /// is left is what only the system knows: references that resolve, to objects of the right
+    /// kind, and its own value rules (a non-empty name and password, `enabled` never cleared).
     fn interpret(
         &self,
         schema: &CompiledSchema,
@@ -176,18 +170,7 @@ impl State {
                     PropertyChange::Set(ScalarValue::String(s)) if !s.is_empty() => {
                         out.name = Some(s.clone());
                     }
-                    PropertyChange::Set(ScalarValue::String(_)) | PropertyChange::Clear => {
-                        return Err(wrong("the name cannot be empty"));
-                    }
-                    PropertyChange::Set(v) => {
-                        return Err(wrong(&format!(
-                            "expected a string, found {}",
-                            v.kind_name()
-                        )));
-                    }
-                    PropertyChange::SetReference(_) => {
-                        return Err(wrong("expected a string, found a reference"));
-                    }
+                    _ => return Err(wrong("the name cannot be empty")),
                 }
                 continue;
             }
@@ -210,16 +193,8 @@ impl State {
             }
             if t.kind == ObjectKind::Account && property == PASSWORD {
                 match change {
-                    PropertyChange::Set(ScalarValue::Secret(s)) if s.is_redacted() => {
-                        return Err(wrong(
-                            "is a masked secret read back from a file: it has no value and is never sent",
-                        ));
-                    }
                     PropertyChange::Set(ScalarValue::Secret(s)) if !s.is_empty() => {
                         out.password = Some(s.clone());
-                    }
-                    PropertyChange::Set(ScalarValue::String(s)) if !s.is_empty() => {
-                        out.password = Some(Secret::new(s.clone()));
                     }
                     _ => return Err(wrong("expected a non-empty secret")),
                 }
@@ -229,57 +204,39 @@ impl State {
                 && (property == ENABLED || property == MUST_CHANGE_PASSWORD)
             {
                 match change {
-                    PropertyChange::Set(v @ ScalarValue::Bool(_)) => {
+                    PropertyChange::Set(v) => {
                         out.scalars.insert(property.to_owned(), Some(v.clone()));
                     }
                     PropertyChange::Clear if property == MUST_CHANGE_PASSWORD => {
                         out.scalars.insert(property.to_owned(), None);
                     }
-                    _ => return Err(wrong("expected a boolean")),
+                    _ => return Err(wrong("cannot be cleared")),
                 }
                 continue;
             }
-            let Some(def) = t.properties.get(property) else {
-                return Err(invalid(
-                    operation,
-                    format!("unknown property `{property}` for a `{}`", t.id),
-                ));
+            let target = match t.properties.get(property).map(|d| &d.kind) {
+                Some(PropertyKind::MonoReference { target }) => Some(target),
+                Some(_) => None,
+                None => return Err(wrong("not declared")),
             };
-            match (&def.kind, change) {
-                (PropertyKind::MonoReference { target }, PropertyChange::SetReference(r)) => {
+            match (target, change) {
+                (Some(target), PropertyChange::SetReference(r)) => {
                     let k = self.required_object(schema, operation, property, r)?;
                     if self.objects[&k].entity_type != *target {
                         return Err(wrong(&format!("{r} is not a `{target}`")));
                     }
                     out.references.insert(property.to_owned(), Some(k));
                 }
-                (PropertyKind::MonoReference { .. }, PropertyChange::Clear) => {
+                (Some(_), PropertyChange::Clear) => {
                     out.references.insert(property.to_owned(), None);
                 }
-                (PropertyKind::MonoReference { .. }, PropertyChange::Set(v)) => {
-                    return Err(wrong(&format!(
-                        "expected a reference, found {}",
-                        v.kind_name()
-                    )));
-                }
-                (_, PropertyChange::Clear) if def.required => {
-                    return Err(wrong("a required property cannot be cleared"));
-                }
-                (_, PropertyChange::Clear) => {
+                (None, PropertyChange::Clear) => {
                     out.scalars.insert(property.to_owned(), None);
                 }
-                (kind, PropertyChange::Set(v)) if kind_matches(kind, v) => {
+                (None, PropertyChange::Set(v)) => {
                     out.scalars.insert(property.to_owned(), Some(v.clone()));
                 }
-                (kind, PropertyChange::Set(v)) => {
-                    return Err(wrong(&format!(
-                        "expected {kind:?}, found {}",
-                        v.kind_name()
-                    )));
-                }
-                (_, PropertyChange::SetReference(_)) => {
-                    return Err(wrong("expected a scalar, found a reference"));
-                }
+                _ => return Err(wrong("expected a reference or a scalar, not both")),
             }
         }
         for (navigation, delta) in &changes.navigations {
@@ -424,20 +381,21 @@ impl State {
         request: &Request<'_>,
     ) -> Result<Plan, ConnectorError> {
         let operation = Operation::from(request.change_type);
+        // The declared schema first: the entity type, and every change by name, type and
+        // flags, before any lookup.
+        schema
+            .declared
+            .validate_changes(
+                request.entity_type.as_str(),
+                request.change_type,
+                request.changes,
+            )
+            .map_err(|v| match request.order {
+                Some(order) => ConnectorError::from(v.with_order(order.clone())),
+                None => ConnectorError::from(v),
+            })?;
         let Some(t) = schema.types.get(request.entity_type) else {
-            return Err(invalid(
-                operation,
-                format!(
-                    "unknown entity type `{}` (known: {})",
-                    request.entity_type,
-                    schema
-                        .types
-                        .keys()
-                        .map(EntityTypeId::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
+            return Err(invalid(operation, "the entity type is not declared"));
         };
         match request.change_type {
             ChangeType::Added => self.plan_added(schema, t, request),
@@ -520,24 +478,6 @@ impl State {
         let Some(parent) = interpreted.parent else {
             return Err(invalid(operation, format!("missing `{PARENT}`")));
         };
-        for (property, def) in &t.properties {
-            let given = match &def.kind {
-                PropertyKind::MonoReference { .. } => interpreted
-                    .references
-                    .get(property)
-                    .is_some_and(Option::is_some),
-                _ => interpreted
-                    .scalars
-                    .get(property)
-                    .is_some_and(Option::is_some),
-            };
-            if def.required && !given {
-                return Err(invalid(
-                    operation,
-                    format!("missing the required property `{property}`"),
-                ));
-            }
-        }
         let name_key = State::name_key(schema, &t.id, &name);
         if let Some(&existing) = self.by_name.get(&(parent, name_key)) {
             let o = &self.objects[&existing];

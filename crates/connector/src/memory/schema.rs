@@ -109,8 +109,10 @@ impl EntityTypeSchema {
         }
     }
 
-    /// This type as a declared [`EntitySchema`]: the name property (required), the built-in
-    /// properties of its kind, and the declared ones (`unique` ones are keys).
+    /// This type as a declared [`EntitySchema`]: the name property and `parentdn` (both
+    /// required), the built-in properties of its kind (`memberOf` and a group's `member`
+    /// written by deltas), and the declared ones (`unique` ones are keys). Orders are
+    /// validated against it ([`ConnectionSchema::validate`]) before anything else.
     pub fn declared(&self) -> EntitySchema {
         let mut entity = EntitySchema::new(self.id.clone()).with_property(
             self.name_property.clone(),
@@ -120,9 +122,11 @@ impl EntityTypeSchema {
             let property = match builtin {
                 ENABLED | MUST_CHANGE_PASSWORD => PropertySchema::new(ValueType::Bool),
                 PASSWORD => PropertySchema::new(ValueType::String).secret(),
-                MEMBER_OF => PropertySchema::reference(None).multi_valued(),
-                MEMBERS => PropertySchema::reference(None).multi_valued().read_only(),
-                _ => PropertySchema::reference(None),
+                // Both sides of a membership take deltas: `memberOf` on the member, `member`
+                // on the group.
+                MEMBER_OF | MEMBERS => PropertySchema::reference(None).multi_valued(),
+                // Every object is created in a container or a naming context.
+                _ => PropertySchema::reference(None).required(),
             };
             entity = entity.with_property(builtin, property);
         }
@@ -328,7 +332,14 @@ impl InMemorySchema {
         if types.is_empty() {
             return Err(bad("schema: no entity type".into()));
         }
-        Ok(CompiledSchema { roots, types })
+        let declared = types.values().fold(ConnectionSchema::new(), |schema, t| {
+            schema.with_entity(t.declared())
+        });
+        Ok(CompiledSchema {
+            roots,
+            types,
+            declared,
+        })
     }
 }
 
@@ -337,6 +348,8 @@ impl InMemorySchema {
 pub(crate) struct CompiledSchema {
     pub(crate) roots: Vec<Dn>,
     pub(crate) types: BTreeMap<EntityTypeId, EntityTypeSchema>,
+    /// The declared schema of the types, which validates every request first.
+    pub(crate) declared: ConnectionSchema,
 }
 
 #[cfg(test)]
@@ -361,7 +374,13 @@ mod tests {
         );
         assert!(user.property("cn").unwrap().required);
         let members = declared.property("group", MEMBERS).unwrap();
-        assert!(members.multi_valued && !members.writable);
+        assert!(members.multi_valued && members.writable);
+        assert!(
+            declared
+                .property("organizationalUnit", PARENT)
+                .unwrap()
+                .required
+        );
         assert!(declared.property("organizationalUnit", PASSWORD).is_none());
     }
 

@@ -738,3 +738,56 @@ async fn out_of_band_changes_are_logged_without_an_order() {
         r"CN=a\,b,OU=Sales,DC=example,DC=test"
     );
 }
+
+/// Every order is checked against the declared schema (`Connector::schema`) first: what the
+/// schema refuses is an `InvalidOrder` naming the order and the property, with the schema's
+/// reason, and nothing is written.
+#[tokio::test]
+async fn orders_are_validated_by_the_declared_schema() {
+    use crate::schema::Violation;
+    let (s, ou) = system();
+    let declared = s.schema().unwrap();
+    let before = s.snapshot();
+    let mut plain_password = user("A", "a", &ou);
+    plain_password.set("password", "Plain-Text-Passw0rd!");
+    let mut single_member_of = user("B", "b", &ou);
+    single_member_of.set_reference("memberOf", Reference::dn(ou.as_str()));
+    let mut wrong_type = user("C", "c", &ou);
+    wrong_type.set("accountExpires", "tomorrow");
+    let cases = [
+        ("password", plain_password, Violation::SecretNotSecret),
+        (
+            "memberOf",
+            single_member_of,
+            Violation::MultiValuedWithoutDelta,
+        ),
+        (
+            "accountExpires",
+            wrong_type,
+            Violation::WrongType {
+                expected: crate::ValueType::DateTime,
+                found: "string",
+            },
+        ),
+    ];
+    for (i, (property, changes, violation)) in cases.into_iter().enumerate() {
+        let o = order(&format!("schema-{i}"), ChangeType::Added, "user", changes);
+        let v = declared.validate(&o).unwrap_err();
+        assert_eq!(
+            (v.property.as_deref(), &v.violation),
+            (Some(property), &violation)
+        );
+        let e = run(&s, &o).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidOrder, "{e}");
+        assert_eq!(e.order().map(|o| o.as_str()), Some(o.order_id.as_str()));
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("`{property}`")) && text.contains(&violation.to_string()),
+            "{text}"
+        );
+        assert!(!text.contains("Plain-Text-Passw0rd!"), "{text}");
+    }
+    assert_eq!(s.snapshot(), before, "nothing was written");
+    // A group's members are written as deltas on the group, as its schema declares.
+    assert!(declared.property("group", "member").unwrap().writable);
+}

@@ -12,6 +12,11 @@
 //! theirs from their own configuration: the AD package from its entity mappings, the in-memory
 //! package from its [`InMemorySchema`](crate::memory::InMemorySchema).
 //!
+//! The schema drives three things: [`ConnectionSchema::validate`] checks an order before any
+//! write (a [`SchemaViolation`] that becomes an `InvalidOrder`), [`ConnectionSchema::to_markdown`]
+//! renders it as a table for a package's docs, and the conformance kit reads its profile from
+//! it (`KitProfile::from_schema`, feature `testkit`).
+//!
 //! ```
 //! use autoprov_connector::schema::{ConnectionSchema, EntitySchema, PropertySchema, ValueType};
 //! let schema = ConnectionSchema::new().with_entity(
@@ -29,6 +34,11 @@
 //! assert!(schema.property("user", "nope").is_none());
 //! ```
 
+mod markdown;
+mod validate;
+
+pub use validate::{SchemaViolation, Violation};
+
 use autoprov_core::EntityTypeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,7 +48,9 @@ pub const PARENT: &str = "parentdn";
 /// Multi-valued navigation: the groups an account is a member of. Written as
 /// `memberOf_add` / `memberOf_remove` deltas; the connector applies them on the groups.
 pub const MEMBER_OF: &str = "memberOf";
-/// Multi-valued navigation of a group: its members (read-only in exports; the back-link of
+/// Multi-valued navigation of a group: its members (the back-link of [`MEMBER_OF`]). A
+/// connection declares whether orders may write it as `member_add` / `member_remove` deltas
+/// on the group (the in-memory system does) or only export it (AD writes memberships through
 /// [`MEMBER_OF`]).
 pub const MEMBERS: &str = "member";
 /// Boolean scalar: the account is enabled.
