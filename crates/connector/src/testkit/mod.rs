@@ -518,6 +518,7 @@ macro_rules! for_each_conformance_check {
             password_is_stored,
             parallel_orders,
             incremental_export_after_rename,
+            debug_shows_no_held_data,
             paging_one_per_page
         );
     };
@@ -558,6 +559,7 @@ macro_rules! __conformance_tests {
             password_is_stored,
             parallel_orders,
             incremental_export_after_rename,
+            debug_shows_no_held_data,
             paging_one_per_page
         );
     };

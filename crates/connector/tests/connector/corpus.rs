@@ -95,6 +95,10 @@ enum Bug {
     AcceptsForeignCookie,
     /// Adding a present member fails.
     AddingAPresentMemberFails,
+    /// `Debug` prints the objects the connection holds.
+    DebugShowsObjects,
+    /// A membership may name an account as if it were a group.
+    AccountsAsGroups,
 }
 
 /// Every bug, with the check written for it.
@@ -150,6 +154,8 @@ const CORPUS: &[(Bug, &str)] = &[
         Bug::AddingAPresentMemberFails,
         "membership_add_twice_remove_absent",
     ),
+    (Bug::DebugShowsObjects, "debug_shows_no_held_data"),
+    (Bug::AccountsAsGroups, "invalid_order_bad_reference"),
 ];
 
 const PASSWORD: &str = "password";
@@ -157,7 +163,6 @@ const MEMBER_OF: &str = "memberOf";
 
 /// The in-memory system with one bug; `paged` is the handle configured with one resource per
 /// page (where the paging bugs live).
-#[derive(Debug)]
 struct Broken {
     inner: InMemoryConnector,
     bug: Bug,
@@ -165,6 +170,17 @@ struct Broken {
     probes: AtomicUsize,
     slot: Mutex<Option<ProvisioningOrder>>,
     written: Mutex<BTreeSet<StableId>>,
+}
+
+impl std::fmt::Debug for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Broken");
+        d.field("inner", &self.inner).field("bug", &self.bug);
+        if self.bug == Bug::DebugShowsObjects {
+            d.field("objects", &self.inner.snapshot());
+        }
+        d.finish_non_exhaustive()
+    }
 }
 
 impl Broken {
@@ -312,7 +328,17 @@ impl Connector for Broken {
                 "the member is already there",
             ));
         }
-        let read = self.misread(order).await;
+        let mut read = self.misread(order).await;
+        if self.bug == Bug::AccountsAsGroups
+            && let Some(nav) = read.changes.navigations.get_mut(MEMBER_OF)
+        {
+            // Takes the account for a group, and "adds" the member nowhere.
+            nav.add.retain(|r| {
+                let target = r.get("dn").and_then(|dn| self.inner.get(dn));
+                !target
+                    .is_some_and(|t| t.entity_type.as_ref().is_some_and(|e| e.as_str() == "user"))
+            });
+        }
         let mut result = self.inner.fulfill(&read).await;
         if self.bug == Bug::DropsBadReferences
             && matches!(&result, Err(e) if e.kind() == ErrorKind::InvalidOrder)

@@ -226,3 +226,48 @@ pub async fn parallel_orders(conn: &dyn Connector, profile: &KitProfile) -> Chec
     })
     .await
 }
+
+/// A connection's `Debug` says something (at least which connection it is) and shows none of
+/// the data it holds or has written: not an account's name, nor a value written to it, nor its
+/// password. A `Debug` line ends up in logs.
+pub async fn debug_shows_no_held_data(conn: &dyn Connector, profile: &KitProfile) -> CheckResult {
+    run_writing(
+        conn,
+        profile,
+        "debug_shows_no_held_data",
+        &[],
+        |ctx| async move {
+            let p = ctx.profile;
+            let name = ctx.name("debug-held");
+            let text = format!("held text {}", ctx.token());
+            let mut c = ctx.account_named(name.clone(), None);
+            c.set(p.text_property.clone(), text.clone());
+            let password = p.password.clone();
+            let clear = password
+                .expose()
+                .map_err(|e| format!("the kit profile's password: {e}"))?
+                .to_owned();
+            if ctx.conn.info().capabilities.password {
+                c.set(PASSWORD, password);
+            }
+            ctx.create_account(c).await?;
+            let debug = format!("{:?} {:#?}", ctx.conn, ctx.conn);
+            ensure!(
+                !debug.trim().is_empty(),
+                "the connection's Debug prints nothing; it should at least name the connection"
+            );
+            for (what, value) in [
+                ("the name of an account it holds", name.as_str()),
+                ("a value it wrote", text.as_str()),
+                ("a password it wrote", clear.as_str()),
+            ] {
+                ensure!(
+                    !debug.contains(value),
+                    "the connection's Debug shows {what} ({value:?}): {debug}"
+                );
+            }
+            Ok(())
+        },
+    )
+    .await
+}

@@ -113,6 +113,7 @@ pub async fn incremental_export(conn: &dyn Connector, profile: &KitProfile) -> C
             let unchanged = ctx.create_account(ctx.account("unchanged")).await?;
             let mut changed = ctx.create_account(ctx.account("changed")).await?;
             let deleted = ctx.create_account(ctx.account("deleted")).await?;
+            let deleted_too = ctx.create_account(ctx.account("deleted-too")).await?;
             let base = ctx
                 .conn
                 .export_all(ctx.export_request())
@@ -121,13 +122,16 @@ pub async fn incremental_export(conn: &dyn Connector, profile: &KitProfile) -> C
             let Some(cookie) = base.cookie else {
                 fail!("the complete export returned no cookie");
             };
+            // Deletions first (the first change after the cookie, and two in a row), a
+            // modification last (the last change before the next cookie).
+            ctx.delete(&deleted).await?;
+            ctx.delete(&deleted_too).await?;
             let created = ctx.create_account(ctx.account("created")).await?;
             ctx.modify(
                 &mut changed,
                 set_text(&p.text_property, "changed since the cookie"),
             )
             .await?;
-            ctx.delete(&deleted).await?;
             let incremental = |cookie: ExportCookie| {
                 let mut request = ExportRequest::incremental(cookie);
                 request.scope = ctx.export_request().scope;
@@ -162,18 +166,21 @@ pub async fn incremental_export(conn: &dyn Connector, profile: &KitProfile) -> C
                 unchanged.id
             );
             let was_deleted =
-                |d: &Vec<(autoprov_core::ResourceId, Option<autoprov_core::StableId>)>| {
+                |d: &Vec<(autoprov_core::ResourceId, Option<autoprov_core::StableId>)>,
+                 deleted: &Created| {
                     d.iter().any(|(id, stable)| match stable {
                         Some(s) => *s == deleted.stable_id,
                         None => same_name(id.as_str(), deleted.id.as_str()),
                     })
                 };
-            ensure!(
-                was_deleted(&inc.deleted),
-                "the increment does not report the deletion of {} (deleted: {:?})",
-                deleted.id,
-                inc.deleted
-            );
+            for deleted in [&deleted, &deleted_too] {
+                ensure!(
+                    was_deleted(&inc.deleted, deleted),
+                    "the increment does not report the deletion of {} (deleted: {:?})",
+                    deleted.id,
+                    inc.deleted
+                );
+            }
             let Some(next) = inc.cookie else {
                 fail!("the incremental export returned no cookie");
             };
@@ -193,7 +200,8 @@ pub async fn incremental_export(conn: &dyn Connector, profile: &KitProfile) -> C
                 );
             }
             ensure!(
-                !was_deleted(&quiet.deleted),
+                !was_deleted(&quiet.deleted, &deleted)
+                    && !was_deleted(&quiet.deleted, &deleted_too),
                 "an increment with no change since its cookie repeats a deletion"
             );
             match ctx

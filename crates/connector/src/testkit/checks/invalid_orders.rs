@@ -156,6 +156,17 @@ pub async fn invalid_order_bad_reference(
                         "the invalid Modified order wrote its valid part: {r:?}"
                     );
                     ctx.follow(&mut a, &crate::Executed::new(r.id.clone()))?;
+                    let not_a_group = ctx.create_account(ctx.account("not-a-group")).await?;
+                    let mut m = Changes::default();
+                    m.add_reference(MEMBER_OF, not_a_group.reference());
+                    let order = ctx.modify_order(&a, m);
+                    let result = ctx.send(&order).await?;
+                    expect_invalid(result, &order, "adding an account to an account")?;
+                    let r = ctx.read(&a).await?;
+                    ensure!(
+                        !names(&r, MEMBER_OF, &not_a_group),
+                        "an account was made a member of another account: {r:?}"
+                    );
                 }
             } else {
                 let gone = ctx.create_container("gone").await?;

@@ -13,7 +13,10 @@ mod special_characters;
 mod stable_id;
 
 pub use added::{adoption_review_is_honoured, create_read_update_delete, idempotent_create};
-pub use connection::{check_writes_nothing, connection_check, manual_transmits, parallel_orders};
+pub use connection::{
+    check_writes_nothing, connection_check, debug_shows_no_held_data, manual_transmits,
+    parallel_orders,
+};
 pub use deleted::idempotent_delete;
 pub use export::{export_sees_fulfilment, incremental_export};
 pub use invalid_orders::{
@@ -221,5 +224,6 @@ checks! {
     password_is_stored => "a password written verifies afterwards (connections that can check passwords), another does not",
     parallel_orders => "orders sent at the same time are each applied once, to their own target, and no membership is lost",
     incremental_export_after_rename => "after a group and a member are renamed, an incremental export merged over the complete one names each by its new name on the other side: no stale membership",
+    debug_shows_no_held_data => "the connection's Debug names something and shows no name, value or password it holds or wrote",
     paging_one_per_page => "an export with one resource per page holds exactly what the connection's export holds: nothing lost or repeated at a page boundary",
 }
