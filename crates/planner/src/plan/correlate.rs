@@ -119,7 +119,6 @@ impl Planner {
         slot: &OwnerSlot,
         rt: usize,
     ) -> Result<Option<TargetIdx>, Box<(EvaluationError, Vec<TargetIdx>)>> {
-        let owner = &slot.owner;
         let store = &self.targets[rt];
         if store.len() == 0 {
             return Ok(None);
@@ -131,12 +130,12 @@ impl Planner {
             };
             let candidates = store.candidates(k, value);
             if let Some(others) = self.owner_keys[rt][k].get(value)
-                && let Some(other) = others.iter().find(|o| **o != owner.id)
+                && let Some(other) = others.iter().find(|o| **o != slot.id)
                 && let Some(&first) = candidates.first()
             {
                 return Err(Box::new((
                     EvaluationError::CorrelationConflict {
-                        owner: owner.id.clone(),
+                        owner: slot.id.clone(),
                         resource_type: self.policy.rts[rt].id.clone(),
                         target: store
                             .get(first)
@@ -158,7 +157,7 @@ impl Planner {
                     targets.sort();
                     return Err(Box::new((
                         EvaluationError::AmbiguousCorrelation {
-                            owner: owner.id.clone(),
+                            owner: slot.id.clone(),
                             resource_type: self.policy.rts[rt].id.clone(),
                             targets,
                         },

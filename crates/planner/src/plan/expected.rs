@@ -63,9 +63,10 @@ impl Planner {
             .ok_or_else(|| PlanError::UnknownOwner {
                 owner: owner.clone(),
             })?;
+        let whole = slot.owner.to_owner(&slot.id, &self.syms);
         let exp = self
             .policy
-            .evaluate(&slot.owner, &slot.extras, &self.lookups, now, &[])?;
+            .evaluate(&whole, &slot.extras, &self.lookups, now, &[])?;
         // Expected assignments are all or nothing: a resource type that cannot be evaluated
         // is reported rather than left out.
         if let Some((_, e)) = exp.failed.first() {

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::error::EvaluationError;
 use crate::targets::TargetIdx;
-use autoprov_core::{OwnerId, ResourceId};
+use autoprov_core::{Owner, OwnerId, ResourceId};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
@@ -176,16 +176,24 @@ impl Planner {
             .filter_map(|id| self.owners.get_key_value(id))
             .map(|(id, slot)| (id, &**slot))
             .collect();
-        let work = |(id, slot): &(&OwnerId, &OwnerSlot)| {
+        let work = |scratch: &mut Owner, (id, slot): &(&OwnerId, &OwnerSlot)| {
             let prev = self.fragments.get(*id).map(Arc::as_ref);
-            ((*id).clone(), self.plan_owner(slot, prev, now, orders))
+            (
+                (*id).clone(),
+                self.plan_owner(slot, scratch, prev, now, orders),
+            )
         };
         // A handful of dirty owners is not worth a thread hop; a lookup change that dirties
         // everyone is.
         if slots.len() < 1024 {
-            slots.iter().map(work).collect()
+            let mut scratch = Owner::new("", "");
+            slots.iter().map(|s| work(&mut scratch, s)).collect()
         } else {
-            slots.par_iter().with_min_len(1024).map(work).collect()
+            slots
+                .par_iter()
+                .with_min_len(1024)
+                .map_init(|| Owner::new("", ""), work)
+                .collect()
         }
     }
 
@@ -196,14 +204,18 @@ impl Planner {
         slots
             .par_iter()
             .with_min_len(1024)
-            .map(|(id, slot)| {
-                let prev = if slot.has_fragment {
-                    self.fragments.get(*id).map(Arc::as_ref)
-                } else {
-                    None
-                };
-                self.plan_owner(slot, prev, now, orders)
-            })
+            // One scratch owner per batch, refilled owner after owner.
+            .map_init(
+                || Owner::new("", ""),
+                |scratch, (id, slot)| {
+                    let prev = if slot.has_fragment {
+                        self.fragments.get(*id).map(Arc::as_ref)
+                    } else {
+                        None
+                    };
+                    self.plan_owner(slot, scratch, prev, now, orders)
+                },
+            )
             .collect()
     }
 
@@ -294,14 +306,18 @@ impl Planner {
     }
 
     /// Plans one owner: correlation, evaluation, comparison, gating, states. Pure.
+    /// `scratch` receives the owner, rebuilt from its compact form (any owner will do: its
+    /// allocations are reused).
     fn plan_owner(
         &self,
         slot: &OwnerSlot,
+        scratch: &mut Owner,
         prev: Option<&OwnerPlan>,
         now: DateTime<Utc>,
         orders: &OrderStates,
     ) -> OwnerOutcome {
-        let owner = &slot.owner;
+        slot.owner.fill(&slot.id, &self.syms, scratch);
+        let owner = &*scratch;
         let mut claims = Claims::default();
         let mut correlated: Vec<Option<TargetIdx>> = vec![None; self.policy.rts.len()];
         // A correlation failure concerns its resource type only.
@@ -339,7 +355,7 @@ impl Planner {
                     exp.failed.sort_by_key(|(rt, _)| *rt);
                 }
                 let mut held = Vec::new();
-                let plan = self.compare(slot, &exp, &correlated, orders, &mut held);
+                let plan = self.compare(slot, owner, &exp, &correlated, orders, &mut held);
                 let plan = self.with_failures(owner, plan, prev, &exp.failed, orders);
                 let plan = self.with_expired(owner, plan, prev, &exp, &correlated, orders);
                 // What this plan expects becomes autoprov's to change, except found values it

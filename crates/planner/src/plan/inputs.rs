@@ -3,6 +3,7 @@
 
 use super::{Claims, OwnerSlot, Planner};
 use crate::error::PlanError;
+use crate::owners::CompactOwner;
 use crate::policy::OwnerExtras;
 use crate::targets::Target;
 use autoprov_core::{Owner, OwnerId, Resource, ResourceId, ResourceTypeId};
@@ -14,24 +15,28 @@ impl Planner {
         let id = owner.id.clone();
         let new_keys = self.owner_key_values(&owner);
         let new_query = self.query_keys(&owner);
+        let compact = CompactOwner::new(owner, &mut self.syms, &mut self.pool);
         if let Some(slot) = self.owners.get_mut(&id) {
-            let old = std::mem::replace(&mut slot.owner, owner);
+            let old = std::mem::replace(&mut slot.owner, compact);
             let old_keys = std::mem::replace(&mut slot.keys, new_keys.clone());
             if old_keys != new_keys {
                 self.index_owner_keys(&id, &old_keys, false);
                 self.index_owner_keys(&id, &new_keys, true);
             }
-            let old_query = self.query_keys(&old);
+            let old_query = self.query_keys(&old.to_owner(&id, &self.syms));
             if old_query != new_query {
                 self.file_query_keys(&id, &old_query, false);
                 self.file_query_keys(&id, &new_query, true);
             }
+            drop(old);
+            self.pool.sweep_if_grown();
         } else {
             self.file_query_keys(&id, &new_query, true);
             self.owners.insert(
                 id.clone(),
                 Box::new(OwnerSlot {
-                    owner,
+                    id: id.clone(),
+                    owner: compact,
                     requests: BTreeMap::new(),
                     extras: OwnerExtras::default(),
                     kept: Vec::new(),
@@ -52,8 +57,9 @@ impl Planner {
     /// and are deleted only where `RemoveOrphans` is set.
     pub fn remove_owner(&mut self, id: &OwnerId) -> Option<Owner> {
         let slot = self.owners.remove(id)?;
+        let owner = slot.owner.to_owner(&slot.id, &self.syms);
         self.index_owner_keys(id, &slot.keys, false);
-        let query = self.query_keys(&slot.owner);
+        let query = self.query_keys(&owner);
         self.file_query_keys(id, &query, false);
         for (rt, idx) in slot.claims.iter() {
             self.release_claim(rt, idx, id);
@@ -63,7 +69,9 @@ impl Planner {
         if !slot.established.is_empty() {
             self.owned_changed.insert(id.clone());
         }
-        Some(slot.owner)
+        drop(slot);
+        self.pool.sweep_if_grown();
+        Some(owner)
     }
 
     /// Adds or replaces an actual target of a resource type (what a synchronization saw) and

@@ -32,10 +32,11 @@ pub use requests::{KeptAssignment, KeptValue};
 pub use thresholds::{GenerationStatus, LimitKind, OrderCounts, ThresholdBreach, ThresholdForce};
 
 use crate::error::{ConfigError, PlanError};
+use crate::owners::{CompactOwner, StringPool};
 use crate::policy::{CompiledPolicy, Lookups, OwnerExtras, RoleModel};
 use crate::targets::{References, Symbols, TargetIdx, TargetStore};
 use autoprov_core::{
-    AssignmentRequest, EntityTypeId, Owner, OwnerId, RequestId, Resource, ResourceId, ResourceType,
+    AssignmentRequest, EntityTypeId, OwnerId, RequestId, Resource, ResourceId, ResourceType,
     ResourceTypeId,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -81,7 +82,10 @@ impl PlannerConfig {
 }
 
 struct OwnerSlot {
-    owner: Owner,
+    /// Its id (the key it is filed under).
+    id: OwnerId,
+    /// The owner, compact: rebuilt into a scratch `Owner` to be evaluated.
+    owner: CompactOwner,
     requests: BTreeMap<RequestId, AssignmentRequest>,
     extras: OwnerExtras,
     kept: Vec<KeptAssignment>,
@@ -146,6 +150,8 @@ pub struct Planner {
     policy: CompiledPolicy,
     syms: Symbols,
     refs: References,
+    /// The owners' shared strings.
+    pool: StringPool,
     /// Per resource type: its keys with the target property symbol.
     keys: Vec<Vec<(CorrelationKey, u32)>>,
     /// Per resource type and key: normalized owner key value ⇒ owners holding it.
@@ -231,6 +237,7 @@ impl Planner {
             policy,
             syms,
             refs,
+            pool: StringPool::default(),
             keys,
             owner_keys,
             targets,

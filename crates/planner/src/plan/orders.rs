@@ -31,12 +31,12 @@ impl Planner {
     pub(super) fn compare(
         &self,
         slot: &OwnerSlot,
+        owner: &Owner,
         exp: &OwnerExpectation,
         correlated: &[Option<TargetIdx>],
         view: &OrderStates,
         held: &mut Vec<(u32, Sym)>,
     ) -> Option<OwnerPlan> {
-        let owner = &slot.owner;
         let mut items: Vec<PlannedItem> = Vec::new();
         let mut found = Found {
             values: Vec::new(),
@@ -289,7 +289,7 @@ impl Planner {
                 found.held.push((rt as u32, sym));
             }
             found.values.push(NonConforming {
-                owner: slot.owner.id.clone(),
+                owner: slot.id.clone(),
                 resource_type: self.policy.rts[rt].id.clone(),
                 target: t.id.clone(),
                 value,
@@ -408,7 +408,7 @@ impl Planner {
                 });
                 let disposition = self.disposition(rt, approved);
                 found.values.push(NonConforming {
-                    owner: slot.owner.id.clone(),
+                    owner: slot.id.clone(),
                     resource_type: self.policy.rts[rt].id.clone(),
                     target: t.id.clone(),
                     value: FoundValue::Navigation {
@@ -422,7 +422,7 @@ impl Planner {
             });
             if !unexplained.is_empty() && !self.role_grants.is_empty() {
                 found.deduced.extend(self.deduce_roles(
-                    &slot.owner.id,
+                    &slot.id,
                     found.roles,
                     rt,
                     sym,
