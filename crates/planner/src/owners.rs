@@ -144,7 +144,7 @@ struct SymStats {
 /// Values seen before a property's sharing is judged.
 const JUDGE_AFTER: u32 = 1024;
 
-/// The owners' shared strings and entity types.
+/// The shared strings of owners and targets, and the owners' entity types.
 #[derive(Debug, Default)]
 pub(crate) struct StringPool {
     strings: FxHashSet<Arc<str>>,
@@ -154,29 +154,45 @@ pub(crate) struct StringPool {
     swept: usize,
 }
 
+/// A string kept by the pool: shared, or its own.
+pub(crate) enum PooledText {
+    /// Shared with the other holders of the same value.
+    Shared(Arc<str>),
+    /// Its own (its property's values are mostly distinct).
+    Own(Box<str>),
+}
+
 impl StringPool {
     fn value(&mut self, sym: Sym, s: String) -> OwnerValue {
+        match self.text(sym, s) {
+            PooledText::Shared(s) => OwnerValue::Shared(s),
+            PooledText::Own(s) => OwnerValue::Text(s),
+        }
+    }
+
+    /// Pools a string value of property `sym` (an owner's or a target's).
+    pub(crate) fn text(&mut self, sym: Sym, s: String) -> PooledText {
         let i = sym as usize;
         if self.stats.len() <= i {
             self.stats.resize(i + 1, SymStats::default());
         }
         let stats = &mut self.stats[i];
         if stats.unshared {
-            return OwnerValue::Text(s.into_boxed_str());
+            return PooledText::Own(s.into_boxed_str());
         }
         stats.seen = stats.seen.saturating_add(1);
         if let Some(shared) = self.strings.get(s.as_str()) {
-            return OwnerValue::Shared(shared.clone());
+            return PooledText::Shared(shared.clone());
         }
         stats.new = stats.new.saturating_add(1);
         // Mostly new values: each would cost a pool entry and save nothing.
         if stats.seen >= JUDGE_AFTER && u64::from(stats.new) * 2 > u64::from(stats.seen) {
             stats.unshared = true;
-            return OwnerValue::Text(s.into_boxed_str());
+            return PooledText::Own(s.into_boxed_str());
         }
         let shared: Arc<str> = Arc::from(s);
         self.strings.insert(shared.clone());
-        shared.into()
+        PooledText::Shared(shared)
     }
 
     fn entity_type(&mut self, e: EntityTypeId) -> EntityTypeId {
@@ -195,12 +211,6 @@ impl StringPool {
         }
         self.strings.retain(|s| Arc::strong_count(s) > 1);
         self.swept = self.strings.len();
-    }
-}
-
-impl From<Arc<str>> for OwnerValue {
-    fn from(s: Arc<str>) -> Self {
-        Self::Shared(s)
     }
 }
 

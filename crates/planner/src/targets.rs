@@ -5,12 +5,15 @@
 //! so the planner interns property names and references once and keeps targets as sorted
 //! arrays of small ids. `Resource`s are rebuilt only for the targets an order touches.
 
+use crate::compare::ComparisonType;
+use crate::owners::{PooledText, StringPool};
 use autoprov_core::{
     EntityTypeId, PropertyValue, Reference, Resource, ResourceId, ScalarValue, StableId,
 };
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// An interned property name.
 pub(crate) type Sym = u32;
@@ -67,13 +70,64 @@ impl References {
     }
 }
 
-/// One value of a compact target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One value of a compact target (24 bytes: strings, the common scalars, are pooled).
+#[derive(Debug, Clone)]
 pub(crate) enum CompactValue {
-    Scalar(ScalarValue),
+    /// A string shared with the other holders of the same value ([`StringPool`]).
+    Shared(Arc<str>),
+    /// A string of its own.
+    Text(Box<str>),
+    /// Any other scalar.
+    Scalar(Box<ScalarValue>),
     Ref(RefId),
     /// Sorted, without duplicates.
     Refs(Box<[RefId]>),
+}
+
+/// A scalar value of a compact target, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ScalarRef<'a> {
+    /// A string.
+    Text(&'a str),
+    /// Any other scalar.
+    Value(&'a ScalarValue),
+}
+
+impl<'a> ScalarRef<'a> {
+    /// The value, owned.
+    pub(crate) fn to_value(self) -> ScalarValue {
+        match self {
+            Self::Text(s) => ScalarValue::String(s.to_owned()),
+            Self::Value(v) => v.clone(),
+        }
+    }
+
+    /// Whether `expected` equals this value under `comparison`
+    /// ([`ComparisonType::scalar_equals`]`(expected, self)`).
+    pub(crate) fn equals(self, comparison: ComparisonType, expected: &ScalarValue) -> bool {
+        match (self, expected) {
+            (Self::Text(a), ScalarValue::String(x)) => comparison.text_equals(x, a),
+            (Self::Text(_), _) => false,
+            (Self::Value(a), x) => comparison.scalar_equals(x, a),
+        }
+    }
+
+    /// Whether this is exactly `value`.
+    pub(crate) fn is(self, value: &ScalarValue) -> bool {
+        match (self, value) {
+            (Self::Text(a), ScalarValue::String(v)) => a == v,
+            (Self::Text(_), _) => false,
+            (Self::Value(a), v) => a == v,
+        }
+    }
+
+    /// The value's key under `comparison` ([`ComparisonType::key_of`]).
+    pub(crate) fn key(self, comparison: ComparisonType) -> Option<Cow<'a, str>> {
+        match self {
+            Self::Text(s) => Some(comparison.normalize(s)),
+            Self::Value(v) => comparison.key_of(v),
+        }
+    }
 }
 
 /// A target as the planner keeps it.
@@ -87,7 +141,12 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    pub(crate) fn compact(resource: &Resource, syms: &mut Symbols, refs: &mut References) -> Self {
+    pub(crate) fn compact(
+        resource: &Resource,
+        syms: &mut Symbols,
+        refs: &mut References,
+        pool: &mut StringPool,
+    ) -> Self {
         let values = resource
             .values
             .iter()
@@ -99,6 +158,7 @@ impl Target {
             values,
             syms,
             refs,
+            pool,
         )
     }
 
@@ -108,6 +168,7 @@ impl Target {
         resource: Resource,
         syms: &mut Symbols,
         refs: &mut References,
+        pool: &mut StringPool,
     ) -> Self {
         let Resource {
             id,
@@ -122,7 +183,7 @@ impl Target {
         names.sort_unstable_by_key(|(s, _)| *s);
         let values: Box<[(Sym, CompactValue)]> = names
             .into_iter()
-            .map(|(sym, value)| (sym, Self::compact_value(Cow::Owned(value), refs)))
+            .map(|(sym, value)| (sym, Self::compact_value(sym, Cow::Owned(value), refs, pool)))
             .collect();
         Self {
             id,
@@ -139,9 +200,13 @@ impl Target {
         values: impl Iterator<Item = (&'a str, Cow<'a, PropertyValue>)>,
         syms: &mut Symbols,
         refs: &mut References,
+        pool: &mut StringPool,
     ) -> Self {
         let mut values: Vec<(Sym, CompactValue)> = values
-            .map(|(name, value)| (syms.intern(name), Self::compact_value(value, refs)))
+            .map(|(name, value)| {
+                let sym = syms.intern(name);
+                (sym, Self::compact_value(sym, value, refs, pool))
+            })
             .collect();
         values.sort_unstable_by_key(|(s, _)| *s);
         Self {
@@ -152,12 +217,24 @@ impl Target {
         }
     }
 
-    fn compact_value(value: Cow<'_, PropertyValue>, refs: &mut References) -> CompactValue {
-        if let Cow::Owned(PropertyValue::Scalar(s)) = value {
-            return CompactValue::Scalar(s);
-        }
+    fn compact_value(
+        sym: Sym,
+        value: Cow<'_, PropertyValue>,
+        refs: &mut References,
+        pool: &mut StringPool,
+    ) -> CompactValue {
+        let pooled = |text: String, pool: &mut StringPool| match pool.text(sym, text) {
+            PooledText::Shared(s) => CompactValue::Shared(s),
+            PooledText::Own(s) => CompactValue::Text(s),
+        };
+        let value = match value {
+            Cow::Owned(PropertyValue::Scalar(ScalarValue::String(s))) => return pooled(s, pool),
+            Cow::Owned(PropertyValue::Scalar(s)) => return CompactValue::Scalar(Box::new(s)),
+            other => other,
+        };
         match value.as_ref() {
-            PropertyValue::Scalar(s) => CompactValue::Scalar(s.clone()),
+            PropertyValue::Scalar(ScalarValue::String(s)) => pooled(s.clone(), pool),
+            PropertyValue::Scalar(s) => CompactValue::Scalar(Box::new(s.clone())),
             PropertyValue::Reference(r) => CompactValue::Ref(refs.intern(r)),
             PropertyValue::References(rs) => {
                 let mut ids: Vec<RefId> = rs.iter().map(|r| refs.intern(r)).collect();
@@ -175,9 +252,11 @@ impl Target {
             .map(|i| &self.values[i].1)
     }
 
-    pub(crate) fn scalar(&self, sym: Sym) -> Option<&ScalarValue> {
-        match self.get(sym) {
-            Some(CompactValue::Scalar(s)) => Some(s),
+    pub(crate) fn scalar(&self, sym: Sym) -> Option<ScalarRef<'_>> {
+        match self.get(sym)? {
+            CompactValue::Shared(s) => Some(ScalarRef::Text(s)),
+            CompactValue::Text(s) => Some(ScalarRef::Text(s)),
+            CompactValue::Scalar(s) => Some(ScalarRef::Value(s)),
             _ => None,
         }
     }
@@ -206,7 +285,13 @@ impl Target {
             .iter()
             .map(|(s, v)| {
                 let v = match v {
-                    CompactValue::Scalar(s) => PropertyValue::Scalar(s.clone()),
+                    CompactValue::Shared(s) => {
+                        PropertyValue::Scalar(ScalarValue::String(s.to_string()))
+                    }
+                    CompactValue::Text(s) => {
+                        PropertyValue::Scalar(ScalarValue::String(s.to_string()))
+                    }
+                    CompactValue::Scalar(s) => PropertyValue::Scalar((**s).clone()),
                     CompactValue::Ref(r) => PropertyValue::Reference(refs.get(*r).clone()),
                     CompactValue::Refs(rs) => PropertyValue::References(
                         rs.iter()
@@ -379,10 +464,16 @@ mod tests {
                     .into_iter()
                     .collect::<BTreeSet<_>>(),
             );
-        let t = Target::compact(&r, &mut syms, &mut refs);
+        let t = Target::compact(&r, &mut syms, &mut refs, &mut StringPool::default());
         assert_eq!(t.to_resource(&syms, &refs), r);
         let member_of = syms.get("memberOf").unwrap();
         assert_eq!(t.references(member_of).len(), 2);
+    }
+
+    #[test]
+    fn a_compact_value_is_three_words() {
+        assert_eq!(std::mem::size_of::<CompactValue>(), 24);
+        assert_eq!(std::mem::size_of::<(Sym, CompactValue)>(), 32);
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl Planner {
                 }
                 target
                     .scalar(*sym)
-                    .and_then(|s| k.comparison.key_of(s))
+                    .and_then(|s| s.key(k.comparison))
                     .map(Cow::into_owned)
             })
             .collect()

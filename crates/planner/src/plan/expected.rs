@@ -4,6 +4,7 @@
 use super::Planner;
 use crate::error::PlanError;
 use crate::policy::{KeptTarget, RequestTarget};
+use crate::targets::ScalarRef;
 use autoprov_core::{
     AssignedResourceNavigation, AssignedResourceScalar, AssignedResourceType, AssignmentId,
     AssignmentStatus, OwnerId, Period, ProvisioningState, ResourceTypeId, RoleId, WorkflowState,
@@ -198,7 +199,7 @@ impl Planner {
                         .ok()
                         .flatten()
                         .and_then(|i| self.targets[k.rt].get(i))
-                        .and_then(|t| t.scalar(*sym).cloned());
+                        .and_then(|t| t.scalar(*sym).map(ScalarRef::to_value));
                     if let Some(value) = value {
                         out.scalars.push(AssignedResourceScalar {
                             id: AssignmentId::new(format!("{art}/{name}")),

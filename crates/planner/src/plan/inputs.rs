@@ -82,8 +82,9 @@ impl Planner {
         resource: &Resource,
     ) -> Result<(), PlanError> {
         let rt = self.rt_index(resource_type)?;
-        let target = Target::compact(resource, &mut self.syms, &mut self.refs);
+        let target = Target::compact(resource, &mut self.syms, &mut self.refs, &mut self.pool);
         self.insert_target(rt, target);
+        self.pool.sweep_if_grown();
         Ok(())
     }
 
@@ -106,10 +107,12 @@ impl Planner {
         let rt = self.rt_index(resource_type)?;
         let mut loaded = 0;
         for resource in resources {
-            let target = Target::compact_owned(resource, &mut self.syms, &mut self.refs);
+            let target =
+                Target::compact_owned(resource, &mut self.syms, &mut self.refs, &mut self.pool);
             self.insert_target(rt, target);
             loaded += 1;
         }
+        self.pool.sweep_if_grown();
         Ok(loaded)
     }
 
@@ -149,6 +152,8 @@ impl Planner {
             self.dirty.insert(owner);
         }
         self.dirty_targets.insert((rt, id.clone()));
+        drop(old);
+        self.pool.sweep_if_grown();
         Ok(true)
     }
 }

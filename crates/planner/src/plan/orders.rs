@@ -313,15 +313,15 @@ impl Planner {
             }
             let actual = t.scalar(sym);
             let change = match (expected, actual) {
-                (Some(x), Some(a)) if comparison.scalar_equals(x, a) => None,
+                (Some(x), Some(a)) if a.equals(comparison, x) => None,
                 (Some(x), None) => Some(PropertyChange::Set(x.as_ref().clone())),
                 (expected, Some(a)) => {
                     let approved = removals.iter().any(|(r, w)| {
-                        *r == rt && matches!(w, RemovalTarget::Scalar(s, v) if *s == sym && v == a)
+                        *r == rt && matches!(w, RemovalTarget::Scalar(s, v) if *s == sym && a.is(v))
                     });
                     let value = FoundValue::Scalar {
                         property: self.syms.name(sym).to_owned(),
-                        value: a.clone(),
+                        value: a.to_value(),
                     };
                     let kind = match expected {
                         Some(x) => NonConformingKind::DifferentValue {
