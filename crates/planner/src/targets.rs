@@ -6,6 +6,7 @@
 //! arrays of small ids. `Resource`s are rebuilt only for the targets an order touches.
 
 use crate::compare::ComparisonType;
+use crate::few::Few;
 use crate::owners::{PooledText, StringPool};
 use autoprov_core::{
     EntityTypeId, PropertyValue, Reference, Resource, ResourceId, ScalarValue, StableId,
@@ -321,7 +322,7 @@ pub(crate) struct TargetStore {
     free: Vec<TargetIdx>,
     by_id: FxHashMap<ResourceId, TargetIdx>,
     /// Per correlation key: normalized key value ⇒ targets holding it.
-    key_index: Vec<FxHashMap<String, Vec<TargetIdx>>>,
+    key_index: Vec<FxHashMap<Box<str>, Few<TargetIdx>>>,
     /// The owner currently correlated with each slot.
     pub(crate) claimed_by: Vec<Option<autoprov_core::OwnerId>>,
     len: usize,
@@ -348,7 +349,7 @@ impl TargetStore {
     }
 
     pub(crate) fn candidates(&self, key: usize, value: &str) -> &[TargetIdx] {
-        self.key_index[key].get(value).map_or(&[], Vec::as_slice)
+        self.key_index[key].get(value).map_or(&[], Few::as_slice)
     }
 
     /// Inserts or replaces a target; returns its slot and the replaced target, if any.
@@ -383,9 +384,10 @@ impl TargetStore {
         };
         for (k, v) in keys.into_iter().enumerate() {
             if let Some(v) = v {
-                let list = self.key_index[k].entry(v).or_default();
-                if let Err(pos) = list.binary_search(&idx) {
-                    list.insert(pos, idx);
+                if let Some(list) = self.key_index[k].get_mut(v.as_str()) {
+                    list.insert_sorted(idx);
+                } else {
+                    self.key_index[k].insert(v.into_boxed_str(), Few::One(idx));
                 }
             }
         }
@@ -410,12 +412,10 @@ impl TargetStore {
     fn unindex(&mut self, idx: TargetIdx, keys: Vec<Option<String>>) {
         for (k, v) in keys.into_iter().enumerate() {
             if let Some(v) = v
-                && let Some(list) = self.key_index[k].get_mut(&v)
+                && let Some(list) = self.key_index[k].get_mut(v.as_str())
+                && list.remove(&idx)
             {
-                list.retain(|i| *i != idx);
-                if list.is_empty() {
-                    self.key_index[k].remove(&v);
-                }
+                self.key_index[k].remove(v.as_str());
             }
         }
     }

@@ -4,6 +4,7 @@
 use super::{OwnerSlot, Planner};
 use crate::compare::ComparisonType;
 use crate::error::EvaluationError;
+use crate::few::Few;
 use crate::targets::{Target, TargetIdx};
 use autoprov_core::{Owner, OwnerId, PropertyValue, ResourceId};
 use std::borrow::Cow;
@@ -83,18 +84,19 @@ impl Planner {
                 let Some(v) = v else { continue };
                 let map = &mut self.owner_keys[rt][k];
                 if insert {
-                    let list = map.entry(v.clone()).or_default();
-                    if !list.contains(id) {
-                        list.push(id.clone());
+                    if let Some(list) = map.get_mut(v.as_str()) {
+                        list.push_unique(id.clone());
+                        if list.as_slice().len() > 1 {
+                            self.dirty.extend(list.as_slice().iter().cloned());
+                        }
+                    } else {
+                        map.insert(v.as_str().into(), Few::One(id.clone()));
                     }
-                    if list.len() > 1 {
-                        self.dirty.extend(list.iter().cloned());
-                    }
-                } else if let Some(list) = map.get_mut(v) {
-                    list.retain(|o| o != id);
-                    self.dirty.extend(list.iter().cloned());
-                    if list.is_empty() {
-                        map.remove(v);
+                } else if let Some(list) = map.get_mut(v.as_str()) {
+                    if list.remove(id) {
+                        map.remove(v.as_str());
+                    } else {
+                        self.dirty.extend(list.as_slice().iter().cloned());
                     }
                 }
             }
@@ -130,7 +132,7 @@ impl Planner {
             };
             let candidates = store.candidates(k, value);
             if let Some(others) = self.owner_keys[rt][k].get(value)
-                && let Some(other) = others.iter().find(|o| **o != slot.id)
+                && let Some(other) = others.as_slice().iter().find(|o| **o != slot.id)
                 && let Some(&first) = candidates.first()
             {
                 return Err(Box::new((

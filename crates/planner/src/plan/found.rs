@@ -411,7 +411,7 @@ impl Planner {
             workflow_state: WorkflowState::Found,
         };
         let owner = decision.owner.clone();
-        let slot = self.slot_mut(&owner)?;
+        let slot = self.slot_mut(&owner)?.rare_mut();
         slot.found_removals
             .retain(|(r, v)| !(r == &decision.resource_type && v == &decision.value));
         match decision.verdict {

@@ -25,6 +25,11 @@ impl Planner {
         options: PlanOptions,
         orders: &OrderStates,
     ) -> Plan {
+        // Everyone is planned: the dirty sets are done with. Fresh sets rather than `clear()`:
+        // after a load they hold a million slots, which the next incremental run would
+        // otherwise walk; dropped first, they make room for the plan.
+        self.dirty = FxHashSet::default();
+        self.dirty_targets = FxHashSet::default();
         let outcomes = self.compute_all(now, orders);
         let mut claimed: Vec<Vec<bool>> = self
             .targets
@@ -76,10 +81,6 @@ impl Planner {
         self.fragments = fragments;
         self.orphans = orphans;
         self.reindex();
-        // Fresh sets rather than `clear()`: after a load they hold a million slots, which the
-        // next incremental run would otherwise walk.
-        self.dirty = FxHashSet::default();
-        self.dirty_targets = FxHashSet::default();
         self.current_plan(options)
     }
 
@@ -343,7 +344,7 @@ impl Planner {
         }
         let expectation =
             self.policy
-                .evaluate(owner, &slot.extras, &self.lookups, now, &correlated);
+                .evaluate(owner, slot.extras(), &self.lookups, now, &correlated);
         let (plan, established) = match expectation {
             Ok(mut exp) => {
                 if !failed.is_empty() {

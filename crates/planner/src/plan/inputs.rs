@@ -4,10 +4,8 @@
 use super::{Claims, OwnerSlot, Planner};
 use crate::error::PlanError;
 use crate::owners::CompactOwner;
-use crate::policy::OwnerExtras;
 use crate::targets::Target;
 use autoprov_core::{Owner, OwnerId, Resource, ResourceId, ResourceTypeId};
-use std::collections::BTreeMap;
 
 impl Planner {
     /// Adds or replaces an owner and marks it dirty.
@@ -37,10 +35,7 @@ impl Planner {
                 Box::new(OwnerSlot {
                     id: id.clone(),
                     owner: compact,
-                    requests: BTreeMap::new(),
-                    extras: OwnerExtras::default(),
-                    kept: Vec::new(),
-                    found_removals: Vec::new(),
+                    rare: None,
                     established: Default::default(),
                     owned_changed: false,
                     claims: Claims::default(),

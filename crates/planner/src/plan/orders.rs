@@ -152,7 +152,7 @@ impl Planner {
                 }
                 (_, Some(t)) => {
                     if slot
-                        .extras
+                        .extras()
                         .kept
                         .iter()
                         .any(|k| k.rt == rt && k.what == KeptTarget::Account)
@@ -163,7 +163,7 @@ impl Planner {
                     // deleted only after a person confirmed it, or under the `Remove` setting.
                     if !slot.established.has_rt(rt) {
                         let approved = slot
-                            .extras
+                            .extras()
                             .removals
                             .iter()
                             .any(|(r, w)| *r == rt && *w == RemovalTarget::Account);
@@ -265,9 +265,9 @@ impl Planner {
     fn diff(&self, slot: &OwnerSlot, e: &RtExpectation, t: &Target, found: &mut Found) -> Changes {
         let rt = e.rt;
         let policy = &self.policy.per_rt[rt];
-        let kept = &slot.extras.kept;
+        let kept = &slot.extras().kept;
         let established = &slot.established;
-        let removals = &slot.extras.removals;
+        let removals = &slot.extras().removals;
         let scalar_kept = |sym| {
             kept.iter()
                 .any(|k| k.rt == rt && k.what == KeptTarget::Scalar(sym))
