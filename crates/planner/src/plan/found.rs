@@ -125,20 +125,16 @@ pub struct DeducedRole {
     pub missing: Vec<Reference>,
 }
 
-/// [`Established`]'s parts, borrowed: resource type indexes, (type, property) and
-/// (type, property, reference).
-pub(super) type EstablishedParts<'a> = (&'a [u32], &'a [(u32, Sym)], &'a [(u32, Sym, RefId)]);
-
 /// What a plan of this planner expected of one owner: the values that are autoprov's to
 /// change. Compared with the next expectation without allocating, replaced only when it
 /// differs.
+///
+/// One block of words per owner (a million owners hold one each): the number of resource
+/// types, the number of properties, the resource type indexes, the (type, property) pairs
+/// and the (type, property, reference) triples of multi-valued references.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Established {
-    rts: Vec<u32>,
-    /// Scalar and mono-valued properties that a rule gave a value.
-    props: Vec<(u32, Sym)>,
-    /// Multi-valued references.
-    refs: Vec<(u32, Sym, RefId)>,
+    words: Box<[u32]>,
 }
 
 /// In `held`, with a resource type's index: the whole account is held (an adoption waiting for
@@ -180,50 +176,119 @@ impl Established {
     /// plan keeps (`held`: a value that differs and waits for review or was adopted).
     pub(super) fn of(exp: &OwnerExpectation<'_>, held: &[(u32, Sym)]) -> Self {
         let (rts, props, refs) = Self::entries(exp, held);
+        Self::build(rts, props, refs)
+    }
+
+    fn build(
+        rts: impl Iterator<Item = u32>,
+        props: impl Iterator<Item = (u32, Sym)>,
+        refs: impl Iterator<Item = (u32, Sym, RefId)>,
+    ) -> Self {
+        let mut words = vec![0, 0];
+        words.extend(rts);
+        let n_rts = words.len() - 2;
+        for (rt, sym) in props {
+            words.extend([rt, sym]);
+        }
+        let n_props = (words.len() - 2 - n_rts) / 2;
+        for (rt, sym, r) in refs {
+            words.extend([rt, sym, r]);
+        }
+        if words.len() == 2 {
+            return Self::default();
+        }
+        words[0] = n_rts as u32;
+        words[1] = n_props as u32;
         Self {
-            rts: rts.collect(),
-            props: props.collect(),
-            refs: refs.collect(),
+            words: words.into_boxed_slice(),
         }
     }
 
     /// Whether the expectation establishes exactly these values.
     pub(super) fn matches(&self, exp: &OwnerExpectation<'_>, held: &[(u32, Sym)]) -> bool {
         let (rts, props, refs) = Self::entries(exp, held);
-        rts.eq(self.rts.iter().copied())
-            && props.eq(self.props.iter().copied())
-            && refs.eq(self.refs.iter().copied())
+        rts.eq(self.rts().iter().copied()) && props.eq(self.props()) && refs.eq(self.refs())
     }
 
-    /// Its parts: resource type indexes, (type, property), (type, property, reference).
-    pub(super) fn parts(&self) -> EstablishedParts<'_> {
-        (&self.rts, &self.props, &self.refs)
+    fn counts(&self) -> (usize, usize) {
+        match &*self.words {
+            [n_rts, n_props, ..] => (*n_rts as usize, *n_props as usize),
+            _ => (0, 0),
+        }
     }
 
-    /// From its parts (a restored copy), in the order [`Self::parts`] gave them: the order a
-    /// plan writes them in, so that the next plan finds them unchanged.
+    /// The resource type indexes.
+    pub(super) fn rts(&self) -> &[u32] {
+        let (n_rts, _) = self.counts();
+        self.words.get(2..2 + n_rts).unwrap_or_default()
+    }
+
+    /// The (resource type, property) pairs.
+    pub(super) fn props(&self) -> impl Iterator<Item = (u32, Sym)> + '_ {
+        let (n_rts, n_props) = self.counts();
+        self.words
+            .get(2 + n_rts..2 + n_rts + 2 * n_props)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(|c| (c[0], c[1]))
+    }
+
+    /// The (resource type, property, reference) triples.
+    pub(super) fn refs(&self) -> impl Iterator<Item = (u32, Sym, RefId)> + '_ {
+        let (n_rts, n_props) = self.counts();
+        self.words
+            .get(2 + n_rts + 2 * n_props..)
+            .unwrap_or_default()
+            .chunks_exact(3)
+            .map(|c| (c[0], c[1], c[2]))
+    }
+
+    /// From its parts (a restored copy), in the order [`Self::rts`], [`Self::props`] and
+    /// [`Self::refs`] gave them: the order a plan writes them in, so that the next plan finds
+    /// them unchanged.
     pub(super) fn from_parts(
         rts: Vec<u32>,
         props: Vec<(u32, Sym)>,
         refs: Vec<(u32, Sym, RefId)>,
     ) -> Self {
-        Self { rts, props, refs }
+        Self::build(rts.into_iter(), props.into_iter(), refs.into_iter())
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.rts.is_empty() && self.props.is_empty() && self.refs.is_empty()
+        self.words.is_empty()
     }
 
     pub(super) fn has_rt(&self, rt: usize) -> bool {
-        self.rts.contains(&(rt as u32))
+        self.rts().contains(&(rt as u32))
     }
 
     pub(super) fn has_prop(&self, rt: usize, sym: Sym) -> bool {
-        self.props.contains(&(rt as u32, sym))
+        self.props().any(|p| p == (rt as u32, sym))
     }
 
     pub(super) fn has_ref(&self, rt: usize, sym: Sym, r: RefId) -> bool {
-        self.refs.contains(&(rt as u32, sym, r))
+        self.refs().any(|x| x == (rt as u32, sym, r))
+    }
+}
+
+#[cfg(test)]
+mod established_tests {
+    use super::Established;
+
+    #[test]
+    fn established_parts_round_trip_through_one_block() {
+        let e = Established::from_parts(vec![0, 2], vec![(0, 5), (2, 7)], vec![(0, 9, 11)]);
+        assert_eq!(e.rts(), &[0, 2]);
+        assert_eq!(e.props().collect::<Vec<_>>(), vec![(0, 5), (2, 7)]);
+        assert_eq!(e.refs().collect::<Vec<_>>(), vec![(0, 9, 11)]);
+        assert!(e.has_rt(2) && !e.has_rt(1));
+        assert!(e.has_prop(2, 7) && !e.has_prop(0, 7));
+        assert!(e.has_ref(0, 9, 11) && !e.has_ref(0, 9, 12));
+        let only_refs = Established::from_parts(vec![], vec![], vec![(1, 2, 3)]);
+        assert_eq!(only_refs.rts(), &[] as &[u32]);
+        assert_eq!(only_refs.refs().collect::<Vec<_>>(), vec![(1, 2, 3)]);
+        assert!(Established::from_parts(vec![], vec![], vec![]).is_empty());
+        assert!(!only_refs.is_empty());
     }
 }
 

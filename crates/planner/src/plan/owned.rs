@@ -11,21 +11,21 @@ impl Planner {
     /// properties and references they gave a value); `None` for an unknown owner.
     pub fn owned_values(&self, owner: &OwnerId) -> Option<OwnedValues> {
         let slot = self.owners.get(owner)?;
-        let (rts, props, refs) = slot.established.parts();
+        let established = &slot.established;
         let rt_id = |rt: u32| self.policy.rts[rt as usize].id.clone();
         let mut v = OwnedValues::new(owner.clone());
-        v.resource_types = rts.iter().map(|rt| rt_id(*rt)).collect();
-        v.properties = props
-            .iter()
-            .map(|(rt, sym)| (rt_id(*rt), self.syms.name(*sym).to_owned()))
+        v.resource_types = established.rts().iter().map(|rt| rt_id(*rt)).collect();
+        v.properties = established
+            .props()
+            .map(|(rt, sym)| (rt_id(rt), self.syms.name(sym).to_owned()))
             .collect();
-        v.references = refs
-            .iter()
+        v.references = established
+            .refs()
             .map(|(rt, sym, r)| {
                 (
-                    rt_id(*rt),
-                    self.syms.name(*sym).to_owned(),
-                    self.refs.get(*r).clone(),
+                    rt_id(rt),
+                    self.syms.name(sym).to_owned(),
+                    self.refs.get(r).clone(),
                 )
             })
             .collect();
