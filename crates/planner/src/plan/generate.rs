@@ -49,7 +49,7 @@ impl Planner {
             }
             slot.claims = outcome.claims;
             if let Some(established) = outcome.established {
-                slot.established = *established;
+                slot.established = established;
                 slot.owned_changed = true;
                 changed_any = true;
             }
@@ -81,6 +81,7 @@ impl Planner {
         self.fragments = fragments;
         self.orphans = orphans;
         self.reindex();
+        self.established_pool.sweep_if_grown();
         self.current_plan(options)
     }
 
@@ -226,7 +227,7 @@ impl Planner {
             .get_mut(&id)
             .map(|s| {
                 if let Some(established) = outcome.established.take() {
-                    s.established = *established;
+                    s.established = established;
                     // Few owners change per incremental plan: filed by id, so that taking the
                     // changes scans no slot.
                     self.owned_changed.insert(id.clone());
@@ -250,6 +251,7 @@ impl Planner {
             }
         }
         self.install_fragment(id, outcome.plan.map(|p| *p));
+        self.established_pool.sweep_if_grown();
     }
 
     pub(super) fn install_fragment(&mut self, id: OwnerId, plan: Option<OwnerPlan>) {
@@ -363,7 +365,7 @@ impl Planner {
                 // keeps; unchanged in the common case, then nothing is allocated. A type whose
                 // evaluation failed says nothing: what was established stays as it was.
                 let established = (exp.failed.is_empty() && !slot.established.matches(&exp, &held))
-                    .then(|| Established::of(&exp, &held));
+                    .then(|| Established::of(&exp, &held, &self.established_pool));
                 (plan, established)
             }
             Err(error) => (Some(error_plan(owner, prev, error, orders)), None),
@@ -371,7 +373,7 @@ impl Planner {
         OwnerOutcome {
             plan: plan.map(Box::new),
             claims,
-            established: established.map(Box::new),
+            established,
         }
     }
 }

@@ -171,7 +171,7 @@ struct OwnerOutcome {
     plan: Option<Box<OwnerPlan>>,
     claims: Claims,
     /// The new established values, when they changed.
-    established: Option<Box<found::Established>>,
+    established: Option<found::Established>,
 }
 
 /// The planner: inputs, per-owner fragments and the indexes that keep re-planning cheap.
@@ -183,6 +183,8 @@ pub struct Planner {
     refs: References,
     /// The owners' shared strings.
     pool: StringPool,
+    /// The owners' shared established values.
+    established_pool: found::EstablishedPool,
     /// Per resource type: its keys with the target property symbol.
     keys: Vec<Vec<(CorrelationKey, u32)>>,
     /// Per resource type and key: normalized owner key value ⇒ owners holding it.
@@ -269,6 +271,7 @@ impl Planner {
             syms,
             refs,
             pool: StringPool::default(),
+            established_pool: Default::default(),
             keys,
             owner_keys,
             targets,

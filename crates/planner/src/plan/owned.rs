@@ -52,7 +52,7 @@ impl Planner {
             .iter()
             .filter_map(|(t, p, r)| Some((rt(t)?, self.syms.intern(p), self.refs.intern(r))))
             .collect();
-        let established = Established::from_parts(rts, props, refs);
+        let established = Established::from_parts(rts, props, refs, &self.established_pool);
         if let Some(slot) = self.owners.get_mut(&values.owner) {
             slot.established = established;
             slot.owned_changed = false;
