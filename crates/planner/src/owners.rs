@@ -13,61 +13,85 @@
 use crate::targets::{Sym, Symbols};
 use autoprov_core::{EntityTypeId, Owner, OwnerId, PropertyValue, ScalarValue};
 use rustc_hash::FxHashSet;
+use std::borrow::Borrow;
 use std::sync::Arc;
 
-/// One property value of a compact owner.
+/// A pooled string: one pointer (an `Arc<str>` is two), hashed and compared as its text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct SharedStr(Arc<String>);
+
+impl SharedStr {
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a holder other than the pool is left.
+    fn is_held(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
+}
+
+impl Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One property value of a compact owner (16 bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum OwnerValue {
     /// A string shared with the owners holding the same value (see [`StringPool`]).
-    Shared(Arc<str>),
-    /// A string of its own (a property whose values are mostly distinct, such as a login).
-    Text(Box<str>),
+    Shared(SharedStr),
+    /// A string of its own (a property whose values are mostly distinct, such as a login):
+    /// its range in the owner's text.
+    Text(u32, u32),
     /// Any other value (numbers, dates, references, secrets): rare on owners, kept as is.
     Other(Box<PropertyValue>),
 }
 
 impl OwnerValue {
-    fn as_text(&self) -> Option<&str> {
+    fn as_text<'a>(&'a self, text: &'a str) -> Option<&'a str> {
         match self {
-            Self::Shared(s) => Some(s),
-            Self::Text(s) => Some(s),
+            Self::Shared(s) => Some(s.as_str()),
+            Self::Text(start, end) => text.get(*start as usize..*end as usize),
             Self::Other(_) => None,
         }
     }
 
-    fn to_property(&self) -> PropertyValue {
-        match self {
-            Self::Other(v) => (**v).clone(),
-            Self::Shared(s) => PropertyValue::Scalar(ScalarValue::String(s.to_string())),
-            Self::Text(s) => PropertyValue::Scalar(ScalarValue::String(s.to_string())),
+    fn to_property(&self, text: &str) -> PropertyValue {
+        match (self, self.as_text(text)) {
+            (Self::Other(v), _) => (**v).clone(),
+            (_, Some(s)) => PropertyValue::Scalar(ScalarValue::String(s.to_owned())),
+            (_, None) => PropertyValue::Scalar(ScalarValue::String(String::new())),
         }
     }
 
     /// Writes this value over `slot`, reusing its string's buffer when both are strings.
-    fn write_into(&self, slot: &mut PropertyValue) {
-        if let Some(text) = self.as_text()
+    fn write_into(&self, slot: &mut PropertyValue, text: &str) {
+        if let Some(text) = self.as_text(text)
             && let PropertyValue::Scalar(ScalarValue::String(s)) = slot
         {
             s.clear();
             s.push_str(text);
             return;
         }
-        *slot = self.to_property();
+        *slot = self.to_property(text);
     }
 }
 
 /// An owner as the planner keeps it (its id is the key it is filed under).
 #[derive(Debug, Clone)]
 pub(crate) struct CompactOwner {
-    identifier: Box<str>,
+    /// The identifier, then the strings of the owner's own values (one heap block).
+    text: Box<str>,
+    identifier_len: u32,
     entity_type: Option<EntityTypeId>,
     /// In the order of the owner's property names (a `BTreeMap`'s order).
     values: Box<[(Sym, OwnerValue)]>,
 }
 
 impl CompactOwner {
-    /// Compacts an owner, taking its strings by value (a string of its own is moved, not
-    /// copied).
+    /// Compacts an owner.
     pub(crate) fn new(owner: Owner, syms: &mut Symbols, pool: &mut StringPool) -> Self {
         let Owner {
             id: _,
@@ -75,22 +99,51 @@ impl CompactOwner {
             entity_type,
             properties,
         } = owner;
+        let capacity = identifier.len()
+            + properties
+                .values()
+                .map(|v| match v {
+                    PropertyValue::Scalar(ScalarValue::String(s)) => s.len(),
+                    _ => 0,
+                })
+                .sum::<usize>();
+        let mut text = String::with_capacity(capacity);
+        text.push_str(&identifier);
+        let identifier_len = u32::try_from(text.len()).unwrap_or(u32::MAX);
         let values = properties
             .into_iter()
             .map(|(name, value)| {
                 let sym = syms.intern(&name);
                 let value = match value {
-                    PropertyValue::Scalar(ScalarValue::String(s)) => pool.value(sym, s),
+                    PropertyValue::Scalar(ScalarValue::String(s)) => match pool.text(sym, s) {
+                        PooledText::Shared(s) => OwnerValue::Shared(s),
+                        PooledText::Own(s) => {
+                            let start = text.len();
+                            text.push_str(&s);
+                            match (u32::try_from(start), u32::try_from(text.len())) {
+                                (Ok(a), Ok(b)) => OwnerValue::Text(a, b),
+                                // Beyond 4 GiB of text: kept whole.
+                                _ => OwnerValue::Other(Box::new(s.into())),
+                            }
+                        }
+                    },
                     other => OwnerValue::Other(Box::new(other)),
                 };
                 (sym, value)
             })
             .collect();
         Self {
-            identifier: identifier.into_boxed_str(),
+            text: text.into_boxed_str(),
+            identifier_len,
             entity_type: entity_type.map(|e| pool.entity_type(e)),
             values,
         }
+    }
+
+    fn identifier(&self) -> &str {
+        self.text
+            .get(..self.identifier_len as usize)
+            .unwrap_or_default()
     }
 
     /// The owner, rebuilt.
@@ -108,7 +161,7 @@ impl CompactOwner {
             out.id = id.clone();
         }
         out.identifier.clear();
-        out.identifier.push_str(&self.identifier);
+        out.identifier.push_str(self.identifier());
         if out.entity_type != self.entity_type {
             out.entity_type.clone_from(&self.entity_type);
         }
@@ -120,13 +173,13 @@ impl CompactOwner {
                 .all(|(name, (sym, _))| name == syms.name(*sym));
         if same_names {
             for (slot, (_, value)) in out.properties.values_mut().zip(self.values.iter()) {
-                value.write_into(slot);
+                value.write_into(slot, &self.text);
             }
         } else {
             out.properties = self
                 .values
                 .iter()
-                .map(|(sym, value)| (syms.name(*sym).to_owned(), value.to_property()))
+                .map(|(sym, value)| (syms.name(*sym).to_owned(), value.to_property(&self.text)))
                 .collect();
         }
     }
@@ -147,7 +200,7 @@ const JUDGE_AFTER: u32 = 1024;
 /// The shared strings of owners and targets, and the owners' entity types.
 #[derive(Debug, Default)]
 pub(crate) struct StringPool {
-    strings: FxHashSet<Arc<str>>,
+    strings: FxHashSet<SharedStr>,
     stats: Vec<SymStats>,
     entity_types: FxHashSet<EntityTypeId>,
     /// The pool's size after its last sweep.
@@ -157,19 +210,12 @@ pub(crate) struct StringPool {
 /// A string kept by the pool: shared, or its own.
 pub(crate) enum PooledText {
     /// Shared with the other holders of the same value.
-    Shared(Arc<str>),
-    /// Its own (its property's values are mostly distinct).
-    Own(Box<str>),
+    Shared(SharedStr),
+    /// Its own (its property's values are mostly distinct), handed back.
+    Own(String),
 }
 
 impl StringPool {
-    fn value(&mut self, sym: Sym, s: String) -> OwnerValue {
-        match self.text(sym, s) {
-            PooledText::Shared(s) => OwnerValue::Shared(s),
-            PooledText::Own(s) => OwnerValue::Text(s),
-        }
-    }
-
     /// Pools a string value of property `sym` (an owner's or a target's).
     pub(crate) fn text(&mut self, sym: Sym, s: String) -> PooledText {
         let i = sym as usize;
@@ -178,7 +224,7 @@ impl StringPool {
         }
         let stats = &mut self.stats[i];
         if stats.unshared {
-            return PooledText::Own(s.into_boxed_str());
+            return PooledText::Own(s);
         }
         stats.seen = stats.seen.saturating_add(1);
         if let Some(shared) = self.strings.get(s.as_str()) {
@@ -188,9 +234,9 @@ impl StringPool {
         // Mostly new values: each would cost a pool entry and save nothing.
         if stats.seen >= JUDGE_AFTER && u64::from(stats.new) * 2 > u64::from(stats.seen) {
             stats.unshared = true;
-            return PooledText::Own(s.into_boxed_str());
+            return PooledText::Own(s);
         }
-        let shared: Arc<str> = Arc::from(s);
+        let shared = SharedStr(Arc::new(s));
         self.strings.insert(shared.clone());
         PooledText::Shared(shared)
     }
@@ -209,7 +255,7 @@ impl StringPool {
         if self.strings.len() <= 2 * self.swept.max(JUDGE_AFTER as usize) {
             return;
         }
-        self.strings.retain(|s| Arc::strong_count(s) > 1);
+        self.strings.retain(SharedStr::is_held);
         self.swept = self.strings.len();
     }
 }
@@ -244,10 +290,16 @@ mod tests {
         }
         // The department is one shared string.
         let dept = |c: &CompactOwner| match &c.values[0].1 {
-            OwnerValue::Shared(s) => Arc::as_ptr(s),
+            OwnerValue::Shared(s) => Arc::as_ptr(&s.0),
             other => panic!("{other:?}"),
         };
         assert_eq!(dept(&ca), dept(&cb));
+    }
+
+    #[test]
+    fn an_owner_value_is_two_words() {
+        assert_eq!(std::mem::size_of::<OwnerValue>(), 16);
+        assert_eq!(std::mem::size_of::<(Sym, OwnerValue)>(), 24);
     }
 
     #[test]
@@ -262,7 +314,7 @@ mod tests {
                 CompactOwner::new(o, &mut syms, &mut pool)
             })
             .collect();
-        let login = |c: &CompactOwner| matches!(c.values[1].1, OwnerValue::Text(_));
+        let login = |c: &CompactOwner| matches!(c.values[1].1, OwnerValue::Text(..));
         assert!(!login(&owners[0]), "shared until judged");
         assert!(
             login(owners.last().unwrap()),
@@ -277,7 +329,7 @@ mod tests {
         drop(owners);
         pool.swept = 0;
         pool.strings
-            .extend((0..2 * JUDGE_AFTER).map(|i| Arc::from(format!("x{i}"))));
+            .extend((0..2 * JUDGE_AFTER).map(|i| SharedStr(Arc::new(format!("x{i}")))));
         pool.sweep_if_grown();
         assert!(pool.strings.is_empty(), "no owner holds them any more");
     }

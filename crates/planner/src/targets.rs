@@ -7,14 +7,13 @@
 
 use crate::compare::ComparisonType;
 use crate::few::Few;
-use crate::owners::{PooledText, StringPool};
+use crate::owners::{PooledText, SharedStr, StringPool};
 use autoprov_core::{
     EntityTypeId, PropertyValue, Reference, Resource, ResourceId, ScalarValue, StableId,
 };
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 /// An interned property name.
 pub(crate) type Sym = u32;
@@ -75,7 +74,7 @@ impl References {
 #[derive(Debug, Clone)]
 pub(crate) enum CompactValue {
     /// A string shared with the other holders of the same value ([`StringPool`]).
-    Shared(Arc<str>),
+    Shared(SharedStr),
     /// A string of its own.
     Text(Box<str>),
     /// Any other scalar.
@@ -226,7 +225,7 @@ impl Target {
     ) -> CompactValue {
         let pooled = |text: String, pool: &mut StringPool| match pool.text(sym, text) {
             PooledText::Shared(s) => CompactValue::Shared(s),
-            PooledText::Own(s) => CompactValue::Text(s),
+            PooledText::Own(s) => CompactValue::Text(s.into_boxed_str()),
         };
         let value = match value {
             Cow::Owned(PropertyValue::Scalar(ScalarValue::String(s))) => return pooled(s, pool),
@@ -255,7 +254,7 @@ impl Target {
 
     pub(crate) fn scalar(&self, sym: Sym) -> Option<ScalarRef<'_>> {
         match self.get(sym)? {
-            CompactValue::Shared(s) => Some(ScalarRef::Text(s)),
+            CompactValue::Shared(s) => Some(ScalarRef::Text(s.as_str())),
             CompactValue::Text(s) => Some(ScalarRef::Text(s)),
             CompactValue::Scalar(s) => Some(ScalarRef::Value(s)),
             _ => None,
@@ -287,7 +286,7 @@ impl Target {
             .map(|(s, v)| {
                 let v = match v {
                     CompactValue::Shared(s) => {
-                        PropertyValue::Scalar(ScalarValue::String(s.to_string()))
+                        PropertyValue::Scalar(ScalarValue::String(s.as_str().to_owned()))
                     }
                     CompactValue::Text(s) => {
                         PropertyValue::Scalar(ScalarValue::String(s.to_string()))
