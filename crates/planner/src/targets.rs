@@ -70,18 +70,19 @@ impl References {
     }
 }
 
-/// One value of a compact target (24 bytes: strings, the common scalars, are pooled).
+/// One value of a compact target (16 bytes: strings, the common scalars, are pooled; a
+/// target's own strings and references are ranges of its blocks).
 #[derive(Debug, Clone)]
 pub(crate) enum CompactValue {
     /// A string shared with the other holders of the same value ([`StringPool`]).
     Shared(SharedStr),
-    /// A string of its own.
-    Text(Box<str>),
+    /// A string of its own: its range in the target's text.
+    Text(u32, u32),
     /// Any other scalar.
     Scalar(Box<ScalarValue>),
     Ref(RefId),
-    /// Sorted, without duplicates.
-    Refs(Box<[RefId]>),
+    /// Its range in the target's references: sorted, without duplicates.
+    Refs(u32, u32),
 }
 
 /// A scalar value of a compact target, borrowed.
@@ -138,6 +139,76 @@ pub(crate) struct Target {
     pub(crate) stable_id: Option<StableId>,
     /// Sorted by symbol.
     pub(crate) values: Box<[(Sym, CompactValue)]>,
+    /// The strings of its own values, one block ([`CompactValue::Text`] ranges).
+    text: Box<str>,
+    /// The references of its multi-valued values, one block ([`CompactValue::Refs`] ranges).
+    ids: Box<[RefId]>,
+}
+
+/// The blocks a target's values are written into while it is compacted.
+struct Blocks {
+    text: String,
+    ids: Vec<RefId>,
+}
+
+/// A range of a block, as `u32`s (a target holds less than 4 GiB).
+fn range(start: usize, end: usize) -> Option<(u32, u32)> {
+    Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
+}
+
+impl Blocks {
+    fn compact_value(
+        &mut self,
+        sym: Sym,
+        value: Cow<'_, PropertyValue>,
+        refs: &mut References,
+        pool: &mut StringPool,
+    ) -> CompactValue {
+        let value = match value {
+            Cow::Owned(PropertyValue::Scalar(ScalarValue::String(s))) => {
+                return self.text_value(sym, s, pool);
+            }
+            Cow::Owned(PropertyValue::Scalar(s)) => return CompactValue::Scalar(Box::new(s)),
+            other => other,
+        };
+        match value.as_ref() {
+            PropertyValue::Scalar(ScalarValue::String(s)) => self.text_value(sym, s.clone(), pool),
+            PropertyValue::Scalar(s) => CompactValue::Scalar(Box::new(s.clone())),
+            PropertyValue::Reference(r) => CompactValue::Ref(refs.intern(r)),
+            PropertyValue::References(rs) => {
+                let start = self.ids.len();
+                self.ids.extend(rs.iter().map(|r| refs.intern(r)));
+                let mine = &mut self.ids[start..];
+                mine.sort_unstable();
+                let mut kept = 0;
+                for i in 0..mine.len() {
+                    if i == 0 || mine[i] != mine[kept - 1] {
+                        mine[kept] = mine[i];
+                        kept += 1;
+                    }
+                }
+                self.ids.truncate(start + kept);
+                match range(start, self.ids.len()) {
+                    Some((a, b)) => CompactValue::Refs(a, b),
+                    None => CompactValue::Refs(0, 0),
+                }
+            }
+        }
+    }
+
+    fn text_value(&mut self, sym: Sym, s: String, pool: &mut StringPool) -> CompactValue {
+        match pool.text(sym, s) {
+            PooledText::Shared(s) => CompactValue::Shared(s),
+            PooledText::Own(s) => {
+                let start = self.text.len();
+                self.text.push_str(&s);
+                match range(start, self.text.len()) {
+                    Some((a, b)) => CompactValue::Text(a, b),
+                    None => CompactValue::Scalar(Box::new(ScalarValue::String(s))),
+                }
+            }
+        }
+    }
 }
 
 impl Target {
@@ -150,20 +221,20 @@ impl Target {
         let values = resource
             .values
             .iter()
-            .map(|(name, value)| (name.as_str(), Cow::Borrowed(value)));
-        Self::from_values(
+            .map(|(name, value)| (syms.intern(name), Cow::Borrowed(value)))
+            .collect();
+        Self::build(
             resource.id.clone(),
             resource.entity_type.clone(),
             resource.stable_id.clone(),
             values,
-            syms,
             refs,
             pool,
         )
     }
 
-    /// [`Target::compact`] taking the resource by value: its scalar values are moved, not
-    /// copied (a bulk load saves an allocation per scalar).
+    /// [`Target::compact`] taking the resource by value: its shared strings are moved into
+    /// the pool, not copied.
     pub(crate) fn compact_owned(
         resource: Resource,
         syms: &mut Symbols,
@@ -176,72 +247,42 @@ impl Target {
             stable_id,
             values,
         } = resource;
-        let mut names: Vec<(Sym, PropertyValue)> = values
+        let values = values
             .into_iter()
-            .map(|(name, value)| (syms.intern(&name), value))
+            .map(|(name, value)| (syms.intern(&name), Cow::Owned(value)))
             .collect();
-        names.sort_unstable_by_key(|(s, _)| *s);
-        let values: Box<[(Sym, CompactValue)]> = names
+        Self::build(id, entity_type, stable_id, values, refs, pool)
+    }
+
+    fn build(
+        id: ResourceId,
+        entity_type: Option<EntityTypeId>,
+        stable_id: Option<StableId>,
+        mut values: Vec<(Sym, Cow<'_, PropertyValue>)>,
+        refs: &mut References,
+        pool: &mut StringPool,
+    ) -> Self {
+        values.sort_unstable_by_key(|(s, _)| *s);
+        let (text_len, ids_len) = values.iter().fold((0, 0), |(t, i), (_, v)| match &**v {
+            PropertyValue::Scalar(ScalarValue::String(s)) => (t + s.len(), i),
+            PropertyValue::References(rs) => (t, i + rs.len()),
+            _ => (t, i),
+        });
+        let mut blocks = Blocks {
+            text: String::with_capacity(text_len),
+            ids: Vec::with_capacity(ids_len),
+        };
+        let values: Box<[(Sym, CompactValue)]> = values
             .into_iter()
-            .map(|(sym, value)| (sym, Self::compact_value(sym, Cow::Owned(value), refs, pool)))
+            .map(|(sym, value)| (sym, blocks.compact_value(sym, value, refs, pool)))
             .collect();
         Self {
             id,
             entity_type,
             stable_id,
             values,
-        }
-    }
-
-    fn from_values<'a>(
-        id: ResourceId,
-        entity_type: Option<EntityTypeId>,
-        stable_id: Option<StableId>,
-        values: impl Iterator<Item = (&'a str, Cow<'a, PropertyValue>)>,
-        syms: &mut Symbols,
-        refs: &mut References,
-        pool: &mut StringPool,
-    ) -> Self {
-        let mut values: Vec<(Sym, CompactValue)> = values
-            .map(|(name, value)| {
-                let sym = syms.intern(name);
-                (sym, Self::compact_value(sym, value, refs, pool))
-            })
-            .collect();
-        values.sort_unstable_by_key(|(s, _)| *s);
-        Self {
-            id,
-            entity_type,
-            stable_id,
-            values: values.into_boxed_slice(),
-        }
-    }
-
-    fn compact_value(
-        sym: Sym,
-        value: Cow<'_, PropertyValue>,
-        refs: &mut References,
-        pool: &mut StringPool,
-    ) -> CompactValue {
-        let pooled = |text: String, pool: &mut StringPool| match pool.text(sym, text) {
-            PooledText::Shared(s) => CompactValue::Shared(s),
-            PooledText::Own(s) => CompactValue::Text(s.into_boxed_str()),
-        };
-        let value = match value {
-            Cow::Owned(PropertyValue::Scalar(ScalarValue::String(s))) => return pooled(s, pool),
-            Cow::Owned(PropertyValue::Scalar(s)) => return CompactValue::Scalar(Box::new(s)),
-            other => other,
-        };
-        match value.as_ref() {
-            PropertyValue::Scalar(ScalarValue::String(s)) => pooled(s.clone(), pool),
-            PropertyValue::Scalar(s) => CompactValue::Scalar(Box::new(s.clone())),
-            PropertyValue::Reference(r) => CompactValue::Ref(refs.intern(r)),
-            PropertyValue::References(rs) => {
-                let mut ids: Vec<RefId> = rs.iter().map(|r| refs.intern(r)).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                CompactValue::Refs(ids.into_boxed_slice())
-            }
+            text: blocks.text.into_boxed_str(),
+            ids: blocks.ids.into_boxed_slice(),
         }
     }
 
@@ -255,7 +296,9 @@ impl Target {
     pub(crate) fn scalar(&self, sym: Sym) -> Option<ScalarRef<'_>> {
         match self.get(sym)? {
             CompactValue::Shared(s) => Some(ScalarRef::Text(s.as_str())),
-            CompactValue::Text(s) => Some(ScalarRef::Text(s)),
+            CompactValue::Text(a, b) => {
+                self.text.get(*a as usize..*b as usize).map(ScalarRef::Text)
+            }
             CompactValue::Scalar(s) => Some(ScalarRef::Value(s)),
             _ => None,
         }
@@ -265,14 +308,19 @@ impl Target {
         match self.get(sym) {
             Some(CompactValue::Ref(r)) => Some(*r),
             // A multi-valued value holding exactly one reference is read as that reference.
-            Some(CompactValue::Refs(rs)) if rs.len() == 1 => Some(rs[0]),
+            Some(CompactValue::Refs(..)) => match self.references(sym) {
+                [one] => Some(*one),
+                _ => None,
+            },
             _ => None,
         }
     }
 
     pub(crate) fn references(&self, sym: Sym) -> &[RefId] {
         match self.get(sym) {
-            Some(CompactValue::Refs(rs)) => rs,
+            Some(CompactValue::Refs(a, b)) => {
+                self.ids.get(*a as usize..*b as usize).unwrap_or_default()
+            }
             Some(CompactValue::Ref(r)) => std::slice::from_ref(r),
             _ => &[],
         }
@@ -288,13 +336,17 @@ impl Target {
                     CompactValue::Shared(s) => {
                         PropertyValue::Scalar(ScalarValue::String(s.as_str().to_owned()))
                     }
-                    CompactValue::Text(s) => {
-                        PropertyValue::Scalar(ScalarValue::String(s.to_string()))
+                    CompactValue::Text(..) => {
+                        PropertyValue::Scalar(self.scalar(*s).map_or_else(
+                            || ScalarValue::String(String::new()),
+                            ScalarRef::to_value,
+                        ))
                     }
                     CompactValue::Scalar(s) => PropertyValue::Scalar((**s).clone()),
                     CompactValue::Ref(r) => PropertyValue::Reference(refs.get(*r).clone()),
-                    CompactValue::Refs(rs) => PropertyValue::References(
-                        rs.iter()
+                    CompactValue::Refs(..) => PropertyValue::References(
+                        self.references(*s)
+                            .iter()
                             .map(|r| refs.get(*r).clone())
                             .collect::<BTreeSet<_>>(),
                     ),
@@ -470,9 +522,9 @@ mod tests {
     }
 
     #[test]
-    fn a_compact_value_is_three_words() {
-        assert_eq!(std::mem::size_of::<CompactValue>(), 24);
-        assert_eq!(std::mem::size_of::<(Sym, CompactValue)>(), 32);
+    fn a_compact_value_is_two_words() {
+        assert_eq!(std::mem::size_of::<CompactValue>(), 16);
+        assert_eq!(std::mem::size_of::<(Sym, CompactValue)>(), 24);
     }
 
     #[test]
