@@ -30,6 +30,7 @@ impl Planner {
             self.pool.sweep_if_grown();
         } else {
             self.file_query_keys(&id, &new_query, true);
+            self.index_owner_keys(&id, &new_keys, true);
             self.owners.insert(
                 id.clone(),
                 Box::new(OwnerSlot {
@@ -39,11 +40,10 @@ impl Planner {
                     established: Default::default(),
                     owned_changed: false,
                     claims: Claims::default(),
-                    keys: new_keys.clone(),
+                    keys: new_keys,
                     has_fragment: false,
                 }),
             );
-            self.index_owner_keys(&id, &new_keys, true);
         }
         self.dirty.insert(id);
     }
@@ -115,9 +115,10 @@ impl Planner {
         let id = target.id.clone();
         let keys = &self.keys[rt];
         let new_keys = Self::target_key_values(keys, &target);
-        let (idx, old) = self.targets[rt].upsert(target, new_keys.clone(), |old| {
-            Self::target_key_values(keys, old)
-        });
+        self.mark_target_owners_dirty(rt, &new_keys);
+        let keys = &self.keys[rt];
+        let (idx, old) =
+            self.targets[rt].upsert(target, new_keys, |old| Self::target_key_values(keys, old));
         if let Some(old) = old {
             let old_keys = Self::target_key_values(&self.keys[rt], &old);
             self.mark_target_owners_dirty(rt, &old_keys);
@@ -125,7 +126,6 @@ impl Planner {
         if let Some(owner) = self.targets[rt].claimed_by[idx as usize].clone() {
             self.dirty.insert(owner);
         }
-        self.mark_target_owners_dirty(rt, &new_keys);
         self.dirty_targets.insert((rt, id));
     }
 
