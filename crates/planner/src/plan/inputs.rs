@@ -21,7 +21,10 @@ impl Planner {
                 self.index_owner_keys(&id, &old_keys, false);
                 self.index_owner_keys(&id, &new_keys, true);
             }
-            let old_query = self.query_keys(&old.to_owner(&id, &self.syms));
+            // The old owner rebuilt in the planner's scratch owner (no allocation when its
+            // properties have the same names as the last one's).
+            old.fill(&id, &self.syms, &mut self.scratch);
+            let old_query = self.query_keys(&self.scratch);
             if old_query != new_query {
                 self.file_query_keys(&id, &old_query, false);
                 self.file_query_keys(&id, &new_query, true);

@@ -37,7 +37,7 @@ use crate::owners::{CompactOwner, StringPool};
 use crate::policy::{CompiledPolicy, Lookups, OwnerExtras, RoleModel};
 use crate::targets::{References, Symbols, TargetIdx, TargetStore};
 use autoprov_core::{
-    AssignmentRequest, EntityTypeId, OwnerId, RequestId, Resource, ResourceId, ResourceType,
+    AssignmentRequest, EntityTypeId, Owner, OwnerId, RequestId, Resource, ResourceId, ResourceType,
     ResourceTypeId,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -183,6 +183,9 @@ pub struct Planner {
     refs: References,
     /// The owners' shared strings.
     pool: StringPool,
+    /// An owner rebuilt from its compact form where an `Owner` is needed outside planning
+    /// (its allocations reused from one upsert to the next).
+    scratch: Owner,
     /// The owners' shared established values.
     established_pool: found::EstablishedPool,
     /// Per resource type: its keys with the target property symbol.
@@ -271,6 +274,7 @@ impl Planner {
             syms,
             refs,
             pool: StringPool::default(),
+            scratch: Owner::new("", ""),
             established_pool: Default::default(),
             keys,
             owner_keys,
