@@ -10,7 +10,7 @@
 //! (evaluation, whose computed rules read `&Owner`), into a scratch owner that is refilled in
 //! place, owner after owner, without allocating when the owners have the same properties.
 
-use crate::targets::{Sym, Symbols};
+use crate::targets::{Sequence, Sym, Symbols};
 use autoprov_core::{EntityTypeId, Owner, OwnerId, PropertyValue, ScalarValue};
 use rustc_hash::FxHashSet;
 use std::borrow::Borrow;
@@ -112,8 +112,9 @@ impl CompactOwner {
         let identifier_len = u32::try_from(text.len()).unwrap_or(u32::MAX);
         let values = properties
             .into_iter()
-            .map(|(name, value)| {
-                let sym = syms.intern(&name);
+            .enumerate()
+            .map(|(i, (name, value))| {
+                let sym = syms.intern_at(Sequence::Owner, i, &name);
                 let value = match value {
                     PropertyValue::Scalar(ScalarValue::String(s)) => match pool.text(sym, s) {
                         PooledText::Shared(s) => OwnerValue::Shared(s),

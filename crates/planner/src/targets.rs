@@ -25,9 +25,39 @@ pub(crate) type RefId = u32;
 pub(crate) struct Symbols {
     map: FxHashMap<Box<str>, Sym>,
     names: Vec<Box<str>>,
+    /// Per [`Sequence`]: the symbols of the last owner's or target's properties, in order.
+    last: [Vec<Sym>; 2],
+}
+
+/// Which kind of property list is being interned: owners and targets of one source list the
+/// same names in the same (sorted) order, one after the other.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sequence {
+    Owner = 0,
+    Target = 1,
 }
 
 impl Symbols {
+    /// [`Symbols::intern`] for the `i`-th property of an owner or a target: when it is named
+    /// like the `i`-th property of the previous one (the usual case during a load), the name is
+    /// compared once instead of hashed and looked up.
+    pub(crate) fn intern_at(&mut self, seq: Sequence, i: usize, name: &str) -> Sym {
+        let last = &self.last[seq as usize];
+        if let Some(&sym) = last.get(i)
+            && *self.names[sym as usize] == *name
+        {
+            return sym;
+        }
+        let sym = self.intern(name);
+        let last = &mut self.last[seq as usize];
+        if i < last.len() {
+            last[i] = sym;
+        } else if i == last.len() {
+            last.push(sym);
+        }
+        sym
+    }
+
     pub(crate) fn intern(&mut self, name: &str) -> Sym {
         if let Some(s) = self.map.get(name) {
             return *s;
@@ -221,7 +251,13 @@ impl Target {
         let values = resource
             .values
             .iter()
-            .map(|(name, value)| (syms.intern(name), Cow::Borrowed(value)))
+            .enumerate()
+            .map(|(i, (name, value))| {
+                (
+                    syms.intern_at(Sequence::Target, i, name),
+                    Cow::Borrowed(value),
+                )
+            })
             .collect();
         Self::build(
             resource.id.clone(),
@@ -249,7 +285,13 @@ impl Target {
         } = resource;
         let values = values
             .into_iter()
-            .map(|(name, value)| (syms.intern(&name), Cow::Owned(value)))
+            .enumerate()
+            .map(|(i, (name, value))| {
+                (
+                    syms.intern_at(Sequence::Target, i, &name),
+                    Cow::Owned(value),
+                )
+            })
             .collect();
         Self::build(id, entity_type, stable_id, values, refs, pool)
     }
@@ -518,6 +560,15 @@ mod tests {
         let t = Target::compact(&r, &mut syms, &mut refs, &mut StringPool::default());
         assert_eq!(t.to_resource(&syms, &refs), r);
         let member_of = syms.get("memberOf").unwrap();
+        // The next target with the same names reuses the same symbols by position; one named
+        // otherwise at a position gets its own.
+        let mut names = Symbols::default();
+        let a = names.intern_at(Sequence::Target, 0, "a");
+        assert_eq!(names.intern_at(Sequence::Target, 0, "a"), a);
+        let b = names.intern_at(Sequence::Target, 0, "b");
+        assert_ne!(a, b);
+        assert_eq!(names.intern_at(Sequence::Owner, 3, "a"), a);
+        assert_eq!(names.name(b), "b");
         assert_eq!(t.references(member_of).len(), 2);
     }
 
