@@ -4,6 +4,8 @@ pub mod compare;
 #[cfg(any(test, feature = "demo"))]
 pub mod demo;
 pub mod error;
+mod few;
+mod owners;
 pub mod plan;
 pub mod policy;
 pub mod simulation;

@@ -360,6 +360,17 @@ impl SyntheticOrg {
         )
     }
 
+    /// Every identity with its actual target (`None` for a joiner), generated one by one as
+    /// [`SyntheticOrg::load`] generates them (the group references built once).
+    pub fn identities(&self) -> impl Iterator<Item = (Owner, Option<Resource>)> + '_ {
+        let refs = Refs::new(self);
+        (0..self.identities).map(move |i| {
+            let owner = self.owner(i);
+            let target = self.actual_target_of(i, &owner, &refs);
+            (owner, target)
+        })
+    }
+
     /// Loads lookups, owners and targets into a planner, streaming the targets chunk by chunk
     /// through the bulk API ([`Planner::upsert_owners`], [`Planner::upsert_targets`]).
     ///

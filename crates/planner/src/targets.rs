@@ -5,6 +5,9 @@
 //! so the planner interns property names and references once and keeps targets as sorted
 //! arrays of small ids. `Resource`s are rebuilt only for the targets an order touches.
 
+use crate::compare::ComparisonType;
+use crate::few::Few;
+use crate::owners::{PooledText, SharedStr, StringPool};
 use autoprov_core::{
     EntityTypeId, PropertyValue, Reference, Resource, ResourceId, ScalarValue, StableId,
 };
@@ -22,9 +25,39 @@ pub(crate) type RefId = u32;
 pub(crate) struct Symbols {
     map: FxHashMap<Box<str>, Sym>,
     names: Vec<Box<str>>,
+    /// Per [`Sequence`]: the symbols of the last owner's or target's properties, in order.
+    last: [Vec<Sym>; 2],
+}
+
+/// Which kind of property list is being interned: owners and targets of one source list the
+/// same names in the same (sorted) order, one after the other.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sequence {
+    Owner = 0,
+    Target = 1,
 }
 
 impl Symbols {
+    /// [`Symbols::intern`] for the `i`-th property of an owner or a target: when it is named
+    /// like the `i`-th property of the previous one (the usual case during a load), the name is
+    /// compared once instead of hashed and looked up.
+    pub(crate) fn intern_at(&mut self, seq: Sequence, i: usize, name: &str) -> Sym {
+        let last = &self.last[seq as usize];
+        if let Some(&sym) = last.get(i)
+            && *self.names[sym as usize] == *name
+        {
+            return sym;
+        }
+        let sym = self.intern(name);
+        let last = &mut self.last[seq as usize];
+        if i < last.len() {
+            last[i] = sym;
+        } else if i == last.len() {
+            last.push(sym);
+        }
+        sym
+    }
+
     pub(crate) fn intern(&mut self, name: &str) -> Sym {
         if let Some(s) = self.map.get(name) {
             return *s;
@@ -67,13 +100,65 @@ impl References {
     }
 }
 
-/// One value of a compact target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One value of a compact target (16 bytes: strings, the common scalars, are pooled; a
+/// target's own strings and references are ranges of its blocks).
+#[derive(Debug, Clone)]
 pub(crate) enum CompactValue {
-    Scalar(ScalarValue),
+    /// A string shared with the other holders of the same value ([`StringPool`]).
+    Shared(SharedStr),
+    /// A string of its own: its range in the target's text.
+    Text(u32, u32),
+    /// Any other scalar.
+    Scalar(Box<ScalarValue>),
     Ref(RefId),
-    /// Sorted, without duplicates.
-    Refs(Box<[RefId]>),
+    /// Its range in the target's references: sorted, without duplicates.
+    Refs(u32, u32),
+}
+
+/// A scalar value of a compact target, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ScalarRef<'a> {
+    /// A string.
+    Text(&'a str),
+    /// Any other scalar.
+    Value(&'a ScalarValue),
+}
+
+impl<'a> ScalarRef<'a> {
+    /// The value, owned.
+    pub(crate) fn to_value(self) -> ScalarValue {
+        match self {
+            Self::Text(s) => ScalarValue::String(s.to_owned()),
+            Self::Value(v) => v.clone(),
+        }
+    }
+
+    /// Whether `expected` equals this value under `comparison`
+    /// ([`ComparisonType::scalar_equals`]`(expected, self)`).
+    pub(crate) fn equals(self, comparison: ComparisonType, expected: &ScalarValue) -> bool {
+        match (self, expected) {
+            (Self::Text(a), ScalarValue::String(x)) => comparison.text_equals(x, a),
+            (Self::Text(_), _) => false,
+            (Self::Value(a), x) => comparison.scalar_equals(x, a),
+        }
+    }
+
+    /// Whether this is exactly `value`.
+    pub(crate) fn is(self, value: &ScalarValue) -> bool {
+        match (self, value) {
+            (Self::Text(a), ScalarValue::String(v)) => a == v,
+            (Self::Text(_), _) => false,
+            (Self::Value(a), v) => a == v,
+        }
+    }
+
+    /// The value's key under `comparison` ([`ComparisonType::key_of`]).
+    pub(crate) fn key(self, comparison: ComparisonType) -> Option<Cow<'a, str>> {
+        match self {
+            Self::Text(s) => Some(comparison.normalize(s)),
+            Self::Value(v) => comparison.key_of(v),
+        }
+    }
 }
 
 /// A target as the planner keeps it.
@@ -84,30 +169,113 @@ pub(crate) struct Target {
     pub(crate) stable_id: Option<StableId>,
     /// Sorted by symbol.
     pub(crate) values: Box<[(Sym, CompactValue)]>,
+    /// The strings of its own values, one block ([`CompactValue::Text`] ranges).
+    text: Box<str>,
+    /// The references of its multi-valued values, one block ([`CompactValue::Refs`] ranges).
+    ids: Box<[RefId]>,
+}
+
+/// The blocks a target's values are written into while it is compacted.
+struct Blocks {
+    text: String,
+    ids: Vec<RefId>,
+}
+
+/// A range of a block, as `u32`s (a target holds less than 4 GiB).
+fn range(start: usize, end: usize) -> Option<(u32, u32)> {
+    Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
+}
+
+impl Blocks {
+    fn compact_value(
+        &mut self,
+        sym: Sym,
+        value: Cow<'_, PropertyValue>,
+        refs: &mut References,
+        pool: &mut StringPool,
+    ) -> CompactValue {
+        let value = match value {
+            Cow::Owned(PropertyValue::Scalar(ScalarValue::String(s))) => {
+                return self.text_value(sym, s, pool);
+            }
+            Cow::Owned(PropertyValue::Scalar(s)) => return CompactValue::Scalar(Box::new(s)),
+            other => other,
+        };
+        match value.as_ref() {
+            PropertyValue::Scalar(ScalarValue::String(s)) => self.text_value(sym, s.clone(), pool),
+            PropertyValue::Scalar(s) => CompactValue::Scalar(Box::new(s.clone())),
+            PropertyValue::Reference(r) => CompactValue::Ref(refs.intern(r)),
+            PropertyValue::References(rs) => {
+                let start = self.ids.len();
+                self.ids.extend(rs.iter().map(|r| refs.intern(r)));
+                let mine = &mut self.ids[start..];
+                mine.sort_unstable();
+                let mut kept = 0;
+                for i in 0..mine.len() {
+                    if i == 0 || mine[i] != mine[kept - 1] {
+                        mine[kept] = mine[i];
+                        kept += 1;
+                    }
+                }
+                self.ids.truncate(start + kept);
+                match range(start, self.ids.len()) {
+                    Some((a, b)) => CompactValue::Refs(a, b),
+                    None => CompactValue::Refs(0, 0),
+                }
+            }
+        }
+    }
+
+    fn text_value(&mut self, sym: Sym, s: String, pool: &mut StringPool) -> CompactValue {
+        match pool.text(sym, s) {
+            PooledText::Shared(s) => CompactValue::Shared(s),
+            PooledText::Own(s) => {
+                let start = self.text.len();
+                self.text.push_str(&s);
+                match range(start, self.text.len()) {
+                    Some((a, b)) => CompactValue::Text(a, b),
+                    None => CompactValue::Scalar(Box::new(ScalarValue::String(s))),
+                }
+            }
+        }
+    }
 }
 
 impl Target {
-    pub(crate) fn compact(resource: &Resource, syms: &mut Symbols, refs: &mut References) -> Self {
+    pub(crate) fn compact(
+        resource: &Resource,
+        syms: &mut Symbols,
+        refs: &mut References,
+        pool: &mut StringPool,
+    ) -> Self {
         let values = resource
             .values
             .iter()
-            .map(|(name, value)| (name.as_str(), Cow::Borrowed(value)));
-        Self::from_values(
+            .enumerate()
+            .map(|(i, (name, value))| {
+                (
+                    syms.intern_at(Sequence::Target, i, name),
+                    Cow::Borrowed(value),
+                )
+            })
+            .collect();
+        Self::build(
             resource.id.clone(),
             resource.entity_type.clone(),
             resource.stable_id.clone(),
             values,
-            syms,
             refs,
+            pool,
         )
     }
 
-    /// [`Target::compact`] taking the resource by value: its scalar values are moved, not
-    /// copied (a bulk load saves an allocation per scalar).
+    /// [`Target::compact`] taking the resource by value: its shared strings are moved into
+    /// the pool, not copied.
     pub(crate) fn compact_owned(
         resource: Resource,
         syms: &mut Symbols,
         refs: &mut References,
+        pool: &mut StringPool,
     ) -> Self {
         let Resource {
             id,
@@ -115,56 +283,48 @@ impl Target {
             stable_id,
             values,
         } = resource;
-        let mut names: Vec<(Sym, PropertyValue)> = values
+        let values = values
             .into_iter()
-            .map(|(name, value)| (syms.intern(&name), value))
+            .enumerate()
+            .map(|(i, (name, value))| {
+                (
+                    syms.intern_at(Sequence::Target, i, &name),
+                    Cow::Owned(value),
+                )
+            })
             .collect();
-        names.sort_unstable_by_key(|(s, _)| *s);
-        let values: Box<[(Sym, CompactValue)]> = names
+        Self::build(id, entity_type, stable_id, values, refs, pool)
+    }
+
+    fn build(
+        id: ResourceId,
+        entity_type: Option<EntityTypeId>,
+        stable_id: Option<StableId>,
+        mut values: Vec<(Sym, Cow<'_, PropertyValue>)>,
+        refs: &mut References,
+        pool: &mut StringPool,
+    ) -> Self {
+        values.sort_unstable_by_key(|(s, _)| *s);
+        let (text_len, ids_len) = values.iter().fold((0, 0), |(t, i), (_, v)| match &**v {
+            PropertyValue::Scalar(ScalarValue::String(s)) => (t + s.len(), i),
+            PropertyValue::References(rs) => (t, i + rs.len()),
+            _ => (t, i),
+        });
+        let mut blocks = Blocks {
+            text: String::with_capacity(text_len),
+            ids: Vec::with_capacity(ids_len),
+        };
+        let values: Box<[(Sym, CompactValue)]> = values
             .into_iter()
-            .map(|(sym, value)| (sym, Self::compact_value(Cow::Owned(value), refs)))
+            .map(|(sym, value)| (sym, blocks.compact_value(sym, value, refs, pool)))
             .collect();
         Self {
             id,
             entity_type,
             stable_id,
             values,
-        }
-    }
-
-    fn from_values<'a>(
-        id: ResourceId,
-        entity_type: Option<EntityTypeId>,
-        stable_id: Option<StableId>,
-        values: impl Iterator<Item = (&'a str, Cow<'a, PropertyValue>)>,
-        syms: &mut Symbols,
-        refs: &mut References,
-    ) -> Self {
-        let mut values: Vec<(Sym, CompactValue)> = values
-            .map(|(name, value)| (syms.intern(name), Self::compact_value(value, refs)))
-            .collect();
-        values.sort_unstable_by_key(|(s, _)| *s);
-        Self {
-            id,
-            entity_type,
-            stable_id,
-            values: values.into_boxed_slice(),
-        }
-    }
-
-    fn compact_value(value: Cow<'_, PropertyValue>, refs: &mut References) -> CompactValue {
-        if let Cow::Owned(PropertyValue::Scalar(s)) = value {
-            return CompactValue::Scalar(s);
-        }
-        match value.as_ref() {
-            PropertyValue::Scalar(s) => CompactValue::Scalar(s.clone()),
-            PropertyValue::Reference(r) => CompactValue::Ref(refs.intern(r)),
-            PropertyValue::References(rs) => {
-                let mut ids: Vec<RefId> = rs.iter().map(|r| refs.intern(r)).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                CompactValue::Refs(ids.into_boxed_slice())
-            }
+            text: blocks.text.into_boxed_str(),
+            ids: blocks.ids.into_boxed_slice(),
         }
     }
 
@@ -175,9 +335,13 @@ impl Target {
             .map(|i| &self.values[i].1)
     }
 
-    pub(crate) fn scalar(&self, sym: Sym) -> Option<&ScalarValue> {
-        match self.get(sym) {
-            Some(CompactValue::Scalar(s)) => Some(s),
+    pub(crate) fn scalar(&self, sym: Sym) -> Option<ScalarRef<'_>> {
+        match self.get(sym)? {
+            CompactValue::Shared(s) => Some(ScalarRef::Text(s.as_str())),
+            CompactValue::Text(a, b) => {
+                self.text.get(*a as usize..*b as usize).map(ScalarRef::Text)
+            }
+            CompactValue::Scalar(s) => Some(ScalarRef::Value(s)),
             _ => None,
         }
     }
@@ -186,14 +350,19 @@ impl Target {
         match self.get(sym) {
             Some(CompactValue::Ref(r)) => Some(*r),
             // A multi-valued value holding exactly one reference is read as that reference.
-            Some(CompactValue::Refs(rs)) if rs.len() == 1 => Some(rs[0]),
+            Some(CompactValue::Refs(..)) => match self.references(sym) {
+                [one] => Some(*one),
+                _ => None,
+            },
             _ => None,
         }
     }
 
     pub(crate) fn references(&self, sym: Sym) -> &[RefId] {
         match self.get(sym) {
-            Some(CompactValue::Refs(rs)) => rs,
+            Some(CompactValue::Refs(a, b)) => {
+                self.ids.get(*a as usize..*b as usize).unwrap_or_default()
+            }
             Some(CompactValue::Ref(r)) => std::slice::from_ref(r),
             _ => &[],
         }
@@ -206,10 +375,20 @@ impl Target {
             .iter()
             .map(|(s, v)| {
                 let v = match v {
-                    CompactValue::Scalar(s) => PropertyValue::Scalar(s.clone()),
+                    CompactValue::Shared(s) => {
+                        PropertyValue::Scalar(ScalarValue::String(s.as_str().to_owned()))
+                    }
+                    CompactValue::Text(..) => {
+                        PropertyValue::Scalar(self.scalar(*s).map_or_else(
+                            || ScalarValue::String(String::new()),
+                            ScalarRef::to_value,
+                        ))
+                    }
+                    CompactValue::Scalar(s) => PropertyValue::Scalar((**s).clone()),
                     CompactValue::Ref(r) => PropertyValue::Reference(refs.get(*r).clone()),
-                    CompactValue::Refs(rs) => PropertyValue::References(
-                        rs.iter()
+                    CompactValue::Refs(..) => PropertyValue::References(
+                        self.references(*s)
+                            .iter()
                             .map(|r| refs.get(*r).clone())
                             .collect::<BTreeSet<_>>(),
                     ),
@@ -236,7 +415,7 @@ pub(crate) struct TargetStore {
     free: Vec<TargetIdx>,
     by_id: FxHashMap<ResourceId, TargetIdx>,
     /// Per correlation key: normalized key value ⇒ targets holding it.
-    key_index: Vec<FxHashMap<String, Vec<TargetIdx>>>,
+    key_index: Vec<FxHashMap<Box<str>, Few<TargetIdx>>>,
     /// The owner currently correlated with each slot.
     pub(crate) claimed_by: Vec<Option<autoprov_core::OwnerId>>,
     len: usize,
@@ -263,7 +442,7 @@ impl TargetStore {
     }
 
     pub(crate) fn candidates(&self, key: usize, value: &str) -> &[TargetIdx] {
-        self.key_index[key].get(value).map_or(&[], Vec::as_slice)
+        self.key_index[key].get(value).map_or(&[], Few::as_slice)
     }
 
     /// Inserts or replaces a target; returns its slot and the replaced target, if any.
@@ -298,9 +477,10 @@ impl TargetStore {
         };
         for (k, v) in keys.into_iter().enumerate() {
             if let Some(v) = v {
-                let list = self.key_index[k].entry(v).or_default();
-                if let Err(pos) = list.binary_search(&idx) {
-                    list.insert(pos, idx);
+                if let Some(list) = self.key_index[k].get_mut(v.as_str()) {
+                    list.insert_sorted(idx);
+                } else {
+                    self.key_index[k].insert(v.into_boxed_str(), Few::One(idx));
                 }
             }
         }
@@ -325,12 +505,10 @@ impl TargetStore {
     fn unindex(&mut self, idx: TargetIdx, keys: Vec<Option<String>>) {
         for (k, v) in keys.into_iter().enumerate() {
             if let Some(v) = v
-                && let Some(list) = self.key_index[k].get_mut(&v)
+                && let Some(list) = self.key_index[k].get_mut(v.as_str())
+                && list.remove(&idx)
             {
-                list.retain(|i| *i != idx);
-                if list.is_empty() {
-                    self.key_index[k].remove(&v);
-                }
+                self.key_index[k].remove(v.as_str());
             }
         }
     }
@@ -379,10 +557,25 @@ mod tests {
                     .into_iter()
                     .collect::<BTreeSet<_>>(),
             );
-        let t = Target::compact(&r, &mut syms, &mut refs);
+        let t = Target::compact(&r, &mut syms, &mut refs, &mut StringPool::default());
         assert_eq!(t.to_resource(&syms, &refs), r);
         let member_of = syms.get("memberOf").unwrap();
+        // The next target with the same names reuses the same symbols by position; one named
+        // otherwise at a position gets its own.
+        let mut names = Symbols::default();
+        let a = names.intern_at(Sequence::Target, 0, "a");
+        assert_eq!(names.intern_at(Sequence::Target, 0, "a"), a);
+        let b = names.intern_at(Sequence::Target, 0, "b");
+        assert_ne!(a, b);
+        assert_eq!(names.intern_at(Sequence::Owner, 3, "a"), a);
+        assert_eq!(names.name(b), "b");
         assert_eq!(t.references(member_of).len(), 2);
+    }
+
+    #[test]
+    fn a_compact_value_is_two_words() {
+        assert_eq!(std::mem::size_of::<CompactValue>(), 16);
+        assert_eq!(std::mem::size_of::<(Sym, CompactValue)>(), 24);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::{OwnerSlot, Planner};
 use crate::compare::ComparisonType;
 use crate::error::EvaluationError;
+use crate::few::Few;
 use crate::targets::{Target, TargetIdx};
 use autoprov_core::{Owner, OwnerId, PropertyValue, ResourceId};
 use std::borrow::Cow;
@@ -65,7 +66,7 @@ impl Planner {
                 }
                 target
                     .scalar(*sym)
-                    .and_then(|s| k.comparison.key_of(s))
+                    .and_then(|s| s.key(k.comparison))
                     .map(Cow::into_owned)
             })
             .collect()
@@ -83,18 +84,19 @@ impl Planner {
                 let Some(v) = v else { continue };
                 let map = &mut self.owner_keys[rt][k];
                 if insert {
-                    let list = map.entry(v.clone()).or_default();
-                    if !list.contains(id) {
-                        list.push(id.clone());
+                    if let Some(list) = map.get_mut(v.as_str()) {
+                        list.push_unique(id.clone());
+                        if list.as_slice().len() > 1 {
+                            self.dirty.extend(list.as_slice().iter().cloned());
+                        }
+                    } else {
+                        map.insert(v.as_str().into(), Few::One(id.clone()));
                     }
-                    if list.len() > 1 {
-                        self.dirty.extend(list.iter().cloned());
-                    }
-                } else if let Some(list) = map.get_mut(v) {
-                    list.retain(|o| o != id);
-                    self.dirty.extend(list.iter().cloned());
-                    if list.is_empty() {
-                        map.remove(v);
+                } else if let Some(list) = map.get_mut(v.as_str()) {
+                    if list.remove(id) {
+                        map.remove(v.as_str());
+                    } else {
+                        self.dirty.extend(list.as_slice().iter().cloned());
                     }
                 }
             }
@@ -119,7 +121,6 @@ impl Planner {
         slot: &OwnerSlot,
         rt: usize,
     ) -> Result<Option<TargetIdx>, Box<(EvaluationError, Vec<TargetIdx>)>> {
-        let owner = &slot.owner;
         let store = &self.targets[rt];
         if store.len() == 0 {
             return Ok(None);
@@ -131,12 +132,12 @@ impl Planner {
             };
             let candidates = store.candidates(k, value);
             if let Some(others) = self.owner_keys[rt][k].get(value)
-                && let Some(other) = others.iter().find(|o| **o != owner.id)
+                && let Some(other) = others.as_slice().iter().find(|o| **o != slot.id)
                 && let Some(&first) = candidates.first()
             {
                 return Err(Box::new((
                     EvaluationError::CorrelationConflict {
-                        owner: owner.id.clone(),
+                        owner: slot.id.clone(),
                         resource_type: self.policy.rts[rt].id.clone(),
                         target: store
                             .get(first)
@@ -158,7 +159,7 @@ impl Planner {
                     targets.sort();
                     return Err(Box::new((
                         EvaluationError::AmbiguousCorrelation {
-                            owner: owner.id.clone(),
+                            owner: slot.id.clone(),
                             resource_type: self.policy.rts[rt].id.clone(),
                             targets,
                         },

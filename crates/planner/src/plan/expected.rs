@@ -4,6 +4,7 @@
 use super::Planner;
 use crate::error::PlanError;
 use crate::policy::{KeptTarget, RequestTarget};
+use crate::targets::ScalarRef;
 use autoprov_core::{
     AssignedResourceNavigation, AssignedResourceScalar, AssignedResourceType, AssignmentId,
     AssignmentStatus, OwnerId, Period, ProvisioningState, ResourceTypeId, RoleId, WorkflowState,
@@ -63,9 +64,10 @@ impl Planner {
             .ok_or_else(|| PlanError::UnknownOwner {
                 owner: owner.clone(),
             })?;
+        let whole = slot.owner.to_owner(&slot.id, &self.syms);
         let exp = self
             .policy
-            .evaluate(&slot.owner, &slot.extras, &self.lookups, now, &[])?;
+            .evaluate(&whole, slot.extras(), &self.lookups, now, &[])?;
         // Expected assignments are all or nothing: a resource type that cannot be evaluated
         // is reported rather than left out.
         if let Some((_, e)) = exp.failed.first() {
@@ -123,7 +125,7 @@ impl Planner {
                 let touched = changes.is_some_and(|c| c.properties.contains_key(name));
                 // A manually approved value keeps its origin; kept against the rules, it is
                 // ApprovedQuestioned.
-                let manual = slot.extras.requests.iter().any(|q| {
+                let manual = slot.extras().requests.iter().any(|q| {
                     q.add
                         && q.rt == e.rt
                         && matches!(&q.what, RequestTarget::Scalar(s, v) if s == sym && v == value.as_ref())
@@ -159,7 +161,7 @@ impl Planner {
                 });
                 // A membership an approved request added keeps its own origin.
                 let manual =
-                    slot.extras.requests.iter().any(|q| {
+                    slot.extras().requests.iter().any(|q| {
                         q.add && q.rt == e.rt && q.what == RequestTarget::Navigation(sym, r)
                     });
                 let questioned =
@@ -180,7 +182,7 @@ impl Planner {
                 });
             }
         }
-        for k in &slot.extras.kept {
+        for k in &slot.extras().kept {
             let rtype = &self.policy.rts[k.rt];
             let art = AssignmentId::new(format!("{}/{}", owner, rtype.id));
             let status = AssignmentStatus {
@@ -197,7 +199,7 @@ impl Planner {
                         .ok()
                         .flatten()
                         .and_then(|i| self.targets[k.rt].get(i))
-                        .and_then(|t| t.scalar(*sym).cloned());
+                        .and_then(|t| t.scalar(*sym).map(ScalarRef::to_value));
                     if let Some(value) = value {
                         out.scalars.push(AssignedResourceScalar {
                             id: AssignmentId::new(format!("{art}/{name}")),

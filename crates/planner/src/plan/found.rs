@@ -21,8 +21,9 @@ use autoprov_core::{
     FoundDecision, FoundValue, FoundVerdict, NonConformingPolicy, OwnerId, PropertyValue,
     Reference, ResourceId, ResourceTypeId, RoleId, WorkflowState,
 };
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{KeptAssignment, KeptValue};
 
@@ -125,20 +126,62 @@ pub struct DeducedRole {
     pub missing: Vec<Reference>,
 }
 
-/// [`Established`]'s parts, borrowed: resource type indexes, (type, property) and
-/// (type, property, reference).
-pub(super) type EstablishedParts<'a> = (&'a [u32], &'a [(u32, Sym)], &'a [(u32, Sym, RefId)]);
-
 /// What a plan of this planner expected of one owner: the values that are autoprov's to
 /// change. Compared with the next expectation without allocating, replaced only when it
 /// differs.
+///
+/// One block of words: the number of resource types, the number of properties, the resource
+/// type indexes, the (type, property) pairs and the (type, property, reference) triples of
+/// multi-valued references. Owners with the same rules applied establish the same values, so
+/// the blocks are shared through an [`EstablishedPool`] (a million owners of a few thousand
+/// departments × sites × titles hold a few thousand blocks).
+/// `None` when nothing is established (a new owner: no allocation).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Established {
-    rts: Vec<u32>,
-    /// Scalar and mono-valued properties that a rule gave a value.
-    props: Vec<(u32, Sym)>,
-    /// Multi-valued references.
-    refs: Vec<(u32, Sym, RefId)>,
+    words: Option<Arc<[u32]>>,
+}
+
+/// The shared blocks of [`Established`] values. Planning threads intern what they build
+/// (one short lock per owner whose values changed).
+#[derive(Debug, Default)]
+pub(super) struct EstablishedPool {
+    blocks: Mutex<FxHashSet<Arc<[u32]>>>,
+    /// The pool's size after its last sweep.
+    swept: usize,
+}
+
+impl EstablishedPool {
+    fn intern(&self, words: &[u32]) -> Arc<[u32]> {
+        let mut blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = blocks.get(words) {
+            return shared.clone();
+        }
+        let shared: Arc<[u32]> = Arc::from(words);
+        blocks.insert(shared.clone());
+        shared
+    }
+
+    /// Drops the blocks no owner holds any more, once the pool has doubled since the last
+    /// sweep.
+    pub(super) fn sweep_if_grown(&mut self) {
+        let blocks = self
+            .blocks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if blocks.len() <= 2 * self.swept.max(1024) {
+            return;
+        }
+        blocks.retain(|b| Arc::strong_count(b) > 1);
+        self.swept = blocks.len();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.blocks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
 }
 
 /// In `held`, with a resource type's index: the whole account is held (an adoption waiting for
@@ -178,52 +221,158 @@ impl Established {
 
     /// The expectation as established values, less the properties whose found value this
     /// plan keeps (`held`: a value that differs and waits for review or was adopted).
-    pub(super) fn of(exp: &OwnerExpectation<'_>, held: &[(u32, Sym)]) -> Self {
+    pub(super) fn of(
+        exp: &OwnerExpectation<'_>,
+        held: &[(u32, Sym)],
+        pool: &EstablishedPool,
+    ) -> Self {
         let (rts, props, refs) = Self::entries(exp, held);
+        Self::build(rts, props, refs, pool)
+    }
+
+    fn build(
+        rts: impl Iterator<Item = u32>,
+        props: impl Iterator<Item = (u32, Sym)>,
+        refs: impl Iterator<Item = (u32, Sym, RefId)>,
+        pool: &EstablishedPool,
+    ) -> Self {
+        // Built in a buffer each thread reuses: most owners find their block in the pool, and
+        // a temporary per owner would leave a million small blocks on glibc's fast lists for
+        // the next large allocation to consolidate (15 ms, paid by the first incremental plan).
+        thread_local! {
+            static WORDS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        WORDS.with(|words| {
+            let mut words = words.borrow_mut();
+            Self::build_in(&mut words, rts, props, refs, pool)
+        })
+    }
+
+    fn build_in(
+        words: &mut Vec<u32>,
+        rts: impl Iterator<Item = u32>,
+        props: impl Iterator<Item = (u32, Sym)>,
+        refs: impl Iterator<Item = (u32, Sym, RefId)>,
+        pool: &EstablishedPool,
+    ) -> Self {
+        words.clear();
+        words.extend([0, 0]);
+        words.extend(rts);
+        let n_rts = words.len() - 2;
+        for (rt, sym) in props {
+            words.extend([rt, sym]);
+        }
+        let n_props = (words.len() - 2 - n_rts) / 2;
+        for (rt, sym, r) in refs {
+            words.extend([rt, sym, r]);
+        }
+        if words.len() == 2 {
+            return Self::default();
+        }
+        words[0] = n_rts as u32;
+        words[1] = n_props as u32;
         Self {
-            rts: rts.collect(),
-            props: props.collect(),
-            refs: refs.collect(),
+            words: Some(pool.intern(words)),
         }
     }
 
     /// Whether the expectation establishes exactly these values.
     pub(super) fn matches(&self, exp: &OwnerExpectation<'_>, held: &[(u32, Sym)]) -> bool {
         let (rts, props, refs) = Self::entries(exp, held);
-        rts.eq(self.rts.iter().copied())
-            && props.eq(self.props.iter().copied())
-            && refs.eq(self.refs.iter().copied())
+        rts.eq(self.rts().iter().copied()) && props.eq(self.props()) && refs.eq(self.refs())
     }
 
-    /// Its parts: resource type indexes, (type, property), (type, property, reference).
-    pub(super) fn parts(&self) -> EstablishedParts<'_> {
-        (&self.rts, &self.props, &self.refs)
+    fn words(&self) -> &[u32] {
+        self.words.as_deref().unwrap_or_default()
     }
 
-    /// From its parts (a restored copy), in the order [`Self::parts`] gave them: the order a
-    /// plan writes them in, so that the next plan finds them unchanged.
+    fn counts(&self) -> (usize, usize) {
+        match self.words() {
+            [n_rts, n_props, ..] => (*n_rts as usize, *n_props as usize),
+            _ => (0, 0),
+        }
+    }
+
+    /// The resource type indexes.
+    pub(super) fn rts(&self) -> &[u32] {
+        let (n_rts, _) = self.counts();
+        self.words().get(2..2 + n_rts).unwrap_or_default()
+    }
+
+    /// The (resource type, property) pairs.
+    pub(super) fn props(&self) -> impl Iterator<Item = (u32, Sym)> + '_ {
+        let (n_rts, n_props) = self.counts();
+        self.words()
+            .get(2 + n_rts..2 + n_rts + 2 * n_props)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(|c| (c[0], c[1]))
+    }
+
+    /// The (resource type, property, reference) triples.
+    pub(super) fn refs(&self) -> impl Iterator<Item = (u32, Sym, RefId)> + '_ {
+        let (n_rts, n_props) = self.counts();
+        self.words()
+            .get(2 + n_rts + 2 * n_props..)
+            .unwrap_or_default()
+            .chunks_exact(3)
+            .map(|c| (c[0], c[1], c[2]))
+    }
+
+    /// From its parts (a restored copy), in the order [`Self::rts`], [`Self::props`] and
+    /// [`Self::refs`] gave them: the order a plan writes them in, so that the next plan finds
+    /// them unchanged.
     pub(super) fn from_parts(
         rts: Vec<u32>,
         props: Vec<(u32, Sym)>,
         refs: Vec<(u32, Sym, RefId)>,
+        pool: &EstablishedPool,
     ) -> Self {
-        Self { rts, props, refs }
+        Self::build(rts.into_iter(), props.into_iter(), refs.into_iter(), pool)
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.rts.is_empty() && self.props.is_empty() && self.refs.is_empty()
+        self.words.is_none()
     }
 
     pub(super) fn has_rt(&self, rt: usize) -> bool {
-        self.rts.contains(&(rt as u32))
+        self.rts().contains(&(rt as u32))
     }
 
     pub(super) fn has_prop(&self, rt: usize, sym: Sym) -> bool {
-        self.props.contains(&(rt as u32, sym))
+        self.props().any(|p| p == (rt as u32, sym))
     }
 
     pub(super) fn has_ref(&self, rt: usize, sym: Sym, r: RefId) -> bool {
-        self.refs.contains(&(rt as u32, sym, r))
+        self.refs().any(|x| x == (rt as u32, sym, r))
+    }
+}
+
+#[cfg(test)]
+mod established_tests {
+    use super::{Established, EstablishedPool};
+
+    #[test]
+    fn established_parts_round_trip_through_one_shared_block() {
+        let pool = EstablishedPool::default();
+        let e = Established::from_parts(vec![0, 2], vec![(0, 5), (2, 7)], vec![(0, 9, 11)], &pool);
+        assert_eq!(e.rts(), &[0, 2]);
+        assert_eq!(e.props().collect::<Vec<_>>(), vec![(0, 5), (2, 7)]);
+        assert_eq!(e.refs().collect::<Vec<_>>(), vec![(0, 9, 11)]);
+        assert!(e.has_rt(2) && !e.has_rt(1));
+        assert!(e.has_prop(2, 7) && !e.has_prop(0, 7));
+        assert!(e.has_ref(0, 9, 11) && !e.has_ref(0, 9, 12));
+        let only_refs = Established::from_parts(vec![], vec![], vec![(1, 2, 3)], &pool);
+        assert_eq!(only_refs.rts(), &[] as &[u32]);
+        assert_eq!(only_refs.refs().collect::<Vec<_>>(), vec![(1, 2, 3)]);
+        assert!(Established::from_parts(vec![], vec![], vec![], &pool).is_empty());
+        assert!(!only_refs.is_empty());
+        let again = Established::from_parts(vec![], vec![], vec![(1, 2, 3)], &pool);
+        assert!(std::sync::Arc::ptr_eq(
+            again.words.as_ref().unwrap(),
+            only_refs.words.as_ref().unwrap()
+        ));
+        assert_eq!(pool.len(), 2);
     }
 }
 
@@ -411,7 +560,7 @@ impl Planner {
             workflow_state: WorkflowState::Found,
         };
         let owner = decision.owner.clone();
-        let slot = self.slot_mut(&owner)?;
+        let slot = self.slot_mut(&owner)?.rare_mut();
         slot.found_removals
             .retain(|(r, v)| !(r == &decision.resource_type && v == &decision.value));
         match decision.verdict {

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::error::EvaluationError;
 use crate::targets::TargetIdx;
-use autoprov_core::{OwnerId, ResourceId};
+use autoprov_core::{Owner, OwnerId, ResourceId};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
@@ -25,6 +25,11 @@ impl Planner {
         options: PlanOptions,
         orders: &OrderStates,
     ) -> Plan {
+        // Everyone is planned: the dirty sets are done with. Fresh sets rather than `clear()`:
+        // after a load they hold a million slots, which the next incremental run would
+        // otherwise walk; dropped first, they make room for the plan.
+        self.dirty = FxHashSet::default();
+        self.dirty_targets = FxHashSet::default();
         let outcomes = self.compute_all(now, orders);
         let mut claimed: Vec<Vec<bool>> = self
             .targets
@@ -44,7 +49,7 @@ impl Planner {
             }
             slot.claims = outcome.claims;
             if let Some(established) = outcome.established {
-                slot.established = *established;
+                slot.established = established;
                 slot.owned_changed = true;
                 changed_any = true;
             }
@@ -76,10 +81,7 @@ impl Planner {
         self.fragments = fragments;
         self.orphans = orphans;
         self.reindex();
-        // Fresh sets rather than `clear()`: after a load they hold a million slots, which the
-        // next incremental run would otherwise walk.
-        self.dirty = FxHashSet::default();
-        self.dirty_targets = FxHashSet::default();
+        self.established_pool.sweep_if_grown();
         self.current_plan(options)
     }
 
@@ -176,16 +178,24 @@ impl Planner {
             .filter_map(|id| self.owners.get_key_value(id))
             .map(|(id, slot)| (id, &**slot))
             .collect();
-        let work = |(id, slot): &(&OwnerId, &OwnerSlot)| {
+        let work = |scratch: &mut Owner, (id, slot): &(&OwnerId, &OwnerSlot)| {
             let prev = self.fragments.get(*id).map(Arc::as_ref);
-            ((*id).clone(), self.plan_owner(slot, prev, now, orders))
+            (
+                (*id).clone(),
+                self.plan_owner(slot, scratch, prev, now, orders),
+            )
         };
         // A handful of dirty owners is not worth a thread hop; a lookup change that dirties
         // everyone is.
         if slots.len() < 1024 {
-            slots.iter().map(work).collect()
+            let mut scratch = Owner::new("", "");
+            slots.iter().map(|s| work(&mut scratch, s)).collect()
         } else {
-            slots.par_iter().with_min_len(1024).map(work).collect()
+            slots
+                .par_iter()
+                .with_min_len(1024)
+                .map_init(|| Owner::new("", ""), work)
+                .collect()
         }
     }
 
@@ -196,14 +206,18 @@ impl Planner {
         slots
             .par_iter()
             .with_min_len(1024)
-            .map(|(id, slot)| {
-                let prev = if slot.has_fragment {
-                    self.fragments.get(*id).map(Arc::as_ref)
-                } else {
-                    None
-                };
-                self.plan_owner(slot, prev, now, orders)
-            })
+            // One scratch owner per batch, refilled owner after owner.
+            .map_init(
+                || Owner::new("", ""),
+                |scratch, (id, slot)| {
+                    let prev = if slot.has_fragment {
+                        self.fragments.get(*id).map(Arc::as_ref)
+                    } else {
+                        None
+                    };
+                    self.plan_owner(slot, scratch, prev, now, orders)
+                },
+            )
             .collect()
     }
 
@@ -213,7 +227,7 @@ impl Planner {
             .get_mut(&id)
             .map(|s| {
                 if let Some(established) = outcome.established.take() {
-                    s.established = *established;
+                    s.established = established;
                     // Few owners change per incremental plan: filed by id, so that taking the
                     // changes scans no slot.
                     self.owned_changed.insert(id.clone());
@@ -237,6 +251,7 @@ impl Planner {
             }
         }
         self.install_fragment(id, outcome.plan.map(|p| *p));
+        self.established_pool.sweep_if_grown();
     }
 
     pub(super) fn install_fragment(&mut self, id: OwnerId, plan: Option<OwnerPlan>) {
@@ -294,14 +309,18 @@ impl Planner {
     }
 
     /// Plans one owner: correlation, evaluation, comparison, gating, states. Pure.
+    /// `scratch` receives the owner, rebuilt from its compact form (any owner will do: its
+    /// allocations are reused).
     fn plan_owner(
         &self,
         slot: &OwnerSlot,
+        scratch: &mut Owner,
         prev: Option<&OwnerPlan>,
         now: DateTime<Utc>,
         orders: &OrderStates,
     ) -> OwnerOutcome {
-        let owner = &slot.owner;
+        slot.owner.fill(&slot.id, &self.syms, scratch);
+        let owner = &*scratch;
         let mut claims = Claims::default();
         let mut correlated: Vec<Option<TargetIdx>> = vec![None; self.policy.rts.len()];
         // A correlation failure concerns its resource type only.
@@ -327,7 +346,7 @@ impl Planner {
         }
         let expectation =
             self.policy
-                .evaluate(owner, &slot.extras, &self.lookups, now, &correlated);
+                .evaluate(owner, slot.extras(), &self.lookups, now, &correlated);
         let (plan, established) = match expectation {
             Ok(mut exp) => {
                 if !failed.is_empty() {
@@ -339,14 +358,14 @@ impl Planner {
                     exp.failed.sort_by_key(|(rt, _)| *rt);
                 }
                 let mut held = Vec::new();
-                let plan = self.compare(slot, &exp, &correlated, orders, &mut held);
+                let plan = self.compare(slot, owner, &exp, &correlated, orders, &mut held);
                 let plan = self.with_failures(owner, plan, prev, &exp.failed, orders);
                 let plan = self.with_expired(owner, plan, prev, &exp, &correlated, orders);
                 // What this plan expects becomes autoprov's to change, except found values it
                 // keeps; unchanged in the common case, then nothing is allocated. A type whose
                 // evaluation failed says nothing: what was established stays as it was.
                 let established = (exp.failed.is_empty() && !slot.established.matches(&exp, &held))
-                    .then(|| Established::of(&exp, &held));
+                    .then(|| Established::of(&exp, &held, &self.established_pool));
                 (plan, established)
             }
             Err(error) => (Some(error_plan(owner, prev, error, orders)), None),
@@ -354,7 +373,7 @@ impl Planner {
         OwnerOutcome {
             plan: plan.map(Box::new),
             claims,
-            established: established.map(Box::new),
+            established,
         }
     }
 }

@@ -29,9 +29,9 @@ impl Planner {
     pub(super) fn mark_target_owners_dirty(&mut self, rt: usize, key_values: &[Option<String>]) {
         for (k, v) in key_values.iter().enumerate() {
             if let Some(v) = v
-                && let Some(owners) = self.owner_keys[rt][k].get(v)
+                && let Some(owners) = self.owner_keys[rt][k].get(v.as_str())
             {
-                self.dirty.extend(owners.iter().cloned());
+                self.dirty.extend(owners.as_slice().iter().cloned());
             }
         }
     }

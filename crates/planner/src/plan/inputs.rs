@@ -3,10 +3,9 @@
 
 use super::{Claims, OwnerSlot, Planner};
 use crate::error::PlanError;
-use crate::policy::OwnerExtras;
+use crate::owners::CompactOwner;
 use crate::targets::Target;
 use autoprov_core::{Owner, OwnerId, Resource, ResourceId, ResourceTypeId};
-use std::collections::BTreeMap;
 
 impl Planner {
     /// Adds or replaces an owner and marks it dirty.
@@ -14,36 +13,40 @@ impl Planner {
         let id = owner.id.clone();
         let new_keys = self.owner_key_values(&owner);
         let new_query = self.query_keys(&owner);
+        let compact = CompactOwner::new(owner, &mut self.syms, &mut self.pool);
         if let Some(slot) = self.owners.get_mut(&id) {
-            let old = std::mem::replace(&mut slot.owner, owner);
+            let old = std::mem::replace(&mut slot.owner, compact);
             let old_keys = std::mem::replace(&mut slot.keys, new_keys.clone());
             if old_keys != new_keys {
                 self.index_owner_keys(&id, &old_keys, false);
                 self.index_owner_keys(&id, &new_keys, true);
             }
-            let old_query = self.query_keys(&old);
+            // The old owner rebuilt in the planner's scratch owner (no allocation when its
+            // properties have the same names as the last one's).
+            old.fill(&id, &self.syms, &mut self.scratch);
+            let old_query = self.query_keys(&self.scratch);
             if old_query != new_query {
                 self.file_query_keys(&id, &old_query, false);
                 self.file_query_keys(&id, &new_query, true);
             }
+            drop(old);
+            self.pool.sweep_if_grown();
         } else {
             self.file_query_keys(&id, &new_query, true);
+            self.index_owner_keys(&id, &new_keys, true);
             self.owners.insert(
                 id.clone(),
                 Box::new(OwnerSlot {
-                    owner,
-                    requests: BTreeMap::new(),
-                    extras: OwnerExtras::default(),
-                    kept: Vec::new(),
-                    found_removals: Vec::new(),
+                    id: id.clone(),
+                    owner: compact,
+                    rare: None,
                     established: Default::default(),
                     owned_changed: false,
                     claims: Claims::default(),
-                    keys: new_keys.clone(),
+                    keys: new_keys,
                     has_fragment: false,
                 }),
             );
-            self.index_owner_keys(&id, &new_keys, true);
         }
         self.dirty.insert(id);
     }
@@ -52,8 +55,9 @@ impl Planner {
     /// and are deleted only where `RemoveOrphans` is set.
     pub fn remove_owner(&mut self, id: &OwnerId) -> Option<Owner> {
         let slot = self.owners.remove(id)?;
+        let owner = slot.owner.to_owner(&slot.id, &self.syms);
         self.index_owner_keys(id, &slot.keys, false);
-        let query = self.query_keys(&slot.owner);
+        let query = self.query_keys(&owner);
         self.file_query_keys(id, &query, false);
         for (rt, idx) in slot.claims.iter() {
             self.release_claim(rt, idx, id);
@@ -63,7 +67,9 @@ impl Planner {
         if !slot.established.is_empty() {
             self.owned_changed.insert(id.clone());
         }
-        Some(slot.owner)
+        drop(slot);
+        self.pool.sweep_if_grown();
+        Some(owner)
     }
 
     /// Adds or replaces an actual target of a resource type (what a synchronization saw) and
@@ -74,8 +80,9 @@ impl Planner {
         resource: &Resource,
     ) -> Result<(), PlanError> {
         let rt = self.rt_index(resource_type)?;
-        let target = Target::compact(resource, &mut self.syms, &mut self.refs);
+        let target = Target::compact(resource, &mut self.syms, &mut self.refs, &mut self.pool);
         self.insert_target(rt, target);
+        self.pool.sweep_if_grown();
         Ok(())
     }
 
@@ -98,10 +105,12 @@ impl Planner {
         let rt = self.rt_index(resource_type)?;
         let mut loaded = 0;
         for resource in resources {
-            let target = Target::compact_owned(resource, &mut self.syms, &mut self.refs);
+            let target =
+                Target::compact_owned(resource, &mut self.syms, &mut self.refs, &mut self.pool);
             self.insert_target(rt, target);
             loaded += 1;
         }
+        self.pool.sweep_if_grown();
         Ok(loaded)
     }
 
@@ -109,9 +118,10 @@ impl Planner {
         let id = target.id.clone();
         let keys = &self.keys[rt];
         let new_keys = Self::target_key_values(keys, &target);
-        let (idx, old) = self.targets[rt].upsert(target, new_keys.clone(), |old| {
-            Self::target_key_values(keys, old)
-        });
+        self.mark_target_owners_dirty(rt, &new_keys);
+        let keys = &self.keys[rt];
+        let (idx, old) =
+            self.targets[rt].upsert(target, new_keys, |old| Self::target_key_values(keys, old));
         if let Some(old) = old {
             let old_keys = Self::target_key_values(&self.keys[rt], &old);
             self.mark_target_owners_dirty(rt, &old_keys);
@@ -119,7 +129,6 @@ impl Planner {
         if let Some(owner) = self.targets[rt].claimed_by[idx as usize].clone() {
             self.dirty.insert(owner);
         }
-        self.mark_target_owners_dirty(rt, &new_keys);
         self.dirty_targets.insert((rt, id));
     }
 
@@ -141,6 +150,8 @@ impl Planner {
             self.dirty.insert(owner);
         }
         self.dirty_targets.insert((rt, id.clone()));
+        drop(old);
+        self.pool.sweep_if_grown();
         Ok(true)
     }
 }

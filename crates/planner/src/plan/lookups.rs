@@ -181,12 +181,13 @@ mod lookup_tests {
             .values()
             .filter(|s| {
                 s.owner
+                    .to_owner(&s.id, &p.syms)
                     .get("department")
                     .and_then(PropertyValue::as_scalar)
                     .and_then(ScalarValue::as_str)
                     .is_some_and(|d| d.eq_ignore_ascii_case(department))
             })
-            .map(|s| s.owner.id.clone())
+            .map(|s| s.id.clone())
             .collect();
         v.sort();
         v
@@ -327,7 +328,7 @@ mod lookup_tests {
             let mut p = planner(24);
             let mut everyone = Planner::new(demo::planner_config()).unwrap();
             for slot in p.owners.values() {
-                everyone.upsert_owner(slot.owner.clone());
+                everyone.upsert_owner(slot.owner.to_owner(&slot.id, &p.syms));
             }
             let mut current: Vec<Option<u8>> = vec![None; 6];
             let _ = p.plan_incremental(now, PlanOptions::default(), &crate::OrderStates::new());

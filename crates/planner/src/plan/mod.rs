@@ -32,6 +32,8 @@ pub use requests::{KeptAssignment, KeptValue};
 pub use thresholds::{GenerationStatus, LimitKind, OrderCounts, ThresholdBreach, ThresholdForce};
 
 use crate::error::{ConfigError, PlanError};
+use crate::few::Few;
+use crate::owners::{CompactOwner, StringPool};
 use crate::policy::{CompiledPolicy, Lookups, OwnerExtras, RoleModel};
 use crate::targets::{References, Symbols, TargetIdx, TargetStore};
 use autoprov_core::{
@@ -81,12 +83,12 @@ impl PlannerConfig {
 }
 
 struct OwnerSlot {
-    owner: Owner,
-    requests: BTreeMap<RequestId, AssignmentRequest>,
-    extras: OwnerExtras,
-    kept: Vec<KeptAssignment>,
-    /// Found values whose removal a person confirmed.
-    found_removals: Vec<(ResourceTypeId, autoprov_core::FoundValue)>,
+    /// Its id (the key it is filed under).
+    id: OwnerId,
+    /// The owner, compact: rebuilt into a scratch `Owner` to be evaluated.
+    owner: CompactOwner,
+    /// Requests, kept values and confirmed removals: few owners have any.
+    rare: Option<Box<OwnerRare>>,
     /// What the last plan expected: the values that are autoprov's to change.
     established: found::Established,
     /// A full plan changed `established` since [`Planner::take_owned_changes`] (a flag, not an
@@ -99,6 +101,39 @@ struct OwnerSlot {
     /// Whether `fragments` holds an entry for this owner (saves a map lookup per owner
     /// during a full plan, where most owners have none).
     has_fragment: bool,
+}
+
+/// What few owners have: requests, kept values, confirmed removals. Boxed in an `Option`
+/// (8 bytes instead of about 170 per owner).
+#[derive(Default)]
+struct OwnerRare {
+    requests: BTreeMap<RequestId, AssignmentRequest>,
+    extras: OwnerExtras,
+    kept: Vec<KeptAssignment>,
+    /// Found values whose removal a person confirmed.
+    found_removals: Vec<(ResourceTypeId, autoprov_core::FoundValue)>,
+}
+
+/// The parts of an owner without requests, kept values or removals.
+static NO_RARE: OwnerRare = OwnerRare {
+    requests: BTreeMap::new(),
+    extras: OwnerExtras::EMPTY,
+    kept: Vec::new(),
+    found_removals: Vec::new(),
+};
+
+impl OwnerSlot {
+    fn rare(&self) -> &OwnerRare {
+        self.rare.as_deref().unwrap_or(&NO_RARE)
+    }
+
+    fn rare_mut(&mut self) -> &mut OwnerRare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    fn extras(&self) -> &OwnerExtras {
+        &self.rare().extras
+    }
 }
 
 /// The targets an owner correlates with: one inline (the common case, no allocation), more on
@@ -136,7 +171,7 @@ struct OwnerOutcome {
     plan: Option<Box<OwnerPlan>>,
     claims: Claims,
     /// The new established values, when they changed.
-    established: Option<Box<found::Established>>,
+    established: Option<found::Established>,
 }
 
 /// The planner: inputs, per-owner fragments and the indexes that keep re-planning cheap.
@@ -146,10 +181,17 @@ pub struct Planner {
     policy: CompiledPolicy,
     syms: Symbols,
     refs: References,
+    /// The owners' shared strings.
+    pool: StringPool,
+    /// An owner rebuilt from its compact form where an `Owner` is needed outside planning
+    /// (its allocations reused from one upsert to the next).
+    scratch: Owner,
+    /// The owners' shared established values.
+    established_pool: found::EstablishedPool,
     /// Per resource type: its keys with the target property symbol.
     keys: Vec<Vec<(CorrelationKey, u32)>>,
     /// Per resource type and key: normalized owner key value ⇒ owners holding it.
-    owner_keys: Vec<Vec<FxHashMap<String, Vec<OwnerId>>>>,
+    owner_keys: Vec<Vec<FxHashMap<Box<str>, Few<OwnerId>>>>,
     targets: Vec<TargetStore>,
     /// Boxed: the map's nodes are half empty after an ordered load, and a slot is a few
     /// hundred bytes.
@@ -231,6 +273,9 @@ impl Planner {
             policy,
             syms,
             refs,
+            pool: StringPool::default(),
+            scratch: Owner::new("", ""),
+            established_pool: Default::default(),
             keys,
             owner_keys,
             targets,

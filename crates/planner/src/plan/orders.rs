@@ -31,12 +31,12 @@ impl Planner {
     pub(super) fn compare(
         &self,
         slot: &OwnerSlot,
+        owner: &Owner,
         exp: &OwnerExpectation,
         correlated: &[Option<TargetIdx>],
         view: &OrderStates,
         held: &mut Vec<(u32, Sym)>,
     ) -> Option<OwnerPlan> {
-        let owner = &slot.owner;
         let mut items: Vec<PlannedItem> = Vec::new();
         let mut found = Found {
             values: Vec::new(),
@@ -152,7 +152,7 @@ impl Planner {
                 }
                 (_, Some(t)) => {
                     if slot
-                        .extras
+                        .extras()
                         .kept
                         .iter()
                         .any(|k| k.rt == rt && k.what == KeptTarget::Account)
@@ -163,7 +163,7 @@ impl Planner {
                     // deleted only after a person confirmed it, or under the `Remove` setting.
                     if !slot.established.has_rt(rt) {
                         let approved = slot
-                            .extras
+                            .extras()
                             .removals
                             .iter()
                             .any(|(r, w)| *r == rt && *w == RemovalTarget::Account);
@@ -265,9 +265,9 @@ impl Planner {
     fn diff(&self, slot: &OwnerSlot, e: &RtExpectation, t: &Target, found: &mut Found) -> Changes {
         let rt = e.rt;
         let policy = &self.policy.per_rt[rt];
-        let kept = &slot.extras.kept;
+        let kept = &slot.extras().kept;
         let established = &slot.established;
-        let removals = &slot.extras.removals;
+        let removals = &slot.extras().removals;
         let scalar_kept = |sym| {
             kept.iter()
                 .any(|k| k.rt == rt && k.what == KeptTarget::Scalar(sym))
@@ -289,7 +289,7 @@ impl Planner {
                 found.held.push((rt as u32, sym));
             }
             found.values.push(NonConforming {
-                owner: slot.owner.id.clone(),
+                owner: slot.id.clone(),
                 resource_type: self.policy.rts[rt].id.clone(),
                 target: t.id.clone(),
                 value,
@@ -313,15 +313,15 @@ impl Planner {
             }
             let actual = t.scalar(sym);
             let change = match (expected, actual) {
-                (Some(x), Some(a)) if comparison.scalar_equals(x, a) => None,
+                (Some(x), Some(a)) if a.equals(comparison, x) => None,
                 (Some(x), None) => Some(PropertyChange::Set(x.as_ref().clone())),
                 (expected, Some(a)) => {
                     let approved = removals.iter().any(|(r, w)| {
-                        *r == rt && matches!(w, RemovalTarget::Scalar(s, v) if *s == sym && v == a)
+                        *r == rt && matches!(w, RemovalTarget::Scalar(s, v) if *s == sym && a.is(v))
                     });
                     let value = FoundValue::Scalar {
                         property: self.syms.name(sym).to_owned(),
-                        value: a.clone(),
+                        value: a.to_value(),
                     };
                     let kind = match expected {
                         Some(x) => NonConformingKind::DifferentValue {
@@ -408,7 +408,7 @@ impl Planner {
                 });
                 let disposition = self.disposition(rt, approved);
                 found.values.push(NonConforming {
-                    owner: slot.owner.id.clone(),
+                    owner: slot.id.clone(),
                     resource_type: self.policy.rts[rt].id.clone(),
                     target: t.id.clone(),
                     value: FoundValue::Navigation {
@@ -422,7 +422,7 @@ impl Planner {
             });
             if !unexplained.is_empty() && !self.role_grants.is_empty() {
                 found.deduced.extend(self.deduce_roles(
-                    &slot.owner.id,
+                    &slot.id,
                     found.roles,
                     rt,
                     sym,

@@ -11,21 +11,21 @@ impl Planner {
     /// properties and references they gave a value); `None` for an unknown owner.
     pub fn owned_values(&self, owner: &OwnerId) -> Option<OwnedValues> {
         let slot = self.owners.get(owner)?;
-        let (rts, props, refs) = slot.established.parts();
+        let established = &slot.established;
         let rt_id = |rt: u32| self.policy.rts[rt as usize].id.clone();
         let mut v = OwnedValues::new(owner.clone());
-        v.resource_types = rts.iter().map(|rt| rt_id(*rt)).collect();
-        v.properties = props
-            .iter()
-            .map(|(rt, sym)| (rt_id(*rt), self.syms.name(*sym).to_owned()))
+        v.resource_types = established.rts().iter().map(|rt| rt_id(*rt)).collect();
+        v.properties = established
+            .props()
+            .map(|(rt, sym)| (rt_id(rt), self.syms.name(sym).to_owned()))
             .collect();
-        v.references = refs
-            .iter()
+        v.references = established
+            .refs()
             .map(|(rt, sym, r)| {
                 (
-                    rt_id(*rt),
-                    self.syms.name(*sym).to_owned(),
-                    self.refs.get(*r).clone(),
+                    rt_id(rt),
+                    self.syms.name(sym).to_owned(),
+                    self.refs.get(r).clone(),
                 )
             })
             .collect();
@@ -52,7 +52,7 @@ impl Planner {
             .iter()
             .filter_map(|(t, p, r)| Some((rt(t)?, self.syms.intern(p), self.refs.intern(r))))
             .collect();
-        let established = Established::from_parts(rts, props, refs);
+        let established = Established::from_parts(rts, props, refs, &self.established_pool);
         if let Some(slot) = self.owners.get_mut(&values.owner) {
             slot.established = established;
             slot.owned_changed = false;

@@ -62,7 +62,7 @@ impl Planner {
         )?;
         let owner = request.owner.clone();
         let slot = self.slot_mut(&owner)?;
-        slot.requests.insert(request.id.clone(), request);
+        slot.rare_mut().requests.insert(request.id.clone(), request);
         self.recompile_extras(&owner);
         self.dirty.insert(owner);
         Ok(())
@@ -74,7 +74,7 @@ impl Planner {
         owner: &OwnerId,
         request: &RequestId,
     ) -> Result<(), PlanError> {
-        self.slot_mut(owner)?.requests.remove(request);
+        self.slot_mut(owner)?.rare_mut().requests.remove(request);
         self.recompile_extras(owner);
         self.dirty.insert(owner.clone());
         Ok(())
@@ -120,7 +120,7 @@ impl Planner {
         };
         self.check_governed(&kept.owner, rt, &scalar, &nav)?;
         let owner = kept.owner.clone();
-        let slot = self.slot_mut(&owner)?;
+        let slot = self.slot_mut(&owner)?.rare_mut();
         if !slot.kept.contains(&kept) {
             slot.kept.push(kept);
         }
@@ -130,7 +130,7 @@ impl Planner {
     }
 
     pub(super) fn recompile_extras(&mut self, owner: &OwnerId) {
-        let Some(slot) = self.owners.get(owner) else {
+        let Some(slot) = self.owners.get(owner).map(|s| s.rare()) else {
             return;
         };
         let mut extras = OwnerExtras::default();
@@ -206,7 +206,7 @@ impl Planner {
             extras.removals.push((rt, what));
         }
         if let Some(slot) = self.owners.get_mut(owner) {
-            slot.extras = extras;
+            slot.rare_mut().extras = extras;
         }
     }
 }

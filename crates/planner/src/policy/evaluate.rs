@@ -77,6 +77,16 @@ pub(crate) struct OwnerExtras {
     pub(crate) declined: Vec<usize>,
 }
 
+impl OwnerExtras {
+    /// None of them.
+    pub(crate) const EMPTY: Self = Self {
+        requests: Vec::new(),
+        kept: Vec::new(),
+        removals: Vec::new(),
+        declined: Vec::new(),
+    };
+}
+
 /// Query-rule lookups: for each query rule, normalized value ⇒ references.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Lookups {
