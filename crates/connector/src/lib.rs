@@ -6,6 +6,7 @@ pub mod dn;
 pub mod error;
 pub mod manual;
 pub mod memory;
+pub mod paging;
 pub mod registry;
 pub mod schema;
 pub mod settings;
@@ -26,6 +27,7 @@ pub use connector::{
 };
 pub use error::{ConnectorError, ErrorKind, ErrorStatus, Operation};
 pub use memory::{InMemoryConnector, MemoryPackage};
+pub use paging::{Page, paged_export};
 pub use registry::{ConnectionConfig, Package, PackageRegistry};
 pub use schema::{ConnectionSchema, EntitySchema, PropertySchema, ValueType};
 pub use settings::{SettingsError, parse_settings, parse_settings_or_default};

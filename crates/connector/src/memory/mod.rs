@@ -520,6 +520,10 @@ impl Connector for InMemoryConnector {
         Ok(())
     }
 
+    async fn latest_cookie(&self) -> Result<Option<ExportCookie>, ConnectorError> {
+        Ok(Some(self.cookie(self.change_number())))
+    }
+
     async fn check_password(
         &self,
         target: &ResourceId,

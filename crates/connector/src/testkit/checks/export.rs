@@ -215,3 +215,110 @@ pub async fn incremental_export(conn: &dyn Connector, profile: &KitProfile) -> C
     )
     .await
 }
+
+/// The cookie of [`Connector::latest_cookie`], taken after some writes, starts an incremental
+/// export that holds none of them and every write made after it.
+pub async fn latest_cookie_starts_after_writes(
+    conn: &dyn Connector,
+    profile: &KitProfile,
+) -> CheckResult {
+    fn need(c: &Capabilities, _: &KitProfile) -> Option<String> {
+        (!c.incremental_export || !c.update)
+            .then(|| "the connection does not declare `incremental_export` and `update`".into())
+    }
+    const CHECK: &str = "latest_cookie_starts_after_writes";
+    if need(&conn.info().capabilities, profile).is_none() {
+        match conn.latest_cookie().await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Ok(CheckOutcome::Skipped {
+                    reason: "the connection cannot tell its latest cookie (`latest_cookie` \
+                             returns None)"
+                        .into(),
+                });
+            }
+            Err(e) => {
+                return Err(KitFailure {
+                    check: CHECK,
+                    message: format!("latest_cookie: {e}"),
+                });
+            }
+        }
+    }
+    run_writing(conn, profile, CHECK, &[need], |ctx| async move {
+        let p = ctx.profile;
+        let before = ctx.create_account(ctx.account("before")).await?;
+        let mut changed = ctx.create_account(ctx.account("changed")).await?;
+        let deleted = ctx.create_account(ctx.account("deleted")).await?;
+        let early = ctx.create_account(ctx.account("early-deleted")).await?;
+        ctx.delete(&early).await?;
+        let cookie = match ctx.conn.latest_cookie().await {
+            Ok(Some(cookie)) => cookie,
+            Ok(None) => fail!("latest_cookie returned a cookie, then None"),
+            Err(e) => fail!("latest_cookie: {e}"),
+        };
+        ensure!(
+            !cookie.0.is_empty(),
+            "latest_cookie returned an empty cookie"
+        );
+        let created = ctx.create_account(ctx.account("after")).await?;
+        ctx.modify(
+            &mut changed,
+            set_text(&p.text_property, "changed after the cookie"),
+        )
+        .await?;
+        ctx.delete(&deleted).await?;
+        let mut request = ExportRequest::incremental(cookie.clone());
+        request.scope = ctx.export_request().scope;
+        let inc =
+            ctx.conn.export_all(request).await.map_err(|e| {
+                format!("incremental export from the latest cookie {cookie:?}: {e}")
+            })?;
+        let has = |c: &Created| {
+            inc.resources
+                .iter()
+                .find(|r| r.stable_id.as_ref() == Some(&c.stable_id))
+        };
+        ensure!(
+            has(&before).is_none(),
+            "the export from the latest cookie holds {}, written before the cookie was taken",
+            before.id
+        );
+        ensure!(
+            has(&created).is_some(),
+            "the export from the latest cookie lacks {}, created after it",
+            created.id
+        );
+        let Some(r) = has(&changed) else {
+            fail!(
+                "the export from the latest cookie lacks {}, changed after it",
+                changed.id
+            );
+        };
+        ensure!(
+            text(r, &p.text_property).as_deref() == Some("changed after the cookie"),
+            "the export from the latest cookie holds the changed account with {:?}",
+            r.get(&p.text_property)
+        );
+        let reports = |c: &Created| {
+            inc.deleted.iter().any(|(id, stable)| match stable {
+                Some(s) => *s == c.stable_id,
+                None => same_name(id.as_str(), c.id.as_str()),
+            })
+        };
+        ensure!(
+            reports(&deleted),
+            "the export from the latest cookie does not report the deletion of {}, made after \
+             it (deleted: {:?})",
+            deleted.id,
+            inc.deleted
+        );
+        ensure!(
+            !reports(&early),
+            "the export from the latest cookie reports the deletion of {}, made before it",
+            early.id
+        );
+        Ok(())
+    })
+    .await
+}
