@@ -2,6 +2,7 @@
 
 pub mod capability;
 pub mod connector;
+pub mod converge;
 pub mod dn;
 pub mod error;
 pub mod manual;
@@ -27,7 +28,7 @@ pub use connector::{
 };
 pub use error::{ConnectorError, ErrorKind, ErrorStatus, Operation};
 pub use memory::{InMemoryConnector, MemoryPackage};
-pub use paging::{Page, paged_export};
+pub use paging::{Page, counter_cookie, counter_since, paged_export};
 pub use registry::{ConnectionConfig, Package, PackageRegistry};
 pub use schema::{ConnectionSchema, EntitySchema, PropertySchema, ValueType};
 pub use settings::{SettingsError, parse_settings, parse_settings_or_default};

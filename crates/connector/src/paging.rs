@@ -29,8 +29,8 @@
 //! # });
 //! ```
 
-use crate::connector::{ExportCookie, ExportItem, ExportStream};
-use crate::error::ConnectorError;
+use crate::connector::{ExportCookie, ExportItem, ExportMode, ExportStream};
+use crate::error::{ConnectorError, ErrorKind, Operation};
 use futures::StreamExt as _;
 use std::future::Future;
 
@@ -122,6 +122,49 @@ where
     Box::pin(pages.flatten())
 }
 
+/// The export cookie of a system that numbers its changes: `<prefix>@<change number>`, where
+/// the prefix names the system (a connection id, a site), so that another system's cookie is
+/// recognised. Read it back with [`counter_since`].
+pub fn counter_cookie(prefix: &str, change: u64) -> ExportCookie {
+    ExportCookie(format!("{prefix}@{change}"))
+}
+
+/// Where an export in `mode` starts, for a system that numbers its changes and whose latest
+/// change number is `latest`: `None` for a complete export; for an incremental export, the
+/// change number of its [`counter_cookie`]. A cookie that is not `<prefix>@<n>` with `n` at
+/// most `latest` (another system's, or one ahead of this system, as after a restore) is a
+/// `Conflict` error (the caller runs a complete export).
+pub fn counter_since(
+    mode: &ExportMode,
+    prefix: &str,
+    latest: u64,
+) -> Result<Option<u64>, ConnectorError> {
+    // A new mode is a compile error here: this crate defines `ExportMode`.
+    let cookie = match mode {
+        ExportMode::Complete => return Ok(None),
+        ExportMode::Incremental(cookie) => cookie,
+    };
+    let change = cookie.0.rsplit_once('@').and_then(|(p, n)| {
+        let n: u64 = n.parse().ok()?;
+        (p == prefix).then_some(n)
+    });
+    match change {
+        Some(n) if n <= latest => Ok(Some(n)),
+        Some(n) => Err(ConnectorError::new(
+            ErrorKind::Conflict,
+            Operation::Export,
+            format!(
+                "{cookie:?} is ahead of {prefix} (change {n} > {latest}); run a complete export"
+            ),
+        )),
+        None => Err(ConnectorError::new(
+            ErrorKind::Conflict,
+            Operation::Export,
+            format!("{cookie:?} is not a cookie of {prefix}; run a complete export"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +208,33 @@ mod tests {
                 Err(e) => format!("error {}", e.message()),
             })
             .collect()
+    }
+
+    #[test]
+    fn counter_cookies_round_trip_and_others_conflict() {
+        let mode = |c: &str| ExportMode::Incremental(ExportCookie(c.into()));
+        let cookie = counter_cookie("HQ@site", 7);
+        assert_eq!(cookie.0, "HQ@site@7");
+        assert_eq!(
+            counter_since(&ExportMode::Complete, "HQ@site", 9).unwrap(),
+            None
+        );
+        let since = counter_since(&ExportMode::Incremental(cookie), "HQ@site", 9);
+        assert_eq!(since.unwrap(), Some(7));
+        assert_eq!(
+            counter_since(&mode("HQ@site@9"), "HQ@site", 9).unwrap(),
+            Some(9)
+        );
+        for (cookie, why) in [
+            ("HQ@site@10", "ahead"),
+            ("other@7", "not a cookie of HQ@site"),
+            ("HQ@site@x", "not a cookie"),
+            ("7", "not a cookie"),
+        ] {
+            let e = counter_since(&mode(cookie), "HQ@site", 9).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Conflict, "{cookie}");
+            assert!(e.to_string().contains(why), "{cookie}: {e}");
+        }
     }
 
     #[tokio::test]

@@ -11,16 +11,19 @@
 //! without an export. Every behaviour is observable through the [`Connector`] trait, so the
 //! conformance kit (`tests/kit.rs`) catches a bug in any of it.
 
+use autoprov_connector::ErrorKind::{AlreadyExists, InvalidOrder, NotFound};
+use autoprov_connector::converge::converge_properties;
 use autoprov_connector::schema::{DN_KEY, ENABLED, MEMBER_OF, PASSWORD};
 use autoprov_connector::{
-    ADOPTION_REVIEW_ARGUMENT, Capabilities, Connector, ConnectorError, ConnectorInfo, ErrorKind,
-    Executed, ExportCookie, ExportMode, ExportRequest, ExportStream, Fulfillment, Operation,
-    Package, Page, async_trait, paged_export, parse_settings,
+    ADOPTION_REVIEW_ARGUMENT, Capabilities, Connector, ConnectorError, ConnectorInfo, Executed,
+    ExportCookie, ExportItem, ExportRequest, ExportStream, Fulfillment, Operation, Package, Page,
+    async_trait, counter_cookie, counter_since, paged_export, parse_settings,
 };
 use autoprov_core::{
-    ChangeType, ConnectionId, EntityTypeId, OrderId, PackageId, PropertyChange, ProvisioningOrder,
-    Reference, Resource, ResourceId, ScalarValue, Secret, StableId,
+    ChangeType, ConnectionId, EntityTypeId, PackageId, PropertyChange as Change, PropertyValue,
+    ProvisioningOrder, Reference, Resource, ResourceId, ScalarValue as Value, Secret, StableId,
 };
+use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -29,45 +32,32 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 pub const PACKAGE_ID: &str = "acme.badges";
 /// The entity type of badge holders.
 pub const USER: &str = "user";
-/// The entity type of groups (door groups). Users and groups are members of groups.
+/// The entity type of door groups. Users and groups are members of groups (`memberOf`).
 pub const GROUP: &str = "group";
 /// The name of a user or group, unique within its type: required, changed by a rename.
 pub const NAME: &str = "name";
 /// A free-text note.
 pub const NOTE: &str = "note";
 
-/// One user or group as the system stores it.
+/// One user or group as the system stores it: its type, its values as exported (and its
+/// password), its groups, and the change number of its last write.
+#[derive(Default)]
 struct Object {
-    kind: EntityTypeId,
-    name: String,
-    note: Option<String>,
-    enabled: bool,
-    password: Option<Secret>,
-    groups: BTreeSet<u64>,
-    /// The change number of its last write.
+    kind: String,
+    values: BTreeMap<String, PropertyValue>,
+    groups: BTreeSet<Reference>,
     version: u64,
-    /// The order that created it: sent again, that order adopts it without review.
-    created_by: OrderId,
 }
 
-/// A site's store. Ids are the change number of the creation, so they are never reused.
+/// A site's store. An object's id is the change number of its creation: never reused.
 #[derive(Default)]
 struct Site {
     objects: BTreeMap<u64, Object>,
-    /// The deleted ids by change number, for incremental exports.
-    deleted: BTreeMap<u64, u64>,
+    /// Who created each object: sent again, that order adopts it without review.
+    created_by: HashMap<u64, autoprov_core::OrderId>,
+    /// The deletions by change number, for incremental exports.
+    deleted: BTreeMap<u64, ExportItem>,
     version: u64,
-}
-
-/// What an order asks for, validated before anything is written.
-#[derive(Default)]
-struct Wanted {
-    name: Option<String>,
-    note: Option<Option<String>>,
-    enabled: Option<bool>,
-    password: Option<Secret>,
-    add: Vec<u64>,
-    remove: Vec<u64>,
 }
 
 /// A connection to one site's badge system.
@@ -81,142 +71,86 @@ pub struct BadgeConnector {
 
 impl std::fmt::Debug for BadgeConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the objects: a Debug line ends up in logs.
-        f.debug_struct("BadgeConnector")
-            .field("connection", &self.info.connection)
-            .field("site", &self.site)
-            .finish_non_exhaustive()
+        write!(f, "BadgeConnector({})", self.info.connection) // never the objects
     }
 }
 
-/// Sets `field` to the wanted value, if any and different, and names it in `changed`.
-fn converge<T: PartialEq + Clone>(
-    field: &mut T,
-    wanted: &Option<T>,
-    name: &str,
-    changed: &mut BTreeSet<String>,
-) {
-    if let Some(value) = wanted
-        && value != field
-    {
-        *field = value.clone();
-        changed.insert(name.to_owned());
-    }
-}
+type Res<T> = Result<T, ConnectorError>;
+/// An order's membership changes: the groups added, and those removed.
+type Groups = [BTreeSet<Reference>; 2];
 
 /// The id a key or stable id names (0, which no object has, for a foreign one).
 fn id_of(text: &str) -> u64 {
     text.parse().unwrap_or(0)
 }
 
+/// The key and stable id of the object `id`: both its id.
+fn ids(id: u64) -> (ResourceId, Option<StableId>) {
+    (id.to_string().into(), Some(StableId::new(id.to_string())))
+}
+
 impl Site {
-    /// Reads and validates an order's changes against the store.
-    fn wanted(&self, order: &ProvisioningOrder) -> Result<Wanted, String> {
-        let mut w = Wanted::default();
+    /// Validates an order against the store before anything is written; returns its
+    /// membership changes.
+    fn groups(&self, order: &ProvisioningOrder) -> Result<Groups, String> {
+        let kind = order.resource_type.target_entity_type.id.as_str();
+        if ![USER, GROUP].contains(&kind) {
+            return Err(format!("no entity type `{kind}` here"));
+        }
         for (property, change) in &order.changes.properties {
-            match (property.as_str(), change) {
-                (NAME, PropertyChange::Set(ScalarValue::String(s))) => w.name = Some(s.clone()),
-                (NOTE, PropertyChange::Set(ScalarValue::String(s))) => {
-                    w.note = Some(Some(s.clone()))
-                }
-                (NOTE, PropertyChange::Clear) => w.note = Some(None),
-                (ENABLED, PropertyChange::Set(ScalarValue::Bool(b))) => w.enabled = Some(*b),
-                (PASSWORD, PropertyChange::Set(ScalarValue::Secret(s))) if !s.is_redacted() => {
-                    w.password = Some(s.clone());
-                }
-                _ => {
-                    return Err(format!(
-                        "`{property}` is unknown or has a value of the wrong kind (a masked secret?)"
-                    ));
-                }
+            let valid = match (property.as_str(), change) {
+                (NAME | NOTE, Change::Set(Value::String(_))) | (NOTE, Change::Clear) => true,
+                (ENABLED, Change::Set(Value::Bool(_))) => true,
+                (PASSWORD, Change::Set(Value::Secret(s))) => !s.is_redacted(),
+                _ => false,
+            };
+            if !valid {
+                return Err(format!("`{property}`: unknown, or a wrong kind of value"));
             }
         }
+        let mut groups = Groups::default();
         for (navigation, change) in &order.changes.navigations {
             if navigation != MEMBER_OF {
                 return Err(format!("unknown navigation `{navigation}`"));
             }
-            for (references, ids) in [(&change.add, &mut w.add), (&change.remove, &mut w.remove)] {
-                for reference in references {
-                    let id = id_of(reference.get(DN_KEY).unwrap_or_default());
-                    match self.objects.get(&id) {
-                        Some(o) if o.kind.as_str() == GROUP => ids.push(id),
-                        _ => return Err(format!("`{MEMBER_OF}`: no group {reference:?}")),
+            for (i, references) in [&change.add, &change.remove].into_iter().enumerate() {
+                for group in references {
+                    let key = group.get(DN_KEY).unwrap_or_default();
+                    let found = self.objects.get(&id_of(key));
+                    if found.is_none_or(|o| o.kind.as_str() != GROUP) {
+                        return Err(format!("`{MEMBER_OF}`: no group {group:?}"));
                     }
+                    groups[i].insert(Reference::key(DN_KEY, key));
                 }
             }
         }
-        Ok(w)
+        Ok(groups)
     }
 
-    /// Applies what an order wants to an existing object.
-    fn update(
-        &mut self,
-        id: u64,
-        w: &Wanted,
-        order: &ProvisioningOrder,
-    ) -> Result<Executed, ConnectorError> {
-        let kind = &self.objects[&id].kind;
-        if let Some(name) = &w.name
-            && self
-                .objects
-                .iter()
-                .any(|(other, o)| *other != id && o.kind == *kind && o.name == *name)
-        {
-            let message = format!("the name {name:?} is held by another {kind}");
-            return Err(ConnectorError::new(
-                ErrorKind::AlreadyExists,
-                order.change_type.into(),
-                message,
-            )
-            .for_order(order));
-        }
-        let version = self.version + 1;
+    /// The object of the order's type with the name the order gives, if any.
+    fn named(&self, order: &ProvisioningOrder) -> Option<u64> {
+        let kind = &order.resource_type.target_entity_type.id;
+        let name: Option<PropertyValue> = order.changes.scalar(NAME).map(|n| n.clone().into());
+        let mut same = self.objects.iter().filter(|(_, o)| o.kind == kind.as_str());
+        let found = same.find(|(_, o)| o.values.get(NAME) == name.as_ref());
+        found.map(|(id, _)| *id)
+    }
+
+    /// Applies an order to an existing object.
+    fn update(&mut self, id: u64, order: &ProvisioningOrder, [add, remove]: Groups) -> Executed {
         let o = self.objects.get_mut(&id).expect("the caller found it");
-        let mut changed = BTreeSet::new();
-        converge(&mut o.name, &w.name, NAME, &mut changed);
-        converge(&mut o.note, &w.note, NOTE, &mut changed);
-        converge(&mut o.enabled, &w.enabled, ENABLED, &mut changed);
-        converge(
-            &mut o.password,
-            &w.password.clone().map(Some),
-            PASSWORD,
-            &mut changed,
-        );
-        for g in &w.add {
-            if o.groups.insert(*g) {
-                changed.insert(MEMBER_OF.to_owned());
-            }
-        }
-        for g in &w.remove {
-            if o.groups.remove(g) {
-                changed.insert(MEMBER_OF.to_owned());
-            }
-        }
+        let mut changed = converge_properties(&mut o.values, &order.changes);
+        let before = o.groups.clone();
+        o.groups.extend(add);
+        o.groups.retain(|g| !remove.contains(g));
+        changed.extend((o.groups != before).then(|| MEMBER_OF.to_owned()));
         if !changed.is_empty() {
-            o.version = version;
-            self.version = version;
+            self.version += 1;
+            o.version = self.version;
         }
-        Ok(Executed::new(id.to_string())
-            .with_stable_id(Some(StableId::new(id.to_string())))
-            .with_changed(changed))
-    }
-
-    fn resource(id: u64, o: &Object) -> Resource {
-        let groups: BTreeSet<Reference> = o
-            .groups
-            .iter()
-            .map(|g| Reference::key(DN_KEY, g.to_string()))
-            .collect();
-        let mut r = Resource::new(id.to_string())
-            .with_entity_type(o.kind.clone())
-            .with(NAME, o.name.clone())
-            .with(ENABLED, o.enabled)
-            .with(MEMBER_OF, groups);
-        if let Some(note) = &o.note {
-            r = r.with(NOTE, note.clone());
-        }
-        r.stable_id = Some(StableId::new(id.to_string()));
-        r
+        let (key, stable_id) = ids(id);
+        let done = Executed::new(key).with_stable_id(stable_id);
+        done.with_changed(changed)
     }
 }
 
@@ -225,92 +159,60 @@ impl BadgeConnector {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn cookie(&self, version: u64) -> ExportCookie {
-        ExportCookie(format!("{}:{version}", self.site))
-    }
-
-    fn apply(&self, order: &ProvisioningOrder) -> Result<Executed, ConnectorError> {
-        let operation = Operation::from(order.change_type);
-        let error =
-            |kind, message: String| ConnectorError::new(kind, operation, message).for_order(order);
-        let kind = &order.resource_type.target_entity_type.id;
-        if ![USER, GROUP].contains(&kind.as_str()) {
-            return Err(error(
-                ErrorKind::InvalidOrder,
-                format!("no entity type `{kind}` here"),
-            ));
-        }
+    fn apply(&self, order: &ProvisioningOrder) -> Res<Executed> {
+        let op = Operation::from(order.change_type);
+        let error = |kind, message: String| ConnectorError::new(kind, op, message);
         // One lock for validation and writes: an invalid order writes nothing.
-        let mut site = self.lock();
-        let w = site
-            .wanted(order)
-            .map_err(|m| error(ErrorKind::InvalidOrder, m))?;
+        let site = &mut *self.lock();
+        let groups = site.groups(order).map_err(|m| error(InvalidOrder, m))?;
         let key = order.resource.as_ref().map_or("", |r| r.id.as_str());
         // By stable id when the order carries one, else by key; never the object of a stale key.
-        let target = order
-            .resource
-            .as_ref()
-            .and_then(|r| r.stable_id.as_ref())
-            .map_or(key, |s| s.as_str());
+        let stable_id = order.resource.as_ref().and_then(|r| r.stable_id.as_ref());
+        let target = stable_id.map_or(key, |s| s.as_str());
         let found = Some(id_of(target)).filter(|id| site.objects.contains_key(id));
         match (order.change_type, found) {
-            (ChangeType::Added, _) => {
-                let Some(name) = &w.name else {
-                    return Err(error(
-                        ErrorKind::InvalidOrder,
-                        format!("`{NAME}` is required"),
-                    ));
-                };
-                let same = site
-                    .objects
-                    .iter()
-                    .find(|(_, o)| o.kind == *kind && o.name == *name);
-                if let Some((&id, o)) = same {
-                    // Adopt, unless the order asks for review of an account it did not create.
-                    if order.arguments.contains_key(ADOPTION_REVIEW_ARGUMENT)
-                        && o.created_by != order.order_id
-                    {
-                        return Err(ConnectorError::adoption_needs_review(&id.to_string(), None)
-                            .for_order(order));
-                    }
-                    return site
-                        .update(id, &w, order)
-                        .map(|done| done.with_adopted(true));
-                }
-                let id = site.version + 1;
-                let o = Object {
-                    kind: kind.clone(),
-                    name: String::new(),
-                    note: None,
-                    enabled: true,
-                    password: None,
-                    groups: BTreeSet::new(),
-                    version: id,
-                    created_by: order.order_id.clone(),
-                };
-                site.objects.insert(id, o);
-                site.update(id, &w, order)
+            (ChangeType::Added, _) if order.changes.scalar(NAME).is_none() => {
+                Err(error(InvalidOrder, format!("`{NAME}` is required")))
             }
-            (ChangeType::Modified, Some(id)) => site.update(id, &w, order),
-            (ChangeType::Modified, None) => Err(error(
-                ErrorKind::NotFound,
-                format!("no object {target}; the order's key {key} is left untouched"),
-            )),
+            (ChangeType::Added, _) => {
+                if let Some(id) = site.named(order) {
+                    // Adopt, unless the order asks for review of an account it did not create.
+                    let review = order.arguments.contains_key(ADOPTION_REVIEW_ARGUMENT);
+                    if review && site.created_by.get(&id) != Some(&order.order_id) {
+                        return Err(ConnectorError::adoption_needs_review(id, None));
+                    }
+                    return Ok(site.update(id, order, groups).with_adopted(true));
+                }
+                site.version += 1;
+                let id = site.version;
+                let object = site.objects.entry(id).or_default();
+                (object.kind, object.version) =
+                    (order.resource_type.target_entity_type.id.to_string(), id);
+                object.values.insert(ENABLED.to_owned(), true.into());
+                site.created_by.insert(id, order.order_id.clone());
+                Ok(site.update(id, order, groups))
+            }
+            (ChangeType::Modified, Some(id)) if site.named(order).is_some_and(|o| o != id) => {
+                Err(error(AlreadyExists, "the name is taken".into()))
+            }
+            (ChangeType::Modified, Some(id)) => Ok(site.update(id, order, groups)),
+            (ChangeType::Modified, None) => Err(error(NotFound, format!("no {target}, key {key}"))),
             (ChangeType::Deleted, Some(id)) => {
                 site.objects.remove(&id);
+                let group = Reference::key(DN_KEY, id.to_string());
+                site.objects
+                    .values_mut()
+                    .for_each(|o| _ = o.groups.remove(&group));
                 site.version += 1;
-                let version = site.version;
-                site.deleted.insert(version, id);
-                for o in site.objects.values_mut() {
-                    o.groups.remove(&id);
-                }
-                Ok(Executed::new(key)
-                    .with_stable_id(Some(StableId::new(target)))
-                    .with_changed(["deleted"]))
+                let (key, stable_id) = ids(id);
+                let done = Executed::new(key.clone()).with_stable_id(stable_id.clone());
+                let gone = ExportItem::Deleted { id: key, stable_id };
+                site.deleted.insert(site.version, gone);
+                Ok(done.with_changed(["deleted"]))
             }
-            (ChangeType::Deleted, None) => Ok(Executed::new(key).with_note(format!(
-                "nothing deleted: no object {target}; the order's key {key} is left untouched"
-            ))),
+            (ChangeType::Deleted, None) => {
+                Ok(Executed::new(key).with_note(format!("no {target} to delete, key {key}")))
+            }
         }
     }
 
@@ -320,24 +222,22 @@ impl BadgeConnector {
     fn page(&self, from: u64, since: Option<u64>, types: &[EntityTypeId], start: u64) -> Page<u64> {
         let site = self.lock();
         let objects: Vec<_> = site.objects.range(from..).take(self.page_size).collect();
-        let items = objects
-            .iter()
-            .filter(|(_, o)| {
-                since.is_none_or(|v| o.version > v) && (types.is_empty() || types.contains(&o.kind))
-            })
-            .map(|(id, o)| Site::resource(**id, o).into());
+        let changed = |o: &Object| since.is_none_or(|v| o.version > v);
+        let of_type = |o: &Object| types.is_empty() || types.contains(&o.kind.as_str().into());
+        let wanted = |o: &Object| changed(o) && of_type(o);
+        let items = objects.iter().filter(|(_, o)| wanted(o)).map(|(id, o)| {
+            let (key, stable_id) = ids(**id);
+            let mut r = Resource::new(key).with_entity_type(o.kind.as_str());
+            (r.values, r.stable_id) = (o.values.clone(), stable_id);
+            r.values.remove(PASSWORD);
+            ExportItem::Resource(r.with(MEMBER_OF, o.groups.clone()))
+        });
         if objects.len() == self.page_size {
             return Page::more(items, objects[objects.len() - 1].0 + 1);
         }
-        let deleted = since
-            .map(|v| site.deleted.range(v + 1..))
-            .into_iter()
-            .flatten();
-        let deleted = deleted.map(|(_, id)| autoprov_connector::ExportItem::Deleted {
-            id: ResourceId::new(id.to_string()),
-            stable_id: Some(StableId::new(id.to_string())),
-        });
-        Page::last(items.chain(deleted), self.cookie(start))
+        let deleted = since.map(|v| site.deleted.range(v + 1..));
+        let deleted = deleted.into_iter().flatten().map(|(_, d)| d.clone());
+        Page::last(items.chain(deleted), counter_cookie(&self.site, start))
     }
 }
 
@@ -347,62 +247,36 @@ impl Connector for BadgeConnector {
         &self.info
     }
 
-    async fn check(&self) -> Result<(), ConnectorError> {
+    async fn check(&self) -> Res<()> {
         Ok(())
     }
 
-    async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
-        self.apply(order).map(Fulfillment::Executed)
+    async fn fulfill(&self, order: &ProvisioningOrder) -> Res<Fulfillment> {
+        let done = self.apply(order).map_err(|e| e.for_order(order))?;
+        Ok(Fulfillment::Executed(done))
     }
 
-    async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
-        let error =
-            |kind, message: String| Err(ConnectorError::new(kind, Operation::Export, message));
+    async fn export(&self, request: ExportRequest) -> Res<ExportStream> {
         if let Some(scope) = &request.scope {
-            return error(
-                ErrorKind::Unsupported,
-                format!("no containers: the scope {scope:?}"),
-            );
+            let message = format!("no containers, no scope {scope:?}");
+            return Err(ConnectorError::unsupported(Operation::Export, message));
         }
         let start = self.lock().version;
-        let since = match &request.mode {
-            ExportMode::Complete => None,
-            ExportMode::Incremental(cookie) => {
-                let prefix = format!("{}:", self.site);
-                match cookie.0.strip_prefix(&prefix).and_then(|v| v.parse().ok()) {
-                    Some(version) if version <= start => Some(version),
-                    _ => {
-                        return error(
-                            ErrorKind::Conflict,
-                            format!(
-                                "{cookie:?} is not a cookie of site {}; run a complete export",
-                                self.site
-                            ),
-                        );
-                    }
-                }
-            }
-            other => return error(ErrorKind::Unsupported, format!("export mode {other:?}")),
-        };
-        let this = self.clone();
-        let types = request.entity_types;
-        Ok(paged_export(0, move |from| {
-            std::future::ready(Ok(this.page(from, since, &types, start)))
-        }))
+        let since = counter_since(&request.mode, &self.site, start)?;
+        let (this, types) = (self.clone(), request.entity_types);
+        let fetch = move |from| std::future::ready(Ok(this.page(from, since, &types, start)));
+        Ok(paged_export(0, fetch))
     }
 
-    async fn latest_cookie(&self) -> Result<Option<ExportCookie>, ConnectorError> {
-        Ok(Some(self.cookie(self.lock().version)))
+    async fn latest_cookie(&self) -> Res<Option<ExportCookie>> {
+        Ok(Some(counter_cookie(&self.site, self.lock().version)))
     }
 
-    async fn check_password(
-        &self,
-        target: &ResourceId,
-        password: &Secret,
-    ) -> Result<bool, ConnectorError> {
+    async fn check_password(&self, target: &ResourceId, password: &Secret) -> Res<bool> {
         let site = self.lock();
         let object = site.objects.get(&id_of(target.as_str()));
-        Ok(object.is_some_and(|o| o.password.as_ref() == Some(password)))
+        let stored = object.and_then(|o| o.values.get(PASSWORD));
+        Ok(stored == Some(&Value::Secret(password.clone()).into()))
     }
 }
 
@@ -420,12 +294,7 @@ struct Settings {
     /// The site whose badges the connection manages.
     site: String,
     /// How many objects an export reads at a time.
-    #[serde(default = "default_page_size")]
-    page_size: NonZeroUsize,
-}
-
-fn default_page_size() -> NonZeroUsize {
-    NonZeroUsize::new(100).expect("not zero")
+    page_size: Option<NonZeroUsize>,
 }
 
 #[async_trait]
@@ -434,22 +303,17 @@ impl Package for BadgePackage {
         PACKAGE_ID.into()
     }
 
-    async fn connect(
-        &self,
-        connection: ConnectionId,
-        settings: serde_json::Value,
-    ) -> Result<Arc<dyn Connector>, ConnectorError> {
+    async fn connect(&self, connection: ConnectionId, settings: Json) -> Res<Arc<dyn Connector>> {
         let settings: Settings =
             parse_settings(settings).map_err(|e| e.for_connection(&connection))?;
         let mut sites = self.sites.lock().unwrap_or_else(PoisonError::into_inner);
         let store = sites.entry(settings.site.clone()).or_default().clone();
         let mut capabilities = Capabilities::full();
-        capabilities.move_parent = false;
-        capabilities.containers = false;
+        (capabilities.move_parent, capabilities.containers) = (false, false);
         Ok(Arc::new(BadgeConnector {
             info: ConnectorInfo::new(PACKAGE_ID, connection, capabilities),
             site: settings.site,
-            page_size: settings.page_size.get(),
+            page_size: settings.page_size.map_or(100, NonZeroUsize::get),
             store,
         }))
     }

@@ -247,11 +247,17 @@ pub async fn latest_cookie_starts_after_writes(
     }
     run_writing(conn, profile, CHECK, &[need], |ctx| async move {
         let p = ctx.profile;
-        let before = ctx.create_account(ctx.account("before")).await?;
+        let mut before = ctx.create_account(ctx.account("before")).await?;
         let mut changed = ctx.create_account(ctx.account("changed")).await?;
         let deleted = ctx.create_account(ctx.account("deleted")).await?;
         let early = ctx.create_account(ctx.account("early-deleted")).await?;
         ctx.delete(&early).await?;
+        // The last write before the cookie: an export from a cookie off by one holds it.
+        ctx.modify(
+            &mut before,
+            set_text(&p.text_property, "changed before the cookie"),
+        )
+        .await?;
         let cookie = match ctx.conn.latest_cookie().await {
             Ok(Some(cookie)) => cookie,
             Ok(None) => fail!("latest_cookie returned a cookie, then None"),
