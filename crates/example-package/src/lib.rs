@@ -75,7 +75,7 @@ impl std::fmt::Debug for BadgeConnector {
     }
 }
 
-type Res<T> = Result<T, ConnectorError>;
+type Result<T, E = ConnectorError> = std::result::Result<T, E>;
 /// An order's membership changes: the groups added, and those removed.
 type Groups = [BTreeSet<Reference>; 2];
 
@@ -159,7 +159,7 @@ impl BadgeConnector {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn apply(&self, order: &ProvisioningOrder) -> Res<Executed> {
+    fn apply(&self, order: &ProvisioningOrder) -> Result<Executed> {
         let op = Operation::from(order.change_type);
         let error = |kind, message: String| ConnectorError::new(kind, op, message);
         // One lock for validation and writes: an invalid order writes nothing.
@@ -247,16 +247,16 @@ impl Connector for BadgeConnector {
         &self.info
     }
 
-    async fn check(&self) -> Res<()> {
+    async fn check(&self) -> Result<()> {
         Ok(())
     }
 
-    async fn fulfill(&self, order: &ProvisioningOrder) -> Res<Fulfillment> {
+    async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment> {
         let done = self.apply(order).map_err(|e| e.for_order(order))?;
         Ok(Fulfillment::Executed(done))
     }
 
-    async fn export(&self, request: ExportRequest) -> Res<ExportStream> {
+    async fn export(&self, request: ExportRequest) -> Result<ExportStream> {
         if let Some(scope) = &request.scope {
             let message = format!("no containers, no scope {scope:?}");
             return Err(ConnectorError::unsupported(Operation::Export, message));
@@ -268,11 +268,11 @@ impl Connector for BadgeConnector {
         Ok(paged_export(0, fetch))
     }
 
-    async fn latest_cookie(&self) -> Res<Option<ExportCookie>> {
+    async fn latest_cookie(&self) -> Result<Option<ExportCookie>> {
         Ok(Some(counter_cookie(&self.site, self.lock().version)))
     }
 
-    async fn check_password(&self, target: &ResourceId, password: &Secret) -> Res<bool> {
+    async fn check_password(&self, target: &ResourceId, password: &Secret) -> Result<bool> {
         let site = self.lock();
         let object = site.objects.get(&id_of(target.as_str()));
         let stored = object.and_then(|o| o.values.get(PASSWORD));
@@ -303,9 +303,9 @@ impl Package for BadgePackage {
         PACKAGE_ID.into()
     }
 
-    async fn connect(&self, connection: ConnectionId, settings: Json) -> Res<Arc<dyn Connector>> {
-        let settings: Settings =
-            parse_settings(settings).map_err(|e| e.for_connection(&connection))?;
+    async fn connect(&self, connection: ConnectionId, json: Json) -> Result<Arc<dyn Connector>> {
+        let settings = parse_settings::<Settings>(json).map_err(|e| e.for_connection(&connection));
+        let settings = settings?;
         let mut sites = self.sites.lock().unwrap_or_else(PoisonError::into_inner);
         let store = sites.entry(settings.site.clone()).or_default().clone();
         let mut capabilities = Capabilities::full();
