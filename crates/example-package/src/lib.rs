@@ -183,8 +183,8 @@ impl BadgeConnector {
                     }
                     return Ok(site.update(id, order, groups).with_adopted(true));
                 }
-                site.version += 1;
-                let id = site.version;
+                // Its id is the change number of its creation: `update` writes its name.
+                let id = site.version + 1;
                 let object = site.objects.entry(id).or_default();
                 (object.kind, object.version) =
                     (order.resource_type.target_entity_type.id.to_string(), id);

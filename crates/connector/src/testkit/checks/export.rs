@@ -258,72 +258,91 @@ pub async fn latest_cookie_starts_after_writes(
             set_text(&p.text_property, "changed before the cookie"),
         )
         .await?;
-        let cookie = match ctx.conn.latest_cookie().await {
-            Ok(Some(cookie)) => cookie,
-            Ok(None) => fail!("latest_cookie returned a cookie, then None"),
-            Err(e) => fail!("latest_cookie: {e}"),
+        let conn = ctx.conn;
+        let latest = || async move {
+            match conn.latest_cookie().await {
+                Ok(Some(cookie)) if !cookie.0.is_empty() => Ok(cookie),
+                Ok(Some(_)) => Err("latest_cookie returned an empty cookie".to_owned()),
+                Ok(None) => Err("latest_cookie returned a cookie, then None".to_owned()),
+                Err(e) => Err(format!("latest_cookie: {e}")),
+            }
         };
-        ensure!(
-            !cookie.0.is_empty(),
-            "latest_cookie returned an empty cookie"
-        );
-        let created = ctx.create_account(ctx.account("after")).await?;
+        let scope = ctx.export_request().scope;
+        let since = |cookie: ExportCookie| {
+            let mut request = ExportRequest::incremental(cookie.clone());
+            request.scope = scope.clone();
+            async move {
+                conn.export_all(request).await.map_err(|e| {
+                    format!("incremental export from the latest cookie {cookie:?}: {e}")
+                })
+            }
+        };
+        let has = |batch: &crate::ExportBatch, c: &Created| {
+            batch
+                .resources
+                .iter()
+                .find(|r| r.stable_id.as_ref() == Some(&c.stable_id))
+                .cloned()
+        };
+        let reports = |batch: &crate::ExportBatch, c: &Created| {
+            batch.deleted.iter().any(|(id, stable)| match stable {
+                Some(s) => *s == c.stable_id,
+                None => same_name(id.as_str(), c.id.as_str()),
+            })
+        };
+        // Round one: a change is the first write after the cookie, a creation follows.
+        let cookie = latest().await?;
         ctx.modify(
             &mut changed,
             set_text(&p.text_property, "changed after the cookie"),
         )
         .await?;
-        ctx.delete(&deleted).await?;
-        let mut request = ExportRequest::incremental(cookie.clone());
-        request.scope = ctx.export_request().scope;
-        let inc =
-            ctx.conn.export_all(request).await.map_err(|e| {
-                format!("incremental export from the latest cookie {cookie:?}: {e}")
-            })?;
-        let has = |c: &Created| {
-            inc.resources
-                .iter()
-                .find(|r| r.stable_id.as_ref() == Some(&c.stable_id))
-        };
+        let created = ctx.create_account(ctx.account("after")).await?;
+        let inc = since(cookie).await?;
         ensure!(
-            has(&before).is_none(),
+            has(&inc, &before).is_none(),
             "the export from the latest cookie holds {}, written before the cookie was taken",
             before.id
         );
         ensure!(
-            has(&created).is_some(),
+            has(&inc, &created).is_some(),
             "the export from the latest cookie lacks {}, created after it",
             created.id
         );
-        let Some(r) = has(&changed) else {
+        let Some(r) = has(&inc, &changed) else {
             fail!(
-                "the export from the latest cookie lacks {}, changed after it",
+                "the export from the latest cookie lacks {}, changed right after it",
                 changed.id
             );
         };
         ensure!(
-            text(r, &p.text_property).as_deref() == Some("changed after the cookie"),
+            text(&r, &p.text_property).as_deref() == Some("changed after the cookie"),
             "the export from the latest cookie holds the changed account with {:?}",
             r.get(&p.text_property)
         );
-        let reports = |c: &Created| {
-            inc.deleted.iter().any(|(id, stable)| match stable {
-                Some(s) => *s == c.stable_id,
-                None => same_name(id.as_str(), c.id.as_str()),
-            })
-        };
         ensure!(
-            reports(&deleted),
-            "the export from the latest cookie does not report the deletion of {}, made after \
-             it (deleted: {:?})",
-            deleted.id,
-            inc.deleted
-        );
-        ensure!(
-            !reports(&early),
+            !reports(&inc, &early),
             "the export from the latest cookie reports the deletion of {}, made before it",
             early.id
         );
+        // Round two: a deletion is the first write after the cookie.
+        let cookie = latest().await?;
+        ctx.delete(&deleted).await?;
+        let inc = since(cookie).await?;
+        ensure!(
+            reports(&inc, &deleted),
+            "the export from the latest cookie does not report the deletion of {}, made right \
+             after it (deleted: {:?})",
+            deleted.id,
+            inc.deleted
+        );
+        for c in [&changed, &created] {
+            ensure!(
+                has(&inc, c).is_none(),
+                "the export from the latest cookie holds {}, written before the cookie was taken",
+                c.id
+            );
+        }
         Ok(())
     })
     .await
