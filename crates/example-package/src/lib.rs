@@ -49,11 +49,12 @@ struct Object {
     version: u64,
 }
 
-/// A site's store. An object's id is the change number of its creation: never reused.
+/// A site's store.
 #[derive(Default)]
 struct Site {
     objects: BTreeMap<u64, Object>,
-    /// Who created each object: sent again, that order adopts it without review.
+    /// Who created each object, by id (ids are ranks in it: never reused): sent again, that
+    /// order adopts it without review.
     created_by: HashMap<u64, autoprov_core::OrderId>,
     /// The deletions by change number, for incremental exports.
     deleted: BTreeMap<u64, ExportItem>,
@@ -79,9 +80,9 @@ type Result<T, E = ConnectorError> = std::result::Result<T, E>;
 /// An order's membership changes: the groups added, and those removed.
 type Groups = [BTreeSet<Reference>; 2];
 
-/// The id a key or stable id names (0, which no object has, for a foreign one).
+/// The id a key or stable id names (`u64::MAX`, which no object has, for a foreign one).
 fn id_of(text: &str) -> u64 {
-    text.parse().unwrap_or(0)
+    text.parse().unwrap_or(u64::MAX)
 }
 
 /// The key and stable id of the object `id`: both its id.
@@ -183,8 +184,8 @@ impl BadgeConnector {
                     }
                     return Ok(site.update(id, order, groups).with_adopted(true));
                 }
-                // Its id is the change number of its creation: `update` writes its name.
-                let id = site.version + 1;
+                // Its id is the number of objects created before it: never reused.
+                let id = site.created_by.len() as u64;
                 let object = site.objects.entry(id).or_default();
                 (object.kind, object.version) =
                     (order.resource_type.target_entity_type.id.to_string(), id);
