@@ -27,6 +27,12 @@ cargo fmt --all -- --check
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --features ad,scim -- -D warnings
 
+step "the guide's example package: at most 250 lines of code (tokei after rustfmt)"
+if ! command -v tokei >/dev/null && [ ! -x "$HOME/.cargo/bin/tokei" ]; then
+    cargo install tokei --locked
+fi
+scripts/example-lines.sh
+
 started_here=0
 pg_started_here=0
 scim_started_here=0

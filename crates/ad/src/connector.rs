@@ -9,8 +9,8 @@ use crate::settings::{
 use async_trait::async_trait;
 use autoprov_connector::dn::Dn;
 use autoprov_connector::{
-    Capabilities, Connector, ConnectorError, ConnectorInfo, ErrorKind, ExportRequest, ExportStream,
-    Fulfillment, Operation, Package, Preview,
+    Capabilities, Connector, ConnectorError, ConnectorInfo, ErrorKind, ExportCookie, ExportRequest,
+    ExportStream, Fulfillment, Operation, Package, Preview,
 };
 use autoprov_core::{ChangeType, ConnectionId, PackageId, ProvisioningOrder, Secret};
 use std::collections::{BTreeMap, HashSet};
@@ -665,6 +665,12 @@ impl Connector for AdConnector {
 
     async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
         crate::export::export(self.inner.clone(), request).await
+    }
+
+    /// Every domain's rootDSE `highestCommittedUSN` and DC identity, in the export's cookie
+    /// format.
+    async fn latest_cookie(&self) -> Result<Option<ExportCookie>, ConnectorError> {
+        crate::export::latest_cookie(&self.inner).await.map(Some)
     }
 }
 

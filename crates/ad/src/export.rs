@@ -131,6 +131,16 @@ async fn mark_of(pool: &ServerPool) -> Result<Mark, ConnectorError> {
     Ok(Mark { dsa, usn })
 }
 
+/// The cookie an incremental export started now would start from: each domain's watermark,
+/// read from its rootDSE (`highestCommittedUSN`) without exporting anything.
+pub(crate) async fn latest_cookie(inner: &Inner) -> Result<ExportCookie, ConnectorError> {
+    let mut cookie = Cookie::default();
+    for pool in &inner.servers {
+        cookie.servers.insert(pool.base.key(), mark_of(pool).await?);
+    }
+    Ok(cookie.encode())
+}
+
 pub(crate) struct Plan {
     servers: Vec<(Arc<ServerPool>, String, Mark, Option<i64>)>,
     pub(crate) types: Vec<(String, EntityMapping)>,

@@ -323,6 +323,12 @@ pub enum ExportItem {
     },
 }
 
+impl From<Resource> for ExportItem {
+    fn from(resource: Resource) -> Self {
+        Self::Resource(resource)
+    }
+}
+
 /// A stream of export items. It is never buffered whole by the connector.
 pub type ExportStream = BoxStream<'static, Result<ExportItem, ConnectorError>>;
 
@@ -477,6 +483,21 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// The cookie an incremental export started now would start from, read without a full
+    /// export (a directory's highest committed change number): a host that just loaded the
+    /// system some other way (a bulk import, a restored backup) stores it and exports
+    /// incrementally from then on. The default, `Ok(None)`, means the connection cannot tell:
+    /// run a complete export and keep its cookie.
+    ///
+    /// Behaviour:
+    /// - MUST NOT write anything.
+    /// - The cookie has the format the connection's own exports emit: an incremental export
+    ///   from it succeeds, holds nothing written before the call and everything written after
+    ///   it. (kit: `latest_cookie_starts_after_writes`)
+    async fn latest_cookie(&self) -> Result<Option<ExportCookie>, ConnectorError> {
+        Ok(None)
+    }
+
     /// Whether `password` is the password of the account `target` (its key), for a connection
     /// that declares [`Capabilities::password_check`](crate::Capabilities::password_check)
     /// (like ConnId's `authenticate`). The default is an `Unsupported` error.
@@ -535,6 +556,10 @@ macro_rules! forward_connector {
                 password: &Secret,
             ) -> Result<bool, ConnectorError> {
                 (**self).check_password(target, password).await
+            }
+
+            async fn latest_cookie(&self) -> Result<Option<ExportCookie>, ConnectorError> {
+                (**self).latest_cookie().await
             }
         }
     };

@@ -2,10 +2,12 @@
 
 pub mod capability;
 pub mod connector;
+pub mod converge;
 pub mod dn;
 pub mod error;
 pub mod manual;
 pub mod memory;
+pub mod paging;
 pub mod registry;
 pub mod schema;
 pub mod settings;
@@ -29,6 +31,7 @@ pub use error::{ConnectorError, ErrorKind, ErrorStatus, Operation};
 /// `futures::stream` (`iter`, `unfold`, `StreamExt`) without its own dependency on `futures`.
 pub use futures;
 pub use memory::{InMemoryConnector, MemoryPackage};
+pub use paging::{Page, counter_cookie, counter_since, paged_export};
 pub use registry::{ConnectionConfig, Package, PackageRegistry};
 pub use schema::{
     ConnectionSchema, EntitySchema, PropertySchema, SchemaViolation, ValueType, Violation,

@@ -17,7 +17,7 @@
 //! ```
 
 use crate::connector::{
-    Connector, ConnectorInfo, ExportRequest, ExportStream, Fulfillment, Preview,
+    Connector, ConnectorInfo, ExportCookie, ExportRequest, ExportStream, Fulfillment, Preview,
 };
 use crate::error::{ConnectorError, ErrorKind, Operation};
 use crate::schema::ConnectionSchema;
@@ -405,6 +405,11 @@ impl<C: Connector> Connector for FaultInjector<C> {
     ) -> Result<bool, ConnectorError> {
         self.inner.check_password(target, password).await
     }
+
+    async fn latest_cookie(&self) -> Result<Option<ExportCookie>, ConnectorError> {
+        self.around(Call::Export, None, self.inner.latest_cookie())
+            .await
+    }
 }
 
 /// Bounds how many calls run at once against the wrapped connector (a tokio semaphore).
@@ -529,6 +534,11 @@ impl<C: Connector> Connector for ConcurrencyLimiter<C> {
         password: &Secret,
     ) -> Result<bool, ConnectorError> {
         self.inner.check_password(target, password).await
+    }
+
+    async fn latest_cookie(&self) -> Result<Option<ExportCookie>, ConnectorError> {
+        let _held = self.permit().await?;
+        self.inner.latest_cookie().await
     }
 }
 
@@ -679,5 +689,9 @@ impl<C: Connector> Connector for Recorder<C> {
         password: &Secret,
     ) -> Result<bool, ConnectorError> {
         self.inner.check_password(target, password).await
+    }
+
+    async fn latest_cookie(&self) -> Result<Option<ExportCookie>, ConnectorError> {
+        self.inner.latest_cookie().await
     }
 }

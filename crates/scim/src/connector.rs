@@ -6,7 +6,8 @@ use crate::http::{Http, Response};
 use crate::settings::ScimSettings;
 use autoprov_connector::{
     Capabilities, ConnectionSchema, Connector, ConnectorError, ConnectorInfo, ErrorKind,
-    ExportRequest, ExportStream, Fulfillment, Operation, Package, async_trait, parse_settings,
+    ExportCookie, ExportRequest, ExportStream, Fulfillment, Operation, Package, async_trait,
+    parse_settings,
 };
 use autoprov_core::{ChangeType, ConnectionId, PackageId, ProvisioningOrder};
 use reqwest::Method;
@@ -277,6 +278,12 @@ impl Connector for ScimConnector {
 
     async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
         self.export_stream(request).await
+    }
+
+    /// The greatest `meta.lastModified` and the ids known now, from an ids-only sweep (see
+    /// the crate's export module).
+    async fn latest_cookie(&self) -> Result<Option<ExportCookie>, ConnectorError> {
+        self.latest_cookie_now().await
     }
 
     fn schema(&self) -> Option<ConnectionSchema> {

@@ -468,38 +468,28 @@ impl InMemoryConnector {
     }
 
     fn cookie(&self, usn: u64) -> ExportCookie {
-        ExportCookie(format!("{}@{usn}", self.inner.info.connection))
+        crate::paging::counter_cookie(self.inner.info.connection.as_str(), usn)
     }
 
-    fn parse_cookie(&self, cookie: &ExportCookie) -> Result<u64, ConnectorError> {
-        let conflict = |m: String| ConnectorError::new(ErrorKind::Conflict, Operation::Export, m);
-        let (connection, usn) = cookie
-            .0
-            .rsplit_once('@')
-            .ok_or_else(|| conflict(format!("{cookie:?} is not a cookie of this system")))?;
-        if connection != self.inner.info.connection.as_str() {
-            return Err(conflict(format!(
-                "{cookie:?} belongs to another connection; run a complete export"
-            )));
+    /// Where an export in `mode` starts: `None` (complete) or the change number of its cookie.
+    fn since(&self, mode: &ExportMode) -> Result<Option<u64>, ConnectorError> {
+        let connection = self.inner.info.connection.as_str();
+        let (latest, oldest) = {
+            let state = self.read();
+            (state.usn, state.oldest_usn)
+        };
+        let since = crate::paging::counter_since(mode, connection, latest)?;
+        if let Some(usn) = since.filter(|usn| *usn < oldest) {
+            return Err(ConnectorError::new(
+                ErrorKind::Conflict,
+                Operation::Export,
+                format!(
+                    "the cookie of change {usn} has expired (deletions before change {oldest} \
+                     were purged); run a complete export"
+                ),
+            ));
         }
-        let usn: u64 = usn
-            .parse()
-            .map_err(|_| conflict(format!("{cookie:?} is not a cookie of this system")))?;
-        let state = self.read();
-        if usn > state.usn {
-            return Err(conflict(format!(
-                "{cookie:?} is ahead of this system (change number {}); run a complete export",
-                state.usn
-            )));
-        }
-        if usn < state.oldest_usn {
-            return Err(conflict(format!(
-                "{cookie:?} has expired (deletions before change {} were purged); run a \
-                 complete export",
-                state.oldest_usn
-            )));
-        }
-        Ok(usn)
+        Ok(since)
     }
 }
 
@@ -515,6 +505,10 @@ impl Connector for InMemoryConnector {
 
     async fn check(&self) -> Result<(), ConnectorError> {
         Ok(())
+    }
+
+    async fn latest_cookie(&self) -> Result<Option<ExportCookie>, ConnectorError> {
+        Ok(Some(self.cookie(self.change_number())))
     }
 
     async fn check_password(
@@ -581,10 +575,7 @@ impl Connector for InMemoryConnector {
                 Some(dn)
             }
         };
-        let since = match &request.mode {
-            ExportMode::Complete => None,
-            ExportMode::Incremental(cookie) => Some(self.parse_cookie(cookie)?),
-        };
+        let since = self.since(&request.mode)?;
         let start = self.read().usn;
         let cursor = ExportCursor {
             system: self.clone(),
@@ -593,19 +584,15 @@ impl Connector for InMemoryConnector {
                 scope,
             },
             start,
-            phase: match since {
-                None => Phase::Objects(0),
-                Some(since) => Phase::Changed((since + 1, 0)),
-            },
             since: since.unwrap_or(0),
         };
-        let pages = futures::stream::unfold(cursor, |mut cursor| async move {
-            cursor.next_page().map(|page| (page, cursor))
-        });
-        Ok(Box::pin(futures::StreamExt::flat_map(
-            pages,
-            futures::stream::iter,
-        )))
+        let first = match since {
+            None => Phase::Objects(0),
+            Some(since) => Phase::Changed((since + 1, 0)),
+        };
+        Ok(crate::paging::paged_export(first, move |phase| {
+            std::future::ready(Ok(cursor.page(phase)))
+        }))
     }
 }
 
@@ -628,9 +615,6 @@ enum Phase {
     Changed((u64, ObjKey)),
     /// Incremental export: deletions by (change number, key) from here.
     Deleted((u64, ObjKey)),
-    /// Only the cookie is left.
-    Cookie,
-    Finished,
 }
 
 /// Reads an export page by page, each under a short read lock, so a large system is never
@@ -641,18 +625,16 @@ struct ExportCursor {
     filter: Filter,
     start: u64,
     since: u64,
-    phase: Phase,
 }
 
-type Page = Vec<Result<ExportItem, ConnectorError>>;
-
 impl ExportCursor {
-    fn next_page(&mut self) -> Option<Page> {
-        let system = self.system.clone();
+    /// The page of `phase`, and the phase after it (none: the export ends with its cookie).
+    fn page(&self, phase: Phase) -> crate::paging::Page<Phase> {
+        let system = &self.system;
         let schema = system.compiled();
         let state = system.read();
         let mut page = Vec::new();
-        match self.phase {
+        let next = match phase {
             Phase::Objects(from) => {
                 let mut last = None;
                 for (key, o) in state.objects.range(from..).take(EXPORT_PAGE) {
@@ -661,13 +643,10 @@ impl ExportCursor {
                         .filter
                         .matches(&o.entity_type, || state.dn(schema, *key))
                     {
-                        page.push(Ok(ExportItem::Resource(state.resource(schema, *key))));
+                        page.push(ExportItem::Resource(state.resource(schema, *key)));
                     }
                 }
-                self.phase = match last {
-                    Some(k) => Phase::Objects(k + 1),
-                    None => Phase::Cookie,
-                };
+                last.map(|k| Phase::Objects(k + 1))
             }
             Phase::Changed(from) => {
                 let mut last = None;
@@ -682,13 +661,13 @@ impl ExportCursor {
                         .filter
                         .matches(&o.entity_type, || state.dn(schema, key))
                     {
-                        page.push(Ok(ExportItem::Resource(state.resource(schema, key))));
+                        page.push(ExportItem::Resource(state.resource(schema, key)));
                     }
                 }
-                self.phase = match last {
+                Some(match last {
                     Some((usn, key)) => Phase::Changed((usn, key + 1)),
                     None => Phase::Deleted((self.since + 1, 0)),
-                };
+                })
             }
             Phase::Deleted(from) => {
                 let mut last = None;
@@ -699,26 +678,16 @@ impl ExportCursor {
                 for (&(usn, key), t) in range.take(EXPORT_PAGE) {
                     last = Some((usn, key));
                     if self.filter.matches(&t.entity_type, || t.dn.clone()) {
-                        page.push(Ok(ExportItem::Deleted {
+                        page.push(ExportItem::Deleted {
                             id: t.dn.to_string().into(),
                             stable_id: Some(t.stable_id.clone()),
-                        }));
+                        });
                     }
                 }
-                self.phase = match last {
-                    Some((usn, key)) => Phase::Deleted((usn, key + 1)),
-                    None => Phase::Cookie,
-                };
+                last.map(|(usn, key)| Phase::Deleted((usn, key + 1)))
             }
-            Phase::Cookie => {
-                page.push(Ok(ExportItem::Complete {
-                    cookie: system.cookie(self.start),
-                }));
-                self.phase = Phase::Finished;
-            }
-            Phase::Finished => return None,
-        }
-        Some(page)
+        };
+        crate::paging::Page::new(page, next, || system.cookie(self.start))
     }
 }
 

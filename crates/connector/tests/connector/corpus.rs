@@ -11,9 +11,9 @@
 
 use autoprov_connector::testkit::{self, CheckOutcome, KitProfile};
 use autoprov_connector::{
-    ADOPTION_REVIEW_ARGUMENT, Connector, ConnectorError, ConnectorInfo, ErrorKind, ExportItem,
-    ExportMode, ExportRequest, ExportStream, Fulfillment, InMemoryConnector, Operation, Preview,
-    async_trait,
+    ADOPTION_REVIEW_ARGUMENT, Connector, ConnectorError, ConnectorInfo, ErrorKind, ExportCookie,
+    ExportItem, ExportMode, ExportRequest, ExportStream, Fulfillment, InMemoryConnector, Operation,
+    Preview, async_trait,
 };
 use autoprov_core::{
     ChangeType, Changes, PropertyChange, PropertyValue, ProvisioningOrder, Reference, ResourceId,
@@ -99,6 +99,8 @@ enum Bug {
     DebugShowsObjects,
     /// A membership may name an account as if it were a group.
     AccountsAsGroups,
+    /// The latest cookie is read once and kept: later ones start before writes already made.
+    KeepsItsFirstLatestCookie,
 }
 
 /// Every bug, with the check written for it.
@@ -156,6 +158,10 @@ const CORPUS: &[(Bug, &str)] = &[
     ),
     (Bug::DebugShowsObjects, "debug_shows_no_held_data"),
     (Bug::AccountsAsGroups, "invalid_order_bad_reference"),
+    (
+        Bug::KeepsItsFirstLatestCookie,
+        "latest_cookie_starts_after_writes",
+    ),
 ];
 
 const PASSWORD: &str = "password";
@@ -170,6 +176,7 @@ struct Broken {
     probes: AtomicUsize,
     slot: Mutex<Option<ProvisioningOrder>>,
     written: Mutex<BTreeSet<StableId>>,
+    first_latest: Mutex<Option<ExportCookie>>,
 }
 
 impl std::fmt::Debug for Broken {
@@ -192,6 +199,7 @@ impl Broken {
             probes: AtomicUsize::new(0),
             slot: Mutex::new(None),
             written: Mutex::new(BTreeSet::new()),
+            first_latest: Mutex::new(None),
         }
     }
 
@@ -505,6 +513,20 @@ impl Connector for Broken {
             text.push('\n');
         }
         Some(Preview::new("lines", text).with_refused(refused))
+    }
+
+    async fn latest_cookie(&self) -> Result<Option<ExportCookie>, ConnectorError> {
+        let latest = self.inner.latest_cookie().await?;
+        if self.bug != Bug::KeepsItsFirstLatestCookie {
+            return Ok(latest);
+        }
+        Ok(self
+            .first_latest
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| latest.expect("the in-memory system has latest cookies"))
+            .clone()
+            .into())
     }
 
     async fn check_password(

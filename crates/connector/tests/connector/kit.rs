@@ -162,6 +162,7 @@ async fn checks_follow_declared_capabilities() {
             "membership_add_twice_remove_absent",
             "rename_keeps_stable_id",
             "incremental_export",
+            "latest_cookie_starts_after_writes",
             "manual_transmits",
             "preview_is_offline_and_shows_no_secret",
             "rename_onto_taken_name",
@@ -287,4 +288,94 @@ fn a_failing_generated_test_points_at_the_callers_test() {
     }
     // A passing check does not panic.
     generated::broken_kit::connection_check();
+}
+
+/// `latest_cookie_starts_after_writes` catches a latest cookie that is not the latest, and
+/// skips a connection that cannot tell it.
+mod latest_cookie {
+    use super::*;
+    use autoprov_connector::{
+        ConnectorError, ConnectorInfo, ExportCookie, ExportRequest, ExportStream, Fulfillment,
+        async_trait,
+    };
+    use autoprov_core::ProvisioningOrder;
+
+    /// The in-memory system, whose latest cookie is `cookie` (or none).
+    #[derive(Debug)]
+    struct Cookie(InMemoryConnector, Option<ExportCookie>);
+
+    #[async_trait]
+    impl Connector for Cookie {
+        fn info(&self) -> &ConnectorInfo {
+            self.0.info()
+        }
+        async fn check(&self) -> Result<(), ConnectorError> {
+            self.0.check().await
+        }
+        async fn fulfill(&self, order: &ProvisioningOrder) -> Result<Fulfillment, ConnectorError> {
+            self.0.fulfill(order).await
+        }
+        async fn export(&self, request: ExportRequest) -> Result<ExportStream, ConnectorError> {
+            self.0.export(request).await
+        }
+        async fn latest_cookie(&self) -> Result<Option<ExportCookie>, ConnectorError> {
+            Ok(self.1.clone())
+        }
+    }
+
+    async fn run(
+        cookie: impl FnOnce(&InMemoryConnector) -> Option<ExportCookie>,
+    ) -> testkit::CheckResult {
+        let s = system();
+        let cookie = cookie(&s);
+        let conn = Cookie(s, cookie);
+        testkit::check("latest_cookie_starts_after_writes")
+            .unwrap()
+            .run(&conn, &KitProfile::ad_like())
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_stale_latest_cookie_fails() {
+        // The cookie of the empty system: everything the check writes comes after it.
+        let e = run(|s| Some(ExportCookie(format!("kit@{}", s.change_number()))))
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("written before"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_foreign_latest_cookie_fails() {
+        let e = run(|_| Some(ExportCookie("other@0".into())))
+            .await
+            .unwrap_err();
+        assert!(
+            e.message
+                .contains("incremental export from the latest cookie"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_latest_cookie_is_a_skip() {
+        let outcome = run(|_| None).await.unwrap();
+        assert!(
+            matches!(outcome, CheckOutcome::Skipped { .. }),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrappers_forward_the_latest_cookie() {
+        let s = system();
+        let expected = s.latest_cookie().await.unwrap();
+        assert!(expected.is_some());
+        let arc: Arc<dyn Connector> = Arc::new(Recorder::new(FaultInjector::new(
+            ConcurrencyLimiter::new(s, 1),
+            FaultPlan::new(),
+        )));
+        assert_eq!(arc.latest_cookie().await.unwrap(), expected);
+        let boxed: Box<dyn Connector> = Box::new(arc);
+        assert_eq!(boxed.latest_cookie().await.unwrap(), expected);
+    }
 }

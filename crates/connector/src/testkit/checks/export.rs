@@ -223,3 +223,135 @@ pub async fn incremental_export(conn: &dyn Connector, profile: &KitProfile) -> C
     )
     .await
 }
+
+/// The cookie of [`Connector::latest_cookie`], taken after some writes, starts an incremental
+/// export that holds none of them and every write made after it.
+pub async fn latest_cookie_starts_after_writes(
+    conn: &dyn Connector,
+    profile: &KitProfile,
+) -> CheckResult {
+    fn need(c: &Capabilities, _: &KitProfile) -> Option<String> {
+        (!c.incremental_export || !c.update)
+            .then(|| "the connection does not declare `incremental_export` and `update`".into())
+    }
+    const CHECK: &str = "latest_cookie_starts_after_writes";
+    if need(&conn.info().capabilities, profile).is_none() {
+        match conn.latest_cookie().await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Ok(CheckOutcome::Skipped {
+                    reason: "the connection cannot tell its latest cookie (`latest_cookie` \
+                             returns None)"
+                        .into(),
+                });
+            }
+            Err(e) => {
+                return Err(KitFailure {
+                    check: CHECK,
+                    message: format!("latest_cookie: {e}"),
+                });
+            }
+        }
+    }
+    run_writing(conn, profile, CHECK, &[need], |ctx| async move {
+        let p = ctx.profile;
+        let mut before = ctx.create_account(ctx.account("before")).await?;
+        let mut changed = ctx.create_account(ctx.account("changed")).await?;
+        let deleted = ctx.create_account(ctx.account("deleted")).await?;
+        let early = ctx.create_account(ctx.account("early-deleted")).await?;
+        ctx.delete(&early).await?;
+        // The last write before the cookie: an export from a cookie off by one holds it.
+        ctx.modify(
+            &mut before,
+            set_text(&p.text_property, "changed before the cookie"),
+        )
+        .await?;
+        let conn = ctx.conn;
+        let latest = || async move {
+            match conn.latest_cookie().await {
+                Ok(Some(cookie)) if !cookie.0.is_empty() => Ok(cookie),
+                Ok(Some(_)) => Err("latest_cookie returned an empty cookie".to_owned()),
+                Ok(None) => Err("latest_cookie returned a cookie, then None".to_owned()),
+                Err(e) => Err(format!("latest_cookie: {e}")),
+            }
+        };
+        let scope = ctx.export_request().scope;
+        let since = |cookie: ExportCookie| {
+            let mut request = ExportRequest::incremental(cookie.clone());
+            request.scope = scope.clone();
+            async move {
+                conn.export_all(request).await.map_err(|e| {
+                    format!("incremental export from the latest cookie {cookie:?}: {e}")
+                })
+            }
+        };
+        let has = |batch: &crate::ExportBatch, c: &Created| {
+            batch
+                .resources
+                .iter()
+                .find(|r| r.stable_id.as_ref() == Some(&c.stable_id))
+                .cloned()
+        };
+        let reports = |batch: &crate::ExportBatch, c: &Created| {
+            batch.deleted.iter().any(|(id, stable)| match stable {
+                Some(s) => *s == c.stable_id,
+                None => same_name(id.as_str(), c.id.as_str()),
+            })
+        };
+        // Round one: a change is the first write after the cookie, a creation follows.
+        let cookie = latest().await?;
+        ctx.modify(
+            &mut changed,
+            set_text(&p.text_property, "changed after the cookie"),
+        )
+        .await?;
+        let created = ctx.create_account(ctx.account("after")).await?;
+        let inc = since(cookie).await?;
+        ensure!(
+            has(&inc, &before).is_none(),
+            "the export from the latest cookie holds {}, written before the cookie was taken",
+            before.id
+        );
+        ensure!(
+            has(&inc, &created).is_some(),
+            "the export from the latest cookie lacks {}, created after it",
+            created.id
+        );
+        let Some(r) = has(&inc, &changed) else {
+            fail!(
+                "the export from the latest cookie lacks {}, changed right after it",
+                changed.id
+            );
+        };
+        ensure!(
+            text(&r, &p.text_property).as_deref() == Some("changed after the cookie"),
+            "the export from the latest cookie holds the changed account with {:?}",
+            r.get(&p.text_property)
+        );
+        ensure!(
+            !reports(&inc, &early),
+            "the export from the latest cookie reports the deletion of {}, made before it",
+            early.id
+        );
+        // Round two: a deletion is the first write after the cookie.
+        let cookie = latest().await?;
+        ctx.delete(&deleted).await?;
+        let inc = since(cookie).await?;
+        ensure!(
+            reports(&inc, &deleted),
+            "the export from the latest cookie does not report the deletion of {}, made right \
+             after it (deleted: {:?})",
+            deleted.id,
+            inc.deleted
+        );
+        for c in [&changed, &created] {
+            ensure!(
+                has(&inc, c).is_none(),
+                "the export from the latest cookie holds {}, written before the cookie was taken",
+                c.id
+            );
+        }
+        Ok(())
+    })
+    .await
+}

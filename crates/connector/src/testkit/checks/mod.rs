@@ -18,7 +18,7 @@ pub use connection::{
     parallel_orders,
 };
 pub use deleted::idempotent_delete;
-pub use export::{export_sees_fulfilment, incremental_export};
+pub use export::{export_sees_fulfilment, incremental_export, latest_cookie_starts_after_writes};
 pub use invalid_orders::{
     invalid_order_bad_reference, invalid_order_missing_required, invalid_order_unknown_property,
     redacted_secret_is_refused,
@@ -209,6 +209,7 @@ checks! {
     password_write_only => "a password is accepted and never exported nor shown in errors",
     export_sees_fulfilment => "a complete export holds what fulfilment wrote and ends with a cookie",
     incremental_export => "an incremental export returns only changes and deletions since the cookie",
+    latest_cookie_starts_after_writes => "an incremental export from the latest cookie (when the connection can tell it) holds nothing written before it was taken and everything written after",
     invalid_order_missing_required => "a missing required attribute is a permanent InvalidOrder that writes nothing",
     invalid_order_unknown_property => "an unknown property is a permanent InvalidOrder that writes nothing",
     invalid_order_bad_reference => "a reference to a missing object is a permanent InvalidOrder that writes nothing",

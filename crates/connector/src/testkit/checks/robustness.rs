@@ -237,10 +237,30 @@ pub async fn paging_one_per_page(conn: &dyn Connector, profile: &KitProfile) -> 
                 mine.push(g);
             }
             let whole = ctx.export().await?;
-            let batch = paged
-                .export_all(ctx.export_request())
+            // Read item by item, up to a bound: a page token that does not advance would
+            // otherwise make the export endless.
+            let bound = 2 * whole.len() + 10;
+            let mut stream = paged
+                .export(ctx.export_request())
                 .await
                 .map_err(|e| format!("export with one resource per page: {e}"))?;
+            let mut batch = crate::ExportBatch::default();
+            let mut items = 0;
+            while let Some(item) = stream.next().await {
+                items += 1;
+                ensure!(
+                    items <= bound,
+                    "the export with one resource per page does not end: more than {bound} \
+                     items for {} resources (a page token that does not advance?)",
+                    whole.len()
+                );
+                match item.map_err(|e| format!("export with one resource per page: {e}"))? {
+                    ExportItem::Resource(r) => batch.resources.push(r),
+                    ExportItem::Complete { cookie } => batch.cookie = Some(cookie),
+                    other => fail!("a complete export yielded {other:?}"),
+                }
+            }
+            drop(stream);
             ensure!(
                 batch.cookie.is_some(),
                 "the export with one resource per page ended without its cookie"
