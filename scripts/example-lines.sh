@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The guide's example package (crates/example-package/src) in at most 250 lines of code, as
 # counted by tokei after rustfmt (issue 15). Fails when the code is not rustfmt-formatted or
-# is over the limit. Needs tokei (`cargo install tokei --locked`; scripts/test.sh installs it).
+# is over the limit. Needs tokei (`cargo install tokei@15.0.0 --locked`; scripts/test.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIMIT=250

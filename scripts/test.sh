@@ -29,7 +29,7 @@ cargo clippy --workspace --all-targets --features ad,scim -- -D warnings
 
 step "the guide's example package: at most 250 lines of code (tokei after rustfmt)"
 if ! command -v tokei >/dev/null && [ ! -x "$HOME/.cargo/bin/tokei" ]; then
-    cargo install tokei --locked
+    cargo install tokei@15.0.0 --locked
 fi
 scripts/example-lines.sh
 

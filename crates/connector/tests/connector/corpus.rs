@@ -259,10 +259,10 @@ impl Broken {
             Bug::IgnoresMoves if modified => {
                 c.properties.remove("parentdn");
             }
-            Bug::IgnoresDisable if modified => {
-                if c.scalar("enabled") == Some(&ScalarValue::Bool(false)) {
-                    c.properties.remove("enabled");
-                }
+            Bug::IgnoresDisable
+                if modified && c.scalar("enabled") == Some(&ScalarValue::Bool(false)) =>
+            {
+                c.properties.remove("enabled");
             }
             Bug::MangledCharacters => {
                 for change in c.properties.values_mut() {
@@ -343,8 +343,7 @@ impl Connector for Broken {
             // Takes the account for a group, and "adds" the member nowhere.
             nav.add.retain(|r| {
                 let target = r.get("dn").and_then(|dn| self.inner.get(dn));
-                !target
-                    .is_some_and(|t| t.entity_type.as_ref().is_some_and(|e| e.as_str() == "user"))
+                target.is_none_or(|t| t.entity_type.as_ref().is_none_or(|e| e.as_str() != "user"))
             });
         }
         let mut result = self.inner.fulfill(&read).await;
