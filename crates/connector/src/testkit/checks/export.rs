@@ -114,6 +114,9 @@ pub async fn incremental_export(conn: &dyn Connector, profile: &KitProfile) -> C
             let mut changed = ctx.create_account(ctx.account("changed")).await?;
             let deleted = ctx.create_account(ctx.account("deleted")).await?;
             let deleted_too = ctx.create_account(ctx.account("deleted-too")).await?;
+            // Deleted before the cookie, as the last write before it: not in the increment.
+            let deleted_before = ctx.create_account(ctx.account("deleted-before")).await?;
+            ctx.delete(&deleted_before).await?;
             let base = ctx
                 .conn
                 .export_all(ctx.export_request())
@@ -181,6 +184,11 @@ pub async fn incremental_export(conn: &dyn Connector, profile: &KitProfile) -> C
                     inc.deleted
                 );
             }
+            ensure!(
+                !was_deleted(&inc.deleted, &deleted_before),
+                "the increment reports the deletion of {}, made before its cookie",
+                deleted_before.id
+            );
             let Some(next) = inc.cookie else {
                 fail!("the incremental export returned no cookie");
             };
