@@ -128,7 +128,9 @@ fn people(n: usize, token: &str, now: DateTime<Utc>) -> Vec<Person> {
             );
             let login = format!("o{token}{i}");
             let id = format!("{token}{i:05}");
-            let mut o = o.with("login", login.clone()).with("employeeId", id.clone());
+            let mut o = o
+                .with("login", login.clone())
+                .with("employeeId", id.clone());
             o.identifier = login.clone();
             o.id = id.as_str().into();
             Person {
@@ -300,9 +302,7 @@ fn phases(t: &Tree, people: &[Person], s: Sizes) -> (Vec<Vec<Op>>, Vec<Vec<Op>>)
 // ---- LDIF -------------------------------------------------------------------------------
 
 fn ldif_line(out: &mut String, name: &str, value: &[u8]) {
-    let safe = value
-        .iter()
-        .all(|b| b.is_ascii_graphic() || *b == b' ')
+    let safe = value.iter().all(|b| b.is_ascii_graphic() || *b == b' ')
         && !matches!(value.first(), Some(b' ' | b':' | b'<'))
         && value.last() != Some(&b' ');
     if safe {
@@ -466,7 +466,12 @@ async fn bare(conns: &[Ldap], work: &[Vec<Op>]) -> Duration {
 // ---- the job ----------------------------------------------------------------------------
 
 fn job_ok(r: &JobReport, what: &str) {
-    assert_eq!(r.run.status, JobStatus::Succeeded, "{what}: {:?}", r.run.message);
+    assert_eq!(
+        r.run.status,
+        JobStatus::Succeeded,
+        "{what}: {:?}",
+        r.run.message
+    );
     assert!(
         r.dispatch.errored.is_empty(),
         "{what}: {} errored, first {:?}",
@@ -762,8 +767,8 @@ fn main() {
         .split(',')
         .filter_map(|v| v.trim().parse().ok())
         .collect();
-    let ways_knob =
-        std::env::var("AUTOPROV_BENCH_ONBOARD_WAYS").unwrap_or_else(|_| "job,ldapmodify,ldap3".into());
+    let ways_knob = std::env::var("AUTOPROV_BENCH_ONBOARD_WAYS")
+        .unwrap_or_else(|_| "job,ldapmodify,ldap3".into());
     let mut ways = Vec::new();
     for w in ways_knob.split(',') {
         match w.trim() {
@@ -790,7 +795,10 @@ fn main() {
         s.joiners,
         s.movers,
         s.leavers,
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let admin = rt.block_on(Admin::connect(&env));
     let mut all: Vec<Times> = Vec::new();
@@ -806,7 +814,10 @@ fn main() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "load after: {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let find = |w: &str| all.iter().find(|t| t.way == w);
     let best = all
