@@ -6,8 +6,8 @@
 #   bash scripts/bench.sh            # every benchmark, criterion's defaults
 #   bash scripts/bench.sh --quick    # 10 samples, 3 s each: a rough table in a few minutes
 #
-# The benchmarks that need a server (workers: PostgreSQL; store_job_samba and ad_fulfill:
-# Samba) use the test servers' env files when those servers run
+# The benchmarks that need a server (workers: PostgreSQL; store_job_samba, ad_fulfill and
+# ad_onboarding: Samba) use the test servers' env files when those servers run
 # (`bash scripts/pg-test-server.sh start`, `bash scripts/ad-test-server.sh start`); without
 # them they print SKIPPED and their rows say "not measured". Set AUTOPROV_BENCH_1M=1 for the
 # million-identity planning rows.
@@ -49,6 +49,17 @@ else
     run workers --bench workers -- --measurement-time 5
 fi
 run ad_fulfill --features ad --bench ad_fulfill -- "${quick[@]}"
+# One run of its own (not criterion): 2,000 joiners, 500 movers, 200 leavers per way, ldap3
+# swept over 1-32 connections; --quick: 300, 75, 30 and 1, 4, 16 connections.
+if [[ ${#quick[@]} -gt 0 ]]; then
+    AUTOPROV_BENCH_ONBOARD_JOINERS=${AUTOPROV_BENCH_ONBOARD_JOINERS:-300} \
+        AUTOPROV_BENCH_ONBOARD_MOVERS=${AUTOPROV_BENCH_ONBOARD_MOVERS:-75} \
+        AUTOPROV_BENCH_ONBOARD_LEAVERS=${AUTOPROV_BENCH_ONBOARD_LEAVERS:-30} \
+        AUTOPROV_BENCH_ONBOARD_SWEEP=${AUTOPROV_BENCH_ONBOARD_SWEEP:-1,4,16} \
+        run ad_onboarding --features ad --bench ad_onboarding
+else
+    run ad_onboarding --features ad --bench ad_onboarding
+fi
 how="bash scripts/bench.sh"
 if [[ ${#quick[@]} -gt 0 ]]; then
     how="bash scripts/bench.sh --quick"
