@@ -13,20 +13,22 @@
 
 use autoprov_connector::ErrorKind::{AlreadyExists, InvalidOrder, NotFound};
 use autoprov_connector::converge::converge_properties;
-use autoprov_connector::schema::{DN_KEY, ENABLED, MEMBER_OF, PASSWORD};
+use autoprov_connector::schema::{
+    ConnectionSchema, DN_KEY, ENABLED, EntitySchema, MEMBER_OF, PASSWORD, PropertySchema, ValueType,
+};
 use autoprov_connector::{
     ADOPTION_REVIEW_ARGUMENT, Capabilities, Connector, ConnectorError, ConnectorInfo, Executed,
     ExportCookie, ExportItem, ExportRequest, ExportStream, Fulfillment, Operation, Package, Page,
     async_trait, counter_cookie, counter_since, paged_export, parse_settings,
 };
 use autoprov_core::{
-    ChangeType, ConnectionId, EntityTypeId, PackageId, PropertyChange as Change, PropertyValue,
-    ProvisioningOrder, Reference, Resource, ResourceId, ScalarValue as Value, Secret, StableId,
+    ChangeType, ConnectionId, EntityTypeId, PackageId, PropertyValue, ProvisioningOrder, Reference,
+    Resource, ResourceId, ScalarValue as Value, Secret, StableId,
 };
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 /// The package id: what connection files name in `Package`.
 pub const PACKAGE_ID: &str = "acme.badges";
@@ -76,6 +78,24 @@ impl std::fmt::Debug for BadgeConnector {
     }
 }
 
+/// What orders may write, checked before anything is written; also the kit's profile and
+/// the docs (`SCHEMA.to_markdown()`).
+static SCHEMA: LazyLock<ConnectionSchema> = LazyLock::new(|| {
+    let text = || PropertySchema::new(ValueType::String);
+    let entity = |kind| {
+        let groups = PropertySchema::reference(Some(GROUP.into())).multi_valued();
+        let entity = EntitySchema::new(kind).with_property(NAME, text().required());
+        entity
+            .with_property(NOTE, text())
+            .with_property(MEMBER_OF, groups)
+    };
+    let user = entity(USER).with_property(ENABLED, PropertySchema::new(ValueType::Bool));
+    let user = user.with_property(PASSWORD, text().secret());
+    ConnectionSchema::new()
+        .with_entity(user)
+        .with_entity(entity(GROUP))
+});
+
 type Result<T, E = ConnectorError> = std::result::Result<T, E>;
 /// An order's membership changes: the groups added, and those removed.
 type Groups = [BTreeSet<Reference>; 2];
@@ -91,29 +111,11 @@ fn ids(id: u64) -> (ResourceId, Option<StableId>) {
 }
 
 impl Site {
-    /// Validates an order against the store before anything is written; returns its
-    /// membership changes.
+    /// The order's membership changes, each naming a group of the store (the schema has
+    /// checked the rest before this).
     fn groups(&self, order: &ProvisioningOrder) -> Result<Groups, String> {
-        let kind = order.resource_type.target_entity_type.id.as_str();
-        if ![USER, GROUP].contains(&kind) {
-            return Err(format!("no entity type `{kind}` here"));
-        }
-        for (property, change) in &order.changes.properties {
-            let valid = match (property.as_str(), change) {
-                (NAME | NOTE, Change::Set(Value::String(_))) | (NOTE, Change::Clear) => true,
-                (ENABLED, Change::Set(Value::Bool(_))) => true,
-                (PASSWORD, Change::Set(Value::Secret(s))) => !s.is_redacted(),
-                _ => false,
-            };
-            if !valid {
-                return Err(format!("`{property}`: unknown, or a wrong kind of value"));
-            }
-        }
         let mut groups = Groups::default();
-        for (navigation, change) in &order.changes.navigations {
-            if navigation != MEMBER_OF {
-                return Err(format!("unknown navigation `{navigation}`"));
-            }
+        for change in order.changes.navigations.values() {
             for (i, references) in [&change.add, &change.remove].into_iter().enumerate() {
                 for group in references {
                     let key = group.get(DN_KEY).unwrap_or_default();
@@ -163,6 +165,7 @@ impl BadgeConnector {
     fn apply(&self, order: &ProvisioningOrder) -> Result<Executed> {
         let op = Operation::from(order.change_type);
         let error = |kind, message: String| ConnectorError::new(kind, op, message);
+        SCHEMA.validate(order)?;
         // One lock for validation and writes: an invalid order writes nothing.
         let site = &mut *self.lock();
         let groups = site.groups(order).map_err(|m| error(InvalidOrder, m))?;
@@ -172,9 +175,6 @@ impl BadgeConnector {
         let target = stable_id.map_or(key, |s| s.as_str());
         let found = Some(id_of(target)).filter(|id| site.objects.contains_key(id));
         match (order.change_type, found) {
-            (ChangeType::Added, _) if order.changes.scalar(NAME).is_none() => {
-                Err(error(InvalidOrder, format!("`{NAME}` is required")))
-            }
             (ChangeType::Added, _) => {
                 if let Some(id) = site.named(order) {
                     // Adopt, unless the order asks for review of an account it did not create.
@@ -267,6 +267,10 @@ impl Connector for BadgeConnector {
         let (this, types) = (self.clone(), request.entity_types);
         let fetch = move |from| std::future::ready(Ok(this.page(from, since, &types, start)));
         Ok(paged_export(0, fetch))
+    }
+
+    fn schema(&self) -> Option<ConnectionSchema> {
+        Some(SCHEMA.clone())
     }
 
     async fn latest_cookie(&self) -> Result<Option<ExportCookie>> {

@@ -23,10 +23,24 @@ pub async fn make() -> (Arc<dyn Connector>, KitProfile) {
         .connect_all_from_json(CONNECTIONS)
         .await
         .expect("the package connects");
-    let mut p = KitProfile::new(USER, NAME);
-    p.group_type = Some(GROUP.into());
-    p.required_property = Some(NAME.into());
-    p.text_property = NOTE.into();
+    let connection = connections
+        .remove(&ConnectionId::from("badges"))
+        .expect("configured");
+    // The profile from the connection's declared schema: users named by `name`, in groups,
+    // with `note` as free text.
+    let schema = connection
+        .schema()
+        .expect("the package declares its schema");
+    let mut p = KitProfile::from_schema(&schema, None).expect("a profile from the schema");
+    assert_eq!(
+        (
+            p.account_type.as_str(),
+            p.name_property.as_str(),
+            p.text_property.as_str()
+        ),
+        (USER, NAME, NOTE)
+    );
+    assert_eq!(p.group_type.as_ref().map(|g| g.as_str()), Some(GROUP));
     p.one_per_page = connections.remove(&ConnectionId::from("badges-paged"));
     // No containers to move between, automated, and no change language to preview in; any
     // other skip fails its test.
@@ -35,12 +49,7 @@ pub async fn make() -> (Arc<dyn Connector>, KitProfile) {
         "manual_transmits",
         "preview_is_offline_and_shows_no_secret",
     ]);
-    (
-        connections
-            .remove(&ConnectionId::from("badges"))
-            .expect("configured"),
-        p,
-    )
+    (connection, p)
 }
 
 autoprov_connector::connector_conformance_tests!(badge_system, make);
