@@ -31,6 +31,15 @@ pub fn profile(paged: Arc<dyn Connector>) -> KitProfile {
     ])
 }
 
+/// The same service through a connection that reads one resource per page.
+async fn one_per_page(env: &ScimEnv) -> ScimConnector {
+    let mut settings = env.settings();
+    settings.page_size = 1;
+    ScimConnector::connect("scim-test-paged", settings)
+        .await
+        .expect("connecting with one resource per page")
+}
+
 async fn run_check(name: &'static str) {
     let Some(env) = scim_env(name) else {
         return;
@@ -44,11 +53,7 @@ async fn run_check(name: &'static str) {
         (Some(shared_use().await), None)
     };
     let scim = connector(&env).await;
-    let mut settings = env.settings();
-    settings.page_size = 1;
-    let paged = ScimConnector::connect("scim-test-paged", settings)
-        .await
-        .expect("connecting with one resource per page");
+    let paged = one_per_page(&env).await;
     let check = testkit::check(name).unwrap_or_else(|| panic!("the kit has no check `{name}`"));
     match check.run(&scim, &profile(Arc::new(paged))).await {
         Ok(CheckOutcome::Passed) => println!("PASSED {name}"),
@@ -86,11 +91,7 @@ async fn kit_report() {
     };
     let _alone = exclusive_use().await;
     let scim = connector(&env).await;
-    let mut settings = env.settings();
-    settings.page_size = 1;
-    let paged = ScimConnector::connect("scim-test-paged", settings)
-        .await
-        .expect("connecting with one resource per page");
+    let paged = one_per_page(&env).await;
     let report = testkit::run_all(&scim, &profile(Arc::new(paged))).await;
     println!("{report}");
     assert!(report.is_success(), "{report}");
