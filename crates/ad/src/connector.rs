@@ -53,6 +53,8 @@ pub(crate) struct Inner {
     /// the server answered without a readable schema. A read that failed is not kept, so the
     /// next use reads again.
     pub schemas: Vec<tokio::sync::OnceCell<Option<HashSet<String>>>>,
+    /// Groups and parents found lately (`ExistenceCacheMs`).
+    pub confirmed: crate::existence::Confirmed,
 }
 
 impl fmt::Debug for AdConnector {
@@ -100,6 +102,7 @@ pub struct AdConnectorBuilder {
     retry_delay: Option<Duration>,
     page_size: Option<u32>,
     connections: Option<usize>,
+    existence_cache: Option<Duration>,
     entity_types: BTreeMap<String, EntityMapping>,
     lazy: bool,
 }
@@ -217,6 +220,13 @@ impl AdConnectorBuilder {
         self
     }
 
+    /// How long a group or new parent found by one order is not read again for the next
+    /// (`ExistenceCacheMs`; `Duration::ZERO` reads it for every order).
+    pub fn existence_cache(mut self, window: Duration) -> Self {
+        self.existence_cache = Some(window);
+        self
+    }
+
     /// Maps (or re-maps) an entity type.
     pub fn entity_type(mut self, name: impl Into<String>, mapping: EntityMapping) -> Self {
         self.entity_types.insert(name.into(), mapping);
@@ -287,6 +297,9 @@ impl AdConnectorBuilder {
         if let Some(v) = self.connections {
             settings.connections = v;
         }
+        if let Some(v) = self.existence_cache {
+            settings.existence_cache = v;
+        }
         settings.entity_types.extend(self.entity_types);
         settings.validate()?;
         Ok((
@@ -330,6 +343,7 @@ impl AdConnector {
                     .iter()
                     .map(|_| tokio::sync::OnceCell::new())
                     .collect(),
+                confirmed: crate::existence::Confirmed::new(settings.existence_cache),
                 servers,
                 settings,
             }),

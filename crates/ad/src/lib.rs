@@ -2,6 +2,7 @@
 
 pub mod connector;
 pub mod errors;
+mod existence;
 mod export;
 mod export_links;
 mod fulfill;

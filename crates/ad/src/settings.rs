@@ -8,7 +8,7 @@
 //!   "Bind": {"Login": "svc-autoprov@EXAMPLE.TEST", "Password": "..."},
 //!   "Tls": {"Mode": "Ldaps", "CaCertificate": {"File": "/etc/autoprov/ad-ca.pem"}},
 //!   "ConnectTimeoutMs": 10000, "RequestTimeoutMs": 30000, "RetryDelayMs": 1000,
-//!   "PageSize": 500, "Connections": 4
+//!   "PageSize": 500, "Connections": 4, "ExistenceCacheMs": 10000
 //! }
 //! ```
 //!
@@ -232,6 +232,16 @@ pub struct AdSettings {
     /// LDAP connections per server, each multiplexing concurrent operations (default 4).
     #[serde(default = "defaults::connections")]
     pub connections: usize,
+    /// How long a group or a new parent an order names, once read and found, is taken to
+    /// exist without being read again (default 10 s; 0 reads it for every order). The check
+    /// only refuses early an order naming a missing object; a write that meets one deleted
+    /// meanwhile still fails with a typed error, and forgets it.
+    #[serde(
+        rename = "ExistenceCacheMs",
+        with = "duration_ms",
+        default = "defaults::existence_cache"
+    )]
+    pub existence_cache: Duration,
     /// The resource-type mapping by entity type id. Defaults: `user`, `group`,
     /// `organizationalUnit` (see [`crate::mapping::default_entity_types`]).
     #[serde(default = "default_entity_types")]
@@ -254,6 +264,9 @@ mod defaults {
     }
     pub fn connections() -> usize {
         4
+    }
+    pub fn existence_cache() -> Duration {
+        Duration::from_secs(10)
     }
 }
 
@@ -301,6 +314,7 @@ impl fmt::Debug for AdSettings {
             .field("retry_delay", &self.retry_delay)
             .field("page_size", &self.page_size)
             .field("connections", &self.connections)
+            .field("existence_cache", &self.existence_cache)
             .field(
                 "entity_types",
                 &self.entity_types.keys().collect::<Vec<_>>(),
@@ -321,6 +335,7 @@ impl AdSettings {
             retry_delay: defaults::retry(),
             page_size: defaults::page_size(),
             connections: defaults::connections(),
+            existence_cache: defaults::existence_cache(),
             entity_types: default_entity_types(),
         }
     }
@@ -418,6 +433,12 @@ impl AdSettings {
             if d.is_zero() || ms(d) > 3_600_000 {
                 return Err(SettingsError::new(name, "must be between 1 ms and 1 hour"));
             }
+        }
+        if ms(self.existence_cache) > 600_000 {
+            return Err(SettingsError::new(
+                "ExistenceCacheMs",
+                "must be at most 10 minutes",
+            ));
         }
         if ms(self.retry_delay) > 600_000 {
             return Err(SettingsError::new(
@@ -523,6 +544,9 @@ mod tests {
         assert_eq!(s.page_size, 500);
         assert_eq!(s.connections, 4);
         assert_eq!(s.request_timeout, Duration::from_secs(30));
+        assert_eq!(s.existence_cache, Duration::from_secs(10));
+        let off = AdSettings::from_json(with(base(), &["ExistenceCacheMs"], json!(0))).unwrap();
+        assert_eq!(off.existence_cache, Duration::ZERO);
         assert!(s.entity_types.contains_key("user"));
         assert!(s.entity_types.contains_key("group"));
         assert!(s.entity_types.contains_key("organizationalUnit"));
@@ -605,6 +629,14 @@ mod tests {
             (with(base(), &["PageSize"], json!(0)), "PageSize"),
             (with(base(), &["PageSize"], json!(5000)), "PageSize"),
             (with(base(), &["Connections"], json!(0)), "Connections"),
+            (
+                with(base(), &["ExistenceCacheMs"], json!(600_001)),
+                "ExistenceCacheMs",
+            ),
+            (
+                with(base(), &["ExistenceCacheMs"], json!(-1)),
+                "ExistenceCacheMs",
+            ),
             (
                 with(base(), &["RequestTimeoutMs"], json!(0)),
                 "RequestTimeoutMs",

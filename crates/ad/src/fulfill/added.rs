@@ -183,32 +183,47 @@ impl Inner {
             }
         }
 
-        // Enable, and must-change-at-first-logon, in one modify.
+        // Then, at once (each depends only on the entry existing): enable and
+        // must-change-at-first-logon in one modify, the memberships on the groups, and the
+        // objectGUID read back.
         let mut mods: Vec<Mod<Vec<u8>>> = Vec::new();
         for (attribute, value, property) in activation(m, &d, d.password.is_some()) {
             mods.push(Mod::Replace(attribute.as_bytes().to_vec(), set([value])));
             changed.extend(property);
         }
-        if !mods.is_empty() {
+        let enable = async {
+            if mods.is_empty() {
+                return Ok(());
+            }
             server
                 .modify(&dn_text, &mods, &[])
                 .await
-                .map_err(|f| f.into_error(Operation::Enable, &dn_text))?;
-        }
-
-        // Memberships, on the groups.
-        if let Some(p) = &d.membership_property {
-            self.change_members(&server, m, &dn_text, &dn_text, &d.groups_add, true)
-                .await?;
-            if !d.groups_add.is_empty() {
-                changed.insert(p.clone());
+                .map_err(|f| f.into_error(Operation::Enable, &dn_text))
+        };
+        let members = async {
+            match &d.membership_property {
+                Some(_) => {
+                    self.change_members(&server, m, &dn_text, &dn_text, &d.groups_add, true)
+                        .await
+                }
+                None => Ok(()),
             }
+        };
+        let guid = async {
+            server
+                .read(&dn_text, &["objectGUID".to_owned()], &[])
+                .await
+                .map_err(|f| f.into_error(Operation::Read, &dn_text))
+        };
+        let (enabled, members, entry) = futures::join!(enable, members, guid);
+        enabled?;
+        members?;
+        if let Some(p) = &d.membership_property
+            && !d.groups_add.is_empty()
+        {
+            changed.insert(p.clone());
         }
-
-        let entry = server
-            .read(&dn_text, &["objectGUID".to_owned()], &[])
-            .await
-            .map_err(|f| f.into_error(Operation::Read, &dn_text))?;
+        let entry = entry?;
         let (resource_id, stable_id) = match entry {
             Some(e) => (e.dn.clone(), e.guid()),
             None => (dn_text.clone(), None),

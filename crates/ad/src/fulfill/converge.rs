@@ -198,8 +198,8 @@ impl Inner {
             Vec::new()
         };
         let value = set([member_value.as_bytes().to_vec()]);
-        let writes = groups.iter().map(|g| {
-            let g = g.to_string();
+        let writes = groups.iter().map(|dn| {
+            let g = dn.to_string();
             let m = if add {
                 Mod::Add(attribute.as_bytes().to_vec(), value.clone())
             } else {
@@ -208,10 +208,10 @@ impl Inner {
             let controls = &controls;
             async move {
                 let mods = [m];
-                (server.modify(&g, &mods, controls).await, g)
+                (server.modify(&g, &mods, controls).await, g, dn)
             }
         });
-        for (result, group) in futures::future::join_all(writes).await {
+        for (result, group, dn) in futures::future::join_all(writes).await {
             match result {
                 Ok(()) => {}
                 // Already a member / not a member: the wanted state holds.
@@ -221,6 +221,7 @@ impl Inner {
                     rc: 53, ref text, ..
                 }) if !add && is_absent_value(text) => {}
                 Err(LdapFailure::Result { rc: 32, text, .. }) => {
+                    self.confirmed.forget(&dn.key());
                     return Err(invalid(
                         Operation::Membership,
                         format!("group `{group}` does not exist: {text}"),

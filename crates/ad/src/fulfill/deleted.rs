@@ -75,6 +75,10 @@ impl Inner {
         } else {
             Vec::new()
         };
+        // Whatever the outcome, it may be gone: the next order naming it reads it.
+        if let Ok(dn) = Dn::parse(&entry.dn) {
+            self.confirmed.forget(&dn.key());
+        }
         match server.delete(&target, &controls).await {
             Ok(()) => {
                 executed.changed.insert("deleted".into());

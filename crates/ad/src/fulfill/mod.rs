@@ -158,6 +158,7 @@ impl Inner {
     }
 
     /// Checks that referenced objects (groups, a new parent) exist; nothing is written before.
+    /// One found within `ExistenceCacheMs` is not read again.
     async fn check_exist(
         &self,
         pool: &ServerPool,
@@ -166,15 +167,22 @@ impl Inner {
         op: Operation,
     ) -> Result<(), ConnectorError> {
         let attrs = ["1.1".to_owned()];
-        let reads = dns.iter().map(|dn| {
-            let text = dn.to_string();
-            let attrs = &attrs;
-            async move { (pool.read(&text, attrs, &[]).await, text) }
-        });
-        for (result, text) in futures::future::join_all(reads).await {
+        let started = std::time::Instant::now();
+        let reads = dns
+            .iter()
+            .map(|dn| dn.key())
+            .zip(dns)
+            .filter(|(key, _)| !self.confirmed.holds(key, started))
+            .map(|(key, dn)| {
+                let text = dn.to_string();
+                let attrs = &attrs;
+                async move { (pool.read(&text, attrs, &[]).await, text, key) }
+            });
+        for (result, text, key) in futures::future::join_all(reads).await {
             match result {
-                Ok(Some(_)) => {}
+                Ok(Some(_)) => self.confirmed.found(key, started),
                 Ok(None) | Err(LdapFailure::Result { rc: 10, .. }) => {
+                    self.confirmed.forget(&key);
                     return Err(invalid(op, format!("{what} `{text}` does not exist")));
                 }
                 Err(f) => return Err(f.into_error(Operation::Read, &text)),

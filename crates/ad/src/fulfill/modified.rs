@@ -201,11 +201,14 @@ impl Inner {
             // By objectGUID, with the new superior always given: Samba takes the parent of a
             // `<GUID=...>` DN as empty and answers 32 without it.
             let sup = parent.to_string();
+            // Whatever the outcome, the old name may be gone, and a 32 may mean the parent is.
+            self.confirmed.forget(&current.key());
             match server.modify_dn(&address(&entry), &rdn, Some(&sup)).await {
                 Ok(()) => {}
                 // Gone from where it was read (32), or the new DN taken (68): maybe by this
                 // very rename, applied by an earlier attempt. Look the target up by id first.
                 Err(f @ LdapFailure::Result { rc: 32 | 68, .. }) => {
+                    self.confirmed.forget(&parent.key());
                     let now = match entry.guid() {
                         Some(g) => self
                             .read_by_guid(&g, &["1.1".to_owned()], &dn_text)

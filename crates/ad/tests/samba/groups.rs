@@ -1,7 +1,7 @@
 //! Large groups: value-level membership changes and ranged retrieval.
 
 use crate::support::*;
-use autoprov_connector::{ConnectorExt, ExportRequest};
+use autoprov_connector::{ConnectorExt, ErrorKind, ExportRequest, Operation};
 use autoprov_core::{ChangeType, Changes, PropertyValue, Reference};
 use futures::StreamExt as _;
 
@@ -219,6 +219,99 @@ async fn what_the_server_answers_to_permissive_modify() {
         // Unranged, the server returns every value of a small group at once.
         let raw = admin.read(&group, &["member"]).await.unwrap();
         assert!(raw.attrs.keys().all(|k| !k.contains(";range=")));
+    })
+    .await;
+}
+
+/// A joiner naming `group`, below `ou`, with the sAMAccountName `sam`.
+fn joiner(ou: &str, sam: &str, group: &str) -> autoprov_core::ProvisioningOrder {
+    let mut c = Changes::default();
+    c.set("cn", sam)
+        .set("sAMAccountName", sam)
+        .set("enabled", false)
+        .set_reference("parentdn", Reference::dn(ou))
+        .add_reference("memberOf", Reference::dn(group));
+    order(ChangeType::Added, "user", c, None)
+}
+
+/// Whether `ldapsearch` (OpenLDAP's client, none of the package's code) finds an account.
+fn account_exists(env: &AdEnv, ou: &str, sam: &str) -> bool {
+    let out = env.ldap_tool(
+        "ldapsearch",
+        &["-LLL", "-b", ou, &format!("(sAMAccountName={sam})"), "1.1"],
+    );
+    assert!(out.status.success(), "ldapsearch: {out:?}");
+    String::from_utf8_lossy(&out.stdout).contains("dn:")
+}
+
+/// `ExistenceCacheMs`: a group found by one order is not read again by the next within the
+/// window. Deleted by hand meanwhile, the membership write fails with a typed error naming it
+/// (the account it created stays, for the order's retry to adopt), and the group is forgotten:
+/// the next order naming it is refused before anything is written. With the window at 0 every
+/// order reads it.
+#[tokio::test]
+async fn a_group_deleted_within_the_existence_window_fails_the_write_then_is_read_again() {
+    let Some(env) =
+        ad_env("a_group_deleted_within_the_existence_window_fails_the_write_then_is_read_again")
+    else {
+        return;
+    };
+    in_ou(&env.clone(), "existence", |admin, ou| async move {
+        let ad = env
+            .builder("ad-test")
+            .connections(1)
+            .existence_cache(std::time::Duration::from_secs(600))
+            .build()
+            .await
+            .unwrap();
+        let group = admin.create_group(&ou, &format!("gone-{}", token())).await;
+        let first = format!("a{}", token());
+        apply(&ad, &joiner(&ou, &first, &group)).await;
+        assert!(admin.members(&group).await.len() == 1);
+
+        let out = env.ldap_tool("ldapdelete", &[&group]);
+        assert!(out.status.success(), "ldapdelete: {out:?}");
+
+        // Within the window: the group is not read; the write meets it missing.
+        let second = format!("b{}", token());
+        let e = refuse(&ad, &joiner(&ou, &second, &group)).await;
+        assert_eq!(e.kind(), ErrorKind::InvalidOrder, "{e}");
+        assert_eq!(e.operation(), Operation::Membership, "{e}");
+        assert!(e.message().contains("does not exist"), "{e}");
+        assert!(e.message().contains(&group), "names the group: {e}");
+        assert!(
+            account_exists(&env, &ou, &second),
+            "created before the write failed"
+        );
+
+        // Forgotten: the next order reads it and writes nothing.
+        let third = format!("c{}", token());
+        let e = refuse(&ad, &joiner(&ou, &third, &group)).await;
+        assert_eq!(e.kind(), ErrorKind::InvalidOrder, "{e}");
+        assert!(e.message().contains("does not exist"), "{e}");
+        assert!(!account_exists(&env, &ou, &third), "refused before writing");
+
+        // Window 0: a group found, then deleted, is read again by the very next order.
+        let strict = env
+            .builder("ad-test")
+            .connections(1)
+            .existence_cache(std::time::Duration::ZERO)
+            .build()
+            .await
+            .unwrap();
+        let group = admin
+            .create_group(&ou, &format!("strict-{}", token()))
+            .await;
+        apply(&strict, &joiner(&ou, &format!("d{}", token()), &group)).await;
+        let out = env.ldap_tool("ldapdelete", &[&group]);
+        assert!(out.status.success(), "ldapdelete: {out:?}");
+        let fourth = format!("e{}", token());
+        let e = refuse(&strict, &joiner(&ou, &fourth, &group)).await;
+        assert_eq!(e.kind(), ErrorKind::InvalidOrder, "{e}");
+        assert!(
+            !account_exists(&env, &ou, &fourth),
+            "refused before writing"
+        );
     })
     .await;
 }
