@@ -40,7 +40,8 @@
 //! `AUTOPROV_BENCH_ONBOARD_LEAVERS` (200), `AUTOPROV_BENCH_ONBOARD_SWEEP` (`1,2,4,8,16,32`),
 //! `AUTOPROV_BENCH_ONBOARD_WAYS` (`job,ldapmodify,ldap3`), `AUTOPROV_BENCH_JOB_CONCURRENCY`
 //! (the dispatch policy's concurrency per connection, default its default) and
-//! `AUTOPROV_BENCH_JOB_CONNECTIONS` (the AD pool, default the package's default). Without the
+//! `AUTOPROV_BENCH_JOB_CONNECTIONS` (the AD pool, default the package's default), and
+//! `AUTOPROV_BENCH_JOB_STEPS=1` (print the time of each step of each job run: diagnostics). Without the
 //! server's environment, or when it does not answer, the bench prints `SKIPPED` (and fails with
 //! `CI=true`).
 #![allow(clippy::disallowed_methods)] // examples, benchmarks and tests may read the wall clock
@@ -49,6 +50,7 @@ use autoprov::core::{Owner, ScalarValue, Thresholds};
 use autoprov::orchestrator::Planner;
 use autoprov::orchestrator::demo;
 use autoprov::orchestrator::dispatch::DispatchPolicy;
+use autoprov::orchestrator::events::JobEvent;
 use autoprov::orchestrator::job::{JobOptions, JobReport, ProvisioningJob};
 use autoprov::orchestrator::store::{JobStatus, MemoryStore};
 use autoprov::planner::policy::NavigationRule;
@@ -510,7 +512,25 @@ async fn job_way(env: &AdEnv, t: &Tree, people: &[Person], s: Sizes) -> (Duratio
     for p in people {
         planner.upsert_owner(p.owner.clone());
     }
-    let mut job = ProvisioningJob::builder(planner, Arc::new(MemoryStore::new()))
+    let mut job = ProvisioningJob::builder(planner, Arc::new(MemoryStore::new()));
+    if std::env::var("AUTOPROV_BENCH_JOB_STEPS").is_ok_and(|v| v == "1") {
+        // Diagnostics: each step's time. Events are then rendered for every order, which
+        // costs a little: not for the figures.
+        let started = std::sync::Mutex::new(Instant::now());
+        job = job.events(Arc::new(move |e: JobEvent| match e {
+            JobEvent::StepStarted { .. } => {
+                *started.lock().unwrap() = Instant::now();
+            }
+            JobEvent::StepFinished { step, summary } => {
+                eprintln!(
+                    "    step {step}: {:.1?} ({summary})",
+                    started.lock().unwrap().elapsed()
+                );
+            }
+            _ => {}
+        }));
+    }
+    let mut job = job
         .connector(Arc::new(ad))
         .export_scope(demo::CONNECTION, t.root.clone())
         .target_filter(demo::ACCOUNT, |r| !demo::is_admin_account(r))
@@ -690,12 +710,42 @@ impl Way {
     }
 }
 
+/// CPU time (user + system) of this process and its waited-for children (`ldapmodify`), and of
+/// every `samba` process, from `/proc`: where each way spends the machine. `None` off Linux.
+fn cpu() -> (Option<Duration>, Option<Duration>) {
+    let ticks = |stat: &str, fields: &[usize]| -> Option<Duration> {
+        // After the command name in parentheses, fields count from 3 (state).
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let sum: u64 = fields
+            .iter()
+            .map(|i| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()))
+            .sum::<Option<u64>>()?;
+        // USER_HZ is 100 on every Linux this runs on.
+        Some(Duration::from_millis(sum * 10))
+    };
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| ticks(&s, &[14, 15, 16, 17]));
+    let samba = std::fs::read_dir("/proc").ok().map(|dir| {
+        dir.flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c.starts_with(b"samba"))
+            })
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter_map(|s| ticks(&s, &[14, 15]))
+            .sum()
+    });
+    (own, samba)
+}
+
 /// Runs one way on a fresh tree, checks the directory, deletes the tree (also on failure).
 async fn run_way(env: &AdEnv, admin: &Admin, way: &Way, s: Sizes) -> Times {
     let label = way.label();
     let t = tree(admin, &label.replace('_', "")).await;
     let token = format!("{:05x}", rand::random::<u32>() & 0xfffff);
     let people = people(s.joiners, &token, Utc::now());
+    let (own_before, samba_before) = cpu();
     let outcome = AssertUnwindSafe(async {
         let (ops1, ops2) = phases(&t, &people, s);
         let (joiners, rest) = match way {
@@ -736,6 +786,14 @@ async fn run_way(env: &AdEnv, admin: &Admin, way: &Way, s: Sizes) -> Times {
     })
     .catch_unwind()
     .await;
+    if let ((Some(a), Some(b)), (Some(c), Some(d))) = ((own_before, samba_before), cpu()) {
+        // Includes the untimed checks after each phase (a few searches).
+        eprintln!(
+            "  {label}: CPU of this process (and ldapmodify) {:.1?}, of samba {:.1?}",
+            c.saturating_sub(a),
+            d.saturating_sub(b)
+        );
+    }
     let started = Instant::now();
     admin.delete_tree(&t.root).await;
     eprintln!("  {label}: {} deleted in {:.1?}", t.root, started.elapsed());

@@ -191,6 +191,14 @@ pub(crate) enum LdapFailure {
 }
 
 impl LdapFailure {
+    /// The result code, when the server answered.
+    pub(crate) fn rc(&self) -> Option<u32> {
+        match self {
+            Self::Result { rc, .. } => Some(*rc),
+            _ => None,
+        }
+    }
+
     pub(crate) fn text(&self) -> &str {
         match self {
             Self::Result { text, .. } => text,

@@ -183,20 +183,9 @@ impl Inner {
                     .await
                     .map_err(fail)?;
             }
-            // A case-only rename reads back the same entry: that is not a conflict.
-            if let Some(other) = server
-                .read(&new_dn.to_string(), &["objectGUID".to_owned()], &[])
-                .await
-                .map_err(|f| f.into_error(Operation::Read, &dn_text))?
-                && other.guid() != entry.guid()
-            {
-                return Err(ConnectorError::new(
-                    ErrorKind::AlreadyExists,
-                    Operation::Rename,
-                    format!("`{new_dn}` is already held by another object"),
-                )
-                .with_target(dn_text));
-            }
+            // No read of the new DN first: a rename onto a taken DN fails (68) and changes
+            // nothing, and the target is then looked up by id below (a case-only rename is
+            // not refused by the server).
             let rdn = Rdn::new(&attr, &value).to_string();
             // By objectGUID, with the new superior always given: Samba takes the parent of a
             // `<GUID=...>` DN as empty and answers 32 without it.
@@ -220,6 +209,15 @@ impl Inner {
                         .as_deref()
                         .and_then(|n| Dn::parse(n).ok())
                         .is_some_and(|n| n.same_as(&new_dn));
+                    if !done && f.rc() == Some(68) && now.is_some() {
+                        // The target is where it was read: another object holds the new DN.
+                        return Err(ConnectorError::new(
+                            ErrorKind::AlreadyExists,
+                            Operation::Rename,
+                            format!("`{new_dn}` is already held by another object"),
+                        )
+                        .with_target(dn_text));
+                    }
                     if !done {
                         let e = f.into_error(Operation::Rename, &dn_text);
                         let message = match (&now, entry.guid()) {
