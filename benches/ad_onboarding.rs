@@ -38,11 +38,13 @@
 //!
 //! Knobs: `AUTOPROV_BENCH_ONBOARD_JOINERS` (2000), `AUTOPROV_BENCH_ONBOARD_MOVERS` (500),
 //! `AUTOPROV_BENCH_ONBOARD_LEAVERS` (200), `AUTOPROV_BENCH_ONBOARD_SWEEP` (`1,2,4,8,16,32`),
+//! `AUTOPROV_BENCH_ONBOARD_ROUNDS` (1: with more, the ways interleave, each round starting one
+//! way further, and the figures are the medians of the rounds' ratios),
 //! `AUTOPROV_BENCH_ONBOARD_WAYS` (`job,ldapmodify,ldap3`), `AUTOPROV_BENCH_JOB_CONCURRENCY`
-//! (the dispatch policy's concurrency per connection, default its default) and
-//! `AUTOPROV_BENCH_JOB_CONNECTIONS` (the AD pool, default the package's default), and
-//! `AUTOPROV_BENCH_JOB_STEPS=1` (print the time of each step of each job run: diagnostics). Without the
-//! server's environment, or when it does not answer, the bench prints `SKIPPED` (and fails with
+//! (the dispatch policy's concurrency per connection, default its default),
+//! `AUTOPROV_BENCH_JOB_CONNECTIONS` (the AD pool, default the package's default) and
+//! `AUTOPROV_BENCH_JOB_STEPS=1` (print the time of each step of each job run: diagnostics).
+//! Without the server's environment, or when it does not answer, the bench prints `SKIPPED` (and fails with
 //! `CI=true`).
 #![allow(clippy::disallowed_methods)] // examples, benchmarks and tests may read the wall clock
 
@@ -859,15 +861,22 @@ fn main() {
             .join(" ")
     );
     let admin = rt.block_on(Admin::connect(&env));
-    let mut all: Vec<Times> = Vec::new();
-    for way in &ways {
-        let t = rt.block_on(run_way(&env, &admin, way, s));
-        let (a, b, c) = t.rates(s);
-        println!(
-            "{:<12} joiners {:>7.1} users/s ({:.1?}), movers+leavers {:>7.1} users/s ({:.1?}), total {:>7.1} users/s",
-            t.way, a, t.joiners, b, t.rest, c
-        );
-        all.push(t);
+    // Rounds interleave the ways (each round starts one way further), so that a slower or
+    // busier stretch of the run, or a directory that grows, does not fall on one way only.
+    let mut rounds: Vec<Vec<Times>> = Vec::new();
+    for round in 0..knob("AUTOPROV_BENCH_ONBOARD_ROUNDS", 1).max(1) {
+        let mut all: Vec<Times> = Vec::new();
+        for i in 0..ways.len() {
+            let way = &ways[(i + round) % ways.len()];
+            let t = rt.block_on(run_way(&env, &admin, way, s));
+            let (a, b, c) = t.rates(s);
+            println!(
+                "{:<12} joiners {:>7.1} users/s ({:.1?}), movers+leavers {:>7.1} users/s ({:.1?}), total {:>7.1} users/s",
+                t.way, a, t.joiners, b, t.rest, c
+            );
+            all.push(t);
+        }
+        rounds.push(all);
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
@@ -877,54 +886,117 @@ fn main() {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let find = |w: &str| all.iter().find(|t| t.way == w);
+    let summaries: Vec<Summary> = rounds.iter().filter_map(|r| summary(r, s)).collect();
+    if summaries.len() > 1 {
+        for (i, m) in summaries.iter().enumerate() {
+            let best = match m.vs_ldap3 {
+                Some(r) => format!("; / ldap3 maximum ({}) {:.3}", m.best_way, r.2),
+                None => String::new(),
+            };
+            println!(
+                "round {}: job {:.1} users/s{best}; / ldapmodify {}",
+                i + 1,
+                m.job.2,
+                ratio(m.vs_ldapmodify.map(|r| r.2)),
+            );
+        }
+    }
+    let Some(first) = summaries.first() else {
+        return;
+    };
+    let med = |f: &dyn Fn(&Summary) -> Option<f64>| median(summaries.iter().filter_map(f));
+    let users = |r: f64| format!("{r:.1} users/s");
+    let of = if summaries.len() > 1 {
+        format!(", median of {} rounds", summaries.len())
+    } else {
+        String::new()
+    };
+    let job = (
+        med(&|m| Some(m.job.0)).unwrap_or(first.job.0),
+        med(&|m| Some(m.job.1)).unwrap_or(first.job.1),
+        med(&|m| Some(m.job.2)).unwrap_or(first.job.2),
+    );
+    println!(
+        "FIGURE ad_onboarding_job: **{}** (joiners {}, movers+leavers {}; {} + {} + {}{of})",
+        users(job.2),
+        users(job.0),
+        users(job.1),
+        s.joiners,
+        s.movers,
+        s.leavers
+    );
+    if let Some(total) = med(&|m| m.vs_ldap3.map(|r| r.2)) {
+        println!(
+            "job / ldap3 maximum: total {:.3}, joiners {}, movers+leavers {} (goal >= 0.9{of})",
+            total,
+            ratio(med(&|m| m.vs_ldap3.map(|r| r.0))),
+            ratio(med(&|m| m.vs_ldap3.map(|r| r.1))),
+        );
+        let best = med(&|m| Some(m.best.2)).unwrap_or_default();
+        println!(
+            "FIGURE ad_onboarding_vs_ldap3: **{total:.2}** ({} vs {} at {} connections{of})",
+            users(job.2),
+            users(best),
+            first.best_way.trim_start_matches("ldap3_c")
+        );
+    }
+    if let Some(total) = med(&|m| m.vs_ldapmodify.map(|r| r.2)) {
+        println!(
+            "job / ldapmodify: total {:.3}, joiners {}, movers+leavers {} (goal >= 1.0{of})",
+            total,
+            ratio(med(&|m| m.vs_ldapmodify.map(|r| r.0))),
+            ratio(med(&|m| m.vs_ldapmodify.map(|r| r.1))),
+        );
+        let lm = med(&|m| m.ldapmodify).unwrap_or_default();
+        println!(
+            "FIGURE ad_onboarding_vs_ldapmodify: **{total:.2}** ({} vs {}{of})",
+            users(job.2),
+            users(lm)
+        );
+    }
+}
+
+/// One round's job figures and its ratios (joiners, movers+leavers, total).
+struct Summary {
+    job: (f64, f64, f64),
+    best_way: String,
+    best: (f64, f64, f64),
+    vs_ldap3: Option<(f64, f64, f64)>,
+    vs_ldapmodify: Option<(f64, f64, f64)>,
+    ldapmodify: Option<f64>,
+}
+
+fn summary(all: &[Times], s: Sizes) -> Option<Summary> {
+    let job = all.iter().find(|t| t.way == "job")?.rates(s);
     let best = all
         .iter()
         .filter(|t| t.way.starts_with("ldap3_"))
         .max_by(|a, b| a.rates(s).2.total_cmp(&b.rates(s).2));
-    let users = |r: f64| format!("{r:.1} users/s");
-    if let Some(job) = find("job") {
-        let j = job.rates(s);
-        println!(
-            "FIGURE ad_onboarding_job: **{}** (joiners {}, movers+leavers {}; {} + {} + {})",
-            users(j.2),
-            users(j.0),
-            users(j.1),
-            s.joiners,
-            s.movers,
-            s.leavers
-        );
-        if let Some(best) = best {
-            let b = best.rates(s);
-            println!(
-                "job / ldap3 maximum ({}): total {:.3}, joiners {:.3}, movers+leavers {:.3} (goal >= 0.9)",
-                best.way,
-                j.2 / b.2,
-                j.0 / b.0,
-                j.1 / b.1
-            );
-            println!(
-                "FIGURE ad_onboarding_vs_ldap3: **{:.2}** ({} vs {} at {} connections)",
-                j.2 / b.2,
-                users(j.2),
-                users(b.2),
-                best.way.trim_start_matches("ldap3_c")
-            );
-        }
-        if let Some(m) = find("ldapmodify") {
-            let m = m.rates(s);
-            println!(
-                "job / ldapmodify: total {:.3}, joiners {:.3}, movers+leavers {:.3} (goal >= 1.0)",
-                j.2 / m.2,
-                j.0 / m.0,
-                j.1 / m.1
-            );
-            println!(
-                "FIGURE ad_onboarding_vs_ldapmodify: **{:.2}** ({} vs {})",
-                j.2 / m.2,
-                users(j.2),
-                users(m.2)
-            );
-        }
+    let div = |a: (f64, f64, f64), b: (f64, f64, f64)| (a.0 / b.0, a.1 / b.1, a.2 / b.2);
+    let lm = all
+        .iter()
+        .find(|t| t.way == "ldapmodify")
+        .map(|t| t.rates(s));
+    Some(Summary {
+        job,
+        best_way: best.map(|b| b.way.clone()).unwrap_or_default(),
+        best: best.map(|b| b.rates(s)).unwrap_or_default(),
+        vs_ldap3: best.map(|b| div(job, b.rates(s))),
+        vs_ldapmodify: lm.map(|m| div(job, m)),
+        ldapmodify: lm.map(|m| m.2),
+    })
+}
+
+fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
     }
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"))
 }
