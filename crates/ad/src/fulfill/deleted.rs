@@ -6,6 +6,57 @@ use super::*;
 use crate::connector::Located;
 
 impl Inner {
+    /// The one-operation path of a Deleted order that carries its target's objectGUID, on a
+    /// mapping that deletes: delete `<GUID=...>` on the server of the order's key. Only that
+    /// object can be removed, wherever it is now. When the server does not find it (gone, or
+    /// in another domain) nothing was written and `None` sends the order down the read path,
+    /// which tells those cases apart. The outcome reports the order's key.
+    async fn delete_by_guid(
+        &self,
+        resource: &autoprov_core::Resource,
+        m: &EntityMapping,
+    ) -> Result<Option<Executed>, ConnectorError> {
+        if m.disable_instead_of_delete {
+            return Ok(None);
+        }
+        let Some(stable) = &resource.stable_id else {
+            return Ok(None);
+        };
+        let Some(guid) = crate::guid::guid_from_str(stable.as_str())
+            .and_then(|b| crate::guid::guid_to_string(&b))
+        else {
+            // Not an objectGUID: the read path refuses the order.
+            return Ok(None);
+        };
+        let Ok(key) = Dn::parse(resource.id.as_str()) else {
+            return Ok(None);
+        };
+        let Some((_, server)) = self.server_for(&key) else {
+            return Ok(None);
+        };
+        let controls = if m.tree_delete {
+            vec![control(TREE_DELETE_OID)]
+        } else {
+            Vec::new()
+        };
+        // Whatever the outcome, it may be gone: the next order naming it reads it.
+        self.confirmed.forget(&key.key());
+        match server
+            .delete(&crate::connector::guid_dn(&guid), &controls)
+            .await
+        {
+            Ok(()) => {
+                let mut executed =
+                    Executed::new(resource.id.clone()).with_stable_id(Some(StableId::new(guid)));
+                executed.changed.insert("deleted".into());
+                Ok(Some(executed))
+            }
+            // Not found there (32), or in another domain (a referral, 10): read first.
+            Err(LdapFailure::Result { rc: 32 | 10, .. }) => Ok(None),
+            Err(f) => Err(f.into_error(Operation::Delete, resource.id.as_str())),
+        }
+    }
+
     pub(crate) async fn deleted(
         &self,
         order: &ProvisioningOrder,
@@ -17,6 +68,9 @@ impl Inner {
             .as_ref()
             .ok_or_else(|| invalid(op, "a Deleted order needs `Resource`"))?;
         let key = resource.id.as_str();
+        if let Some(done) = self.delete_by_guid(resource, m).await? {
+            return Ok(done);
+        }
         let attrs = ["objectGUID".to_owned(), "userAccountControl".to_owned()];
         let (server_index, entry) = match self
             .locate(
