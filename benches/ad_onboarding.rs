@@ -541,25 +541,27 @@ async fn job_way(env: &AdEnv, t: &Tree, people: &[Person], s: Sizes) -> (Duratio
         .build();
     let cancel = CancellationToken::new();
 
-    let started = Instant::now();
+    let (started, samba0) = (Instant::now(), samba());
     let r = job
         .run_complete(JobOptions::default(), &cancel)
         .await
         .expect("job");
-    let write1 = started.elapsed();
+    let (write1, samba1) = (started.elapsed(), samba());
     job_ok(&r, "joiners");
     assert_eq!(r.dispatch.executed.len(), s.joiners, "joiners executed");
     let r = job
         .run_incremental(JobOptions::default(), &cancel)
         .await
         .expect("job");
-    let first = started.elapsed();
+    let (first, samba2) = (started.elapsed(), samba());
     job_ok(&r, "joiners verified");
     assert_eq!(r.verification.verified.len(), s.joiners, "joiners verified");
     eprintln!(
-        "  job joiners: write run {:.1?}, verifying run {:.1?}",
+        "  job joiners: write run {:.1?} (samba CPU {:.1?}), verifying run {:.1?} (samba CPU {:.1?})",
         write1,
-        first - write1
+        samba1.saturating_sub(samba0),
+        first - write1,
+        samba2.saturating_sub(samba1)
     );
 
     let gone = ScalarValue::from(Utc::now() - TimeDelta::days(1));
@@ -575,12 +577,12 @@ async fn job_way(env: &AdEnv, t: &Tree, people: &[Person], s: Sizes) -> (Duratio
         job.planner_mut()
             .upsert_owner(p.owner.clone().with("departure", gone.clone()));
     }
-    let started = Instant::now();
+    let (started, samba0) = (Instant::now(), samba());
     let r = job
         .run_incremental(JobOptions::default(), &cancel)
         .await
         .expect("job");
-    let write2 = started.elapsed();
+    let (write2, samba1) = (started.elapsed(), samba());
     job_ok(&r, "movers and leavers");
     assert_eq!(
         r.dispatch.executed.len(),
@@ -591,7 +593,7 @@ async fn job_way(env: &AdEnv, t: &Tree, people: &[Person], s: Sizes) -> (Duratio
         .run_incremental(JobOptions::default(), &cancel)
         .await
         .expect("job");
-    let second = started.elapsed();
+    let (second, samba2) = (started.elapsed(), samba());
     job_ok(&r, "movers and leavers verified");
     assert_eq!(
         r.verification.verified.len(),
@@ -599,9 +601,11 @@ async fn job_way(env: &AdEnv, t: &Tree, people: &[Person], s: Sizes) -> (Duratio
         "movers and leavers verified"
     );
     eprintln!(
-        "  job movers+leavers: write run {:.1?}, verifying run {:.1?}",
+        "  job movers+leavers: write run {:.1?} (samba CPU {:.1?}), verifying run {:.1?} (samba CPU {:.1?})",
         write2,
-        second - write2
+        samba1.saturating_sub(samba0),
+        second - write2,
+        samba2.saturating_sub(samba1)
     );
     (first, second)
 }
@@ -741,6 +745,15 @@ fn cpu() -> (Option<Duration>, Option<Duration>) {
     (own, samba)
 }
 
+/// Samba's CPU time so far (zero where it cannot be read).
+fn samba() -> Duration {
+    cpu().1.unwrap_or_default()
+}
+
+fn phase_cpu(label: &str, joiners: Duration, rest: Duration) {
+    eprintln!("  {label}: samba CPU joiners {joiners:.1?}, movers+leavers {rest:.1?}");
+}
+
 /// Runs one way on a fresh tree, checks the directory, deletes the tree (also on failure).
 async fn run_way(env: &AdEnv, admin: &Admin, way: &Way, s: Sizes) -> Times {
     let label = way.label();
@@ -755,14 +768,22 @@ async fn run_way(env: &AdEnv, admin: &Admin, way: &Way, s: Sizes) -> Times {
             Way::Ldapmodify => {
                 let (l1, l2) = (ldif(&ops1), ldif(&ops2));
                 let env2 = env.clone();
+                let samba0 = samba();
                 let a = tokio::task::spawn_blocking(move || ldapmodify(&env2, &l1, "joiners"))
                     .await
                     .expect("ldapmodify");
+                let samba1 = samba();
                 check(admin, &t, s, 1, &label).await;
                 let env2 = env.clone();
+                let samba2 = samba();
                 let b = tokio::task::spawn_blocking(move || ldapmodify(&env2, &l2, "movers"))
                     .await
                     .expect("ldapmodify");
+                phase_cpu(
+                    &label,
+                    samba1.saturating_sub(samba0),
+                    samba().saturating_sub(samba2),
+                );
                 (a, b)
             }
             Way::Bare(n) => {
@@ -770,9 +791,17 @@ async fn run_way(env: &AdEnv, admin: &Admin, way: &Way, s: Sizes) -> Times {
                 for _ in 0..*n {
                     conns.push(test_fixtures::admin_ldap(env).await);
                 }
+                let samba0 = samba();
                 let a = bare(&conns, &ops1).await;
+                let samba1 = samba();
                 check(admin, &t, s, 1, &label).await;
+                let samba2 = samba();
                 let b = bare(&conns, &ops2).await;
+                phase_cpu(
+                    &label,
+                    samba1.saturating_sub(samba0),
+                    samba().saturating_sub(samba2),
+                );
                 for mut c in conns {
                     let _ = c.unbind().await;
                 }
