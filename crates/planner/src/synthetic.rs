@@ -378,6 +378,23 @@ impl SyntheticOrg {
     /// measured slower with the system allocator (glibc), whose per-thread arenas make the
     /// planner's long-lived data live in worker arenas.
     pub fn load(&self, planner: &mut Planner) {
+        self.load_with(planner, |planner, owners, targets| {
+            planner.upsert_owners(owners);
+            // The resource type is configured by `config`, so this cannot fail.
+            let _ = planner.upsert_targets(&ResourceTypeId::new(ACCOUNT_TYPE), targets);
+        });
+    }
+
+    /// [`SyntheticOrg::load`] with the loading step in the caller's hands: the organization is
+    /// generated chunk by chunk (a few thousand identities) and each chunk of owners and of
+    /// their targets is handed to `apply`, which loads them into the planner. Timing `apply`
+    /// separates the planner's share of a load from the generator's (the example
+    /// `plan_synthetic` prints both).
+    pub fn load_with(
+        &self,
+        planner: &mut Planner,
+        mut apply: impl FnMut(&mut Planner, Vec<Owner>, Vec<Resource>),
+    ) {
         const CHUNK: usize = 4096;
         for ou in self.ous() {
             planner.upsert_lookup(OU_TYPE, ou);
@@ -388,13 +405,14 @@ impl SyntheticOrg {
         while start < self.identities {
             let end = (start + CHUNK).min(self.identities);
             let mut targets = Vec::with_capacity(end - start);
-            planner.upsert_owners((start..end).map(|i| {
-                let owner = self.owner(i);
-                targets.extend(self.actual_target_of(i, &owner, &refs));
-                owner
-            }));
-            // The resource type is configured by `config`, so this cannot fail.
-            let _ = planner.upsert_targets(&rt, targets);
+            let owners = (start..end)
+                .map(|i| {
+                    let owner = self.owner(i);
+                    targets.extend(self.actual_target_of(i, &owner, &refs));
+                    owner
+                })
+                .collect();
+            apply(planner, owners, targets);
             start = end;
         }
         for k in 0..self.orphans {
