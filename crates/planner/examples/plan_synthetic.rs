@@ -58,10 +58,8 @@ fn main() {
     org.load_with(&mut planner, |planner, owners, targets| {
         let t = Instant::now();
         planner.upsert_owners(owners);
-        let loaded = planner.upsert_targets(
-            &autoprov_planner::synthetic::ACCOUNT_TYPE.into(),
-            targets,
-        );
+        let loaded =
+            planner.upsert_targets(&autoprov_planner::synthetic::ACCOUNT_TYPE.into(), targets);
         assert!(loaded.is_ok(), "{loaded:?}");
         load_planner += t.elapsed();
     });
@@ -95,6 +93,18 @@ fn main() {
     let full_median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
     let plan = plan.unwrap_or_else(|| planner.current_plan(PlanOptions::default()));
     let orders = plan.orders().count();
+    // `PLAN_DIGEST=1`: a digest of the whole plan's JSON, so that two builds can be checked to
+    // plan byte-identically (same orders, ids and order).
+    let digest = std::env::var("PLAN_DIGEST")
+        .is_ok_and(|v| v == "1")
+        .then(|| {
+            let json = plan.to_json();
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in json.bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            (h, json.len())
+        });
     drop(plan);
 
     // Incremental: one owner changes title, then is re-planned alone.
@@ -122,6 +132,9 @@ fn main() {
     samples.sort();
     let median = samples[samples.len() / 2];
     let p99 = samples[samples.len() * 99 / 100];
+    if let Some((digest, len)) = digest {
+        print!("plan_json_fnv1a={digest:016x} plan_json_bytes={len} ");
+    }
     if let Some(generate) = generate {
         print!("generate={generate:.2?} ");
     }

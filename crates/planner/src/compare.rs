@@ -84,8 +84,13 @@ impl ComparisonType {
 
     /// Whether two texts are equal under this comparison.
     pub fn text_equals(self, a: &str, b: &str) -> bool {
+        // Equal texts are equal under every comparison (each compares canonical forms), and
+        // most values a plan compares are equal: no case folding for them.
+        if a == b {
+            return true;
+        }
         match self {
-            Self::CaseSensitive => a == b,
+            Self::CaseSensitive => false,
             // The hot path of every comparison: no allocation.
             Self::IgnoreCase if a.is_ascii() && b.is_ascii() => a.eq_ignore_ascii_case(b),
             Self::IgnoreCase => a
@@ -112,6 +117,32 @@ impl ComparisonType {
             ScalarValue::Secret(_) => None,
             ScalarValue::String(s) => Some(self.normalize(s)),
             other => Some(Cow::Owned(other.to_string())),
+        }
+    }
+}
+
+impl ComparisonType {
+    /// [`ComparisonType::key_of`] without allocating for the common case: a changed key is
+    /// written in `buf` (an ASCII text compared ignoring case is lower-cased there).
+    pub(crate) fn key_in<'b>(self, value: &'b ScalarValue, buf: &'b mut String) -> Option<&'b str> {
+        match value {
+            ScalarValue::Secret(_) => None,
+            ScalarValue::String(s) if self == Self::IgnoreCase && s.is_ascii() => {
+                if !s.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return Some(s);
+                }
+                buf.clear();
+                buf.push_str(s);
+                buf.make_ascii_lowercase();
+                Some(buf)
+            }
+            _ => match self.key_of(value)? {
+                Cow::Borrowed(key) => Some(key),
+                Cow::Owned(key) => {
+                    *buf = key;
+                    Some(buf)
+                }
+            },
         }
     }
 }
@@ -194,6 +225,38 @@ fn fold_diacritic(c: char) -> Option<&'static str> {
 mod tests {
     use super::*;
     use autoprov_core::Secret;
+
+    #[test]
+    fn keys_written_in_a_buffer_are_the_keys() {
+        use ComparisonType::*;
+        let values: Vec<ScalarValue> = vec![
+            "D001".into(),
+            "d001".into(),
+            "Élodie Müller".into(),
+            " Jean-Luc  O'Brien ".into(),
+            "".into(),
+            ScalarValue::Integer(42),
+            Secret::new("x").into(),
+        ];
+        let mut buf = String::from("left over");
+        for c in [
+            CaseSensitive,
+            IgnoreCase,
+            IgnoreWhitespace,
+            Approximate,
+            IgnoreDiacritics,
+            Simplified,
+        ] {
+            for v in &values {
+                let expected = c.key_of(v).map(Cow::into_owned);
+                assert_eq!(
+                    c.key_in(v, &mut buf).map(str::to_owned),
+                    expected,
+                    "{c:?} {v:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn comparisons_follow_their_names() {

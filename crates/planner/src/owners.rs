@@ -147,17 +147,23 @@ impl CompactOwner {
             .unwrap_or_default()
     }
 
+    /// The interned names of the owner's properties, in the order of its `Owner` form.
+    pub(crate) fn syms(&self) -> impl ExactSizeIterator<Item = Sym> + '_ {
+        self.values.iter().map(|(sym, _)| *sym)
+    }
+
     /// The owner, rebuilt.
     pub(crate) fn to_owner(&self, id: &OwnerId, syms: &Symbols) -> Owner {
-        let mut owner = Owner::new(id.clone(), "");
-        self.fill(id, syms, &mut owner);
-        owner
+        let mut scratch = OwnerScratch::default();
+        self.fill(id, syms, &mut scratch);
+        scratch.owner
     }
 
     /// Makes `out` equal to this owner, reusing its allocations: when `out` holds the same
     /// property names (the owners of one source usually do), only the value strings are
     /// rewritten in their buffers.
-    pub(crate) fn fill(&self, id: &OwnerId, syms: &Symbols, out: &mut Owner) {
+    pub(crate) fn fill(&self, id: &OwnerId, syms: &Symbols, out: &mut OwnerScratch) {
+        let OwnerScratch { owner: out, names } = out;
         if out.id != *id {
             out.id = id.clone();
         }
@@ -166,12 +172,13 @@ impl CompactOwner {
         if out.entity_type != self.entity_type {
             out.entity_type.clone_from(&self.entity_type);
         }
-        let same_names = out.properties.len() == self.values.len()
-            && out
-                .properties
-                .keys()
+        // The names are compared as symbols: the scratch remembers those it was filled with.
+        let same_names = names.len() == self.values.len()
+            && out.properties.len() == self.values.len()
+            && names
+                .iter()
                 .zip(self.values.iter())
-                .all(|(name, (sym, _))| name == syms.name(*sym));
+                .all(|(name, (sym, _))| name == sym);
         if same_names {
             for (slot, (_, value)) in out.properties.values_mut().zip(self.values.iter()) {
                 value.write_into(slot, &self.text);
@@ -182,6 +189,28 @@ impl CompactOwner {
                 .iter()
                 .map(|(sym, value)| (syms.name(*sym).to_owned(), value.to_property(&self.text)))
                 .collect();
+            names.clear();
+            names.extend(self.values.iter().map(|(sym, _)| *sym));
+        }
+    }
+}
+
+/// An owner rebuilt from its compact form ([`CompactOwner::fill`]), refilled owner after
+/// owner: it remembers the interned names of its properties, so that an owner with the same
+/// names only rewrites the values.
+#[derive(Debug)]
+pub(crate) struct OwnerScratch {
+    /// The owner last filled in.
+    pub(crate) owner: Owner,
+    /// The interned names of `owner`'s properties, in order.
+    names: Vec<Sym>,
+}
+
+impl Default for OwnerScratch {
+    fn default() -> Self {
+        Self {
+            owner: Owner::new("", ""),
+            names: Vec::new(),
         }
     }
 }
@@ -284,10 +313,10 @@ mod tests {
         assert_eq!(ca.to_owner(&a.id, &syms), a);
         assert_eq!(cb.to_owner(&b.id, &syms), b);
         // One scratch owner refilled with owners of other shapes and the same shape.
-        let mut scratch = Owner::new("", "");
+        let mut scratch = OwnerScratch::default();
         for (c, o) in [(&ca, &a), (&cb, &b), (&cb, &b), (&ca, &a), (&ca, &a)] {
             c.fill(&o.id, &syms, &mut scratch);
-            assert_eq!(&scratch, o);
+            assert_eq!(&scratch.owner, o);
         }
         // The department is one shared string.
         let dept = |c: &CompactOwner| match &c.values[0].1 {

@@ -31,6 +31,9 @@ use std::collections::BTreeSet;
 
 /// The resource type of the synthetic accounts.
 pub const ACCOUNT_TYPE: &str = "AD_Entry_NominativeUser";
+/// The domain of the synthetic mail addresses.
+const MAIL_DOMAIN: &str = "@example.test";
+
 /// The entity type of the synthetic OUs (query-rule lookups).
 pub const OU_TYPE: &str = "AD_OrganizationalUnit";
 
@@ -293,16 +296,26 @@ impl SyntheticOrg {
             .scalar_rule(ScalarRule::from_owner(rt, "givenName", "givenName"))
             .scalar_rule(ScalarRule::from_owner(rt, "sn", "lastName"))
             .scalar_rule(
+                // Built with `push_str` rather than `format!`: these closures run for every
+                // owner of every full plan, and the formatting machinery cost more than the
+                // rest of the rule.
                 ScalarRule::computed(rt, "displayName", |o| {
                     let g = o.get("givenName")?.as_scalar()?.as_str()?;
                     let s = o.get("lastName")?.as_scalar()?.as_str()?;
-                    Some(format!("{g} {s}").into())
+                    let mut name = String::with_capacity(g.len() + 1 + s.len());
+                    name.push_str(g);
+                    name.push(' ');
+                    name.push_str(s);
+                    Some(name.into())
                 })
                 .comparison(ComparisonType::IgnoreCase),
             )
             .scalar_rule(ScalarRule::computed(rt, "mail", |o| {
                 let login = o.get("login")?.as_scalar()?.as_str()?;
-                Some(format!("{login}@example.test").into())
+                let mut mail = String::with_capacity(login.len() + MAIL_DOMAIN.len());
+                mail.push_str(login);
+                mail.push_str(MAIL_DOMAIN);
+                Some(mail.into())
             }))
             .scalar_rule(ScalarRule::from_owner(rt, "title", "title"))
             .scalar_rule(ScalarRule::from_owner(rt, "department", "department"))

@@ -83,9 +83,14 @@ impl Planner {
             for (k, v) in per_key.iter().enumerate() {
                 let Some(v) = v else { continue };
                 let map = &mut self.owner_keys[rt][k];
+                let shared = &mut self.shared_owner_keys[rt][k];
                 if insert {
                     if let Some(list) = map.get_mut(v.as_str()) {
+                        let before = list.as_slice().len();
                         list.push_unique(id.clone());
+                        if before == 1 && list.as_slice().len() == 2 {
+                            *shared += 1;
+                        }
                         if list.as_slice().len() > 1 {
                             self.dirty.extend(list.as_slice().iter().cloned());
                         }
@@ -93,9 +98,13 @@ impl Planner {
                         map.insert(v.as_str().into(), Few::One(id.clone()));
                     }
                 } else if let Some(list) = map.get_mut(v.as_str()) {
+                    let before = list.as_slice().len();
                     if list.remove(id) {
                         map.remove(v.as_str());
                     } else {
+                        if before == 2 && list.as_slice().len() == 1 {
+                            *shared -= 1;
+                        }
                         self.dirty.extend(list.as_slice().iter().cloned());
                     }
                 }
@@ -131,7 +140,10 @@ impl Planner {
                 continue;
             };
             let candidates = store.candidates(k, value);
-            if let Some(others) = self.owner_keys[rt][k].get(value)
+            // Another owner holding the same value is a conflict; while no value of this key
+            // is held by two owners, there is none to look for.
+            if self.shared_owner_keys[rt][k] > 0
+                && let Some(others) = self.owner_keys[rt][k].get(value)
                 && let Some(other) = others.as_slice().iter().find(|o| **o != slot.id)
                 && let Some(&first) = candidates.first()
             {

@@ -65,9 +65,13 @@ impl Planner {
                 owner: owner.clone(),
             })?;
         let whole = slot.owner.to_owner(&slot.id, &self.syms);
-        let exp = self
-            .policy
-            .evaluate(&whole, slot.extras(), &self.lookups, now, &[])?;
+        let exp = self.policy.evaluate(
+            &crate::policy::OwnerView::new(&whole),
+            slot.extras(),
+            &self.lookups,
+            now,
+            &[],
+        )?;
         // Expected assignments are all or nothing: a resource type that cannot be evaluated
         // is reported rather than left out.
         if let Some((_, e)) = exp.failed.first() {

@@ -142,17 +142,41 @@ pub(super) struct Established {
 }
 
 /// The shared blocks of [`Established`] values. Planning threads intern what they build
-/// (one short lock per owner whose values changed).
-#[derive(Debug, Default)]
+/// (one short lock per owner whose values changed). The set is split into shards, each with
+/// its own lock, chosen by the block's hash: with one lock, the planning threads of a first
+/// full plan (where every owner's values change) queued on it and the plan ran on about one
+/// core.
+#[derive(Debug)]
 pub(super) struct EstablishedPool {
-    blocks: Mutex<FxHashSet<Arc<[u32]>>>,
+    shards: Box<[Mutex<Blocks>]>,
     /// The pool's size after its last sweep.
     swept: usize,
 }
 
+/// One shard of the [`EstablishedPool`].
+type Blocks = FxHashSet<Arc<[u32]>>;
+
+/// Shards of the [`EstablishedPool`] (a power of two).
+const SHARDS: usize = 64;
+
+impl Default for EstablishedPool {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            swept: 0,
+        }
+    }
+}
+
 impl EstablishedPool {
     fn intern(&self, words: &[u32]) -> Arc<[u32]> {
-        let mut blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        use std::hash::BuildHasher;
+        let hash = rustc_hash::FxBuildHasher.hash_one(words);
+        // The high bits: hashbrown picks buckets from the low ones.
+        let shard = (hash >> 58) as usize % SHARDS;
+        let mut blocks = self.shards[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(shared) = blocks.get(words) {
             return shared.clone();
         }
@@ -164,24 +188,37 @@ impl EstablishedPool {
     /// Drops the blocks no owner holds any more, once the pool has doubled since the last
     /// sweep.
     pub(super) fn sweep_if_grown(&mut self) {
-        let blocks = self
-            .blocks
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        if blocks.len() <= 2 * self.swept.max(1024) {
+        let len: usize = self
+            .shards
+            .iter_mut()
+            .map(|s| s.get_mut().unwrap_or_else(PoisonError::into_inner).len())
+            .sum();
+        if len <= 2 * self.swept.max(1024) {
             return;
         }
-        blocks.retain(|b| Arc::strong_count(b) > 1);
-        self.swept = blocks.len();
+        let mut kept = 0;
+        for shard in self.shards.iter_mut() {
+            let blocks = shard.get_mut().unwrap_or_else(PoisonError::into_inner);
+            blocks.retain(|b| Arc::strong_count(b) > 1);
+            kept += blocks.len();
+        }
+        self.swept = kept;
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.blocks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
     }
+}
+
+thread_local! {
+    /// The buffer each thread builds blocks in: most owners find their block in the pool, and
+    /// a temporary per owner would leave a million small blocks on glibc's fast lists for the
+    /// next large allocation to consolidate (15 ms, paid by the first incremental plan).
+    static WORDS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// In `held`, with a resource type's index: the whole account is held (an adoption waiting for
@@ -236,12 +273,6 @@ impl Established {
         refs: impl Iterator<Item = (u32, Sym, RefId)>,
         pool: &EstablishedPool,
     ) -> Self {
-        // Built in a buffer each thread reuses: most owners find their block in the pool, and
-        // a temporary per owner would leave a million small blocks on glibc's fast lists for
-        // the next large allocation to consolidate (15 ms, paid by the first incremental plan).
-        thread_local! {
-            static WORDS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
         WORDS.with(|words| {
             let mut words = words.borrow_mut();
             Self::build_in(&mut words, rts, props, refs, pool)
@@ -255,6 +286,22 @@ impl Established {
         refs: impl Iterator<Item = (u32, Sym, RefId)>,
         pool: &EstablishedPool,
     ) -> Self {
+        Self::write(words, rts, props, refs);
+        if words.len() == 2 {
+            return Self::default();
+        }
+        Self {
+            words: Some(pool.intern(words)),
+        }
+    }
+
+    /// Writes the block of these values in `words` (`[n_rts, n_props]` alone: nothing).
+    fn write(
+        words: &mut Vec<u32>,
+        rts: impl Iterator<Item = u32>,
+        props: impl Iterator<Item = (u32, Sym)>,
+        refs: impl Iterator<Item = (u32, Sym, RefId)>,
+    ) {
         words.clear();
         words.extend([0, 0]);
         words.extend(rts);
@@ -266,13 +313,9 @@ impl Established {
         for (rt, sym, r) in refs {
             words.extend([rt, sym, r]);
         }
-        if words.len() == 2 {
-            return Self::default();
-        }
-        words[0] = n_rts as u32;
-        words[1] = n_props as u32;
-        Self {
-            words: Some(pool.intern(words)),
+        if words.len() > 2 {
+            words[0] = n_rts as u32;
+            words[1] = n_props as u32;
         }
     }
 

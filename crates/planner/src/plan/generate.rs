@@ -7,8 +7,10 @@ use super::{
     PlannedItem, Planner, error_plan, orphan_item,
 };
 use crate::error::EvaluationError;
+use crate::owners::OwnerScratch;
+use crate::policy::OwnerView;
 use crate::targets::TargetIdx;
-use autoprov_core::{Owner, OwnerId, ResourceId};
+use autoprov_core::{OwnerId, ResourceId};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
@@ -178,7 +180,7 @@ impl Planner {
             .filter_map(|id| self.owners.get_key_value(id))
             .map(|(id, slot)| (id, &**slot))
             .collect();
-        let work = |scratch: &mut Owner, (id, slot): &(&OwnerId, &OwnerSlot)| {
+        let work = |scratch: &mut OwnerScratch, (id, slot): &(&OwnerId, &OwnerSlot)| {
             let prev = self.fragments.get(*id).map(Arc::as_ref);
             (
                 (*id).clone(),
@@ -188,13 +190,13 @@ impl Planner {
         // A handful of dirty owners is not worth a thread hop; a lookup change that dirties
         // everyone is.
         if slots.len() < 1024 {
-            let mut scratch = Owner::new("", "");
+            let mut scratch = OwnerScratch::default();
             slots.iter().map(|s| work(&mut scratch, s)).collect()
         } else {
             slots
                 .par_iter()
                 .with_min_len(1024)
-                .map_init(|| Owner::new("", ""), work)
+                .map_init(OwnerScratch::default, work)
                 .collect()
         }
     }
@@ -207,17 +209,14 @@ impl Planner {
             .par_iter()
             .with_min_len(1024)
             // One scratch owner per batch, refilled owner after owner.
-            .map_init(
-                || Owner::new("", ""),
-                |scratch, (id, slot)| {
-                    let prev = if slot.has_fragment {
-                        self.fragments.get(*id).map(Arc::as_ref)
-                    } else {
-                        None
-                    };
-                    self.plan_owner(slot, scratch, prev, now, orders)
-                },
-            )
+            .map_init(OwnerScratch::default, |scratch, (id, slot)| {
+                let prev = if slot.has_fragment {
+                    self.fragments.get(*id).map(Arc::as_ref)
+                } else {
+                    None
+                };
+                self.plan_owner(slot, scratch, prev, now, orders)
+            })
             .collect()
     }
 
@@ -314,15 +313,25 @@ impl Planner {
     fn plan_owner(
         &self,
         slot: &OwnerSlot,
-        scratch: &mut Owner,
+        scratch: &mut OwnerScratch,
         prev: Option<&OwnerPlan>,
         now: DateTime<Utc>,
         orders: &OrderStates,
     ) -> OwnerOutcome {
         slot.owner.fill(&slot.id, &self.syms, scratch);
-        let owner = &*scratch;
+        let view = OwnerView::indexed(&scratch.owner, slot.owner.syms());
+        let owner = &scratch.owner;
         let mut claims = Claims::default();
-        let mut correlated: Vec<Option<TargetIdx>> = vec![None; self.policy.rts.len()];
+        // On the stack for the usual handful of resource types.
+        let mut inline = [None; 8];
+        let mut heap = Vec::new();
+        let correlated: &mut [Option<TargetIdx>] = match inline.get_mut(..self.policy.rts.len()) {
+            Some(inline) => inline,
+            None => {
+                heap.resize(self.policy.rts.len(), None);
+                &mut heap
+            }
+        };
         // A correlation failure concerns its resource type only.
         let mut failed: Vec<(usize, EvaluationError)> = Vec::new();
         for (rt, correlated_target) in correlated.iter_mut().enumerate() {
@@ -346,7 +355,7 @@ impl Planner {
         }
         let expectation =
             self.policy
-                .evaluate(owner, slot.extras(), &self.lookups, now, &correlated);
+                .evaluate(&view, slot.extras(), &self.lookups, now, correlated);
         let (plan, established) = match expectation {
             Ok(mut exp) => {
                 if !failed.is_empty() {
@@ -358,9 +367,9 @@ impl Planner {
                     exp.failed.sort_by_key(|(rt, _)| *rt);
                 }
                 let mut held = Vec::new();
-                let plan = self.compare(slot, owner, &exp, &correlated, orders, &mut held);
+                let plan = self.compare(slot, owner, &exp, correlated, orders, &mut held);
                 let plan = self.with_failures(owner, plan, prev, &exp.failed, orders);
-                let plan = self.with_expired(owner, plan, prev, &exp, &correlated, orders);
+                let plan = self.with_expired(owner, plan, prev, &exp, correlated, orders);
                 // What this plan expects becomes autoprov's to change, except found values it
                 // keeps; unchanged in the common case, then nothing is allocated. A type whose
                 // evaluation failed says nothing: what was established stays as it was.

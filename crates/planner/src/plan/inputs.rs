@@ -24,7 +24,7 @@ impl Planner {
             // The old owner rebuilt in the planner's scratch owner (no allocation when its
             // properties have the same names as the last one's).
             old.fill(&id, &self.syms, &mut self.scratch);
-            let old_query = self.query_keys(&self.scratch);
+            let old_query = self.query_keys(&self.scratch.owner);
             if old_query != new_query {
                 self.file_query_keys(&id, &old_query, false);
                 self.file_query_keys(&id, &new_query, true);

@@ -33,11 +33,11 @@ pub use thresholds::{GenerationStatus, LimitKind, OrderCounts, ThresholdBreach, 
 
 use crate::error::{ConfigError, PlanError};
 use crate::few::Few;
-use crate::owners::{CompactOwner, StringPool};
+use crate::owners::{CompactOwner, OwnerScratch, StringPool};
 use crate::policy::{CompiledPolicy, Lookups, OwnerExtras, RoleModel};
 use crate::targets::{References, Symbols, TargetIdx, TargetStore};
 use autoprov_core::{
-    AssignmentRequest, EntityTypeId, Owner, OwnerId, RequestId, Resource, ResourceId, ResourceType,
+    AssignmentRequest, EntityTypeId, OwnerId, RequestId, Resource, ResourceId, ResourceType,
     ResourceTypeId,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -185,13 +185,16 @@ pub struct Planner {
     pool: StringPool,
     /// An owner rebuilt from its compact form where an `Owner` is needed outside planning
     /// (its allocations reused from one upsert to the next).
-    scratch: Owner,
+    scratch: OwnerScratch,
     /// The owners' shared established values.
     established_pool: found::EstablishedPool,
     /// Per resource type: its keys with the target property symbol.
     keys: Vec<Vec<(CorrelationKey, u32)>>,
     /// Per resource type and key: normalized owner key value ⇒ owners holding it.
     owner_keys: Vec<Vec<FxHashMap<Box<str>, Few<OwnerId>>>>,
+    /// Per resource type and key: how many values of `owner_keys` two owners or more hold
+    /// (while none does, correlation has no conflict to look up).
+    shared_owner_keys: Vec<Vec<usize>>,
     targets: Vec<TargetStore>,
     /// Boxed: the map's nodes are half empty after an ordered load, and a slot is a few
     /// hundred bytes.
@@ -262,6 +265,7 @@ impl Planner {
             .iter()
             .map(|k| vec![FxHashMap::default(); k.len()])
             .collect();
+        let shared_owner_keys = keys.iter().map(|k| vec![0; k.len()]).collect();
         let targets = keys.iter().map(|k| TargetStore::new(k.len())).collect();
         let lookups = Lookups {
             per_rule: vec![FxHashMap::default(); policy.query_rules().len()],
@@ -274,10 +278,11 @@ impl Planner {
             syms,
             refs,
             pool: StringPool::default(),
-            scratch: Owner::new("", ""),
+            scratch: OwnerScratch::default(),
             established_pool: Default::default(),
             keys,
             owner_keys,
+            shared_owner_keys,
             targets,
             owners: BTreeMap::new(),
             lookup_resources: BTreeMap::new(),

@@ -3,7 +3,7 @@
 
 use super::{
     CompiledNav, CompiledPolicy, Criteria, CriteriaIndex, Multiplicity, QueryRule, RoleModel,
-    RtPolicy,
+    RtPolicy, ScalarBinding,
 };
 use crate::compare::ComparisonType;
 use crate::error::ConfigError;
@@ -248,11 +248,26 @@ impl CompiledPolicy {
             p.multi.sort_unstable();
             p.scalars.sort_unstable_by_key(|(s, _, _)| *s);
             p.scalar_rules.sort_unstable_by_key(|(s, _)| *s);
-            p.nav_index = CriteriaIndex::build(p.navs.iter().map(|n| &n.criteria));
+            p.nav_index = CriteriaIndex::build(p.navs.iter().map(|n| &n.criteria), syms);
         }
 
-        let role_index = CriteriaIndex::build(model.role_rules.iter().map(|r| &r.criteria));
-        let type_index = CriteriaIndex::build(type_rules.iter().map(|(_, r)| &r.criteria));
+        let role_index = CriteriaIndex::build(model.role_rules.iter().map(|r| &r.criteria), syms);
+        let type_index = CriteriaIndex::build(type_rules.iter().map(|(_, r)| &r.criteria), syms);
+        // The owner properties the rules read, interned once: evaluation finds them by symbol.
+        let mut source_sym = |b: &ScalarBinding| match b {
+            ScalarBinding::OwnerProperty(p) => Some(syms.intern(p)),
+            _ => None,
+        };
+        let scalar_syms = model
+            .scalar_rules
+            .iter()
+            .map(|r| source_sym(&r.binding))
+            .collect();
+        let query_syms = model
+            .query_rules
+            .iter()
+            .map(|r| source_sym(&r.source))
+            .collect();
         Ok(Self {
             rts: resource_types,
             rt_ids,
@@ -264,7 +279,9 @@ impl CompiledPolicy {
             type_rules,
             type_index,
             scalar_rules: model.scalar_rules,
+            scalar_syms,
             query_rules: model.query_rules,
+            query_syms,
             owner_period: model.owner_period,
             time_zone: model.time_zone,
         })

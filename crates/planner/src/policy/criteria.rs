@@ -1,6 +1,8 @@
 //! Criteria (SPEC §2): the owner dimensions (department, site, ...) and the single role a rule
 //! requires, and the index that lets an owner check only the rules that can match it.
 
+use super::view::OwnerView;
+use crate::targets::{Sym, Symbols};
 use autoprov_core::{Owner, PropertyValue, RoleId, ScalarValue};
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
@@ -45,7 +47,8 @@ impl Criteria {
 /// first dimension accepts its value (plus the rules without dimensions).
 #[derive(Debug, Default, Clone)]
 pub(super) struct CriteriaIndex {
-    by_dimension: Vec<(String, FxHashMap<String, Vec<u32>>)>,
+    /// Per dimension: its owner property, interned, and accepted value ⇒ rules.
+    by_dimension: Vec<(String, Sym, FxHashMap<String, Vec<u32>>)>,
     unindexed: Vec<u32>,
     /// Rules whose criteria the index lookup fully decides (at most one dimension, no role):
     /// being a candidate means matching.
@@ -53,7 +56,10 @@ pub(super) struct CriteriaIndex {
 }
 
 impl CriteriaIndex {
-    pub(super) fn build<'a>(criteria: impl Iterator<Item = &'a Criteria>) -> Self {
+    pub(super) fn build<'a>(
+        criteria: impl Iterator<Item = &'a Criteria>,
+        syms: &mut Symbols,
+    ) -> Self {
         let mut index = Self::default();
         for (i, c) in criteria.enumerate() {
             let i = i as u32;
@@ -63,16 +69,19 @@ impl CriteriaIndex {
             match c.dimensions.iter().next() {
                 None => index.unindexed.push(i),
                 Some((dim, values)) => {
-                    let pos = match index.by_dimension.iter().position(|(d, _)| d == dim) {
+                    let pos = match index.by_dimension.iter().position(|(d, _, _)| d == dim) {
                         Some(p) => p,
                         None => {
-                            index.by_dimension.push((dim.clone(), FxHashMap::default()));
+                            let sym = syms.intern(dim);
+                            index
+                                .by_dimension
+                                .push((dim.clone(), sym, FxHashMap::default()));
                             index.by_dimension.len() - 1
                         }
                     };
                     for v in values {
                         index.by_dimension[pos]
-                            .1
+                            .2
                             .entry(v.clone())
                             .or_default()
                             .push(i);
@@ -84,11 +93,11 @@ impl CriteriaIndex {
     }
 
     /// Rule indices that may match, in declaration order.
-    pub(super) fn candidates(&self, owner: &Owner, out: &mut Vec<u32>) {
+    pub(super) fn candidates(&self, owner: &OwnerView<'_>, out: &mut Vec<u32>) {
         out.clear();
         out.extend_from_slice(&self.unindexed);
-        for (dim, values) in &self.by_dimension {
-            if let Some(text) = dimension_text(owner, dim)
+        for (dim, sym, values) in &self.by_dimension {
+            if let Some(text) = owner.get(Some(*sym), dim).and_then(value_text)
                 && let Some(rules) = values.get(text.as_ref())
             {
                 out.extend_from_slice(rules);
@@ -110,8 +119,8 @@ impl CriteriaIndex {
     }
 }
 
-fn dimension_text<'a>(owner: &'a Owner, property: &str) -> Option<Cow<'a, str>> {
-    match owner.get(property)? {
+fn value_text(value: &PropertyValue) -> Option<Cow<'_, str>> {
+    match value {
         PropertyValue::Scalar(ScalarValue::String(s)) => Some(Cow::Borrowed(s)),
         PropertyValue::Scalar(other) => Some(Cow::Owned(other.to_string())),
         PropertyValue::Reference(r) => Some(Cow::Owned(r.to_string())),
@@ -126,7 +135,10 @@ pub(super) fn criteria_match(c: &Criteria, owner: &Owner, roles: &BTreeSet<RoleI
         return false;
     }
     c.dimensions.iter().all(|(dim, accepted)| {
-        dimension_text(owner, dim).is_some_and(|v| accepted.contains(v.as_ref()))
+        owner
+            .get(dim)
+            .and_then(value_text)
+            .is_some_and(|v| accepted.contains(v.as_ref()))
     })
 }
 

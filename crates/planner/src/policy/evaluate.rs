@@ -2,8 +2,8 @@
 //! kept values become its expected values per resource type.
 
 use super::{
-    BindingFailure, CompiledPolicy, Multiplicity, RuleKind, TimeOffset, TimeOffsetReference,
-    criteria_match,
+    BindingFailure, CompiledPolicy, Multiplicity, OwnerView, RuleKind, TimeOffset,
+    TimeOffsetReference, criteria_match,
 };
 use crate::error::EvaluationError;
 use crate::targets::{RefId, Sym, TargetIdx};
@@ -164,6 +164,26 @@ impl OwnerExpectation<'_> {
     }
 }
 
+/// A resource type some rule or request gives the owner, with its workflow state and window.
+#[derive(Clone, Copy)]
+struct Candidate {
+    workflow: WorkflowState,
+    rank: u8,
+    window: Period,
+    eval_at: DateTime<Utc>,
+}
+
+/// The buffers one thread's evaluations reuse, owner after owner.
+#[derive(Default)]
+struct EvalScratch {
+    /// Candidate rules of a criteria index.
+    rules: Vec<u32>,
+    /// The resource types given, sorted by index.
+    chosen: Vec<(usize, Candidate)>,
+    /// A query rule's key, normalized.
+    key: String,
+}
+
 impl CompiledPolicy {
     /// Evaluates the role model for one owner.
     /// `targets[rt]` is the owner's correlated target of that type, if any: an existing
@@ -171,30 +191,54 @@ impl CompiledPolicy {
     /// computes everything).
     pub(crate) fn evaluate<'a>(
         &'a self,
-        owner: &'a Owner,
+        owner: &OwnerView<'a>,
         extras: &'a OwnerExtras,
         lookups: &Lookups,
         now: DateTime<Utc>,
         targets: &[Option<TargetIdx>],
     ) -> Result<OwnerExpectation<'a>, EvaluationError> {
-        let mut scratch = Vec::new();
-        let roles = self.roles_of(owner, &mut scratch);
+        // The candidate rules' buffer, one per thread: an owner's evaluation allocates only
+        // what it returns.
+        thread_local! {
+            static SCRATCH: std::cell::Cell<EvalScratch> = const {
+                std::cell::Cell::new(EvalScratch {
+                    rules: Vec::new(),
+                    chosen: Vec::new(),
+                    key: String::new(),
+                })
+            };
+        }
+        let mut scratch = SCRATCH.take();
+        let result = self.evaluate_with(owner, extras, lookups, now, targets, &mut scratch);
+        SCRATCH.set(scratch);
+        result
+    }
+
+    fn evaluate_with<'a>(
+        &'a self,
+        owner: &OwnerView<'a>,
+        extras: &'a OwnerExtras,
+        lookups: &Lookups,
+        now: DateTime<Utc>,
+        targets: &[Option<TargetIdx>],
+        scratch: &mut EvalScratch,
+    ) -> Result<OwnerExpectation<'a>, EvaluationError> {
+        let EvalScratch {
+            rules: scratch,
+            chosen,
+            key,
+        } = scratch;
+        chosen.clear();
+        let roles = self.roles_of(owner, scratch);
         let period = self.owner_period(owner)?;
 
-        // Type rules ⇒ which resource types, with which workflow state and window.
-        #[derive(Clone, Copy)]
-        struct Candidate {
-            workflow: WorkflowState,
-            rank: u8,
-            window: Period,
-            eval_at: DateTime<Utc>,
-        }
-        let mut chosen: BTreeMap<usize, Candidate> = BTreeMap::new();
+        // Type rules ⇒ which resource types, with which workflow state and window (`chosen`,
+        // sorted by resource type).
         let mut denied: BTreeSet<usize> = BTreeSet::new();
         let mut suggested: BTreeSet<usize> = BTreeSet::new();
         // Resource types whose assignment period has passed (SPEC §3: 19 Inactive).
         let mut expired: BTreeMap<usize, Period> = BTreeMap::new();
-        self.type_index.candidates(owner, &mut scratch);
+        self.type_index.candidates(owner, scratch);
         for &i in scratch.iter() {
             let (rt, rule) = &self.type_rules[i as usize];
             if !self.type_index.matches(i, &rule.criteria, owner, &roles) {
@@ -235,14 +279,14 @@ impl CompiledPolicy {
                 window,
                 eval_at,
             };
-            chosen
-                .entry(*rt)
-                .and_modify(|c| {
-                    if rank > c.rank {
-                        *c = candidate;
+            match chosen.binary_search_by_key(rt, |(r, _)| *r) {
+                Ok(pos) => {
+                    if rank > chosen[pos].1.rank {
+                        chosen[pos].1 = candidate;
                     }
-                })
-                .or_insert(candidate);
+                }
+                Err(pos) => chosen.insert(pos, (*rt, candidate)),
+            }
         }
 
         // Approved manual requests.
@@ -253,19 +297,27 @@ impl CompiledPolicy {
             if req.add {
                 // Any approved addition (of the account, a value or a membership) means the
                 // owner has the account.
-                let c = chosen.entry(req.rt).or_insert(Candidate {
-                    workflow: WorkflowState::Approved,
-                    rank: 1,
-                    window: Period::ALWAYS,
-                    eval_at: now,
-                });
+                let pos = match chosen.binary_search_by_key(&req.rt, |(r, _)| *r) {
+                    Ok(pos) => pos,
+                    Err(pos) => {
+                        let approved = Candidate {
+                            workflow: WorkflowState::Approved,
+                            rank: 1,
+                            window: Period::ALWAYS,
+                            eval_at: now,
+                        };
+                        chosen.insert(pos, (req.rt, approved));
+                        pos
+                    }
+                };
+                let c = &mut chosen[pos].1;
                 if !c.workflow.produces_orders() {
                     c.workflow = WorkflowState::Approved;
                 }
             } else if req.what == RequestTarget::ResourceType {
                 // A computed assignment wins over its manual cancellation under
                 // `DiscardManualAssignments`.
-                let computed = chosen.get(&req.rt).is_some_and(|c| c.rank > 1);
+                let computed = chosen.iter().any(|(r, c)| *r == req.rt && c.rank > 1);
                 if !(computed && self.rts[req.rt].discard_manual_assignments) {
                     cancelled.insert(req.rt);
                 }
@@ -291,7 +343,7 @@ impl CompiledPolicy {
             .filter(|k| matches!(k.what, KeptTarget::Account))
             .map(|k| k.rt)
             .collect();
-        for (&rt, c) in &chosen {
+        for &(rt, ref c) in chosen.iter() {
             if denied.contains(&rt) || cancelled.contains(&rt) {
                 continue;
             }
@@ -323,6 +375,8 @@ impl CompiledPolicy {
                     lookups,
                     skip_write_only,
                     &mut exp,
+                    scratch,
+                    key,
                 ) {
                     out.failed.push((rt, e));
                     continue;
@@ -449,7 +503,7 @@ impl CompiledPolicy {
     #[allow(clippy::too_many_arguments)]
     fn fill_values<'a>(
         &'a self,
-        owner: &'a Owner,
+        owner: &OwnerView<'a>,
         roles: &BTreeSet<RoleId>,
         rt: usize,
         period: Period,
@@ -457,6 +511,8 @@ impl CompiledPolicy {
         lookups: &Lookups,
         skip_write_only: bool,
         exp: &mut RtExpectation<'a>,
+        scratch: &mut Vec<u32>,
+        key_buf: &mut String,
     ) -> Result<(), EvaluationError> {
         let policy = &self.per_rt[rt];
         // A value rule with the default offset holds as long as the resource type does (its
@@ -478,7 +534,7 @@ impl CompiledPolicy {
                 }
                 let value = rule
                     .binding
-                    .evaluate(owner, period)
+                    .evaluate_in(owner, self.scalar_syms[i], period)
                     .map_err(|f| self.binding_error(owner, rt, &rule.property, f))?;
                 if let Some(v) = value {
                     exp.scalars.push((*sym, v));
@@ -486,9 +542,8 @@ impl CompiledPolicy {
                 }
             }
         }
-        let mut scratch = Vec::new();
-        policy.nav_index.candidates(owner, &mut scratch);
-        for &i in &scratch {
+        policy.nav_index.candidates(owner, scratch);
+        for &i in scratch.iter() {
             let nav = &policy.navs[i as usize];
             if !holds(&nav.time_offset) || !policy.nav_index.matches(i, &nav.criteria, owner, roles)
             {
@@ -510,15 +565,15 @@ impl CompiledPolicy {
             }
             let Some(value) = rule
                 .source
-                .evaluate(owner, period)
+                .evaluate_in(owner, self.query_syms[qi], period)
                 .map_err(|f| self.binding_error(owner, rt, &rule.property, f))?
             else {
                 continue;
             };
-            let Some(key) = rule.comparison.key_of(&value) else {
+            let Some(key) = rule.comparison.key_in(&value, key_buf) else {
                 continue;
             };
-            let found = lookups.find(qi, &key);
+            let found = lookups.find(qi, key);
             match (found.len(), multi) {
                 (0, _) => {
                     return Err(EvaluationError::QueryNoMatch {

@@ -12,6 +12,7 @@ mod evaluate;
 mod roles;
 mod rules;
 mod time_offsets;
+mod view;
 
 pub use criteria::Criteria;
 pub(crate) use evaluate::{
@@ -24,6 +25,7 @@ pub use rules::{
     ScalarRule, TryComputeFn, TypeRule,
 };
 pub use time_offsets::{TimeOffset, TimeOffsetReference};
+pub(crate) use view::OwnerView;
 
 use crate::compare::ComparisonType;
 use crate::targets::{RefId, Sym};
@@ -209,7 +211,11 @@ pub(crate) struct CompiledPolicy {
     type_rules: Vec<(usize, TypeRule)>,
     type_index: CriteriaIndex,
     scalar_rules: Vec<ScalarRule>,
+    /// Per scalar rule: the owner property its binding reads, interned.
+    scalar_syms: Vec<Option<Sym>>,
     query_rules: Vec<QueryRule>,
+    /// Per query rule: the owner property its source reads, interned.
+    query_syms: Vec<Option<Sym>>,
     owner_period: Option<OwnerPeriod>,
     time_zone: LocalTimeZone,
 }

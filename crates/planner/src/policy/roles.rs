@@ -2,7 +2,7 @@
 //! roles to owners by their dimensions.
 
 use super::{CompiledPolicy, Criteria};
-use autoprov_core::{Owner, RoleId};
+use autoprov_core::RoleId;
 use std::collections::BTreeSet;
 
 /// A single role: a named set of entitlements that type and navigation rules can require.
@@ -80,7 +80,11 @@ impl RoleRule {
 
 impl CompiledPolicy {
     /// The roles an owner holds: role rules, composite roles expanded, denied roles removed.
-    pub(crate) fn roles_of(&self, owner: &Owner, scratch: &mut Vec<u32>) -> BTreeSet<RoleId> {
+    pub(crate) fn roles_of(
+        &self,
+        owner: &super::OwnerView<'_>,
+        scratch: &mut Vec<u32>,
+    ) -> BTreeSet<RoleId> {
         let mut granted = BTreeSet::new();
         let mut denied = BTreeSet::new();
         if self.role_rules.is_empty() {
@@ -121,6 +125,7 @@ mod tests {
     use super::*;
     use crate::policy::RoleModel;
     use crate::targets::{References, Symbols};
+    use autoprov_core::Owner;
 
     #[test]
     fn composite_roles_grant_their_single_roles_and_denials_win() {
@@ -140,13 +145,13 @@ mod tests {
         let paris = Owner::new("u1", "u1")
             .with("department", "Sales")
             .with("site", "Paris");
-        let roles = p.roles_of(&paris, &mut scratch);
+        let roles = p.roles_of(&super::super::OwnerView::new(&paris), &mut scratch);
         assert_eq!(
             roles.iter().map(RoleId::as_str).collect::<Vec<_>>(),
             ["c1", "s1", "s2"]
         );
         let lyon = paris.clone().with("site", "Lyon");
-        let roles = p.roles_of(&lyon, &mut scratch);
+        let roles = p.roles_of(&super::super::OwnerView::new(&lyon), &mut scratch);
         assert!(!roles.contains(&RoleId::new("s2")));
     }
 }

@@ -1,7 +1,7 @@
 //! The rules of the role model (SPEC §2): type rules, scalar rules (with their bindings),
 //! navigation rules and query rules.
 
-use super::{Criteria, TimeOffset};
+use super::{Criteria, OwnerView, TimeOffset};
 use crate::compare::ComparisonType;
 use autoprov_core::{
     EntityTypeId, Owner, Period, PropertyValue, Reference, ResourceTypeId, ScalarValue,
@@ -91,6 +91,18 @@ impl ScalarBinding {
         owner: &'a Owner,
         period: Period,
     ) -> Result<Option<Cow<'a, ScalarValue>>, BindingFailure> {
+        self.evaluate_in(&OwnerView::new(owner), None, period)
+    }
+
+    /// [`ScalarBinding::evaluate`] on an owner being evaluated; `sym` is the interned name
+    /// of the owner property an `OwnerProperty` binding reads.
+    pub(super) fn evaluate_in<'a>(
+        &'a self,
+        view: &OwnerView<'a>,
+        sym: Option<crate::targets::Sym>,
+        period: Period,
+    ) -> Result<Option<Cow<'a, ScalarValue>>, BindingFailure> {
+        let owner = view.owner();
         match self {
             Self::PeriodEnd(format) => Ok(period.end.map(|end| {
                 Cow::Owned(match format {
@@ -100,7 +112,7 @@ impl ScalarBinding {
                     }
                 })
             })),
-            Self::OwnerProperty(p) => match owner.get(p) {
+            Self::OwnerProperty(p) => match view.get(sym, p) {
                 None => Ok(None),
                 Some(PropertyValue::Scalar(s)) => Ok(Some(Cow::Borrowed(s))),
                 Some(other) => Err(BindingFailure::Kind {

@@ -95,3 +95,57 @@ fn order_ids_are_pinned() {
     assert_eq!(got, expected);
     assert_eq!(ids(), got, "the same inputs give the same ids");
 }
+
+/// Two owners holding the same correlation key value: neither takes the target (each is an
+/// Error naming the other), the target is not an orphan; once one owner's key changes, the
+/// other correlates again — and the conflict comes back with the key (the planner counts the
+/// key values two owners share, and looks for a conflict only while there is one).
+#[test]
+fn owners_sharing_a_key_value_conflict_until_one_changes() {
+    let mut p = planner();
+    let now = Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap();
+    let account = Resource::new("CN=u1,OU=Users,DC=example,DC=test")
+        .with("employeeID", "E-u1")
+        .with("department", "Sales");
+    p.upsert_target(&"AD_User".into(), &account).unwrap();
+    let twin = |id: &str, key: &str| person(id, "Sales", "yes").with("employeeId", key);
+    p.upsert_owner(twin("u1", "E-u1"));
+    p.upsert_owner(twin("u2", "E-u1"));
+    let errors = |p: &mut Planner, full: bool| -> Vec<(String, String)> {
+        let plan = if full {
+            p.plan_full(now, PlanOptions::forced(), &OrderStates::new())
+        } else {
+            p.plan_incremental(now, PlanOptions::forced(), &OrderStates::new());
+            p.current_plan(PlanOptions::forced())
+        };
+        assert!(
+            plan.orders().all(|o| o.change_type != ChangeType::Deleted),
+            "the target is never an orphan: {}",
+            plan.to_json()
+        );
+        plan.owners
+            .iter()
+            .flat_map(|o| o.items.iter())
+            .filter_map(|i| Some((i.owner.as_ref()?.to_string(), i.error.clone()?)))
+            .collect()
+    };
+    let conflict = errors(&mut p, true);
+    assert_eq!(conflict.len(), 2, "{conflict:?}");
+    assert!(
+        conflict[0].1.contains("u2") && conflict[1].1.contains("u1"),
+        "{conflict:?}"
+    );
+    // u2's key changes: u1 correlates with its account (nothing to change), u2 is a joiner.
+    p.upsert_owner(twin("u2", "E-u2"));
+    assert_eq!(errors(&mut p, false), []);
+    assert_eq!(errors(&mut p, true), []);
+    let plan = p.current_plan(PlanOptions::forced());
+    let orders: Vec<_> = plan.orders().map(|o| o.change_type).collect();
+    assert_eq!(orders, [ChangeType::Added], "{}", plan.to_json());
+    // And back: the conflict again.
+    p.upsert_owner(twin("u2", "E-u1"));
+    assert_eq!(errors(&mut p, false).len(), 2);
+    assert_eq!(errors(&mut p, true).len(), 2);
+    p.remove_owner(&"u2".into());
+    assert_eq!(errors(&mut p, true), []);
+}
