@@ -391,22 +391,26 @@ impl SyntheticOrg {
     /// measured slower with the system allocator (glibc), whose per-thread arenas make the
     /// planner's long-lived data live in worker arenas.
     pub fn load(&self, planner: &mut Planner) {
-        self.load_with(planner, |planner, owners, targets| {
-            planner.upsert_owners(owners);
-            // The resource type is configured by `config`, so this cannot fail.
-            let _ = planner.upsert_targets(&ResourceTypeId::new(ACCOUNT_TYPE), targets);
-        });
+        self.load_with(
+            planner,
+            |planner, owner| planner.upsert_owner(owner),
+            |planner, targets| {
+                // The resource type is configured by `config`, so this cannot fail.
+                let _ = planner.upsert_targets(&ResourceTypeId::new(ACCOUNT_TYPE), targets);
+            },
+        );
     }
 
-    /// [`SyntheticOrg::load`] with the loading step in the caller's hands: the organization is
-    /// generated chunk by chunk (a few thousand identities) and each chunk of owners and of
-    /// their targets is handed to `apply`, which loads them into the planner. Timing `apply`
-    /// separates the planner's share of a load from the generator's (the example
-    /// `plan_synthetic` prints both).
+    /// [`SyntheticOrg::load`] with the loading steps in the caller's hands: each owner is
+    /// handed to `owner` as soon as it is generated (a chunk of owners generated ahead would
+    /// leave megabytes of freed memory cold in the allocator's caches), and the chunk of their
+    /// targets (a few thousand) to `targets`. Timing the two separates the planner's share of
+    /// a load from the generator's (the example `plan_synthetic` prints both).
     pub fn load_with(
         &self,
         planner: &mut Planner,
-        mut apply: impl FnMut(&mut Planner, Vec<Owner>, Vec<Resource>),
+        mut owner: impl FnMut(&mut Planner, Owner),
+        mut targets: impl FnMut(&mut Planner, Vec<Resource>),
     ) {
         const CHUNK: usize = 4096;
         for ou in self.ous() {
@@ -417,15 +421,13 @@ impl SyntheticOrg {
         let mut start = 0;
         while start < self.identities {
             let end = (start + CHUNK).min(self.identities);
-            let mut targets = Vec::with_capacity(end - start);
-            let owners = (start..end)
-                .map(|i| {
-                    let owner = self.owner(i);
-                    targets.extend(self.actual_target_of(i, &owner, &refs));
-                    owner
-                })
-                .collect();
-            apply(planner, owners, targets);
+            let mut chunk = Vec::with_capacity(end - start);
+            for i in start..end {
+                let o = self.owner(i);
+                chunk.extend(self.actual_target_of(i, &o, &refs));
+                owner(planner, o);
+            }
+            targets(planner, chunk);
             start = end;
         }
         for k in 0..self.orphans {

@@ -38,21 +38,38 @@ impl CorrelationKey {
     }
 }
 
+/// An owner's normalized correlation key values, for every resource type and key in turn
+/// (the planner's `keys` order), in one block: a million owners of one key would otherwise
+/// hold a vector of vectors each (three heap blocks instead of one, and three dereferences per
+/// correlation).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct OwnerKeys(Box<[Option<Box<str>>]>);
+
 impl Planner {
-    pub(super) fn owner_key_values(&self, owner: &Owner) -> Vec<Vec<Option<String>>> {
-        self.keys
-            .iter()
-            .map(|keys| {
-                keys.iter()
-                    .map(|(k, _)| match owner.get(&k.owner_property) {
-                        Some(PropertyValue::Scalar(s)) => {
-                            k.comparison.key_of(s).map(Cow::into_owned)
-                        }
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .collect()
+    pub(super) fn owner_key_values(&self, owner: &Owner) -> OwnerKeys {
+        OwnerKeys(
+            self.keys
+                .iter()
+                .flatten()
+                .map(|(k, _)| match owner.get(&k.owner_property) {
+                    Some(PropertyValue::Scalar(s)) => k
+                        .comparison
+                        .key_of(s)
+                        .map(|v| v.into_owned().into_boxed_str()),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// The value of key `k` of resource type `rt` in `keys`.
+    pub(super) fn owner_key<'k>(
+        &self,
+        keys: &'k OwnerKeys,
+        rt: usize,
+        k: usize,
+    ) -> Option<&'k str> {
+        keys.0.get(self.key_offsets[rt] + k)?.as_deref()
     }
 
     pub(super) fn target_key_values(
@@ -73,19 +90,16 @@ impl Planner {
     }
 
     /// Marks the owners sharing a key value dirty (their correlation conflicts may change).
-    pub(super) fn index_owner_keys(
-        &mut self,
-        id: &OwnerId,
-        values: &[Vec<Option<String>>],
-        insert: bool,
-    ) {
-        for (rt, per_key) in values.iter().enumerate() {
-            for (k, v) in per_key.iter().enumerate() {
-                let Some(v) = v else { continue };
+    pub(super) fn index_owner_keys(&mut self, id: &OwnerId, values: &OwnerKeys, insert: bool) {
+        for rt in 0..self.keys.len() {
+            for k in 0..self.keys[rt].len() {
+                let Some(v) = self.owner_key(values, rt, k) else {
+                    continue;
+                };
                 let map = &mut self.owner_keys[rt][k];
                 let shared = &mut self.shared_owner_keys[rt][k];
                 if insert {
-                    if let Some(list) = map.get_mut(v.as_str()) {
+                    if let Some(list) = map.get_mut(v) {
                         let before = list.as_slice().len();
                         list.push_unique(id.clone());
                         if before == 1 && list.as_slice().len() == 2 {
@@ -95,12 +109,12 @@ impl Planner {
                             self.dirty.extend(list.as_slice().iter().cloned());
                         }
                     } else {
-                        map.insert(v.as_str().into(), Few::One(id.clone()));
+                        map.insert(v.into(), Few::One(id.clone()));
                     }
-                } else if let Some(list) = map.get_mut(v.as_str()) {
+                } else if let Some(list) = map.get_mut(v) {
                     let before = list.as_slice().len();
                     if list.remove(id) {
-                        map.remove(v.as_str());
+                        map.remove(v);
                     } else {
                         if before == 2 && list.as_slice().len() == 1 {
                             *shared -= 1;
@@ -136,7 +150,7 @@ impl Planner {
         }
         for k in 0..self.keys[rt].len() {
             // Normalized once, when the owner was upserted.
-            let Some(value) = slot.keys.get(rt).and_then(|v| v[k].as_deref()) else {
+            let Some(value) = self.owner_key(&slot.keys, rt, k) else {
                 continue;
             };
             let candidates = store.candidates(k, value);

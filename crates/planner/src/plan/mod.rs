@@ -97,7 +97,7 @@ struct OwnerSlot {
     /// Targets this owner correlates with, per resource type.
     claims: Claims,
     /// The owner's normalized correlation key values, per resource type and key.
-    keys: Vec<Vec<Option<String>>>,
+    keys: correlate::OwnerKeys,
     /// Whether `fragments` holds an entry for this owner (saves a map lookup per owner
     /// during a full plan, where most owners have none).
     has_fragment: bool,
@@ -192,6 +192,8 @@ pub struct Planner {
     keys: Vec<Vec<(CorrelationKey, u32)>>,
     /// Per resource type and key: normalized owner key value ⇒ owners holding it.
     owner_keys: Vec<Vec<FxHashMap<Box<str>, Few<OwnerId>>>>,
+    /// Per resource type: where its keys start in an owner's [`correlate::OwnerKeys`].
+    key_offsets: Vec<usize>,
     /// Per resource type and key: how many values of `owner_keys` two owners or more hold
     /// (while none does, correlation has no conflict to look up).
     shared_owner_keys: Vec<Vec<usize>>,
@@ -266,6 +268,14 @@ impl Planner {
             .map(|k| vec![FxHashMap::default(); k.len()])
             .collect();
         let shared_owner_keys = keys.iter().map(|k| vec![0; k.len()]).collect();
+        let key_offsets = keys
+            .iter()
+            .scan(0, |start, k| {
+                let offset = *start;
+                *start += k.len();
+                Some(offset)
+            })
+            .collect();
         let targets = keys.iter().map(|k| TargetStore::new(k.len())).collect();
         let lookups = Lookups {
             per_rule: vec![FxHashMap::default(); policy.query_rules().len()],
@@ -283,6 +293,7 @@ impl Planner {
             keys,
             owner_keys,
             shared_owner_keys,
+            key_offsets,
             targets,
             owners: BTreeMap::new(),
             lookup_resources: BTreeMap::new(),
