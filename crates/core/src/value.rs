@@ -267,6 +267,25 @@ impl Reference {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether both are the same shared reference (one is a clone of the other): then they
+    /// are equal, without comparing keys. Different shared references may still be equal.
+    ///
+    /// ```
+    /// use autoprov_core::Reference;
+    /// let a = Reference::dn("CN=g");
+    /// assert!(a.same_as(&a.clone()));
+    /// assert!(!a.same_as(&Reference::dn("CN=g")));
+    /// ```
+    pub fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The address of the shared reference (see [`Reference::same_as`]), to find a clone
+    /// quickly, e.g. in a cache keyed by address; meaningless once every clone is dropped.
+    pub fn shared_address(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
 }
 
 impl fmt::Debug for Reference {

@@ -78,20 +78,49 @@ impl Symbols {
 }
 
 /// Interned references.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct References {
     map: FxHashMap<Reference, RefId>,
     list: Vec<Reference>,
+    /// The last references interned, by their shared address: an export hands over the same
+    /// shared group references target after target, and hashing a reference's keys (and
+    /// comparing them) cost more than the rest of a membership's load. Each entry holds a
+    /// clone, so its address cannot be reused by another reference while it is cached.
+    recent: Box<[Option<(Reference, RefId)>]>,
+}
+
+/// Entries of [`References::recent`] (a power of two).
+const RECENT: usize = 512;
+
+impl Default for References {
+    fn default() -> Self {
+        Self {
+            map: FxHashMap::default(),
+            list: Vec::new(),
+            recent: vec![None; RECENT].into_boxed_slice(),
+        }
+    }
 }
 
 impl References {
     pub(crate) fn intern(&mut self, r: &Reference) -> RefId {
-        if let Some(id) = self.map.get(r) {
+        // Allocations are 16-byte aligned: the low bits say nothing.
+        let slot = (r.shared_address() >> 4) % RECENT;
+        if let Some((cached, id)) = &self.recent[slot]
+            && cached.same_as(r)
+        {
             return *id;
         }
-        let id = self.list.len() as RefId;
-        self.list.push(r.clone());
-        self.map.insert(r.clone(), id);
+        let id = match self.map.get(r) {
+            Some(id) => *id,
+            None => {
+                let id = self.list.len() as RefId;
+                self.list.push(r.clone());
+                self.map.insert(r.clone(), id);
+                id
+            }
+        };
+        self.recent[slot] = Some((r.clone(), id));
         id
     }
 
@@ -570,6 +599,32 @@ mod tests {
         assert_eq!(names.intern_at(Sequence::Owner, 3, "a"), a);
         assert_eq!(names.name(b), "b");
         assert_eq!(t.references(member_of).len(), 2);
+    }
+
+    #[test]
+    fn references_are_interned_by_content_whichever_clone_comes() {
+        let mut refs = References::default();
+        let groups: Vec<Reference> = (0..2000)
+            .map(|i| Reference::dn(format!("CN=g{i}")))
+            .collect();
+        let ids: Vec<RefId> = groups.iter().map(|g| refs.intern(g)).collect();
+        for round in 0..3 {
+            for (i, g) in groups.iter().enumerate() {
+                // A clone (found by its address), an equal reference of its own, a clone again.
+                assert_eq!(refs.intern(&g.clone()), ids[i], "round {round}");
+                assert_eq!(refs.intern(&Reference::dn(format!("CN=g{i}"))), ids[i]);
+                assert_eq!(refs.get(ids[i]), g);
+            }
+        }
+        // A reference dropped and another allocated (possibly at the same address) is not
+        // mistaken for it: the cache holds a clone of what it remembers.
+        let other = Reference::dn("CN=other");
+        let id = refs.intern(&other);
+        drop(other);
+        let new = Reference::dn("CN=new");
+        let new_id = refs.intern(&new);
+        assert_ne!(new_id, id);
+        assert_eq!(refs.get(new_id), &new);
     }
 
     #[test]
