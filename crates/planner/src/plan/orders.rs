@@ -453,12 +453,14 @@ impl Planner {
         target: Option<&Target>,
     ) -> ProvisioningOrder {
         let target_id = target.map(|t| t.id.as_str()).unwrap_or("");
-        let digest = fnv1a(
-            serde_json::to_vec(&changes)
-                .unwrap_or_default()
-                .iter()
-                .chain(target_id.as_bytes()),
-        );
+        // The changes' JSON is hashed as it is written, not collected first; a change that
+        // cannot be serialized counts as no bytes, as it always has.
+        let mut json = Fnv1a::default();
+        let json = match serde_json::to_writer(&mut json, &changes) {
+            Ok(()) => json,
+            Err(_) => Fnv1a::default(),
+        };
+        let digest = json.with(target_id.as_bytes());
         ProvisioningOrder {
             order_id: OrderId::new(format!(
                 "{}/{}/{change_type}/{digest:016x}",
@@ -691,13 +693,40 @@ fn owner_property_empty(owner: &Owner, property: &str) -> bool {
 }
 
 /// 64-bit FNV-1a: a stable digest for order ids (the standard library's hasher is seeded).
-fn fnv1a<'a>(bytes: impl Iterator<Item = &'a u8>) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+/// FNV-1a (64 bits) of the bytes written, the digest in order ids (pinned by the
+/// `order_ids_are_pinned` test: stored ids must keep their meaning).
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
     }
-    hash
+}
+
+impl Fnv1a {
+    /// The digest of what was written, then `bytes`.
+    fn with(mut self, bytes: &[u8]) -> u64 {
+        self.add(bytes);
+        self.0
+    }
+
+    fn add(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.add(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The item of a target without owner: a Deleted order when `RemoveOrphans` allows it, else
