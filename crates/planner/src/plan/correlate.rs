@@ -47,19 +47,18 @@ pub(super) struct OwnerKeys(Box<[Option<Box<str>>]>);
 
 impl Planner {
     pub(super) fn owner_key_values(&self, owner: &Owner) -> OwnerKeys {
-        OwnerKeys(
-            self.keys
-                .iter()
-                .flatten()
-                .map(|(k, _)| match owner.get(&k.owner_property) {
-                    Some(PropertyValue::Scalar(s)) => k
-                        .comparison
-                        .key_of(s)
-                        .map(|v| v.into_owned().into_boxed_str()),
-                    _ => None,
-                })
-                .collect(),
-        )
+        // Exactly as many as there are keys: the block is never grown nor shrunk.
+        let mut values = Vec::with_capacity(self.keys.iter().map(Vec::len).sum());
+        values.extend(self.keys.iter().flatten().map(|(k, _)| {
+            match owner.get(&k.owner_property) {
+                Some(PropertyValue::Scalar(s)) => k
+                    .comparison
+                    .key_of(s)
+                    .map(|v| v.into_owned().into_boxed_str()),
+                _ => None,
+            }
+        }));
+        OwnerKeys(values.into_boxed_slice())
     }
 
     /// The value of key `k` of resource type `rt` in `keys`.
