@@ -40,10 +40,15 @@
 //! `AUTOPROV_BENCH_ONBOARD_LEAVERS` (200), `AUTOPROV_BENCH_ONBOARD_SWEEP` (`1,2,4,8,16,32`),
 //! `AUTOPROV_BENCH_ONBOARD_ROUNDS` (1: with more, the ways interleave, each round starting one
 //! way further, and the figures are the medians of the rounds' ratios),
-//! `AUTOPROV_BENCH_ONBOARD_WAYS` (`job,ldapmodify,ldap3`), `AUTOPROV_BENCH_JOB_CONCURRENCY`
+//! `AUTOPROV_BENCH_ONBOARD_WAYS` (`job,ldapmodify,ldap3`; `job_cN` adds the job on an AD pool
+//! of N connections, compared with the same baselines), `AUTOPROV_BENCH_JOB_CONCURRENCY`
 //! (the dispatch policy's concurrency per connection, default its default),
 //! `AUTOPROV_BENCH_JOB_CONNECTIONS` (the AD pool, default the package's default) and
 //! `AUTOPROV_BENCH_JOB_STEPS=1` (print the time of each step of each job run: diagnostics).
+//! `AUTOPROV_BENCH_ONBOARD_RESET=1` restores the pristine domain before every way
+//! (`scripts/ad-test-server.sh reset`, some 30 s each, not timed): each way leaves thousands
+//! of tombstones behind and Samba's cost per operation grows with them, so without it the
+//! way that runs later in the sequence pays for the ones before.
 //! Without the server's environment, or when it does not answer, the bench prints `SKIPPED` (and fails with
 //! `CI=true`).
 #![allow(clippy::disallowed_methods)] // examples, benchmarks and tests may read the wall clock
@@ -487,12 +492,19 @@ fn job_ok(r: &JobReport, what: &str) {
 
 /// Runs both phases through the whole job; each phase's time (the run that writes and the
 /// run that verifies).
-async fn job_way(env: &AdEnv, t: &Tree, people: &[Person], s: Sizes) -> (Duration, Duration) {
+async fn job_way(
+    env: &AdEnv,
+    t: &Tree,
+    people: &[Person],
+    s: Sizes,
+    connections: Option<usize>,
+) -> (Duration, Duration) {
     let mut builder = env.builder(demo::CONNECTION);
-    if let Some(n) = std::env::var("AUTOPROV_BENCH_JOB_CONNECTIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(n) = connections.or_else(|| {
+        std::env::var("AUTOPROV_BENCH_JOB_CONNECTIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    }) {
         builder = builder.connections(n);
     }
     let ad = builder.build().await.expect("the connector connects");
@@ -702,6 +714,8 @@ impl Times {
 
 enum Way {
     Job,
+    /// The job with the AD pool at this many connections (`job_cN` in the ways knob).
+    JobOn(usize),
     Ldapmodify,
     Bare(usize),
 }
@@ -710,6 +724,7 @@ impl Way {
     fn label(&self) -> String {
         match self {
             Way::Job => "job".into(),
+            Way::JobOn(n) => format!("job_c{n}"),
             Way::Ldapmodify => "ldapmodify".into(),
             Way::Bare(n) => format!("ldap3_c{n}"),
         }
@@ -764,7 +779,8 @@ async fn run_way(env: &AdEnv, admin: &Admin, way: &Way, s: Sizes) -> Times {
     let outcome = AssertUnwindSafe(async {
         let (ops1, ops2) = phases(&t, &people, s);
         let (joiners, rest) = match way {
-            Way::Job => job_way(env, &t, &people, s).await,
+            Way::Job => job_way(env, &t, &people, s, None).await,
+            Way::JobOn(n) => job_way(env, &t, &people, s, Some(*n)).await,
             Way::Ldapmodify => {
                 let (l1, l2) = (ldif(&ops1), ldif(&ops2));
                 let env2 = env.clone();
@@ -864,6 +880,10 @@ fn main() {
             "job" => ways.push(Way::Job),
             "ldapmodify" => ways.push(Way::Ldapmodify),
             "ldap3" => ways.extend(sweep.iter().map(|n| Way::Bare(*n))),
+            other if other.starts_with("job_c") => match other["job_c".len()..].parse() {
+                Ok(n) if n > 0 => ways.push(Way::JobOn(n)),
+                _ => panic!("AUTOPROV_BENCH_ONBOARD_WAYS: {other:?} is not job_cN with N > 0"),
+            },
             other => panic!("AUTOPROV_BENCH_ONBOARD_WAYS: unknown way {other:?}"),
         }
     }
@@ -889,7 +909,8 @@ fn main() {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let admin = rt.block_on(Admin::connect(&env));
+    let reset = std::env::var("AUTOPROV_BENCH_ONBOARD_RESET").is_ok_and(|v| v == "1");
+    let mut admin = rt.block_on(Admin::connect(&env));
     // Rounds interleave the ways (each round starts one way further), so that a slower or
     // busier stretch of the run, or a directory that grows, does not fall on one way only.
     let mut rounds: Vec<Vec<Times>> = Vec::new();
@@ -897,6 +918,10 @@ fn main() {
         let mut all: Vec<Times> = Vec::new();
         for i in 0..ways.len() {
             let way = &ways[(i + round) % ways.len()];
+            if reset {
+                reset_domain();
+                admin = rt.block_on(Admin::connect(&env));
+            }
             let t = rt.block_on(run_way(&env, &admin, way, s));
             let (a, b, c) = t.rates(s);
             println!(
@@ -915,7 +940,23 @@ fn main() {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let summaries: Vec<Summary> = rounds.iter().filter_map(|r| summary(r, s)).collect();
+    // Other job configurations (`job_cN`): their medians against the same baselines.
+    for label in rounds[0]
+        .iter()
+        .map(|t| &t.way)
+        .filter(|w| w.starts_with("job_c"))
+    {
+        let other: Vec<Summary> = rounds.iter().filter_map(|r| summary(r, s, label)).collect();
+        let med = |f: &dyn Fn(&Summary) -> Option<f64>| median(other.iter().filter_map(f));
+        println!(
+            "{label}: {:.1} users/s; / ldap3 maximum {}; / ldapmodify {} (medians of {} rounds)",
+            med(&|m| Some(m.job.2)).unwrap_or_default(),
+            ratio(med(&|m| m.vs_ldap3.map(|r| r.2))),
+            ratio(med(&|m| m.vs_ldapmodify.map(|r| r.2))),
+            other.len()
+        );
+    }
+    let summaries: Vec<Summary> = rounds.iter().filter_map(|r| summary(r, s, "job")).collect();
     if summaries.len() > 1 {
         for (i, m) in summaries.iter().enumerate() {
             let best = match m.vs_ldap3 {
@@ -985,6 +1026,24 @@ fn main() {
     }
 }
 
+/// Restores the pristine domain (`scripts/ad-test-server.sh reset`): the same server, address
+/// and credentials, without the tombstones of the ways before.
+fn reset_domain() {
+    let started = Instant::now();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/ad-test-server.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .arg("reset")
+        .output()
+        .expect("run scripts/ad-test-server.sh reset");
+    assert!(
+        out.status.success(),
+        "scripts/ad-test-server.sh reset failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("  domain reset to pristine in {:.1?}", started.elapsed());
+}
+
 /// One round's job figures and its ratios (joiners, movers+leavers, total).
 struct Summary {
     job: (f64, f64, f64),
@@ -995,8 +1054,8 @@ struct Summary {
     ldapmodify: Option<f64>,
 }
 
-fn summary(all: &[Times], s: Sizes) -> Option<Summary> {
-    let job = all.iter().find(|t| t.way == "job")?.rates(s);
+fn summary(all: &[Times], s: Sizes, job_way: &str) -> Option<Summary> {
+    let job = all.iter().find(|t| t.way == job_way)?.rates(s);
     let best = all
         .iter()
         .filter(|t| t.way.starts_with("ldap3_"))
