@@ -55,6 +55,9 @@ pub(crate) struct Inner {
     pub schemas: Vec<tokio::sync::OnceCell<Option<HashSet<String>>>>,
     /// Groups and parents found lately (`ExistenceCacheMs`).
     pub confirmed: crate::existence::Confirmed,
+    /// Membership writes in flight per group, and the values waiting for them
+    /// (`MembershipBatch`).
+    pub members: crate::members::MemberWrites,
 }
 
 impl fmt::Debug for AdConnector {
@@ -103,6 +106,7 @@ pub struct AdConnectorBuilder {
     page_size: Option<u32>,
     connections: Option<usize>,
     existence_cache: Option<Duration>,
+    membership_batch: Option<usize>,
     entity_types: BTreeMap<String, EntityMapping>,
     lazy: bool,
 }
@@ -220,6 +224,13 @@ impl AdConnectorBuilder {
         self
     }
 
+    /// At most this many members changed in one group write (`MembershipBatch`; 1 writes
+    /// each membership alone).
+    pub fn membership_batch(mut self, n: usize) -> Self {
+        self.membership_batch = Some(n);
+        self
+    }
+
     /// How long a group or new parent found by one order is not read again for the next
     /// (`ExistenceCacheMs`; `Duration::ZERO` reads it for every order).
     pub fn existence_cache(mut self, window: Duration) -> Self {
@@ -300,6 +311,9 @@ impl AdConnectorBuilder {
         if let Some(v) = self.existence_cache {
             settings.existence_cache = v;
         }
+        if let Some(v) = self.membership_batch {
+            settings.membership_batch = v;
+        }
         settings.entity_types.extend(self.entity_types);
         settings.validate()?;
         Ok((
@@ -344,6 +358,7 @@ impl AdConnector {
                     .map(|_| tokio::sync::OnceCell::new())
                     .collect(),
                 confirmed: crate::existence::Confirmed::new(settings.existence_cache),
+                members: crate::members::MemberWrites::new(settings.membership_batch),
                 servers,
                 settings,
             }),

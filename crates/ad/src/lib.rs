@@ -9,6 +9,7 @@ mod fulfill;
 pub mod guid;
 mod ldif;
 pub mod mapping;
+mod members;
 pub mod password;
 mod pool;
 pub mod settings;

@@ -242,6 +242,12 @@ pub struct AdSettings {
         default = "defaults::existence_cache"
     )]
     pub existence_cache: Duration,
+    /// At most this many members added to (or removed from) one group in one write (default
+    /// 64; 1 writes every membership alone). Concurrent orders that change the same group's
+    /// members are written together while the write before them is in flight; nothing waits
+    /// for a batch to fill, and each order still gets its own outcome.
+    #[serde(rename = "MembershipBatch", default = "defaults::membership_batch")]
+    pub membership_batch: usize,
     /// The resource-type mapping by entity type id. Defaults: `user`, `group`,
     /// `organizationalUnit` (see [`crate::mapping::default_entity_types`]).
     #[serde(default = "default_entity_types")]
@@ -267,6 +273,9 @@ mod defaults {
     }
     pub fn existence_cache() -> Duration {
         Duration::from_secs(10)
+    }
+    pub fn membership_batch() -> usize {
+        64
     }
 }
 
@@ -315,6 +324,7 @@ impl fmt::Debug for AdSettings {
             .field("page_size", &self.page_size)
             .field("connections", &self.connections)
             .field("existence_cache", &self.existence_cache)
+            .field("membership_batch", &self.membership_batch)
             .field(
                 "entity_types",
                 &self.entity_types.keys().collect::<Vec<_>>(),
@@ -336,6 +346,7 @@ impl AdSettings {
             page_size: defaults::page_size(),
             connections: defaults::connections(),
             existence_cache: defaults::existence_cache(),
+            membership_batch: defaults::membership_batch(),
             entity_types: default_entity_types(),
         }
     }
@@ -456,6 +467,12 @@ impl AdSettings {
             return Err(SettingsError::new(
                 "Connections",
                 "must be between 1 and 64",
+            ));
+        }
+        if !(1..=1000).contains(&self.membership_batch) {
+            return Err(SettingsError::new(
+                "MembershipBatch",
+                "must be between 1 and 1000",
             ));
         }
         if self.entity_types.is_empty() {
@@ -629,6 +646,14 @@ mod tests {
             (with(base(), &["PageSize"], json!(0)), "PageSize"),
             (with(base(), &["PageSize"], json!(5000)), "PageSize"),
             (with(base(), &["Connections"], json!(0)), "Connections"),
+            (
+                with(base(), &["MembershipBatch"], json!(0)),
+                "MembershipBatch",
+            ),
+            (
+                with(base(), &["MembershipBatch"], json!(1001)),
+                "MembershipBatch",
+            ),
             (
                 with(base(), &["ExistenceCacheMs"], json!(600_001)),
                 "ExistenceCacheMs",

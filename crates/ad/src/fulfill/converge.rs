@@ -181,7 +181,8 @@ impl Inner {
     /// Adds or removes the member `member_value` (its DN, or `<GUID=...>` so that the value
     /// names the object that was read) on each group's member attribute: value-level, never a
     /// replace, with permissive modify (and a present member / absent member is success even
-    /// without it). `member_dn` names it in errors.
+    /// without it). `member_dn` names it in errors. Writes to one group are coalesced with
+    /// those of concurrent orders (`MembershipBatch`, [`crate::members`]).
     pub(super) async fn change_members(
         &self,
         server: &ServerPool,
@@ -197,18 +198,32 @@ impl Inner {
         } else {
             Vec::new()
         };
-        let value = set([member_value.as_bytes().to_vec()]);
         let writes = groups.iter().map(|dn| {
             let g = dn.to_string();
-            let m = if add {
-                Mod::Add(attribute.as_bytes().to_vec(), value.clone())
-            } else {
-                Mod::Delete(attribute.as_bytes().to_vec(), value.clone())
-            };
+            // One line per server, group, attribute, direction and control set.
+            let key = format!(
+                "{}\u{0}{}\u{0}{add}\u{0}{}\u{0}{}",
+                server.url,
+                attribute,
+                m.permissive_modify,
+                dn.key()
+            );
             let controls = &controls;
             async move {
-                let mods = [m];
-                (server.modify(&g, &mods, controls).await, g, dn)
+                let result = self
+                    .members
+                    .write(&key, member_value.as_bytes().to_vec(), |values| {
+                        let values = set(values);
+                        let m = if add {
+                            Mod::Add(attribute.as_bytes().to_vec(), values)
+                        } else {
+                            Mod::Delete(attribute.as_bytes().to_vec(), values)
+                        };
+                        let g = &g;
+                        async move { server.modify(g, &[m], controls).await }
+                    })
+                    .await;
+                (result, g, dn)
             }
         });
         for (result, group, dn) in futures::future::join_all(writes).await {

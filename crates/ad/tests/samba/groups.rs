@@ -1,7 +1,7 @@
 //! Large groups: value-level membership changes and ranged retrieval.
 
 use crate::support::*;
-use autoprov_connector::{ConnectorExt, ErrorKind, ExportRequest, Operation};
+use autoprov_connector::{Connector, ConnectorExt, ErrorKind, ExportRequest, Operation};
 use autoprov_core::{ChangeType, Changes, PropertyValue, Reference};
 use futures::StreamExt as _;
 
@@ -312,6 +312,92 @@ async fn a_group_deleted_within_the_existence_window_fails_the_write_then_is_rea
             !account_exists(&env, &ou, &fourth),
             "refused before writing"
         );
+    })
+    .await;
+}
+
+/// Whether `ldapsearch` (OpenLDAP's client) lists `member` among the members of `group`.
+fn ldapsearch_members(env: &AdEnv, group: &str) -> Vec<String> {
+    let out = env.ldap_tool(
+        "ldapsearch",
+        &[
+            "-LLL",
+            "-o",
+            "ldif-wrap=no",
+            "-b",
+            group,
+            "-s",
+            "base",
+            "(objectClass=group)",
+            "member",
+        ],
+    );
+    assert!(out.status.success(), "ldapsearch: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("member: "))
+        .map(|m| m.to_ascii_lowercase())
+        .collect()
+}
+
+/// `MembershipBatch`: concurrent joiners of the same groups are written to each group in
+/// batches (one write in flight per group), and every order still gets its own outcome. A
+/// group deleted by hand (within the existence window, so nothing reads it first) fails the
+/// batches written to it; each value is then written alone and every order naming it fails
+/// with a typed error naming the group, while the concurrent orders of the other group all
+/// succeed. Checked with `ldapsearch`.
+#[tokio::test]
+async fn concurrent_joiners_of_one_group_are_written_in_batches_each_with_its_own_outcome() {
+    let Some(env) =
+        ad_env("concurrent_joiners_of_one_group_are_written_in_batches_each_with_its_own_outcome")
+    else {
+        return;
+    };
+    in_ou(&env.clone(), "batch", |admin, ou| async move {
+        let ad = env
+            .builder("ad-test")
+            .connections(2)
+            .existence_cache(std::time::Duration::from_secs(600))
+            .build()
+            .await
+            .unwrap();
+        let kept = admin.create_group(&ou, &format!("kept-{}", token())).await;
+        let gone = admin.create_group(&ou, &format!("gone-{}", token())).await;
+        // Both groups found once (and remembered), then one is deleted by hand.
+        apply(&ad, &joiner(&ou, &format!("w{}", token()), &kept)).await;
+        apply(&ad, &joiner(&ou, &format!("x{}", token()), &gone)).await;
+        let out = env.ldap_tool("ldapdelete", &[&gone]);
+        assert!(out.status.success(), "ldapdelete: {out:?}");
+
+        let to_kept: Vec<String> = (0..24).map(|i| format!("k{i:02}{}", token())).collect();
+        let to_gone: Vec<String> = (0..6).map(|i| format!("g{i:02}{}", token())).collect();
+        let orders: Vec<_> = to_kept
+            .iter()
+            .map(|sam| (true, joiner(&ou, sam, &kept)))
+            .chain(to_gone.iter().map(|sam| (false, joiner(&ou, sam, &gone))))
+            .collect();
+        let results = futures::future::join_all(orders.iter().map(|(ok, o)| {
+            let ad = &ad;
+            async move { (*ok, o, ad.fulfill(o).await) }
+        }))
+        .await;
+        for (ok, o, r) in &results {
+            if *ok {
+                assert!(r.is_ok(), "order {}: {r:?}", o.order_id);
+            } else {
+                let e = r.as_ref().expect_err("names a deleted group");
+                assert_eq!(e.kind(), ErrorKind::InvalidOrder, "{e}");
+                assert_eq!(e.operation(), Operation::Membership, "{e}");
+                assert!(e.message().contains("does not exist"), "{e}");
+                assert!(e.message().contains(&gone), "names the group: {e}");
+            }
+        }
+        let members = ldapsearch_members(&env, &kept);
+        assert_eq!(members.len(), 25, "{members:?}");
+        for sam in &to_kept {
+            let dn = format!("cn={sam},{ou}").to_ascii_lowercase();
+            assert!(members.contains(&dn), "{dn} is a member: {members:?}");
+        }
     })
     .await;
 }
