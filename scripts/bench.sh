@@ -29,6 +29,9 @@ for s in ad pg; do
     fi
 done
 export AUTOPROV_BENCH_JOINERS=${AUTOPROV_BENCH_JOINERS:-50}
+# The onboarding ways each start on the pristine domain (`ad-test-server.sh reset`, about a
+# second): the tombstones a way leaves make Samba slower for the ways after it.
+export AUTOPROV_BENCH_ONBOARD_RESET=${AUTOPROV_BENCH_ONBOARD_RESET:-1}
 
 run() {
     local name=$1
@@ -49,6 +52,32 @@ else
     run workers --bench workers -- --measurement-time 5
 fi
 run ad_fulfill --features ad --bench ad_fulfill -- "${quick[@]}"
+# The planner at 100,000 and 1,000,000 identities (`plan_synthetic`, system allocator): the
+# median of PLAN_REPEAT full plans, the load and the peak memory (`time -v`, in KiB), printed
+# as FIGURE lines for figures.py.
+plan_synthetic() {
+    echo "plan_synthetic|$(cut -d' ' -f1-3 /proc/loadavg)|$(nproc)|$(date +%s)" >> "$out/loads"
+    echo "== plan_synthetic"
+    cargo build --release -p autoprov-planner --features demo --example plan_synthetic
+    local bin="$target/release/examples/plan_synthetic" log="$out/plan_synthetic.log"
+    : > "$log"
+    for n in 100000 1000000; do
+        local repeat=5
+        [[ $n == 1000000 ]] && repeat=3
+        local line rss
+        line=$(PLAN_REPEAT=$repeat /usr/bin/time -v "$bin" "$n" 2> "$out/plan_synthetic.$n.time") || {
+            echo "plan_synthetic $n failed" | tee -a "$log"
+            continue
+        }
+        rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$out/plan_synthetic.$n.time")
+        echo "$line" | tee -a "$log"
+        field() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1; }
+        local incremental
+        incremental=$(echo "$line" | sed -n 's/.*incremental: first=[^ ]* median=\([^ ]*\).*/\1/p')
+        echo "FIGURE plan_synthetic_$n: full plan **$(field median)** (median of $repeat; best $(field best)), peak memory **$((rss / 1024)) MiB** ($rss KiB), load $(field load) (planner's upserts $(field load_planner)), incremental median $incremental, $(field threads) threads" | tee -a "$log"
+    done
+}
+plan_synthetic
 # One run of its own (not criterion): 2,000 joiners, 500 movers, 200 leavers per way, ldap3
 # swept over 1-32 connections; --quick: 300, 75, 30 and 1, 4, 16 connections.
 if [[ ${#quick[@]} -gt 0 ]]; then
