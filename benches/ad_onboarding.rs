@@ -46,7 +46,8 @@
 //! `AUTOPROV_BENCH_JOB_CONNECTIONS` (the AD pool, default the package's default) and
 //! `AUTOPROV_BENCH_JOB_STEPS=1` (print the time of each step of each job run: diagnostics).
 //! `AUTOPROV_BENCH_ONBOARD_RESET=1` restores the pristine domain before every way
-//! (`scripts/ad-test-server.sh reset`, some 30 s each, not timed): each way leaves thousands
+//! (`scripts/ad-test-server.sh reset`, about a second each, not timed; the ways' trees are
+//! then left to the reset instead of deleted, and the domain is reset once more at the end): each way leaves thousands
 //! of tombstones behind and Samba's cost per operation grows with them, so without it the
 //! way that runs later in the sequence pays for the ones before.
 //! Without the server's environment, or when it does not answer, the bench prints `SKIPPED` (and fails with
@@ -769,8 +770,9 @@ fn phase_cpu(label: &str, joiners: Duration, rest: Duration) {
     eprintln!("  {label}: samba CPU joiners {joiners:.1?}, movers+leavers {rest:.1?}");
 }
 
-/// Runs one way on a fresh tree, checks the directory, deletes the tree (also on failure).
-async fn run_way(env: &AdEnv, admin: &Admin, way: &Way, s: Sizes) -> Times {
+/// Runs one way on a fresh tree, checks the directory, deletes the tree (also on failure)
+/// unless `keep` (the domain is reset before the next way).
+async fn run_way(env: &AdEnv, admin: &Admin, way: &Way, s: Sizes, keep: bool) -> Times {
     let label = way.label();
     let t = tree(admin, &label.replace('_', "")).await;
     let token = format!("{:05x}", rand::random::<u32>() & 0xfffff);
@@ -841,9 +843,11 @@ async fn run_way(env: &AdEnv, admin: &Admin, way: &Way, s: Sizes) -> Times {
             d.saturating_sub(b)
         );
     }
-    let started = Instant::now();
-    admin.delete_tree(&t.root).await;
-    eprintln!("  {label}: {} deleted in {:.1?}", t.root, started.elapsed());
+    if !keep {
+        let started = Instant::now();
+        admin.delete_tree(&t.root).await;
+        eprintln!("  {label}: {} deleted in {:.1?}", t.root, started.elapsed());
+    }
     match outcome {
         Ok(times) => times,
         Err(panic) => std::panic::resume_unwind(panic),
@@ -922,7 +926,9 @@ fn main() {
                 reset_domain();
                 admin = rt.block_on(Admin::connect(&env));
             }
-            let t = rt.block_on(run_way(&env, &admin, way, s));
+            // With a reset before every way, the tree is left for the reset to take away
+            // (deleting 2,000 accounts costs Samba a minute).
+            let t = rt.block_on(run_way(&env, &admin, way, s, reset));
             let (a, b, c) = t.rates(s);
             println!(
                 "{:<12} joiners {:>7.1} users/s ({:.1?}), movers+leavers {:>7.1} users/s ({:.1?}), total {:>7.1} users/s",
@@ -931,6 +937,9 @@ fn main() {
             all.push(t);
         }
         rounds.push(all);
+    }
+    if reset {
+        reset_domain();
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
