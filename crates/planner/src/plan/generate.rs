@@ -39,6 +39,7 @@ impl Planner {
             .map(|s| vec![false; s.claimed_by.len()])
             .collect();
         let mut fragments = BTreeMap::new();
+        let mut old = std::mem::take(&mut self.fragments);
         let mut changed_any = false;
         let targets = &mut self.targets;
         for ((id, slot), outcome) in self.owners.iter_mut().zip(outcomes) {
@@ -55,10 +56,21 @@ impl Planner {
                 slot.owned_changed = true;
                 changed_any = true;
             }
-            slot.has_fragment = outcome.plan.is_some();
-            if let Some(plan) = outcome.plan {
+            slot.has_fragment = if outcome.same {
+                // Unchanged: the installed fragment moves over.
+                match old.remove_entry(id) {
+                    Some((id, plan)) => {
+                        fragments.insert(id, plan);
+                        true
+                    }
+                    None => false,
+                }
+            } else if let Some(plan) = outcome.plan {
                 fragments.insert(id.clone(), Arc::new(*plan));
-            }
+                true
+            } else {
+                false
+            };
         }
         self.owned_scan |= changed_any;
         let mut orphans = BTreeMap::new();
@@ -116,9 +128,21 @@ impl Planner {
             .collect();
         let mut counts = vec![OrderCounts::default(); self.policy.rts.len()];
         let mut owners = Vec::new();
-        for outcome in outcomes {
+        for (id, outcome) in self.owners.keys().zip(outcomes) {
             for (rt, idx) in outcome.claims.iter() {
                 claimed[rt][idx as usize] = true;
+            }
+            if outcome.same {
+                // Unchanged: the installed fragment is the plan.
+                if let Some(plan) = self.fragments.get(id) {
+                    for item in &plan.items {
+                        if let Some(c) = item.counts() {
+                            counts[self.policy.rt_ids[&item.resource_type]].add(c, 1);
+                        }
+                    }
+                    owners.push(plan.clone());
+                }
+                continue;
             }
             let Some(plan) = outcome.plan else { continue };
             for item in &plan.items {
@@ -215,7 +239,16 @@ impl Planner {
                 } else {
                     None
                 };
-                self.plan_owner(slot, scratch, prev, now, orders)
+                let mut outcome = self.plan_owner(slot, scratch, prev, now, orders);
+                // Unchanged since the last plan: the installed fragment stays, and the new copy
+                // is freed at once (a full re-plan would otherwise hold both until installed).
+                if let (Some(new), Some(prev)) = (outcome.plan.as_deref(), prev)
+                    && new == prev
+                {
+                    outcome.plan = None;
+                    outcome.same = true;
+                }
+                outcome
             })
             .collect()
     }
@@ -381,6 +414,7 @@ impl Planner {
         };
         OwnerOutcome {
             plan: plan.map(Box::new),
+            same: false,
             claims,
             established,
         }

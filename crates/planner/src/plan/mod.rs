@@ -167,8 +167,12 @@ impl Claims {
 /// Boxed parts: a full plan holds one outcome per owner at once, and most have no plan and
 /// unchanged established values (8 bytes each instead of a few hundred).
 struct OwnerOutcome {
-    /// `None` when everything is Verified.
+    /// `None` when everything is Verified, or when `same` says it is the installed fragment.
     plan: Option<Box<OwnerPlan>>,
+    /// The plan equals the owner's installed fragment, which stays (only [`Planner::plan_full`]
+    /// and [`Planner::simulate`] ask for this: a re-plan then holds one copy of an unchanged
+    /// fragment instead of two, and installs nothing for it).
+    same: bool,
     claims: Claims,
     /// The new established values, when they changed.
     established: Option<found::Established>,
