@@ -316,7 +316,7 @@ async fn a_group_deleted_within_the_existence_window_fails_the_write_then_is_rea
     .await;
 }
 
-/// Whether `ldapsearch` (OpenLDAP's client) lists `member` among the members of `group`.
+/// The members of `group` as `ldapsearch` (OpenLDAP's client) lists them, in lower case.
 fn ldapsearch_members(env: &AdEnv, group: &str) -> Vec<String> {
     let out = env.ldap_tool(
         "ldapsearch",
