@@ -6,9 +6,10 @@
 //! member. Nothing waits for a batch to fill: a write goes out as soon as the one before it on
 //! the group is done, so a lone order is never slowed.
 //!
-//! The outcome stays per order. A batch that fails is not attributed to anyone: each value is
-//! then written alone and each order gets its own result (a missing member, a missing group,
-//! a refused write name that order only). Membership writes are value-level and idempotent
+//! The outcome stays per order. A batch the directory refuses is not attributed to anyone:
+//! each value is then written alone and each order gets its own result (a missing member, a
+//! missing group, a refused write name that order only). A batch that times out or loses its
+//! connection fails every order in it alike, with that temporary failure. Membership writes are value-level and idempotent
 //! (permissive modify, or "already a member" taken as success), so writing a value again after
 //! a batch whose outcome is unknown is safe. An order that is cancelled while it leads a batch
 //! hands the batch on; its waiters that were already in flight write their values alone.
@@ -124,13 +125,23 @@ impl MemberWrites {
                     }
                     Ok(())
                 }
-                Err(_) => {
-                    // Each value alone, so that each order gets its own outcome.
+                // The directory refused the write: which value it refused is not said, so each
+                // value is written alone and each order gets its own outcome.
+                Err(LdapFailure::Result { .. }) => {
                     for w in others {
                         let result = send(vec![w.value]).await;
                         let _ = w.tx.send(Turn::Done(result));
                     }
                     send(vec![value]).await
+                }
+                // A timeout or a broken connection concerns every value alike (temporary: each
+                // order is retried); writing them one by one against a server that does not
+                // answer would make the last order wait for all the others' deadlines.
+                Err(failure) => {
+                    for w in others {
+                        let _ = w.tx.send(Turn::Done(Err(failure.clone())));
+                    }
+                    Err(failure)
                 }
             }
         };
@@ -286,6 +297,36 @@ mod tests {
         for v in values {
             assert!(all.iter().any(|w| w == v), "{v} written");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_times_out_fails_every_order_in_it_at_once() {
+        let writes = Arc::new(MemberWrites::new(64));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let (writes, calls) = (writes.clone(), calls.clone());
+                tokio::spawn(async move {
+                    writes
+                        .write("g", vec![i], |_| {
+                            let calls = calls.clone();
+                            async move {
+                                calls.fetch_add(1, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                Err(LdapFailure::Timeout("no answer".into()))
+                            }
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            let r = t.await.unwrap();
+            assert!(matches!(r, Err(LdapFailure::Timeout(_))), "{r:?}");
+        }
+        // No value-by-value retries: one write per batch.
+        assert!(calls.load(Ordering::SeqCst) < 12, "{calls:?}");
+        assert!(writes.queues().is_empty());
     }
 
     #[tokio::test]
