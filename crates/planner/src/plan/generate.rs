@@ -132,25 +132,21 @@ impl Planner {
             for (rt, idx) in outcome.claims.iter() {
                 claimed[rt][idx as usize] = true;
             }
-            if outcome.same {
-                // Unchanged: the installed fragment is the plan.
-                if let Some(plan) = self.fragments.get(id) {
-                    for item in &plan.items {
-                        if let Some(c) = item.counts() {
-                            counts[self.policy.rt_ids[&item.resource_type]].add(c, 1);
-                        }
-                    }
-                    owners.push(plan.clone());
-                }
-                continue;
-            }
-            let Some(plan) = outcome.plan else { continue };
+            // Unchanged: the installed fragment is the plan.
+            let plan = match (outcome.same, outcome.plan) {
+                (true, _) => match self.fragments.get(id) {
+                    Some(plan) => plan.clone(),
+                    None => continue,
+                },
+                (false, Some(plan)) => Arc::new(*plan),
+                (false, None) => continue,
+            };
             for item in &plan.items {
                 if let Some(c) = item.counts() {
                     counts[self.policy.rt_ids[&item.resource_type]].add(c, 1);
                 }
             }
-            owners.push(Arc::new(*plan));
+            owners.push(plan);
         }
         let mut orphans = Vec::new();
         for (rt, store) in self.targets.iter().enumerate() {
