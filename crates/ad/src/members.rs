@@ -107,11 +107,8 @@ impl MemberWrites {
                 Err(_) => return send(vec![value]).await,
             },
         };
-        let mut lead = Lead {
-            writes: self,
-            key,
-            armed: true,
-        };
+        // Handed on when dropped: after the write below, or when this order is cancelled.
+        let lead = Lead { writes: self, key };
         let result = if others.is_empty() {
             send(vec![value]).await
         } else {
@@ -145,7 +142,7 @@ impl MemberWrites {
                 }
             }
         };
-        lead.hand_over();
+        drop(lead);
         result
     }
 }
@@ -155,15 +152,10 @@ impl MemberWrites {
 struct Lead<'a> {
     writes: &'a MemberWrites,
     key: &'a str,
-    armed: bool,
 }
 
-impl Lead<'_> {
-    fn hand_over(&mut self) {
-        if !self.armed {
-            return;
-        }
-        self.armed = false;
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
         let mut queues = self.writes.queues();
         loop {
             let Some(waiting) = queues.get_mut(self.key) else {
@@ -185,12 +177,6 @@ impl Lead<'_> {
                 Err(Turn::Done(_)) => unreachable!("a lead was sent"),
             }
         }
-    }
-}
-
-impl Drop for Lead<'_> {
-    fn drop(&mut self) {
-        self.hand_over();
     }
 }
 
