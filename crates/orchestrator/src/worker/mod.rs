@@ -241,7 +241,8 @@ impl std::fmt::Debug for Worker {
 /// order and the same or better throughput than two in `benches/workers.rs`.
 const RECORD_FLUSHES: usize = 1;
 
-/// How long a worker trusts the shared breaker it read last.
+/// How long a worker trusts the shared breaker it read last, when that was closed with no
+/// failures or open.
 const BREAKER_CACHE: Duration = Duration::from_millis(500);
 
 /// What became of one claimed order.
@@ -752,7 +753,15 @@ impl Inner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(conn)
-            .filter(|(_, at)| at.elapsed() < BREAKER_CACHE)
+            // A connection with failures is read at the source for every call: another
+            // worker's failure may have opened the breaker since this one last looked.
+            .filter(|(v, at)| {
+                at.elapsed() < BREAKER_CACHE
+                    && matches!(
+                        v,
+                        SharedBreaker::Closed { failures: 0 } | SharedBreaker::Open { .. }
+                    )
+            })
             .map(|(v, at)| match *v {
                 SharedBreaker::Open { remaining } => SharedBreaker::Open {
                     remaining: remaining.saturating_sub(at.elapsed()),

@@ -307,9 +307,12 @@ async fn a_shared_breaker_stops_every_worker_and_one_probe_closes_it() {
         ),
         "the breaker opened"
     );
+    // Each worker holds up to concurrency + claim batch (2 + 2) orders; a failure reaches
+    // the shared breaker after its outcome is recorded. So the calls before the breaker
+    // stops them are at most the threshold plus every order the workers hold.
     assert!(
-        calls_while_open <= 3 + 2 * 3,
-        "the threshold plus what was in flight, not one more per worker: {calls_while_open}"
+        calls_while_open <= 3 + 3 * (2 + 2),
+        "the threshold plus what the workers hold, not a cache period of calls: {calls_while_open}"
     );
     let health = workers[1].health().await;
     assert_eq!(health.open_breakers, vec!["conn".into()]);
@@ -344,6 +347,56 @@ async fn a_shared_breaker_stops_every_worker_and_one_probe_closes_it() {
     // Fewer probes than workers × open periods: one worker probes for all.
     let probes = target.probes.load(Ordering::SeqCst);
     assert!(probes <= probes_while_down + 2, "probes {probes}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_saw_failures_reads_the_shared_breaker_before_its_next_call() {
+    let store = Arc::new(MemoryStore::new());
+    let target = Arc::new(Target::new(Duration::from_millis(1)));
+    target.down.store(true, Ordering::SeqCst);
+    let mut p = policy(4);
+    p.breaker.failure_threshold = 3;
+    p.breaker.open_for = Duration::from_secs(2);
+    p.retry.max_attempts = 1000;
+    p.retry.initial_backoff = Duration::from_millis(300);
+    p.retry.max_backoff = Duration::from_millis(300);
+    p.budget.min_per_second = 1000.0;
+    let w = worker(&target, &store, p, settings("w", 1));
+    w.plan(vec![order(1)]).await.unwrap();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let (w, stop) = (w.clone(), stop.clone());
+        async move { w.run(stop).await }
+    });
+    // The worker's own failure is in the shared breaker (and in the worker's view of it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while store.breaker(&"conn".into()).await.unwrap() != (SharedBreaker::Closed { failures: 1 }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first failure was recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Other workers' failures open it before this worker's retry is due.
+    for _ in 0..2 {
+        store
+            .breaker_failure(&"conn".into(), 3, Duration::from_secs(2))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        store.breaker(&"conn".into()).await.unwrap(),
+        SharedBreaker::Open { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        target.calls.load(Ordering::SeqCst),
+        1,
+        "the retry saw the open breaker, not the closed one this worker read before"
+    );
+    stop.cancel();
+    let report = run.await.unwrap().unwrap();
+    assert!(report.deferred >= 1, "{report:?}");
 }
 
 #[test]
