@@ -26,8 +26,13 @@
 //! Without the server's environment the bench prints that it skipped. Knobs:
 //! `AUTOPROV_BENCH_ORDERS` (N, default 200), `AUTOPROV_BENCH_CONCURRENCY` (C, default 8),
 //! `AUTOPROV_BENCH_ACCOUNTS` (default 5000), `AUTOPROV_BENCH_ROUNDS` (interleaved rounds,
-//! default 15), `AUTOPROV_BENCH_CRITERION=0` (only the interleaved rounds).
+//! default 15), `AUTOPROV_BENCH_CRITERION=0` (only the interleaved rounds),
+//! `AUTOPROV_BENCH_ONLY=export` (only the comparisons whose label contains it). Each
+//! comparison also prints the CPU per item of this client and of Samba on each side.
 #![allow(clippy::disallowed_methods)] // examples, benchmarks and tests may read the wall clock
+
+#[path = "support/cpu.rs"]
+mod cpu;
 
 use autoprov::ad::AdConnector;
 use autoprov::connector::{Connector, ExportItem, ExportRequest, Fulfillment};
@@ -396,7 +401,39 @@ impl Fixture {
 }
 
 /// A comparison: its label, its two sides, the items per round, and each round's two times.
-type Comparison = (&'static str, Side, Side, usize, Vec<(Duration, Duration)>);
+/// A comparison: its label, its two sides, the items per round, and per round each side's
+/// wall time and CPU (this client's, Samba's).
+type Comparison = (
+    &'static str,
+    Side,
+    Side,
+    usize,
+    Vec<(Duration, Duration)>,
+    Cpu,
+);
+
+/// Summed CPU time of each side of a comparison: this client's and Samba's.
+#[derive(Default)]
+struct Cpu {
+    client: [Duration; 2],
+    samba: [Duration; 2],
+}
+
+impl Cpu {
+    /// Runs `side` as side `i` (0 or 1), adding its CPU; returns its wall time.
+    async fn measure(&mut self, i: usize, fixture: &Fixture, side: Side) -> Duration {
+        let (client, samba) = cpu::cpu();
+        let wall = fixture.run(side).await;
+        let (client_after, samba_after) = cpu::cpu();
+        if let (Some(a), Some(b)) = (client, client_after) {
+            self.client[i] += b.saturating_sub(a);
+        }
+        if let (Some(a), Some(b)) = (samba, samba_after) {
+            self.samba[i] += b.saturating_sub(a);
+        }
+        wall
+    }
+}
 
 /// A criterion group: its name, the elements per iteration, and its (bench name, side) pairs.
 type CriterionGroup = (&'static str, u64, &'static [(&'static str, Side)]);
@@ -503,6 +540,7 @@ fn main() {
             Side::Bare(Bare::Modify),
             n,
             Vec::new(),
+            Cpu::default(),
         ),
         (
             "modified, orders with current values: connector / bare ldap3 compare-and-swap (the same LDAP operations)",
@@ -510,6 +548,7 @@ fn main() {
             Side::Bare(Bare::CompareAndSwap),
             n,
             Vec::new(),
+            Cpu::default(),
         ),
         (
             "modified, orders without values: connector / bare ldap3 read+modify (the same LDAP operations)",
@@ -517,6 +556,7 @@ fn main() {
             Side::Bare(Bare::ReadModify),
             n,
             Vec::new(),
+            Cpu::default(),
         ),
         (
             "paged export: connector / bare ldap3 (target >= 0.95)",
@@ -524,8 +564,13 @@ fn main() {
             Side::BareExport,
             fixture.accounts,
             Vec::new(),
+            Cpu::default(),
         ),
     ];
+    // `AUTOPROV_BENCH_ONLY=export` (any part of a label) keeps only the matching comparisons.
+    if let Ok(only) = std::env::var("AUTOPROV_BENCH_ONLY") {
+        pairs.retain(|p| p.0.contains(only.as_str()));
+    }
     rt.block_on(async {
         // Warm-up, untimed: first connections, the connector's schema cache.
         for side in [
@@ -537,13 +582,14 @@ fn main() {
             fixture.run(side).await;
         }
         for round in 0..rounds {
-            for (_, a, b, _, times) in pairs.iter_mut() {
+            for (_, a, b, _, times, cpu) in pairs.iter_mut() {
+                let f = &fixture;
                 let (ta, tb) = if round % 2 == 0 {
-                    let ta = fixture.run(*a).await;
-                    (ta, fixture.run(*b).await)
+                    let ta = cpu.measure(0, f, *a).await;
+                    (ta, cpu.measure(1, f, *b).await)
                 } else {
-                    let tb = fixture.run(*b).await;
-                    (fixture.run(*a).await, tb)
+                    let tb = cpu.measure(1, f, *b).await;
+                    (cpu.measure(0, f, *a).await, tb)
                 };
                 times.push((ta, tb));
             }
@@ -553,7 +599,7 @@ fn main() {
         "\nad_fulfill summary: {rounds} interleaved rounds; N = {n} Modified orders per round at concurrency {} over {CONNECTIONS} connections; export of {} accounts, page size {PAGE_SIZE}",
         fixture.concurrency, fixture.accounts
     );
-    for (label, _, _, items, times) in &pairs {
+    for (label, _, _, items, times, cpu) in &pairs {
         let total_a: Duration = times.iter().map(|t| t.0).sum();
         let total_b: Duration = times.iter().map(|t| t.1).sum();
         let rate_a = per_second(items * times.len(), total_a);
@@ -567,6 +613,15 @@ fn main() {
         println!(
             "  {label}: {rate_a:.0}/s vs {rate_b:.0}/s, ratio {:.2} (median of rounds {per_round:.2})",
             rate_a / rate_b
+        );
+        // Where the time goes: the client and the directory share the cores.
+        let per_item = |d: Duration| d.as_secs_f64() * 1e6 / (items * times.len()) as f64;
+        println!(
+            "    CPU per item: client {:.0} vs {:.0} µs, samba {:.0} vs {:.0} µs",
+            per_item(cpu.client[0]),
+            per_item(cpu.client[1]),
+            per_item(cpu.samba[0]),
+            per_item(cpu.samba[1]),
         );
         // For `scripts/bench.sh`, which regenerates the README's figures.
         let figure = if label

@@ -54,6 +54,9 @@
 //! `CI=true`).
 #![allow(clippy::disallowed_methods)] // examples, benchmarks and tests may read the wall clock
 
+#[path = "support/cpu.rs"]
+mod cpu;
+
 use autoprov::core::{Owner, ScalarValue, Thresholds};
 use autoprov::orchestrator::Planner;
 use autoprov::orchestrator::demo;
@@ -65,6 +68,7 @@ use autoprov::planner::policy::NavigationRule;
 use autoprov_ad::test_fixtures::{self, AdEnv, Admin};
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
+use cpu::cpu;
 use futures::FutureExt as _;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, Mod, Scope, SearchEntry};
@@ -730,35 +734,6 @@ impl Way {
             Way::Bare(n) => format!("ldap3_c{n}"),
         }
     }
-}
-
-/// CPU time (user + system) of this process and its waited-for children (`ldapmodify`), and of
-/// every `samba` process, from `/proc`: where each way spends the machine. `None` off Linux.
-fn cpu() -> (Option<Duration>, Option<Duration>) {
-    let ticks = |stat: &str, fields: &[usize]| -> Option<Duration> {
-        // After the command name in parentheses, fields count from 3 (state).
-        let rest = stat.rsplit_once(')')?.1;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let sum: u64 = fields
-            .iter()
-            .map(|i| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()))
-            .sum::<Option<u64>>()?;
-        // USER_HZ is 100 on every Linux this runs on.
-        Some(Duration::from_millis(sum * 10))
-    };
-    let own = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| ticks(&s, &[14, 15, 16, 17]));
-    let samba = std::fs::read_dir("/proc").ok().map(|dir| {
-        dir.flatten()
-            .filter(|e| {
-                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c.starts_with(b"samba"))
-            })
-            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-            .filter_map(|s| ticks(&s, &[14, 15]))
-            .sum()
-    });
-    (own, samba)
 }
 
 /// Samba's CPU time so far (zero where it cannot be read).
