@@ -461,12 +461,13 @@ async fn stream_search(
 async fn complete_ranges(pool: &ServerPool, entry: &mut Entry) -> Result<(), LdapFailure> {
     let ranged: Vec<String> = entry
         .attrs
-        .keys()
-        .filter(|k| k.contains(";range="))
+        .iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.contains(";range="))
         .cloned()
         .collect();
     for key in ranged {
-        let Some((_, (name, mut values))) = entry.attrs.remove_entry(&key) else {
+        let Some((name, mut values)) = entry.remove(&key) else {
             continue;
         };
         let (attr, range) = name.split_once(";range=").unwrap_or((&name, "*"));
@@ -480,7 +481,7 @@ async fn complete_ranges(pool: &ServerPool, entry: &mut Entry) -> Result<(), Lda
             let Some(more) = pool.read(&entry.dn, &[request], &[]).await? else {
                 break;
             };
-            let Some((more_name, more_values)) = more.attrs.into_values().find(|(n, _)| {
+            let Some((more_name, more_values)) = more.attrs.into_iter().find(|(n, _)| {
                 n.to_ascii_lowercase()
                     .starts_with(&format!("{};range=", attr.to_ascii_lowercase()))
             }) else {
@@ -493,12 +494,7 @@ async fn complete_ranges(pool: &ServerPool, entry: &mut Entry) -> Result<(), Lda
                 .unwrap_or("*")
                 .to_owned();
         }
-        entry
-            .attrs
-            .entry(attr.to_ascii_lowercase())
-            .or_insert_with(|| (attr.clone(), Vec::new()))
-            .1
-            .extend(values);
+        entry.add(attr, values);
     }
     Ok(())
 }
@@ -591,7 +587,6 @@ pub(crate) fn to_resource(
     }
     let mut take = |attr: &str| {
         entry
-            .attrs
             .remove(attr)
             .map(|(_, values)| references(into_texts(values)))
             .unwrap_or_default()
@@ -611,8 +606,8 @@ pub(crate) fn to_resource(
             PropertyValue::References(member),
         );
     }
-    for (lower, (name, values)) in entry.attrs {
-        if NOT_EXPORTED.contains(&lower.as_str()) || lower.contains(';') {
+    for (name, values) in entry.attrs {
+        if NOT_EXPORTED.iter().any(|n| n.eq_ignore_ascii_case(&name)) || name.contains(';') {
             continue;
         }
         let property = m.property_of(&name);
@@ -739,12 +734,9 @@ mod tests {
             ..Entry::default()
         };
         let mut put = |name: &str, values: Vec<&[u8]>| {
-            e.attrs.insert(
-                name.to_ascii_lowercase(),
-                (
-                    name.to_owned(),
-                    values.into_iter().map(<[u8]>::to_vec).collect(),
-                ),
+            e.add(
+                name.to_owned(),
+                values.into_iter().map(<[u8]>::to_vec).collect(),
             );
         };
         put(

@@ -19,7 +19,7 @@ use futures::future::BoxFuture;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::RawControl;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -40,39 +40,57 @@ pub(crate) fn control(oid: &str) -> RawControl {
     }
 }
 
-/// One entry of a search result: its DN and its attributes as raw values, by lower-case name.
+/// One entry of a search result: its DN and its attributes as raw values. Attribute names
+/// are matched without regard to case, as LDAP does; each name appears once, as the server
+/// spelled it. A list rather than a map: an entry has a few dozen attributes, read a few times
+/// each, and building a map of lower-cased names cost more than the lookups it saved.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Entry {
     pub dn: String,
-    /// lower-case attribute name ⇒ (name as the server spelled it, values)
-    pub attrs: HashMap<String, (String, Vec<Vec<u8>>)>,
+    /// (name as the server spelled it, values)
+    pub attrs: Vec<(String, Vec<Vec<u8>>)>,
 }
 
 impl Entry {
     pub(crate) fn from_search(e: SearchEntry) -> Self {
-        let mut attrs: HashMap<String, (String, Vec<Vec<u8>>)> = HashMap::new();
-        for (name, values) in e.attrs {
-            attrs
-                .entry(name.to_ascii_lowercase())
-                .or_insert_with(|| (name.clone(), Vec::new()))
-                .1
-                .extend(values.into_iter().map(String::into_bytes));
-        }
+        let mut attrs: Vec<(String, Vec<Vec<u8>>)> =
+            Vec::with_capacity(e.attrs.len() + e.bin_attrs.len());
+        // Values are moved: a `String`'s buffer becomes the `Vec<u8>` (collected in place).
+        // The text attributes come from a map, so their names are distinct.
+        attrs.extend(e.attrs.into_iter().map(|(name, values)| {
+            let values: Vec<Vec<u8>> = values.into_iter().map(String::into_bytes).collect();
+            (name, values)
+        }));
+        let mut entry = Self { dn: e.dn, attrs };
         for (name, values) in e.bin_attrs {
-            attrs
-                .entry(name.to_ascii_lowercase())
-                .or_insert_with(|| (name.clone(), Vec::new()))
-                .1
-                .extend(values);
+            entry.add(name, values);
         }
-        Self { dn: e.dn, attrs }
+        entry
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.attrs
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Adds values to an attribute, creating it under `name` when the entry has none.
+    pub(crate) fn add(&mut self, name: String, values: Vec<Vec<u8>>) {
+        match self.position(&name) {
+            Some(i) => self.attrs[i].1.extend(values),
+            None => self.attrs.push((name, values)),
+        }
+    }
+
+    /// Takes an attribute out: its name as spelled and its values.
+    pub(crate) fn remove(&mut self, name: &str) -> Option<(String, Vec<Vec<u8>>)> {
+        self.position(name).map(|i| self.attrs.swap_remove(i))
     }
 
     /// The values of an attribute (case-insensitive name).
     pub(crate) fn values(&self, name: &str) -> &[Vec<u8>] {
-        self.attrs
-            .get(&name.to_ascii_lowercase())
-            .map(|(_, v)| v.as_slice())
+        self.position(name)
+            .map(|i| self.attrs[i].1.as_slice())
             .unwrap_or(&[])
     }
 
@@ -805,5 +823,42 @@ mod tls_tests {
     fn a_ca_without_a_certificate_is_a_settings_error() {
         let e = rustls_config(Some(b"no PEM here"), true).unwrap_err();
         assert_eq!(e.setting, "Tls.CaCertificate", "{e}");
+    }
+}
+
+#[cfg(test)]
+mod entry_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn attribute_names_match_without_case_and_values_of_one_name_are_merged() {
+        let search = SearchEntry {
+            dn: "CN=a,DC=example,DC=test".into(),
+            attrs: HashMap::from([
+                (
+                    "memberOf".to_owned(),
+                    vec!["CN=g,DC=example,DC=test".to_owned()],
+                ),
+                ("cn".to_owned(), vec!["a".to_owned()]),
+            ]),
+            bin_attrs: HashMap::from([
+                ("objectGUID".to_owned(), vec![vec![0u8; 16]]),
+                // The same attribute as a text one, spelled otherwise: one attribute.
+                ("MEMBEROF".to_owned(), vec![vec![0xff, 0xfe]]),
+            ]),
+        };
+        let mut e = Entry::from_search(search);
+        assert_eq!(e.attrs.len(), 3);
+        assert_eq!(e.values("objectguid"), &[vec![0u8; 16]]);
+        assert_eq!(e.values("CN"), &[b"a".to_vec()]);
+        assert_eq!(e.values("memberof").len(), 2);
+        assert!(e.values("sn").is_empty());
+        let (name, values) = e.remove("MemberOf").expect("present");
+        assert_eq!((name.as_str(), values.len()), ("memberOf", 2));
+        assert!(e.remove("memberOf").is_none());
+        e.add("Member".into(), vec![b"x".to_vec()]);
+        e.add("member".into(), vec![b"y".to_vec()]);
+        assert_eq!(e.values("MEMBER"), &[b"x".to_vec(), b"y".to_vec()]);
     }
 }
