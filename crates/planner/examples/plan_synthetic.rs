@@ -76,6 +76,7 @@ fn main() {
     load_planner += upsert_owner_time;
     let load = t.elapsed();
     let load_cpu = cpu_seconds() - cpu;
+    let peak_after_load = peak_mib();
 
     let repeat: usize = std::env::var("PLAN_REPEAT")
         .ok()
@@ -149,6 +150,10 @@ fn main() {
     if let Some(generate) = generate {
         print!("generate={generate:.2?} ");
     }
+    if let (Some(load), Some(all), Some(now)) = (peak_after_load, peak_mib(), status_mib("VmRSS:"))
+    {
+        print!("peak_after_load={load}MiB peak={all}MiB rss_at_end={now}MiB ");
+    }
     println!(
         "identities={n} threads={} load={load:.2?} load_planner={load_planner:.2?} \
          load_generate={:.2?} load_cpu={load_cpu:.2}s \
@@ -181,4 +186,18 @@ fn cpu_seconds() -> f64 {
         .sum();
     // The kernel reports in USER_HZ, 100 on Linux.
     ticks / 100.0
+}
+
+/// The peak resident set so far (`VmHWM` of `/proc/self/status`), in MiB; `None` where it
+/// cannot be read.
+fn peak_mib() -> Option<u64> {
+    status_mib("VmHWM:")
+}
+
+/// A memory line of `/proc/self/status` (`VmRSS:`, `VmHWM:`), in MiB.
+fn status_mib(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
