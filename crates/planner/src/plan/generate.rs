@@ -32,6 +32,7 @@ impl Planner {
         // otherwise walk; dropped first, they make room for the plan.
         self.dirty = FxHashSet::default();
         self.dirty_targets = FxHashSet::default();
+        self.fresh = false;
         let outcomes = self.compute_all(now, orders);
         let mut claimed: Vec<Vec<bool>> = self
             .targets

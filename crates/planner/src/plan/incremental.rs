@@ -18,12 +18,32 @@ impl Planner {
 
     /// Marks every owner dirty.
     pub fn mark_all_dirty(&mut self) {
+        if self.fresh {
+            return;
+        }
         self.dirty.extend(self.owners.keys().cloned());
     }
 
     /// How many owners are dirty.
     pub fn dirty_count(&self) -> usize {
-        self.dirty.len()
+        if self.fresh {
+            self.owners.len()
+        } else {
+            self.dirty.len()
+        }
+    }
+
+    /// Files every owner and every target as dirty, when nothing was planned yet (see
+    /// `Planner::fresh`); from then on changes are filed one by one.
+    pub(super) fn end_fresh(&mut self) {
+        if !std::mem::take(&mut self.fresh) {
+            return;
+        }
+        self.dirty.extend(self.owners.keys().cloned());
+        for (rt, store) in self.targets.iter().enumerate() {
+            self.dirty_targets
+                .extend(store.iter().map(|(_, t)| (rt, t.id.clone())));
+        }
     }
 
     pub(super) fn mark_target_owners_dirty(&mut self, rt: usize, key_values: &[Option<String>]) {
@@ -46,6 +66,7 @@ impl Planner {
         options: PlanOptions,
         orders: &OrderStates,
     ) -> PlanDelta {
+        self.end_fresh();
         let mut dirty: Vec<OwnerId> = std::mem::take(&mut self.dirty).into_iter().collect();
         dirty.sort_unstable();
         let outcomes = self.compute_owners(dirty.iter(), now, orders);

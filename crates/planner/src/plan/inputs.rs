@@ -48,7 +48,9 @@ impl Planner {
                 }),
             );
         }
-        self.dirty.insert(id);
+        if !self.fresh {
+            self.dirty.insert(id);
+        }
     }
 
     /// Removes an owner (it left the source). Its targets become orphans at the next planning
@@ -115,6 +117,13 @@ impl Planner {
     }
 
     fn insert_target(&mut self, rt: usize, target: Target) {
+        if self.fresh {
+            // Everything is dirty until the first plan: only the target store is filed.
+            let keys = &self.keys[rt];
+            let new_keys = Self::target_key_values(keys, &target);
+            self.targets[rt].upsert(target, new_keys, |old| Self::target_key_values(keys, old));
+            return;
+        }
         let id = target.id.clone();
         let keys = &self.keys[rt];
         let new_keys = Self::target_key_values(keys, &target);

@@ -216,6 +216,10 @@ pub struct Planner {
     /// Hash sets (sorted when drained): loading a million owners marks a million of them.
     dirty: FxHashSet<OwnerId>,
     dirty_targets: FxHashSet<(usize, ResourceId)>,
+    /// Nothing was planned yet: every owner and every target is dirty, and the sets above are
+    /// not kept (a first load of a million identities would otherwise file each twice, and
+    /// look up, for every target, the owners it correlates with only to mark them again).
+    fresh: bool,
     /// Owners removed, or whose values could not be written, since
     /// [`Planner::take_owned_changes`] (the others are flagged in their slot).
     owned_changed: FxHashSet<OwnerId>,
@@ -233,7 +237,7 @@ impl std::fmt::Debug for Planner {
                 &self.targets.iter().map(TargetStore::len).sum::<usize>(),
             )
             .field("fragments", &self.fragments.len())
-            .field("dirty", &self.dirty.len())
+            .field("dirty", &self.dirty_count())
             .finish()
     }
 }
@@ -309,6 +313,7 @@ impl Planner {
             role_grants,
             dirty: FxHashSet::default(),
             dirty_targets: FxHashSet::default(),
+            fresh: true,
             owned_changed: FxHashSet::default(),
             owned_scan: false,
         })

@@ -117,3 +117,62 @@ fn a_full_re_plan_keeps_unchanged_fragments_and_replaces_changed_ones() {
     );
     assert!(second.owners.iter().any(|o| o.owner == kept));
 }
+
+/// Until its first plan a planner files no dirty owner or target one by one (a first load of
+/// a million identities did it twice per identity); a first incremental plan then takes every
+/// owner and every target, and leaves the planner as a full plan would.
+#[test]
+fn a_first_incremental_plan_after_a_load_is_the_full_plan() {
+    let mut org = SyntheticOrg::new(2_000);
+    org.drift_percent = 20;
+    org.orphans = 3;
+    let orders = autoprov_planner::OrderStates::new();
+    let now = org.now();
+    let account = autoprov_planner::synthetic::ACCOUNT_TYPE.into();
+    let changes = |planner: &mut autoprov_planner::Planner| {
+        // Changes before the first plan: an owner leaves, one changes, a target goes.
+        assert!(planner.remove_owner(&org.owner_id(7)).is_some());
+        planner.upsert_owner(org.owner(8).with("title", "T29-new"));
+        let gone = org
+            .identities()
+            .filter_map(|(_, target)| target)
+            .nth(9)
+            .expect("ten accounts")
+            .id;
+        assert!(planner.remove_target(&account, &gone).unwrap());
+    };
+    let mut full = org.planner();
+    changes(&mut full);
+    let expected = full.plan_full(now, PlanOptions::default(), &orders);
+
+    let mut incremental = org.planner();
+    changes(&mut incremental);
+    assert_eq!(
+        incremental.dirty_count(),
+        org.identities - 1,
+        "every owner is dirty"
+    );
+    let delta = incremental.plan_incremental(now, PlanOptions::default(), &orders);
+    assert_eq!(
+        delta.owners.len(),
+        org.identities - 1,
+        "every owner re-planned"
+    );
+    assert!(
+        delta.orphans.iter().filter(|o| o.2.is_some()).count() >= 3,
+        "the orphans were checked: {:?}",
+        delta.orphans.len()
+    );
+    assert_eq!(incremental.dirty_count(), 0);
+    assert_eq!(
+        incremental.current_plan(PlanOptions::default()).to_json(),
+        expected.to_json()
+    );
+    assert!(!expected.has_no_orders());
+
+    // From then on, changes are filed one by one.
+    incremental.upsert_owner(org.owner(10).with("title", "T28-new"));
+    assert_eq!(incremental.dirty_count(), 1);
+    let delta = incremental.plan_incremental(now, PlanOptions::default(), &orders);
+    assert_eq!(delta.owners.len(), 1);
+}
