@@ -9,7 +9,9 @@
 //!    since the cookie (a rename or a move), sends again the entries on the other side of its
 //!    links;
 //! 2. finds the OUs and containers renamed or moved since the cookie and sends again every
-//!    exported entry below them, and the other side of their links.
+//!    exported entry below them, and the other side of their links;
+//! 3. sends again every exported entry whose DN-valued properties (`manager`, `managedBy`: the
+//!    mapping's references, also links in AD) name an entry renamed or moved in 1 or 2.
 //!
 //! When the metadata cannot be read (a delegated account without the right), an entry counts
 //! as renamed: more is sent, never less.
@@ -33,6 +35,8 @@ pub(crate) struct Links {
     sent: HashSet<(usize, String)>,
     /// Entries on the other side of a renamed entry's links: lower-case DN ⇒ DN.
     linked: BTreeMap<String, String>,
+    /// The new DNs of the entries renamed or moved: lower-case DN ⇒ DN.
+    renamed: BTreeMap<String, String>,
 }
 
 impl Links {
@@ -47,6 +51,8 @@ impl Links {
             {
                 self.linked.insert(dn.to_ascii_lowercase(), dn);
             }
+            self.renamed
+                .insert(entry.dn.to_ascii_lowercase(), entry.dn.clone());
         }
         self.sent
             .insert((entity_type, entry.dn.to_ascii_lowercase()))
@@ -98,6 +104,55 @@ impl Links {
                 .collect();
             for (i, (entity_type, m)) in plan.types.iter().enumerate() {
                 let filter = format!("(&{}(|{dns}))", m.filter);
+                let attrs = attributes(m, true);
+                let more = search(plan, pool, base, &filter, &attrs, &[], tx, |entry| {
+                    self.note(i, &entry, false)
+                        .then(|| to_resource(entry, entity_type, m).map(ExportItem::Resource))
+                        .flatten()
+                })
+                .await?;
+                if !more {
+                    return Ok(false);
+                }
+            }
+        }
+        self.send_referencing(plan, pool, base, tx).await
+    }
+
+    /// Sends again the entries whose reference attributes name a renamed entry: AD rewrote
+    /// those values without moving the referencing entries' `uSNChanged`.
+    async fn send_referencing(
+        &mut self,
+        plan: &Plan,
+        pool: &ServerPool,
+        base: &str,
+        tx: &mut Tx,
+    ) -> Result<bool, ConnectorError> {
+        let renamed: Vec<String> = std::mem::take(&mut self.renamed).into_values().collect();
+        for (i, (entity_type, m)) in plan.types.iter().enumerate() {
+            let referencing: Vec<&str> = m
+                .references
+                .iter()
+                .map(|p| m.attribute_of(p))
+                .filter(|a| {
+                    // Memberships are sent by the links pass.
+                    !["member", "memberof"]
+                        .iter()
+                        .any(|l| a.eq_ignore_ascii_case(l))
+                })
+                .collect();
+            if referencing.is_empty() {
+                continue;
+            }
+            for chunk in renamed.chunks(CHUNK) {
+                let any: String = chunk
+                    .iter()
+                    .flat_map(|dn| {
+                        let dn = ldap3::ldap_escape(dn.as_str());
+                        referencing.iter().map(move |attr| format!("({attr}={dn})"))
+                    })
+                    .collect();
+                let filter = format!("(&{}(|{any}))", m.filter);
                 let attrs = attributes(m, true);
                 let more = search(plan, pool, base, &filter, &attrs, &[], tx, |entry| {
                     self.note(i, &entry, false)

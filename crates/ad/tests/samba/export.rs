@@ -347,3 +347,92 @@ async fn an_ou_renamed_by_hand_sends_its_entries_and_their_groups_again() {
     })
     .await;
 }
+
+/// Renaming a manager by hand changes the `manager` its reports read (a link, like
+/// `member`), without moving their `uSNChanged`: the incremental export sends the reports
+/// again with the new DN, and does not send entries that do not reference it. Checked
+/// against `ldapsearch`.
+#[tokio::test]
+async fn a_manager_renamed_by_hand_sends_the_entries_that_reference_it_again() {
+    let Some(env) = ad_env("a_manager_renamed_by_hand_sends_the_entries_that_reference_it_again")
+    else {
+        return;
+    };
+    in_ou(&env.clone(), "mgrrename", |admin, ou| async move {
+        let ad = connector(&env).await;
+        let boss = apply(
+            &ad,
+            &order(
+                ChangeType::Added,
+                "user",
+                user(&ou, "Boss", true, &[]),
+                None,
+            ),
+        )
+        .await;
+        let mut c = user(&ou, "Ann", true, &[]);
+        c.set_reference("manager", Reference::dn(boss.resource_id.as_str()));
+        let ann = apply(&ad, &order(ChangeType::Added, "user", c, None)).await;
+        let other = apply(
+            &ad,
+            &order(
+                ChangeType::Added,
+                "user",
+                user(&ou, "Other", true, &[]),
+                None,
+            ),
+        )
+        .await;
+        let first = ad
+            .export_all(ExportRequest::complete().within(ou.as_str()))
+            .await
+            .unwrap();
+        let mut incremental = ExportRequest::incremental(first.cookie.unwrap());
+        incremental.scope = Some(ou.clone());
+
+        let out = env.ldap_tool("ldapmodrdn", &["-r", boss.resource_id.as_str(), "CN=Chief"]);
+        assert!(out.status.success(), "ldapmodrdn: {out:?}");
+        let chief = format!("CN=Chief,{ou}");
+        let seen = env.ldap_tool(
+            "ldapsearch",
+            &[
+                "-LLL",
+                "-o",
+                "ldif-wrap=no",
+                "-b",
+                ann.resource_id.as_str(),
+                "-s",
+                "base",
+                "manager",
+            ],
+        );
+        let seen = String::from_utf8_lossy(&seen.stdout).to_string();
+        assert!(seen.contains(&chief), "ldapsearch shows {seen}");
+
+        let delta = ad.export_all(incremental).await.unwrap();
+        let sent = |stable: &autoprov_core::StableId| {
+            delta
+                .resources
+                .iter()
+                .find(|r| r.stable_id.as_ref() == Some(stable))
+        };
+        let a = sent(ann.stable_id.as_ref().unwrap())
+            .unwrap_or_else(|| panic!("Ann is not sent again: {:?}", delta.resources));
+        let manager = match a.get("manager") {
+            Some(PropertyValue::Reference(r)) => r.get("dn").unwrap_or_default().to_owned(),
+            v => panic!("Ann's manager: {v:?}"),
+        };
+        assert!(manager.eq_ignore_ascii_case(&chief), "{manager}");
+        assert!(
+            sent(boss.stable_id.as_ref().unwrap()).is_some(),
+            "the renamed entry itself is sent"
+        );
+        assert!(
+            sent(other.stable_id.as_ref().unwrap()).is_none(),
+            "an entry that does not reference it is not: {:?}",
+            delta.resources
+        );
+        let _ = admin;
+    })
+    .await;
+}
