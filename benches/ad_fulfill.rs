@@ -614,6 +614,11 @@ fn main() {
             "  {label}: {rate_a:.0}/s vs {rate_b:.0}/s, ratio {:.2} (median of rounds {per_round:.2})",
             rate_a / rate_b
         );
+        let rounds: Vec<String> = times
+            .iter()
+            .map(|(a, b)| format!("{:.2}", b.as_secs_f64() / a.as_secs_f64()))
+            .collect();
+        println!("    rounds (even: connector first): {}", rounds.join(" "));
         // Where the time goes: the client and the directory share the cores.
         let per_item = |d: Duration| d.as_secs_f64() * 1e6 / (items * times.len()) as f64;
         println!(

@@ -25,8 +25,8 @@ use autoprov_core::{PropertyValue, Reference, Resource, ScalarValue, StableId};
 use base64::Engine as _;
 use futures::channel::mpsc;
 use futures::{SinkExt as _, StreamExt as _};
+use ldap3::Scope;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{Scope, SearchEntry};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -425,7 +425,7 @@ async fn stream_search(
     loop {
         let next = stream.next().await.map_err(here)?;
         let Some(raw) = next else { break };
-        let mut entry = Entry::from_search(SearchEntry::construct(raw));
+        let mut entry = Entry::from_result(raw).map_err(here)?;
         complete_ranges(pool, &mut entry)
             .await
             .map_err(|f| (f, false))?;

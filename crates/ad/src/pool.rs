@@ -17,8 +17,9 @@ use autoprov_connector::dn::Dn;
 use autoprov_core::{SECRET_MASK, Secret};
 use futures::future::BoxFuture;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::asn1::StructureTag;
 use ldap3::controls::RawControl;
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, ResultEntry, Scope};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,20 +53,36 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    pub(crate) fn from_search(e: SearchEntry) -> Self {
-        let mut attrs: Vec<(String, Vec<Vec<u8>>)> =
-            Vec::with_capacity(e.attrs.len() + e.bin_attrs.len());
-        // Values are moved: a `String`'s buffer becomes the `Vec<u8>` (collected in place).
-        // The text attributes come from a map, so their names are distinct.
-        attrs.extend(e.attrs.into_iter().map(|(name, values)| {
-            let values: Vec<Vec<u8>> = values.into_iter().map(String::into_bytes).collect();
-            (name, values)
-        }));
-        let mut entry = Self { dn: e.dn, attrs };
-        for (name, values) in e.bin_attrs {
-            entry.add(name, values);
+    /// An entry as the server sent it: what `SearchEntry::construct` gives, without building
+    /// its two maps, checking every value's UTF-8 and copying it (values stay bytes until a
+    /// property's type reads them). A malformed entry is an I/O error (`InvalidData`, the
+    /// connection is not trusted further), where `construct` would panic.
+    pub(crate) fn from_result(re: ResultEntry) -> Result<Self, LdapError> {
+        fn parse(tag: StructureTag) -> Option<Entry> {
+            let mut tags = tag.match_id(4)?.expect_constructed()?.into_iter();
+            let dn = String::from_utf8(tags.next()?.expect_primitive()?).ok()?;
+            let parts = tags.next()?.expect_constructed()?;
+            let mut attrs = Vec::with_capacity(parts.len());
+            for part in parts {
+                let mut part = part.expect_constructed()?.into_iter();
+                let name = String::from_utf8(part.next()?.expect_primitive()?).ok()?;
+                let values = part
+                    .next()?
+                    .expect_constructed()?
+                    .into_iter()
+                    .map(StructureTag::expect_primitive)
+                    .collect::<Option<Vec<Vec<u8>>>>()?;
+                // Each attribute appears once in an entry (RFC 4511 §4.1.7).
+                attrs.push((name, values));
+            }
+            Some(Entry { dn, attrs })
         }
-        entry
+        parse(re.0).ok_or_else(|| LdapError::Io {
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the server sent a malformed search result entry",
+            ),
+        })
     }
 
     fn position(&self, name: &str) -> Option<usize> {
@@ -663,7 +680,8 @@ impl ServerPool {
             0 => Ok(entries
                 .into_iter()
                 .find(|e| !e.is_ref() && !e.is_intermediate())
-                .map(|e| Entry::from_search(SearchEntry::construct(e)))),
+                .map(Entry::from_result)
+                .transpose()?),
             32 => Ok(None),
             _ => Err(LdapFailure::Result {
                 rc: res.rc,
@@ -698,7 +716,7 @@ impl ServerPool {
                     .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
                     .await?;
                 while let Some(e) = stream.next().await? {
-                    out.push(Entry::from_search(SearchEntry::construct(e)));
+                    out.push(Entry::from_result(e)?);
                 }
                 let res = stream.finish().await;
                 if res.rc == 32 {
@@ -829,30 +847,71 @@ mod tls_tests {
 #[cfg(test)]
 mod entry_tests {
     use super::*;
-    use std::collections::HashMap;
+    use ldap3::asn1::{PL, TagClass, Types};
+
+    fn octets(bytes: &[u8]) -> StructureTag {
+        StructureTag {
+            class: TagClass::Universal,
+            id: Types::OctetString as u64,
+            payload: PL::P(bytes.to_vec()),
+        }
+    }
+
+    fn constructed(id: Types, inner: Vec<StructureTag>) -> StructureTag {
+        StructureTag {
+            class: TagClass::Universal,
+            id: id as u64,
+            payload: PL::C(inner),
+        }
+    }
+
+    /// A SearchResultEntry (RFC 4511 §4.5.2) as the wire gives it.
+    fn result_entry(dn: &str, attrs: &[(&str, Vec<&[u8]>)]) -> ResultEntry {
+        let parts = attrs
+            .iter()
+            .map(|(name, values)| {
+                constructed(
+                    Types::Sequence,
+                    vec![
+                        octets(name.as_bytes()),
+                        constructed(Types::Set, values.iter().map(|v| octets(v)).collect()),
+                    ],
+                )
+            })
+            .collect();
+        ResultEntry::new(StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::C(vec![
+                octets(dn.as_bytes()),
+                constructed(Types::Sequence, parts),
+            ]),
+        })
+    }
 
     #[test]
-    fn attribute_names_match_without_case_and_values_of_one_name_are_merged() {
-        let search = SearchEntry {
-            dn: "CN=a,DC=example,DC=test".into(),
-            attrs: HashMap::from([
+    fn an_entry_is_read_from_the_wire_with_names_matched_without_case() {
+        let guid = [7u8; 16];
+        let raw = result_entry(
+            "CN=a,DC=example,DC=test",
+            &[
                 (
-                    "memberOf".to_owned(),
-                    vec!["CN=g,DC=example,DC=test".to_owned()],
+                    "memberOf",
+                    vec![b"CN=g,DC=example,DC=test", b"CN=h,DC=example,DC=test"],
                 ),
-                ("cn".to_owned(), vec!["a".to_owned()]),
-            ]),
-            bin_attrs: HashMap::from([
-                ("objectGUID".to_owned(), vec![vec![0u8; 16]]),
-                // The same attribute as a text one, spelled otherwise: one attribute.
-                ("MEMBEROF".to_owned(), vec![vec![0xff, 0xfe]]),
-            ]),
-        };
-        let mut e = Entry::from_search(search);
-        assert_eq!(e.attrs.len(), 3);
-        assert_eq!(e.values("objectguid"), &[vec![0u8; 16]]);
+                ("cn", vec![b"a"]),
+                ("objectGUID", vec![&guid]),
+                // Not UTF-8: kept as bytes, as `SearchEntry` would put it in `bin_attrs`.
+                ("thumbnailPhoto", vec![&[0xff, 0xfe]]),
+            ],
+        );
+        let mut e = Entry::from_result(raw).expect("well formed");
+        assert_eq!(e.dn, "CN=a,DC=example,DC=test");
+        assert_eq!(e.attrs.len(), 4);
+        assert_eq!(e.values("objectguid"), &[guid.to_vec()]);
         assert_eq!(e.values("CN"), &[b"a".to_vec()]);
-        assert_eq!(e.values("memberof").len(), 2);
+        assert_eq!(e.values("thumbnailphoto"), &[vec![0xff, 0xfe]]);
+        assert_eq!(e.values("MEMBEROF").len(), 2);
         assert!(e.values("sn").is_empty());
         let (name, values) = e.remove("MemberOf").expect("present");
         assert_eq!((name.as_str(), values.len()), ("memberOf", 2));
@@ -860,5 +919,33 @@ mod entry_tests {
         e.add("Member".into(), vec![b"x".to_vec()]);
         e.add("member".into(), vec![b"y".to_vec()]);
         assert_eq!(e.values("MEMBER"), &[b"x".to_vec(), b"y".to_vec()]);
+    }
+
+    #[test]
+    fn a_malformed_entry_is_an_error_not_a_panic() {
+        let wrong_tag = ResultEntry::new(octets(b"CN=a"));
+        let mut no_attrs = result_entry("CN=a", &[]);
+        if let PL::C(inner) = &mut no_attrs.0.payload {
+            inner.pop();
+        }
+        let bad_dn = result_entry("CN=a", &[]);
+        let bad_dn = ResultEntry::new(StructureTag {
+            payload: match bad_dn.0.payload {
+                PL::C(mut inner) => {
+                    inner[0] = octets(&[0xff]);
+                    PL::C(inner)
+                }
+                p => p,
+            },
+            ..bad_dn.0
+        });
+        for raw in [wrong_tag, no_attrs, bad_dn] {
+            let e = Entry::from_result(raw).expect_err("malformed");
+            assert!(
+                e.to_string().contains("malformed search result entry"),
+                "{e}"
+            );
+            assert!(matches!(LdapFailure::from(e), LdapFailure::Transport(_)));
+        }
     }
 }
