@@ -83,15 +83,11 @@ impl Links {
         })
         .await?;
         for container in &containers {
-            for (i, (entity_type, m)) in plan.types.iter().enumerate() {
-                let attrs = attributes(m, true);
-                let more = search(plan, pool, container, &m.filter, &attrs, &[], tx, |entry| {
-                    self.note(i, &entry, true)
-                        .then(|| to_resource(entry, entity_type, m).map(ExportItem::Resource))
-                        .flatten()
-                })
-                .await?;
-                if !more {
+            for (i, (_, m)) in plan.types.iter().enumerate() {
+                if !self
+                    .resend(plan, pool, container, i, &m.filter, true, tx)
+                    .await?
+                {
                     return Ok(false);
                 }
             }
@@ -102,16 +98,9 @@ impl Links {
                 .iter()
                 .map(|dn| format!("(distinguishedName={})", ldap3::ldap_escape(dn.as_str())))
                 .collect();
-            for (i, (entity_type, m)) in plan.types.iter().enumerate() {
+            for (i, (_, m)) in plan.types.iter().enumerate() {
                 let filter = format!("(&{}(|{dns}))", m.filter);
-                let attrs = attributes(m, true);
-                let more = search(plan, pool, base, &filter, &attrs, &[], tx, |entry| {
-                    self.note(i, &entry, false)
-                        .then(|| to_resource(entry, entity_type, m).map(ExportItem::Resource))
-                        .flatten()
-                })
-                .await?;
-                if !more {
+                if !self.resend(plan, pool, base, i, &filter, false, tx).await? {
                     return Ok(false);
                 }
             }
@@ -129,7 +118,7 @@ impl Links {
         tx: &mut Tx,
     ) -> Result<bool, ConnectorError> {
         let renamed: Vec<String> = std::mem::take(&mut self.renamed).into_values().collect();
-        for (i, (entity_type, m)) in plan.types.iter().enumerate() {
+        for (i, (_, m)) in plan.types.iter().enumerate() {
             let referencing: Vec<&str> = m
                 .references
                 .iter()
@@ -153,19 +142,36 @@ impl Links {
                     })
                     .collect();
                 let filter = format!("(&{}(|{any}))", m.filter);
-                let attrs = attributes(m, true);
-                let more = search(plan, pool, base, &filter, &attrs, &[], tx, |entry| {
-                    self.note(i, &entry, false)
-                        .then(|| to_resource(entry, entity_type, m).map(ExportItem::Resource))
-                        .flatten()
-                })
-                .await?;
-                if !more {
+                if !self.resend(plan, pool, base, i, &filter, false, tx).await? {
                     return Ok(false);
                 }
             }
         }
         Ok(true)
+    }
+
+    /// Sends again the entries of entity type `i` that `filter` finds below `base`, each
+    /// once; `renamed`: they count as renamed (their links are followed too). `Ok(false)`
+    /// when the receiver went away.
+    #[allow(clippy::too_many_arguments)]
+    async fn resend(
+        &mut self,
+        plan: &Plan,
+        pool: &ServerPool,
+        base: &str,
+        i: usize,
+        filter: &str,
+        renamed: bool,
+        tx: &mut Tx,
+    ) -> Result<bool, ConnectorError> {
+        let (entity_type, m) = &plan.types[i];
+        let attrs = attributes(m, true);
+        search(plan, pool, base, filter, &attrs, &[], tx, |entry| {
+            self.note(i, &entry, renamed)
+                .then(|| to_resource(entry, entity_type, m).map(ExportItem::Resource))
+                .flatten()
+        })
+        .await
     }
 }
 
