@@ -72,7 +72,7 @@ impl Entry {
                     .into_iter()
                     .map(StructureTag::expect_primitive)
                     .collect::<Option<Vec<Vec<u8>>>>()?;
-                // Each attribute appears once in an entry (RFC 4511 §4.1.7).
+                // Attributes are returned at most once in an entry (RFC 4511 §4.5.1.8).
                 attrs.push((name, values));
             }
             Some(Entry { dn, attrs })
