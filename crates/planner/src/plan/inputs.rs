@@ -117,20 +117,18 @@ impl Planner {
     }
 
     fn insert_target(&mut self, rt: usize, target: Target) {
-        if self.fresh {
-            // Everything is dirty until the first plan: only the target store is filed.
-            let keys = &self.keys[rt];
-            let new_keys = Self::target_key_values(keys, &target);
-            self.targets[rt].upsert(target, new_keys, |old| Self::target_key_values(keys, old));
-            return;
-        }
-        let id = target.id.clone();
         let keys = &self.keys[rt];
         let new_keys = Self::target_key_values(keys, &target);
-        self.mark_target_owners_dirty(rt, &new_keys);
+        // Until the first plan everything is dirty: only the target store is filed.
+        if !self.fresh {
+            self.mark_target_owners_dirty(rt, &new_keys);
+        }
         let keys = &self.keys[rt];
         let (idx, old) =
             self.targets[rt].upsert(target, new_keys, |old| Self::target_key_values(keys, old));
+        if self.fresh {
+            return;
+        }
         if let Some(old) = old {
             let old_keys = Self::target_key_values(&self.keys[rt], &old);
             self.mark_target_owners_dirty(rt, &old_keys);
@@ -138,7 +136,9 @@ impl Planner {
         if let Some(owner) = self.targets[rt].claimed_by[idx as usize].clone() {
             self.dirty.insert(owner);
         }
-        self.dirty_targets.insert((rt, id));
+        if let Some(t) = self.targets[rt].get(idx) {
+            self.dirty_targets.insert((rt, t.id.clone()));
+        }
     }
 
     /// Removes an actual target (it disappeared from the managed system).
