@@ -9,10 +9,11 @@
 //! The outcome stays per order. A batch the directory refuses is not attributed to anyone:
 //! each value is then written alone and each order gets its own result (a missing member, a
 //! missing group, a refused write name that order only). A batch that times out or loses its
-//! connection fails every order in it alike, with that temporary failure. Membership writes are value-level and idempotent
-//! (permissive modify, or "already a member" taken as success), so writing a value again after
-//! a batch whose outcome is unknown is safe. An order that is cancelled while it leads a batch
-//! hands the batch on; its waiters that were already in flight write their values alone.
+//! connection fails every order in it alike, with that temporary failure. Membership writes
+//! are value-level and idempotent (permissive modify, or "already a member" taken as
+//! success), so writing a value again after a batch whose outcome is unknown is safe. An order
+//! that is cancelled while it leads a batch hands the batch on; its waiters that were already
+//! in flight write their values alone.
 
 use crate::errors::LdapFailure;
 use std::collections::HashMap;
