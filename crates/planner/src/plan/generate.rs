@@ -15,7 +15,11 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Arc;
+
+/// How many owners a full plan plans before it installs them.
+const FULL_PLAN_CHUNK: usize = 16 * 1024;
 
 impl Planner {
     /// Re-evaluates every owner and every target, installs the result and returns the whole
@@ -33,7 +37,6 @@ impl Planner {
         self.dirty = FxHashSet::default();
         self.dirty_targets = FxHashSet::default();
         self.fresh = false;
-        let outcomes = self.compute_all(now, orders);
         let mut claimed: Vec<Vec<bool>> = self
             .targets
             .iter()
@@ -42,37 +45,67 @@ impl Planner {
         let mut fragments = BTreeMap::new();
         let mut old = std::mem::take(&mut self.fragments);
         let mut changed_any = false;
-        let targets = &mut self.targets;
-        for ((id, slot), outcome) in self.owners.iter_mut().zip(outcomes) {
-            for (rt, idx) in outcome.claims.iter() {
-                claimed[rt][idx as usize] = true;
-                let claim = &mut targets[rt].claimed_by[idx as usize];
-                if claim.as_ref() != Some(id) {
-                    *claim = Some(id.clone());
-                }
-            }
-            slot.claims = outcome.claims;
-            if let Some(established) = outcome.established {
-                slot.established = established;
-                slot.owned_changed = true;
-                changed_any = true;
-            }
-            slot.has_fragment = if outcome.same {
-                // Unchanged: the installed fragment moves over.
-                match old.remove_entry(id) {
-                    Some((id, plan)) => {
-                        fragments.insert(id, plan);
-                        true
-                    }
-                    None => false,
-                }
-            } else if let Some(plan) = outcome.plan {
-                fragments.insert(id.clone(), Arc::new(*plan));
-                true
-            } else {
-                false
+        // Planned and installed a chunk of owners at a time: the outcomes of a whole
+        // organization are never all held at once (some 90 bytes per owner), and a chunk
+        // installs while its owners are still in cache. Installing touches only what planning
+        // does not read (claims, established values, fragments), so the result is the same as
+        // planning everyone first.
+        let mut after: Option<OwnerId> = None;
+        loop {
+            let range = match &after {
+                Some(id) => (Bound::Excluded(id), Bound::Unbounded),
+                None => (Bound::Unbounded, Bound::Unbounded),
             };
+            let slots: Vec<(&OwnerId, &OwnerSlot)> = self
+                .owners
+                .range::<OwnerId, _>(range)
+                .take(FULL_PLAN_CHUNK)
+                .map(|(id, slot)| (id, &**slot))
+                .collect();
+            let Some(&(last, _)) = slots.last() else {
+                break;
+            };
+            let last = last.clone();
+            let outcomes = self.compute_slots(&slots, &old, now, orders);
+            drop(slots);
+            let range = match &after {
+                Some(id) => (Bound::Excluded(id), Bound::Included(&last)),
+                None => (Bound::Unbounded, Bound::Included(&last)),
+            };
+            let targets = &mut self.targets;
+            for ((id, slot), outcome) in self.owners.range_mut::<OwnerId, _>(range).zip(outcomes) {
+                for (rt, idx) in outcome.claims.iter() {
+                    claimed[rt][idx as usize] = true;
+                    let claim = &mut targets[rt].claimed_by[idx as usize];
+                    if claim.as_ref() != Some(id) {
+                        *claim = Some(id.clone());
+                    }
+                }
+                slot.claims = outcome.claims;
+                if let Some(established) = outcome.established {
+                    slot.established = established;
+                    slot.owned_changed = true;
+                    changed_any = true;
+                }
+                slot.has_fragment = if outcome.same {
+                    // Unchanged: the installed fragment moves over.
+                    match old.remove_entry(id) {
+                        Some((id, plan)) => {
+                            fragments.insert(id, plan);
+                            true
+                        }
+                        None => false,
+                    }
+                } else if let Some(plan) = outcome.plan {
+                    fragments.insert(id.clone(), Arc::new(*plan));
+                    true
+                } else {
+                    false
+                };
+            }
+            after = Some(last);
         }
+        drop(old);
         self.owned_scan |= changed_any;
         let mut orphans = BTreeMap::new();
         for (rt, store) in self.targets.iter_mut().enumerate() {
@@ -226,13 +259,25 @@ impl Planner {
     fn compute_all(&self, now: DateTime<Utc>, orders: &OrderStates) -> Vec<OwnerOutcome> {
         let slots: Vec<(&OwnerId, &OwnerSlot)> =
             self.owners.iter().map(|(id, slot)| (id, &**slot)).collect();
+        self.compute_slots(&slots, &self.fragments, now, orders)
+    }
+
+    /// Plans these owners, in parallel, against their fragments in `previous`; the outcomes
+    /// are in the order of `slots`.
+    fn compute_slots(
+        &self,
+        slots: &[(&OwnerId, &OwnerSlot)],
+        previous: &BTreeMap<OwnerId, Arc<OwnerPlan>>,
+        now: DateTime<Utc>,
+        orders: &OrderStates,
+    ) -> Vec<OwnerOutcome> {
         slots
             .par_iter()
             .with_min_len(1024)
             // One scratch owner per batch, refilled owner after owner.
             .map_init(OwnerScratch::default, |scratch, (id, slot)| {
                 let prev = if slot.has_fragment {
-                    self.fragments.get(*id).map(Arc::as_ref)
+                    previous.get(*id).map(Arc::as_ref)
                 } else {
                     None
                 };

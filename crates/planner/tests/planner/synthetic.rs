@@ -176,3 +176,43 @@ fn a_first_incremental_plan_after_a_load_is_the_full_plan() {
     let delta = incremental.plan_incremental(now, PlanOptions::default(), &orders);
     assert_eq!(delta.owners.len(), 1);
 }
+
+/// A full plan plans and installs owners a chunk at a time (16,384): over several chunks, and
+/// with changed owners on both sides of a chunk's edge, the installed plan is the one a
+/// simulation (which plans everyone at once) computes, and a re-plan keeps every unchanged
+/// fragment.
+#[test]
+fn a_full_plan_over_several_chunks_is_the_plan_computed_at_once() {
+    let mut org = SyntheticOrg::new(34_000);
+    org.drift_percent = 20;
+    org.orphans = 2;
+    let orders = autoprov_planner::OrderStates::new();
+    let now = org.now();
+    let mut planner = org.planner();
+    let simulated = planner.simulate(now, PlanOptions::default(), &orders);
+    let first = planner.plan_full(now, PlanOptions::default(), &orders);
+    assert_eq!(simulated.to_json(), first.to_json());
+    drop((simulated, first));
+
+    // Owners in owner order around the first chunk's last owner and the second's first.
+    for i in [0, 16_383, 16_384, 16_385, 32_768, 33_999] {
+        planner.upsert_owner(org.owner(i).with("title", "T29-new"));
+    }
+    let simulated = planner.simulate(now, PlanOptions::default(), &orders);
+    let second = planner.plan_full(now, PlanOptions::default(), &orders);
+    assert_eq!(simulated.to_json(), second.to_json());
+    for i in [16_383, 16_384, 32_768] {
+        let plan = planner
+            .owner_plan(&org.owner_id(i))
+            .expect("a changed title changes the owner's groups");
+        assert!(
+            plan.items.iter().any(|item| item.order.is_some()),
+            "owner {i} has an order"
+        );
+    }
+    // The second plan established the changed owners' new values: the third classifies by
+    // them, and still plans as a simulation does.
+    let simulated = planner.simulate(now, PlanOptions::default(), &orders);
+    let third = planner.plan_full(now, PlanOptions::default(), &orders);
+    assert_eq!(simulated.to_json(), third.to_json());
+}
