@@ -12,6 +12,7 @@ use autoprov_core::{
     EntityTypeId, PropertyValue, Reference, Resource, ResourceId, ScalarValue, StableId,
 };
 use rustc_hash::FxHashMap;
+use smol_str::SmolStr;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -444,7 +445,9 @@ pub(crate) struct TargetStore {
     free: Vec<TargetIdx>,
     by_id: FxHashMap<ResourceId, TargetIdx>,
     /// Per correlation key: normalized key value ⇒ targets holding it.
-    key_index: Vec<FxHashMap<Box<str>, Few<TargetIdx>>>,
+    /// Keys inline (up to 23 bytes, most logins, ids and addresses): a lookup compares the
+    /// key in the table instead of fetching it from its own heap block.
+    key_index: Vec<FxHashMap<SmolStr, Few<TargetIdx>>>,
     /// The owner currently correlated with each slot.
     pub(crate) claimed_by: Vec<Option<autoprov_core::OwnerId>>,
     len: usize,
@@ -509,7 +512,7 @@ impl TargetStore {
                 if let Some(list) = self.key_index[k].get_mut(v.as_str()) {
                     list.insert_sorted(idx);
                 } else {
-                    self.key_index[k].insert(v.into_boxed_str(), Few::One(idx));
+                    self.key_index[k].insert(SmolStr::from(v), Few::One(idx));
                 }
             }
         }

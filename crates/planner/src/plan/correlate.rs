@@ -7,6 +7,7 @@ use crate::error::EvaluationError;
 use crate::few::Few;
 use crate::targets::{Target, TargetIdx};
 use autoprov_core::{Owner, OwnerId, PropertyValue, ResourceId};
+use smol_str::SmolStr;
 use std::borrow::Cow;
 
 /// How an owner is matched with an existing target: the owner property's value equals the
@@ -41,23 +42,21 @@ impl CorrelationKey {
 /// An owner's normalized correlation key values, for every resource type and key in turn
 /// (the planner's `keys` order), in one block: a million owners of one key would otherwise
 /// hold a vector of vectors each (three heap blocks instead of one, and three dereferences per
-/// correlation).
+/// correlation). A value of up to 23 bytes is held inline (`SmolStr`), without a block of its
+/// own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct OwnerKeys(Box<[Option<Box<str>>]>);
+pub(super) struct OwnerKeys(Box<[Option<SmolStr>]>);
 
 impl Planner {
     pub(super) fn owner_key_values(&self, owner: &Owner) -> OwnerKeys {
         // Exactly as many as there are keys: the block is never grown nor shrunk.
         let mut values = Vec::with_capacity(self.keys.iter().map(Vec::len).sum());
-        values.extend(self.keys.iter().flatten().map(|(k, _)| {
-            match owner.get(&k.owner_property) {
-                Some(PropertyValue::Scalar(s)) => k
-                    .comparison
-                    .key_of(s)
-                    .map(|v| v.into_owned().into_boxed_str()),
+        values.extend(self.keys.iter().flatten().map(
+            |(k, _)| match owner.get(&k.owner_property) {
+                Some(PropertyValue::Scalar(s)) => k.comparison.key_of(s).map(SmolStr::new),
                 _ => None,
-            }
-        }));
+            },
+        ));
         OwnerKeys(values.into_boxed_slice())
     }
 
