@@ -191,27 +191,54 @@ impl Changes {
 // navigation wins.
 impl Serialize for Changes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = BTreeMap::new();
+        // Values are written as they are, not converted into a `serde_json::Value` first (the
+        // planner hashes this JSON for every order id): the bytes are those of
+        // `PropertyValue::to_json`, pinned by `changes_serialize_as_their_json_values`.
+        let mut map: BTreeMap<std::borrow::Cow<'_, str>, ChangeJson<'_>> = BTreeMap::new();
         for (k, v) in &self.properties {
             let json = match v {
-                PropertyChange::Set(s) => PropertyValue::Scalar(s.clone()).to_json(),
-                PropertyChange::SetReference(r) => PropertyValue::Reference(r.clone()).to_json(),
-                PropertyChange::Clear => serde_json::Value::Null,
+                PropertyChange::Set(s) => ChangeJson::Scalar(s),
+                PropertyChange::SetReference(r) => ChangeJson::Reference(r),
+                PropertyChange::Clear => ChangeJson::Null,
             };
-            map.insert(k.clone(), json);
+            map.insert(k.as_str().into(), json);
         }
         for (k, v) in &self.navigations {
-            let list = |set: &BTreeSet<Reference>| {
-                serde_json::Value::Array(
-                    set.iter()
-                        .map(|r| PropertyValue::Reference(r.clone()).to_json())
-                        .collect(),
-                )
-            };
-            map.insert(format!("{k}_add"), list(&v.add));
-            map.insert(format!("{k}_remove"), list(&v.remove));
+            map.insert(format!("{k}_add").into(), ChangeJson::References(&v.add));
+            map.insert(
+                format!("{k}_remove").into(),
+                ChangeJson::References(&v.remove),
+            );
         }
         map.serialize(serializer)
+    }
+}
+
+/// One value of [`Changes`]' JSON, written as [`PropertyValue::to_json`] writes it.
+enum ChangeJson<'a> {
+    Scalar(&'a ScalarValue),
+    Reference(&'a Reference),
+    References(&'a BTreeSet<Reference>),
+    Null,
+}
+
+impl Serialize for ChangeJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Scalar(ScalarValue::String(s)) => serializer.serialize_str(s),
+            Self::Scalar(ScalarValue::Integer(i)) => serializer.serialize_i64(*i),
+            Self::Scalar(ScalarValue::Bool(b)) => serializer.serialize_bool(*b),
+            Self::Scalar(ScalarValue::DateTime(d)) => {
+                serializer.serialize_str(&crate::value::format_datetime(d))
+            }
+            Self::Scalar(other) => PropertyValue::Scalar((*other).clone())
+                .to_json()
+                .serialize(serializer),
+            // A reference is a map of keys, written sorted, as `to_json` writes it.
+            Self::Reference(r) => r.serialize(serializer),
+            Self::References(set) => serializer.collect_seq(set.iter()),
+            Self::Null => serializer.serialize_unit(),
+        }
     }
 }
 
@@ -477,4 +504,96 @@ pub struct ProvisioningResult {
 pub struct ProvisioningResultsList {
     /// The results.
     pub provisioning_results_list: Vec<ProvisioningResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Changes` as it was written before values were streamed: each value converted with
+    /// `PropertyValue::to_json` and collected in a sorted map.
+    fn through_values(changes: &Changes) -> String {
+        let mut map = BTreeMap::new();
+        for (k, v) in &changes.properties {
+            let json = match v {
+                PropertyChange::Set(s) => PropertyValue::Scalar(s.clone()).to_json(),
+                PropertyChange::SetReference(r) => PropertyValue::Reference(r.clone()).to_json(),
+                PropertyChange::Clear => serde_json::Value::Null,
+            };
+            map.insert(k.clone(), json);
+        }
+        for (k, v) in &changes.navigations {
+            let list = |set: &BTreeSet<Reference>| {
+                PropertyValue::References(set.iter().cloned().collect()).to_json()
+            };
+            map.insert(format!("{k}_add"), list(&v.add));
+            map.insert(format!("{k}_remove"), list(&v.remove));
+        }
+        serde_json::to_string(&map).expect("a map of JSON values serializes")
+    }
+
+    /// Order ids hash this JSON: streaming the values must not change one byte of it.
+    #[test]
+    fn changes_serialize_as_their_json_values() {
+        let mut changes = Changes::default();
+        let set = |c: &mut Changes, k: &str, v: PropertyChange| {
+            c.properties.insert(k.to_owned(), v);
+        };
+        set(
+            &mut changes,
+            "title",
+            PropertyChange::Set("Dév \"lead\"\n\u{1}".into()),
+        );
+        set(
+            &mut changes,
+            "count",
+            PropertyChange::Set(ScalarValue::Integer(-42)),
+        );
+        set(
+            &mut changes,
+            "enabled",
+            PropertyChange::Set(ScalarValue::Bool(false)),
+        );
+        set(
+            &mut changes,
+            "expires",
+            PropertyChange::Set(ScalarValue::DateTime(
+                DateTime::parse_from_rfc3339("2026-12-02T10:11:12.5+01:00")
+                    .expect("a valid date")
+                    .with_timezone(&Utc),
+            )),
+        );
+        set(
+            &mut changes,
+            "photo",
+            PropertyChange::Set(ScalarValue::Binary(vec![0, 159, 255])),
+        );
+        set(
+            &mut changes,
+            "password",
+            PropertyChange::Set(ScalarValue::Secret(crate::Secret::new("Pa55word!"))),
+        );
+        set(&mut changes, "description", PropertyChange::Clear);
+        set(
+            &mut changes,
+            "manager",
+            PropertyChange::SetReference(Reference::dn("CN=Boss,DC=x").with("Id", "b1")),
+        );
+        // A property named like a navigation's delta: the navigation wins, as before.
+        set(&mut changes, "member_add", PropertyChange::Clear);
+        changes.navigations.insert(
+            "member".into(),
+            NavigationChange {
+                add: [Reference::dn("CN=G1,DC=x"), Reference::id("g2")].into(),
+                remove: [Reference::dn("CN=G0,DC=x")].into(),
+            },
+        );
+        changes
+            .navigations
+            .insert("memberOf".into(), NavigationChange::default());
+        let streamed = serde_json::to_string(&changes).expect("changes serialize");
+        assert_eq!(streamed, through_values(&changes));
+        assert!(streamed.contains("\"member_add\":[{"), "{streamed}");
+        assert!(!streamed.contains("Pa55word!"), "{streamed}");
+    }
 }
