@@ -273,8 +273,11 @@ impl Planner {
     ) -> Vec<OwnerOutcome> {
         slots
             .par_iter()
-            .with_min_len(1024)
-            // One scratch owner per batch, refilled owner after owner.
+            // Pieces of at most 512 owners: rayon otherwise splits a chunk into a handful of
+            // large pieces, and the thread that finishes first waits for the other's last
+            // piece (thousands of owners) at every chunk.
+            .with_max_len(512)
+            // One scratch owner per piece, refilled owner after owner.
             .map_init(OwnerScratch::default, |scratch, (id, slot)| {
                 let prev = if slot.has_fragment {
                     previous.get(*id).map(Arc::as_ref)
