@@ -82,10 +82,21 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    // `PLAN_CHUNKS=a,b,…`: full plans alternate between these chunk sizes
+    // (`Planner::set_full_plan_chunk`) and a median is printed per size: an A/B in one process,
+    // where the machine's swings hit both sides alike.
+    let chunks: Vec<usize> = std::env::var("PLAN_CHUNKS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    let mut per_chunk: Vec<Vec<std::time::Duration>> = vec![Vec::new(); chunks.len()];
     let mut fulls = Vec::with_capacity(repeat);
     let mut full_cpu = f64::MAX;
     let mut plan = None;
-    for _ in 0..repeat {
+    for round in 0..repeat {
+        if let Some(chunk) = chunks.get(round % chunks.len().max(1)) {
+            planner.set_full_plan_chunk(*chunk);
+        }
         // The previous plan is dropped first: a caller keeps one plan at a time.
         drop(plan.take());
         let cpu = cpu_seconds();
@@ -96,7 +107,16 @@ fn main() {
             &autoprov_planner::OrderStates::new(),
         ));
         fulls.push(t.elapsed());
+        if let Some(times) = per_chunk.get_mut(round % chunks.len().max(1)) {
+            times.push(t.elapsed());
+        }
         full_cpu = full_cpu.min(cpu_seconds() - cpu);
+    }
+    for (chunk, times) in chunks.iter().zip(&mut per_chunk) {
+        times.sort();
+        if let Some(median) = times.get(times.len() / 2) {
+            print!("chunk{chunk}_median={median:.2?} ");
+        }
     }
     let first_plan = fulls.first().copied().unwrap_or_default();
     let mut sorted = fulls.clone();

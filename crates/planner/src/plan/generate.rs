@@ -18,8 +18,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-/// How many owners a full plan plans before it installs them.
-const FULL_PLAN_CHUNK: usize = 16 * 1024;
+/// How many owners a full plan plans before it installs them, unless set otherwise
+/// ([`Planner::set_full_plan_chunk`]).
+pub(super) const FULL_PLAN_CHUNK: usize = 32 * 1024;
 
 impl Planner {
     /// Re-evaluates every owner and every target, installs the result and returns the whole
@@ -59,7 +60,7 @@ impl Planner {
             let slots: Vec<(&OwnerId, &OwnerSlot)> = self
                 .owners
                 .range::<OwnerId, _>(range)
-                .take(FULL_PLAN_CHUNK)
+                .take(self.full_plan_chunk)
                 .map(|(id, slot)| (id, &**slot))
                 .collect();
             let Some(&(last, _)) = slots.last() else {
@@ -131,6 +132,14 @@ impl Planner {
         self.reindex();
         self.established_pool.sweep_if_grown();
         self.current_plan(options)
+    }
+
+    /// Sets how many owners a full plan plans before it installs them (default 32,768; at
+    /// least 1). Each owner planned and not yet installed holds about 90 bytes: a larger chunk
+    /// costs memory, a smaller one more pauses where the threads wait for each other. The
+    /// plan is the same whatever the chunk.
+    pub fn set_full_plan_chunk(&mut self, owners: usize) {
+        self.full_plan_chunk = owners.max(1);
     }
 
     /// Rebuilds the order counts from the installed items.

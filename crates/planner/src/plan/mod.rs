@@ -225,6 +225,8 @@ pub struct Planner {
     owned_changed: FxHashSet<OwnerId>,
     /// A full plan flagged owners in their slots since [`Planner::take_owned_changes`].
     owned_scan: bool,
+    /// Owners a full plan plans before it installs them.
+    full_plan_chunk: usize,
 }
 
 impl std::fmt::Debug for Planner {
@@ -316,6 +318,7 @@ impl Planner {
             fresh: true,
             owned_changed: FxHashSet::default(),
             owned_scan: false,
+            full_plan_chunk: generate::FULL_PLAN_CHUNK,
         })
     }
 
