@@ -450,6 +450,10 @@ pub(crate) struct TargetStore {
     key_index: Vec<FxHashMap<SmolStr, Few<TargetIdx>>>,
     /// The owner currently correlated with each slot.
     pub(crate) claimed_by: Vec<Option<autoprov_core::OwnerId>>,
+    /// Per slot: its target is the only one holding its value of the first key (what
+    /// [`TargetStore::candidates`] would answer for that value is this slot alone). Lets a
+    /// re-plan confirm an owner's last correlation from the target itself, without a lookup.
+    alone_on_first_key: Vec<bool>,
     len: usize,
 }
 
@@ -499,6 +503,7 @@ impl TargetStore {
                     None => {
                         self.slots.push(None);
                         self.claimed_by.push(None);
+                        self.alone_on_first_key.push(false);
                         (self.slots.len() - 1) as TargetIdx
                     }
                 };
@@ -511,8 +516,17 @@ impl TargetStore {
             if let Some(v) = v {
                 if let Some(list) = self.key_index[k].get_mut(v.as_str()) {
                     list.insert_sorted(idx);
+                    if k == 0 {
+                        // Two or more now: none of them is alone.
+                        for &other in list.as_slice() {
+                            self.alone_on_first_key[other as usize] = false;
+                        }
+                    }
                 } else {
                     self.key_index[k].insert(SmolStr::from(v), Few::One(idx));
+                    if k == 0 {
+                        self.alone_on_first_key[idx as usize] = true;
+                    }
                 }
             }
         }
@@ -535,14 +549,28 @@ impl TargetStore {
     }
 
     fn unindex(&mut self, idx: TargetIdx, keys: Vec<Option<String>>) {
+        self.alone_on_first_key[idx as usize] = false;
         for (k, v) in keys.into_iter().enumerate() {
             if let Some(v) = v
                 && let Some(list) = self.key_index[k].get_mut(v.as_str())
-                && list.remove(&idx)
             {
-                self.key_index[k].remove(v.as_str());
+                if list.remove(&idx) {
+                    self.key_index[k].remove(v.as_str());
+                } else if k == 0
+                    && let [last] = list.as_slice()
+                {
+                    self.alone_on_first_key[*last as usize] = true;
+                }
             }
         }
+    }
+
+    /// Whether slot `idx` holds the only target with its value of the first key.
+    pub(crate) fn alone_on_first_key(&self, idx: TargetIdx) -> bool {
+        self.alone_on_first_key
+            .get(idx as usize)
+            .copied()
+            .unwrap_or(false)
     }
 
     /// Every occupied slot, in slot order.

@@ -146,6 +146,49 @@ impl Planner {
         if store.len() == 0 {
             return Ok(None);
         }
+        if let Some(idx) = self.confirmed_claim(slot, rt) {
+            debug_assert_eq!(
+                self.correlate_by_lookup(slot, rt).ok(),
+                Some(Some(idx)),
+                "a confirmed claim is what the lookup finds"
+            );
+            return Ok(Some(idx));
+        }
+        self.correlate_by_lookup(slot, rt)
+    }
+
+    /// The owner's last correlated target of `rt`, when the target itself shows that a lookup
+    /// would find it again, and it alone: it holds the owner's value of the first key (the
+    /// first key that finds a target decides), no other target holds that value, and no other
+    /// owner can hold it either (no value of the first key is held by two owners). A re-plan
+    /// then reads the target it compares anyway instead of probing the key index.
+    fn confirmed_claim(&self, slot: &OwnerSlot, rt: usize) -> Option<TargetIdx> {
+        let (key, sym) = self.keys[rt].first()?;
+        if self.shared_owner_keys[rt].first() != Some(&0) {
+            return None;
+        }
+        let value = self.owner_key(&slot.keys, rt, 0)?;
+        let (_, idx) = slot.claims.iter().find(|(r, _)| *r == rt)?;
+        let store = &self.targets[rt];
+        if !store.alone_on_first_key(idx) {
+            return None;
+        }
+        let target = store.get(idx)?;
+        let found = if key.target_property == "Id" {
+            key.comparison.normalize(target.id.as_str())
+        } else {
+            target.scalar(*sym)?.key(key.comparison)?
+        };
+        (found == value).then_some(idx)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn correlate_by_lookup(
+        &self,
+        slot: &OwnerSlot,
+        rt: usize,
+    ) -> Result<Option<TargetIdx>, Box<(EvaluationError, Vec<TargetIdx>)>> {
+        let store = &self.targets[rt];
         for k in 0..self.keys[rt].len() {
             // Normalized once, when the owner was upserted.
             let Some(value) = self.owner_key(&slot.keys, rt, k) else {

@@ -149,3 +149,92 @@ fn owners_sharing_a_key_value_conflict_until_one_changes() {
     p.remove_owner(&"u2".into());
     assert_eq!(errors(&mut p, true), []);
 }
+
+/// A re-plan confirms an owner's last correlation from the target itself while that target is
+/// the only one holding the owner's key value; every change that breaks this is seen: a second
+/// target with the same value (ambiguous, both protected), that target gone again, the
+/// target's own value changed (no longer the owner's), and a new target in the slot the old
+/// one left. Full and incremental plans agree at each step.
+#[test]
+fn a_confirmed_correlation_follows_every_change_of_the_key_index() {
+    let mut p = planner();
+    let now = Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap();
+    let rt = "AD_User".into();
+    let account = |cn: &str, key: &str| {
+        Resource::new(format!("CN={cn},OU=Users,DC=example,DC=test"))
+            .with("employeeID", key)
+            .with("department", "Sales")
+    };
+    p.upsert_owner(person("u1", "Sales", "yes"));
+    p.upsert_target(&rt, &account("a", "E-u1")).unwrap();
+    // (errors, orders as (change type, target)) of a full or an incremental plan.
+    let outcome = |p: &mut Planner, full: bool| {
+        let plan = if full {
+            p.plan_full(now, PlanOptions::forced(), &OrderStates::new())
+        } else {
+            p.plan_incremental(now, PlanOptions::forced(), &OrderStates::new());
+            p.current_plan(PlanOptions::forced())
+        };
+        let errors: Vec<String> = plan
+            .owners
+            .iter()
+            .flat_map(|o| o.items.iter())
+            .filter_map(|i| i.error.clone())
+            .collect();
+        let mut orders: Vec<(ChangeType, String)> = plan
+            .all_orders()
+            .map(|o| {
+                let target = o.resource.as_ref().map(|r| r.id.to_string());
+                (o.change_type, target.unwrap_or_default())
+            })
+            .collect();
+        orders.sort();
+        (errors, orders)
+    };
+    let both = |p: &mut Planner| {
+        let incremental = outcome(p, false);
+        let full = outcome(p, true);
+        assert_eq!(incremental, full, "incremental and full plans agree");
+        // Planned again with nothing changed: the claim is now confirmed from the target.
+        assert_eq!(outcome(p, true), full, "a re-plan confirms the same");
+        full
+    };
+    let cn = |cn: &str| format!("CN={cn},OU=Users,DC=example,DC=test");
+    assert_eq!(
+        both(&mut p),
+        (vec![], vec![]),
+        "u1 holds account a, as expected"
+    );
+
+    // A second account with u1's key: ambiguous, neither is an orphan nor changed.
+    p.upsert_target(&rt, &account("b", "E-u1")).unwrap();
+    let (errors, orders) = both(&mut p);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains(&cn("a")) && errors[0].contains(&cn("b")),
+        "{errors:?}"
+    );
+    assert_eq!(orders, [], "both candidates are protected");
+
+    // It goes: a alone again.
+    assert!(p.remove_target(&rt, &cn("b").into()).unwrap());
+    assert_eq!(both(&mut p), (vec![], vec![]));
+
+    // a's own key changes by hand: no longer u1's. u1 is a joiner, a an orphan.
+    p.upsert_target(&rt, &account("a", "E-other")).unwrap();
+    assert_eq!(
+        both(&mut p),
+        (
+            vec![],
+            vec![
+                (ChangeType::Added, String::new()),
+                (ChangeType::Deleted, cn("a"))
+            ]
+        )
+    );
+
+    // a leaves; c, with u1's key, takes the slot a left: u1 correlates with c.
+    assert!(p.remove_target(&rt, &cn("a").into()).unwrap());
+    p.upsert_target(&rt, &account("c", "E-u1")).unwrap();
+    assert_eq!(both(&mut p), (vec![], vec![]));
+}
