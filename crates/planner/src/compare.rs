@@ -2,6 +2,7 @@
 
 use autoprov_core::ScalarValue;
 use serde::{Deserialize, Serialize};
+use smol_str::{SmolStr, StrExt};
 use std::borrow::Cow;
 
 /// How two text values are compared when the planner decides whether a target already holds
@@ -122,6 +123,30 @@ impl ComparisonType {
 }
 
 impl ComparisonType {
+    /// [`ComparisonType::normalize`] as a [`SmolStr`]: a short ASCII text compared ignoring
+    /// case is lower-cased inline, without the `String` `normalize` would allocate (and the
+    /// caller free) — a load of a million targets and owners does it for each.
+    pub(crate) fn key_smol(self, text: &str) -> SmolStr {
+        match self {
+            Self::IgnoreCase if text.is_ascii() => {
+                if text.bytes().any(|b| b.is_ascii_uppercase()) {
+                    text.to_ascii_lowercase_smolstr()
+                } else {
+                    SmolStr::new(text)
+                }
+            }
+            _ => SmolStr::new(self.normalize(text)),
+        }
+    }
+
+    /// [`ComparisonType::key_of`] as a [`SmolStr`] (see [`ComparisonType::key_smol`]).
+    pub(crate) fn key_of_smol(self, value: &ScalarValue) -> Option<SmolStr> {
+        match value {
+            ScalarValue::Secret(_) => None,
+            ScalarValue::String(s) => Some(self.key_smol(s)),
+            other => Some(SmolStr::new(other.to_string())),
+        }
+    }
     /// [`ComparisonType::key_of`] without allocating for the common case: a changed key is
     /// written in `buf` (an ASCII text compared ignoring case is lower-cased there).
     pub(crate) fn key_in<'b>(self, value: &'b ScalarValue, buf: &'b mut String) -> Option<&'b str> {
@@ -235,6 +260,9 @@ mod tests {
             "Élodie Müller".into(),
             " Jean-Luc  O'Brien ".into(),
             "".into(),
+            "ΟΔΥΣΣΕΥΣ".into(),
+            "EMPLOYEE-ID-0000000000000000042".into(),
+            "E00000042".into(),
             ScalarValue::Integer(42),
             Secret::new("x").into(),
         ];
@@ -251,6 +279,12 @@ mod tests {
                 let expected = c.key_of(v).map(Cow::into_owned);
                 assert_eq!(
                     c.key_in(v, &mut buf).map(str::to_owned),
+                    expected,
+                    "{c:?} {v:?}"
+                );
+                // Inline when short, lower-cased without a `String`: the same key.
+                assert_eq!(
+                    c.key_of_smol(v).map(|k| k.to_string()),
                     expected,
                     "{c:?} {v:?}"
                 );

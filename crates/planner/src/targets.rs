@@ -182,6 +182,14 @@ impl<'a> ScalarRef<'a> {
         }
     }
 
+    /// [`ScalarRef::key`] as a [`SmolStr`] ([`ComparisonType::key_smol`]).
+    pub(crate) fn key_smol(self, comparison: ComparisonType) -> Option<SmolStr> {
+        match self {
+            Self::Text(s) => Some(comparison.key_smol(s)),
+            Self::Value(v) => comparison.key_of_smol(v),
+        }
+    }
+
     /// The value's key under `comparison` ([`ComparisonType::key_of`]).
     pub(crate) fn key(self, comparison: ComparisonType) -> Option<Cow<'a, str>> {
         match self {
@@ -447,7 +455,7 @@ pub(crate) struct TargetStore {
     /// Per correlation key: normalized key value ⇒ targets holding it.
     /// Keys inline (up to 23 bytes, most logins, ids and addresses): a lookup compares the
     /// key in the table instead of fetching it from its own heap block.
-    key_index: Vec<FxHashMap<SmolStr, Few<TargetIdx>>>,
+    key_index: Vec<FxHashMap<Box<str>, Few<TargetIdx>>>,
     /// The owner currently correlated with each slot.
     pub(crate) claimed_by: Vec<Option<autoprov_core::OwnerId>>,
     /// Per slot: its target is the only one holding its value of the first key (what
@@ -486,8 +494,8 @@ impl TargetStore {
     pub(crate) fn upsert(
         &mut self,
         target: Target,
-        keys: Vec<Option<String>>,
-        old_keys: impl Fn(&Target) -> Vec<Option<String>>,
+        keys: Vec<Option<SmolStr>>,
+        old_keys: impl Fn(&Target) -> Vec<Option<SmolStr>>,
     ) -> (TargetIdx, Option<Target>) {
         let (idx, old) = match self.by_id.get(&target.id) {
             Some(&idx) => {
@@ -523,7 +531,7 @@ impl TargetStore {
                         }
                     }
                 } else {
-                    self.key_index[k].insert(SmolStr::from(v), Few::One(idx));
+                    self.key_index[k].insert(Box::from(v.as_str()), Few::One(idx));
                     if k == 0 {
                         self.alone_on_first_key[idx as usize] = true;
                     }
@@ -538,7 +546,7 @@ impl TargetStore {
     pub(crate) fn remove(
         &mut self,
         id: &ResourceId,
-        keys: impl Fn(&Target) -> Vec<Option<String>>,
+        keys: impl Fn(&Target) -> Vec<Option<SmolStr>>,
     ) -> Option<(TargetIdx, Target)> {
         let idx = self.by_id.remove(id)?;
         let old = self.slots[idx as usize].take()?;
@@ -548,7 +556,7 @@ impl TargetStore {
         Some((idx, old))
     }
 
-    fn unindex(&mut self, idx: TargetIdx, keys: Vec<Option<String>>) {
+    fn unindex(&mut self, idx: TargetIdx, keys: Vec<Option<SmolStr>>) {
         self.alone_on_first_key[idx as usize] = false;
         for (k, v) in keys.into_iter().enumerate() {
             if let Some(v) = v

@@ -8,7 +8,6 @@ use crate::few::Few;
 use crate::targets::{Target, TargetIdx};
 use autoprov_core::{Owner, OwnerId, PropertyValue, ResourceId};
 use smol_str::SmolStr;
-use std::borrow::Cow;
 
 /// How an owner is matched with an existing target: the owner property's value equals the
 /// target property's value under `comparison` (e.g. `employeeId` ⇄ `employeeID`).
@@ -53,7 +52,7 @@ impl Planner {
         let mut values = Vec::with_capacity(self.keys.iter().map(Vec::len).sum());
         values.extend(self.keys.iter().flatten().map(
             |(k, _)| match owner.get(&k.owner_property) {
-                Some(PropertyValue::Scalar(s)) => k.comparison.key_of(s).map(SmolStr::new),
+                Some(PropertyValue::Scalar(s)) => k.comparison.key_of_smol(s),
                 _ => None,
             },
         ));
@@ -70,19 +69,18 @@ impl Planner {
         keys.0.get(self.key_offsets[rt] + k)?.as_deref()
     }
 
+    /// The target's normalized values of `keys` (inline when short: no allocation for most
+    /// targets, which a load of a million makes one after the other).
     pub(super) fn target_key_values(
         keys: &[(CorrelationKey, u32)],
         target: &Target,
-    ) -> Vec<Option<String>> {
+    ) -> Vec<Option<SmolStr>> {
         keys.iter()
             .map(|(k, sym)| {
                 if k.target_property == "Id" {
-                    return Some(k.comparison.normalize(target.id.as_str()).into_owned());
+                    return Some(k.comparison.key_smol(target.id.as_str()));
                 }
-                target
-                    .scalar(*sym)
-                    .and_then(|s| s.key(k.comparison))
-                    .map(Cow::into_owned)
+                target.scalar(*sym).and_then(|s| s.key_smol(k.comparison))
             })
             .collect()
     }

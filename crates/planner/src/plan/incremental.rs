@@ -46,7 +46,11 @@ impl Planner {
         }
     }
 
-    pub(super) fn mark_target_owners_dirty(&mut self, rt: usize, key_values: &[Option<String>]) {
+    pub(super) fn mark_target_owners_dirty(
+        &mut self,
+        rt: usize,
+        key_values: &[Option<smol_str::SmolStr>],
+    ) {
         for (k, v) in key_values.iter().enumerate() {
             if let Some(v) = v
                 && let Some(owners) = self.owner_keys[rt][k].get(v.as_str())

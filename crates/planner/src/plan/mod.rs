@@ -195,7 +195,7 @@ pub struct Planner {
     /// Per resource type: its keys with the target property symbol.
     keys: Vec<Vec<(CorrelationKey, u32)>>,
     /// Per resource type and key: normalized owner key value ⇒ owners holding it.
-    owner_keys: Vec<Vec<FxHashMap<smol_str::SmolStr, Few<OwnerId>>>>,
+    owner_keys: Vec<Vec<FxHashMap<Box<str>, Few<OwnerId>>>>,
     /// Per resource type: where its keys start in an owner's [`correlate::OwnerKeys`].
     key_offsets: Vec<usize>,
     /// Per resource type and key: how many values of `owner_keys` two owners or more hold
