@@ -189,14 +189,6 @@ impl<'a> ScalarRef<'a> {
             Self::Value(v) => comparison.key_of_smol(v),
         }
     }
-
-    /// The value's key under `comparison` ([`ComparisonType::key_of`]).
-    pub(crate) fn key(self, comparison: ComparisonType) -> Option<Cow<'a, str>> {
-        match self {
-            Self::Text(s) => Some(comparison.normalize(s)),
-            Self::Value(v) => comparison.key_of(v),
-        }
-    }
 }
 
 /// A target as the planner keeps it.

@@ -172,10 +172,11 @@ impl Planner {
             return None;
         }
         let target = store.get(idx)?;
+        // Normalized inline (no `String` for a short value), as the index was filed.
         let found = if key.target_property == "Id" {
-            key.comparison.normalize(target.id.as_str())
+            key.comparison.key_smol(target.id.as_str())
         } else {
-            target.scalar(*sym)?.key(key.comparison)?
+            target.scalar(*sym)?.key_smol(key.comparison)?
         };
         (found == value).then_some(idx)
     }
