@@ -321,19 +321,77 @@ impl Established {
 
     /// Whether the expectation establishes exactly these values.
     pub(super) fn matches(&self, exp: &OwnerExpectation<'_>, held: &[(u32, Sym)]) -> bool {
-        // Written out as a block would be, then compared as one slice: walking the nested
-        // iterators side by side cost several times more.
-        WORDS.with(|words| {
-            let mut words = words.borrow_mut();
-            let (rts, props, refs) = Self::entries(exp, held);
-            Self::write(&mut words, rts, props, refs);
-            let mine = self.words();
-            if words.len() == 2 {
-                mine.is_empty()
-            } else {
-                **words == *mine
+        // Walked against the block word by word, in the order `entries` writes it: no
+        // iterator adapters and nothing written (this runs for every owner of every plan).
+        let words = self.words();
+        let (n_rts, n_props) = self.counts();
+        let mut pos = 2;
+        let live = || exp.rts.iter().filter(|e| !e.expired());
+        for e in live() {
+            let rt = e.rt as u32;
+            if held.contains(&(rt, WHOLE_ACCOUNT)) {
+                continue;
             }
-        })
+            if words.get(pos) != Some(&rt) {
+                return false;
+            }
+            pos += 1;
+        }
+        if pos != 2 + n_rts {
+            return false;
+        }
+        for e in live() {
+            let rt = e.rt as u32;
+            let syms = e
+                .scalars
+                .iter()
+                .map(|(s, _)| *s)
+                .chain(e.mono.iter().map(|(s, _)| *s));
+            for sym in syms {
+                if held.contains(&(rt, sym)) {
+                    continue;
+                }
+                if words.get(pos..pos + 2) != Some(&[rt, sym][..]) {
+                    return false;
+                }
+                pos += 2;
+            }
+        }
+        if pos != 2 + n_rts + 2 * n_props {
+            return false;
+        }
+        for e in live() {
+            let rt = e.rt as u32;
+            for (sym, list) in &e.multi {
+                for r in list {
+                    if words.get(pos..pos + 3) != Some(&[rt, *sym, *r][..]) {
+                        return false;
+                    }
+                    pos += 3;
+                }
+            }
+        }
+        // An empty block (nothing established) is no block at all.
+        let matches = if words.is_empty() {
+            pos == 2
+        } else {
+            pos == words.len()
+        };
+        debug_assert_eq!(
+            matches,
+            WORDS.with(|block| {
+                let mut block = block.borrow_mut();
+                let (rts, props, refs) = Self::entries(exp, held);
+                Self::write(&mut block, rts, props, refs);
+                if block.len() == 2 {
+                    words.is_empty()
+                } else {
+                    **block == *words
+                }
+            }),
+            "the walk agrees with the block the expectation writes"
+        );
+        matches
     }
 
     fn words(&self) -> &[u32] {
