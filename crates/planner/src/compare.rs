@@ -147,6 +147,7 @@ impl ComparisonType {
             other => Some(SmolStr::new(other.to_string())),
         }
     }
+
     /// [`ComparisonType::key_of`] without allocating for the common case: a changed key is
     /// written in `buf` (an ASCII text compared ignoring case is lower-cased there).
     pub(crate) fn key_in<'b>(self, value: &'b ScalarValue, buf: &'b mut String) -> Option<&'b str> {

