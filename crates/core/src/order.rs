@@ -231,9 +231,7 @@ impl Serialize for ChangeJson<'_> {
             Self::Scalar(ScalarValue::DateTime(d)) => {
                 serializer.serialize_str(&crate::value::format_datetime(d))
             }
-            Self::Scalar(other) => PropertyValue::Scalar((*other).clone())
-                .to_json()
-                .serialize(serializer),
+            Self::Scalar(other) => other.to_json().serialize(serializer),
             // A reference is a map of keys, written sorted, as `to_json` writes it.
             Self::Reference(r) => r.serialize(serializer),
             Self::References(set) => serializer.collect_seq(set.iter()),

@@ -94,7 +94,7 @@ impl ScalarValue {
         self.to_string()
     }
 
-    fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             Self::String(s) => serde_json::Value::String(s.clone()),
             Self::Integer(i) => serde_json::Value::from(*i),
