@@ -14,7 +14,7 @@
 //! The load time includes generating the organization (an `Owner` and a `Resource` per
 //! identity, as a connector's export hands them over): `load=` is the whole load,
 //! `load_planner=` the time spent inside the planner's upserts (`upsert_owner` for each owner
-//! as it is generated, `upsert_targets` for each chunk of a few thousand targets) and
+//! as it is generated, `upsert_targets` for each page of `synthetic::LOAD_CHUNK` targets) and
 //! `load_generate=` the rest, the fixture's own share.
 //! With `PLAN_GENERATE=1` the example also first generates everything once without loading it
 //! and prints `generate=`.
