@@ -23,11 +23,11 @@ use crate::policy::{
     Criteria, NavigationRule, QueryRule, RoleModel, ScalarBinding, ScalarRule, TypeRule,
 };
 use autoprov_core::{
-    EntityTypeId, Owner, OwnerId, PropertyValue, Reference, Resource, ResourceType, ResourceTypeId,
-    ScalarValue, Secret,
+    EntityTypeId, Owner, OwnerId, PropertyValue, Reference, Resource, ResourceId, ResourceType,
+    ResourceTypeId, ScalarValue, Secret,
 };
 use chrono::{DateTime, TimeZone, Utc};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The resource type of the synthetic accounts.
 pub const ACCOUNT_TYPE: &str = "AD_Entry_NominativeUser";
@@ -124,8 +124,8 @@ impl SyntheticOrg {
 
     /// Identity `i` (8 properties).
     pub fn owner(&self, i: usize) -> Owner {
-        let given = GIVEN[(self.rand(i, 4) % GIVEN.len() as u64) as usize];
-        let sn = SURNAMES[(self.rand(i, 5) % SURNAMES.len() as u64) as usize];
+        let given = GIVEN[self.given(i)];
+        let sn = SURNAMES[self.surname(i)];
         Owner::new(self.owner_id(i), self.login(i))
             .with_entity_type("Directory_User")
             .with("login", self.login(i))
@@ -135,7 +135,48 @@ impl SyntheticOrg {
             .with("department", format!("D{:03}", self.department(i)))
             .with("site", format!("S{:02}", self.site(i)))
             .with("title", format!("T{:02}", self.title(i)))
-            .with("costCenter", format!("CC{:04}", self.rand(i, 6) % 1000))
+            .with("costCenter", format!("CC{:04}", self.cost_center(i)))
+    }
+
+    fn given(&self, i: usize) -> usize {
+        (self.rand(i, 4) % GIVEN.len() as u64) as usize
+    }
+
+    fn surname(&self, i: usize) -> usize {
+        (self.rand(i, 5) % SURNAMES.len() as u64) as usize
+    }
+
+    fn cost_center(&self, i: usize) -> usize {
+        (self.rand(i, 6) % COST_CENTERS as u64) as usize
+    }
+
+    /// [`SyntheticOrg::owner`] from the load's precomputed names: the same owner, built the
+    /// way a connector's export builds one (its map in one piece, no formatting of the values
+    /// every owner shares).
+    fn owner_in(&self, i: usize, login: &str, refs: &Refs) -> Owner {
+        let text = |s: &str| PropertyValue::Scalar(ScalarValue::String(s.to_owned()));
+        let properties = BTreeMap::from([
+            (
+                "costCenter".to_owned(),
+                text(&refs.cost_centers[self.cost_center(i)]),
+            ),
+            (
+                "department".to_owned(),
+                text(&refs.department_names[self.department(i)]),
+            ),
+            ("employeeId".to_owned(), text(&format!("E{i:08}"))),
+            ("givenName".to_owned(), text(GIVEN[self.given(i)])),
+            ("lastName".to_owned(), text(SURNAMES[self.surname(i)])),
+            ("login".to_owned(), text(login)),
+            ("site".to_owned(), text(&refs.site_names[self.site(i)])),
+            ("title".to_owned(), text(&refs.title_names[self.title(i)])),
+        ]);
+        Owner {
+            id: self.owner_id(i),
+            identifier: login.to_owned(),
+            entity_type: Some(refs.directory_user.clone()),
+            properties,
+        }
     }
 
     /// The drift of identity `i`'s target.
@@ -165,58 +206,79 @@ impl SyntheticOrg {
     }
 
     fn expected_groups_in(&self, i: usize, refs: &Refs) -> BTreeSet<Reference> {
-        let d = self.department(i);
-        let s = self.site(i);
-        let t = self.title(i);
-        let mut groups = BTreeSet::new();
-        groups.extend(refs.departments[d * 4..d * 4 + 4].iter().cloned());
-        groups.extend(refs.sites[s * 3..s * 3 + 3].iter().cloned());
-        groups.extend(refs.titles[t * 2..t * 2 + 2].iter().cloned());
-        groups.insert(refs.all_staff.clone());
-        groups
+        let d = self.department(i) * 4;
+        let s = self.site(i) * 3;
+        let t = self.title(i) * 2;
+        let group = |list: &[Reference], k: usize| list[k].clone();
+        // Built in one piece (sorted once, then laid out), not inserted one by one.
+        BTreeSet::from([
+            group(&refs.departments, d),
+            group(&refs.departments, d + 1),
+            group(&refs.departments, d + 2),
+            group(&refs.departments, d + 3),
+            group(&refs.sites, s),
+            group(&refs.sites, s + 1),
+            group(&refs.sites, s + 2),
+            group(&refs.titles, t),
+            group(&refs.titles, t + 1),
+            refs.all_staff.clone(),
+        ])
     }
 
     /// What the role model expects for identity `i` (mapped values only).
     pub fn desired_target(&self, i: usize) -> Resource {
-        self.desired_target_of(i, &self.owner(i), &Refs::new(self))
+        self.desired_target_in(i, &self.login(i), &Refs::new(self))
     }
 
-    fn desired_target_of(&self, i: usize, owner: &Owner, refs: &Refs) -> Resource {
-        let text = |p: &str| match owner.get(p) {
-            Some(PropertyValue::Scalar(s)) => s.to_string(),
-            _ => String::new(),
-        };
-        let login = self.login(i);
-        let department = text("department");
+    /// The desired target of identity `i`, derived (as [`SyntheticOrg::owner`] is) from `i`
+    /// alone; its values are those the role model computes from the owner.
+    fn desired_target_in(&self, i: usize, login: &str, refs: &Refs) -> Resource {
+        let text = |s: String| PropertyValue::Scalar(ScalarValue::String(s));
         let d = self.department(i);
-        Resource::new(format!("CN={login},{}", Self::ou_dn(&department)))
-            .with_entity_type(refs.ad_entry.clone())
-            .with("sAMAccountName", login.clone())
-            .with("employeeID", text("employeeId"))
-            .with("givenName", text("givenName"))
-            .with("sn", text("lastName"))
-            .with(
-                "displayName",
-                format!("{} {}", text("givenName"), text("lastName")),
-            )
-            .with("mail", format!("{login}@example.test"))
-            .with("title", text("title"))
-            .with("department", department)
-            .with("parentdn", refs.ous[d].clone())
-            .with("memberOf", self.expected_groups_in(i, refs))
+        let department = &refs.department_names[d];
+        let given = GIVEN[self.given(i)];
+        let sn = SURNAMES[self.surname(i)];
+        let values = BTreeMap::from([
+            ("department".to_owned(), text(department.clone())),
+            ("displayName".to_owned(), text(format!("{given} {sn}"))),
+            ("employeeID".to_owned(), text(format!("E{i:08}"))),
+            ("givenName".to_owned(), text(given.to_owned())),
+            ("mail".to_owned(), text(format!("{login}{MAIL_DOMAIN}"))),
+            (
+                "memberOf".to_owned(),
+                PropertyValue::References(self.expected_groups_in(i, refs)),
+            ),
+            (
+                "parentdn".to_owned(),
+                PropertyValue::Reference(refs.ous[d].clone()),
+            ),
+            ("sAMAccountName".to_owned(), text(login.to_owned())),
+            ("sn".to_owned(), text(sn.to_owned())),
+            (
+                "title".to_owned(),
+                text(refs.title_names[self.title(i)].clone()),
+            ),
+        ]);
+        Resource {
+            id: ResourceId::new(format!("CN={login},{}", Self::ou_dn(department))),
+            entity_type: Some(refs.ad_entry.clone()),
+            stable_id: None,
+            values,
+        }
     }
 
     /// What the managed system holds for identity `i`, with its drift; `None` for a joiner.
     pub fn actual_target(&self, i: usize) -> Option<Resource> {
-        self.actual_target_of(i, &self.owner(i), &Refs::new(self))
+        self.actual_target_in(i, &self.login(i), &Refs::new(self))
     }
 
-    fn actual_target_of(&self, i: usize, owner: &Owner, refs: &Refs) -> Option<Resource> {
-        if self.drift(i) == Drift::Missing {
+    fn actual_target_in(&self, i: usize, login: &str, refs: &Refs) -> Option<Resource> {
+        let drift = self.drift(i);
+        if drift == Drift::Missing {
             return None;
         }
-        let mut r = self.desired_target_of(i, owner, refs);
-        match self.drift(i) {
+        let mut r = self.desired_target_in(i, login, refs);
+        match drift {
             Drift::None => {}
             Drift::Title => {
                 r.values.insert("title".into(), "Former title".into());
@@ -237,10 +299,8 @@ impl SyntheticOrg {
                     _ => String::new(),
                 };
                 r.values.insert("displayName".into(), upper.into());
-                r.values.insert(
-                    "mail".into(),
-                    format!("old.{}@example.test", self.login(i)).into(),
-                );
+                r.values
+                    .insert("mail".into(), format!("old.{login}{MAIL_DOMAIN}").into());
             }
         }
         Some(r)
@@ -378,8 +438,9 @@ impl SyntheticOrg {
     pub fn identities(&self) -> impl Iterator<Item = (Owner, Option<Resource>)> + '_ {
         let refs = Refs::new(self);
         (0..self.identities).map(move |i| {
-            let owner = self.owner(i);
-            let target = self.actual_target_of(i, &owner, &refs);
+            let login = self.login(i);
+            let owner = self.owner_in(i, &login, &refs);
+            let target = self.actual_target_in(i, &login, &refs);
             (owner, target)
         })
     }
@@ -423,9 +484,9 @@ impl SyntheticOrg {
             let end = (start + LOAD_CHUNK).min(self.identities);
             let mut chunk = Vec::with_capacity(end - start);
             for i in start..end {
-                let o = self.owner(i);
-                chunk.extend(self.actual_target_of(i, &o, &refs));
-                owner(planner, o);
+                let login = self.login(i);
+                chunk.extend(self.actual_target_in(i, &login, &refs));
+                owner(planner, self.owner_in(i, &login, &refs));
             }
             targets(planner, chunk);
             start = end;
@@ -470,6 +531,12 @@ struct Refs {
     /// The OU of each department.
     ous: Vec<Reference>,
     ad_entry: EntityTypeId,
+    directory_user: EntityTypeId,
+    /// The values every owner of a department, site, title or cost centre shares.
+    department_names: Vec<String>,
+    site_names: Vec<String>,
+    title_names: Vec<String>,
+    cost_centers: Vec<String>,
 }
 
 impl Refs {
@@ -494,6 +561,11 @@ impl Refs {
                 .map(|d| Reference::dn(SyntheticOrg::ou_dn(&format!("D{d:03}"))))
                 .collect(),
             ad_entry: EntityTypeId::new("AD_Entry"),
+            directory_user: EntityTypeId::new("Directory_User"),
+            department_names: (0..org.departments).map(|d| format!("D{d:03}")).collect(),
+            site_names: (0..org.sites).map(|s| format!("S{s:02}")).collect(),
+            title_names: (0..org.titles).map(|t| format!("T{t:02}")).collect(),
+            cost_centers: (0..COST_CENTERS).map(|c| format!("CC{c:04}")).collect(),
         }
     }
 }
@@ -505,6 +577,9 @@ fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// Distinct cost centres.
+const COST_CENTERS: usize = 1000;
+
 const GIVEN: &[&str] = &[
     "Alice", "Bruno", "Chloé", "David", "Élodie", "Farid", "Greta", "Hugo", "Inès", "Jonas",
     "Karim", "Léa", "Mateo", "Nora", "Oscar", "Paula",
@@ -514,3 +589,42 @@ const SURNAMES: &[&str] = &[
     "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy",
     "Moreau", "Simon", "Laurent", "Lefèvre", "Michel", "Garcia", "Müller",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_load_generates_the_owners_and_targets_of_the_public_builders() {
+        let mut org = SyntheticOrg::new(1_000);
+        org.drift_percent = 40;
+        let refs = Refs::new(&org);
+        let mut drifts = BTreeSet::new();
+        for (i, (owner, target)) in org.identities().enumerate() {
+            assert_eq!(owner, org.owner(i), "owner {i}");
+            assert_eq!(target, org.actual_target(i), "target {i}");
+            let login = org.login(i);
+            assert_eq!(owner, org.owner_in(i, &login, &refs), "owner {i}");
+            let drift = org.drift(i);
+            drifts.insert(format!("{drift:?}"));
+            // The desired target holds the owner's values under their mapped names.
+            let desired = org.desired_target(i);
+            let text = |r: &Resource, p: &str| r.get(p).cloned();
+            for (o, t) in [
+                ("login", "sAMAccountName"),
+                ("employeeId", "employeeID"),
+                ("givenName", "givenName"),
+                ("lastName", "sn"),
+                ("department", "department"),
+                ("title", "title"),
+            ] {
+                assert_eq!(owner.get(o).cloned(), text(&desired, t), "{i}: {t}");
+            }
+            assert_eq!(
+                desired.get("memberOf"),
+                Some(&PropertyValue::References(org.expected_groups(i)))
+            );
+        }
+        assert_eq!(drifts.len(), 5, "every kind of drift is generated: {drifts:?}");
+    }
+}
