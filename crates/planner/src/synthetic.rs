@@ -478,6 +478,7 @@ impl SyntheticOrg {
             planner.upsert_lookup(OU_TYPE, ou);
         }
         let rt = ResourceTypeId::new(ACCOUNT_TYPE);
+        planner.reserve(self.identities, self.identities + self.orphans);
         let refs = Refs::new(self);
         let mut start = 0;
         while start < self.identities {
@@ -625,6 +626,10 @@ mod tests {
                 Some(&PropertyValue::References(org.expected_groups(i)))
             );
         }
-        assert_eq!(drifts.len(), 5, "every kind of drift is generated: {drifts:?}");
+        assert_eq!(
+            drifts.len(),
+            5,
+            "every kind of drift is generated: {drifts:?}"
+        );
     }
 }

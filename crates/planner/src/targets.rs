@@ -470,6 +470,18 @@ impl TargetStore {
         self.len
     }
 
+    /// Makes room for `additional` more targets (see [`crate::Planner::reserve`]).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let more = additional.saturating_sub(self.free.len());
+        self.slots.reserve(more);
+        self.claimed_by.reserve(more);
+        self.alone_on_first_key.reserve(more);
+        self.by_id.reserve(additional);
+        for index in &mut self.key_index {
+            index.reserve(additional);
+        }
+    }
+
     pub(crate) fn get(&self, idx: TargetIdx) -> Option<&Target> {
         self.slots.get(idx as usize).and_then(Option::as_ref)
     }

@@ -88,6 +88,31 @@ impl Planner {
         Ok(())
     }
 
+    /// Makes room for `owners` more owners and, per resource type, `targets` more targets,
+    /// ahead of a load whose size the caller knows (a store's counts, an export's estimate):
+    /// the planner's indexes are then sized once instead of growing step by step, each step
+    /// rehashing every entry so far. Only a hint: a load of another size is still correct.
+    ///
+    /// The correlation key indexes are sized for one value per owner and per target, which is
+    /// what a correlation key (an identifier) holds; an index of fewer values keeps the room
+    /// until the planner is dropped. The synthetic organization's load reserves: the planner's
+    /// share of a load of 300,000 identities fell from 1.67 to 1.52 s (median of five
+    /// interleaved pairs), of a million from 5.8 to 5.2 s.
+    pub fn reserve(&mut self, owners: usize, targets: usize) {
+        for per_key in &mut self.owner_keys {
+            for map in per_key {
+                map.reserve(owners);
+            }
+        }
+        // Until the first plan every owner is dirty without being filed in `dirty`.
+        if !self.fresh {
+            self.dirty.reserve(owners);
+        }
+        for store in &mut self.targets {
+            store.reserve(targets);
+        }
+    }
+
     /// Adds or replaces many owners, as [`Planner::upsert_owner`] does one by one.
     pub fn upsert_owners(&mut self, owners: impl IntoIterator<Item = Owner>) {
         for owner in owners {

@@ -217,3 +217,70 @@ fn a_full_plan_over_several_chunks_is_the_plan_computed_at_once() {
     let third = planner.plan_full(now, PlanOptions::default(), &orders);
     assert_eq!(simulated.to_json(), third.to_json());
 }
+
+/// `Planner::reserve` is a hint: a planner that reserved room for fewer or for more owners and
+/// targets than it is loaded with, or none, plans the same; so does one that reserves again
+/// after its first plan, when it keeps its dirty owners.
+#[test]
+fn a_reservation_of_any_size_plans_as_none() {
+    let mut org = SyntheticOrg::new(600);
+    org.drift_percent = 20;
+    org.orphans = 2;
+    let orders = autoprov_planner::OrderStates::new();
+    let now = org.now();
+    let rt = autoprov_core::ResourceTypeId::new(autoprov_planner::synthetic::ACCOUNT_TYPE);
+    let load = |reserve: Option<(usize, usize)>| {
+        let mut planner =
+            autoprov_planner::Planner::new(org.config()).expect("the configuration is valid");
+        if let Some((owners, targets)) = reserve {
+            planner.reserve(owners, targets);
+        }
+        for ou in org.ous() {
+            planner.upsert_lookup(autoprov_planner::synthetic::OU_TYPE, ou);
+        }
+        for (owner, target) in org.identities() {
+            planner.upsert_owner(owner);
+            if let Some(target) = target {
+                planner
+                    .upsert_target(&rt, &target)
+                    .expect("a configured type");
+            }
+        }
+        for k in 0..org.orphans {
+            planner
+                .upsert_target(&rt, &org.orphan_target(k))
+                .expect("a configured type");
+        }
+        planner
+    };
+    let expected = load(None)
+        .plan_full(now, PlanOptions::default(), &orders)
+        .to_json();
+    assert_eq!(
+        expected,
+        org.planner()
+            .plan_full(now, PlanOptions::default(), &orders)
+            .to_json(),
+        "the synthetic load reserves"
+    );
+    for reserve in [(0, 0), (10, 3), (600, 602), (100_000, 100_000)] {
+        let mut planner = load(Some(reserve));
+        let plan = planner.plan_full(now, PlanOptions::default(), &orders);
+        assert_eq!(plan.to_json(), expected, "reserve {reserve:?}");
+        // Reserving after a plan, then changing an owner: the same incremental plan.
+        let mut none = load(None);
+        let _ = none.plan_full(now, PlanOptions::default(), &orders);
+        planner.reserve(reserve.0, reserve.1);
+        for p in [&mut none, &mut planner] {
+            p.upsert_owner(org.owner(7).with("title", "T29-new"));
+        }
+        let a = none.plan_incremental(now, PlanOptions::default(), &orders);
+        let b = planner.plan_incremental(now, PlanOptions::default(), &orders);
+        assert_eq!(a.owners.len(), 1, "reserve {reserve:?}");
+        assert_eq!(
+            format!("{:?}", a.owners),
+            format!("{:?}", b.owners),
+            "reserve {reserve:?}"
+        );
+    }
+}
