@@ -271,6 +271,12 @@ impl StringPool {
         PooledText::Shared(shared)
     }
 
+    /// Whether the values of property `sym` are kept by their holders, not shared (judged
+    /// mostly distinct): [`StringPool::text`] hands them back.
+    pub(crate) fn owns(&self, sym: Sym) -> bool {
+        self.stats.get(sym as usize).is_some_and(|s| s.unshared)
+    }
+
     fn entity_type(&mut self, e: EntityTypeId) -> EntityTypeId {
         if let Some(shared) = self.entity_types.get(&e) {
             return shared.clone();

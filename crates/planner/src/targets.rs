@@ -28,6 +28,8 @@ pub(crate) struct Symbols {
     names: Vec<Box<str>>,
     /// Per [`Sequence`]: the symbols of the last owner's or target's properties, in order.
     last: [Vec<Sym>; 2],
+    /// The symbols of the target being compacted ([`Target::compact_owned`]), reused.
+    scratch: Vec<Sym>,
 }
 
 /// Which kind of property list is being interned: owners and targets of one source list the
@@ -317,17 +319,53 @@ impl Target {
             stable_id,
             values,
         } = resource;
-        let values = values
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, value))| {
+        // The names interned first, by reference, to size the blocks; then the values are
+        // compacted straight into an array of the exact size (no intermediate list), which is
+        // sorted by symbol last (a source's names are interned in no particular order).
+        let mut order = std::mem::take(&mut syms.scratch);
+        order.clear();
+        order.extend(
+            values
+                .keys()
+                .enumerate()
+                .map(|(i, name)| syms.intern_at(Sequence::Target, i, name)),
+        );
+        let (text_len, ids_len) =
+            order
+                .iter()
+                .zip(values.values())
+                .fold((0, 0), |(t, i), (sym, v)| match v {
+                    // Only the values of a property that is not shared go to the text.
+                    PropertyValue::Scalar(ScalarValue::String(s)) if pool.owns(*sym) => {
+                        (t + s.len(), i)
+                    }
+                    PropertyValue::References(rs) => (t, i + rs.len()),
+                    _ => (t, i),
+                });
+        let mut blocks = Blocks {
+            text: String::with_capacity(text_len),
+            ids: Vec::with_capacity(ids_len),
+        };
+        let mut compact: Box<[(Sym, CompactValue)]> = values
+            .into_values()
+            .zip(order.iter())
+            .map(|(value, &sym)| {
                 (
-                    syms.intern_at(Sequence::Target, i, &name),
-                    Cow::Owned(value),
+                    sym,
+                    blocks.compact_value(sym, Cow::Owned(value), refs, pool),
                 )
             })
             .collect();
-        Self::build(id, entity_type, stable_id, values, refs, pool)
+        syms.scratch = order;
+        compact.sort_unstable_by_key(|(sym, _)| *sym);
+        Self {
+            id,
+            entity_type,
+            stable_id,
+            values: compact,
+            text: blocks.text.into_boxed_str(),
+            ids: blocks.ids.into_boxed_slice(),
+        }
     }
 
     fn build(
@@ -339,8 +377,8 @@ impl Target {
         pool: &mut StringPool,
     ) -> Self {
         values.sort_unstable_by_key(|(s, _)| *s);
-        let (text_len, ids_len) = values.iter().fold((0, 0), |(t, i), (_, v)| match &**v {
-            PropertyValue::Scalar(ScalarValue::String(s)) => (t + s.len(), i),
+        let (text_len, ids_len) = values.iter().fold((0, 0), |(t, i), (sym, v)| match &**v {
+            PropertyValue::Scalar(ScalarValue::String(s)) if pool.owns(*sym) => (t + s.len(), i),
             PropertyValue::References(rs) => (t, i + rs.len()),
             _ => (t, i),
         });
@@ -647,6 +685,68 @@ mod tests {
         assert_eq!(names.intern_at(Sequence::Owner, 3, "a"), a);
         assert_eq!(names.name(b), "b");
         assert_eq!(t.references(member_of).len(), 2);
+    }
+
+    /// A target compacted by value (its names interned out of symbol order, the values of a
+    /// property judged not shared going to its text, every kind of value) is the target
+    /// compacted by reference, and both round-trip.
+    #[test]
+    fn a_target_compacted_by_value_is_the_target_compacted_by_reference() {
+        let mut syms = Symbols::default();
+        let mut refs = References::default();
+        let mut pool = StringPool::default();
+        // Symbols in an order that is not the names' (as when owners were interned first).
+        for name in ["zeta", "title", "memberOf", "login", "alpha"] {
+            syms.intern(name);
+        }
+        let resource = |i: u32| {
+            Resource::new(format!("CN=u{i}"))
+                .with("alpha", i64::from(i))
+                .with("login", format!("user{i}"))
+                .with("title", format!("T{}", i % 3))
+                .with("parentdn", Reference::dn("OU=x"))
+                .with(
+                    "memberOf",
+                    [
+                        Reference::dn(format!("CN=g{}", i % 5)),
+                        Reference::dn("CN=all"),
+                    ]
+                    .into_iter()
+                    .collect::<BTreeSet<_>>(),
+                )
+                .with("zeta", "")
+        };
+        // Beyond the judging threshold: `login` stops being shared and goes to the text.
+        for i in 0..2 * 1024 + 10 {
+            let r = resource(i);
+            let by_value = Target::compact_owned(r.clone(), &mut syms, &mut refs, &mut pool);
+            let by_ref = Target::compact(&r, &mut syms, &mut refs, &mut pool);
+            assert!(by_value.values.windows(2).all(|w| w[0].0 < w[1].0), "{i}");
+            assert_eq!(by_value.to_resource(&syms, &refs), r, "{i}");
+            assert_eq!(by_ref.to_resource(&syms, &refs), r, "{i}");
+            for (name, _) in &r.values {
+                let sym = syms.get(name).unwrap();
+                assert_eq!(
+                    format!("{:?}", by_value.scalar(sym)),
+                    format!("{:?}", by_ref.scalar(sym)),
+                    "{i} {name}"
+                );
+                assert_eq!(
+                    by_value.references(sym),
+                    by_ref.references(sym),
+                    "{i} {name}"
+                );
+            }
+        }
+        let login = syms.get("login").unwrap();
+        assert!(pool.owns(login), "logins are judged distinct");
+        let last = Target::compact_owned(resource(5000), &mut syms, &mut refs, &mut pool);
+        assert!(matches!(last.get(login), Some(CompactValue::Text(..))));
+        assert_eq!(
+            last.text.len(),
+            "user5000".len(),
+            "the text block is sized exactly"
+        );
     }
 
     #[test]
