@@ -724,7 +724,7 @@ mod tests {
             assert!(by_value.values.windows(2).all(|w| w[0].0 < w[1].0), "{i}");
             assert_eq!(by_value.to_resource(&syms, &refs), r, "{i}");
             assert_eq!(by_ref.to_resource(&syms, &refs), r, "{i}");
-            for (name, _) in &r.values {
+            for name in r.values.keys() {
                 let sym = syms.get(name).unwrap();
                 assert_eq!(
                     format!("{:?}", by_value.scalar(sym)),
