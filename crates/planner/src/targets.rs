@@ -745,7 +745,7 @@ mod tests {
         assert_eq!(
             last.text.len(),
             "user5000".len(),
-            "the text block is sized exactly"
+            "only the login, judged not shared, goes to the text"
         );
     }
 
