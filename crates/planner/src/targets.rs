@@ -28,7 +28,7 @@ pub(crate) struct Symbols {
     names: Vec<Box<str>>,
     /// Per [`Sequence`]: the symbols of the last owner's or target's properties, in order.
     last: [Vec<Sym>; 2],
-    /// The symbols of the target being compacted ([`Target::compact_owned`]), reused.
+    /// The symbols of the target being compacted ([`Target::compact`]), reused.
     scratch: Vec<Sym>,
 }
 
@@ -284,22 +284,14 @@ impl Target {
         refs: &mut References,
         pool: &mut StringPool,
     ) -> Self {
-        let values = resource
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, (name, value))| {
-                (
-                    syms.intern_at(Sequence::Target, i, name),
-                    Cow::Borrowed(value),
-                )
-            })
-            .collect();
-        Self::build(
+        let (order, blocks) = Self::prepare(&resource.values, syms, pool);
+        Self::finish(
             resource.id.clone(),
             resource.entity_type.clone(),
             resource.stable_id.clone(),
-            values,
+            (order, blocks),
+            resource.values.values().map(Cow::Borrowed),
+            syms,
             refs,
             pool,
         )
@@ -319,9 +311,27 @@ impl Target {
             stable_id,
             values,
         } = resource;
-        // The names interned first, by reference, to size the blocks; then the values are
-        // compacted straight into an array of the exact size (no intermediate list), which is
-        // sorted by symbol last (a source's names are interned in no particular order).
+        let prepared = Self::prepare(&values, syms, pool);
+        Self::finish(
+            id,
+            entity_type,
+            stable_id,
+            prepared,
+            values.into_values().map(Cow::Owned),
+            syms,
+            refs,
+            pool,
+        )
+    }
+
+    /// The symbols of a resource's names, in the map's order (interned by reference, into the
+    /// reused `syms.scratch`), and blocks sized for its values: the text for the values of the
+    /// properties judged not shared only, the references for every multi-valued value.
+    fn prepare(
+        values: &BTreeMap<String, PropertyValue>,
+        syms: &mut Symbols,
+        pool: &StringPool,
+    ) -> (Vec<Sym>, Blocks) {
         let mut order = std::mem::take(&mut syms.scratch);
         order.clear();
         order.extend(
@@ -335,26 +345,36 @@ impl Target {
                 .iter()
                 .zip(values.values())
                 .fold((0, 0), |(t, i), (sym, v)| match v {
-                    // Only the values of a property that is not shared go to the text.
                     PropertyValue::Scalar(ScalarValue::String(s)) if pool.owns(*sym) => {
                         (t + s.len(), i)
                     }
                     PropertyValue::References(rs) => (t, i + rs.len()),
                     _ => (t, i),
                 });
-        let mut blocks = Blocks {
+        let blocks = Blocks {
             text: String::with_capacity(text_len),
             ids: Vec::with_capacity(ids_len),
         };
+        (order, blocks)
+    }
+
+    /// Compacts `values` (in the order [`Target::prepare`] interned their names) straight
+    /// into an array of the exact size, sorted by symbol last (a source's names are interned
+    /// in no particular order), and hands the symbols' buffer back to `syms`.
+    #[allow(clippy::too_many_arguments)]
+    fn finish<'v>(
+        id: ResourceId,
+        entity_type: Option<EntityTypeId>,
+        stable_id: Option<StableId>,
+        (order, mut blocks): (Vec<Sym>, Blocks),
+        values: impl Iterator<Item = Cow<'v, PropertyValue>>,
+        syms: &mut Symbols,
+        refs: &mut References,
+        pool: &mut StringPool,
+    ) -> Self {
         let mut compact: Box<[(Sym, CompactValue)]> = values
-            .into_values()
             .zip(order.iter())
-            .map(|(value, &sym)| {
-                (
-                    sym,
-                    blocks.compact_value(sym, Cow::Owned(value), refs, pool),
-                )
-            })
+            .map(|(value, &sym)| (sym, blocks.compact_value(sym, value, refs, pool)))
             .collect();
         syms.scratch = order;
         compact.sort_unstable_by_key(|(sym, _)| *sym);
@@ -363,38 +383,6 @@ impl Target {
             entity_type,
             stable_id,
             values: compact,
-            text: blocks.text.into_boxed_str(),
-            ids: blocks.ids.into_boxed_slice(),
-        }
-    }
-
-    fn build(
-        id: ResourceId,
-        entity_type: Option<EntityTypeId>,
-        stable_id: Option<StableId>,
-        mut values: Vec<(Sym, Cow<'_, PropertyValue>)>,
-        refs: &mut References,
-        pool: &mut StringPool,
-    ) -> Self {
-        values.sort_unstable_by_key(|(s, _)| *s);
-        let (text_len, ids_len) = values.iter().fold((0, 0), |(t, i), (sym, v)| match &**v {
-            PropertyValue::Scalar(ScalarValue::String(s)) if pool.owns(*sym) => (t + s.len(), i),
-            PropertyValue::References(rs) => (t, i + rs.len()),
-            _ => (t, i),
-        });
-        let mut blocks = Blocks {
-            text: String::with_capacity(text_len),
-            ids: Vec::with_capacity(ids_len),
-        };
-        let values: Box<[(Sym, CompactValue)]> = values
-            .into_iter()
-            .map(|(sym, value)| (sym, blocks.compact_value(sym, value, refs, pool)))
-            .collect();
-        Self {
-            id,
-            entity_type,
-            stable_id,
-            values,
             text: blocks.text.into_boxed_str(),
             ids: blocks.ids.into_boxed_slice(),
         }
