@@ -76,13 +76,17 @@ impl Planner {
         target: &Target,
     ) -> Vec<Option<SmolStr>> {
         keys.iter()
-            .map(|(k, sym)| {
-                if k.target_property == "Id" {
-                    return Some(k.comparison.key_smol(target.id.as_str()));
-                }
-                target.scalar(*sym).and_then(|s| s.key_smol(k.comparison))
-            })
+            .map(|(k, sym)| Self::target_key_value(k, *sym, target))
             .collect()
+    }
+
+    /// The target's normalized value of key `k` (its property `sym`; `Id` is the target's id),
+    /// as the key index files it.
+    fn target_key_value(k: &CorrelationKey, sym: u32, target: &Target) -> Option<SmolStr> {
+        if k.target_property == "Id" {
+            return Some(k.comparison.key_smol(target.id.as_str()));
+        }
+        target.scalar(sym).and_then(|s| s.key_smol(k.comparison))
     }
 
     /// Marks the owners sharing a key value dirty (their correlation conflicts may change).
@@ -171,13 +175,7 @@ impl Planner {
         if !store.alone_on_first_key(idx) {
             return None;
         }
-        let target = store.get(idx)?;
-        // Normalized inline (no `String` for a short value), as the index was filed.
-        let found = if key.target_property == "Id" {
-            key.comparison.key_smol(target.id.as_str())
-        } else {
-            target.scalar(*sym)?.key_smol(key.comparison)?
-        };
+        let found = Self::target_key_value(key, *sym, store.get(idx)?)?;
         (found == value).then_some(idx)
     }
 
