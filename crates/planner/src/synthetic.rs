@@ -542,30 +542,32 @@ struct Refs {
 
 impl Refs {
     fn new(org: &SyntheticOrg) -> Self {
-        let group = |name: String| SyntheticOrg::group_dn(&name);
+        let department_names: Vec<String> =
+            (0..org.departments).map(|d| format!("D{d:03}")).collect();
+        let site_names: Vec<String> = (0..org.sites).map(|s| format!("S{s:02}")).collect();
+        let title_names: Vec<String> = (0..org.titles).map(|t| format!("T{t:02}")).collect();
+        // `count` groups per name: `D000-G0`, `D000-G1`, …
+        let groups = |names: &[String], count: usize| -> Vec<Reference> {
+            names
+                .iter()
+                .flat_map(|n| (0..count).map(move |g| SyntheticOrg::group_dn(&format!("{n}-G{g}"))))
+                .collect()
+        };
         Self {
-            departments: (0..org.departments)
-                .flat_map(|d| (0..4).map(move |g| format!("D{d:03}-G{g}")))
-                .map(group)
-                .collect(),
-            sites: (0..org.sites)
-                .flat_map(|s| (0..3).map(move |g| format!("S{s:02}-G{g}")))
-                .map(group)
-                .collect(),
-            titles: (0..org.titles)
-                .flat_map(|t| (0..2).map(move |g| format!("T{t:02}-G{g}")))
-                .map(group)
-                .collect(),
+            departments: groups(&department_names, 4),
+            sites: groups(&site_names, 3),
+            titles: groups(&title_names, 2),
             all_staff: SyntheticOrg::group_dn("AllStaff"),
             legacy: SyntheticOrg::group_dn("Legacy-Unmanaged"),
-            ous: (0..org.departments)
-                .map(|d| Reference::dn(SyntheticOrg::ou_dn(&format!("D{d:03}"))))
+            ous: department_names
+                .iter()
+                .map(|d| Reference::dn(SyntheticOrg::ou_dn(d)))
                 .collect(),
             ad_entry: EntityTypeId::new("AD_Entry"),
             directory_user: EntityTypeId::new("Directory_User"),
-            department_names: (0..org.departments).map(|d| format!("D{d:03}")).collect(),
-            site_names: (0..org.sites).map(|s| format!("S{s:02}")).collect(),
-            title_names: (0..org.titles).map(|t| format!("T{t:02}")).collect(),
+            department_names,
+            site_names,
+            title_names,
             cost_centers: (0..COST_CENTERS).map(|c| format!("CC{c:04}")).collect(),
         }
     }
