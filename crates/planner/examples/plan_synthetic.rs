@@ -50,6 +50,7 @@ fn main() {
         });
 
     let cpu = cpu_seconds();
+    let sys = sys_seconds();
     let t = Instant::now();
     let mut planner = match autoprov_planner::Planner::new(org.config()) {
         Ok(p) => p,
@@ -76,6 +77,7 @@ fn main() {
     load_planner += upsert_owner_time;
     let load = t.elapsed();
     let load_cpu = cpu_seconds() - cpu;
+    let load_sys = sys_seconds() - sys;
     let peak_after_load = peak_mib();
 
     let repeat: usize = std::env::var("PLAN_REPEAT")
@@ -176,7 +178,7 @@ fn main() {
     }
     println!(
         "identities={n} threads={} load={load:.2?} load_planner={load_planner:.2?} \
-         load_generate={:.2?} load_cpu={load_cpu:.2}s \
+         load_generate={:.2?} load_cpu={load_cpu:.2}s load_sys={load_sys:.2}s \
          full_plan(of {repeat}): first={first_plan:.2?} median={full_median:.2?} best={full:.2?} \
          full_plan_cpu={full_cpu:.2}s orders={orders} \
          incremental: first={first:.1?} median={median:.1?} mean={:.1?} p99={p99:.1?} \
@@ -191,6 +193,17 @@ fn main() {
 /// run on a busy machine can be judged by the work done rather than by the wall clock.
 /// `NaN` where `/proc` is not available.
 fn cpu_seconds() -> f64 {
+    stat_seconds(&[11, 12])
+}
+
+/// System CPU time of this process so far (the kernel's share of [`cpu_seconds`]: page faults,
+/// zeroing fresh pages, returning memory).
+fn sys_seconds() -> f64 {
+    stat_seconds(&[12])
+}
+
+/// The sum of the `/proc/self/stat` clock fields at `indexes` (counted after the name), in s.
+fn stat_seconds(indexes: &[usize]) -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return f64::NAN;
     };
@@ -200,7 +213,7 @@ fn cpu_seconds() -> f64 {
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-    let ticks: f64 = [11, 12]
+    let ticks: f64 = indexes
         .iter()
         .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
         .sum();
