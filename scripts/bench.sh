@@ -74,7 +74,17 @@ plan_synthetic() {
         field() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1; }
         local incremental
         incremental=$(echo "$line" | sed -n 's/.*incremental: first=[^ ]* median=\([^ ]*\).*/\1/p')
-        echo "FIGURE plan_synthetic_$n: full plan **$(field median)** (median of $repeat; best $(field best)), peak memory **$((rss / 1024)) MiB** ($rss KiB), load $(field load) (planner's upserts $(field load_planner)), incremental median $incremental, $(field threads) threads" | tee -a "$log"
+        local figure="full plan **$(field median)** (median of $repeat; best $(field best)), peak memory **$((rss / 1024)) MiB** ($rss KiB), load $(field load) (planner's upserts $(field load_planner)), incremental median $incremental, $(field threads) threads"
+        # The same organization streamed by reference (`PLAN_LOAD=ref`: one owner and one
+        # resource refilled in place, `upsert_owner_ref` / `upsert_target`).
+        if line=$(PLAN_LOAD=ref PLAN_REPEAT=$repeat /usr/bin/time -v "$bin" "$n" 2> "$out/plan_synthetic.$n.ref.time"); then
+            rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$out/plan_synthetic.$n.ref.time")
+            echo "$line" | tee -a "$log"
+            figure="$figure; streamed by reference: load **$(field load)** (planner's calls $(field load_planner)), full plan $(field median), peak $((rss / 1024)) MiB"
+        else
+            echo "plan_synthetic $n (PLAN_LOAD=ref) failed" | tee -a "$log"
+        fi
+        echo "FIGURE plan_synthetic_$n: $figure" | tee -a "$log"
     done
 }
 plan_synthetic

@@ -17,7 +17,10 @@
 //! as it is generated, `upsert_targets` for each page of `synthetic::LOAD_CHUNK` targets) and
 //! `load_generate=` the rest, the fixture's own share.
 //! With `PLAN_GENERATE=1` the example also first generates everything once without loading it
-//! and prints `generate=`.
+//! and prints `generate=`. With `PLAN_LOAD=ref` the organization is streamed instead
+//! (`SyntheticOrg::load_streaming_with`): one `Owner` and one `Resource` refilled in place and
+//! handed over by reference (`upsert_owner_ref`, `upsert_target`), as a load from a store can;
+//! `load_planner=` is then the time inside those two calls.
 //!
 //! `PLAN_REPEAT=n` plans `n` times: `first=` is the first full plan (it establishes every
 //! owner's values), `median=` / `best=` are over all `n`.
@@ -59,21 +62,43 @@ fn main() {
     // The planner's share: every upsert timed (two clock reads per owner, some 50 ns).
     let mut load_planner = std::time::Duration::ZERO;
     let mut upsert_owner_time = std::time::Duration::ZERO;
-    org.load_with(
-        &mut planner,
-        |planner, owner| {
-            let t = Instant::now();
-            planner.upsert_owner(owner);
-            upsert_owner_time += t.elapsed();
-        },
-        |planner, targets| {
-            let t = Instant::now();
-            let loaded =
-                planner.upsert_targets(&autoprov_planner::synthetic::ACCOUNT_TYPE.into(), targets);
-            assert!(loaded.is_ok(), "{loaded:?}");
-            load_planner += t.elapsed();
-        },
-    );
+    // `PLAN_LOAD=ref`: the streaming load (`SyntheticOrg::load_streaming_with`): one owner
+    // and one resource refilled in place and handed over by reference.
+    if std::env::var("PLAN_LOAD").is_ok_and(|v| v == "ref") {
+        let rt = autoprov_planner::synthetic::ACCOUNT_TYPE.into();
+        let mut target_time = std::time::Duration::ZERO;
+        org.load_streaming_with(
+            &mut planner,
+            |planner, owner| {
+                let t = Instant::now();
+                planner.upsert_owner_ref(owner);
+                upsert_owner_time += t.elapsed();
+            },
+            |planner, target| {
+                let t = Instant::now();
+                let loaded = planner.upsert_target(&rt, target);
+                assert!(loaded.is_ok(), "{loaded:?}");
+                target_time += t.elapsed();
+            },
+        );
+        load_planner += target_time;
+    } else {
+        org.load_with(
+            &mut planner,
+            |planner, owner| {
+                let t = Instant::now();
+                planner.upsert_owner(owner);
+                upsert_owner_time += t.elapsed();
+            },
+            |planner, targets| {
+                let t = Instant::now();
+                let loaded = planner
+                    .upsert_targets(&autoprov_planner::synthetic::ACCOUNT_TYPE.into(), targets);
+                assert!(loaded.is_ok(), "{loaded:?}");
+                load_planner += t.elapsed();
+            },
+        );
+    }
     load_planner += upsert_owner_time;
     let load = t.elapsed();
     let load_cpu = cpu_seconds() - cpu;

@@ -13,7 +13,8 @@
 use crate::targets::{Sequence, Sym, Symbols};
 use autoprov_core::{EntityTypeId, Owner, OwnerId, PropertyValue, ScalarValue};
 use rustc_hash::FxHashSet;
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A pooled string: one pointer (an `Arc<str>` is two), hashed and compared as its text.
@@ -79,6 +80,17 @@ impl OwnerValue {
     }
 }
 
+/// The length of a property map's string values (an upper bound of an owner's own text).
+fn text_len(properties: &BTreeMap<String, PropertyValue>) -> usize {
+    properties
+        .values()
+        .map(|v| match v {
+            PropertyValue::Scalar(ScalarValue::String(s)) => s.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// An owner as the planner keeps it (its id is the key it is filed under).
 #[derive(Debug, Clone)]
 pub(crate) struct CompactOwner {
@@ -91,7 +103,7 @@ pub(crate) struct CompactOwner {
 }
 
 impl CompactOwner {
-    /// Compacts an owner.
+    /// Compacts an owner, taking it by value: its shared strings move into the pool.
     pub(crate) fn new(owner: Owner, syms: &mut Symbols, pool: &mut StringPool) -> Self {
         let Owner {
             id: _,
@@ -99,45 +111,88 @@ impl CompactOwner {
             entity_type,
             properties,
         } = owner;
-        let capacity = identifier.len()
-            + properties
-                .values()
-                .map(|v| match v {
-                    PropertyValue::Scalar(ScalarValue::String(s)) => s.len(),
-                    _ => 0,
-                })
-                .sum::<usize>();
+        let capacity = identifier.len() + text_len(&properties);
+        Self::build(
+            &identifier,
+            entity_type,
+            (properties.len(), capacity),
+            properties
+                .into_iter()
+                .map(|(n, v)| (Cow::Owned(n), Cow::Owned(v))),
+            syms,
+            pool,
+        )
+    }
+
+    /// [`CompactOwner::new`] from a borrowed owner: only what the planner keeps is copied (a
+    /// caller streaming owners through one buffer allocates nothing per owner for them).
+    pub(crate) fn new_ref(owner: &Owner, syms: &mut Symbols, pool: &mut StringPool) -> Self {
+        Self::build(
+            &owner.identifier,
+            owner.entity_type.clone(),
+            (
+                owner.properties.len(),
+                owner.identifier.len() + text_len(&owner.properties),
+            ),
+            owner
+                .properties
+                .iter()
+                .map(|(n, v)| (Cow::Borrowed(n.as_str()), Cow::Borrowed(v))),
+            syms,
+            pool,
+        )
+    }
+
+    fn build<'a>(
+        identifier: &str,
+        entity_type: Option<EntityTypeId>,
+        (len, capacity): (usize, usize),
+        properties: impl Iterator<Item = (Cow<'a, str>, Cow<'a, PropertyValue>)>,
+        syms: &mut Symbols,
+        pool: &mut StringPool,
+    ) -> Self {
         let mut text = String::with_capacity(capacity);
-        text.push_str(&identifier);
+        text.push_str(identifier);
         let identifier_len = u32::try_from(text.len()).unwrap_or(u32::MAX);
-        let values = properties
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, value))| {
-                let sym = syms.intern_at(Sequence::Owner, i, &name);
-                let value = match value {
-                    PropertyValue::Scalar(ScalarValue::String(s)) => match pool.text(sym, s) {
-                        PooledText::Shared(s) => OwnerValue::Shared(s),
-                        PooledText::Own(s) => {
-                            let start = text.len();
-                            text.push_str(&s);
-                            match (u32::try_from(start), u32::try_from(text.len())) {
-                                (Ok(a), Ok(b)) => OwnerValue::Text(a, b),
-                                // Beyond 4 GiB of text: kept whole.
-                                _ => OwnerValue::Other(Box::new(s.into())),
-                            }
-                        }
-                    },
-                    other => OwnerValue::Other(Box::new(other)),
-                };
-                (sym, value)
-            })
-            .collect();
+        let mut values = Vec::with_capacity(len);
+        for (i, (name, value)) in properties.enumerate() {
+            let sym = syms.intern_at(Sequence::Owner, i, &name);
+            let value = match value {
+                Cow::Owned(PropertyValue::Scalar(ScalarValue::String(s))) => {
+                    Self::text_value(sym, Cow::Owned(s), &mut text, pool)
+                }
+                Cow::Borrowed(PropertyValue::Scalar(ScalarValue::String(s))) => {
+                    Self::text_value(sym, Cow::Borrowed(s), &mut text, pool)
+                }
+                other => OwnerValue::Other(Box::new(other.into_owned())),
+            };
+            values.push((sym, value));
+        }
         Self {
             text: text.into_boxed_str(),
             identifier_len,
             entity_type: entity_type.map(|e| pool.entity_type(e)),
-            values,
+            values: values.into_boxed_slice(),
+        }
+    }
+
+    fn text_value(
+        sym: Sym,
+        s: Cow<'_, str>,
+        text: &mut String,
+        pool: &mut StringPool,
+    ) -> OwnerValue {
+        match pool.text(sym, s) {
+            PooledText::Shared(s) => OwnerValue::Shared(s),
+            PooledText::Own(s) => {
+                let start = text.len();
+                text.push_str(&s);
+                match (u32::try_from(start), u32::try_from(text.len())) {
+                    (Ok(a), Ok(b)) => OwnerValue::Text(a, b),
+                    // Beyond 4 GiB of text: kept whole.
+                    _ => OwnerValue::Other(Box::new(s.into_owned().into())),
+                }
+            }
         }
     }
 
@@ -238,16 +293,18 @@ pub(crate) struct StringPool {
 }
 
 /// A string kept by the pool: shared, or its own.
-pub(crate) enum PooledText {
+pub(crate) enum PooledText<'a> {
     /// Shared with the other holders of the same value.
     Shared(SharedStr),
     /// Its own (its property's values are mostly distinct), handed back.
-    Own(String),
+    Own(Cow<'a, str>),
 }
 
 impl StringPool {
-    /// Pools a string value of property `sym` (an owner's or a target's).
-    pub(crate) fn text(&mut self, sym: Sym, s: String) -> PooledText {
+    /// Pools a string value of property `sym` (an owner's or a target's); a new shared value
+    /// is copied only when borrowed.
+    pub(crate) fn text<'a>(&mut self, sym: Sym, s: impl Into<Cow<'a, str>>) -> PooledText<'a> {
+        let s = s.into();
         let i = sym as usize;
         if self.stats.len() <= i {
             self.stats.resize(i + 1, SymStats::default());
@@ -257,7 +314,7 @@ impl StringPool {
             return PooledText::Own(s);
         }
         stats.seen = stats.seen.saturating_add(1);
-        if let Some(shared) = self.strings.get(s.as_str()) {
+        if let Some(shared) = self.strings.get(s.as_ref()) {
             return PooledText::Shared(shared.clone());
         }
         stats.new = stats.new.saturating_add(1);
@@ -266,7 +323,7 @@ impl StringPool {
             stats.unshared = true;
             return PooledText::Own(s);
         }
-        let shared = SharedStr(Arc::new(s));
+        let shared = SharedStr(Arc::new(s.into_owned()));
         self.strings.insert(shared.clone());
         PooledText::Shared(shared)
     }
@@ -318,6 +375,11 @@ mod tests {
         let cb = CompactOwner::new(b.clone(), &mut syms, &mut pool);
         assert_eq!(ca.to_owner(&a.id, &syms), a);
         assert_eq!(cb.to_owner(&b.id, &syms), b);
+        // Compacted from a borrowed owner: the same owner, sharing the same strings.
+        let ra = CompactOwner::new_ref(&a, &mut syms, &mut pool);
+        assert_eq!(ra.to_owner(&a.id, &syms), a);
+        assert_eq!(ra.values, ca.values);
+        assert_eq!(ra.text, ca.text);
         // One scratch owner refilled with owners of other shapes and the same shape.
         let mut scratch = OwnerScratch::default();
         for (c, o) in [(&ca, &a), (&cb, &b), (&cb, &b), (&ca, &a), (&ca, &a)] {

@@ -232,13 +232,15 @@ impl Blocks {
     ) -> CompactValue {
         let value = match value {
             Cow::Owned(PropertyValue::Scalar(ScalarValue::String(s))) => {
-                return self.text_value(sym, s, pool);
+                return self.text_value(sym, Cow::Owned(s), pool);
             }
             Cow::Owned(PropertyValue::Scalar(s)) => return CompactValue::Scalar(Box::new(s)),
             other => other,
         };
         match value.as_ref() {
-            PropertyValue::Scalar(ScalarValue::String(s)) => self.text_value(sym, s.clone(), pool),
+            PropertyValue::Scalar(ScalarValue::String(s)) => {
+                self.text_value(sym, Cow::Borrowed(s.as_str()), pool)
+            }
             PropertyValue::Scalar(s) => CompactValue::Scalar(Box::new(s.clone())),
             PropertyValue::Reference(r) => CompactValue::Ref(refs.intern(r)),
             PropertyValue::References(rs) => {
@@ -262,7 +264,7 @@ impl Blocks {
         }
     }
 
-    fn text_value(&mut self, sym: Sym, s: String, pool: &mut StringPool) -> CompactValue {
+    fn text_value(&mut self, sym: Sym, s: Cow<'_, str>, pool: &mut StringPool) -> CompactValue {
         match pool.text(sym, s) {
             PooledText::Shared(s) => CompactValue::Shared(s),
             PooledText::Own(s) => {
@@ -270,7 +272,7 @@ impl Blocks {
                 self.text.push_str(&s);
                 match range(start, self.text.len()) {
                     Some((a, b)) => CompactValue::Text(a, b),
-                    None => CompactValue::Scalar(Box::new(ScalarValue::String(s))),
+                    None => CompactValue::Scalar(Box::new(ScalarValue::String(s.into_owned()))),
                 }
             }
         }

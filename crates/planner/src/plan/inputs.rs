@@ -10,10 +10,31 @@ use autoprov_core::{Owner, OwnerId, Resource, ResourceId, ResourceTypeId};
 impl Planner {
     /// Adds or replaces an owner and marks it dirty.
     pub fn upsert_owner(&mut self, owner: Owner) {
-        let id = owner.id.clone();
         let new_keys = self.owner_key_values(&owner);
         let new_query = self.query_keys(&owner);
+        let id = owner.id.clone();
         let compact = CompactOwner::new(owner, &mut self.syms, &mut self.pool);
+        self.install_owner(id, compact, new_keys, new_query);
+    }
+
+    /// [`Planner::upsert_owner`] from a borrowed owner: only what the planner keeps is copied.
+    /// A caller that streams many owners (a load from a store or an export) can fill one
+    /// `Owner` in place, owner after owner, and hand each over by reference: neither side
+    /// then allocates or frees the property map and its strings per owner.
+    pub fn upsert_owner_ref(&mut self, owner: &Owner) {
+        let new_keys = self.owner_key_values(owner);
+        let new_query = self.query_keys(owner);
+        let compact = CompactOwner::new_ref(owner, &mut self.syms, &mut self.pool);
+        self.install_owner(owner.id.clone(), compact, new_keys, new_query);
+    }
+
+    fn install_owner(
+        &mut self,
+        id: OwnerId,
+        compact: CompactOwner,
+        new_keys: super::correlate::OwnerKeys,
+        new_query: Vec<Option<String>>,
+    ) {
         if let Some(slot) = self.owners.get_mut(&id) {
             let old = std::mem::replace(&mut slot.owner, compact);
             let old_keys = std::mem::replace(&mut slot.keys, new_keys.clone());

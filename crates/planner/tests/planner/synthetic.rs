@@ -284,3 +284,63 @@ fn a_reservation_of_any_size_plans_as_none() {
         );
     }
 }
+
+/// The streaming load (`SyntheticOrg::load_streaming_with`: one owner and one resource
+/// refilled in place, handed over by reference to `upsert_owner_ref` and `upsert_target`)
+/// hands over exactly the organization's owners and targets, and plans as the load by value;
+/// so does replacing an owner by reference. 1,500 identities: the string pool judges a
+/// property's sharing after 1,024 values, within the load.
+#[test]
+fn a_streaming_load_by_reference_plans_as_the_load_by_value() {
+    let mut org = SyntheticOrg::new(1_500);
+    org.drift_percent = 20;
+    org.orphans = 2;
+    let orders = autoprov_planner::OrderStates::new();
+    let now = org.now();
+    let rt = autoprov_core::ResourceTypeId::new(autoprov_planner::synthetic::ACCOUNT_TYPE);
+    let mut by_value = org.planner();
+    let mut by_ref =
+        autoprov_planner::Planner::new(org.config()).expect("the configuration is valid");
+    let mut owners = Vec::new();
+    let mut targets = Vec::new();
+    org.load_streaming_with(
+        &mut by_ref,
+        |planner, owner| {
+            owners.push(owner.clone());
+            planner.upsert_owner_ref(owner);
+        },
+        |planner, target| {
+            targets.push(target.clone());
+            planner
+                .upsert_target(&rt, target)
+                .expect("a configured type");
+        },
+    );
+    let (expected_owners, expected_targets): (Vec<_>, Vec<_>) = org.identities().unzip();
+    assert_eq!(owners, expected_owners);
+    assert_eq!(
+        targets,
+        expected_targets.into_iter().flatten().collect::<Vec<_>>()
+    );
+    let a = by_value.plan_full(now, PlanOptions::default(), &orders);
+    let b = by_ref.plan_full(now, PlanOptions::default(), &orders);
+    assert_eq!(a.to_json(), b.to_json());
+    assert!(
+        a.orders().count() > 100,
+        "drift gives orders: {}",
+        a.orders().count()
+    );
+    drop((a, b));
+
+    // A replaced owner, by value and by reference: the same incremental plan.
+    let changed = org.owner(700).with("title", "T29-new").with("note", 3i64);
+    by_value.upsert_owner(changed.clone());
+    by_ref.upsert_owner_ref(&changed);
+    let a = by_value.plan_incremental(now, PlanOptions::default(), &orders);
+    let b = by_ref.plan_incremental(now, PlanOptions::default(), &orders);
+    assert_eq!(a.owners.len(), 1);
+    assert_eq!(a.owners, b.owners);
+    let a = by_value.plan_full(now, PlanOptions::default(), &orders);
+    let b = by_ref.plan_full(now, PlanOptions::default(), &orders);
+    assert_eq!(a.to_json(), b.to_json());
+}
