@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// How many owners a full plan plans before it installs them, unless set otherwise
 /// ([`Planner::set_full_plan_chunk`]).
@@ -38,85 +38,44 @@ impl Planner {
         self.dirty = FxHashSet::default();
         self.dirty_targets = FxHashSet::default();
         self.fresh = false;
-        let mut claimed: Vec<Vec<bool>> = self
+        // Per target, set by the workers: CLAIMED, and MANY once a second owner claims it.
+        let claimed: Vec<Vec<AtomicU8>> = self
             .targets
             .iter()
-            .map(|s| vec![false; s.claimed_by.len()])
+            .map(|s| s.claimed_by.iter().map(|_| AtomicU8::new(0)).collect())
             .collect();
         let mut fragments = BTreeMap::new();
         let mut old = std::mem::take(&mut self.fragments);
-        let mut changed_any = false;
-        // Planned and installed a chunk of owners at a time: the outcomes of a whole
-        // organization are never all held at once (some 90 bytes per owner), and a chunk
-        // installs while its owners are still in cache. Installing touches only what planning
-        // does not read (claims, established values, fragments), so the result is the same as
-        // planning everyone first.
-        let mut after: Option<OwnerId> = None;
-        loop {
-            let range = match &after {
-                Some(id) => (Bound::Excluded(id), Bound::Unbounded),
-                None => (Bound::Unbounded, Bound::Unbounded),
-            };
-            let slots: Vec<(&OwnerId, &OwnerSlot)> = self
-                .owners
-                .range::<OwnerId, _>(range)
-                .take(self.full_plan_chunk)
-                .map(|(id, slot)| (id, &**slot))
-                .collect();
-            let Some(&(last, _)) = slots.last() else {
-                break;
-            };
-            let last = last.clone();
-            let outcomes = self.compute_slots(&slots, &old, now, orders);
-            drop(slots);
-            let range = match &after {
-                Some(id) => (Bound::Excluded(id), Bound::Included(&last)),
-                None => (Bound::Unbounded, Bound::Included(&last)),
-            };
-            let targets = &mut self.targets;
-            for ((id, slot), outcome) in self.owners.range_mut::<OwnerId, _>(range).zip(outcomes) {
-                for (rt, idx) in outcome.claims.iter() {
-                    claimed[rt][idx as usize] = true;
-                    let claim = &mut targets[rt].claimed_by[idx as usize];
-                    if claim.as_ref() != Some(id) {
-                        *claim = Some(id.clone());
-                    }
-                }
-                slot.claims = outcome.claims;
-                if let Some(established) = outcome.established {
-                    slot.established = established;
-                    slot.owned_changed = true;
-                    changed_any = true;
-                }
-                slot.has_fragment = if outcome.same {
-                    // Unchanged: the installed fragment moves over.
-                    match old.remove_entry(id) {
-                        Some((id, plan)) => {
-                            fragments.insert(id, plan);
-                            true
-                        }
-                        None => false,
-                    }
-                } else if let Some(plan) = outcome.plan {
-                    fragments.insert(id.clone(), Arc::new(*plan));
-                    true
-                } else {
-                    false
-                };
+        // The owners are taken out while they are planned, so that each worker can install
+        // its owners' own outcome in their slots (claims, established values) while they are
+        // in its cache, the rest of the planner shared read-only: planning reads no other
+        // owner's slot. A panic (a computed rule's) puts them back before it goes on.
+        let mut owners = std::mem::take(&mut self.owners);
+        let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.plan_owners_full(&mut owners, &mut old, &claimed, &mut fragments, now, orders)
+        }));
+        self.owners = owners;
+        let changed_any = match planned {
+            Ok(changed_any) => changed_any,
+            Err(panic) => {
+                // The fragments of the chunks installed before the panic, and the others'.
+                old.append(&mut fragments);
+                self.fragments = old;
+                std::panic::resume_unwind(panic)
             }
-            after = Some(last);
-        }
+        };
         drop(old);
         self.owned_scan |= changed_any;
+        let is_claimed = |rt: usize, idx: usize| claimed[rt][idx].load(Ordering::Relaxed) != 0;
         let mut orphans = BTreeMap::new();
         for (rt, store) in self.targets.iter_mut().enumerate() {
             for (idx, claim) in store.claimed_by.iter_mut().enumerate() {
-                if !claimed[rt][idx] {
+                if !is_claimed(rt, idx) {
                     *claim = None;
                 }
             }
             for (idx, t) in store.iter() {
-                if claimed[rt][idx as usize] {
+                if is_claimed(rt, idx as usize) {
                     continue;
                 }
                 let key = (rt, t.id.clone());
@@ -132,6 +91,124 @@ impl Planner {
         self.reindex();
         self.established_pool.sweep_if_grown();
         self.current_plan(options)
+    }
+
+    /// Plans every owner of `owners` a chunk at a time ([`Planner::set_full_plan_chunk`]),
+    /// the owners of a chunk in parallel. The worker that plans an owner installs what
+    /// concerns the owner alone while it is in its cache (its slot's claims and established
+    /// values, the claimed marks of its targets) and hands over only what changes shared
+    /// state: a target claimed by another owner before, a fragment. Those are installed in
+    /// owner order on this thread; in a re-plan where little changed they are a few percent
+    /// of the owners. The outcomes of a whole organization are never all held at once.
+    /// Returns whether any owner's established values changed.
+    fn plan_owners_full(
+        &mut self,
+        owners: &mut BTreeMap<OwnerId, Box<OwnerSlot>>,
+        old: &mut BTreeMap<OwnerId, Arc<OwnerPlan>>,
+        claimed: &[Vec<AtomicU8>],
+        fragments: &mut BTreeMap<OwnerId, Arc<OwnerPlan>>,
+        now: DateTime<Utc>,
+        orders: &OrderStates,
+    ) -> bool {
+        let changed_any = AtomicBool::new(false);
+        let many_any = AtomicBool::new(false);
+        let mut all = owners.iter_mut();
+        loop {
+            let mut slots: Vec<(&OwnerId, &mut OwnerSlot)> = all
+                .by_ref()
+                .take(self.full_plan_chunk)
+                .map(|(id, slot)| (id, &mut **slot))
+                .collect();
+            if slots.is_empty() {
+                break;
+            }
+            let this = &*self;
+            let previous = &*old;
+            let installed: Vec<Installed> = slots
+                .par_iter_mut()
+                // Pieces of at most 512 owners: rayon otherwise splits a chunk into a handful
+                // of large pieces, and the thread that finishes first waits for the other's
+                // last piece (thousands of owners) at every chunk.
+                .with_max_len(512)
+                // One scratch owner per piece, refilled owner after owner.
+                .map_init(OwnerScratch::default, |scratch, (id, slot)| {
+                    let prev = if slot.has_fragment {
+                        previous.get(*id).map(Arc::as_ref)
+                    } else {
+                        None
+                    };
+                    let outcome = this.plan_owner(slot, scratch, prev, now, orders);
+                    // Unchanged since the last plan: the installed fragment stays, and the
+                    // new copy is freed at once (a full re-plan would otherwise hold both).
+                    let same = matches!(
+                        (outcome.plan.as_deref(), prev),
+                        (Some(new), Some(prev)) if new == prev
+                    );
+                    let plan = if same { None } else { outcome.plan };
+                    slot.has_fragment = same || plan.is_some();
+                    if let Some(established) = outcome.established {
+                        slot.established = established;
+                        slot.owned_changed = true;
+                        // Read first: a line every owner stores to would bounce between
+                        // the threads.
+                        if !changed_any.load(Ordering::Relaxed) {
+                            changed_any.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    let mut reclaims = false;
+                    for (rt, idx) in outcome.claims.iter() {
+                        let mark = &claimed[rt][idx as usize];
+                        if mark.fetch_or(CLAIMED, Ordering::Relaxed) & CLAIMED != 0 {
+                            mark.fetch_or(MANY, Ordering::Relaxed);
+                            many_any.store(true, Ordering::Relaxed);
+                        }
+                        reclaims |= this.targets[rt].claimed_by[idx as usize].as_ref() != Some(*id);
+                    }
+                    let shared = reclaims || same || plan.is_some();
+                    let installed = shared.then(|| Installed {
+                        id: (*id).clone(),
+                        claims: reclaims.then(|| outcome.claims.clone()),
+                        plan,
+                        same,
+                    });
+                    slot.claims = outcome.claims;
+                    installed
+                })
+                .flatten()
+                .collect();
+            let targets = &mut self.targets;
+            for installed in installed {
+                for (rt, idx) in installed.claims.iter().flat_map(Claims::iter) {
+                    let claim = &mut targets[rt].claimed_by[idx as usize];
+                    if claim.as_ref() != Some(&installed.id) {
+                        *claim = Some(installed.id.clone());
+                    }
+                }
+                if installed.same {
+                    // Unchanged: the installed fragment moves over.
+                    if let Some((id, plan)) = old.remove_entry(&installed.id) {
+                        fragments.insert(id, plan);
+                    }
+                } else if let Some(plan) = installed.plan {
+                    fragments.insert(installed.id, Arc::new(*plan));
+                }
+            }
+        }
+        // A target several owners claim (an ambiguous correlation protects every candidate)
+        // goes to the last of them in owner order, as if everyone were installed one by one.
+        if many_any.into_inner() {
+            for (id, slot) in owners.iter() {
+                for (rt, idx) in slot.claims.iter() {
+                    if claimed[rt][idx as usize].load(Ordering::Relaxed) & MANY != 0 {
+                        let claim = &mut self.targets[rt].claimed_by[idx as usize];
+                        if claim.as_ref() != Some(id) {
+                            *claim = Some(id.clone());
+                        }
+                    }
+                }
+            }
+        }
+        changed_any.into_inner()
     }
 
     /// Sets how many owners a full plan plans before it installs them (default 32,768; at
@@ -471,6 +548,136 @@ impl Planner {
             same: false,
             claims,
             established,
+        }
+    }
+}
+
+/// Marks of a target during a full plan: claimed by an owner, and by more than one.
+const CLAIMED: u8 = 1;
+const MANY: u8 = 2;
+
+/// What a worker hands over of an owner's outcome: what changes state shared with other
+/// owners.
+struct Installed {
+    id: OwnerId,
+    /// Its claims, when a target it claims was not claimed by it before.
+    claims: Option<Claims>,
+    plan: Option<Box<OwnerPlan>>,
+    /// The plan equals the installed fragment, which moves over.
+    same: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::synthetic::{ACCOUNT_TYPE, Drift, SyntheticOrg};
+    use crate::{OrderStates, PlanOptions, Planner, ScalarRule};
+    use autoprov_core::OwnerId;
+
+    /// A computed rule that panics (a bug in the host's rule) fails the full plan, and the
+    /// planner keeps its owners: without the owner that makes the rule panic, the next full
+    /// plan is that of a planner that never held it.
+    #[test]
+    fn a_rule_that_panics_leaves_the_planner_its_owners() {
+        let org = SyntheticOrg::new(30);
+        let build = || {
+            let mut config = org.config();
+            let victim = org.login(3);
+            config.role_model = config.role_model.scalar_rule(ScalarRule::computed(
+                ACCOUNT_TYPE,
+                "info",
+                move |o| {
+                    assert_ne!(o.identifier, victim, "a bug in a computed rule");
+                    None
+                },
+            ));
+            let mut planner = Planner::new(config).expect("a valid configuration");
+            org.load(&mut planner);
+            planner
+        };
+        let plan = |planner: &mut Planner| {
+            planner
+                .plan_full(org.now(), PlanOptions::default(), &OrderStates::new())
+                .to_json()
+        };
+        let mut planner = build();
+        planner.set_full_plan_chunk(7);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan(&mut planner)));
+        assert!(caught.is_err(), "the rule panics");
+        assert_eq!(planner.owner_count(), 30);
+        planner.remove_owner(&org.owner_id(3));
+        let mut reference = build();
+        reference.remove_owner(&org.owner_id(3));
+        assert_eq!(plan(&mut planner), plan(&mut reference));
+    }
+
+    /// Owners sharing a correlation key value all claim its target (an ambiguous correlation
+    /// protects every candidate). Whatever the chunk layout and whoever held the target
+    /// before, a full plan leaves it to the last claimant in owner order, as installing the
+    /// owners one by one in that order does.
+    #[test]
+    fn a_target_claimed_by_several_owners_goes_to_the_last_in_owner_order() {
+        let org = SyntheticOrg::new(40);
+        let i = (0..org.identities)
+            .find(|&i| org.drift(i) != Drift::Missing)
+            .expect("an identity with an account");
+        let target = org.actual_target(i).expect("an account").id;
+        let twin = |id: &str| {
+            let mut o = org.owner(i);
+            o.id = OwnerId::new(id);
+            o
+        };
+        let holder = |planner: &crate::Planner| {
+            let rt = planner
+                .rt_index(&ACCOUNT_TYPE.into())
+                .expect("a configured type");
+            let idx = planner.targets[rt].find(&target).expect("loaded");
+            planner.targets[rt].claimed_by[idx as usize].clone()
+        };
+        let plan = |planner: &mut crate::Planner| {
+            drop(planner.plan_full(org.now(), PlanOptions::default(), &OrderStates::new()));
+        };
+        // Just before and after owner `i`, and after everyone.
+        let before = org.owner_id(i).as_str().replace('u', "t");
+        let between = format!("{}a", org.owner_id(i).as_str());
+        let after = "v".to_owned();
+        for chunk in [1, 2, 7, 1_000] {
+            for twins in [
+                vec![before.as_str()],
+                vec![between.as_str()],
+                vec![after.as_str()],
+                vec![before.as_str(), after.as_str()],
+            ] {
+                let mut planner = org.planner();
+                planner.set_full_plan_chunk(chunk);
+                plan(&mut planner);
+                assert_eq!(holder(&planner), Some(org.owner_id(i)), "alone");
+                for id in &twins {
+                    planner.upsert_owner(twin(id));
+                }
+                let mut claimants: Vec<OwnerId> = twins.iter().map(|t| OwnerId::new(*t)).collect();
+                claimants.push(org.owner_id(i));
+                let last = claimants.iter().max().cloned();
+                // Twice: the second plan starts from the first one's holder.
+                for round in 0..2 {
+                    plan(&mut planner);
+                    assert_eq!(
+                        holder(&planner),
+                        last,
+                        "chunk {chunk}, {twins:?}, round {round}"
+                    );
+                }
+                // The last claimant leaves: the target goes to the last one left.
+                if let Some(last) = &last {
+                    planner.remove_owner(last);
+                }
+                claimants.retain(|c| Some(c) != last.as_ref());
+                plan(&mut planner);
+                assert_eq!(
+                    holder(&planner),
+                    claimants.iter().max().cloned(),
+                    "chunk {chunk}, {twins:?}, after a removal"
+                );
+            }
         }
     }
 }
