@@ -10,19 +10,35 @@ use crate::targets::{RefId, Sym, TargetIdx};
 use autoprov_core::{Owner, Period, RoleId, ScalarValue, WorkflowState};
 use chrono::{DateTime, TimeDelta, Utc};
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-fn push_multi(multi: &mut Vec<(Sym, Vec<RefId>)>, sym: Sym, r: RefId) {
+fn push_multi(multi: &mut Multis, sym: Sym, r: RefId) {
     match multi.iter_mut().find(|(s, _)| *s == sym) {
         Some((_, list)) => list.push(r),
         None => {
-            let mut list = Vec::with_capacity(16);
+            let mut list = RefList::new();
             list.push(r);
             multi.push((sym, list));
         }
     }
 }
+
+// An owner's expectation is built and dropped owner after owner, on every full plan: its
+// resource types, references, multi-valued properties and their lists live inline (on the
+// stack) for the usual sizes instead of costing four heap blocks per owner. The scalars stay
+// on the heap: inline, a dozen of them made the expectation so large that copying it cost
+// more than the allocation saved (callgrind, one steady plan of 20,000 identities: 15,371
+// instructions per owner before, 15,227 with the scalars inline, 15,018 without).
+/// An expectation's scalar values (sorted by symbol).
+pub(crate) type Scalars<'a> = Vec<(Sym, Cow<'a, ScalarValue>)>;
+/// An expectation's mono-valued references (sorted by symbol).
+pub(crate) type Monos = SmallVec<[(Sym, RefId); 4]>;
+/// The references of one multi-valued property (sorted, without duplicates).
+pub(crate) type RefList = SmallVec<[RefId; 16]>;
+/// An expectation's multi-valued properties (sorted by symbol).
+pub(crate) type Multis = SmallVec<[(Sym, RefList); 2]>;
 
 /// What a compiled approved request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,11 +127,11 @@ pub(crate) struct RtExpectation<'a> {
     /// A Found/Historic account: never deleted automatically.
     pub(crate) kept_account: bool,
     /// Sorted by symbol.
-    pub(crate) scalars: Vec<(Sym, Cow<'a, ScalarValue>)>,
+    pub(crate) scalars: Scalars<'a>,
     /// Sorted by symbol.
-    pub(crate) mono: Vec<(Sym, RefId)>,
+    pub(crate) mono: Monos,
     /// Sorted by symbol; each list sorted, without duplicates.
-    pub(crate) multi: Vec<(Sym, Vec<RefId>)>,
+    pub(crate) multi: Multis,
     /// Scalar and mono-valued properties whose manually approved value is kept although the
     /// rules now compute another (`DiscardManualAssignments` off): ApprovedQuestioned.
     pub(crate) questioned: Vec<Sym>,
@@ -150,7 +166,7 @@ impl RtExpectation<'_> {
 pub(crate) struct OwnerExpectation<'a> {
     pub(crate) roles: BTreeSet<RoleId>,
     /// Sorted by resource type index.
-    pub(crate) rts: Vec<RtExpectation<'a>>,
+    pub(crate) rts: SmallVec<[RtExpectation<'a>; 1]>,
     pub(crate) suggested: Vec<usize>,
     /// Resource types whose evaluation failed (sorted): each is left out of `rts` and becomes
     /// an `Error` item alone; the owner's other resource types are planned as usual.
@@ -333,7 +349,7 @@ impl CompiledPolicy {
 
         let mut out = OwnerExpectation {
             roles,
-            rts: Vec::new(),
+            rts: SmallVec::new(),
             suggested: suggested.into_iter().collect(),
             failed: Vec::new(),
         };
@@ -352,15 +368,19 @@ impl CompiledPolicy {
             if !c.workflow.produces_orders() && extras.declined.contains(&rt) {
                 continue;
             }
-            let mut exp = RtExpectation {
+            // Built in place: an expectation is a few hundred bytes, its lists inline.
+            out.rts.push(RtExpectation {
                 rt,
                 workflow: c.workflow,
                 window: c.window,
                 kept_account: kept_accounts.contains(&rt),
-                scalars: Vec::with_capacity(self.per_rt[rt].scalars.len()),
-                mono: Vec::with_capacity(self.per_rt[rt].mono.len()),
-                multi: Vec::with_capacity(self.per_rt[rt].multi.len()),
+                scalars: Scalars::with_capacity(self.per_rt[rt].scalars.len()),
+                mono: Monos::with_capacity(self.per_rt[rt].mono.len()),
+                multi: Multis::with_capacity(self.per_rt[rt].multi.len()),
                 questioned: Vec::new(),
+            });
+            let Some(exp) = out.rts.last_mut() else {
+                continue;
             };
             if c.workflow.produces_orders() {
                 let skip_write_only = targets.get(rt).is_some_and(Option::is_some);
@@ -374,11 +394,12 @@ impl CompiledPolicy {
                     c.eval_at,
                     lookups,
                     skip_write_only,
-                    &mut exp,
+                    exp,
                     scratch,
                     key,
                 ) {
                     out.failed.push((rt, e));
+                    out.rts.pop();
                     continue;
                 }
                 // The reference system's `DiscardManualAssignments`: on, a value the rules
@@ -437,7 +458,7 @@ impl CompiledPolicy {
                         let entry = match exp.multi.iter_mut().find(|(s, _)| s == sym) {
                             Some(e) => e,
                             None => {
-                                exp.multi.push((*sym, Vec::new()));
+                                exp.multi.push((*sym, RefList::new()));
                                 exp.multi.last_mut().expect("just pushed")
                             }
                         };
@@ -455,7 +476,6 @@ impl CompiledPolicy {
                 }
                 exp.normalize();
             }
-            out.rts.push(exp);
         }
         // Found/Historic accounts no rule explains are kept as they are.
         for rt in kept_accounts {
@@ -470,9 +490,9 @@ impl CompiledPolicy {
                     workflow,
                     window: Period::ALWAYS,
                     kept_account: true,
-                    scalars: Vec::new(),
-                    mono: Vec::new(),
-                    multi: Vec::new(),
+                    scalars: Scalars::new(),
+                    mono: Monos::new(),
+                    multi: Multis::new(),
                     questioned: Vec::new(),
                 });
             }
@@ -489,9 +509,9 @@ impl CompiledPolicy {
                     workflow: WorkflowState::Inactive,
                     window,
                     kept_account: false,
-                    scalars: Vec::new(),
-                    mono: Vec::new(),
-                    multi: Vec::new(),
+                    scalars: Scalars::new(),
+                    mono: Monos::new(),
+                    multi: Multis::new(),
                     questioned: Vec::new(),
                 });
             }
