@@ -135,19 +135,8 @@ impl Planner {
                 .with_max_len(512)
                 // One scratch owner per piece, refilled owner after owner.
                 .map_init(OwnerScratch::default, |scratch, (id, slot)| {
-                    let prev = if slot.has_fragment {
-                        previous.get(*id).map(Arc::as_ref)
-                    } else {
-                        None
-                    };
-                    let outcome = this.plan_owner(slot, scratch, prev, now, orders);
-                    // Unchanged since the last plan: the installed fragment stays, and the
-                    // new copy is freed at once (a full re-plan would otherwise hold both).
-                    let same = matches!(
-                        (outcome.plan.as_deref(), prev),
-                        (Some(new), Some(prev)) if new == prev
-                    );
-                    let plan = if same { None } else { outcome.plan };
+                    let outcome = this.plan_against(id, slot, previous, scratch, now, orders);
+                    let (same, plan) = (outcome.same, outcome.plan);
                     slot.has_fragment = same || plan.is_some();
                     if let Some(established) = outcome.established {
                         slot.established = established;
@@ -371,23 +360,36 @@ impl Planner {
             .with_max_len(512)
             // One scratch owner per piece, refilled owner after owner.
             .map_init(OwnerScratch::default, |scratch, (id, slot)| {
-                let prev = if slot.has_fragment {
-                    previous.get(*id).map(Arc::as_ref)
-                } else {
-                    None
-                };
-                let mut outcome = self.plan_owner(slot, scratch, prev, now, orders);
-                // Unchanged since the last plan: the installed fragment stays, and the new copy
-                // is freed at once (a full re-plan would otherwise hold both until installed).
-                if let (Some(new), Some(prev)) = (outcome.plan.as_deref(), prev)
-                    && new == prev
-                {
-                    outcome.plan = None;
-                    outcome.same = true;
-                }
-                outcome
+                self.plan_against(id, slot, previous, scratch, now, orders)
             })
             .collect()
+    }
+
+    /// Plans one owner against its fragment in `previous`. Unchanged since then, the outcome
+    /// says `same` and holds no plan: the installed fragment stays, and the new copy is freed
+    /// at once (a full re-plan would otherwise hold both until installed).
+    fn plan_against(
+        &self,
+        id: &OwnerId,
+        slot: &OwnerSlot,
+        previous: &BTreeMap<OwnerId, Arc<OwnerPlan>>,
+        scratch: &mut OwnerScratch,
+        now: DateTime<Utc>,
+        orders: &OrderStates,
+    ) -> OwnerOutcome {
+        let prev = if slot.has_fragment {
+            previous.get(id).map(Arc::as_ref)
+        } else {
+            None
+        };
+        let mut outcome = self.plan_owner(slot, scratch, prev, now, orders);
+        if let (Some(new), Some(prev)) = (outcome.plan.as_deref(), prev)
+            && new == prev
+        {
+            outcome.plan = None;
+            outcome.same = true;
+        }
+        outcome
     }
 
     pub(super) fn install_outcome(&mut self, id: OwnerId, mut outcome: OwnerOutcome) {
