@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 fn push_multi(multi: &mut Multis, sym: Sym, r: RefId) {
     match multi.iter_mut().find(|(s, _)| *s == sym) {
@@ -180,6 +180,24 @@ impl OwnerExpectation<'_> {
     }
 }
 
+/// A handful of resource type indexes, sorted: an evaluation builds several per owner (denied,
+/// suggested, cancelled, kept), usually empty, and an empty `BTreeSet` still runs its
+/// iterator when dropped.
+#[derive(Default)]
+struct RtSet(SmallVec<[usize; 4]>);
+
+impl RtSet {
+    fn insert(&mut self, rt: usize) {
+        if let Err(pos) = self.0.binary_search(&rt) {
+            self.0.insert(pos, rt);
+        }
+    }
+
+    fn contains(&self, rt: usize) -> bool {
+        self.0.binary_search(&rt).is_ok()
+    }
+}
+
 /// A resource type some rule or request gives the owner, with its workflow state and window.
 #[derive(Clone, Copy)]
 struct Candidate {
@@ -250,10 +268,10 @@ impl CompiledPolicy {
 
         // Type rules ⇒ which resource types, with which workflow state and window (`chosen`,
         // sorted by resource type).
-        let mut denied: BTreeSet<usize> = BTreeSet::new();
-        let mut suggested: BTreeSet<usize> = BTreeSet::new();
+        let mut denied = RtSet::default();
+        let mut suggested = RtSet::default();
         // Resource types whose assignment period has passed (SPEC §3: 19 Inactive).
-        let mut expired: BTreeMap<usize, Period> = BTreeMap::new();
+        let mut expired: SmallVec<[(usize, Period); 2]> = SmallVec::new();
         self.type_index.candidates(owner, scratch);
         for &i in scratch.iter() {
             let (rt, rule) = &self.type_rules[i as usize];
@@ -270,7 +288,10 @@ impl CompiledPolicy {
                 start
             } else {
                 if window.is_past(now) && !rule.is_denied && rule.kind != RuleKind::Suggested {
-                    expired.insert(*rt, window);
+                    match expired.binary_search_by_key(rt, |(r, _)| *r) {
+                        Ok(pos) => expired[pos].1 = window,
+                        Err(pos) => expired.insert(pos, (*rt, window)),
+                    }
                 }
                 continue;
             };
@@ -308,7 +329,7 @@ impl CompiledPolicy {
         // Approved manual requests.
         let mut manual_scalars: Vec<(usize, Sym, Option<&'a ScalarValue>)> = Vec::new();
         let mut manual_navs: Vec<(usize, Sym, RefId, bool)> = Vec::new();
-        let mut cancelled: BTreeSet<usize> = BTreeSet::new();
+        let mut cancelled = RtSet::default();
         for req in &extras.requests {
             if req.add {
                 // Any approved addition (of the account, a value or a membership) means the
@@ -350,17 +371,17 @@ impl CompiledPolicy {
         let mut out = OwnerExpectation {
             roles,
             rts: SmallVec::new(),
-            suggested: suggested.into_iter().collect(),
+            suggested: suggested.0.into_vec(),
             failed: Vec::new(),
         };
-        let kept_accounts: BTreeSet<usize> = extras
-            .kept
-            .iter()
-            .filter(|k| matches!(k.what, KeptTarget::Account))
-            .map(|k| k.rt)
-            .collect();
+        let mut kept_accounts = RtSet::default();
+        for k in &extras.kept {
+            if matches!(k.what, KeptTarget::Account) {
+                kept_accounts.insert(k.rt);
+            }
+        }
         for &(rt, ref c) in chosen.iter() {
-            if denied.contains(&rt) || cancelled.contains(&rt) {
+            if denied.contains(rt) || cancelled.contains(rt) {
                 continue;
             }
             // An assignment waiting for a person's validation whose request was declined is
@@ -373,7 +394,7 @@ impl CompiledPolicy {
                 rt,
                 workflow: c.workflow,
                 window: c.window,
-                kept_account: kept_accounts.contains(&rt),
+                kept_account: kept_accounts.contains(rt),
                 scalars: Scalars::with_capacity(self.per_rt[rt].scalars.len()),
                 mono: Monos::with_capacity(self.per_rt[rt].mono.len()),
                 multi: Multis::with_capacity(self.per_rt[rt].multi.len()),
@@ -478,7 +499,7 @@ impl CompiledPolicy {
             }
         }
         // Found/Historic accounts no rule explains are kept as they are.
-        for rt in kept_accounts {
+        for &rt in &kept_accounts.0 {
             if !out.rts.iter().any(|e| e.rt == rt) {
                 let workflow = extras
                     .kept
@@ -501,7 +522,7 @@ impl CompiledPolicy {
         // produces no order of its own (a target still there is removed as unexpected).
         for (rt, window) in expired {
             if !out.rts.iter().any(|e| e.rt == rt)
-                && !denied.contains(&rt)
+                && !denied.contains(rt)
                 && !out.failed.iter().any(|(f, _)| *f == rt)
             {
                 out.rts.push(RtExpectation {
