@@ -26,11 +26,13 @@ fn push_multi(multi: &mut Multis, sym: Sym, r: RefId) {
 }
 
 // An owner's expectation is built and dropped owner after owner, on every full plan: its
-// resource types, references, multi-valued properties and their lists live inline (on the
-// stack) for the usual sizes instead of costing four heap blocks per owner. The scalars stay
-// on the heap: inline, a dozen of them made the expectation so large that copying it cost
-// more than the allocation saved (callgrind, one steady plan of 20,000 identities: 15,371
-// instructions per owner before, 15,227 with the scalars inline, 15,018 without).
+// references, multi-valued properties and their lists live inline (on the stack) for the
+// usual sizes instead of costing three heap blocks per owner. The scalars and the list of
+// resource types stay on the heap: inline, they made the expectation so large that copying
+// it cost more than the allocation saved (callgrind, one steady plan of 20,000 identities:
+// 15,371 instructions per owner with every list on the heap, 15,227 with the scalars inline
+// too, 15,018 with the scalars on the heap; with the resource types on the heap as well,
+// 14,528 → 14,400).
 /// An expectation's scalar values (sorted by symbol).
 pub(crate) type Scalars<'a> = Vec<(Sym, Cow<'a, ScalarValue>)>;
 /// An expectation's mono-valued references (sorted by symbol).
@@ -166,7 +168,7 @@ impl RtExpectation<'_> {
 pub(crate) struct OwnerExpectation<'a> {
     pub(crate) roles: BTreeSet<RoleId>,
     /// Sorted by resource type index.
-    pub(crate) rts: SmallVec<[RtExpectation<'a>; 1]>,
+    pub(crate) rts: Vec<RtExpectation<'a>>,
     pub(crate) suggested: Vec<usize>,
     /// Resource types whose evaluation failed (sorted): each is left out of `rts` and becomes
     /// an `Error` item alone; the owner's other resource types are planned as usual.
@@ -370,7 +372,7 @@ impl CompiledPolicy {
 
         let mut out = OwnerExpectation {
             roles,
-            rts: SmallVec::new(),
+            rts: Vec::with_capacity(chosen.len()),
             suggested: suggested.0.into_vec(),
             failed: Vec::new(),
         };
