@@ -15,6 +15,13 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 fn push_multi(multi: &mut Multis, sym: Sym, r: RefId) {
+    // Navigation rules mostly fill one property (the memberships): the last list first.
+    if let Some((s, list)) = multi.last_mut()
+        && *s == sym
+    {
+        list.push(r);
+        return;
+    }
     match multi.iter_mut().find(|(s, _)| *s == sym) {
         Some((_, list)) => list.push(r),
         None => {
