@@ -59,11 +59,12 @@ impl Planner {
             // Verified and reported by nobody.
             let mut diff = match (expected, target) {
                 (Some(e), Some(t)) if e.active() => {
+                    // `None` when the target conforms: no change set is built (nor dropped).
                     let changes = self.diff(slot, e, t, &mut found);
-                    if changes.is_empty() {
+                    if changes.as_ref().is_none_or(Changes::is_empty) {
                         continue;
                     }
-                    Some(changes)
+                    changes
                 }
                 _ => None,
             };
@@ -262,7 +263,13 @@ impl Planner {
     /// The Modified order's changes: only what differs; memberships as deltas. A value found
     /// that nothing explains and that is not autoprov's to change (see `plan/found.rs`) is
     /// classified in `found` and changed only when its disposition is `Removing`.
-    fn diff(&self, slot: &OwnerSlot, e: &RtExpectation, t: &Target, found: &mut Found) -> Changes {
+    fn diff(
+        &self,
+        slot: &OwnerSlot,
+        e: &RtExpectation,
+        t: &Target,
+        found: &mut Found,
+    ) -> Option<Changes> {
         let rt = e.rt;
         let policy = &self.policy.per_rt[rt];
         let kept = &slot.extras().kept;
@@ -298,7 +305,9 @@ impl Planner {
             });
             disposition == Disposition::Removing
         };
-        let mut changes = Changes::default();
+        // Made at the first change: most targets conform, and an empty `Changes` (two maps)
+        // still costs its drop.
+        let mut changes: Option<Changes> = None;
         let mut exp_scalars = e.scalars.iter().peekable();
         for &(sym, comparison, mapped) in &policy.scalars {
             while exp_scalars.peek().is_some_and(|(s, _)| *s < sym) {
@@ -337,7 +346,10 @@ impl Planner {
                 (None, None) => None,
             };
             if let Some(c) = change {
-                changes.properties.insert(self.syms.name(sym).to_owned(), c);
+                changes
+                    .get_or_insert_with(Changes::default)
+                    .properties
+                    .insert(self.syms.name(sym).to_owned(), c);
             }
         }
         for &sym in &policy.mono {
@@ -375,7 +387,10 @@ impl Planner {
                 (None, None) => None,
             };
             if let Some(c) = change {
-                changes.properties.insert(self.syms.name(sym).to_owned(), c);
+                changes
+                    .get_or_insert_with(Changes::default)
+                    .properties
+                    .insert(self.syms.name(sym).to_owned(), c);
             }
         }
         for &sym in &policy.multi {
@@ -433,13 +448,16 @@ impl Planner {
             if add.is_empty() && remove.is_empty() {
                 continue;
             }
-            changes.navigations.insert(
-                self.syms.name(sym).to_owned(),
-                NavigationChange {
-                    add: add.iter().map(|r| self.refs.get(*r).clone()).collect(),
-                    remove: remove.iter().map(|r| self.refs.get(*r).clone()).collect(),
-                },
-            );
+            changes
+                .get_or_insert_with(Changes::default)
+                .navigations
+                .insert(
+                    self.syms.name(sym).to_owned(),
+                    NavigationChange {
+                        add: add.iter().map(|r| self.refs.get(*r).clone()).collect(),
+                        remove: remove.iter().map(|r| self.refs.get(*r).clone()).collect(),
+                    },
+                );
         }
         changes
     }
