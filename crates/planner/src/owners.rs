@@ -10,7 +10,7 @@
 //! (evaluation, whose computed rules read `&Owner`), into a scratch owner that is refilled in
 //! place, owner after owner, without allocating when the owners have the same properties.
 
-use crate::targets::{Sequence, Sym, Symbols};
+use crate::targets::{Sequence, Sym, Symbols, range};
 use autoprov_core::{EntityTypeId, Owner, OwnerId, PropertyValue, ScalarValue};
 use rustc_hash::FxHashSet;
 use std::borrow::{Borrow, Cow};
@@ -187,10 +187,10 @@ impl CompactOwner {
             PooledText::Own(s) => {
                 let start = text.len();
                 text.push_str(&s);
-                match (u32::try_from(start), u32::try_from(text.len())) {
-                    (Ok(a), Ok(b)) => OwnerValue::Text(a, b),
+                match range(start, text.len()) {
+                    Some((a, b)) => OwnerValue::Text(a, b),
                     // Beyond 4 GiB of text: kept whole.
-                    _ => OwnerValue::Other(Box::new(s.into_owned().into())),
+                    None => OwnerValue::Other(Box::new(s.into_owned().into())),
                 }
             }
         }
@@ -303,8 +303,7 @@ pub(crate) enum PooledText<'a> {
 impl StringPool {
     /// Pools a string value of property `sym` (an owner's or a target's); a new shared value
     /// is copied only when borrowed.
-    pub(crate) fn text<'a>(&mut self, sym: Sym, s: impl Into<Cow<'a, str>>) -> PooledText<'a> {
-        let s = s.into();
+    pub(crate) fn text<'a>(&mut self, sym: Sym, s: Cow<'a, str>) -> PooledText<'a> {
         let i = sym as usize;
         if self.stats.len() <= i {
             self.stats.resize(i + 1, SymStats::default());

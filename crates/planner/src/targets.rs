@@ -217,8 +217,8 @@ struct Blocks {
     ids: Vec<RefId>,
 }
 
-/// A range of a block, as `u32`s (a target holds less than 4 GiB).
-fn range(start: usize, end: usize) -> Option<(u32, u32)> {
+/// A range of a block, as `u32`s (a target or an owner holds less than 4 GiB of text).
+pub(crate) fn range(start: usize, end: usize) -> Option<(u32, u32)> {
     Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
 }
 
