@@ -560,19 +560,30 @@ impl SyntheticOrg {
             out.entity_type = Some(refs.directory_user.clone());
         }
         let mut values = out.properties.values_mut();
-        let mut next = |v: &str| {
-            if let Some(slot) = values.next() {
-                set_value(slot, v);
+        let mut next = || values.next().map(with_text);
+        // In the map's (sorted) order: costCenter, department, employeeId, then the rest.
+        for text in [
+            &refs.cost_centers[self.cost_center(i)],
+            &refs.department_names[self.department(i)],
+        ] {
+            if let Some(slot) = next() {
+                slot.push_str(text);
             }
-        };
-        next(&refs.cost_centers[self.cost_center(i)]);
-        next(&refs.department_names[self.department(i)]);
-        next(&format_args_text(format_args!("E{i:08}")));
-        next(GIVEN[self.given(i)]);
-        next(SURNAMES[self.surname(i)]);
-        next(login);
-        next(&refs.site_names[self.site(i)]);
-        next(&refs.title_names[self.title(i)]);
+        }
+        if let Some(slot) = next() {
+            let _ = write!(slot, "E{i:08}");
+        }
+        for text in [
+            GIVEN[self.given(i)],
+            SURNAMES[self.surname(i)],
+            login,
+            &refs.site_names[self.site(i)],
+            &refs.title_names[self.title(i)],
+        ] {
+            if let Some(slot) = next() {
+                slot.push_str(text);
+            }
+        }
     }
 
     /// Makes `out` [`SyntheticOrg::actual_target_in`]`(i)` and returns `true`, or returns
@@ -713,11 +724,6 @@ fn set_value(slot: &mut PropertyValue, value: &str) {
 fn set_text(s: &mut String, value: &str) {
     s.clear();
     s.push_str(value);
-}
-
-/// Formats into a short inline string (no allocation for the short values of the fixture).
-fn format_args_text(args: std::fmt::Arguments<'_>) -> smol_str::SmolStr {
-    smol_str::format_smolstr!("{args}")
 }
 
 /// The organization's group and OU references, built once per load: a clone is an `Arc`
