@@ -398,7 +398,8 @@ impl CompiledPolicy {
             if !c.workflow.produces_orders() && extras.declined.contains(&rt) {
                 continue;
             }
-            // Built in place: an expectation is a few hundred bytes, its lists inline.
+            // Pushed first and filled where it is kept, rather than filled and then moved
+            // in: an expectation is a few hundred bytes, its lists inline.
             out.rts.push(RtExpectation {
                 rt,
                 workflow: c.workflow,
